@@ -1,0 +1,5 @@
+"""`python -m emugen` runs the CLI."""
+
+from emugen.cli import main
+
+main()

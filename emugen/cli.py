@@ -1,0 +1,143 @@
+"""The `emugen` command line: generate, config; later issues add the fleet commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from emugen.errors import EmugenError
+from emugen.generate import build_spec, generate
+from emugen.settings import Mode, Settings, Stream, config_path, load_settings
+
+
+class EmugenGroup(click.Group):
+    """Turns every EmugenError into its message on stderr and its exit code, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except EmugenError as exc:
+            click.echo(f"emugen: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=EmugenGroup)
+@click.version_option(package_name="emugen")
+def main() -> None:
+    """Seeded synthetic data flowing bronze -> silver -> gold on a Celery fleet."""
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).",
+)
+
+
+def _iso(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO-8601 time; use e.g. 2026-01-01T00:00:00Z"
+        ) from None
+
+
+@main.command("generate")
+@click.argument("stream", type=click.Choice([s.value for s in Stream]))
+@click.option("--seq", type=click.IntRange(min=1), required=True, help="Batch number (from 1).")
+@config_option
+@click.option("--mode", type=click.Choice([m.value for m in Mode]), default=None,
+              help="Override the file's mode for this batch.")
+@click.option("--size", type=click.IntRange(min=0), default=None,
+              help="Exact record count (duplicates included) instead of the mode's rule.")
+@click.option("--at", "scheduled_at", default=None,
+              help="When the batch is due (ISO-8601, UTC); its interval is the one that just "
+                   "closed. Default: now, or derived from seq with a simulated clock.")
+@click.option("--first-ordinal", type=click.IntRange(min=0), default=None,
+              help="companies: ordinal of the first company (default: (seq-1) x max batch size).")
+@click.option("--watermark", type=click.IntRange(min=0), default=None,
+              help="events: companies 0..W-1 may appear (default: one company batch's worth).")
+@click.option("--truth", "truth_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the injected-defect truth here as JSON Lines.")
+def generate_cmd(stream: str, seq: int, config_file: Path | None, mode: str | None,
+                 size: int | None, scheduled_at: str | None, first_ordinal: int | None,
+                 watermark: int | None, truth_file: Path | None) -> None:
+    """Print batch SEQ of STREAM (companies | events) as JSON Lines on stdout."""
+    settings = load_settings(config_file)
+    active = Mode(mode or settings.mode)
+    company_batch = settings.cadence(Stream.companies, active)
+    per_batch = getattr(company_batch, "max_batch_size", 1)
+    spec = build_spec(
+        settings, stream, seq,
+        scheduled_at=_iso(scheduled_at),
+        first_ordinal=(seq - 1) * per_batch if first_ordinal is None else first_ordinal,
+        watermark=per_batch if watermark is None else watermark,
+        size=size, mode=active,
+    )
+    batch = generate(spec)
+    out = sys.stdout
+    for line in batch.lines():
+        out.write(line)
+        out.write("\n")
+    if batch.note:
+        click.echo(f"emugen: {batch.note}", err=True)
+    if truth_file is not None:
+        with truth_file.open("w", encoding="utf-8") as fh:
+            for t in batch.truth:
+                fh.write(json.dumps({
+                    "row_no": t.row_no, "defect": t.defect.value, "field": t.field,
+                    "original": t.original, "injected": t.injected,
+                    "expected_reason": t.expected_reason.value,
+                }) + "\n")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Check a config file, or print its JSON Schema."""
+
+
+@config_group.command("check")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def config_check(path: Path | None) -> None:
+    """Validate PATH (default: the active config); exit 0 when valid, 2 with the problems."""
+    file = config_path(path)
+    settings = load_settings(file, env=False)
+    click.echo(
+        f"{file}: valid (mode {settings.mode.value}, seed {settings.seed}, "
+        f"companies every {settings.interval(Stream.companies).total_seconds():g} s, "
+        f"events every {settings.interval(Stream.events).total_seconds():g} s, "
+        f"fingerprint {settings.fingerprint()})"
+    )
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON Schema of the config file (point your editor's YAML plugin at it)."""
+    click.echo(json.dumps(Settings.model_json_schema(mode="validation"), indent=2))
+
+
+@main.group("bench")
+def bench_group() -> None:
+    """Benchmarks: each figure printed beside its baseline, measured in the same run."""
+
+
+@bench_group.command("generate")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
+    """Generate one production driver batch in memory; compare with json.dumps and a naive loop."""
+    from emugen.bench import bench_generate, format_generate
+
+    result = bench_generate(events=events, repeat=repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_generate(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,190 @@
+"""The data contract: what a clean company and a clean driver event are, with one reason vocabulary.
+
+Silver validates every bronze record with `check`; quality injection breaks exactly one rule of
+this table per defective record, so every injected defect is caught here by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from emugen.settings import EventType, Region, Stream
+
+
+class Reason(StrEnum):
+    """Why a record was rejected. Injected defects use the same names as their reasons."""
+
+    unparseable = "unparseable"  # not JSON, or not a JSON object
+    schema_mismatch = "schema_mismatch"  # unknown field or wrong type
+    missing_field = "missing_field"
+    null_value = "null_value"
+    empty_string = "empty_string"
+    invalid_enum = "invalid_enum"
+    malformed_timestamp = "malformed_timestamp"
+    out_of_range = "out_of_range"
+    boundary_violation = "boundary_violation"  # outside the batch interval (or in the future)
+    orphan_reference = "orphan_reference"  # company not (yet) in silver
+    duplicate = "duplicate"  # key already seen (decided by silver, which knows what it holds)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One field: its kind decides the checks, in the order listed in `check`."""
+
+    name: str
+    kind: str  # uuid | text | enum | bool | timestamp | count | location
+    nullable: bool = False
+    allowed: frozenset[str] = frozenset()
+
+
+COMPANY_RULES = (
+    Rule("company_id", "uuid"),
+    Rule("company_name", "text"),
+    Rule("region", "enum", allowed=frozenset(r.value for r in Region)),
+    Rule("active", "bool"),
+    Rule("onboarded_at", "timestamp"),
+    Rule("drivers_count", "count"),
+    Rule("trucks_count", "count"),
+)
+EVENT_RULES = (
+    Rule("event_id", "uuid"),
+    Rule("company_id", "uuid"),
+    Rule("driver_id", "uuid"),
+    Rule("truck_id", "uuid"),
+    Rule("event_type", "enum", allowed=frozenset(e.value for e in EventType)),
+    Rule("event_timestamp", "timestamp"),
+    Rule("location", "location", nullable=True),
+)
+RULES = {Stream.companies: COMPANY_RULES, Stream.events: EVENT_RULES}
+KEY_FIELD = {Stream.companies: "company_id", Stream.events: "event_id"}
+TIME_FIELD = {Stream.companies: "onboarded_at", Stream.events: "event_timestamp"}
+MAX_COUNT = 100_000
+MAX_TEXT = 200
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z\Z")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: Reason
+    field: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a record is checked against: its batch interval and the companies silver holds."""
+
+    interval_start: datetime
+    interval_end: datetime
+    known_companies: Container[str] | None = None  # None: skip the reference check
+
+
+def parse(text: str | bytes) -> Any | Rejection:
+    """Bronze text to a JSON object, or an `unparseable` rejection."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(Reason.unparseable, None, f"not JSON: {exc}")
+    if not isinstance(value, dict):
+        return Rejection(Reason.unparseable, None, "not a JSON object")
+    return value
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) in (int, float)
+
+
+def _field(rule: Rule, v: Any) -> tuple[Reason, str] | None:
+    """The first rule this value breaks, or None. Order: type, emptiness, enum, format, range."""
+    kind = rule.kind
+    if kind in ("uuid", "text", "enum", "timestamp"):
+        if type(v) is not str:
+            return Reason.schema_mismatch, f"expected a string, got {type(v).__name__}"
+        if not v.strip():
+            return Reason.empty_string, "empty string"
+        if kind == "uuid" and not _UUID.match(v):
+            return Reason.schema_mismatch, "not a lowercase UUID"
+        if kind == "text" and len(v) > MAX_TEXT:
+            return Reason.out_of_range, f"longer than {MAX_TEXT} characters"
+        if kind == "enum" and v not in rule.allowed:
+            return Reason.invalid_enum, f"{v!r} is not one of {sorted(rule.allowed)}"
+        if kind == "timestamp" and not _TIMESTAMP.match(v):
+            return Reason.malformed_timestamp, f"{v!r} is not YYYY-MM-DDTHH:MM:SS[.fff]Z"
+        return None
+    if kind == "bool":
+        return None if type(v) is bool else (Reason.schema_mismatch, "expected true or false")
+    if kind == "count":
+        if type(v) is not int:
+            return Reason.schema_mismatch, f"expected an integer, got {type(v).__name__}"
+        if not 1 <= v <= MAX_COUNT:
+            return Reason.out_of_range, f"{v} is outside 1..{MAX_COUNT}"
+        return None
+    # location: {"lat": number, "lon": number}
+    if type(v) is not dict or v.keys() != {"lat", "lon"}:
+        return Reason.schema_mismatch, "expected {lat, lon}"
+    lat, lon = v["lat"], v["lon"]
+    if not (_is_number(lat) and _is_number(lon)):
+        return Reason.schema_mismatch, "lat and lon must be numbers"
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return Reason.out_of_range, f"({lat}, {lon}) is not a point on Earth"
+    return None
+
+
+def check(stream: Stream, record: Any, ctx: Context) -> dict[str, Any] | Rejection:
+    """Validate one parsed record; return its typed values, or the first rule it breaks.
+
+    Order: unknown fields, missing fields, nulls, then each field's own checks in table order,
+    then the interval boundary, then the company reference. Nothing is ever healed.
+    """
+    if not isinstance(record, dict):
+        return Rejection(Reason.unparseable, None, "not a JSON object")
+    rules = RULES[stream]
+    names = [r.name for r in rules]
+    if len(record) != len(rules) or record.keys() != set(names):
+        for key in record:
+            if key not in names:
+                return Rejection(Reason.schema_mismatch, key, f"unknown field {key!r}")
+        for name in names:
+            if name not in record:
+                return Rejection(Reason.missing_field, name, f"{name} is missing")
+    typed: dict[str, Any] = {}
+    for rule in rules:
+        v = record[rule.name]
+        if v is None:
+            if rule.nullable:
+                typed[rule.name] = None
+                continue
+            return Rejection(Reason.null_value, rule.name, f"{rule.name} is null")
+        broken = _field(rule, v)
+        if broken is None and rule.kind == "timestamp":
+            try:
+                v = datetime.fromisoformat(v)
+            except ValueError:
+                broken = Reason.malformed_timestamp, f"{v!r} is not a real date and time"
+        if broken:
+            return Rejection(broken[0], rule.name, f"{rule.name}: {broken[1]}")
+        typed[rule.name] = v
+    moment = typed[TIME_FIELD[stream]]
+    if not ctx.interval_start <= moment < ctx.interval_end:
+        return Rejection(
+            Reason.boundary_violation,
+            TIME_FIELD[stream],
+            f"{moment.isoformat()} is outside [{ctx.interval_start.isoformat()}, "
+            f"{ctx.interval_end.isoformat()})",
+        )
+    if (
+        stream is Stream.events
+        and ctx.known_companies is not None
+        and typed["company_id"] not in ctx.known_companies
+    ):
+        return Rejection(Reason.orphan_reference, "company_id", "company is not in silver")
+    return typed

@@ -1,0 +1,104 @@
+"""Pure generation: `generate(spec)` turns a batch spec into its records and its defect truth."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from emugen.generate.companies import company_records
+from emugen.generate.events import active_drivers, event_records
+from emugen.generate.quality import Plan, Truth, inject, plan_defects
+from emugen.generate.seeding import substream
+from emugen.generate.spec import (
+    GENERATOR_VERSION,
+    BatchSpec,
+    FixedSize,
+    PoissonSize,
+    UniformSize,
+    build_spec,
+)
+from emugen.settings import Stream
+
+__all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Truth", "build_spec", "generate"]
+
+NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A generated batch: rows in landing order (dirty ones among them) and the ground truth."""
+
+    spec: BatchSpec
+    records: list[dict]
+    truth: list[Truth]
+    note: str | None = None
+
+    def lines(self) -> list[str]:
+        """Each record as one compact JSON line, exactly as bronze stores it."""
+        return to_lines(self.records)
+
+
+def to_lines(records: list[dict]) -> list[str]:
+    dumps = orjson.dumps
+    return [dumps(r).decode() for r in records]
+
+
+def batch_size(spec: BatchSpec) -> tuple[int, str | None]:
+    """The record count of a batch, duplicates included, and why it is 0 when it must be.
+
+    An event batch whose watermark admits no eligible company is empty by rule (whatever
+    min_batch_size says): events need drivers, drivers need a company in silver.
+    """
+    drivers = active_drivers(spec) if spec.stream is Stream.events else None
+    if drivers == 0:
+        return 0, NO_COMPANIES
+    rng = substream(spec.seed, spec.stream, spec.seq, "size")
+    rule = spec.size
+    if isinstance(rule, FixedSize):
+        return rule.count, None
+    if isinstance(rule, UniformSize):
+        return int(rng.integers(rule.min, rule.max, endpoint=True)), None
+    assert isinstance(rule, PoissonSize) and drivers is not None
+    return int(rng.poisson(rule.per_driver * drivers)), None
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while building many acyclic dicts.
+
+    A 100k-event batch allocates ~200k containers; with the collector on, its repeated
+    generation scans cost about a third of the generation time and buy nothing here.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def generate(spec: BatchSpec) -> Batch:
+    """Records and truth for `spec`; the same spec gives byte-identical output anywhere."""
+    with gc_paused():
+        return _generate(spec)
+
+
+def _generate(spec: BatchSpec) -> Batch:
+    total, note = batch_size(spec)
+    quality = substream(spec.seed, spec.stream, spec.seq, "quality")
+    plan: Plan = plan_defects(spec, total, quality)
+    records_rng = substream(spec.seed, spec.stream, spec.seq, "records")
+    make = company_records if spec.stream is Stream.companies else event_records
+    base = make(spec, total - plan.duplicates, records_rng)
+    rows, truth = inject(spec, base, plan, quality)
+    return Batch(spec=spec, records=rows, truth=truth, note=note)
+
+
+def rng_for(spec: BatchSpec, purpose: str) -> np.random.Generator:
+    return substream(spec.seed, spec.stream, spec.seq, purpose)

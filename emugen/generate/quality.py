@@ -1,0 +1,249 @@
+"""Defect injection: each defective record breaks exactly one contract rule; the truth is kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from emugen.contract import KEY_FIELD, RULES, TIME_FIELD, Reason, Rule
+from emugen.generate.seeding import TAG_PHANTOM, iso_one, mix64, to_ms, uuid_strings
+from emugen.generate.spec import BatchSpec
+from emugen.settings import DEFECTS_FOR, Defect, Stream
+
+_STRING_KINDS = ("uuid", "text", "enum", "timestamp")
+_BAD_ENUM = {
+    "region": ("EMEA", "APAC", "LATAM", "us", "Europe", "North America"),
+    "event_type": ("START_DRIVING", "driving", "stopped", "delivery", "Delivered", "idle"),
+}
+_EXTRA_FIELDS = ("_ingested_at", "source_system", "notes", "speed_kmh", "schema_version")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One injected defect, recorded out of band (never in the payload)."""
+
+    row_no: int
+    defect: Defect
+    field: str | None
+    original: str | None  # JSON text of the value before injection; None if there was none
+    injected: str | None  # JSON text of the value after; None if the field was removed
+    expected_reason: Reason
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many records a batch holds, and which defect each defective record carries."""
+
+    total: int
+    defects: tuple[Defect, ...]  # one entry per defective record, duplicates included
+
+    @property
+    def duplicates(self) -> int:
+        return self.defects.count(Defect.duplicate)
+
+
+def _draw(weights: dict[Defect, float], stream: Stream, u: np.ndarray) -> list[Defect]:
+    order = [d for d in DEFECTS_FOR[stream] if weights.get(d, 0) > 0]
+    if not order:
+        return []
+    cumulative = np.cumsum([weights[d] for d in order])
+    picks = np.searchsorted(cumulative / cumulative[-1], u, side="right")
+    return [order[min(i, len(order) - 1)] for i in picks.tolist()]
+
+
+def plan_defects(spec: BatchSpec, total: int, rng: np.random.Generator) -> Plan:
+    """Pick the defect count (stochastic rounding of rate × total) and a type for each.
+
+    A duplicate needs a clean original. When a batch has fewer clean records than drawn
+    duplicates (a rate near 1), the excess is redrawn among the other enabled types, or dropped
+    when duplicate is the only one; the config check keeps that case to rates ≤ 0.5.
+    """
+    count = min(total, int(np.floor(spec.quality_rate * total + rng.random())))
+    defects = _draw(spec.quality_weights, spec.stream, rng.random(count))
+    excess = defects.count(Defect.duplicate) - (total - count)
+    if excess > 0:
+        others = {d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
+        redrawn = iter(_draw(others, spec.stream, rng.random(excess)))
+        kept: list[Defect] = []
+        for d in reversed(defects):
+            if d is Defect.duplicate and excess > 0:
+                excess -= 1
+                replacement = next(redrawn, None)
+                if replacement is not None:
+                    kept.append(replacement)
+            else:
+                kept.append(d)
+        defects = kept[::-1]
+    return Plan(total=total, defects=tuple(defects))
+
+
+def inject(
+    spec: BatchSpec, base: list[dict], plan: Plan, rng: np.random.Generator
+) -> tuple[list[dict], list[Truth]]:
+    """Break `plan.defects` into `base` (clean, in order); return the rows and the truth.
+
+    Mutated records keep their place; each duplicate is inserted at a random place after its
+    original, so row order still reads like a real feed and the later copy is the defect.
+    """
+    n = len(base)
+    singles = [d for d in plan.defects if d is not Defect.duplicate]
+    dups = plan.duplicates
+    perm = rng.permutation(n)
+    targets, originals = perm[: len(singles)].tolist(), perm[len(singles) : len(singles) + dups]
+    draws = rng.random((len(singles), 4))
+    copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
+
+    found: list[tuple[int, Defect, str | None, str | None, str | None]] = []
+    for i, (index, defect) in enumerate(zip(targets, singles, strict=True)):
+        field, before, after = MUTATORS[defect](spec, base[index], draws[i], index)
+        found.append((index, defect, field, before, after))
+
+    rows = base + [dict(base[o]) for o in originals.tolist()]
+    order = np.argsort(np.concatenate([np.arange(n, dtype=np.float64), copy_keys]), kind="stable")
+    position = np.empty(len(rows), dtype=np.int64)
+    position[order] = np.arange(len(rows))
+    key = KEY_FIELD[spec.stream]
+    truth = [
+        Truth(int(position[i]), d, f, before, after, Reason(d.value)) for i, d, f, before, after in found
+    ]
+    for j, o in enumerate(originals.tolist()):
+        truth.append(
+            Truth(
+                int(position[n + j]),
+                Defect.duplicate,
+                key,
+                _json({"row_no": int(position[o])}),
+                _json(base[o][key]),
+                Reason.duplicate,
+            )
+        )
+    truth.sort(key=lambda t: t.row_no)
+    return [rows[i] for i in order.tolist()], truth
+
+
+# -- mutators: (spec, record, 4 uniforms, index) -> (field, original JSON, injected JSON) --
+
+Mutation = tuple[str | None, str | None, str | None]
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _pick(options: tuple[Any, ...] | list[Any], u: float) -> Any:
+    return options[min(int(u * len(options)), len(options) - 1)]
+
+
+def _rules(spec: BatchSpec, test: Callable[[Rule], bool]) -> list[Rule]:
+    return [r for r in RULES[spec.stream] if test(r)]
+
+
+def _set(record: dict, field: str, value: Any) -> Mutation:
+    before = _json(record[field])
+    record[field] = value
+    return field, before, _json(value)
+
+
+def _missing(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    field = _pick(_rules(spec, lambda r: True), u[0]).name
+    return field, _json(record.pop(field)), None
+
+
+def _null(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    return _set(record, _pick(_rules(spec, lambda r: not r.nullable), u[0]).name, None)
+
+
+def _malformed(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    field = TIME_FIELD[spec.stream]
+    s: str = record[field]
+    date, clock = s[:10], s[11:19]
+    variants = (
+        s[:-1],  # no zone designator
+        s.replace("T", " "),
+        f"{date[8:10]}/{date[5:7]}/{date[:4]} {clock}",
+        f"{date[:4]}-13-{date[8:10]}T{clock}Z",  # month 13
+        f"{date}T{25 + int(u[2] * 5):02d}{s[13:]}",  # hour 25..29
+        date,
+        s.replace("-", "/", 2),
+    )
+    return _set(record, field, _pick(variants, u[1]))
+
+
+def _bad_enum(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    field = _pick(_rules(spec, lambda r: r.kind == "enum"), u[0]).name
+    return _set(record, field, _pick(_BAD_ENUM[field], u[1]))
+
+
+def _boundary(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    start, end = to_ms(spec.interval_start), to_ms(spec.interval_end)
+    span = end - start
+    # before the interval, or at/after its end: for a just-closed interval that is the future
+    moment = start - 1 - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
+    return _set(record, TIME_FIELD[spec.stream], iso_one(moment))
+
+
+def _wrong_type(rule: Rule, value: Any, u: float) -> Any:
+    if rule.kind == "bool":
+        return _pick(("true", "false", 1, 0, "yes"), u)
+    if rule.kind == "count":
+        return str(value) if u < 0.5 else float(value)
+    if rule.kind == "timestamp":
+        return int(u * 2_000_000_000)
+    if rule.kind == "location":
+        return "unknown" if value is None else f"{value['lat']},{value['lon']}"
+    return int(u * 1_000_000) if u < 0.7 else [value]
+
+
+def _schema(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    if u[0] < 0.3:  # an unknown extra field, the way upstream schema drift looks
+        field = _pick(_EXTRA_FIELDS, u[1])
+        value = round(float(u[2]) * 120, 1) if field == "speed_kmh" else f"v{int(u[2] * 9) + 1}"
+        record[field] = value
+        return field, None, _json(value)
+    rule = _pick(RULES[spec.stream], u[1])
+    return _set(record, rule.name, _wrong_type(rule, record[rule.name], float(u[2])))
+
+
+def _out_of_range(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    rule = _pick(_rules(spec, lambda r: r.kind in ("count", "location", "text")), u[0])
+    value = record[rule.name]
+    if rule.kind == "count":
+        return _set(record, rule.name, _pick((0, -1 - int(u[2] * 10), 100_001 + int(u[2] * 1e6)), u[1]))
+    if rule.kind == "text":
+        return _set(record, rule.name, " ".join([value] * (201 // max(len(value), 1) + 2)))
+    lat, lon = (value["lat"], value["lon"]) if value else (0.0, 0.0)
+    sign = 1 if u[3] < 0.5 else -1
+    if u[1] < 0.5:
+        lat = sign * round(90.0001 + float(u[2]) * 10, 5)
+    else:
+        lon = sign * round(180.0001 + float(u[2]) * 20, 5)
+    return _set(record, rule.name, {"lat": lat, "lon": lon})
+
+
+def _empty(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+    field = _pick(_rules(spec, lambda r: r.kind in _STRING_KINDS), u[0]).name
+    return _set(record, field, _pick(("", " ", "   "), u[1]))
+
+
+def _orphan(spec: BatchSpec, record: dict, u: np.ndarray, index: int) -> Mutation:
+    # An id from a namespace no company ordinal uses, so it can never appear in silver.
+    hi = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 1).reshape(1)
+    lo = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 2).reshape(1)
+    return _set(record, "company_id", uuid_strings(hi, lo)[0])
+
+
+MUTATORS: dict[Defect, Callable[[BatchSpec, dict, np.ndarray, int], Mutation]] = {
+    Defect.missing_field: _missing,
+    Defect.null_value: _null,
+    Defect.malformed_timestamp: _malformed,
+    Defect.invalid_enum: _bad_enum,
+    Defect.boundary_violation: _boundary,
+    Defect.schema_mismatch: _schema,
+    Defect.out_of_range: _out_of_range,
+    Defect.empty_string: _empty,
+    Defect.orphan_reference: _orphan,
+}

@@ -1,0 +1,167 @@
+"""The batch spec: everything a batch's content depends on, stored with the batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from emugen.errors import SpecError
+from emugen.settings import (
+    DEFECTS_FOR,
+    Defect,
+    EventType,
+    Frozen,
+    Mode,
+    ProductionEventCadence,
+    Settings,
+    Stream,
+)
+
+# Bump when generated content changes for an unchanged spec; replay refuses other versions.
+GENERATOR_VERSION = 1
+
+
+class FixedSize(Frozen):
+    kind: Literal["fixed"] = "fixed"
+    count: int = Field(ge=0, le=10_000_000)
+
+
+class UniformSize(Frozen):
+    kind: Literal["uniform"] = "uniform"
+    min: int = Field(ge=1)
+    max: int = Field(ge=1)
+
+
+class PoissonSize(Frozen):
+    """Poisson(per_driver × active drivers among the watermark's companies)."""
+
+    kind: Literal["poisson"] = "poisson"
+    per_driver: float = Field(gt=0)
+
+
+SizeRule = Annotated[FixedSize | UniformSize | PoissonSize, Field(discriminator="kind")]
+
+
+class CompanyShape(Frozen):
+    """What a company looks like; events need it too, to know each company's drivers."""
+
+    drivers_min: int = Field(ge=1)
+    drivers_max: int = Field(ge=1)
+    active_rate: float = Field(ge=0, le=1)
+
+
+class BatchSpec(Frozen):
+    """`generate(spec)` is a pure function of this: same spec, byte-identical batch."""
+
+    generator_version: int = GENERATOR_VERSION
+    seed: int = Field(ge=0, le=2**63 - 1)
+    stream: Stream
+    seq: int = Field(ge=1)
+    mode: Mode
+    interval_start: AwareDatetime
+    interval_end: AwareDatetime
+    size: SizeRule
+    first_ordinal: int = Field(0, ge=0)  # companies: ordinal of the first company onboarded
+    watermark: int = Field(0, ge=0)  # events: companies 0..watermark-1 may appear
+    # events: ordinals below the watermark that silver does not hold (their record was defective)
+    excluded_ordinals: tuple[int, ...] = ()
+    company_shape: CompanyShape
+    event_types: dict[EventType, float] = Field(default_factory=dict)
+    location_missing_rate: float = Field(0.0, ge=0, le=1)
+    quality_rate: float = Field(0.0, ge=0, le=1)
+    quality_weights: dict[Defect, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BatchSpec:
+        if self.interval_end <= self.interval_start:
+            raise ValueError("interval_end must be after interval_start")
+        if isinstance(self.size, UniformSize) and self.size.max < self.size.min:
+            raise ValueError("size.max must be ≥ size.min")
+        if isinstance(self.size, PoissonSize) and self.stream is not Stream.events:
+            raise ValueError("a poisson size only applies to the events stream")
+        unknown = set(self.quality_weights) - set(DEFECTS_FOR[self.stream])
+        if unknown:
+            raise ValueError(f"defects {sorted(unknown)} do not apply to {self.stream.value}")
+        return self
+
+    @property
+    def interval(self) -> timedelta:
+        return self.interval_end - self.interval_start
+
+
+def interval_for(settings: Settings, stream: Stream, seq: int, scheduled_at: datetime | None,
+                 mode: Mode) -> tuple[datetime, datetime]:
+    """The interval that just closed at `scheduled_at`; a simulated clock derives it from seq."""
+    length = settings.interval(stream, mode)
+    if settings.clock.kind == "simulated":
+        assert settings.clock.start is not None
+        end = settings.clock.start + length * seq
+    else:
+        if scheduled_at is None:
+            scheduled_at = datetime.now(UTC)
+        if scheduled_at.tzinfo is None:
+            raise SpecError("scheduled_at must carry a timezone (UTC), e.g. 2026-01-01T00:00:00Z")
+        end = scheduled_at.astimezone(UTC)
+    # Millisecond-aligned bounds make every generated timestamp exactly representable.
+    end = end.replace(microsecond=end.microsecond // 1000 * 1000)
+    return end - length, end
+
+
+def build_spec(
+    settings: Settings,
+    stream: Stream | str,
+    seq: int,
+    *,
+    scheduled_at: datetime | None = None,
+    first_ordinal: int = 0,
+    watermark: int = 0,
+    excluded_ordinals: tuple[int, ...] = (),
+    size: int | None = None,
+    mode: Mode | str | None = None,
+) -> BatchSpec:
+    """Resolve the config in force into the spec of batch `seq` of `stream`."""
+    try:
+        stream = Stream(stream)
+        mode = Mode(mode or settings.mode)
+    except ValueError as exc:
+        raise SpecError(f"{exc}; streams: companies, events; modes: production, emulated") from None
+    if seq < 1:
+        raise SpecError(f"seq must be ≥ 1 (batches are numbered from 1), got {seq}")
+    if size is not None and size < 0:
+        raise SpecError(f"size must be ≥ 0, got {size}")
+    start, end = interval_for(settings, stream, seq, scheduled_at, mode)
+    cadence = settings.cadence(stream, mode)
+    rule: FixedSize | UniformSize | PoissonSize
+    if size is not None:
+        rule = FixedSize(count=size)
+    elif isinstance(cadence, ProductionEventCadence):
+        rule = PoissonSize(per_driver=cadence.events_per_driver)
+    else:
+        rule = UniformSize(min=cadence.min_batch_size, max=cadence.max_batch_size)
+    quality = settings.quality(stream)
+    companies = settings.companies
+    return BatchSpec(
+        seed=settings.seed,
+        stream=stream,
+        seq=seq,
+        mode=mode,
+        interval_start=start,
+        interval_end=end,
+        size=rule,
+        first_ordinal=first_ordinal if stream is Stream.companies else 0,
+        watermark=watermark if stream is Stream.events else 0,
+        excluded_ordinals=tuple(sorted(excluded_ordinals)) if stream is Stream.events else (),
+        company_shape=CompanyShape(
+            drivers_min=companies.drivers_per_company.min,
+            drivers_max=companies.drivers_per_company.max,
+            active_rate=companies.active_rate,
+        ),
+        event_types=dict(settings.events.event_types) if stream is Stream.events else {},
+        location_missing_rate=(
+            settings.events.location_missing_rate if stream is Stream.events else 0.0
+        ),
+        quality_rate=quality.rate,
+        quality_weights={d: w for d, w in quality.weights(stream).items() if w > 0},
+    )
