@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -91,11 +92,11 @@ def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration (PT10S, 10s or a number of seconds), not a boolean")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _seconds(float(value))
     if isinstance(value, str):
         short = _SHORT_DURATION.match(value)
         if short:
-            return timedelta(seconds=float(short[1]) * _UNIT_SECONDS[short[2]])
+            return _seconds(float(short[1]) * _UNIT_SECONDS[short[2]])
         if value.strip().upper().startswith("P"):
             try:
                 return _ISO_DURATION.validate_python(value.strip())
@@ -105,6 +106,22 @@ def _parse_duration(value: Any) -> timedelta:
         f"malformed duration {value!r}: use ISO-8601 (PT10S, PT15M, PT1H), "
         "a number of seconds (10, 0.5) or a short form (10s, 15m, 1h)"
     )
+
+
+def _seconds(seconds: float) -> timedelta:
+    # timedelta overflows past ~10^9 days and rejects NaN; say so in range terms instead.
+    if not math.isfinite(seconds) or abs(seconds) > _MAX_SECONDS_PARSED:
+        raise ValueError(
+            f"interval must be between 0.1 s and 7 days (PT0.1S..P7D), got {seconds:g} seconds"
+        )
+    return timedelta(seconds=seconds)
+
+
+def _not_bool(value: Any) -> Any:
+    # YAML turns yes/no/true into booleans, and bool is an int: 'rate: yes' must not mean 1.0.
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not the boolean {str(value).lower()}")
+    return value
 
 
 def _check_interval(value: timedelta) -> timedelta:
@@ -127,8 +144,11 @@ Interval = Annotated[
     PlainSerializer(_iso, return_type=str),
     Field(json_schema_extra={"type": "string", "examples": ["PT10S", "10s", 10]}),
 ]
-Rate = Annotated[float, Field(ge=0.0, le=1.0, strict=False)]
-Weight = Annotated[float, Field(ge=0.0)]
+_MAX_SECONDS_PARSED = 10.0**12
+Count = Annotated[int, BeforeValidator(_not_bool)]
+Real = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
+Rate = Annotated[Real, Field(ge=0.0, le=1.0)]
+Weight = Annotated[Real, Field(ge=0.0)]
 
 
 class Frozen(BaseModel):
@@ -138,8 +158,8 @@ class Frozen(BaseModel):
 class SizeRange(Frozen):
     """Batch size drawn uniformly in [min_batch_size, max_batch_size], duplicates included."""
 
-    min_batch_size: int = Field(ge=1, le=MAX_BATCH)
-    max_batch_size: int = Field(ge=1, le=MAX_BATCH)
+    min_batch_size: Count = Field(ge=1, le=MAX_BATCH)
+    max_batch_size: Count = Field(ge=1, le=MAX_BATCH)
 
     @field_validator("max_batch_size")
     @classmethod
@@ -154,38 +174,38 @@ class ProductionCompanyCadence(SizeRange):
     """Production company batches: 100+ companies an hour."""
 
     interval: Interval = timedelta(hours=1)
-    min_batch_size: int = Field(100, ge=1, le=MAX_BATCH)
-    max_batch_size: int = Field(100, ge=1, le=MAX_BATCH)
+    min_batch_size: Count = Field(100, ge=1, le=MAX_BATCH)
+    max_batch_size: Count = Field(100, ge=1, le=MAX_BATCH)
 
 
 class EmulatedCompanyCadence(SizeRange):
     """Emulated company batches: a handful of companies every few seconds."""
 
     interval: Interval = timedelta(seconds=10)
-    min_batch_size: int = Field(10, ge=1, le=MAX_BATCH)
-    max_batch_size: int = Field(10, ge=1, le=MAX_BATCH)
+    min_batch_size: Count = Field(10, ge=1, le=MAX_BATCH)
+    max_batch_size: Count = Field(10, ge=1, le=MAX_BATCH)
 
 
 class EmulatedEventCadence(SizeRange):
     """Emulated driver-event batches: a fixed-size window of events, small enough to read."""
 
     interval: Interval = timedelta(seconds=10)
-    min_batch_size: int = Field(5, ge=1, le=MAX_BATCH)
-    max_batch_size: int = Field(20, ge=1, le=MAX_BATCH)
+    min_batch_size: Count = Field(5, ge=1, le=MAX_BATCH)
+    max_batch_size: Count = Field(20, ge=1, le=MAX_BATCH)
 
 
 class ProductionEventCadence(Frozen):
     """Production driver-event batches: Poisson(events_per_driver × active drivers) events."""
 
     interval: Interval = timedelta(minutes=15)
-    events_per_driver: float = Field(1.0, gt=0.0, le=10_000.0)
+    events_per_driver: Real = Field(1.0, gt=0.0, le=10_000.0)
 
 
 class DriverRange(Frozen):
     """Drivers per company, drawn once per company ordinal (the same company in either mode)."""
 
-    min: int = Field(3, ge=1, le=10_000)
-    max: int = Field(40, ge=1, le=10_000)
+    min: Count = Field(3, ge=1, le=10_000)
+    max: Count = Field(40, ge=1, le=10_000)
 
     @field_validator("max")
     @classmethod
@@ -207,7 +227,8 @@ class Quality(Frozen):
     def weights(self, stream: Stream) -> dict[Defect, float]:
         """The effective weight of every defect type this entity can carry (0 = off)."""
         return {
-            d: (0.0 if d in self.disabled else self.defects.get(d, 1.0)) for d in DEFECTS_FOR[stream]
+            d: 0.0 if d in self.disabled else self.defects.get(d, 1.0)
+            for d in DEFECTS_FOR[stream]
         }
 
 
@@ -303,7 +324,7 @@ class Settings(Frozen):
     """The whole configuration; `mode` picks which cadence of each stream is active."""
 
     mode: Mode = Mode.emulated
-    seed: int = Field(42, ge=0, le=2**63 - 1)
+    seed: Count = Field(42, ge=0, le=2**63 - 1)
     clock: Clock = Clock()
     database_url: str = Field("sqlite:///var/emugen.db", min_length=1)
     broker_url: str = Field("redis://127.0.0.1:6379/0", min_length=1)
