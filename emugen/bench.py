@@ -57,10 +57,10 @@ def naive_events(count: int, seed: int = 42) -> list[dict]:
     for _ in range(count):
         moment = start + timedelta(milliseconds=rnd.randrange(900_000))
         out.append({
-            "event_id": "%032x" % rnd.getrandbits(128),
-            "company_id": "%032x" % rnd.getrandbits(128),
-            "driver_id": "%032x" % rnd.getrandbits(128),
-            "truck_id": "%032x" % rnd.getrandbits(128),
+            "event_id": f"{rnd.getrandbits(128):032x}",
+            "company_id": f"{rnd.getrandbits(128):032x}",
+            "driver_id": f"{rnd.getrandbits(128):032x}",
+            "truck_id": f"{rnd.getrandbits(128):032x}",
             "event_type": rnd.choices(types, (0.40, 0.35, 0.25))[0],
             "event_timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "location": {"lat": round(rnd.uniform(25, 49), 5),
@@ -99,7 +99,8 @@ def format_generate(r: dict) -> str:
         "events/s",
         f"  json.dumps same records {r['json_dumps_s']:8.3f} s  -> generate/json.dumps = "
         f"{r['generate_to_json_ratio']:.2f}x",
-        f"  naive per-record loop   {r['naive_loop_s']:8.3f} s  {r['naive_loop_events_per_s']:>12,.0f} "
+        f"  naive per-record loop   {r['naive_loop_s']:8.3f} s  "
+        f"{r['naive_loop_events_per_s']:>12,.0f} "
         f"events/s  -> speed-up {r['speedup_vs_naive']:.1f}x",
         f"  peak RSS {r['peak_rss_mb']:.0f} MB",
     ])

@@ -122,3 +122,25 @@ def test_the_contract_never_heals_a_record():
     before = dict(record)
     check(Stream.events, record, CTX)
     assert record == before
+
+
+def test_the_fast_path_and_the_rule_table_agree_on_every_generated_record():
+    from emugen.contract import _explain
+    from emugen.generate import build_spec, generate
+    from tests.audit import known_companies
+    from tests.conftest import make_settings
+
+    settings = make_settings(companies={"quality": {"rate": 0.5}},
+                             events={"quality": {"rate": 0.5}})
+    compared = 0
+    for stream in Stream:
+        for seq in range(1, 40):
+            batch = generate(build_spec(settings, stream, seq, size=40, watermark=30,
+                                        first_ordinal=seq * 40))
+            known = known_companies(batch) if stream is Stream.events else None
+            ctx = Context(batch.spec.interval_start, batch.spec.interval_end, known)
+            for line in batch.lines():
+                record = parse(line)
+                assert check(stream, record, ctx) == _explain(stream, record, ctx)
+                compared += 1
+    assert compared > 3000

@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from emugen.generate import NO_COMPANIES, batch_size, build_spec, generate
 from emugen.generate.events import active_drivers
-from emugen.settings import Mode, Stream
+from emugen.settings import Mode
 from tests.audit import known_companies, ordinals_of
 from tests.conftest import make_settings
 

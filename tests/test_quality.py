@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from emugen.contract import KEY_FIELD, RULES
 from emugen.generate import build_spec, generate

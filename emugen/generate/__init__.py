@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import orjson
 
-from emugen.generate.companies import company_records
-from emugen.generate.events import active_drivers, event_records
-from emugen.generate.quality import Plan, Truth, inject, plan_defects
+from emugen.generate.companies import company_columns
+from emugen.generate.events import active_drivers, event_columns
+from emugen.generate.quality import Layout, Plan, Truth, inject, plan_defects
 from emugen.generate.seeding import substream
 from emugen.generate.spec import (
     GENERATOR_VERSION,
@@ -24,7 +23,8 @@ from emugen.generate.spec import (
 )
 from emugen.settings import Stream
 
-__all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Truth", "build_spec", "generate"]
+__all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Draft", "Truth", "build_spec", "draft",
+           "generate"]
 
 NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
 
@@ -83,22 +83,41 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def generate(spec: BatchSpec) -> Batch:
-    """Records and truth for `spec`; the same spec gives byte-identical output anywhere."""
-    with gc_paused():
-        return _generate(spec)
+@dataclass(frozen=True)
+class Draft:
+    """A generated batch whose rows are built on demand, chunk by chunk (for landing)."""
+
+    spec: BatchSpec
+    layout: Layout
+    truth: list[Truth]
+    note: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def chunks(self, size: int = 10_000) -> Iterator[list[dict]]:
+        return self.layout.chunks(size)
+
+    def line_chunks(self, size: int = 10_000) -> Iterator[list[str]]:
+        for rows in self.layout.chunks(size):
+            yield to_lines(rows)
 
 
-def _generate(spec: BatchSpec) -> Batch:
+def draft(spec: BatchSpec) -> Draft:
+    """Plan a batch: sizes, defects and truth now; the rows themselves when iterated."""
     total, note = batch_size(spec)
     quality = substream(spec.seed, spec.stream, spec.seq, "quality")
     plan: Plan = plan_defects(spec, total, quality)
     records_rng = substream(spec.seed, spec.stream, spec.seq, "records")
-    make = company_records if spec.stream is Stream.companies else event_records
-    base = make(spec, total - plan.duplicates, records_rng)
-    rows, truth = inject(spec, base, plan, quality)
-    return Batch(spec=spec, records=rows, truth=truth, note=note)
+    make = company_columns if spec.stream is Stream.companies else event_columns
+    columns = make(spec, total - plan.duplicates, records_rng)
+    layout, truth = inject(spec, columns, plan, quality)
+    return Draft(spec=spec, layout=layout, truth=truth, note=note)
 
 
-def rng_for(spec: BatchSpec, purpose: str) -> np.random.Generator:
-    return substream(spec.seed, spec.stream, spec.seq, purpose)
+def generate(spec: BatchSpec) -> Batch:
+    """Records and truth for `spec`; the same spec gives byte-identical output anywhere."""
+    with gc_paused():
+        planned = draft(spec)
+        records = [row for rows in planned.chunks() for row in rows]
+    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note)

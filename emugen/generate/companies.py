@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from faker import Faker
@@ -38,7 +38,7 @@ _POOL = 150
 _ID_HI, _ID_LO, _REGION, _DRIVERS, _TRUCKS, _ACTIVE, _NAME = range(1, 8)
 
 
-@lru_cache(maxsize=None)
+@cache
 def name_pool(region: Region) -> tuple[str, ...]:
     """Surnames for one region, drawn once per process from Faker with a fixed seed.
 
@@ -104,34 +104,51 @@ def company_name(region: Region, bits: int) -> str:
     return f"{first} {suffix}"
 
 
-def company_records(spec: BatchSpec, count: int, rng: np.random.Generator) -> list[dict]:
+@dataclass(frozen=True)
+class CompanyColumns:
+    """The companies a batch onboards, as arrays; dicts are built for the rows asked for."""
+
+    traits: CompanyTraits
+    onboarded_ms: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.onboarded_ms)
+
+    def rows_at(self, index: np.ndarray) -> list[dict]:
+        index = np.asarray(index, dtype=np.int64)
+        t = self.traits
+        ids = t.company_ids
+        return [
+            {
+                "company_id": ids[i],
+                "company_name": company_name(REGIONS[r], bits),
+                "region": REGIONS[r].value,
+                "active": active,
+                "onboarded_at": at,
+                "drivers_count": drivers,
+                "trucks_count": trucks,
+            }
+            for i, r, bits, active, at, drivers, trucks in zip(
+                index.tolist(),
+                t.region_index[index].tolist(),
+                t.name_bits[index].tolist(),
+                t.active[index].tolist(),
+                iso_ms(self.onboarded_ms[index]),
+                t.drivers[index].tolist(),
+                t.trucks[index].tolist(),
+                strict=True,
+            )
+        ]
+
+
+def company_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> CompanyColumns:
     """The next `count` companies from spec.first_ordinal, onboarded in order in the interval."""
     ordinals = np.arange(spec.first_ordinal, spec.first_ordinal + count)
     traits = company_traits(spec.seed, ordinals, spec.company_shape)
     start = to_ms(spec.interval_start)
     span = to_ms(spec.interval_end) - start
-    onboarded = iso_ms(start + np.sort(np.floor(rng.random(count) * span).astype(np.int64)))
-    return [
-        {
-            "company_id": cid,
-            "company_name": company_name(REGIONS[r], bits),
-            "region": REGIONS[r].value,
-            "active": active,
-            "onboarded_at": at,
-            "drivers_count": drivers,
-            "trucks_count": trucks,
-        }
-        for cid, r, bits, active, at, drivers, trucks in zip(
-            traits.company_ids,
-            traits.region_index.tolist(),
-            traits.name_bits.tolist(),
-            traits.active.tolist(),
-            onboarded,
-            traits.drivers.tolist(),
-            traits.trucks.tolist(),
-            strict=True,
-        )
-    ]
+    onboarded = start + np.sort(np.floor(rng.random(count) * span).astype(np.int64))
+    return CompanyColumns(traits, onboarded)
 
 
 def company_id_of(seed: int, ordinal: int, shape: CompanyShape) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from emugen.generate.companies import REGION_BOX, traits_upto
@@ -45,18 +47,69 @@ def _entity_ids(seed: int, tag: int, ordinal: np.ndarray, index: np.ndarray) -> 
     return [strings[j] for j in inverse.tolist()]
 
 
-def event_records(spec: BatchSpec, count: int, rng: np.random.Generator) -> list[dict]:
-    """`count` clean events in time order; drivers are drawn uniformly among active drivers."""
-    if count == 0:
-        return []
-    live = eligible_companies(spec)
-    if live.size == 0:
-        raise ValueError("no eligible company below the watermark; count must be 0")
+@dataclass(frozen=True)
+class EventColumns:
+    """A batch's clean events as compact arrays; dicts are built only for the rows asked for."""
+
+    seed: int
+    types: tuple[str, ...]
+    company_ids: list[str]
+    ordinal: np.ndarray
+    driver: np.ndarray
+    truck: np.ndarray
+    stamp_ms: np.ndarray
+    kind: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    has_gps: np.ndarray
+    bits: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ordinal)
+
+    def rows_at(self, index: np.ndarray) -> list[dict]:
+        """The clean event dicts for `index` (any order), built column-wise."""
+        index = np.asarray(index, dtype=np.int64)
+        if index.size == 0:
+            return []
+        ordinal = self.ordinal[index]
+        company_ids, types = self.company_ids, self.types
+        bits = self.bits[index]
+        return [
+            {
+                "event_id": eid,
+                "company_id": company_ids[o],
+                "driver_id": did,
+                "truck_id": tid,
+                "event_type": types[k],
+                "event_timestamp": at,
+                "location": {"lat": la, "lon": lo} if gps else None,
+            }
+            for eid, o, did, tid, k, at, la, lo, gps in zip(
+                uuid_strings(bits[:, 0], bits[:, 1]),
+                ordinal.tolist(),
+                _entity_ids(self.seed, TAG_DRIVER, ordinal, self.driver[index]),
+                _entity_ids(self.seed, TAG_TRUCK, ordinal, self.truck[index]),
+                self.kind[index].tolist(),
+                iso_ms(self.stamp_ms[index]),
+                self.lat[index].tolist(),
+                self.lon[index].tolist(),
+                self.has_gps[index].tolist(),
+                strict=True,
+            )
+        ]
+
+
+def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> EventColumns:
+    """`count` clean events in time order; drivers are drawn uniformly among eligible drivers."""
     traits = traits_upto(spec.seed, spec.watermark, spec.company_shape)
+    live = eligible_companies(spec)
+    if live.size == 0 and count:
+        raise ValueError("no eligible company below the watermark; count must be 0")
     per_company = traits.drivers[live]
     ends = np.cumsum(per_company)
     # Each driver emits at the same rate, so given the total, drivers are uniform.
-    pick = rng.integers(0, ends[-1], count)
+    pick = rng.integers(0, ends[-1], count) if count else np.zeros(0, dtype=np.int64)
     slot = np.searchsorted(ends, pick, side="right")
     ordinal = live[slot]
     driver = pick - (ends[slot] - per_company[slot])
@@ -64,41 +117,17 @@ def event_records(spec: BatchSpec, count: int, rng: np.random.Generator) -> list
 
     start = to_ms(spec.interval_start)
     span = to_ms(spec.interval_end) - start
-    stamps = iso_ms(start + np.sort(np.floor(rng.random(count) * span).astype(np.int64)))
+    stamp_ms = start + np.sort(np.floor(rng.random(count) * span).astype(np.int64))
 
-    types = [EventType(t).value for t in spec.event_types]
+    types = tuple(EventType(t).value for t in spec.event_types)
     cumulative = np.cumsum([spec.event_types[EventType(t)] for t in types])
     kind = np.searchsorted(cumulative / cumulative[-1], rng.random(count), side="right")
     kind = np.minimum(kind, len(types) - 1)
 
     box = REGION_BOX[traits.region_index[ordinal]]
-    lat = np.round(box[:, 0] + rng.random(count) * (box[:, 1] - box[:, 0]), 5).tolist()
-    lon = np.round(box[:, 2] + rng.random(count) * (box[:, 3] - box[:, 2]), 5).tolist()
-    has_gps = (rng.random(count) >= spec.location_missing_rate).tolist()
-
+    lat = np.round(box[:, 0] + rng.random(count) * (box[:, 1] - box[:, 0]), 5)
+    lon = np.round(box[:, 2] + rng.random(count) * (box[:, 3] - box[:, 2]), 5)
+    has_gps = rng.random(count) >= spec.location_missing_rate
     bits = rng.integers(0, 2**64 - 1, (count, 2), dtype=np.uint64, endpoint=True)
-    event_ids = uuid_strings(bits[:, 0], bits[:, 1])
-    company_ids = traits.company_ids
-    return [
-        {
-            "event_id": eid,
-            "company_id": company_ids[o],
-            "driver_id": did,
-            "truck_id": tid,
-            "event_type": types[k],
-            "event_timestamp": at,
-            "location": {"lat": la, "lon": lo} if gps else None,
-        }
-        for eid, o, did, tid, k, at, la, lo, gps in zip(
-            event_ids,
-            ordinal.tolist(),
-            _entity_ids(spec.seed, TAG_DRIVER, ordinal, driver),
-            _entity_ids(spec.seed, TAG_TRUCK, ordinal, truck),
-            kind.tolist(),
-            stamps,
-            lat,
-            lon,
-            has_gps,
-            strict=True,
-        )
-    ]
+    return EventColumns(spec.seed, types, traits.company_ids, ordinal, driver, truck, stamp_ms,
+                        kind, lat, lon, has_gps, bits)

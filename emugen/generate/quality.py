@@ -1,10 +1,10 @@
-"""Defect injection: each defective record breaks exactly one contract rule; the truth is kept apart."""
+"""Defect injection: each defective record breaks one contract rule; the truth is kept apart."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -81,48 +81,89 @@ def plan_defects(spec: BatchSpec, total: int, rng: np.random.Generator) -> Plan:
     return Plan(total=total, defects=tuple(defects))
 
 
+class Columns(Protocol):
+    """Clean rows of a batch held column-wise (see companies.py, events.py)."""
+
+    def __len__(self) -> int: ...
+
+    def rows_at(self, index: np.ndarray) -> list[dict]: ...
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where every row of a batch comes from: a clean column row, a mutated one, or a copy."""
+
+    columns: Columns
+    order: np.ndarray  # final row r shows base row order[r] (< n) or copy order[r] - n
+    overrides: dict[int, dict]  # base index -> its mutated dict
+    copies: list[dict]  # duplicate rows, by copy number
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def chunks(self, size: int = 10_000) -> Iterator[list[dict]]:
+        """The rows in landing order, `size` at a time, so a big batch never sits in memory."""
+        n = len(self.columns)
+        for lo in range(0, len(self.order), size):
+            index = self.order[lo : lo + size]
+            built = self.columns.rows_at(index[index < n])
+            if len(built) == len(index) and not self.overrides:
+                yield built
+                continue
+            clean = iter(built)
+            out = []
+            for i in index.tolist():
+                out.append(self.overrides.get(i, next(clean)) if i < n else self.copies[i - n])
+            yield out
+
+
 def inject(
-    spec: BatchSpec, base: list[dict], plan: Plan, rng: np.random.Generator
-) -> tuple[list[dict], list[Truth]]:
-    """Break `plan.defects` into `base` (clean, in order); return the rows and the truth.
+    spec: BatchSpec, columns: Columns, plan: Plan, rng: np.random.Generator
+) -> tuple[Layout, list[Truth]]:
+    """Break `plan.defects` into the clean rows of `columns`; return the layout and the truth.
 
     Mutated records keep their place; each duplicate is inserted at a random place after its
     original, so row order still reads like a real feed and the later copy is the defect.
     """
-    n = len(base)
+    n = len(columns)
     singles = [d for d in plan.defects if d is not Defect.duplicate]
     dups = plan.duplicates
     perm = rng.permutation(n)
-    targets, originals = perm[: len(singles)].tolist(), perm[len(singles) : len(singles) + dups]
+    targets, originals = perm[: len(singles)], perm[len(singles) : len(singles) + dups]
     draws = rng.random((len(singles), 4))
     copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
 
+    overrides: dict[int, dict] = {}
     found: list[tuple[int, Defect, str | None, str | None, str | None]] = []
-    for i, (index, defect) in enumerate(zip(targets, singles, strict=True)):
-        field, before, after = MUTATORS[defect](spec, base[index], draws[i], index)
+    for i, (index, defect, row) in enumerate(
+        zip(targets.tolist(), singles, columns.rows_at(targets), strict=True)
+    ):
+        field, before, after = MUTATORS[defect](spec, row, draws[i], index)
+        overrides[index] = row
         found.append((index, defect, field, before, after))
+    copies = columns.rows_at(originals)
 
-    rows = base + [dict(base[o]) for o in originals.tolist()]
     order = np.argsort(np.concatenate([np.arange(n, dtype=np.float64), copy_keys]), kind="stable")
-    position = np.empty(len(rows), dtype=np.int64)
-    position[order] = np.arange(len(rows))
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
     key = KEY_FIELD[spec.stream]
     truth = [
-        Truth(int(position[i]), d, f, before, after, Reason(d.value)) for i, d, f, before, after in found
+        Truth(int(position[i]), d, f, before, after, Reason(d.value))
+        for i, d, f, before, after in found
     ]
-    for j, o in enumerate(originals.tolist()):
+    for j, (o, copy) in enumerate(zip(originals.tolist(), copies, strict=True)):
         truth.append(
             Truth(
                 int(position[n + j]),
                 Defect.duplicate,
                 key,
                 _json({"row_no": int(position[o])}),
-                _json(base[o][key]),
+                _json(copy[key]),
                 Reason.duplicate,
             )
         )
     truth.sort(key=lambda t: t.row_no)
-    return [rows[i] for i in order.tolist()], truth
+    return Layout(columns, order, overrides, copies), truth
 
 
 # -- mutators: (spec, record, 4 uniforms, index) -> (field, original JSON, injected JSON) --
@@ -212,7 +253,8 @@ def _out_of_range(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutat
     rule = _pick(_rules(spec, lambda r: r.kind in ("count", "location", "text")), u[0])
     value = record[rule.name]
     if rule.kind == "count":
-        return _set(record, rule.name, _pick((0, -1 - int(u[2] * 10), 100_001 + int(u[2] * 1e6)), u[1]))
+        bad = (0, -1 - int(u[2] * 10), 100_001 + int(u[2] * 1e6))
+        return _set(record, rule.name, _pick(bad, u[1]))
     if rule.kind == "text":
         return _set(record, rule.name, " ".join([value] * (201 // max(len(value), 1) + 2)))
     lat, lon = (value["lat"], value["lon"]) if value else (0.0, 0.0)
