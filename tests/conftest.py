@@ -21,3 +21,57 @@ def make_settings(**overrides: Any) -> Settings:
 @pytest.fixture
 def settings() -> Settings:
     return make_settings()
+
+
+# -- databases: every storage test runs on a SQLite file and on the real PostgreSQL ----------
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+PG_URL = os.environ.get("EMUGEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_or_skip() -> None:
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "no server here"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but PostgreSQL at {PG_URL} is not reachable: {exc}")
+        pytest.skip(f"no PostgreSQL at {PG_URL} ({exc}); CI runs these")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file, or a private schema in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'emugen.db'}"
+        return
+    _postgres_or_skip()
+    import psycopg
+
+    schema = f"emugen_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        from emugen.db import session as db_session
+
+        for key, engine in list(db_session._ENGINES.items()):
+            if schema in key[0]:
+                engine.dispose()
+                del db_session._ENGINES[key]
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def engine(database_url):
+    from emugen.db.session import init_db, make_engine
+
+    engine = make_engine(database_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 tables for batches, bronze, truth, silver, quarantine and gold."""

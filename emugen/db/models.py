@@ -1,0 +1,210 @@
+"""The tables. Typed SQLAlchemy 2 models for reading; bulk writes go through their Core tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    PostgreSQL stores `timestamp with time zone`. SQLite has no datetime type, so values are
+    stored as fixed-width ISO text (`YYYY-MM-DD HH:MM:SS.ffffff`, SQLAlchemy's own layout, which
+    sorts correctly) converted in one step: silver converts 100k timestamps per batch.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(26))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        offset = value.utcoffset()
+        if offset is None:
+            raise ValueError(f"naive datetime {value!r}: emugen stores UTC-aware times only")
+        if offset:
+            value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class BatchRow(Base):
+    """One row per batch (FR-007): its spec, counts, stage times and status."""
+
+    __tablename__ = "batches"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    mode: Mapped[str] = mapped_column(String(16))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    config_fingerprint: Mapped[str] = mapped_column(String(32))
+    generator_version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[str] = mapped_column(Text)  # the BatchSpec as JSON: replay regenerates from it
+    interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    interval_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # companies: which ordinals this batch onboards; silver fills excluded_ordinals (JSON list)
+    first_ordinal: Mapped[int] = mapped_column(BigInteger, default=0)
+    ordinal_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    excluded_ordinals: Mapped[str | None] = mapped_column(Text, nullable=True)
+    record_count: Mapped[int] = mapped_column(BigInteger)
+    injected_count: Mapped[int] = mapped_column(BigInteger)
+    injected_by_type: Mapped[str] = mapped_column(Text)  # JSON {defect: count}
+    valid_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    corrupted_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    quarantined_by_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # bronze | silver | gold | failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    bronze_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    silver_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    gold_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    generate_ms: Mapped[float] = mapped_column(Float)
+    bronze_ms: Mapped[float] = mapped_column(Float)
+    silver_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gold_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("stream", "seq", name="uq_batches_stream_seq"),
+        # a retried generation of the same tick finds its batch instead of making a second one
+        UniqueConstraint("stream", "scheduled_at", name="uq_batches_stream_tick"),
+        Index("ix_batches_status", "status"),
+        Index("ix_batches_generated_at", "generated_at"),
+    )
+
+
+class BronzeRecord(Base):
+    """Every record exactly as generated, dirty ones included."""
+
+    __tablename__ = "bronze_records"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+class InjectedDefect(Base):
+    """The ground truth, out of band: what was broken, where, and the reason silver must give."""
+
+    __tablename__ = "injected_defects"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    defect: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    original: Mapped[str | None] = mapped_column(Text, nullable=True)
+    injected: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expected_reason: Mapped[str] = mapped_column(String(32))
+
+
+class SilverCompany(Base):
+    __tablename__ = "silver_companies"
+    company_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(8))
+    active: Mapped[bool] = mapped_column(Boolean)
+    onboarded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    onboarded_ms: Mapped[int] = mapped_column(BigInteger)  # epoch ms: portable window maths
+    drivers_count: Mapped[int] = mapped_column(Integer)
+    trucks_count: Mapped[int] = mapped_column(Integer)
+    batch_id: Mapped[str] = mapped_column(String(40), index=True)
+    row_no: Mapped[int] = mapped_column(Integer)
+
+
+class SilverEvent(Base):
+    __tablename__ = "silver_events"
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(36))
+    driver_id: Mapped[str] = mapped_column(String(36))
+    truck_id: Mapped[str] = mapped_column(String(36))
+    event_type: Mapped[str] = mapped_column(String(20))
+    event_timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    event_ms: Mapped[int] = mapped_column(BigInteger)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    batch_id: Mapped[str] = mapped_column(String(40), index=True)
+    row_no: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_silver_events_ms", "event_ms"),)
+
+
+class Quarantine(Base):
+    """Every rejected bronze row with its reason; never healed, never dropped."""
+
+    __tablename__ = "quarantine"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+
+
+class GoldCompanyWindow(Base):
+    """Per company per window: events by type, deliveries, distinct active drivers."""
+
+    __tablename__ = "gold_company_window"
+    window_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(Integer)
+    start_driving: Mapped[int] = mapped_column(Integer)
+    stopped_driving: Mapped[int] = mapped_column(Integer)
+    delivered: Mapped[int] = mapped_column(Integer)
+    active_drivers: Mapped[int] = mapped_column(Integer)
+
+
+class GoldRegionWindow(Base):
+    """Per region per window: companies onboarded, events and deliveries."""
+
+    __tablename__ = "gold_region_window"
+    window_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region: Mapped[str] = mapped_column(String(8), primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    companies_onboarded: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(Integer)
+    deliveries: Mapped[int] = mapped_column(Integer)

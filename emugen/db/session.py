@@ -1,0 +1,123 @@
+"""Engines and transactions: SQLite in WAL with immediate write locks, PostgreSQL via psycopg."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session
+
+from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
+from emugen.errors import EmugenError
+
+# Any lock held longer than this is a bug or a stuck process; fail loudly instead of hanging.
+BUSY_TIMEOUT_MS = 30_000
+_GOLD_LOCK_KEY = 0x656D7567656E  # "emugen" as a PostgreSQL advisory-lock key
+
+
+class DatabaseError(EmugenError):
+    """The database URL is unusable or the database is not reachable."""
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite files get their folder, WAL, a busy timeout, IMMEDIATE"""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            f"database_url {url!r} is not a SQLAlchemy URL; use e.g. sqlite:///var/emugen.db "
+            "or postgresql://user@host/db"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the one we ship
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event emit BEGIN, so writers can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A deferred transaction that reads then writes can fail with SQLITE_BUSY without
+        # waiting (lock upgrade); IMMEDIATE takes the write lock first and waits its turn.
+        immediate = connection.get_execution_options().get("emugen_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+_ENGINES: dict[tuple[str, int], Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    """One engine per URL per process (a forked worker gets its own, never its parent's)."""
+    key = (url, os.getpid())
+    if key not in _ENGINES:
+        _ENGINES[key] = make_engine(url)
+    return _ENGINES[key]
+
+
+def init_db(engine: Engine) -> None:
+    """Create missing tables and record the schema version (safe to run again)."""
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError as exc:
+        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from None
+    with write_session(engine) as session:
+        found = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()))
+        if found is None:
+            session.add(SchemaVersion(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
+        elif found != SCHEMA_VERSION:
+            raise DatabaseError(
+                f"the database holds schema version {found}, this emugen expects "
+                f"{SCHEMA_VERSION}; use a new database or `emugen clean`"
+            )
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session in one write transaction: committed on success, rolled back on any error."""
+    with Session(engine.execution_options(emugen_write=True)) as session, session.begin():
+        yield session
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    with Session(engine) as session:
+        yield session
+
+
+def lock_gold(session: Session) -> None:
+    """Serialise gold recomputation so a slower recompute never overwrites a newer one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(_pg_lock(_GOLD_LOCK_KEY)))
+    # SQLite: the IMMEDIATE write transaction already holds the database's write lock.
+
+
+def _pg_lock(key: int) -> Any:
+    from sqlalchemy import func
+
+    return func.pg_advisory_xact_lock(key)

@@ -1,0 +1,1 @@
+"""The medallion stages as plain functions over a SQLAlchemy Session: bronze, silver, gold."""

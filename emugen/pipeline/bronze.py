@@ -1,0 +1,159 @@
+"""Bronze: allocate the next seq, generate, land batch row, records and truth in one transaction."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from emugen.db.bulk import bulk_insert
+from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
+from emugen.db.session import write_session
+from emugen.errors import EmugenError
+from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
+from emugen.pipeline.log import stage_done
+from emugen.settings import Mode, Settings, Stream
+
+CHUNK = 10_000
+ALLOCATION_ATTEMPTS = 8
+
+
+class BatchNotFound(EmugenError):
+    """No batch has that id."""
+
+
+@dataclass(frozen=True)
+class Landed:
+    """The outcome of a generation: the batch it made, or the one the same tick made before."""
+
+    batch_id: str
+    stream: Stream
+    seq: int
+    record_count: int
+    created: bool
+
+
+def batch_id_for(stream: Stream | str, seq: int) -> str:
+    """Sortable, and names the stream and seq: `events-000000042`."""
+    return f"{Stream(stream).value}-{seq:09d}"
+
+
+def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
+    """Companies 0..W-1 are settled in silver (every company batch below W is refined), and the
+    ordinals among them that silver rejected."""
+    rows = session.execute(
+        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
+               BatchRow.excluded_ordinals)
+        .where(BatchRow.stream == Stream.companies.value)
+        .order_by(BatchRow.first_ordinal)
+    ).all()
+    watermark, excluded = 0, []
+    for first, count, status, rejected in rows:
+        if first != watermark or status not in ("silver", "gold"):
+            break
+        watermark += count
+        excluded.extend(json.loads(rejected or "[]"))
+    return watermark, tuple(excluded)
+
+
+def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at: datetime,
+              mode: Mode | None = None, size: int | None = None) -> BatchSpec:
+    """The spec of the next batch of `stream`, numbered from what the database holds."""
+    last = session.scalar(select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value))
+    seq = (last or 0) + 1
+    first_ordinal, watermark, excluded = 0, 0, ()
+    if stream is Stream.companies:
+        first_ordinal = session.scalar(
+            select(func.max(BatchRow.first_ordinal + BatchRow.ordinal_count))
+            .where(BatchRow.stream == stream.value)
+        ) or 0
+    else:
+        watermark, excluded = company_watermark(session)
+    return build_spec(settings, stream, seq, scheduled_at=scheduled_at,
+                      first_ordinal=first_ordinal, watermark=watermark,
+                      excluded_ordinals=excluded, size=size, mode=mode)
+
+
+def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled_at: datetime,
+                generate_ms: float, worker: str | None = None) -> str:
+    """Write the batch row, every record and the truth; the caller's transaction makes it atomic."""
+    started = time.perf_counter()
+    spec = planned.spec
+    batch_id = batch_id_for(spec.stream, spec.seq)
+    now = datetime.now(UTC)
+    ordinals = len(planned.layout.columns) if spec.stream is Stream.companies else 0
+    session.add(BatchRow(
+        batch_id=batch_id, stream=spec.stream.value, seq=spec.seq, mode=spec.mode.value,
+        seed=spec.seed, config_fingerprint=fingerprint, generator_version=spec.generator_version,
+        spec=spec.model_dump_json(), interval_start=spec.interval_start,
+        interval_end=spec.interval_end, scheduled_at=scheduled_at,
+        first_ordinal=spec.first_ordinal, ordinal_count=ordinals,
+        record_count=len(planned), injected_count=len(planned.truth),
+        injected_by_type=json.dumps(dict(Counter(t.defect.value for t in planned.truth))),
+        status="bronze", note=planned.note, worker=worker, generated_at=now, bronze_at=now,
+        generate_ms=generate_ms, bronze_ms=0.0,
+    ))
+    session.flush()  # the batch row first: a clash on (stream, seq) or the tick stops here
+    row_no = 0
+    table = BronzeRecord.__table__
+    for lines in planned.line_chunks(CHUNK):
+        bulk_insert(session, table, ("batch_id", "row_no", "payload"),
+                    [(batch_id, row_no + i, line) for i, line in enumerate(lines)])
+        row_no += len(lines)
+    bulk_insert(
+        session, InjectedDefect.__table__,
+        ("batch_id", "row_no", "defect", "field", "original", "injected", "expected_reason"),
+        [(batch_id, t.row_no, t.defect.value, t.field, t.original, t.injected,
+          t.expected_reason.value) for t in planned.truth],
+    )
+    bronze_ms = (time.perf_counter() - started) * 1000
+    row = session.get(BatchRow, batch_id)
+    assert row is not None
+    row.bronze_ms = bronze_ms
+    row.bronze_at = datetime.now(UTC)
+    return batch_id
+
+
+def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
+                      scheduled_at: datetime, *, worker: str | None = None,
+                      mode: Mode | None = None, size: int | None = None) -> Landed:
+    """Allocate, generate and land one batch for the tick `scheduled_at`, exactly once.
+
+    A retried tick finds the batch it already made. Two generators racing for the same seq:
+    the loser's insert clashes on (stream, seq) and it retries with the next number.
+    """
+    stream = Stream(stream)
+    for _ in range(ALLOCATION_ATTEMPTS):
+        try:
+            with write_session(engine) as session:
+                found = session.execute(
+                    select(BatchRow.batch_id, BatchRow.seq, BatchRow.record_count)
+                    .where(BatchRow.stream == stream.value, BatchRow.scheduled_at == scheduled_at)
+                ).first()
+                if found:
+                    return Landed(found.batch_id, stream, found.seq, found.record_count, False)
+                spec = next_spec(session, settings, stream, scheduled_at, mode, size)
+                started = time.perf_counter()
+                with gc_paused():
+                    planned = draft(spec)
+                    generate_ms = (time.perf_counter() - started) * 1000
+                    batch_id = land_bronze(session, planned, fingerprint=settings.fingerprint(),
+                                           scheduled_at=scheduled_at, generate_ms=generate_ms,
+                                           worker=worker)
+        except IntegrityError:
+            continue
+        total_ms = (time.perf_counter() - started) * 1000
+        stage_done(batch_id, "bronze", len(planned), total_ms, generate_ms=generate_ms,
+                   seq=spec.seq, mode=spec.mode.value, injected=len(planned.truth),
+                   note=planned.note or "")
+        return Landed(batch_id, stream, spec.seq, len(planned), True)
+    raise EmugenError(
+        f"could not allocate a {stream.value} seq after {ALLOCATION_ATTEMPTS} attempts; "
+        "too many generators are racing for the same stream (run one beat)"
+    )

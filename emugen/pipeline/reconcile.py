@@ -1,0 +1,97 @@
+"""Reconciliation: the injected truth against what silver quarantined, per defect type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import BatchRow, InjectedDefect, Quarantine
+
+REFINED = ("silver", "gold")
+
+
+@dataclass
+class DefectTally:
+    injected: int = 0
+    caught: int = 0  # quarantined with the expected reason
+    wrong_reason: int = 0  # quarantined, but for another reason
+    missed: int = 0  # escaped into silver: an alarm
+    pending: int = 0  # its batch has not reached silver yet
+
+
+@dataclass
+class Reconciliation:
+    by_defect: dict[str, DefectTally] = field(default_factory=dict)
+    false_alarms: dict[str, int] = field(default_factory=dict)  # clean rows rejected, by reason
+
+    @property
+    def injected(self) -> int:
+        return sum(t.injected for t in self.by_defect.values())
+
+    @property
+    def caught(self) -> int:
+        return sum(t.caught for t in self.by_defect.values())
+
+    @property
+    def missed(self) -> int:
+        return sum(t.missed for t in self.by_defect.values())
+
+    @property
+    def settled(self) -> int:
+        return sum(t.injected - t.pending for t in self.by_defect.values())
+
+    @property
+    def caught_pct(self) -> float:
+        """Share of settled defects caught with the right reason (100.0 with nothing to catch)."""
+        return 100.0 * self.caught / self.settled if self.settled else 100.0
+
+    @property
+    def ok(self) -> bool:
+        return self.caught == self.settled and not self.false_alarms
+
+    def as_dict(self) -> dict:
+        return {
+            "injected": self.injected, "caught": self.caught, "missed": self.missed,
+            "caught_pct": round(self.caught_pct, 3), "ok": self.ok,
+            "false_alarms": self.false_alarms,
+            "by_defect": {k: vars(v) for k, v in sorted(self.by_defect.items())},
+        }
+
+
+def reconcile(session: Session, batch_id: str | None = None) -> Reconciliation:
+    """Tally every injected defect (one batch, or all) as caught, wrong, missed or pending."""
+    scope = [] if batch_id is None else [InjectedDefect.batch_id == batch_id]
+    joined = (
+        select(InjectedDefect.defect, InjectedDefect.expected_reason, InjectedDefect.field,
+               Quarantine.reason, Quarantine.field, BatchRow.status, func.count())
+        .join(BatchRow, BatchRow.batch_id == InjectedDefect.batch_id)
+        .outerjoin(Quarantine, and_(Quarantine.batch_id == InjectedDefect.batch_id,
+                                    Quarantine.row_no == InjectedDefect.row_no))
+        .where(*scope)
+        .group_by(InjectedDefect.defect, InjectedDefect.expected_reason, InjectedDefect.field,
+                  Quarantine.reason, Quarantine.field, BatchRow.status)
+    )
+    result = Reconciliation()
+    for defect, expected, want_field, reason, got_field, status, n in session.execute(joined):
+        tally = result.by_defect.setdefault(defect, DefectTally())
+        tally.injected += n
+        if status not in REFINED:
+            tally.pending += n
+        elif reason is None:
+            tally.missed += n
+        elif reason == expected and got_field == want_field:
+            tally.caught += n
+        else:
+            tally.wrong_reason += n
+    alarms = (
+        select(Quarantine.reason, func.count())
+        .outerjoin(InjectedDefect, and_(InjectedDefect.batch_id == Quarantine.batch_id,
+                                        InjectedDefect.row_no == Quarantine.row_no))
+        .where(InjectedDefect.row_no.is_(None),
+               *([] if batch_id is None else [Quarantine.batch_id == batch_id]))
+        .group_by(Quarantine.reason)
+    )
+    result.false_alarms = {reason: n for reason, n in session.execute(alarms)}
+    return result

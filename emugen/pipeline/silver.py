@@ -1,0 +1,190 @@
+"""Silver: validate bronze by the contract, de-duplicate, check references, quarantine."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
+from emugen.db.bulk import bulk_insert
+from emugen.db.models import BatchRow, BronzeRecord, Quarantine, SilverCompany, SilverEvent
+from emugen.errors import EmugenError
+from emugen.generate import BatchSpec, gc_paused
+from emugen.generate.companies import company_traits
+from emugen.generate.seeding import EPOCH, MS
+from emugen.pipeline.bronze import BatchNotFound
+from emugen.pipeline.log import stage_done
+from emugen.settings import Stream
+
+CHUNK = 10_000
+_IN_LIMIT = 900  # stay under every backend's bound-parameter limit
+
+COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_at",
+                   "onboarded_ms", "drivers_count", "trucks_count", "batch_id", "row_no")
+EVENT_COLUMNS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
+                 "event_timestamp", "event_ms", "lat", "lon", "batch_id", "row_no")
+QUARANTINE_COLUMNS = ("batch_id", "row_no", "stream", "reason", "field", "detail")
+
+
+class StageOrderError(EmugenError):
+    """A stage ran before the one it builds on."""
+
+
+@dataclass(frozen=True)
+class Refined:
+    batch_id: str
+    valid: int
+    quarantined: int
+    by_reason: dict[str, int]
+    already_done: bool = False
+
+
+def _chunks(values: list[Any], size: int = _IN_LIMIT) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _existing(session: Session, column: Any, keys: list[str], *where: Any) -> set[str]:
+    found: set[str] = set()
+    for part in _chunks(keys):
+        found.update(session.scalars(select(column).where(column.in_(part), *where)))
+    return found
+
+
+def _company_row(t: dict, batch_id: str, row_no: int) -> tuple:
+    at = t["onboarded_at"]
+    return (t["company_id"], t["company_name"], t["region"], t["active"], at,
+            (at - EPOCH) // MS, t["drivers_count"], t["trucks_count"], batch_id, row_no)
+
+
+def _event_row(t: dict, batch_id: str, row_no: int) -> tuple:
+    at, loc = t["event_timestamp"], t["location"]
+    lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
+    return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"], at,
+            (at - EPOCH) // MS, lat, lon, batch_id, row_no)
+
+
+def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
+                        batch_id: str, stream: Stream, accepted: list[int]) -> int:
+    """Quarantine, as duplicates, the valid rows whose key silver already held; their count."""
+    landed = session.scalar(select(func.count()).select_from(target)
+                            .where(target.batch_id == batch_id))
+    if landed == len(accepted):
+        return 0
+    kept = set(session.scalars(select(target.row_no).where(target.batch_id == batch_id)))
+    skipped = [r for r in accepted if r not in kept]
+    rejected = []
+    for part in _chunks(skipped):
+        payloads = session.execute(select(BronzeRecord.row_no, BronzeRecord.payload).where(
+            BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part))).all()
+        for row_no, payload in payloads:
+            value = parse(payload)[key]  # it passed the contract, so it parses and has a key
+            holder = session.execute(select(target.batch_id, target.row_no)
+                                     .where(key_column == value)).first()
+            where = f"batch {holder[0]} row {holder[1]}" if holder else "a concurrent batch"
+            rejected.append((batch_id, row_no, stream.value, Reason.duplicate.value, key,
+                             f"{key} {value} is already in silver ({where})"))
+    bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
+    return len(rejected)
+
+
+def refine_silver(session: Session, batch_id: str) -> Refined:
+    """Validate every bronze row of the batch into silver or quarantine (idempotent).
+
+    The batch row is locked first (FOR UPDATE on PostgreSQL; SQLite's write transaction is
+    already exclusive), so a concurrent second run waits and then finds the work done.
+    """
+    with gc_paused():  # ~100k short-lived dicts; see generate.gc_paused
+        return _refine(session, batch_id)
+
+
+def _refine(session: Session, batch_id: str) -> Refined:
+    started = time.perf_counter()
+    batch = session.execute(
+        select(BatchRow).where(BatchRow.batch_id == batch_id).with_for_update()
+    ).scalar_one_or_none()
+    if batch is None:
+        raise BatchNotFound(f"no batch {batch_id!r}; `emugen status` lists the latest batches")
+    if batch.status in ("silver", "gold"):
+        return Refined(batch_id, batch.valid_count or 0, batch.corrupted_count or 0,
+                       json.loads(batch.quarantined_by_reason or "{}"), already_done=True)
+    if batch.status != "bronze":
+        raise StageOrderError(f"batch {batch_id} is {batch.status!r}; silver needs a bronze batch")
+    spec = BatchSpec.model_validate_json(batch.spec)
+    stream = spec.stream
+    is_events = stream is Stream.events
+    key = KEY_FIELD[stream]
+    target = SilverEvent if is_events else SilverCompany
+    key_column = target.event_id if is_events else target.company_id
+    to_row = _event_row if is_events else _company_row
+    known: dict[str, bool] = {}  # company id -> in silver (events' reference check)
+    accepted: list[int] = []  # row numbers that passed the contract, in row order
+    reasons: Counter[str] = Counter()
+
+    bronze = BronzeRecord.__table__.c
+    rows = session.connection().execute(  # Core, not ORM: rows are tuples, not entities
+        select(bronze.row_no, bronze.payload)
+        .where(bronze.batch_id == batch_id).order_by(bronze.row_no)
+    )
+    for part in rows.partitions(CHUNK):
+        parsed = [(row_no, parse(payload)) for row_no, payload in part]
+        if is_events:
+            wanted = list({r["company_id"] for _, r in parsed if isinstance(r, dict)
+                           and isinstance(r.get("company_id"), str)} - known.keys())
+            present = _existing(session, SilverCompany.company_id, wanted)
+            known.update({cid: cid in present for cid in wanted})
+        ctx = Context(spec.interval_start, spec.interval_end,
+                      {c for c, ok in known.items() if ok} if is_events else None)
+        valid: list[tuple] = []
+        rejected: list[tuple] = []
+        for row_no, record in parsed:
+            result = record if isinstance(record, Rejection) else check(stream, record, ctx)
+            if isinstance(result, Rejection):
+                rejected.append((batch_id, row_no, stream.value, result.reason.value,
+                                 result.field, result.detail))
+                reasons[result.reason.value] += 1
+            else:
+                accepted.append(row_no)
+                valid.append(to_row(result, batch_id, row_no))
+        # Rows go in row order and the key is unique, so the first occurrence lands and a
+        # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
+        bulk_insert(session, target.__table__, EVENT_COLUMNS if is_events else COMPANY_COLUMNS,
+                    valid, skip_existing=True)
+        bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected,
+                    skip_existing=True)
+        del parsed, valid, rejected
+
+    repeats = _quarantine_repeats(session, target, key_column, key, batch_id, stream, accepted)
+    if repeats:
+        reasons[Reason.duplicate.value] += repeats
+
+    excluded = None
+    if not is_events:
+        # ordinals this batch onboarded that silver did not take: events must never name them
+        ids = company_traits(spec.seed, np.arange(batch.first_ordinal,
+                                                  batch.first_ordinal + batch.ordinal_count),
+                             spec.company_shape).company_ids
+        landed = set(session.scalars(select(SilverCompany.company_id)
+                                     .where(SilverCompany.batch_id == batch_id)))
+        excluded = json.dumps([batch.first_ordinal + i for i, cid in enumerate(ids)
+                               if cid not in landed])
+    valid_count = len(accepted) - repeats
+    batch.status = "silver"
+    batch.silver_at = datetime.now(UTC)
+    batch.silver_ms = (time.perf_counter() - started) * 1000
+    batch.valid_count = valid_count
+    batch.corrupted_count = sum(reasons.values())
+    batch.quarantined_by_reason = json.dumps(dict(sorted(reasons.items())))
+    batch.excluded_ordinals = excluded
+    stage_done(batch_id, "silver", batch.record_count, batch.silver_ms, valid=valid_count,
+               quarantined=batch.corrupted_count)
+    return Refined(batch_id, valid_count, batch.corrupted_count, dict(reasons))

@@ -1,0 +1,101 @@
+"""What the store holds: counts per layer, quarantine by reason, reconciliation, latest batches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import (
+    BatchRow,
+    BronzeRecord,
+    GoldCompanyWindow,
+    GoldRegionWindow,
+    Quarantine,
+    SilverCompany,
+    SilverEvent,
+)
+from emugen.pipeline.reconcile import reconcile
+
+
+def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return round((later - earlier).total_seconds() * 1000, 1)
+
+
+def _count(session: Session, model: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def status(session: Session, latest: int = 10) -> dict[str, Any]:
+    by_status: dict[str, dict[str, int]] = {}
+    for stream, state, n in session.execute(
+        select(BatchRow.stream, BatchRow.status, func.count())
+        .group_by(BatchRow.stream, BatchRow.status)
+    ):
+        by_status.setdefault(stream, {})[state] = n
+    recent = session.scalars(
+        select(BatchRow).order_by(BatchRow.generated_at.desc(), BatchRow.batch_id.desc())
+        .limit(latest)
+    ).all()
+    return {
+        "batches": by_status,
+        "layers": {
+            "bronze_records": _count(session, BronzeRecord),
+            "silver_companies": _count(session, SilverCompany),
+            "silver_events": _count(session, SilverEvent),
+            "quarantine": _count(session, Quarantine),
+            "gold_company_windows": _count(session, GoldCompanyWindow),
+            "gold_region_windows": _count(session, GoldRegionWindow),
+        },
+        "quarantine_by_reason": dict(session.execute(
+            select(Quarantine.reason, func.count()).group_by(Quarantine.reason)
+            .order_by(Quarantine.reason)
+        ).all()),
+        "reconciliation": reconcile(session).as_dict(),
+        "latest": [
+            {
+                "batch_id": b.batch_id, "mode": b.mode, "status": b.status,
+                "records": b.record_count, "valid": b.valid_count,
+                "quarantined": b.corrupted_count, "injected": b.injected_count,
+                "scheduled_at": b.scheduled_at.isoformat(),
+                "generate_ms": round(b.generate_ms, 1),
+                "bronze_ms": _ms(b.bronze_at, b.scheduled_at),
+                "silver_ms": _ms(b.silver_at, b.bronze_at),
+                "gold_ms": _ms(b.gold_at, b.silver_at),
+                "tick_to_gold_ms": _ms(b.gold_at, b.scheduled_at),
+                "note": b.note,
+            }
+            for b in recent
+        ],
+    }
+
+
+def format_status(s: dict[str, Any]) -> str:
+    lines = ["batches:"]
+    for stream, states in sorted(s["batches"].items()):
+        lines.append(f"  {stream:9} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    if not s["batches"]:
+        lines.append("  none yet")
+    lines.append("layers:  " + "  ".join(f"{k} {v}" for k, v in s["layers"].items()))
+    q = s["quarantine_by_reason"]
+    lines.append("quarantine: " + ("  ".join(f"{k} {v}" for k, v in q.items()) or "empty"))
+    r = s["reconciliation"]
+    verdict = "OK" if r["ok"] else "ALARM"
+    lines.append(f"reconciliation: {verdict}  injected {r['injected']}  caught {r['caught']} "
+                 f"({r['caught_pct']:.1f} %)  missed {r['missed']}  false alarms "
+                 f"{sum(r['false_alarms'].values())}")
+    lines.append("latest:  batch                  status records valid quar  "
+                 "gen_ms  →bronze  →silver   →gold  tick→gold")
+    for b in s["latest"]:
+        def f(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f}"
+        lines.append(f"  {b['batch_id']:22} {b['status']:6} {b['records']:7} "
+                     f"{b['valid'] if b['valid'] is not None else '-':>5} "
+                     f"{b['quarantined'] if b['quarantined'] is not None else '-':>4} "
+                     f"{f(b['generate_ms']):>7} {f(b['bronze_ms']):>8} {f(b['silver_ms']):>8} "
+                     f"{f(b['gold_ms']):>7} {f(b['tick_to_gold_ms']):>10}")
+    return "\n".join(lines)
