@@ -221,10 +221,25 @@ def bench_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     """Generate one production driver batch in memory; compare with json.dumps and a naive loop."""
-    from emugen.bench import bench_generate, format_generate
+    from emugen.bench.generate import bench_generate, format_generate
 
     result = bench_generate(events=events, repeat=repeat)
     click.echo(json.dumps(result, indent=2) if as_json else format_generate(result))
+
+
+@bench_group.command("pipeline")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
+                   "default: a temporary SQLite file.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
+    """One production driver batch generate -> bronze -> silver -> gold, vs the SQLite floor."""
+    from emugen.bench.pipeline import bench_pipeline, format_pipeline
+
+    result = bench_pipeline(events=events, database=database, repeat=repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_pipeline(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,10 @@ def bulk_insert(
             (i, p) for i, name in enumerate(columns)
             if (p := table.c[name].type._cached_bind_processor(dialect)) is not None
         ]
-        if converting:
+        if len(converting) == 1:  # the common case (one timestamp column): no per-row list
+            i, convert = converting[0]
+            rows = [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
+        elif converting:
             converted = []
             for row in rows:
                 values = list(row)

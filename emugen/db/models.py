@@ -49,7 +49,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if offset:
             value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            # UTC now, so the "+00:00" suffix is the only difference from the naive layout
+            return value.isoformat(" ", "microseconds")[:26]
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:

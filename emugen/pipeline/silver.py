@@ -84,12 +84,16 @@ def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str
     skipped = [r for r in accepted if r not in kept]
     rejected = []
     for part in _chunks(skipped):
-        payloads = session.execute(select(BronzeRecord.row_no, BronzeRecord.payload).where(
-            BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part))).all()
-        for row_no, payload in payloads:
-            value = parse(payload)[key]  # it passed the contract, so it parses and has a key
-            holder = session.execute(select(target.batch_id, target.row_no)
-                                     .where(key_column == value)).first()
+        values = {row_no: parse(payload)[key]  # it passed the contract: it parses, has a key
+                  for row_no, payload in session.execute(
+                      select(BronzeRecord.row_no, BronzeRecord.payload).where(
+                          BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)))}
+        holders = {k: (b, r) for k, b, r in session.execute(
+            select(key_column, target.batch_id, target.row_no)
+            .where(key_column.in_(set(values.values()))))}
+        for row_no in part:
+            value = values[row_no]
+            holder = holders.get(value)
             where = f"batch {holder[0]} row {holder[1]}" if holder else "a concurrent batch"
             rejected.append((batch_id, row_no, stream.value, Reason.duplicate.value, key,
                              f"{key} {value} is already in silver ({where})"))

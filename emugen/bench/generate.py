@@ -1,51 +1,14 @@
-"""Benchmarks that print each figure beside a baseline measured in the same run."""
+"""Generation benchmark: one production driver batch in memory vs json.dumps and a naive loop."""
 
 from __future__ import annotations
 
 import json
 import random
-import resource
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from emugen.bench import bench_settings, best_of, peak_rss_mb
 from emugen.generate import build_spec, generate
-from emugen.settings import Mode, Settings, parse_settings
-
-
-@dataclass(frozen=True)
-class Figure:
-    name: str
-    seconds: float
-    count: int
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds else float("inf")
-
-
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """The fastest of `repeat` runs: the figure least disturbed by a noisy machine."""
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def bench_settings(seed: int = 42) -> Settings:
-    return parse_settings(
-        {"mode": "production", "seed": seed,
-         "clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"}},
-        env=False,
-    )
+from emugen.settings import Mode
 
 
 def naive_events(count: int, seed: int = 42) -> list[dict]:
