@@ -1,4 +1,4 @@
-"""The `emugen` command line: generate, config; later issues add the fleet commands."""
+"""The `emugen` command line: generate, config, store, fleet control and benchmarks."""
 
 from __future__ import annotations
 
@@ -208,6 +208,89 @@ def replay_cmd(batch_id: str, config_file: Path | None) -> None:
     click.echo(report.summary())
     if not report.identical:
         sys.exit(1)
+
+
+# -- fleet control: state lives in the database, so every process (beat, workers) sees it ----
+
+
+@main.command("pause")
+@config_option
+def pause_cmd(config_file: Path | None) -> None:
+    """Stop new batches (beat records each tick as skipped); in-flight ones finish."""
+    from emugen.control import set_paused
+    from emugen.db.session import write_session
+
+    settings = load_settings(config_file)
+    with write_session(_engine(settings)) as session:
+        changed = set_paused(session, True)
+    click.echo("paused" if changed else "already paused")
+
+
+@main.command("resume")
+@config_option
+def resume_cmd(config_file: Path | None) -> None:
+    """Start generating again; seqs continue where they stopped."""
+    from emugen.control import set_paused
+    from emugen.db.session import write_session
+
+    settings = load_settings(config_file)
+    with write_session(_engine(settings)) as session:
+        changed = set_paused(session, False)
+    click.echo("resumed" if changed else "already running")
+
+
+@main.command("clean")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+def clean_cmd(yes: bool, config_file: Path | None) -> None:
+    """Wipe every layer, the truth and the counters (only while paused)."""
+    from emugen.control import NotPaused, clean, is_paused
+    from emugen.db.session import read_session, write_session
+
+    settings = load_settings(config_file)
+    engine = _engine(settings)
+    with read_session(engine) as session:
+        if not is_paused(session):
+            raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
+    if not yes:
+        click.confirm(f"wipe every batch and layer in {settings.database_url}?", abort=True)
+    with write_session(engine) as session:
+        cleaned = clean(session)
+    purged = _purge_queues(settings)
+    click.echo(f"{cleaned}{purged}")
+
+
+def _purge_queues(settings: Settings) -> str:
+    """Drop queued messages for the wiped batches; a broker that is down is not an error."""
+    try:
+        from kombu import Connection
+
+        from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE, priority_keys
+
+        with Connection(settings.broker_url, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+            client = connection.default_channel.client
+            keys = [k for q in (GENERATE_QUEUE, PIPELINE_QUEUE) for k in priority_keys(q)]
+            count = sum(int(client.llen(k)) for k in keys)
+            client.delete(*keys)
+        return f", {count:,} queued messages"
+    except Exception as exc:  # noqa: BLE001 - the wipe itself already succeeded
+        return f" (broker queues not purged: {exc})"
+
+
+@main.command("mode")
+@click.argument("mode", type=click.Choice([m.value for m in Mode]))
+@config_option
+def mode_cmd(mode: str, config_file: Path | None) -> None:
+    """Switch the config file to MODE (atomic rewrite; beat applies it within a second)."""
+    from emugen.reload import set_mode
+
+    before, after = set_mode(mode, config_file)
+    path = config_path(config_file)
+    if before is after:
+        click.echo(f"{path}: already {after.value}")
+    else:
+        click.echo(f"{path}: mode {before.value} -> {after.value}")
 
 
 @main.group("bench")

@@ -320,6 +320,19 @@ class EventsSettings(Frozen):
         return _quality_fits(Stream.events, value)
 
 
+class Fleet(Frozen):
+    """How the Celery fleet paces itself; none of it shapes the data."""
+
+    # Backpressure: over either limit a tick is skipped (and recorded), consuming no seq.
+    max_queue_depth: Count = Field(50, ge=1, le=1_000_000)
+    max_in_flight: Count = Field(100, ge=1, le=1_000_000)
+    # A batch whose next stage has not run for this long is re-dispatched by the reaper.
+    stuck_after: Interval = timedelta(seconds=60)
+    reaper_interval: Interval = timedelta(seconds=10)
+    # Transient database errors: retries with exponential backoff, then the batch is failed.
+    max_retries: Count = Field(5, ge=0, le=100)
+
+
 class Settings(Frozen):
     """The whole configuration; `mode` picks which cadence of each stream is active."""
 
@@ -330,6 +343,7 @@ class Settings(Frozen):
     broker_url: str = Field("redis://127.0.0.1:6379/0", min_length=1)
     companies: CompaniesSettings = CompaniesSettings()
     events: EventsSettings = EventsSettings()
+    fleet: Fleet = Fleet()
 
     def cadence(
         self, stream: Stream, mode: Mode | None = None
@@ -346,7 +360,7 @@ class Settings(Frozen):
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes data (URLs excluded), stored with each batch."""
-        shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url"})
+        shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet"})
         return hashlib.sha256(repr(sorted(_flatten(shaping))).encode()).hexdigest()[:16]
 
 
@@ -388,6 +402,12 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: bool = True) 
         ) from None
     except OSError as exc:
         raise ConfigError(str(file), [f"cannot read the file: {exc.strerror}"]) from None
+    return settings_from_text(text, str(file), env=env)
+
+
+def settings_from_text(text: str, source: str, env: bool = True) -> Settings:
+    """Validate the YAML text of a config file (the watcher reads once and parses this)."""
+    file = source
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

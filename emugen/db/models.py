@@ -21,7 +21,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -108,6 +108,8 @@ class BatchRow(Base):
     bronze_ms: Mapped[float] = mapped_column(Float)
     silver_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     gold_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # when the reaper last re-sent this batch's next stage (so it re-sends once per timeout)
+    redispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_batches_stream_seq"),
@@ -209,3 +211,37 @@ class GoldRegionWindow(Base):
     companies_onboarded: Mapped[int] = mapped_column(Integer)
     events: Mapped[int] = mapped_column(Integer)
     deliveries: Mapped[int] = mapped_column(Integer)
+
+
+class ControlState(Base):
+    """Fleet-wide switches that survive restarts (one row per key), e.g. paused."""
+
+    __tablename__ = "control_state"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConfigReload(Base):
+    """Every config load beat made: accepted (fingerprint, mode) or rejected (its problems)."""
+
+    __tablename__ = "config_reloads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    source: Mapped[str] = mapped_column(Text)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    problems: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of lines
+
+
+class SkippedTick(Base):
+    """A tick beat (or a worker) did not turn into a batch, and why: no seq was consumed."""
+
+    __tablename__ = "skipped_ticks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    stream: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(40))  # paused | queue_depth | in_flight | failed
+    detail: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,55 @@
+"""The backpressure gate: is the pipeline keeping up, or should this tick be skipped?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import BatchRow
+from emugen.settings import Fleet
+
+PIPELINE_QUEUE = "pipeline"
+GENERATE_QUEUE = "generate"
+# kombu's Redis transport keeps each priority level in its own list: name, name\x06\x163, ...
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+class ListLength(Protocol):
+    def llen(self, name: str) -> Any: ...
+
+
+def priority_keys(queue: str) -> list[str]:
+    return [queue if step == 0 else f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS]
+
+
+def queue_depth(redis: ListLength, queue: str = PIPELINE_QUEUE) -> int:
+    """Messages waiting in `queue`, every priority level included (prefetched ones are not)."""
+    return sum(int(redis.llen(key)) for key in priority_keys(queue))
+
+
+def in_flight(session: Session) -> int:
+    """Batches landed in bronze but not yet in gold (failed ones excluded)."""
+    return session.scalar(
+        select(func.count()).select_from(BatchRow).where(BatchRow.status.in_(("bronze", "silver")))
+    ) or 0
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str  # queue_depth | in_flight
+    detail: str
+
+
+def gate(limits: Fleet, depth: int, flight: int) -> Skip | None:
+    """None when a new batch may be generated, else why not (pure: the caller measures)."""
+    if depth >= limits.max_queue_depth:
+        return Skip("queue_depth", f"pipeline queue holds {depth} messages, "
+                                   f"limit fleet.max_queue_depth={limits.max_queue_depth}")
+    if flight >= limits.max_in_flight:
+        return Skip("in_flight", f"{flight} batches are generated but not yet in gold, "
+                                 f"limit fleet.max_in_flight={limits.max_in_flight}")
+    return None

@@ -1,0 +1,105 @@
+"""Fleet control state in the database: pause/resume, config reloads, skipped ticks, clean."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import (
+    BatchRow,
+    BronzeRecord,
+    ConfigReload,
+    ControlState,
+    GoldCompanyWindow,
+    GoldRegionWindow,
+    InjectedDefect,
+    Quarantine,
+    SilverCompany,
+    SilverEvent,
+    SkippedTick,
+)
+from emugen.errors import EmugenError
+
+PAUSED = "paused"
+
+
+class NotPaused(EmugenError):
+    """`clean` refuses to run while the fleet is generating."""
+
+    exit_code = 3
+
+
+def is_paused(session: Session) -> bool:
+    value = session.scalar(select(ControlState.value).where(ControlState.key == PAUSED))
+    return value == "true"
+
+
+def set_paused(session: Session, paused: bool) -> bool:
+    """Set the flag; returns whether it changed (pausing twice is not an error)."""
+    row = session.get(ControlState, PAUSED)
+    before = row is not None and row.value == "true"
+    now = datetime.now(UTC)
+    if row is None:
+        session.add(ControlState(key=PAUSED, value=json.dumps(paused), updated_at=now))
+    elif before != paused:
+        row.value, row.updated_at = json.dumps(paused), now
+    return before != paused
+
+
+def paused_since(session: Session) -> datetime | None:
+    row = session.get(ControlState, PAUSED)
+    return row.updated_at if row is not None and row.value == "true" else None
+
+
+def record_reload(session: Session, source: str, *, fingerprint: str | None = None,
+                  mode: str | None = None, problems: Sequence[str] = ()) -> None:
+    session.add(ConfigReload(
+        at=datetime.now(UTC), source=source, accepted=not problems, fingerprint=fingerprint,
+        mode=mode, problems=json.dumps(list(problems)) if problems else None,
+    ))
+
+
+def last_reload(session: Session, accepted: bool | None = None) -> ConfigReload | None:
+    query = select(ConfigReload).order_by(ConfigReload.id.desc()).limit(1)
+    if accepted is not None:
+        query = query.where(ConfigReload.accepted == accepted)
+    return session.scalar(query)
+
+
+def record_skip(session: Session, stream: str, scheduled_at: datetime, reason: str,
+                detail: str) -> None:
+    session.add(SkippedTick(at=datetime.now(UTC), stream=stream, scheduled_at=scheduled_at,
+                            reason=reason, detail=detail))
+
+
+def skip_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(SkippedTick.reason, func.count()).group_by(SkippedTick.reason))
+    return {reason: count for reason, count in rows}
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    removed: dict[str, int]
+
+    def __str__(self) -> str:
+        return "removed " + ", ".join(f"{n:,} {table}" for table, n in self.removed.items())
+
+
+# children before parents, so nothing is ever left pointing at a deleted batch
+_WIPED = (GoldCompanyWindow, GoldRegionWindow, Quarantine, SilverEvent, SilverCompany,
+          InjectedDefect, BronzeRecord, BatchRow, SkippedTick)
+
+
+def clean(session: Session) -> Cleaned:
+    """Wipe every layer, the truth and the skip counters; only while paused."""
+    if not is_paused(session):
+        raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
+    removed = {}
+    for table in _WIPED:
+        removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+    return Cleaned(removed)

@@ -1,0 +1,113 @@
+"""The config file as it changes: a watcher that re-validates each edit, and atomic rewrites."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from emugen.errors import ConfigError
+from emugen.settings import Mode, Settings, config_path, settings_from_text
+
+
+@dataclass(frozen=True)
+class Change:
+    """One new version of the file: the settings it gives, or why it was rejected."""
+
+    source: str
+    settings: Settings | None
+    error: ConfigError | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.settings is not None
+
+
+class ConfigWatcher:
+    """Re-reads the file on every poll and reports a change only when its bytes differ.
+
+    Reading a small file once a second is cheaper than reasoning about mtime resolution,
+    editors that write in place, and clocks that jump. A rejected version leaves `settings`
+    (the running config) untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, env: bool = True) -> None:
+        self.path = config_path(path)
+        self.env = env
+        self.settings: Settings | None = None
+        self.last_error: ConfigError | None = None
+        self._digest: str | None = None
+
+    def poll(self) -> Change | None:
+        try:
+            raw = self.path.read_bytes()
+        except OSError as exc:
+            digest = f"unreadable:{exc.errno}"
+            if digest == self._digest:
+                return None
+            self._digest = digest
+            return self._reject(ConfigError(str(self.path), [
+                f"cannot read the file ({exc.strerror}); the running config stays in force"]))
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        try:
+            settings = settings_from_text(raw.decode("utf-8"), str(self.path), env=self.env)
+        except UnicodeDecodeError:
+            return self._reject(ConfigError(str(self.path), ["the file is not UTF-8 text"]))
+        except ConfigError as exc:
+            return self._reject(exc)
+        self.settings, self.last_error = settings, None
+        return Change(str(self.path), settings, None)
+
+    def _reject(self, error: ConfigError) -> Change:
+        self.last_error = error
+        return Change(str(self.path), None, error)
+
+
+_MODE_LINE = re.compile(r"^mode:[ \t]*[^\s#]*", re.MULTILINE)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write then rename: a reader sees the old file or the new one, never half of one."""
+    folder = path.resolve().parent
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o777)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def set_mode(mode: Mode | str, path: str | os.PathLike[str] | None = None) -> tuple[Mode, Mode]:
+    """Rewrite the file's top-level `mode:` (comments kept); returns (before, after).
+
+    The new text is validated before it replaces the file, so this never writes a config the
+    fleet would reject.
+    """
+    file = config_path(path)
+    try:
+        target = Mode(mode)
+    except ValueError:
+        raise ConfigError(str(file), [
+            f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
+    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    before = settings_from_text(text, str(file), env=False).mode
+    if _MODE_LINE.search(text):
+        updated = _MODE_LINE.sub(f"mode: {target.value}", text, count=1)
+    else:
+        updated = f"mode: {target.value}\n{text}"
+    settings_from_text(updated, str(file), env=False)
+    if updated != text:
+        write_atomically(file, updated)
+    return before, target

@@ -1,0 +1,137 @@
+"""Beat's scheduler: entries built from the config in force, re-read every tick (hot reload)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery.beat import Scheduler
+from celery.schedules import schedule
+
+from emugen.backpressure import gate, in_flight
+from emugen.control import is_paused, record_reload, record_skip
+from emugen.db.session import engine_for, init_db, write_session
+from emugen.reload import Change, ConfigWatcher
+from emugen.settings import Settings, Stream
+
+logger = logging.getLogger("emugen.schedule")
+GENERATE = "emugen.generate_batch"
+
+
+def entries_for(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Beat entries for the active mode: one generator per stream, plus the reaper.
+
+    Each message expires after about one interval: a tick that waited that long is stale,
+    and the next one is already on its way.
+    """
+    entries: dict[str, dict[str, Any]] = {}
+    for stream in Stream:
+        every = settings.interval(stream)
+        entries[f"generate-{stream.value}"] = {
+            "task": GENERATE,
+            "schedule": schedule(every),
+            "args": (stream.value,),
+            "kwargs": {"mode": settings.mode.value},
+            "options": {"queue": "generate", "expires": every.total_seconds()},
+        }
+    reaper = settings.fleet.reaper_interval
+    entries["reap"] = {
+        "task": "emugen.reap",
+        "schedule": schedule(reaper),
+        "options": {"queue": "pipeline", "expires": reaper.total_seconds()},
+    }
+    return entries
+
+
+def tick_time(now: datetime | None = None) -> datetime:
+    """The tick key: UTC, to the millisecond (the resolution batch intervals use)."""
+    now = now or datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class EmugenScheduler(Scheduler):
+    """Celery's in-memory scheduler, fed by the config file and gated by pause/backpressure."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.watcher = ConfigWatcher()
+        self.settings: Settings | None = None
+        self._last_tick: dict[str, datetime] = {}
+        super().__init__(*args, **kwargs)
+
+    # -- configuration -----------------------------------------------------------------------
+    def setup_schedule(self) -> None:
+        change = self.watcher.poll()
+        if change is None or not change.accepted:
+            assert change is not None
+            raise change.error or RuntimeError("no config")  # beat cannot start without one
+        self._apply(change)
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        change = self.watcher.poll()
+        if change is not None:
+            self._apply(change)
+        return super().tick(*args, **kwargs)
+
+    def _apply(self, change: Change) -> None:
+        settings = change.settings or self.settings
+        if settings is None:
+            return
+        engine = engine_for(settings.database_url)
+        if self.settings is None or self.settings.database_url != settings.database_url:
+            init_db(engine)
+        with write_session(engine) as session:
+            if change.accepted:
+                record_reload(session, change.source, fingerprint=settings.fingerprint(),
+                              mode=settings.mode.value)
+            else:
+                assert change.error is not None
+                record_reload(session, change.source, problems=change.error.problems)
+        if not change.accepted:
+            logger.error("config rejected; the running config stays in force:\n%s", change.error)
+            return
+        self.settings = settings
+        self.merge_inplace(entries_for(settings))
+        self._heap = None  # re-plan every due time now: a new interval applies at once
+        logger.info("config applied: mode=%s fingerprint=%s companies every %s, events every %s",
+                    settings.mode.value, settings.fingerprint(),
+                    settings.interval(Stream.companies), settings.interval(Stream.events))
+
+    # -- dispatch --------------------------------------------------------------------------
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        if entry.task != GENERATE or self.settings is None:
+            return super().apply_entry(entry, producer=producer)
+        stream = entry.args[0]
+        at = tick_time()
+        previous = self._last_tick.get(stream)
+        if previous is not None and at <= previous:
+            at = previous + timedelta(milliseconds=1)  # tick keys never repeat
+        self._last_tick[stream] = at
+        try:
+            skipped = self._gate(stream, at)
+        except Exception:  # noqa: BLE001 - a database hiccup must not stop beat
+            logger.exception("backpressure check failed; sending the tick anyway")
+            skipped = False
+        if skipped:
+            return None
+        entry.args = (stream, at.isoformat())
+        try:
+            return super().apply_entry(entry, producer=producer)
+        finally:
+            entry.args = (stream,)
+
+    def _gate(self, stream: str, at: datetime) -> bool:
+        from emugen.tasks import pipeline_depth
+
+        settings = self.settings
+        assert settings is not None
+        with write_session(engine_for(settings.database_url)) as session:
+            if is_paused(session):
+                record_skip(session, stream, at, "paused", "the fleet is paused")
+                return True
+            skip = gate(settings.fleet, pipeline_depth(), in_flight(session))
+            if skip is not None:
+                record_skip(session, stream, at, skip.reason, skip.detail)
+                logger.warning("tick skipped: %s %s", stream, skip.detail)
+                return True
+        return False

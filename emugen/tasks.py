@@ -1,0 +1,139 @@
+"""Celery tasks: thin wrappers that call the pipeline's plain functions in their own sessions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from celery import chain
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from emugen.backpressure import gate, in_flight, queue_depth
+from emugen.celery import app
+from emugen.control import is_paused, record_skip
+from emugen.db.session import engine_for, init_db, write_session
+from emugen.errors import ConfigError
+from emugen.pipeline.bronze import BatchNotFound, generate_and_land
+from emugen.pipeline.gold import build_gold
+from emugen.pipeline.recovery import claim_stuck, mark_failed
+from emugen.pipeline.silver import refine_silver
+from emugen.reload import ConfigWatcher
+from emugen.settings import Mode, Settings, Stream
+
+logger = logging.getLogger("emugen.tasks")
+_watcher = ConfigWatcher()
+_initialised: set[str] = set()
+TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
+MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never re-delivered
+
+
+def current_settings() -> Settings:
+    """The config in force for this worker: the file's latest valid version."""
+    change = _watcher.poll()
+    if change is not None and not change.accepted:
+        logger.warning("config rejected, keeping the running one: %s", change.error)
+    if _watcher.settings is None:
+        raise _watcher.last_error or ConfigError(str(_watcher.path), ["no config loaded"])
+    return _watcher.settings
+
+
+def _engine(settings: Settings) -> Any:
+    engine = engine_for(settings.database_url)
+    if settings.database_url not in _initialised:
+        init_db(engine)
+        _initialised.add(settings.database_url)
+    return engine
+
+
+def pipeline_depth() -> int:
+    """LLEN of the pipeline queue (all priorities) on the broker; 0 for non-Redis brokers."""
+    with app.connection_for_read() as connection:
+        client = getattr(connection.default_channel, "client", None)
+        return queue_depth(client) if client is not None and hasattr(client, "llen") else 0
+
+
+def backoff(retries: int) -> float:
+    return min(2.0 ** retries, MAX_BACKOFF_S)
+
+
+def stage_chain(batch_id: str, first: str = "silver") -> Any:
+    steps = [to_silver.si(batch_id), to_gold.si(batch_id)]
+    return chain(*(steps if first == "silver" else steps[1:]))
+
+
+@app.task(bind=True, name="emugen.generate_batch", max_retries=None)
+def generate_batch(self: Any, stream: str, scheduled_at: str,
+                   mode: str | None = None) -> str | None:
+    """Land one batch for the tick (idempotent per tick), then chain silver and gold."""
+    settings = current_settings()
+    engine = _engine(settings)
+    at = datetime.fromisoformat(scheduled_at)
+    try:
+        with write_session(engine) as session:
+            if is_paused(session):
+                record_skip(session, stream, at, "paused", "the fleet was paused before it ran")
+                return None
+            skip = gate(settings.fleet, pipeline_depth(), in_flight(session))
+            if skip is not None:
+                record_skip(session, stream, at, skip.reason, skip.detail)
+                return None
+        landed = generate_and_land(engine, settings, Stream(stream), at,
+                                   worker=self.request.hostname,
+                                   mode=Mode(mode) if mode else None)
+    except TRANSIENT as exc:
+        if self.request.retries >= settings.fleet.max_retries:
+            with write_session(engine) as session:
+                record_skip(session, stream, at, "failed",
+                            f"gave up after {self.request.retries} retries: {exc.orig}")
+            raise
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
+    stage_chain(landed.batch_id).apply_async()
+    return landed.batch_id
+
+
+def _run_stage(task: Any, stage: str, batch_id: str, work: Any) -> None:
+    settings = current_settings()
+    engine = _engine(settings)
+    try:
+        with write_session(engine) as session:
+            work(session, batch_id)
+    except BatchNotFound:
+        logger.warning("batch %s is gone (cleaned?); %s dropped", batch_id, stage)
+    except (TRANSIENT + (SoftTimeLimitExceeded,)) as exc:
+        if task.request.retries >= settings.fleet.max_retries:
+            error = str(getattr(exc, "orig", exc)) or type(exc).__name__
+            with write_session(engine) as session:
+                mark_failed(session, batch_id, stage, error)
+            raise
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
+    except DBAPIError as exc:  # not transient: a bug or a corrupt row; retrying cannot help
+        with write_session(engine) as session:
+            mark_failed(session, batch_id, stage, str(exc.orig))
+        raise
+
+
+@app.task(bind=True, name="emugen.to_silver", max_retries=None)
+def to_silver(self: Any, batch_id: str) -> str:
+    _run_stage(self, "silver", batch_id, refine_silver)
+    return batch_id
+
+
+@app.task(bind=True, name="emugen.to_gold", max_retries=None)
+def to_gold(self: Any, batch_id: str) -> str:
+    _run_stage(self, "gold", batch_id, build_gold)
+    return batch_id
+
+
+@app.task(name="emugen.reap")
+def reap() -> list[list[str]]:
+    """Re-send the next stage of every batch a crash or a lost message left idle."""
+    settings = current_settings()
+    engine = _engine(settings)
+    with write_session(engine) as session:
+        claimed = claim_stuck(session, settings.fleet.stuck_after)
+    for batch_id, stage in claimed:
+        logger.warning("reaper: batch %s idle before %s; re-dispatching", batch_id, stage)
+        stage_chain(batch_id, stage).apply_async()
+    return [list(c) for c in claimed]

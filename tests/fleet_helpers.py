@@ -1,0 +1,30 @@
+"""Config files for fleet tests: a YAML file per test, pointing at its own SQLite database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def write_config(path: Path, database_url: str, *, mode: str = "emulated", interval: float = 2,
+                 size: tuple[int, int] = (3, 8), broker_url: str = "memory://",
+                 fleet: dict[str, Any] | None = None, rate: float = 0.3) -> Path:
+    data = {
+        "mode": mode,
+        "seed": 7,
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "companies": {"emulated": {"interval": interval, "min_batch_size": 5,
+                                   "max_batch_size": 5},
+                      "production": {"interval": "PT1H"},
+                      "quality": {"rate": rate}},
+        "events": {"emulated": {"interval": interval, "min_batch_size": size[0],
+                                "max_batch_size": size[1]},
+                   "production": {"interval": "PT15M", "events_per_driver": 0.05},
+                   "quality": {"rate": rate}},
+        "fleet": fleet or {},
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
