@@ -325,5 +325,18 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: 
     click.echo(json.dumps(result, indent=2) if as_json else format_pipeline(result))
 
 
+@bench_group.command("fleet")
+@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_fleet_cmd(seconds: float, interval: float, size: int, as_json: bool) -> None:
+    """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor."""
+    from emugen.bench.fleet import bench_fleet, format_fleet
+
+    result = bench_fleet(seconds=seconds, interval=interval, size=size)
+    click.echo(json.dumps(result, indent=2) if as_json else format_fleet(result))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
