@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,7 @@ def status(session: Session, latest: int = 10) -> dict[str, Any]:
         .limit(latest)
     ).all()
     return {
+        "fleet": _fleet(session),
         "batches": by_status,
         "layers": {
             "bronze_records": _count(session, BronzeRecord),
@@ -74,8 +76,31 @@ def status(session: Session, latest: int = 10) -> dict[str, Any]:
     }
 
 
+def _fleet(session: Session) -> dict[str, Any]:
+    from emugen.control import is_paused, last_reload, skip_counts
+
+    reload = last_reload(session)
+    return {
+        "paused": is_paused(session),
+        "skipped_ticks": skip_counts(session),
+        "last_reload": None if reload is None else {
+            "at": reload.at.isoformat(), "accepted": reload.accepted, "mode": reload.mode,
+            "fingerprint": reload.fingerprint,
+            "problems": json.loads(reload.problems) if reload.problems else [],
+        },
+    }
+
+
 def format_status(s: dict[str, Any]) -> str:
-    lines = ["batches:"]
+    fleet = s["fleet"]
+    reload = fleet["last_reload"]
+    skips = "  ".join(f"{k} {v}" for k, v in sorted(fleet["skipped_ticks"].items())) or "none"
+    lines = [f"fleet: {'PAUSED' if fleet['paused'] else 'running'}  skipped ticks: {skips}"]
+    if reload is not None:
+        verdict = (f"applied (mode {reload['mode']}, fingerprint {reload['fingerprint']})"
+                   if reload["accepted"] else "REJECTED: " + "; ".join(reload["problems"]))
+        lines.append(f"last config reload {reload['at']}: {verdict}")
+    lines.append("batches:")
     for stream, states in sorted(s["batches"].items()):
         lines.append(f"  {stream:9} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
     if not s["batches"]:
