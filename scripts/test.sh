@@ -5,4 +5,23 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
+
+# The browser tests drive Debian's chromium (Playwright cannot download a browser here):
+# install it when it is missing and apt-get can run (as root, or through passwordless sudo).
+install_chromium() {
+  local run=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null || return 1
+    run=(sudo -n)
+  fi
+  local apt=("${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
+  "${apt[@]}" install chromium >/dev/null 2>&1 \
+    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install chromium >/dev/null 2>&1; }
+}
+if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 \
+    && command -v apt-get >/dev/null 2>&1; then
+  install_chromium || echo "scripts/test.sh: could not install chromium; the browser tests" \
+    "will skip (and fail when CI is set)" >&2
+fi
+
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,6 @@
+"""The dashboard and HTTP API (`emugen web`): FastAPI over the same database the fleet writes."""
+
+# How often the server checks the database for a change to push: the mean push delay is half
+# of it (docs/BENCHMARKS.md, `emugen bench sse`); the check reads one index (~0.5 ms).
+POLL_INTERVAL_S = 0.05
+DEFAULT_FLOWER_URL = "http://127.0.0.1:5555"

@@ -1,0 +1,82 @@
+"""The dashboard's state: the config file it watches, the store it reads, the broker it probes."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from emugen.db.session import read_session
+from emugen.reload import ConfigWatcher
+from emugen.settings import Settings
+from emugen.web import snapshot as snap
+from emugen.web.metrics import Metrics
+from emugen.web.probe import BrokerProbe
+from emugen.web.quality import quality
+from emugen.web.stream import Broadcaster
+
+
+class WebState:
+    """One per app. The database and broker are the ones the config named at start; the
+    mode, cadences and reload status are re-read from the file on every snapshot."""
+
+    def __init__(self, config_path: Path, settings: Settings, engine: Engine, probe: BrokerProbe,
+                 *, token: str | None, flower_url: str | None, poll_interval: float) -> None:
+        self.config_path, self.settings, self.engine, self.probe = (
+            config_path, settings, engine, probe)
+        self.token, self.flower_url = token, flower_url
+        self.watcher = ConfigWatcher(config_path)
+        self._watch_lock = threading.Lock()
+        self.metrics = Metrics()
+        self.broadcaster = Broadcaster(self.version, self.snapshot, interval=poll_interval)
+        self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def config(self) -> dict[str, Any]:
+        with self._watch_lock:
+            self.watcher.poll()
+            settings, error = self.watcher.settings, self.watcher.last_error
+        return snap.config_summary(self.config_path, settings, error)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = os.stat(self.config_path)
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def _probe_key(self, probe: dict[str, Any]) -> tuple[Any, ...]:
+        queues = probe["queues"]
+        return (probe["broker"]["ok"], tuple(sorted(queues.items())) if queues else None,
+                probe["workers"]["ok"], tuple(probe["workers"]["alive"]))
+
+    def version(self) -> tuple[Any, ...]:
+        with read_session(self.engine) as session:
+            store = snap.version(session)
+        return store, self._file_stamp(), self._probe_key(self.probe.read())
+
+    def health(self) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            return snap.health(session, self.config(), self.probe.read())
+
+    def snapshot(self) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            key = snap.quality_key(session)
+            cached = self._quality
+            if cached is None or cached[0] != key:
+                cached = self._quality = (key, quality(session))
+            data = snap.snapshot(session, self.config(), self.probe.read(),
+                                 quality_report=cached[1])
+        return {**data, "flower_url": self.flower_url, "token_required": self.token is not None}
+
+    def unreachable(self, error: Exception) -> dict[str, Any]:
+        """Health when the database does not answer: degraded, never a 5xx."""
+        probe, config = self.probe.read(), self.config()
+        return {"status": "degraded", "now": datetime.now(UTC).isoformat(),
+                "reasons": [f"database unreachable: {str(error).splitlines()[0][:300]}"],
+                "config": config, "generation_mode": config.get("mode"),
+                "queues": probe["queues"], "broker": probe["broker"],
+                "workers": probe["workers"]}

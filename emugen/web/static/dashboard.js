@@ -1,0 +1,319 @@
+// emugen dashboard: renders each snapshot pushed on /api/stream (server-sent events);
+// falls back to polling /api/snapshot while the stream is down. No framework, no build step.
+"use strict";
+(() => {
+  const POLL_MS = 1000; // the polling fallback's period (emugen bench sse measures it)
+  const RECONNECT_MS = 3000;
+  const STREAMS = ["companies", "events"];
+  const SVG = "http://www.w3.org/2000/svg";
+  const $ = (id) => document.getElementById(id);
+  let snap = null, skew = 0, source = null, pollTimer = null, lastId = null;
+
+  // -- formatting ---------------------------------------------------------------------------
+  const pct = (v) => (v == null ? "–" : `${Number(v.toFixed(1))} %`);
+  const ms = (v) => (v == null ? "–" : v < 1000 ? `${Math.round(v)} ms`
+    : `${(v / 1000).toFixed(2)} s`);
+  const num = (v) => (v == null ? "–" : Number(v).toLocaleString("en"));
+  function age(iso) {
+    if (!iso) return "never";
+    const s = Math.max(0, (Date.now() + skew - Date.parse(iso)) / 1000);
+    if (s < 90) return `${Math.round(s)} s ago`;
+    if (s < 5400) return `${Math.round(s / 60)} min ago`;
+    return `${(s / 3600).toFixed(1)} h ago`;
+  }
+  function setText(id, value) {
+    const el = $(id);
+    if (el && el.textContent !== String(value)) el.textContent = value;
+  }
+  function el(tag, attrs = {}, text) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text != null) node.textContent = text;
+    return node;
+  }
+  function svgEl(tag, attrs = {}, title) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (title) node.appendChild(svgEl("title")).textContent = title;
+    return node;
+  }
+  function row(cells, header) {
+    const tr = el("tr");
+    cells.forEach((c, i) => {
+      const cell = el(i === 0 && header ? "th" : "td", i === 0 && header ? { scope: "row" } : {});
+      if (c instanceof Node) cell.appendChild(c); else cell.textContent = c;
+      tr.appendChild(cell);
+    });
+    return tr;
+  }
+  function resetSvg(svg, titleText) {
+    while (svg.lastChild) svg.removeChild(svg.lastChild);
+    svg.appendChild(svgEl("title", { id: svg.getAttribute("aria-labelledby") })).textContent = titleText;
+  }
+
+  // -- rendering ----------------------------------------------------------------------------
+  function render(s) {
+    snap = s;
+    skew = Date.parse(s.now) - Date.now();
+    renderHeader(s);
+    for (const name of STREAMS) {
+      const st = s.streams[name] || {};
+      setText(`count-${name}`, st.gold ?? 0);
+      $(`age-${name}`).dataset.at = st.last_batch_at || "";
+      setText(`inflight-${name}`, num(st.in_flight));
+      setText(`failed-${name}`, num(st.failed));
+      setText(`records-${name}`, num(st.records));
+    }
+    setText("batches-per-minute", s.throughput.batches_per_minute);
+    setText("records-per-second", s.throughput.records_per_second);
+    setText("throughput-window", `${Math.round(s.throughput.window_s)} s`);
+    renderAges();
+    renderQueues(s);
+    renderConfig(s);
+    if (s.quality) renderQuality(s.quality);
+    if (s.latency) renderLatency(s.latency);
+    if (s.recent) renderTimeline(s.recent);
+  }
+
+  function renderHeader(s) {
+    const mode = s.generation_mode || "unknown";
+    const badge = $("mode");
+    setText("mode", mode);
+    badge.className = `badge mode-${mode}`;
+    const target = mode === "production" ? "emulated" : "production";
+    $("mode-toggle").dataset.target = target;
+    setText("mode-toggle", `Switch to ${target}`);
+    setText("status", s.status);
+    $("status").className = `badge status-${s.status}`;
+    const pause = $("pause-toggle");
+    setText("pause-toggle", s.paused ? "Resume" : "Pause");
+    pause.setAttribute("aria-pressed", String(!!s.paused));
+    $("clean").disabled = !s.paused;
+    const reasons = $("reasons");
+    reasons.replaceChildren(...(s.reasons || []).map((r) => el("p", {}, r)));
+    reasons.hidden = !(s.reasons || []).length;
+  }
+
+  function renderAges() {
+    for (const name of STREAMS) {
+      const node = $(`age-${name}`);
+      if (node) setText(`age-${name}`, age(node.dataset.at));
+    }
+  }
+
+  function renderQueues(s) {
+    setText("queue-generate", s.queues ? num(s.queues.generate) : "–");
+    setText("queue-pipeline", s.queues ? num(s.queues.pipeline) : "–");
+    setText("in-flight", num(s.in_flight));
+    setText("broker", s.broker.ok ? "ok" : (s.broker.error || "unknown"));
+    const w = s.workers;
+    setText("workers", w.alive.length ? `${w.alive.length} alive: ${w.alive.join(", ")}`
+      : (w.error || (w.ok === false ? "none answered" : "not checked yet")));
+    const skips = Object.entries(s.skips || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+    setText("skips", skips || "none");
+  }
+
+  function renderConfig(s) {
+    const c = s.config;
+    setText("config-path", c.path);
+    setText("config-fingerprint", c.fingerprint || "–");
+    for (const name of STREAMS) {
+      const cs = c.streams && c.streams[name];
+      setText(`config-${name}`, !cs ? "–" : `every ${cs.interval_s} s, ` + (cs.min_batch_size
+        ? `${cs.min_batch_size}–${cs.max_batch_size} per batch`
+        : `${cs.events_per_driver} events per driver`));
+    }
+    const r = s.last_reload;
+    setText("last-reload", r ? `${r.at} · ${r.accepted ? `applied mode ${r.mode}` : "rejected"}`
+      : "none yet");
+    const rej = s.last_rejection, box = $("config-error");
+    box.hidden = !rej;
+    setText("config-error", rej ? `Last rejected edit (${rej.at}): ${rej.problems.join("; ")}` : "");
+  }
+
+  function renderQuality(q) {
+    setText("caught-pct", pct(q.caught_pct));
+    $("caught-pct").className = `big ${q.ok ? "good" : "bad"}`;
+    setText("injected", num(q.injected));
+    setText("caught", num(q.caught));
+    setText("escaped", num(q.escaped));
+    setText("false-alarms", num(q.false_alarm_total));
+    setText("pending", num(q.pending));
+    const alarm = $("escaped-alarm");
+    alarm.replaceChildren(...q.alarms.map((a) => el("p", {}, a)));
+    alarm.hidden = !q.alarms.length;
+    const rows = Object.entries(q.by_defect).map(([defect, t]) => {
+      const tr = row([defect.replaceAll("_", " ")], true);
+      for (const name of STREAMS) {
+        const bt = ((q.streams[name] || {}).by_type || {})[defect];
+        tr.appendChild(el("td", { "data-defect-pct": bt ? bt.pct : 0 }, pct(bt ? bt.pct : 0)));
+      }
+      tr.appendChild(el("td", {}, num(t.injected)));
+      tr.appendChild(el("td", {}, num(t.caught)));
+      tr.appendChild(el("td", t.missed ? { class: "bad" } : {}, num(t.missed)));
+      return tr;
+    });
+    $("defect-rows").replaceChildren(...rows);
+  }
+
+  function renderLatency(lat) {
+    const layers = Object.entries(lat.layers);
+    setText("latency-caption", `over the last ${lat.window.count} batches`);
+    $("latency-rows").replaceChildren(...layers.map(([layer, v]) =>
+      row([layer.replaceAll("_", " "), ms(v.p50), ms(v.p95), ms(v.max)], true)));
+    const svg = $("latency-chart");
+    const width = Math.max(240, $("latency-box").clientWidth), label = 92, barH = 10, gap = 10;
+    const top = Math.max(1, ...layers.map(([, v]) => v.p95 || 0));
+    const height = layers.length * (2 * barH + gap) + 4;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("height", height);
+    resetSvg(svg, "p50 (dark) and p95 (light) latency per layer: " + layers.map(([l, v]) =>
+      `${l.replaceAll("_", " ")} p50 ${ms(v.p50)}, p95 ${ms(v.p95)}`).join("; "));
+    const scale = (width - label - 70) / top;
+    layers.forEach(([layer, v], i) => {
+      const y = i * (2 * barH + gap) + 2;
+      svg.appendChild(svgEl("text", { x: 0, y: y + barH + 4, class: "axis" })).textContent =
+        layer.replaceAll("_", " ");
+      [["p50", v.p50, "p50"], ["p95", v.p95, "p95"]].forEach(([name, value, cls], k) => {
+        const w = Math.max(1, (value || 0) * scale);
+        svg.appendChild(svgEl("rect", { x: label, y: y + k * barH, width: w, height: barH - 1,
+          class: `bar-${cls}` }, `${layer} ${name} ${ms(value)}`));
+        svg.appendChild(svgEl("text", { x: label + w + 4, y: y + k * barH + barH - 2,
+          class: "value" })).textContent = ms(value);
+      });
+    });
+  }
+
+  function renderTimeline(recent) {
+    const svg = $("timeline");
+    const width = Math.max(280, $("timeline-box").clientWidth), label = 120, rowH = 16;
+    const rows = recent.slice(0, 20);
+    const height = Math.max(rowH, rows.length * rowH) + 2;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svg.setAttribute("height", height);
+    resetSvg(svg, `Stage times of the ${rows.length} most recent batches, newest first`);
+    const segments = (b) => [["bronze", b.latency_ms.bronze], ["silver", b.latency_ms.silver],
+      ["gold", b.latency_ms.gold]];
+    const total = (b) => segments(b).reduce((sum, [, v]) => sum + (v || 0), 0);
+    const top = Math.max(1, ...rows.map(total));
+    const scale = (width - label - 64) / top;
+    rows.forEach((b, i) => {
+      const y = i * rowH + 1;
+      svg.appendChild(svgEl("text", { x: 0, y: y + rowH - 4, class: "axis" })).textContent =
+        `${b.stream} #${b.seq}`;
+      let x = label;
+      for (const [stage, v] of segments(b)) {
+        if (v == null) continue;
+        const w = Math.max(1, v * scale);
+        svg.appendChild(svgEl("rect", { x, y: y + 2, width: w, height: rowH - 5,
+          class: b.status === "failed" ? "seg-failed" : `seg-${stage}` },
+          `${b.batch_id} ${stage}: ${ms(v)} (${b.records} records, ${b.status})`));
+        x += w;
+      }
+      svg.appendChild(svgEl("text", { x: x + 4, y: y + rowH - 4, class: "value" })).textContent =
+        b.status === "gold" ? ms(b.latency_ms.end_to_end) : b.status;
+    });
+    $("recent-rows").replaceChildren(...rows.map((b) => row([b.batch_id, b.status,
+      num(b.records), ms(b.latency_ms.bronze), ms(b.latency_ms.silver), ms(b.latency_ms.gold),
+      ms(b.latency_ms.end_to_end)], true)));
+  }
+
+  // -- live updates: SSE first, polling while it is down ---------------------------------------
+  function setLive(state) {
+    setText("live", state);
+    $("live").className = `badge live-${state}`;
+  }
+  async function poll() {
+    try {
+      const r = await fetch("/api/snapshot", { headers: { Accept: "application/json" } });
+      if (r.ok) render(await r.json());
+    } catch (_) { /* the server is down: keep the last picture, try again */ }
+  }
+  function startPolling() {
+    if (pollTimer) return;
+    setLive("polling");
+    poll();
+    pollTimer = setInterval(poll, POLL_MS);
+  }
+  function stopPolling() {
+    if (pollTimer) clearInterval(pollTimer);
+    pollTimer = null;
+  }
+  function connect() {
+    if (!window.EventSource) { startPolling(); return; }
+    const url = "/api/stream" + (lastId ? `?resume_from=${encodeURIComponent(lastId)}` : "");
+    source = new EventSource(url);
+    source.addEventListener("snapshot", (e) => {
+      lastId = e.lastEventId;
+      stopPolling();
+      setLive("live");
+      render(JSON.parse(e.data));
+    });
+    source.onopen = () => { stopPolling(); setLive("live"); };
+    source.onerror = () => {
+      startPolling();
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        setTimeout(connect, RECONNECT_MS);
+      }
+    };
+  }
+
+  // -- controls -----------------------------------------------------------------------------
+  function say(text, bad) {
+    const box = $("message");
+    box.textContent = text;
+    box.className = `message${bad ? " bad" : ""}`;
+    box.hidden = !text;
+  }
+  async function control(path, body, retried) {
+    const headers = { "Content-Type": "application/json", Accept: "application/json" };
+    const token = sessionStorage.getItem("emugen-token");
+    if (token) headers.Authorization = `Bearer ${token}`;
+    let r;
+    try {
+      r = await fetch(path, { method: "POST", headers, body: JSON.stringify(body || {}) });
+    } catch (err) {
+      say(`${path} failed: ${err}`, true);
+      return null;
+    }
+    if (r.status === 401 && !retried) {
+      const given = window.prompt("This dashboard needs its control token (EMUGEN_WEB_TOKEN):");
+      if (given) {
+        sessionStorage.setItem("emugen-token", given.trim());
+        return control(path, body, true);
+      }
+    }
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      say(data.message || (typeof data.detail === "string" ? data.detail : r.statusText), true);
+      return null;
+    }
+    say(data.message || "");
+    return data;
+  }
+  function wire() {
+    $("mode-toggle").addEventListener("click", async (e) => {
+      const data = await control("/api/mode", { mode: e.currentTarget.dataset.target });
+      if (data && snap) render({ ...snap, generation_mode: data.after });
+    });
+    $("pause-toggle").addEventListener("click", async () => {
+      const paused = snap ? snap.paused : $("pause-toggle").getAttribute("aria-pressed") === "true";
+      const data = await control(paused ? "/api/resume" : "/api/pause");
+      if (data && snap) render({ ...snap, paused: data.paused,
+        status: snap.status === "degraded" ? "degraded" : data.paused ? "paused" : "running" });
+    });
+    $("clean").addEventListener("click", async () => {
+      if (!window.confirm("Wipe every batch, layer, quarantine row and counter? This cannot be undone.")) return;
+      await control("/api/clean");
+    });
+    window.addEventListener("resize", () => { if (snap) render(snap); });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    wire();
+    renderAges();
+    setInterval(renderAges, 1000);
+    connect();
+  });
+})();
