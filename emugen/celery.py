@@ -35,6 +35,7 @@ app.conf.update(
         "emugen.to_silver": {"queue": PIPELINE_QUEUE},
         "emugen.to_gold": {"queue": PIPELINE_QUEUE},
         "emugen.reap": {"queue": PIPELINE_QUEUE},
+        "emugen.prune": {"queue": PIPELINE_QUEUE},
     },
     worker_send_task_events=True,  # Flower
     task_send_sent_event=True,

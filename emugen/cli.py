@@ -293,9 +293,20 @@ def mode_cmd(mode: str, config_file: Path | None) -> None:
         click.echo(f"{path}: mode {before.value} -> {after.value}")
 
 
-@main.group("bench")
-def bench_group() -> None:
-    """Benchmarks: each figure printed beside its baseline, measured in the same run."""
+from emugen.bench.commands import suite_options  # noqa: E402 - click only; lazy inside
+
+
+@main.group("bench", invoke_without_command=True)
+@suite_options
+@click.pass_context
+def bench_group(ctx: click.Context, quick: bool, database: str | None, out: Path) -> None:
+    """Benchmarks: each figure printed beside its baseline, measured in the same run.
+
+    With no subcommand: `emugen bench all` (the options here are its options)."""
+    if ctx.invoked_subcommand is None:
+        from emugen.bench.commands import run_suite
+
+        run_suite(quick, database, out)
 
 
 @bench_group.command("generate")
@@ -329,13 +340,43 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: 
 @click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True)
 @click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
 @click.option("--size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_fleet_cmd(seconds: float, interval: float, size: int, as_json: bool) -> None:
+def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | None,
+                    as_json: bool) -> None:
     """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor."""
     from emugen.bench.fleet import bench_fleet, format_fleet
 
-    result = bench_fleet(seconds=seconds, interval=interval, size=size)
+    result = bench_fleet(seconds=seconds, interval=interval, size=size, database=database)
     click.echo(json.dumps(result, indent=2) if as_json else format_fleet(result))
+
+
+from emugen.up import up_cmd  # noqa: E402 - cheap: up.py imports its heavy parts when run
+
+main.add_command(up_cmd)
+
+
+from emugen.bench.sse import sse_cmd as bench_sse_cmd  # noqa: E402 - click only; lazy inside
+
+bench_group.add_command(bench_sse_cmd)
+
+from emugen.web.cli import web_cmd  # noqa: E402 - click only; uvicorn and FastAPI load when run
+
+main.add_command(web_cmd)
+
+
+from emugen.bench.commands import (  # noqa: E402 - click only; lazy inside
+    all_cmd,
+    cadence_cmd,
+    chaos_cmd,
+    soak_cmd,
+)
+
+bench_group.add_command(all_cmd)
+bench_group.add_command(cadence_cmd)
+main.add_command(soak_cmd)
+main.add_command(chaos_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -102,4 +102,8 @@ def clean(session: Session) -> Cleaned:
     removed = {}
     for table in _WIPED:
         removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+    # the company marks (retention's floor, the watermark checkpoint) describe batches that
+    # no longer exist: start again from ordinal 0
+    session.execute(delete(ControlState).where(
+        ControlState.key.in_(("company_floor", "company_settled"))))
     return Cleaned(removed)

@@ -145,6 +145,26 @@ Interval = Annotated[
     Field(json_schema_extra={"type": "string", "examples": ["PT10S", "10s", 10]}),
 ]
 _MAX_SECONDS_PARSED = 10.0**12
+MIN_RETENTION = timedelta(minutes=1)
+MAX_RETENTION = timedelta(days=3650)
+
+
+def _check_retention(value: timedelta) -> timedelta:
+    if not MIN_RETENTION <= value <= MAX_RETENTION:
+        raise ValueError(
+            "retention must be between 1 minute and 3650 days (PT1M..P3650D), "
+            f"got {value.total_seconds() / 86400:g} days"
+        )
+    return value
+
+
+Retention = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    AfterValidator(_check_retention),
+    PlainSerializer(_iso, return_type=str),
+    Field(json_schema_extra={"type": "string", "examples": ["P1D", "12h", 86400]}),
+]
 Count = Annotated[int, BeforeValidator(_not_bool)]
 Real = Annotated[float, BeforeValidator(_not_bool), Field(allow_inf_nan=False)]
 Rate = Annotated[Real, Field(ge=0.0, le=1.0)]
@@ -331,6 +351,13 @@ class Fleet(Frozen):
     reaper_interval: Interval = timedelta(seconds=10)
     # Transient database errors: retries with exponential backoff, then the batch is failed.
     max_retries: Count = Field(5, ge=0, le=100)
+    # Retention (emulated batches only): a batch in gold for longer than this loses its bronze
+    # rows, truth, silver events, quarantine rows and batch row; null keeps everything. Gold,
+    # the company dimension and the newest batch per stream are always kept.
+    retain_batches_for: Retention | None = timedelta(days=1)
+    prune_interval: Interval = timedelta(minutes=5)
+    # rows deleted per transaction: the SQLite write lock is held for ~tens of ms at a time
+    prune_chunk_rows: Count = Field(20_000, ge=100, le=1_000_000)
 
 
 class Settings(Frozen):

@@ -8,16 +8,20 @@ from typing import Any
 
 from celery import chain
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_revoked
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from emugen.backpressure import gate, in_flight, queue_depth
 from emugen.celery import app
 from emugen.control import is_paused, record_skip
+from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.errors import ConfigError
 from emugen.pipeline.bronze import BatchNotFound, generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.recovery import claim_stuck, mark_failed
+from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.silver import refine_silver
 from emugen.reload import ConfigWatcher
 from emugen.settings import Mode, Settings, Stream
@@ -27,6 +31,7 @@ _watcher = ConfigWatcher()
 _initialised: set[str] = set()
 TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
 MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never re-delivered
+PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
 
 
 def current_settings() -> Settings:
@@ -49,7 +54,8 @@ def _engine(settings: Settings) -> Any:
 
 def pipeline_depth() -> int:
     """LLEN of the pipeline queue (all priorities) on the broker; 0 for non-Redis brokers."""
-    with app.connection_for_read() as connection:
+    # from the app's pool: beat asks on every tick, a fresh connection each time adds up
+    with app.pool.acquire(block=True, timeout=5) as connection:
         client = getattr(connection.default_channel, "client", None)
         return queue_depth(client) if client is not None and hasattr(client, "llen") else 0
 
@@ -137,3 +143,40 @@ def reap() -> list[list[str]]:
         logger.warning("reaper: batch %s idle before %s; re-dispatching", batch_id, stage)
         stage_chain(batch_id, stage).apply_async()
     return [list(c) for c in claimed]
+
+
+@app.task(name="emugen.prune")
+def prune() -> str:
+    """Delete emulated batches older than fleet.retain_batches_for, a few rows at a time."""
+    settings = current_settings()
+    retain = settings.fleet.retain_batches_for
+    if retain is None:
+        return "retention is off (fleet.retain_batches_for: null)"
+    result = prune_batches(_engine(settings), retain, chunk_rows=settings.fleet.prune_chunk_rows,
+                           budget_s=PRUNE_BUDGET_S)
+    if result.batches:
+        logger.info("retention: %s", result)
+    return str(result)
+
+
+@task_revoked.connect
+def _record_expired_tick(sender: Any = None, request: Any = None, expired: bool = False,
+                         **_: Any) -> None:
+    """A generation tick that expired before a worker took it is a skip, recorded as such,
+    so every tick beat sent ends as a batch or a skipped_ticks row (runs in the worker's
+    main process, which discards expired messages before the pool sees them)."""
+    if not expired or getattr(sender, "name", None) != generate_batch.name:
+        return
+    args = list(getattr(request, "args", None) or ())
+    if len(args) < 2:
+        return
+    stream, at = str(args[0]), datetime.fromisoformat(str(args[1]))
+    try:
+        with write_session(_engine(current_settings())) as session:
+            landed = session.scalar(select(BatchRow.batch_id).where(
+                BatchRow.stream == stream, BatchRow.scheduled_at == at))
+            if landed is None:  # a redelivered tick whose batch exists is not a skip
+                record_skip(session, stream, at, "expired",
+                            "the tick waited longer than its interval for a worker")
+    except Exception:  # noqa: BLE001 - bookkeeping must never take the worker down
+        logger.exception("could not record the expired tick %s %s", stream, at)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from emugen.settings import Settings, parse_settings
@@ -30,3 +33,35 @@ def bench_settings(seed: int = 42) -> Settings:
          "clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"}},
         env=False,
     )
+
+
+@contextmanager
+def private_database(database: str | None, folder: Path, name: str = "fleet") -> Iterator[str]:
+    """A fresh database URL: a SQLite file in `folder`, or a private PostgreSQL schema."""
+    if database is None:
+        yield f"sqlite:///{folder / name}.db"
+        return
+    if not database.startswith("postgres"):
+        yield database
+        return
+    from sqlalchemy import text
+
+    from emugen.db.session import make_engine
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(database)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    joiner = "&" if "?" in database else "?"
+    try:
+        yield f"{database}{joiner}options=-csearch_path%3D{schema}"
+    finally:
+        from emugen.db import session as db_session
+
+        for key, engine in list(db_session._ENGINES.items()):
+            if schema in key[0]:
+                engine.dispose()
+                del db_session._ENGINES[key]
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
-from emugen.bench import bench_settings, peak_rss_mb
+from emugen.bench import bench_settings, peak_rss_mb, private_database
 from emugen.db.models import BronzeRecord
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.pipeline.bronze import generate_and_land
@@ -28,30 +27,13 @@ _START = datetime(2026, 1, 1, tzinfo=UTC)
 @contextmanager
 def bench_engine(database: str | None) -> Iterator[Engine]:
     """A fresh store: a SQLite file in a temporary folder, or a private PostgreSQL schema."""
-    if database is None:
-        with tempfile.TemporaryDirectory(prefix="emugen-bench-") as folder:
-            engine = make_engine(f"sqlite:///{folder}/bench.db")
+    with tempfile.TemporaryDirectory(prefix="emugen-bench-") as folder, \
+            private_database(database, Path(folder), "bench") as url:
+        engine = make_engine(url)
+        try:
             yield engine
+        finally:
             engine.dispose()
-        return
-    if not database.startswith("postgres"):
-        engine = make_engine(database)
-        yield engine
-        engine.dispose()
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(database)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    joiner = "&" if "?" in database else "?"
-    engine = make_engine(f"{database}{joiner}options=-csearch_path%3D{schema}")
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def sqlite_floor(rows: list[tuple[str, int, str]]) -> float:

@@ -155,6 +155,10 @@ class SilverCompany(Base):
     batch_id: Mapped[str] = mapped_column(String(40), index=True)
     row_no: Mapped[int] = mapped_column(Integer)
 
+    # gold's per-region window reads companies onboarded in a window: without this index it
+    # scans every company ever onboarded, a cost that grows for as long as the fleet runs
+    __table_args__ = (Index("ix_silver_companies_onboarded_ms", "onboarded_ms"),)
+
 
 class SilverEvent(Base):
     __tablename__ = "silver_events"
@@ -198,6 +202,10 @@ class GoldCompanyWindow(Base):
     stopped_driving: Mapped[int] = mapped_column(Integer)
     delivered: Mapped[int] = mapped_column(Integer)
     active_drivers: Mapped[int] = mapped_column(Integer)
+
+    # gold replaces one window at a time; the primary key leads with company_id after
+    # window_seconds, so without this index every recompute scans all of gold
+    __table_args__ = (Index("ix_gold_company_window_start", "window_seconds", "window_start_ms"),)
 
 
 class GoldRegionWindow(Base):
@@ -243,5 +251,6 @@ class SkippedTick(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     stream: Mapped[str] = mapped_column(String(16))
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    reason: Mapped[str] = mapped_column(String(40))  # paused | queue_depth | in_flight | failed
+    # paused | queue_depth | in_flight | failed | expired | broker_down
+    reason: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text)

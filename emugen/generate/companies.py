@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 from faker import Faker
@@ -89,10 +89,39 @@ def company_traits(seed: int, ordinals: np.ndarray, shape: CompanyShape) -> Comp
     )
 
 
-@lru_cache(maxsize=8)
+_TABLES: dict[tuple[int, CompanyShape], CompanyTraits] = {}
+_TABLES_KEPT = 4  # (seed, shape) pairs; a fleet uses one
+
+
+def _joined(a: CompanyTraits, b: CompanyTraits) -> CompanyTraits:
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate((getattr(a, name), getattr(b, name)))
+
+    return CompanyTraits(cat("ordinals"), a.company_ids + b.company_ids, cat("region_index"),
+                         cat("drivers"), cat("trucks"), cat("active"), cat("name_bits"))
+
+
 def traits_upto(seed: int, count: int, shape: CompanyShape) -> CompanyTraits:
-    """Traits of companies 0..count-1; cached because every event batch asks for them."""
-    return company_traits(seed, np.arange(count), shape)
+    """Traits of companies 0..count-1; every event batch asks for them.
+
+    One table per (seed, shape) grows as the watermark rises, so a long run neither recomputes
+    all companies per batch nor keeps several near-identical copies (traits are per-ordinal
+    hashes, so extending the table gives exactly what computing it at once would).
+    """
+    key = (seed, shape)
+    table = _TABLES.pop(key, None)  # re-inserted below: the dict's order is recency
+    if table is None or len(table.ordinals) < count:
+        have = 0 if table is None else len(table.ordinals)
+        more = company_traits(seed, np.arange(have, count), shape)
+        table = more if table is None else _joined(table, more)
+    _TABLES[key] = table
+    while len(_TABLES) > _TABLES_KEPT:
+        del _TABLES[next(iter(_TABLES))]
+    if len(table.ordinals) == count:
+        return table
+    return CompanyTraits(table.ordinals[:count], table.company_ids[:count],
+                         table.region_index[:count], table.drivers[:count],
+                         table.trucks[:count], table.active[:count], table.name_bits[:count])
 
 
 def company_name(region: Region, bits: int) -> str:

@@ -310,16 +310,24 @@ class Fleet:
             raise
 
     def skips(self) -> list[SkippedTick]:
-        with read_session(self.engine()) as session:
-            rows = session.scalars(select(SkippedTick).order_by(SkippedTick.id)).all()
-            session.expunge_all()
-            return list(rows)
+        return self._all(SkippedTick)
 
     def reloads(self) -> list[ConfigReload]:
-        with read_session(self.engine()) as session:
-            rows = session.scalars(select(ConfigReload).order_by(ConfigReload.id)).all()
-            session.expunge_all()
-            return list(rows)
+        return self._all(ConfigReload)
+
+    def _all(self, model: Any) -> list[Any]:
+        """Every row of `model`, oldest first; none while beat/worker are still creating tables."""
+        if not (self.folder / "emugen.db").exists():
+            return []
+        try:
+            with read_session(self.engine()) as session:
+                rows = session.scalars(select(model).order_by(model.id)).all()
+                session.expunge_all()
+                return list(rows)
+        except Exception as exc:  # noqa: BLE001 - the tables may not exist yet
+            if "no such table" in str(exc):
+                return []
+            raise
 
     def settle(self, timeout: float = 30) -> list[Batch]:
         """Wait until no batch is in bronze or silver any more; returns every batch."""

@@ -1,0 +1,132 @@
+"""Click commands for `emugen bench` (all), `bench cadence`, `emugen soak` and `emugen chaos`.
+
+Only click is imported here; each command imports its machinery when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class Duration(click.ParamType):
+    """Seconds, a short form (90s, 60m, 1h) or ISO-8601 (PT1H), as in the config file."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        from pydantic import TypeAdapter, ValidationError
+
+        from emugen.settings import Interval
+
+        with suppress(TypeError, ValueError):
+            value = float(value)  # "0.25" is seconds too
+        try:
+            return TypeAdapter(Interval).validate_python(value).total_seconds()
+        except ValidationError as exc:
+            self.fail(exc.errors()[0]["msg"].removeprefix("Value error, "), param, ctx)
+
+
+DURATION = Duration()
+
+
+def suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of `emugen bench` and `emugen bench all` (the same command)."""
+    for option in reversed([
+        click.option("--quick", is_flag=True,
+                     help="A short run (~2 min on SQLite, ~4 with --database): smaller batch, "
+                          "shorter fleet runs."),
+        click.option("--database", default=None, metavar="URL",
+                     help="Also run (a)-(c) on this PostgreSQL (private schema, dropped after)."),
+        click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+                     default=Path("bench.json"), show_default=True,
+                     help="Write every figure here as JSON."),
+    ]):
+        f = option(f)
+    return f
+
+
+def run_suite(quick: bool, database: str | None, out: Path) -> None:
+    from emugen.bench.suite import bench_all, table
+
+    result = bench_all(quick=quick, database=database,
+                       progress=lambda line: click.echo(line, err=True))
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    click.echo(table(result))
+    click.echo(f"figures written to {out}")
+
+
+@click.command("all")
+@suite_options
+def all_cmd(quick: bool, database: str | None, out: Path) -> None:
+    """(a) pipeline, (b) fleet latency, (c) sustainable cadence, (d) dashboard freshness."""
+    run_suite(quick, database, out)
+
+
+@click.command("cadence")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
+@click.option("--step-seconds", type=click.FloatRange(min=2), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json: bool) -> None:
+    """Highest sustainable cadence: step the interval down (1 s ... 0.1 s) until it skips."""
+    from emugen.bench.cadence import bench_cadence, format_cadence
+
+    result = bench_cadence(workers, database, step_seconds=step_seconds)
+    click.echo(json.dumps(result, indent=2) if as_json else format_cadence(result))
+
+
+@click.command("soak")
+@click.option("--duration", type=DURATION, required=True,
+              help="How long the fleet generates: 180, 3m, 1h, PT1H.")
+@click.option("--interval", type=DURATION, default="1", show_default=True,
+              help="Tick interval of both streams.")
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Worker processes (each -c 1).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("var/soak"), show_default=True,
+              help="Folder for soak.csv, soak.svg, verdict.json, the logs and soak.db.")
+@click.option("--no-web", is_flag=True, help="Do not run the dashboard.")
+def soak_cmd(duration: float, interval: float, workers: int, out: Path, no_web: bool) -> None:
+    """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL."""
+    from emugen.soak import SoakOptions, run_soak
+
+    options = SoakOptions(duration=duration, interval=interval, workers=workers, out=out,
+                          web=not no_web)
+    click.echo(f"soak: {duration:g} s at {interval:g} s with {workers} worker(s), sampling "
+               f"every {options.sample_every:g} s; output in {out}", err=True)
+    result = run_soak(options, progress=lambda line: click.echo(line, err=True))
+    click.echo(result.report())
+    sys.exit(0 if result.passed else 1)
+
+
+@click.command("chaos")
+@click.option("--duration", type=DURATION, default="120", show_default=True)
+@click.option("--interval", type=DURATION, default="0.5", show_default=True)
+@click.option("--workers", type=click.IntRange(2, 16), default=2, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("var/chaos"), show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seeds the kill plan.")
+@click.option("--lock-seconds", type=click.FloatRange(0.5, 25), default=5.0, show_default=True,
+              help="How long the SQLite write lock is held (busy timeout is 30 s).")
+@click.option("--kill-every", type=click.FloatRange(min=3), default=10.0, show_default=True,
+              help="Mean seconds between worker kills.")
+def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: int,
+              lock_seconds: float, kill_every: float) -> None:
+    """Soak while killing workers, restarting Redis and locking SQLite; exit 0 on PASS."""
+    from emugen.chaos import run_chaos
+
+    click.echo(f"chaos: {duration:g} s at {interval:g} s with {workers} workers; output in "
+               f"{out}", err=True)
+    result = run_chaos(duration, out, interval=interval, workers=workers, seed=seed,
+                       lock_s=lock_seconds, kill_every=kill_every,
+                       progress=lambda line: click.echo(line, err=True))
+    click.echo(result.report())
+    sys.exit(0 if result.passed else 1)

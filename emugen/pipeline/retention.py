@@ -1,0 +1,222 @@
+"""Retention: prune old emulated batches in short transactions; gold and companies stay.
+
+A batch of emulated mode that reached gold longer ago than `fleet.retain_batches_for` loses
+its bronze rows, its truth, its silver events, its quarantine rows and finally its batch row.
+Kept forever:
+
+- gold (recomputed only for the windows a *new* batch touches, which are recent);
+- `silver_companies`: the company dimension that live events reference (silver's referential
+  check and gold's per-region join need every company ever onboarded);
+- the newest batch of each stream, so `seq` and the next company ordinal keep counting up;
+- failed batches (an alarm to read, not noise) and production batches.
+
+Company batch rows go only as a contiguous prefix in onboarding order, and the same
+transaction moves a *company floor* (ordinal and the excluded ordinals below it) into
+`control_state`: `company_watermark` starts from that floor (or from its own checkpoint of the
+settled prefix, whichever is higher), so later event batches still see every settled company.
+
+Every transaction deletes at most about `chunk_rows` rows, so the SQLite write lock is never
+held for long; a run stops after `budget_s` and the next run carries on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import (
+    BatchRow,
+    BronzeRecord,
+    ConfigReload,
+    ControlState,
+    InjectedDefect,
+    Quarantine,
+    SilverEvent,
+    SkippedTick,
+)
+from emugen.db.session import write_session
+from emugen.settings import Mode, Stream
+
+COMPANY_FLOOR = "company_floor"  # companies below it: their batch rows were pruned
+COMPANY_SETTLED = "company_settled"  # companies below it: settled in silver (a walk's checkpoint)
+_PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
+_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine)
+
+
+@dataclass
+class Pruned:
+    batches: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    complete: bool = True  # False when the time budget ran out with work left
+
+    def add(self, table: str, n: int) -> None:
+        self.rows[table] = self.rows.get(table, 0) + n
+
+    def __str__(self) -> str:
+        parts = [f"{self.batches} batches"] + [f"{n:,} {t}" for t, n in self.rows.items() if n]
+        return "pruned " + ", ".join(parts) + ("" if self.complete else " (more left)")
+
+
+def _mark(session: Session, key: str) -> tuple[int, tuple[int, ...]]:
+    raw = session.scalar(select(ControlState.value).where(ControlState.key == key))
+    if raw is None:
+        return 0, ()
+    value = json.loads(raw)
+    return int(value["ordinal"]), tuple(value["excluded"])
+
+
+def _set_mark(session: Session, key: str, ordinal: int, excluded: list[int]) -> None:
+    value = json.dumps({"ordinal": ordinal, "excluded": excluded})
+    row = session.get(ControlState, key)
+    now = datetime.now(UTC)
+    if row is None:
+        session.add(ControlState(key=key, value=value, updated_at=now))
+    else:
+        row.value, row.updated_at = value, now
+
+
+def company_floor(session: Session) -> tuple[int, tuple[int, ...]]:
+    """Where the watermark walk may start: (ordinal, rejected ordinals below it).
+
+    The higher of two marks, both meaning "every company below is settled in silver": the
+    checkpoint of an earlier walk, and the floor below which retention pruned batch rows.
+    """
+    return max(_mark(session, COMPANY_SETTLED), _mark(session, COMPANY_FLOOR),
+               key=lambda mark: mark[0])
+
+
+def pruned_floor(session: Session) -> tuple[int, tuple[int, ...]]:
+    """Companies below this ordinal had their batch rows pruned."""
+    return _mark(session, COMPANY_FLOOR)
+
+
+def mark_settled(session: Session, ordinal: int, excluded: list[int]) -> None:
+    """Remember that companies below `ordinal` are settled (company batches never un-settle)."""
+    if ordinal > _mark(session, COMPANY_SETTLED)[0]:
+        _set_mark(session, COMPANY_SETTLED, ordinal, excluded)
+
+
+def _eligible(stream: Stream, cutoff: datetime):  # noqa: ANN202 - a SQL condition
+    newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
+    return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
+                BatchRow.status == "gold", BatchRow.gold_at < cutoff,
+                BatchRow.seq < newest.scalar_subquery())
+
+
+def _pick_events(engine: Engine, cutoff: datetime, chunk_rows: int) -> list[tuple[str, int]]:
+    with write_session(engine) as session:
+        rows = session.execute(
+            select(BatchRow.batch_id, BatchRow.record_count)
+            .where(_eligible(Stream.events, cutoff)).order_by(BatchRow.seq).limit(_PICK_LIMIT)
+        ).all()
+    return _fill(rows, chunk_rows)
+
+
+def _pick_companies(engine: Engine, cutoff: datetime,
+                    chunk_rows: int) -> list[tuple[str, int]]:
+    """The contiguous run of prunable company batches starting at the floor."""
+    with write_session(engine) as session:
+        floor, _ = pruned_floor(session)
+        rows = session.execute(
+            select(BatchRow.batch_id, BatchRow.record_count, BatchRow.first_ordinal,
+                   BatchRow.ordinal_count, _eligible(Stream.companies, cutoff))
+            .where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
+            .order_by(BatchRow.first_ordinal).limit(_PICK_LIMIT)
+        ).all()
+    run, expected = [], floor
+    for batch_id, records, first, count, ok in rows:
+        if first != expected or not ok:
+            break
+        run.append((batch_id, records))
+        expected += count
+    return _fill(run, chunk_rows)
+
+
+def _fill(rows: list, chunk_rows: int) -> list[tuple[str, int]]:
+    """Leading batches up to about chunk_rows records (at least one)."""
+    group, total = [], 0
+    for batch_id, records, *_ in rows:
+        if group and total + records > chunk_rows:
+            break
+        group.append((batch_id, records))
+        total += records
+    return group
+
+
+def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
+                  result: Pruned, stream: Stream) -> None:
+    ids = [batch_id for batch_id, _ in group]
+    largest = max((records for _, records in group), default=0)
+    # child rows in row_no windows: a 100k-record batch takes several short transactions
+    for low in range(0, largest + 1, chunk_rows):
+        with write_session(engine) as session:
+            for table in _CHILD_TABLES:
+                n = session.execute(delete(table).where(
+                    table.batch_id.in_(ids), table.row_no >= low,
+                    table.row_no < low + chunk_rows)).rowcount or 0
+                result.add(table.__tablename__, n)
+    with write_session(engine) as session:
+        if stream is Stream.companies:
+            _raise_floor(session, ids)
+        n = session.execute(delete(BatchRow).where(BatchRow.batch_id.in_(ids))).rowcount or 0
+        result.add(BatchRow.__tablename__, n)
+        result.batches += n
+
+
+def _raise_floor(session: Session, ids: list[str]) -> None:
+    floor, excluded = pruned_floor(session)
+    rows = session.execute(
+        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.excluded_ordinals)
+        .where(BatchRow.batch_id.in_(ids)).order_by(BatchRow.first_ordinal)
+    ).all()
+    rejected = list(excluded)
+    for first, count, exclusions in rows:
+        if first != floor:  # not contiguous any more (cannot happen: picked in order)
+            raise RuntimeError(f"company batches to prune are not contiguous at {floor}")
+        floor += count
+        rejected.extend(json.loads(exclusions or "[]"))
+    _set_mark(session, COMPANY_FLOOR, floor, rejected)
+
+
+def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned) -> None:
+    """Old skipped ticks and config reloads (the latest accepted and rejected reload stay)."""
+    with write_session(engine) as session:
+        keep = [session.scalar(select(func.max(ConfigReload.id))
+                               .where(ConfigReload.accepted == flag)) for flag in (True, False)]
+        n = session.execute(delete(ConfigReload).where(
+            ConfigReload.at < cutoff, ConfigReload.id.not_in([k for k in keep if k]))
+        ).rowcount or 0
+        result.add(ConfigReload.__tablename__, n)
+    while True:
+        with write_session(engine) as session:
+            ids = list(session.scalars(select(SkippedTick.id).where(SkippedTick.at < cutoff)
+                                       .order_by(SkippedTick.id).limit(min(chunk_rows, 900))))
+            if ids:
+                session.execute(delete(SkippedTick).where(SkippedTick.id.in_(ids)))
+                result.add(SkippedTick.__tablename__, len(ids))
+        if len(ids) < min(chunk_rows, 900):
+            return
+
+
+def prune(engine: Engine, retain_for: timedelta, *, now: datetime | None = None,
+          chunk_rows: int = 20_000, budget_s: float = 10.0) -> Pruned:
+    """Delete what is older than `retain_for` (see the module docstring for what stays)."""
+    cutoff = (now or datetime.now(UTC)) - retain_for
+    deadline = time.monotonic() + budget_s
+    result = Pruned()
+    for stream, pick in ((Stream.events, _pick_events), (Stream.companies, _pick_companies)):
+        while True:
+            if time.monotonic() > deadline:
+                result.complete = False
+                return result
+            group = pick(engine, cutoff, chunk_rows)
+            if not group:
+                break
+            _delete_group(engine, group, chunk_rows, result, stream)
+    _prune_log(engine, cutoff, chunk_rows, result)
+    return result
