@@ -7,6 +7,8 @@ import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, Quarantine, SilverEvent
@@ -259,3 +261,22 @@ def test_distinct_tick_times_never_repeat():
     clock = TickClock()
     ticks = [clock.next() for _ in range(1000)]
     assert len(set(ticks)) == 1000 and ticks == sorted(ticks)
+
+
+@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 1, 1))
+       .map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)))
+def test_silver_s_sliced_timestamp_text_equals_what_the_column_type_would_store(moment):
+    from sqlalchemy.dialects import sqlite
+
+    from emugen.db.models import UTCDateTime, sqlite_text_from_stamp
+
+    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert sqlite_text_from_stamp(stamp) == UTCDateTime().process_bind_param(
+        moment, sqlite.dialect())
+
+
+def test_stamps_that_are_not_millisecond_canonical_take_the_datetime_path():
+    from emugen.db.models import sqlite_text_from_stamp
+
+    assert sqlite_text_from_stamp("2026-01-01T00:00:00Z") is None
+    assert sqlite_text_from_stamp("2026-01-01T00:00:00.123456Z") is None

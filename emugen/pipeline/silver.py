@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.db.bulk import bulk_insert
-from emugen.db.models import BatchRow, BronzeRecord, Quarantine, SilverCompany, SilverEvent
+from emugen.db.models import (
+    BatchRow,
+    BronzeRecord,
+    Quarantine,
+    SilverCompany,
+    SilverEvent,
+    sqlite_text_from_stamp,
+)
 from emugen.errors import EmugenError
 from emugen.generate import BatchSpec, gc_paused
 from emugen.generate.companies import company_traits
@@ -71,6 +78,14 @@ def _event_row(t: dict, batch_id: str, row_no: int) -> tuple:
     lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
     return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"], at,
             (at - EPOCH) // MS, lat, lon, batch_id, row_no)
+
+
+def _event_row_sqlite(t: dict, batch_id: str, row_no: int, stamp: str) -> tuple:
+    """As _event_row, with the timestamp already in SQLite's stored text when it can be."""
+    at, loc = t["event_timestamp"], t["location"]
+    lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
+    return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"],
+            sqlite_text_from_stamp(stamp) or at, (at - EPOCH) // MS, lat, lon, batch_id, row_no)
 
 
 def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
@@ -130,6 +145,7 @@ def _refine(session: Session, batch_id: str) -> Refined:
     target = SilverEvent if is_events else SilverCompany
     key_column = target.event_id if is_events else target.company_id
     to_row = _event_row if is_events else _company_row
+    fast_text = is_events and session.get_bind().dialect.name == "sqlite"
     known: dict[str, bool] = {}  # company id -> in silver (events' reference check)
     accepted: list[int] = []  # row numbers that passed the contract, in row order
     reasons: Counter[str] = Counter()
@@ -158,7 +174,9 @@ def _refine(session: Session, batch_id: str) -> Refined:
                 reasons[result.reason.value] += 1
             else:
                 accepted.append(row_no)
-                valid.append(to_row(result, batch_id, row_no))
+                valid.append(_event_row_sqlite(result, batch_id, row_no,
+                                               record["event_timestamp"])
+                             if fast_text else to_row(result, batch_id, row_no))
         # Rows go in row order and the key is unique, so the first occurrence lands and a
         # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
         bulk_insert(session, target.__table__, EVENT_COLUMNS if is_events else COMPANY_COLUMNS,
