@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from emugen.control import is_paused, record_skip
 from emugen.db.models import BatchRow
 from emugen.settings import Fleet
 
 PIPELINE_QUEUE = "pipeline"
 GENERATE_QUEUE = "generate"
+QUEUES = (GENERATE_QUEUE, PIPELINE_QUEUE)
 # kombu's Redis transport keeps each priority level in its own list: name, name\x06\x163, ...
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)
@@ -29,6 +33,14 @@ def priority_keys(queue: str) -> list[str]:
 def queue_depth(redis: ListLength, queue: str = PIPELINE_QUEUE) -> int:
     """Messages waiting in `queue`, every priority level included (prefetched ones are not)."""
     return sum(int(redis.llen(key)) for key in priority_keys(queue))
+
+
+def purge_queues(redis: Any) -> int:
+    """Delete every queued emugen message (after a clean); how many there were."""
+    keys = [key for queue in QUEUES for key in priority_keys(queue)]
+    count = sum(int(redis.llen(key)) for key in keys)
+    redis.delete(*keys)
+    return count
 
 
 def in_flight(session: Session) -> int:
@@ -53,3 +65,17 @@ def gate(limits: Fleet, depth: int, flight: int) -> Skip | None:
         return Skip("in_flight", f"{flight} batches are generated but not yet in gold, "
                                  f"limit fleet.max_in_flight={limits.max_in_flight}")
     return None
+
+
+def hold_tick(session: Session, limits: Fleet, depth: Callable[[], int], stream: str,
+              at: datetime, paused_detail: str) -> Skip | None:
+    """Why the tick at `at` must not become a batch (recorded as a skip), or None to go on.
+
+    Beat asks before sending a tick and the worker again before generating it; the broker
+    is only asked for the queue depth when the fleet is not paused.
+    """
+    skip = (Skip("paused", paused_detail) if is_paused(session)
+            else gate(limits, depth(), in_flight(session)))
+    if skip is not None:
+        record_skip(session, stream, at, skip.reason, skip.detail)
+    return skip

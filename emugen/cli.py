@@ -217,26 +217,22 @@ def replay_cmd(batch_id: str, config_file: Path | None) -> None:
 @config_option
 def pause_cmd(config_file: Path | None) -> None:
     """Stop new batches (beat records each tick as skipped); in-flight ones finish."""
-    from emugen.control import set_paused
-    from emugen.db.session import write_session
-
-    settings = load_settings(config_file)
-    with write_session(_engine(settings)) as session:
-        changed = set_paused(session, True)
-    click.echo("paused" if changed else "already paused")
+    click.echo("paused" if _set_paused(config_file, True) else "already paused")
 
 
 @main.command("resume")
 @config_option
 def resume_cmd(config_file: Path | None) -> None:
     """Start generating again; seqs continue where they stopped."""
+    click.echo("resumed" if _set_paused(config_file, False) else "already running")
+
+
+def _set_paused(config_file: Path | None, paused: bool) -> bool:
     from emugen.control import set_paused
     from emugen.db.session import write_session
 
-    settings = load_settings(config_file)
-    with write_session(_engine(settings)) as session:
-        changed = set_paused(session, False)
-    click.echo("resumed" if changed else "already running")
+    with write_session(_engine(load_settings(config_file))) as session:
+        return set_paused(session, paused)
 
 
 @main.command("clean")
@@ -244,14 +240,13 @@ def resume_cmd(config_file: Path | None) -> None:
 @config_option
 def clean_cmd(yes: bool, config_file: Path | None) -> None:
     """Wipe every layer, the truth and the counters (only while paused)."""
-    from emugen.control import NotPaused, clean, is_paused
+    from emugen.control import clean, require_paused
     from emugen.db.session import read_session, write_session
 
     settings = load_settings(config_file)
     engine = _engine(settings)
     with read_session(engine) as session:
-        if not is_paused(session):
-            raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
+        require_paused(session)  # before asking: a running fleet is never offered a wipe
     if not yes:
         click.confirm(f"wipe every batch and layer in {settings.database_url}?", abort=True)
     with write_session(engine) as session:
@@ -265,14 +260,11 @@ def _purge_queues(settings: Settings) -> str:
     try:
         from kombu import Connection
 
-        from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE, priority_keys
+        from emugen.backpressure import purge_queues
 
         with Connection(settings.broker_url, connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1)
-            client = connection.default_channel.client
-            keys = [k for q in (GENERATE_QUEUE, PIPELINE_QUEUE) for k in priority_keys(q)]
-            count = sum(int(client.llen(k)) for k in keys)
-            client.delete(*keys)
+            count = purge_queues(connection.default_channel.client)
         return f", {count:,} queued messages"
     except Exception as exc:  # noqa: BLE001 - the wipe itself already succeeded
         return f" (broker queues not purged: {exc})"

@@ -95,10 +95,14 @@ _WIPED = (GoldCompanyWindow, GoldRegionWindow, Quarantine, SilverEvent, SilverCo
           InjectedDefect, BronzeRecord, BatchRow, SkippedTick)
 
 
-def clean(session: Session) -> Cleaned:
-    """Wipe every layer, the truth and the skip counters; only while paused."""
+def require_paused(session: Session) -> None:
     if not is_paused(session):
         raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
+
+
+def clean(session: Session) -> Cleaned:
+    """Wipe every layer, the truth and the skip counters; only while paused."""
+    require_paused(session)
     removed = {}
     for table in _WIPED:
         removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0

@@ -9,8 +9,8 @@ from typing import Any
 from celery.beat import Scheduler
 from celery.schedules import schedule
 
-from emugen.backpressure import gate, in_flight
-from emugen.control import is_paused, record_reload, record_skip
+from emugen.backpressure import hold_tick
+from emugen.control import record_reload, record_skip
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.reload import Change, ConfigWatcher
 from emugen.settings import Settings, Stream
@@ -171,12 +171,8 @@ class EmugenScheduler(Scheduler):
         settings = self.settings
         assert settings is not None
         with write_session(engine_for(settings.database_url)) as session:
-            if is_paused(session):
-                record_skip(session, stream, at, "paused", "the fleet is paused")
-                return True
-            skip = gate(settings.fleet, pipeline_depth(), in_flight(session))
-            if skip is not None:
-                record_skip(session, stream, at, skip.reason, skip.detail)
-                logger.warning("tick skipped: %s %s", stream, skip.detail)
-                return True
-        return False
+            skip = hold_tick(session, settings.fleet, pipeline_depth, stream, at,
+                             "the fleet is paused")
+        if skip is not None and skip.reason != "paused":
+            logger.warning("tick skipped: %s %s", stream, skip.detail)
+        return skip is not None

@@ -12,9 +12,9 @@ from celery.signals import task_revoked
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from emugen.backpressure import gate, in_flight, queue_depth
+from emugen.backpressure import hold_tick, queue_depth
 from emugen.celery import app
-from emugen.control import is_paused, record_skip
+from emugen.control import record_skip
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.errors import ConfigError
@@ -78,12 +78,8 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
     at = datetime.fromisoformat(scheduled_at)
     try:
         with write_session(engine) as session:
-            if is_paused(session):
-                record_skip(session, stream, at, "paused", "the fleet was paused before it ran")
-                return None
-            skip = gate(settings.fleet, pipeline_depth(), in_flight(session))
-            if skip is not None:
-                record_skip(session, stream, at, skip.reason, skip.detail)
+            if hold_tick(session, settings.fleet, pipeline_depth, stream, at,
+                         "the fleet was paused before it ran"):
                 return None
         landed = generate_and_land(engine, settings, Stream(stream), at,
                                    worker=self.request.hostname,

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from emugen import broker
-from emugen.broker import BrokerError, answers, ensure_broker, redact_url
+from emugen.broker import BrokerError, answers, ensure_broker, free_port, redact_url
 from emugen.cli import main
 from emugen.up import (
     PROCESSES,
@@ -28,12 +28,6 @@ from emugen.up import (
 from tests.fleet_helpers import write_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the Procfile and the table agree ------------------------------------------------------

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emugen.backpressure import priority_keys
+from emugen.broker import free_port
 from emugen.cli import main
 from emugen.control import record_reload, record_skip
 from emugen.db.session import engine_for, init_db, write_session
@@ -417,17 +418,11 @@ def test_the_snapshot_fallback_holds_everything_the_page_draws(lite):
 # -- the event stream, against a real server ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve(app: Any) -> Iterator[str]:
     import uvicorn
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, daemon=True)

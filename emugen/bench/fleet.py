@@ -15,16 +15,9 @@ from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, make_engine, read_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
+from emugen.stats import percentile
 
 WARMUP_BATCHES = 3  # per stream: the worker's first tasks pay for imports and connections
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def settled(database_url: str) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 
 from emugen.bench.procfs import child_pids, proc_state
-from emugen.broker import child_options, redis_binary
+from emugen.broker import child_options, free_port, redis_binary
 from emugen.errors import EmugenError
 
 READY_TIMEOUT_S = 60
@@ -31,12 +30,6 @@ READY_TIMEOUT_S = 60
 
 class FleetStartError(EmugenError):
     """A process of the private fleet did not start."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from typing import Any
 
 import click
 
+from emugen.broker import free_port
 from emugen.web import POLL_INTERVAL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
@@ -93,12 +93,6 @@ def _poll(client: Any, url: str, every: float, into: Arrivals, request_ms: list[
         stop.wait(max(0.0, due - time.perf_counter()))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _config(folder: Path) -> Path:
     import yaml
 
@@ -159,7 +153,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="emugen-bench-sse-") as tmp:
         folder = Path(tmp)
-        config, port, log = _config(folder), _free_port(), folder / "web.log"
+        config, port, log = _config(folder), free_port(), folder / "web.log"
         settings = load_settings(config, env=False)
         engine = make_engine(settings.database_url)
         init_db(engine)

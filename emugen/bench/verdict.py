@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from emugen.bench.fleet import percentile
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -32,6 +31,7 @@ from emugen.db.session import read_session
 from emugen.pipeline.gold import WINDOW_SECONDS, company_windows, region_windows
 from emugen.pipeline.reconcile import reconcile
 from emugen.settings import Mode
+from emugen.stats import percentile
 
 RSS_GROWTH_LIMIT = 1.10
 LATENCY_GROWTH_LIMIT = 1.20

