@@ -155,6 +155,15 @@ _REGIONS = frozenset(r.value for r in Region)
 _uuids, _stamp, _parse_time = _FOUR_UUIDS.match, _TIMESTAMP.match, datetime.fromisoformat
 
 
+def _moment_inside(stamp: str, ctx: Context) -> datetime | None:
+    """The stamp as a time, if it parses and falls inside the batch's interval."""
+    try:
+        moment = _parse_time(stamp)
+    except ValueError:
+        return None
+    return moment if ctx.interval_start <= moment < ctx.interval_end else None
+
+
 def _fast_event(r: Any, ctx: Context) -> dict[str, Any] | None:
     """The clean case in one pass; None sends the record to `_explain` for its exact reason.
 
@@ -182,11 +191,8 @@ def _fast_event(r: Any, ctx: Context) -> dict[str, Any] | None:
         if not (type(lat) in (int, float) and type(lon) in (int, float)
                 and -90 <= lat <= 90 and -180 <= lon <= 180):
             return None
-    try:
-        moment = _parse_time(stamp)
-    except ValueError:
-        return None
-    if not ctx.interval_start <= moment < ctx.interval_end:
+    moment = _moment_inside(stamp, ctx)
+    if moment is None:
         return None
     if ctx.known_companies is not None and cid not in ctx.known_companies:
         return None
@@ -209,11 +215,8 @@ def _fast_company(r: Any, ctx: Context) -> dict[str, Any] | None:
     if not (_UUID.match(cid) and name.strip() and len(name) <= MAX_TEXT and region in _REGIONS
             and _stamp(stamp) and 1 <= drivers <= MAX_COUNT and 1 <= trucks <= MAX_COUNT):
         return None
-    try:
-        moment = _parse_time(stamp)
-    except ValueError:
-        return None
-    if not ctx.interval_start <= moment < ctx.interval_end:
+    moment = _moment_inside(stamp, ctx)
+    if moment is None:
         return None
     return {"company_id": cid, "company_name": name, "region": region, "active": active,
             "onboarded_at": moment, "drivers_count": drivers, "trucks_count": trucks}

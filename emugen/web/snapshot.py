@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.control import is_paused, last_reload, paused_since, skip_counts
-from emugen.db.models import BatchRow, ConfigReload, ControlState, SkippedTick
+from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
 from emugen.settings import Settings, Stream
 from emugen.web.batches import latency, recent
@@ -180,6 +180,7 @@ def version(session: Session) -> tuple[Any, ...]:
         tuple(tuple(r) for r in by_status),
         session.scalar(select(func.max(SkippedTick.id))),
         session.scalar(select(func.max(ConfigReload.id))),
-        tuple(tuple(r) for r in session.execute(
-            select(ControlState.key, ControlState.value).order_by(ControlState.key))),
+        # the pause flag only: the company marks also live in control_state, change with
+        # every events batch (already counted above) and carry a growing list of ordinals
+        is_paused(session),
     )
