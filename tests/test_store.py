@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, Quarantine, SilverEvent
 from emugen.db.session import read_session, write_session
 from emugen.pipeline import bronze as bronze_module
+from emugen.pipeline import gold as gold_module
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.reconcile import reconcile
@@ -69,7 +70,10 @@ def test_every_defect_type_at_rate_030_over_10000_records_per_entity_is_caught_e
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
 
 
-def test_gold_equals_a_direct_recomputation_from_silver_across_many_small_batches(engine):
+@pytest.mark.parametrize("subset_limit", [500, 1], ids=["per-company", "whole-window"])
+def test_gold_equals_a_direct_recomputation_from_silver_across_many_small_batches(
+        engine, monkeypatch, subset_limit):
+    monkeypatch.setattr(gold_module, "MAX_COMPANY_SUBSET", subset_limit)
     settings = dirty_settings(rate=0.1, size=15)
     for n in range(12):
         land_round(engine, settings, n)

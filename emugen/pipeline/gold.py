@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -39,16 +40,25 @@ def _count_type(kind: EventType):  # noqa: ANN202 - a SQL expression
     return func.sum(case((SilverEvent.event_type == kind.value, 1), else_=0))
 
 
-def company_windows(session: Session, seconds: int, start_ms: int) -> list[tuple]:
-    """Per company: events by type and distinct drivers in [start, start + seconds)."""
+# Above this many companies in one window a batch recomputes the whole window: a long IN list
+# costs more than the rows it saves, and production batches touch most companies anyway.
+MAX_COMPANY_SUBSET = 500
+
+
+def company_windows(session: Session, seconds: int, start_ms: int,
+                    companies: Collection[str] | None = None) -> list[tuple]:
+    """Per company (all, or only `companies`): events by type and distinct drivers in the window."""
     end_ms = start_ms + seconds * 1000
-    rows = session.execute(
+    query = (
         select(SilverEvent.company_id, func.count(), _count_type(EventType.start_driving),
                _count_type(EventType.stopped_driving), _count_type(EventType.delivered),
                func.count(distinct(SilverEvent.driver_id)))
         .where(SilverEvent.event_ms >= start_ms, SilverEvent.event_ms < end_ms)
         .group_by(SilverEvent.company_id)
-    ).all()
+    )
+    if companies is not None:
+        query = query.where(SilverEvent.company_id.in_(sorted(companies)))
+    rows = session.execute(query).all()
     start = EPOCH + MS * start_ms
     return [(seconds, cid, start_ms, start, n, s, st, d, drivers)
             for cid, n, s, st, d, drivers in rows]
@@ -75,27 +85,42 @@ def region_windows(session: Session, seconds: int, start_ms: int) -> list[tuple]
             for region in sorted(onboarded.keys() | moved.keys())]
 
 
-def _touched(session: Session, stream: Stream, batch_id: str, seconds: int) -> list[int]:
+def _touched(session: Session, stream: Stream, batch_id: str,
+             seconds: int) -> dict[int, set[str] | None]:
+    """Window start -> the companies whose rows the batch can change (None: the whole window)."""
     width = seconds * 1000
-    column = SilverEvent.event_ms if stream is Stream.events else SilverCompany.onboarded_ms
-    table = SilverEvent if stream is Stream.events else SilverCompany
-    # floor division (SQLAlchemy 2 renders it per dialect); epoch ms are positive anyway
-    found = session.scalars(
-        select(column // width).where(table.batch_id == batch_id).distinct()
-    ).all()
-    return sorted(int(w) * width for w in found)
+    if stream is Stream.companies:
+        # floor division (SQLAlchemy 2 renders it per dialect); epoch ms are positive anyway
+        found = session.scalars(select(SilverCompany.onboarded_ms // width)
+                                .where(SilverCompany.batch_id == batch_id).distinct()).all()
+        return {int(w) * width: None for w in sorted(found)}
+    touched: dict[int, set[str] | None] = {}
+    for window, company in session.execute(
+            select(SilverEvent.event_ms // width, SilverEvent.company_id)
+            .where(SilverEvent.batch_id == batch_id).distinct()):
+        touched.setdefault(int(window) * width, set()).add(company)
+    return {start: (None if len(ids) > MAX_COMPANY_SUBSET else ids)
+            for start, ids in sorted(touched.items())}
 
 
-def recompute_window(session: Session, seconds: int, start_ms: int, stream: Stream) -> None:
-    """Replace the gold rows of one window with a fresh aggregate of silver."""
+def recompute_window(session: Session, seconds: int, start_ms: int, stream: Stream,
+                     companies: Collection[str] | None = None) -> None:
+    """Replace the gold rows of one window (or of some companies in it) with silver's aggregate.
+
+    A batch of events only changes the rows of the companies it mentions, so rebuilding just those
+    keeps gold's cost per batch flat while the window holds ever more companies; the region rows
+    are few and always rebuilt whole.
+    """
     if stream is Stream.events:
-        session.execute(delete(GoldCompanyWindow).where(and_(
-            GoldCompanyWindow.window_seconds == seconds,
-            GoldCompanyWindow.window_start_ms == start_ms)))
+        stale = and_(GoldCompanyWindow.window_seconds == seconds,
+                     GoldCompanyWindow.window_start_ms == start_ms)
+        if companies is not None:
+            stale = and_(stale, GoldCompanyWindow.company_id.in_(sorted(companies)))
+        session.execute(delete(GoldCompanyWindow).where(stale))
         bulk_insert(session, GoldCompanyWindow.__table__,
                     ("window_seconds", "company_id", "window_start_ms", "window_start", "events",
                      "start_driving", "stopped_driving", "delivered", "active_drivers"),
-                    company_windows(session, seconds, start_ms))
+                    company_windows(session, seconds, start_ms, companies))
     session.execute(delete(GoldRegionWindow).where(and_(
         GoldRegionWindow.window_seconds == seconds,
         GoldRegionWindow.window_start_ms == start_ms)))
@@ -119,9 +144,10 @@ def build_gold(session: Session, batch_id: str) -> Built:
     if batch.status != "silver":
         raise StageOrderError(f"batch {batch_id} is {batch.status!r}; gold needs a silver batch")
     stream, seconds = Stream(batch.stream), WINDOW_SECONDS[Mode(batch.mode)]
-    windows = _touched(session, stream, batch_id, seconds)
-    for start_ms in windows:
-        recompute_window(session, seconds, start_ms, stream)
+    touched = _touched(session, stream, batch_id, seconds)
+    windows = list(touched)
+    for start_ms, companies in touched.items():
+        recompute_window(session, seconds, start_ms, stream, companies)
     batch.status = "gold"
     batch.gold_at = datetime.now(UTC)
     batch.gold_ms = (time.perf_counter() - started) * 1000
