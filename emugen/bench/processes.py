@@ -118,11 +118,12 @@ class PrivateFleet:
     def __init__(self, folder: Path, database_url: str, interval: float, *, workers: int = 1,
                  size: tuple[int, int] | None = None, fleet: dict[str, Any] | None = None,
                  web: bool = False) -> None:
-        self.folder = folder
+        # children run inside the folder, so a relative --out must not be resolved again from there
+        self.folder = folder.resolve()
         self.port = free_port()
         self.broker_url = f"redis://127.0.0.1:{self.port}/0"
         self.database_url = database_url
-        self.config_path = folder / "emugen.yaml"
+        self.config_path = self.folder / "emugen.yaml"
         self.data = fleet_config(database_url, self.broker_url, interval, size, fleet)
         write_yaml_atomically(self.config_path, self.data)
         self.redis: subprocess.Popen[bytes] | None = None
