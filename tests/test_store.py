@@ -11,13 +11,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, Quarantine, SilverEvent
+from emugen.db.models import (
+    BatchRow,
+    BronzeRecord,
+    InjectedDefect,
+    Quarantine,
+    SilverCompany,
+    SilverEvent,
+)
 from emugen.db.session import read_session, write_session
 from emugen.pipeline import bronze as bronze_module
 from emugen.pipeline import gold as gold_module
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.reconcile import reconcile
+from emugen.pipeline.recovery import mark_failed
 from emugen.pipeline.replay import replay
 from emugen.pipeline.runner import TickClock, refine_and_build, run_pipeline
 from emugen.pipeline.silver import StageOrderError, refine_silver
@@ -246,6 +254,31 @@ def test_events_wait_for_companies_to_reach_silver_and_skip_rejected_companies(e
     refine_and_build(engine, later.batch_id)
     with read_session(engine) as session:
         assert reconcile(session).ok
+
+
+def test_a_failed_company_batch_does_not_stop_later_companies_from_getting_events(engine):
+    settings = dirty_settings(rate=0.0, size=10)
+    first = generate_and_land(engine, settings, Stream.companies, tick(0))
+    refine_and_build(engine, first.batch_id)
+    failed = generate_and_land(engine, settings, Stream.companies, tick(1))
+    with write_session(engine) as session:
+        assert mark_failed(session, failed.batch_id, "silver", "retries ran out")
+    third = generate_and_land(engine, settings, Stream.companies, tick(2))
+    refine_and_build(engine, third.batch_id)
+    events = generate_and_land(engine, settings, Stream.events, tick(3), size=200)
+    refine_and_build(engine, events.batch_id)
+    with read_session(engine) as session:
+        spec = json.loads(session.get(BatchRow, events.batch_id).spec)
+        used = set(session.scalars(select(SilverEvent.company_id).distinct()))
+        planned_by = {landed.batch_id: set(session.scalars(
+            select(SilverCompany.company_id).where(SilverCompany.batch_id == landed.batch_id)))
+            for landed in (first, third)}
+        assert session.get(BatchRow, events.batch_id).status == "gold"
+        assert reconcile(session).ok
+    assert spec["watermark"] == 30
+    assert set(range(10, 20)) <= set(spec["excluded_ordinals"])
+    assert used <= planned_by[first.batch_id] | planned_by[third.batch_id]
+    assert used & planned_by[third.batch_id]  # companies after the failed batch get events
 
 
 def test_silver_refuses_a_batch_that_is_not_in_bronze_and_gold_one_not_in_silver(engine):

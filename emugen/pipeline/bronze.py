@@ -46,8 +46,8 @@ def batch_id_for(stream: Stream | str, seq: int) -> str:
 
 
 def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Companies 0..W-1 are settled in silver (every company batch below W is refined), and the
-    ordinals among them that silver rejected.
+    """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
+    ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
 
     The walk starts from a mark in control_state rather than at ordinal 0 (see
     pipeline/retention.py): the settled prefix found by an earlier walk, or the floor below
@@ -63,10 +63,16 @@ def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
     ).all()
     watermark, excluded = floor, list(below)
     for first, count, status, rejected in rows:
-        if first != watermark or status not in ("silver", "gold"):
+        if first != watermark or status not in ("silver", "gold", "failed"):
             break
         watermark += count
-        excluded.extend(json.loads(rejected or "[]"))
+        if status == "failed":
+            # Its retries ran out, so nothing will refine it: treat every company it planned as
+            # absent. Waiting for it instead would freeze the watermark (and every later event
+            # batch's choice of companies) for good.
+            excluded.extend(range(first, first + count))
+        else:
+            excluded.extend(json.loads(rejected or "[]"))
     if watermark > floor:
         mark_settled(session, watermark, excluded)
     return watermark, tuple(excluded)
