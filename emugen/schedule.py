@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from celery.beat import Scheduler
 from celery.schedules import schedule
 
 from emugen.backpressure import hold_tick
+from emugen.beat_lease import BeatAlreadyRunning, BeatLease
 from emugen.control import record_reload, record_skip
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.reload import Change, ConfigWatcher
@@ -65,6 +67,8 @@ class EmugenScheduler(Scheduler):
         self.watcher = ConfigWatcher()
         self.settings: Settings | None = None
         self._last_tick: dict[str, datetime] = {}
+        self.lease: BeatLease | None = None
+        self._renewed = 0.0
         super().__init__(*args, **kwargs)
 
     # -- configuration -----------------------------------------------------------------------
@@ -73,13 +77,62 @@ class EmugenScheduler(Scheduler):
         if change is None or not change.accepted:
             assert change is not None
             raise change.error or RuntimeError("no config")  # beat cannot start without one
+        self._take_lease()
         self._apply(change)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        self._renew_lease()
         change = self.watcher.poll()
         if change is not None:
             self._apply(change)
         return super().tick(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.lease is not None:
+            try:
+                self.lease.release()
+            except Exception:  # noqa: BLE001 - the lease lapses by itself anyway
+                logger.warning("could not release the beat lease; it lapses in %d ms",
+                               self.lease.ttl_ms)
+        super().close()
+
+    # -- one beat per broker ---------------------------------------------------------------
+    def _take_lease(self) -> None:
+        url = str(self.app.conf.broker_url or "")
+        if not url.startswith(("redis://", "rediss://")):
+            return  # eager tests and other transports: nothing to share a schedule through
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.lease = BeatLease(client, url.split("@")[-1])  # never log a password
+        try:
+            waited = self.lease.acquire()
+        except BeatAlreadyRunning as exc:
+            logger.critical("%s", exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - beat waits for its broker anyway
+            logger.warning("broker unreachable, so no check for another beat yet (%s); the "
+                           "lease is taken on the first tick it answers", exc)
+            return
+        self._renewed = time.monotonic()
+        logger.info("beat lease taken on %s after waiting %.1f s: %s",
+                    self.lease.broker, waited, self.lease.token)
+
+    def _renew_lease(self) -> None:
+        if self.lease is None or time.monotonic() - self._renewed < 1:
+            return
+        try:
+            ours = self.lease.renew()
+        except Exception as exc:  # noqa: BLE001 - a broker outage is not a second beat
+            logger.warning("could not renew the beat lease: %s", exc)
+            return
+        self._renewed = time.monotonic()
+        if not ours:
+            problem = BeatAlreadyRunning(
+                f"another beat took the schedule on {self.lease.broker} "
+                f"({self.lease.holder()}); this beat stops so ticks are not sent twice")
+            logger.critical("%s", problem)
+            raise problem
 
     def _apply(self, change: Change) -> None:
         settings = change.settings or self.settings

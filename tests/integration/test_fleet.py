@@ -303,6 +303,25 @@ def test_a_restarted_redis_server_is_rejoined_by_worker_and_beat_on_their_own(fl
     assert_contiguous_seqs(batches)
 
 
+def test_a_second_beat_on_the_same_broker_is_refused_and_a_successor_starts_at_once(fleet):
+    fleet.write(interval=1)
+    _, beat = fleet.start()
+    wait_for(lambda: "beat lease taken" in beat.text(), 10, "the first beat's lease")
+    second = fleet.start_beat("beat2")
+    second.process.wait(30)  # it waits out one lease TTL (5 s), then gives up
+
+    assert second.process.returncode != 0
+    assert "another emugen beat is already scheduling" in second.text()
+    assert "Sending due task" not in second.text()
+    assert beat.alive(), "the running beat keeps the schedule"
+    fleet.stop(beat)  # a clean stop releases the lease
+    successor = fleet.start_beat("beat3")
+    wait_for(lambda: "beat lease taken" in successor.text(), 15, "the successor's lease")
+    assert "after waiting 0.0 s" in successor.text(), "a released lease needs no TTL wait"
+    fleet.stop(successor)
+    assert_contiguous_seqs(fleet.settle())
+
+
 # -- pause / resume ------------------------------------------------------------------------
 
 
