@@ -40,8 +40,8 @@ def _count_type(kind: EventType):  # noqa: ANN202 - a SQL expression
     return func.sum(case((SilverEvent.event_type == kind.value, 1), else_=0))
 
 
-# Above this many companies in one window a batch recomputes the whole window: a long IN list
-# costs more than the rows it saves, and production batches touch most companies anyway.
+# A batch with more valid events than this rebuilds whole windows: a long IN list costs more
+# than the rows it saves, and production batches touch most companies anyway.
 MAX_COMPANY_SUBSET = 500
 
 
@@ -85,22 +85,24 @@ def region_windows(session: Session, seconds: int, start_ms: int) -> list[tuple]
             for region in sorted(onboarded.keys() | moved.keys())]
 
 
-def _touched(session: Session, stream: Stream, batch_id: str,
-             seconds: int) -> dict[int, set[str] | None]:
+def _touched(session: Session, stream: Stream, batch_id: str, seconds: int,
+             rows: int) -> dict[int, set[str] | None]:
     """Window start -> the companies whose rows the batch can change (None: the whole window)."""
     width = seconds * 1000
-    if stream is Stream.companies:
-        # floor division (SQLAlchemy 2 renders it per dialect); epoch ms are positive anyway
-        found = session.scalars(select(SilverCompany.onboarded_ms // width)
-                                .where(SilverCompany.batch_id == batch_id).distinct()).all()
+    if stream is Stream.companies or rows > MAX_COMPANY_SUBSET:
+        # A big batch rebuilds whole windows without listing its (window, company) pairs first.
+        # Floor division: SQLAlchemy 2 renders it per dialect; epoch ms are positive anyway.
+        table = SilverEvent if stream is Stream.events else SilverCompany
+        column = SilverEvent.event_ms if stream is Stream.events else SilverCompany.onboarded_ms
+        found = session.scalars(select(column // width)
+                                .where(table.batch_id == batch_id).distinct()).all()
         return {int(w) * width: None for w in sorted(found)}
-    touched: dict[int, set[str] | None] = {}
+    companies: dict[int, set[str]] = {}
     for window, company in session.execute(
             select(SilverEvent.event_ms // width, SilverEvent.company_id)
             .where(SilverEvent.batch_id == batch_id).distinct()):
-        touched.setdefault(int(window) * width, set()).add(company)
-    return {start: (None if len(ids) > MAX_COMPANY_SUBSET else ids)
-            for start, ids in sorted(touched.items())}
+        companies.setdefault(int(window) * width, set()).add(company)
+    return {start: ids for start, ids in sorted(companies.items())}
 
 
 def recompute_window(session: Session, seconds: int, start_ms: int, stream: Stream,
@@ -144,7 +146,7 @@ def build_gold(session: Session, batch_id: str) -> Built:
     if batch.status != "silver":
         raise StageOrderError(f"batch {batch_id} is {batch.status!r}; gold needs a silver batch")
     stream, seconds = Stream(batch.stream), WINDOW_SECONDS[Mode(batch.mode)]
-    touched = _touched(session, stream, batch_id, seconds)
+    touched = _touched(session, stream, batch_id, seconds, batch.valid_count or 0)
     windows = list(touched)
     for start_ms, companies in touched.items():
         recompute_window(session, seconds, start_ms, stream, companies)
