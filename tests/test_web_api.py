@@ -29,6 +29,7 @@ from emugen.control import record_reload, record_skip
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import Stream, load_settings
+from emugen.web import state as web_state
 from emugen.web.app import create_app
 from emugen.web.probe import BrokerProbe
 from emugen.web.security import InsecureBinding
@@ -476,6 +477,35 @@ def _gold(event: dict[str, Any]) -> int:
     return sum(s["gold"] for s in event["data"]["streams"].values())
 
 
+def _quality_current(event: dict[str, Any]) -> bool:
+    """The snapshot's quality report counts every record its stream counters do."""
+    data = event["data"]
+    return all(data["quality"]["streams"].get(name, {}).get("records", 0) == entry["records"]
+               for name, entry in data["streams"].items())
+
+
+def test_a_quality_report_held_back_by_its_refresh_limit_is_pushed_once_the_limit_passes(
+        lite, monkeypatch):
+    monkeypatch.setattr(web_state, "QUALITY_MIN_REFRESH_S", 1.5)
+    with serve(lite.app(poll_interval=0.05)) as url:
+        events = Events(url)
+        try:
+            first = events.next()
+            lite.add(1)  # lands well within 1.5 s of the first report: its refresh waits
+            latest = events.next()
+            while _gold(latest) < 7:
+                latest = events.next()
+            started = time.monotonic()
+            while not _quality_current(latest):  # the store is still now; the push must come
+                latest = events.next(timeout=3)
+            assert time.monotonic() - started < 2.5
+            assert latest["data"]["quality"]["injected"] >= first["data"]["quality"]["injected"]
+            with pytest.raises(queue.Empty):  # and once it is current, nothing more is sent
+                events.next(timeout=0.5)
+        finally:
+            events.close()
+
+
 def test_the_stream_sends_the_snapshot_at_once_then_one_per_change_with_ids(lite):
     with serve(lite.app(poll_interval=0.05)) as url:
         events = Events(url)
@@ -486,7 +516,7 @@ def test_the_stream_sends_the_snapshot_at_once_then_one_per_change_with_ids(lite
             assert _gold(first) == 6
             lite.add(1)
             seen = [events.next()]
-            while _gold(seen[-1]) < 7:
+            while _gold(seen[-1]) < 7 or not _quality_current(seen[-1]):
                 seen.append(events.next())
             ids = [first["id"]] + [e["id"] for e in seen]
             assert len(set(ids)) == len(ids)  # every snapshot has its own id

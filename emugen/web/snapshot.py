@@ -163,6 +163,11 @@ def quality_key(session: Session) -> tuple[Any, ...]:
     """
     counts = dict(session.execute(select(BatchRow.status, func.count())
                                   .group_by(BatchRow.status)).all())
+    return quality_key_of(session, counts)
+
+
+def quality_key_of(session: Session, counts: dict[str, int]) -> tuple[Any, ...]:
+    """`quality_key` from batch counts per status already read."""
     return (sum(counts.values()), counts.get("silver", 0) + counts.get("gold", 0),
             counts.get("failed", 0), session.scalar(select(func.max(BatchRow.generated_at))))
 

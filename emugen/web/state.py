@@ -40,7 +40,6 @@ class WebState:
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
-        self._quality_behind = False  # the cached report predates the store
 
     def config(self) -> dict[str, Any]:
         with self._watch_lock:
@@ -63,10 +62,13 @@ class WebState:
     def version(self) -> tuple[Any, ...]:
         with read_session(self.engine) as session:
             store = snap.version(session)
-        # flips when a held-back quality report may be rebuilt, so it is pushed even if the
-        # store stays still from then on (a pause right after a batch, say)
-        quality_due = self._quality_behind and self._quality_may_refresh()
-        return store, self._file_stamp(), self._probe_key(self.probe.read()), quality_due
+            key = snap.quality_key_of(session, dict(store[0]))
+        # The key of the quality report a snapshot built now would carry. It changes when a
+        # held-back report may be rebuilt, so that report is pushed even if the store stays
+        # still from then on (a pause right after a batch, say), and only then.
+        cached = self._quality
+        shown = key if cached is None or self._quality_may_refresh() else cached[0]
+        return store, self._file_stamp(), self._probe_key(self.probe.read()), shown
 
     def _quality_may_refresh(self) -> bool:
         """The quality report reconciles the whole store (~30 ms at 5,000 batches, growing), so
@@ -88,7 +90,6 @@ class WebState:
                 cached = self._quality = (key, quality(session))
                 self._quality_built = time.monotonic()
                 self._quality_cost = self._quality_built - started
-            self._quality_behind = cached[0] != key
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
         return {**data, "flower_url": self.flower_url, "token_required": self.token is not None}
