@@ -26,7 +26,6 @@ def settings() -> Settings:
 # -- databases: every storage test runs on a SQLite file and on the real PostgreSQL ----------
 
 import os  # noqa: E402
-import uuid  # noqa: E402
 
 PG_URL = os.environ.get("EMUGEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,22 +48,11 @@ def database_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'emugen.db'}"
         return
     _postgres_or_skip()
-    import psycopg
+    from emugen.bench import private_database
 
-    schema = f"emugen_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        from emugen.db import session as db_session
-
-        for key, engine in list(db_session._ENGINES.items()):
-            if schema in key[0]:
-                engine.dispose()
-                del db_session._ENGINES[key]
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    # the benchmarks' private schema, dropped (and its cached engines disposed) afterwards
+    with private_database(PG_URL, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
