@@ -76,7 +76,8 @@ def redis_binary() -> Path:
     )
 
 
-def _client(url: str, timeout: float = PING_TIMEOUT_S) -> Any:
+def fast_client(url: str, timeout: float = PING_TIMEOUT_S) -> Any:
+    """A Redis client that fails fast: no retries, short socket timeouts."""
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -90,7 +91,7 @@ def answers(url: str, timeout: float = PING_TIMEOUT_S) -> bool:
     """Whether a Redis answers PING at `url`; a Redis that refuses our login is an error."""
     import redis
 
-    client = _client(url, timeout)
+    client = fast_client(url, timeout)
     try:
         return bool(client.ping())
     except redis.AuthenticationError as exc:  # a subclass of ConnectionError: test it first
@@ -138,7 +139,7 @@ class PrivateRedis:
         if self.process.poll() is not None:
             return
         try:
-            _client(self.url, timeout=5).shutdown(save=True)
+            fast_client(self.url, timeout=5).shutdown(save=True)
         except Exception:  # noqa: BLE001 - any failure: SIGTERM also makes redis save and exit
             self.process.terminate()
         try:

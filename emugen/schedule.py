@@ -12,6 +12,7 @@ from celery.schedules import schedule
 
 from emugen.backpressure import hold_tick
 from emugen.beat_lease import BeatAlreadyRunning, BeatLease
+from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.reload import Change, ConfigWatcher
@@ -101,10 +102,8 @@ class EmugenScheduler(Scheduler):
         url = str(self.app.conf.broker_url or "")
         if not url.startswith(("redis://", "rediss://")):
             return  # eager tests and other transports: nothing to share a schedule through
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self.lease = BeatLease(client, url.split("@")[-1])  # never log a password
+        # fails fast: an outage is retried on the next tick, never waited out inside one
+        self.lease = BeatLease(fast_client(url, timeout=2), redact_url(url))
         try:
             waited = self.lease.acquire()
         except BeatAlreadyRunning as exc:

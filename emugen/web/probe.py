@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emugen.backpressure import QUEUES, purge_queues, queue_depth
+from emugen.broker import fast_client
 
 logger = logging.getLogger("emugen.web")
 Pinger = Callable[[], dict[str, Any] | None]
@@ -22,12 +23,7 @@ def is_redis(url: str) -> bool:
 
 def redis_client(url: str, timeout: float = 0.5) -> Any:
     """A client that fails fast: a broker that is down must cost the dashboard half a second."""
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                retry=Retry(NoBackoff(), 0))
+    return fast_client(url, timeout)
 
 
 def celery_pinger(url: str, timeout: float) -> Pinger:
