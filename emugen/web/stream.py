@@ -33,6 +33,10 @@ class Broadcaster:
     Ids are `<boot>-<n>`: a client reconnecting with the current id (EventSource sends it as
     Last-Event-ID) gets nothing until the next change; any other id gets the current snapshot
     at once, which supersedes every one it missed.
+
+    Fan-out is one single-slot queue per client, filled by the one polling task. Nothing is
+    shared that a client could hold: a shared Condition broke for good ("Lock is not
+    acquired") when many waiting clients were cancelled at once (NOTES.md).
     """
 
     def __init__(self, version: Callable[[], Hashable], build: Callable[[], dict[str, Any]],
@@ -42,20 +46,22 @@ class Broadcaster:
         self._seq = 0
         self._last_version: Hashable = None
         self.current: Event | None = None
-        self.subscribers = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._cond: asyncio.Condition | None = None
+        self._clients: set[asyncio.Queue[Event]] = set()
         self._task: asyncio.Task[None] | None = None
 
-    def _bind(self) -> asyncio.Condition:
+    @property
+    def subscribers(self) -> int:
+        return len(self._clients)
+
+    def _bind(self) -> None:
         loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._cond is None:  # a new server or test client
-            self._loop, self._cond, self._task = loop, asyncio.Condition(), None
-        return self._cond
+        if self._loop is not loop:  # a new server or test client: the old loop's queues are dead
+            self._loop, self._clients, self._task = loop, set(), None
 
     async def poll(self) -> bool:
         """Publish a new snapshot if the version changed; returns whether it did."""
-        cond = self._bind()
+        self._bind()
         version = await asyncio.to_thread(self._version)
         if version == self._last_version and self.current is not None:
             return False
@@ -63,9 +69,9 @@ class Broadcaster:
         self._seq += 1
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
-        async with cond:
-            self._last_version, self.current = version, event
-            cond.notify_all()
+        self._last_version, self.current = version, event
+        for queue in list(self._clients):
+            offer(queue, event)
         return True
 
     async def _run(self) -> None:
@@ -77,7 +83,7 @@ class Broadcaster:
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the stream
                 logger.warning("snapshot poll failed (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1)
-            if self.subscribers:
+            if self._clients:
                 idle_since = None
             else:
                 idle_since = idle_since or loop.time()
@@ -85,6 +91,10 @@ class Broadcaster:
                     self._task = None
                     return
             await asyncio.sleep(self.interval)
+
+    def _ensure_running(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -95,34 +105,39 @@ class Broadcaster:
     async def events(self, last_event_id: str | None,
                      disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
         """The byte stream of one client: retry hint, snapshots, keep-alive comments."""
-        cond = self._bind()
-        self.subscribers += 1
+        self._bind()
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)
+        # registered and primed with no await in between, so no snapshot can slip past
+        self._clients.add(queue)
+        if self.current is not None and self.current.id != last_event_id:
+            offer(queue, self.current)
         try:
-            if self._task is None:
-                self._task = asyncio.create_task(self._run())
+            self._ensure_running()
             yield f"retry: {RETRY_MS}\n\n".encode()
             sent, quiet = last_event_id, 0
             while True:
-                event = await self._next(cond, sent)
-                if event is not None:
+                try:
+                    # cancelling a Queue.get (client gone, server stopping) leaves nothing
+                    # behind for anyone else: the queue is this client's own
+                    event = await asyncio.wait_for(queue.get(), 1.0)
+                except TimeoutError:
+                    if await disconnected():
+                        return
+                    quiet += 1
+                    if quiet >= KEEPALIVE_S:
+                        quiet = 0
+                        yield b": keep-alive\n\n"
+                    continue
+                if event.id != sent:
                     sent, quiet = event.id, 0
                     yield event.encode()
-                    continue
-                if await disconnected():
-                    return
-                quiet += 1
-                if quiet >= KEEPALIVE_S:
-                    quiet = 0
-                    yield b": keep-alive\n\n"
         finally:
-            self.subscribers -= 1
+            self._clients.discard(queue)
 
-    async def _next(self, cond: asyncio.Condition, sent: str | None) -> Event | None:
-        """The current event once it differs from `sent`; None after a quiet second."""
-        async with cond:
-            try:
-                await asyncio.wait_for(cond.wait_for(
-                    lambda: self.current is not None and self.current.id != sent), 1.0)
-            except TimeoutError:
-                return None
-            return self.current
+
+def offer(queue: asyncio.Queue[Event], event: Event) -> None:
+    """Put `event` in a single-slot queue, replacing an unread older one: a slow client skips
+    to the latest snapshot (each supersedes the ones before) instead of blocking the poller."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(event)

@@ -1,0 +1,160 @@
+"""A real `emugen web` process (uvicorn): an SSE client storm, schemathesis, promtool."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emugen.broker import free_port
+from tests.integration.conftest import REPO_ROOT, wait_for
+from tests.test_web_api import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "process-test-token-0123456789"
+STORM_CLIENTS = 1_000
+STORM_ROUNDS = 3
+HOLD_S = 1.5
+FIRST_SNAPSHOT_S = 1.0  # the acceptance bound for a new client after the storm
+
+
+@dataclass
+class WebProcess:
+    url: str  # always 127.0.0.1, whatever address the process listens on
+    port: int
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def emugen_web(folder: Path, *, token: str | None = None) -> Iterator[WebProcess]:
+    """`emugen web` on a free port over a small store; beyond loopback when given a token.
+
+    The broker URL names a port nothing listens on: the probe reports it down, and
+    /api/clean can never purge the machine's shared Redis.
+    """
+    store = Store(folder, f"sqlite:///{folder / 'emugen.db'}", rounds=2)
+    text = store.config.read_text(encoding="utf-8")
+    store.config.write_text(text.replace("redis://127.0.0.1:6379/0",
+                                         f"redis://127.0.0.1:{free_port()}/0"), encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_WEB_TOKEN")}
+    env["PYTHONUNBUFFERED"] = "1"
+    if token:
+        env["EMUGEN_WEB_TOKEN"] = token
+    log = folder / "web.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "emugen", "web", "--host", "0.0.0.0" if token else "127.0.0.1",
+             "--port", str(port), "--config", str(store.config)],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    web = WebProcess(f"http://127.0.0.1:{port}", port, store.config, log, process)
+    try:
+        wait_for(lambda: process.poll() is None and _answers(web.url) or (
+            process.poll() is not None and pytest.fail(f"emugen web exited:\n{web.text()}")),
+                 30, "emugen web to answer")
+        yield web
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+# -- the SSE storm ---------------------------------------------------------------------------
+
+
+def _request(port: int, path: str = "/api/stream") -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Accept: text/event-stream\r\n\r\n").encode()
+
+
+async def _churn(config: Path, every: float) -> None:
+    """Touch the config file every `every` s: each touch is a new snapshot to broadcast, so
+    clients are woken (and cancelled) while a broadcast is under way, as on a busy fleet."""
+    while True:
+        os.utime(config, ns=(time.time_ns(), time.time_ns()))
+        await asyncio.sleep(every)
+
+
+async def _storm(port: int, config: Path, clients: int, hold: float) -> int:
+    """`clients` stream connections at once, held `hold` s, then all dropped together while
+    snapshots keep changing."""
+    churn = asyncio.create_task(_churn(config, 0.02))
+    async def connect() -> asyncio.StreamWriter | None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            return None
+        writer.write(_request(port))
+        return writer
+
+    writers = [w for w in await asyncio.gather(*(connect() for _ in range(clients))) if w]
+    await asyncio.sleep(hold)
+    for writer in writers:
+        writer.transport.abort()  # no goodbye: as when a thousand tabs close at once
+    await asyncio.sleep(0.5)
+    churn.cancel()
+    return len(writers)
+
+
+async def _first_snapshot(port: int, within: float) -> bytes:
+    """The bytes a new stream client has read when its first snapshot is complete."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_request(port))
+    seen = b""
+    try:
+        async with asyncio.timeout(within):
+            while b"event: snapshot\n" not in seen or not seen.rstrip(b"\r\n").endswith(b"}"):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                seen += chunk
+    except TimeoutError:
+        pass
+    finally:
+        writer.transport.abort()
+    return seen
+
+
+def test_a_thousand_clients_leaving_at_once_leave_the_stream_serving_snapshots(tmp_path):
+    with emugen_web(tmp_path) as web:
+        assert b"event: snapshot" in asyncio.run(_first_snapshot(web.port, 10))
+        for _ in range(STORM_ROUNDS):
+            opened = asyncio.run(_storm(web.port, web.config, STORM_CLIENTS, HOLD_S))
+            assert opened >= STORM_CLIENTS * 0.9, f"only {opened} connections opened"
+        # the server has worked through the disconnections once it answers a plain request
+        wait_for(lambda: _answers(web.url), 30, "emugen web to answer after the storm")
+        seen = asyncio.run(_first_snapshot(web.port, FIRST_SNAPSHOT_S))
+        assert b"retry: 1000" in seen
+        assert b"event: snapshot\n" in seen, (
+            f"no snapshot within {FIRST_SNAPSHOT_S} s after the storm; got {seen[-300:]!r}\n"
+            f"{web.text()[-3000:]}")
+        assert "Traceback" not in web.text() and "Lock is not acquired" not in web.text()
