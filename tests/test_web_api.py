@@ -30,6 +30,7 @@ from emugen.db.session import engine_for, init_db, write_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import Stream, load_settings
 from emugen.web import state as web_state
+from emugen.web import stream as web_stream
 from emugen.web.app import create_app
 from emugen.web.probe import BrokerProbe
 from emugen.web.security import InsecureBinding
@@ -440,10 +441,12 @@ def serve(app: Any) -> Iterator[str]:
 
 
 class Events:
-    """Reads one SSE connection in a thread; `next()` waits for the next complete event."""
+    """Reads one SSE connection in a thread; `next()` waits for the next snapshot, `alive`
+    collects the heartbeats."""
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.alive: queue.Queue[dict[str, Any]] = queue.Queue()
         self.client = httpx.Client(timeout=httpx.Timeout(5, read=None))
         self.response = self.client.send(self.client.build_request(
             "GET", f"{url}/api/stream", headers=headers or {}), stream=True)
@@ -456,7 +459,7 @@ class Events:
             for line in self.response.iter_lines():
                 if not line:
                     if "data" in event:
-                        self.queue.put(event)
+                        (self.alive if event.get("event") == "alive" else self.queue).put(event)
                     event = {}
                     continue
                 key, _, value = line.partition(":")
@@ -537,12 +540,29 @@ def test_a_reconnect_with_the_last_event_id_resumes_without_a_repeat(lite):
             assert stale.next()["id"] == current  # a stale id gets the current state at once
             with pytest.raises(queue.Empty):  # the current id: nothing to catch up on
                 resumed.next(timeout=0.5)
+            # ... but at once word that the stream works and the client's picture is current
+            beat = resumed.alive.get(timeout=5)
+            assert json.loads(beat["data"]) == {"id": current} and "id" not in beat
             lite.add(1)
             after = resumed.next()
             assert after["id"] != current and _gold(after) >= 6
         finally:
             resumed.close()
             stale.close()
+
+
+def test_a_quiet_stream_sends_heartbeats_naming_the_snapshot_the_client_has(lite, monkeypatch):
+    monkeypatch.setattr(web_stream, "HEARTBEAT_S", 1)
+    with serve(lite.app(poll_interval=0.05)) as url:
+        events = Events(url)
+        try:
+            current = events.next()["id"]
+            beats = [events.alive.get(timeout=5) for _ in range(2)]
+            assert [json.loads(b["data"]) for b in beats] == [{"id": current}] * 2
+            with pytest.raises(queue.Empty):  # heartbeats are not snapshots
+                events.next(timeout=0.2)
+        finally:
+            events.close()
 
 
 # -- fuzz: every operation of the schema, valid and invalid input, never a 5xx ---------------

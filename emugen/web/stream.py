@@ -13,7 +13,10 @@ from typing import Any
 from emugen.web import POLL_INTERVAL_S
 
 logger = logging.getLogger("emugen.web")
-KEEPALIVE_S = 15  # a comment line this often keeps proxies from closing a quiet stream
+# A quiet stream carries an `alive` event this often: it keeps proxies from closing the
+# connection and tells the page its picture is current (the page counts a stream with neither
+# snapshot nor alive for ~2.5 heartbeats as down: dashboard.js STALE_MS).
+HEARTBEAT_S = 5
 RETRY_MS = 1000  # EventSource reconnects after this long
 IDLE_STOP_S = 10  # with no subscriber for this long the database is no longer polled
 
@@ -25,6 +28,12 @@ class Event:
 
     def encode(self) -> bytes:
         return f"id: {self.id}\nevent: snapshot\ndata: {self.data}\n\n".encode()
+
+
+def alive(current: str | None) -> bytes:
+    """`alive` names the snapshot id the client has: nothing new since, the stream works.
+    No `id:` line, so the browser's Last-Event-ID stays that of the last snapshot."""
+    return f"event: alive\ndata: {json.dumps({'id': current})}\n\n".encode()
 
 
 class Broadcaster:
@@ -104,7 +113,7 @@ class Broadcaster:
 
     async def events(self, last_event_id: str | None,
                      disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
-        """The byte stream of one client: retry hint, snapshots, keep-alive comments."""
+        """The byte stream of one client: retry hint, snapshots, `alive` heartbeats."""
         self._bind()
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)
         # registered and primed with no await in between, so no snapshot can slip past
@@ -115,6 +124,8 @@ class Broadcaster:
             self._ensure_running()
             yield f"retry: {RETRY_MS}\n\n".encode()
             sent, quiet = last_event_id, 0
+            if queue.empty() and self.current is not None:  # resumed and already current
+                yield alive(sent)
             while True:
                 try:
                     # cancelling a Queue.get (client gone, server stopping) leaves nothing
@@ -124,9 +135,10 @@ class Broadcaster:
                     if await disconnected():
                         return
                     quiet += 1
-                    if quiet >= KEEPALIVE_S:
+                    if quiet >= HEARTBEAT_S:
                         quiet = 0
-                        yield b": keep-alive\n\n"
+                        self._ensure_running()  # the poller, should it ever have ended
+                        yield alive(sent)
                     continue
                 if event.id != sent:
                     sent, quiet = event.id, 0

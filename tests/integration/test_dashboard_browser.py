@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,26 @@ def test_the_page_falls_back_to_polling_while_the_stream_is_unreachable(browser,
         page.unroute("**/api/stream*")  # the stream is back: the page returns to it
         page.wait_for_function("document.getElementById('live').textContent === 'live'",
                                timeout=10_000)
+
+
+def test_an_open_stream_that_sends_no_snapshot_is_not_live_and_polling_takes_over(
+        browser, tmp_path):
+    store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
+    app = store.app()
+
+    async def wedged(last_event_id: str | None, disconnected: Any) -> AsyncIterator[bytes]:
+        yield b"retry: 1000\n\n"  # what every client got from the deadlocked broadcaster
+        await asyncio.sleep(3600)
+
+    app.state.web.broadcaster.events = wedged
+    with serve(app) as url:
+        page = browser.new_page()
+        page.goto(f"{url}/")
+        page.wait_for_function("document.getElementById('live').textContent === 'polling'",
+                               timeout=20_000)
+        before = int(page.text_content("#count-companies") or 0)
+        store.add(1)
+        page.wait_for_function(
+            f"Number(document.getElementById('count-companies').textContent) > {before}",
+            timeout=5_000)
+        assert page.text_content("#live") == "polling"

@@ -4,10 +4,12 @@
 (() => {
   const POLL_MS = 1000; // the polling fallback's period (emugen bench sse measures it)
   const RECONNECT_MS = 3000;
+  const STALE_MS = 12000; // no snapshot nor heartbeat for this long: the stream is not live
   const STREAMS = ["companies", "events"];
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   let snap = null, skew = 0, source = null, pollTimer = null, lastId = null;
+  let staleTimer = null;
 
   // -- formatting ---------------------------------------------------------------------------
   const pct = (v) => (v == null ? "–" : `${Number(v.toFixed(1))} %`);
@@ -239,20 +241,36 @@
     if (pollTimer) clearInterval(pollTimer);
     pollTimer = null;
   }
+  // The stream counts as live only while it delivers: a snapshot or an `alive` heartbeat
+  // (sent every 5 s) within STALE_MS. An open connection that says nothing (a wedged server)
+  // is not live: polling takes over and the stream is reopened.
+  function fresh() {
+    clearTimeout(staleTimer);
+    staleTimer = setTimeout(stale, STALE_MS);
+    stopPolling();
+    setLive("live");
+  }
+  function stale() {
+    startPolling();
+    if (source) source.close();
+    setTimeout(connect, RECONNECT_MS);
+  }
   function connect() {
     if (!window.EventSource) { startPolling(); return; }
     const url = "/api/stream" + (lastId ? `?resume_from=${encodeURIComponent(lastId)}` : "");
     source = new EventSource(url);
+    clearTimeout(staleTimer);
+    staleTimer = setTimeout(stale, STALE_MS);
     source.addEventListener("snapshot", (e) => {
       lastId = e.lastEventId;
-      stopPolling();
-      setLive("live");
+      fresh();
       render(JSON.parse(e.data));
     });
-    source.onopen = () => { stopPolling(); setLive("live"); };
+    source.addEventListener("alive", fresh);
     source.onerror = () => {
       startPolling();
       if (source.readyState === EventSource.CLOSED) {
+        clearTimeout(staleTimer);
         source.close();
         setTimeout(connect, RECONNECT_MS);
       }
