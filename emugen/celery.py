@@ -8,6 +8,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE
+from emugen.flower_login import REQUIRE_LOGIN
 from emugen.settings import load_settings
 
 # A killed worker's unacked message returns after this long (kombu restores it), so it must
@@ -19,6 +20,7 @@ HARD_TIME_LIMIT_S = 90
 _settings = load_settings()  # an invalid file stops the process here, naming every problem
 
 app = Celery("emugen", broker=_settings.broker_url, include=["emugen.tasks"])
+app.user_options["preload"].add(REQUIRE_LOGIN)  # `celery -A emugen flower` needs a login
 app.conf.update(
     task_serializer="json",
     accept_content=["json"],

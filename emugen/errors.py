@@ -28,3 +28,9 @@ class SpecError(EmugenError):
     """A batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
+
+
+class FlowerLoginMissing(EmugenError):
+    """Raised when Flower would start without a login (its UI can revoke and kill tasks)."""
+
+    exit_code = 2

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from emugen.up import read_procfile
+from emugen.up import read_procfile, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 APP = ("worker", "beat", "flower", "web")  # the Procfile's processes, one service each
@@ -108,3 +114,102 @@ def test_dockerfile_installs_the_package_with_postgres_and_runs_unprivileged() -
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     for copied in ("pyproject.toml", "emugen", "config"):
         assert re.search(rf"^COPY .*\b{copied}\b", text, re.M), copied
+
+
+# -- each service's command, run with its environment, as its container would -------------------
+
+# What the operator exports before `docker compose up` (the file's header says so).
+HOST_ENV = {"FLOWER_BASIC_AUTH": "admin:compose-test-password",
+            "EMUGEN_WEB_TOKEN": "compose-test-token-0123456789abcdef"}
+_VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+class ComposeRefuses(Exception):
+    """compose's own refusal: a `${VAR:?message}` whose variable is unset or empty."""
+
+
+def interpolate(value: str, host: dict[str, str]) -> str:
+    """compose's variable substitution (`$$`, `${V}`, `${V:-default}`, `${V:?error}`)."""
+    def one(m: re.Match[str]) -> str:
+        if m[0] == "$$":
+            return "$"
+        name, op, arg, given = m["name"], m["op"], m["arg"], host.get(m["name"])
+        if op in (":?", "?") and (given is None or (op == ":?" and not given)):
+            raise ComposeRefuses(f"required variable {name} is missing a value: {arg}")
+        if op in (":-", "-") and (given is None or (op == ":-" and not given)):
+            return arg
+        return given or ""
+    return _VARIABLE.sub(one, value)
+
+
+def container_env(service: dict[str, Any], host: dict[str, str], folder: Path) -> dict[str, str]:
+    """The service's environment after substitution, with the two things only a compose
+    network provides swapped for local stand-ins: the config mount and the postgres service."""
+    env = {k: interpolate(str(v), host) for k, v in service.get("environment", {}).items()}
+    for mount in service.get("volumes", []):
+        source, target = mount.split(":")[:2]
+        env = {k: v.replace(target, str((REPO / source).resolve())) for k, v in env.items()}
+    env["EMUGEN_DATABASE_URL"] = f"sqlite:///{folder / 'emugen.db'}"  # the postgres service
+    return env
+
+
+def test_compose_refuses_to_start_the_dashboard_or_flower_without_their_secrets(
+        services: dict[str, Any]) -> None:
+    for name, variable in (("web", "EMUGEN_WEB_TOKEN"), ("flower", "FLOWER_BASIC_AUTH")):
+        without = {k: v for k, v in HOST_ENV.items() if k != variable}
+        with pytest.raises(ComposeRefuses, match=variable):
+            container_env(services[name], without, REPO)
+
+
+def _in_own_network(argv: list[str]) -> list[str]:
+    """argv in a network namespace of its own, loopback only, as in a container: 0.0.0.0 and
+    the fixed ports bind there, and the `redis` host name resolves to nothing."""
+    return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *argv]
+
+
+def _program(argv: list[str]) -> list[str]:
+    return [sys.executable if argv[0] == "python" else resolve(argv[0])[0], *argv[1:]]
+
+
+@pytest.mark.integration
+def test_every_app_service_starts_with_its_own_environment_and_passes_its_healthcheck(
+        services: dict[str, Any], tmp_path: Path) -> None:
+    if subprocess.run(_in_own_network(["true"]), capture_output=True).returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but `unshare --net` does not work here (needs root)")
+        pytest.skip("`unshare --net` needs root; CI runs this")
+    def run(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        env = {**container_env(services[name], HOST_ENV, tmp_path),
+               "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        log = (tmp_path / f"{name}.log").open("wb")
+        return subprocess.Popen(_in_own_network(_program(argv)), env=env, cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(name: str) -> str:
+        return (tmp_path / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    init = run("init", argv(services["init"]["command"]))
+    assert init.wait(60) == 0, log("init")
+    procs = {name: run(name, argv(services[name]["command"])) for name in APP}
+    try:
+        # web and Flower answer their own healthchecks inside their namespaces; worker and
+        # beat, whose checks need the redis service, must at least still be running by then
+        for name in ("web", "flower"):
+            check = argv(services[name]["healthcheck"]["test"][1:])
+            deadline = time.monotonic() + 60
+            while True:
+                assert procs[name].poll() is None, f"{name} exited:\n{log(name)}"
+                probe = subprocess.run(
+                    ["nsenter", f"--net=/proc/{procs[name].pid}/ns/net", *_program(check)],
+                    capture_output=True, timeout=30)
+                if probe.returncode == 0:
+                    break
+                assert time.monotonic() < deadline, f"{name} never healthy:\n{log(name)}"
+                time.sleep(0.5)
+        for name, proc in procs.items():
+            assert proc.poll() is None, f"{name} exited with {proc.returncode}:\n{log(name)}"
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
