@@ -213,3 +213,11 @@ def test_every_app_service_starts_with_its_own_environment_and_passes_its_health
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_the_compose_file_is_valid_against_the_compose_spec() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"  # the dev extra installs it
+    done = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec",
+                           str(REPO / "docker-compose.yml")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr

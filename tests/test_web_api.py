@@ -21,11 +21,13 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 from emugen.backpressure import priority_keys
 from emugen.broker import free_port
 from emugen.cli import main
 from emugen.control import record_reload, record_skip
+from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import Stream, load_settings
@@ -375,6 +377,7 @@ def test_metrics_export_batches_records_defects_latency_histograms_and_skips(sto
     assert _sample(text, 'emugen_records_total{stream="companies"}') == 15
     assert 'emugen_defects_injected_total{defect="' in text
     assert 'emugen_defects_total{defect="' in text and 'outcome="missed"} 0.0' in text
+    assert 'outcome="injected"' not in text and 'outcome="pending"' not in text
     assert _sample(text, 'emugen_skipped_ticks_total{reason="paused"}') == 1
     assert _sample(text, 'emugen_queue_depth{queue="pipeline"}') == 0
     assert _sample(text, "emugen_workers_alive") == 1
@@ -383,6 +386,42 @@ def test_metrics_export_batches_records_defects_latency_histograms_and_skips(sto
     count = 'emugen_layer_latency_seconds_count{layer="end_to_end"}'
     assert _sample(text, count) == 6 and _sample(second, count) == 7
     assert _sample(second, 'emugen_stage_work_seconds_count{stage="gold"}') == 7
+
+
+def _samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {tuple(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples
+            if s.name == name}
+
+
+def test_summing_the_defect_outcomes_counts_each_injected_defect_once(store):
+    with store.client() as client:
+        text = client.get("/metrics").text
+    injected = sum(_samples(text, "emugen_defects_injected_total").values())
+    settled = sum(_samples(text, "emugen_defects_total").values())
+    pending = sum(_samples(text, "emugen_defects_pending").values())
+    assert injected > 0 and settled + pending == injected
+    assert {dict(k)["outcome"] for k in _samples(text, "emugen_defects_total")} == {
+        "caught", "missed", "wrong_reason"}
+
+
+def test_metrics_show_the_mode_and_when_each_stream_last_reached_gold(store):
+    with write_session(store.engine) as session:
+        newest = {stream: session.scalar(select(func.max(BatchRow.gold_at))
+                                         .where(BatchRow.stream == stream))
+                  for stream in ("companies", "events")}
+    with store.client() as client:
+        before = client.get("/metrics").text
+        assert client.post("/api/mode", json={"mode": "production"}).status_code == 200
+        after = client.get("/metrics").text
+    assert _samples(before, "emugen_mode") == {
+        (("mode", "emulated"),): 1.0, (("mode", "production"),): 0.0}
+    assert _samples(after, "emugen_mode") == {
+        (("mode", "emulated"),): 0.0, (("mode", "production"),): 1.0}
+    assert _samples(before, "emugen_last_gold_timestamp_seconds") == {
+        (("stream", stream),): at.timestamp() for stream, at in newest.items()}
 
 
 def test_the_openapi_schema_lists_every_endpoint_and_the_mode_body(lite):

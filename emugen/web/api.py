@@ -155,7 +155,8 @@ async def stream(request: Request, state: Web,
 @router.get("/metrics", tags=["read"], response_class=Response,
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 def metrics(state: Web) -> Response:
-    """Prometheus: batches, records, defects, latency histograms, skips, queues, workers."""
+    """Prometheus: batches, records, defects, latency histograms, skips, queues, workers,
+    mode, last gold per stream."""
     with read_session(state.engine) as session:
-        body = state.metrics.scrape(session, state.probe.read())
+        body = state.metrics.scrape(session, state.probe.read(), state.config().get("mode"))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -16,18 +16,27 @@ from sqlalchemy.orm import Session
 from emugen.control import is_paused, skip_counts
 from emugen.db.models import BatchRow
 from emugen.pipeline.reconcile import reconcile
+from emugen.settings import Mode
 from emugen.web.batches import LAYERS, WORK, layer_latencies
 from emugen.web.quality import injected_by_stream
 
 BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 LAG = timedelta(seconds=120)  # a gold commit can become visible after a later-stamped one
-OUTCOMES = ("injected", "caught", "missed", "wrong_reason", "pending")
+# Settled outcomes only: they partition the settled defects and never decrease, so a sum of
+# emugen_defects_total counts each defect once (pending ones go to emugen_defects_pending,
+# a gauge; injected = settled + pending is emugen_defects_injected_total).
+OUTCOMES = ("caught", "missed", "wrong_reason")
+MODES = tuple(m.value for m in Mode)
 
 
-def figures(session: Session) -> dict[str, Any]:
-    """Everything the store collector exports, in one read."""
+def figures(session: Session, mode: str | None = None) -> dict[str, Any]:
+    """Everything the store collector exports, in one read; `mode` as the config file says."""
     r = reconcile(session)
     return {
+        "mode": mode,
+        "last_gold": session.execute(select(BatchRow.stream, func.max(BatchRow.gold_at))
+                                     .where(BatchRow.gold_at.is_not(None))
+                                     .group_by(BatchRow.stream)).all(),
         "batches": session.execute(select(BatchRow.stream, BatchRow.status, func.count())
                                    .group_by(BatchRow.stream, BatchRow.status)).all(),
         "injected": injected_by_stream(session),
@@ -60,11 +69,14 @@ class StoreCollector(Collector):
             for defect, d in entry["by_type"].items():
                 injected.add_metric([stream, defect], d["count"])
         outcomes = CounterMetricFamily(
-            "emugen_defects", "Injected defects by reconciliation outcome (missed = escaped "
-            "into silver)", labels=["defect", "outcome"])
+            "emugen_defects", "Settled injected defects by reconciliation outcome (missed = "
+            "escaped into silver); the outcomes partition them", labels=["defect", "outcome"])
+        pending = GaugeMetricFamily("emugen_defects_pending", "Injected defects whose batch "
+                                    "has not reached silver yet", labels=["defect"])
         for defect, tally in f.get("defects", {}).items():
             for outcome in OUTCOMES:
                 outcomes.add_metric([defect, outcome], tally[outcome])
+            pending.add_metric([defect], tally["pending"])
         alarms = CounterMetricFamily("emugen_false_alarms", "Clean records quarantined",
                                      labels=["reason"])
         for reason, n in f.get("false_alarms", {}).items():
@@ -73,10 +85,25 @@ class StoreCollector(Collector):
                                     labels=["reason"])
         for reason, n in f.get("skips", {}).items():
             skips.add_metric([reason], n)
-        yield from (batches, records, injected, outcomes, alarms, skips)
+        yield from (batches, records, injected, outcomes, pending, alarms, skips)
         yield GaugeMetricFamily("emugen_paused", "1 while the fleet is paused",
                                 value=int(bool(f.get("paused"))))
+        yield from _mode_and_freshness(f)
         yield from _probe_metrics(p)
+
+
+def _mode_and_freshness(f: dict[str, Any]) -> Iterator[Metric]:
+    mode = GaugeMetricFamily("emugen_mode", "1 for the generation mode the config file names "
+                             "(none while it cannot be read)", labels=["mode"])
+    for name in MODES:
+        mode.add_metric([name], int(f.get("mode") == name))
+    yield mode
+    # for staleness alerts: time() - emugen_last_gold_timestamp_seconds > N
+    last = GaugeMetricFamily("emugen_last_gold_timestamp_seconds", "Unix time of the newest "
+                             "batch reaching gold, per stream", labels=["stream"])
+    for stream, at in f.get("last_gold", ()):
+        last.add_metric([stream], at.timestamp())
+    yield last
 
 
 def _probe_metrics(p: dict[str, Any]) -> Iterator[Metric]:
@@ -140,8 +167,8 @@ class Metrics:
             self._seen = {k: at for k, at in self._seen.items() if at >= horizon}
         return observed
 
-    def scrape(self, session: Session, probe: dict[str, Any]) -> bytes:
+    def scrape(self, session: Session, probe: dict[str, Any], mode: str | None = None) -> bytes:
         with self._lock:
             self.observe_new(session)
-            self.store.figures, self.store.probe = figures(session), probe
+            self.store.figures, self.store.probe = figures(session, mode), probe
             return generate_latest(self.registry)
