@@ -267,6 +267,22 @@ def test_a_body_that_is_not_json_is_a_422(lite):
     assert response.status_code == 422 and "JSON" in response.json()["message"]
 
 
+def test_a_50_mb_body_is_refused_with_a_413_before_it_is_read(lite):
+    before = lite.config.read_bytes()
+    with lite.client() as client:
+        declared = client.post("/api/mode", content=b'{"mode": "' + b"x" * 50_000_000 + b'"}',
+                               headers={"Content-Type": "application/json"})
+        chunked = client.post("/api/mode", content=(b"x" * 65536 for _ in range(800)),
+                              headers={"Content-Type": "application/json"})
+        small = client.post("/api/mode", content=(c for c in (b'{"mode": ', b'"production"}')),
+                            headers={"Content-Type": "application/json"})
+    assert declared.status_code == 413 and "50,000,012 bytes" in declared.json()["detail"]
+    assert "16,384-byte limit" in declared.json()["detail"]
+    assert chunked.status_code == 413 and "unknown size" in chunked.json()["detail"]
+    assert small.status_code == 200 and small.json()["after"] == "production"
+    assert before != lite.config.read_bytes()  # only the small, valid body changed the file
+
+
 def test_clean_while_running_is_a_409_that_says_to_pause_first(lite):
     with lite.client() as client:
         response = client.post("/api/clean")
