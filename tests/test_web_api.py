@@ -448,8 +448,26 @@ def test_the_openapi_schema_lists_every_endpoint_and_the_mode_body(lite):
             "/api/resume", "/api/mode", "/api/clean", "/api/stream", "/api/snapshot",
             "/metrics"} <= set(schema["paths"])
     assert schema["components"]["schemas"]["Mode"]["enum"] == ["production", "emulated"]
-    assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert docs.status_code == 200
+
+
+def test_the_openapi_schema_documents_every_error_and_the_token_only_where_required(lite):
+    with lite.client() as client:
+        loopback = client.get("/openapi.json").json()
+    with lite.client(host="0.0.0.0", environ={"EMUGEN_WEB_TOKEN": TOKEN}) as client:
+        public = client.get("/openapi.json").json()
+    for schema, token in ((loopback, False), (public, True)):
+        for path in ("/api/pause", "/api/resume", "/api/mode", "/api/clean"):
+            op = schema["paths"][path]["post"]
+            assert {"400", "403", "413"} <= set(op["responses"]), path
+            assert ("401" in op["responses"]) is token, path
+            assert (op.get("security") == [{"HTTPBearer": []}]) is token, path
+        for path in ("/api/mode", "/api/clean"):
+            assert "409" in schema["paths"][path]["post"]["responses"]
+        assert "400" in schema["paths"]["/api/health"]["get"]["responses"]
+        assert "security" not in schema["paths"]["/api/health"]["get"]
+    assert "HTTPBearer" in public["components"]["securitySchemes"]
+    assert "securitySchemes" not in loopback.get("components", {})
 
 
 def test_the_page_is_rendered_with_counters_mode_quality_and_labels(store):

@@ -17,7 +17,7 @@ from emugen.reload import set_mode
 from emugen.settings import Stream
 from emugen.web.batches import batches_page, latency
 from emugen.web.quality import quality
-from emugen.web.schemas import ModeChange
+from emugen.web.schemas import ModeChange, Problem
 from emugen.web.security import cross_origin, token_problem
 from emugen.web.state import WebState
 
@@ -107,7 +107,8 @@ def resume(state: Control) -> dict[str, Any]:
             "message": "resumed" if changed else "already running"}
 
 
-@router.post("/api/mode", tags=["control"])
+@router.post("/api/mode", tags=["control"], responses={409: {
+    "model": Problem, "description": "The config file is invalid or cannot be rewritten"}})
 def mode(body: ModeChange, state: Control) -> dict[str, Any]:
     """Rewrite the config file's mode atomically; beat hot-reloads it within about a second."""
     try:
@@ -123,7 +124,8 @@ def mode(body: ModeChange, state: Control) -> dict[str, Any]:
                         "a second" if changed else f"already {after.value}")}
 
 
-@router.post("/api/clean", tags=["control"])
+@router.post("/api/clean", tags=["control"], responses={409: {
+    "model": Problem, "description": "The fleet is running: pause it first"}})
 def clean_store(state: Control) -> dict[str, Any]:
     """Wipe every layer, the truth and the skip counters, and purge the queues (paused only)."""
     try:

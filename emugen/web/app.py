@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from emugen import __version__
 from emugen.db.session import engine_for, init_db
 from emugen.settings import config_path, load_settings
-from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api
+from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, openapi
 from emugen.web.limits import BodyLimit
 from emugen.web.probe import BrokerProbe
 from emugen.web.security import LoopbackHosts, is_loopback, token_for
@@ -58,6 +58,7 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
         app.add_middleware(LoopbackHosts, extra=allowed_hosts)
     app.add_middleware(BodyLimit)  # outermost: a huge body is refused before anything reads it
     app.include_router(api.router)
+    openapi.install(app, token_required=token is not None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(SQLAlchemyError, _database_error)

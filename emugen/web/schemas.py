@@ -13,3 +13,9 @@ class ModeChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = Field(description="production | emulated")
+
+
+class Problem(BaseModel):
+    """Every error but a 422: what was wrong and how to fix it."""
+
+    detail: str

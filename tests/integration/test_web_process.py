@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -158,3 +159,62 @@ def test_a_thousand_clients_leaving_at_once_leave_the_stream_serving_snapshots(t
             f"no snapshot within {FIRST_SNAPSHOT_S} s after the storm; got {seen[-300:]!r}\n"
             f"{web.text()[-3000:]}")
         assert "Traceback" not in web.text() and "Lock is not acquired" not in web.text()
+
+
+# -- external checkers: schemathesis, promtool ---------------------------------------------------
+
+ST_EXAMPLES = 25  # per operation: ~10 s a run here
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["loopback", "with-token"])
+def test_schemathesis_finds_no_failure_of_any_check(tmp_path, token):
+    with emugen_web(tmp_path, token=token) as web:
+        argv = [str(Path(sys.executable).parent / "schemathesis"), "run",
+                f"{web.url}/openapi.json", "--checks", "all", "--max-examples", str(ST_EXAMPLES),
+                "--seed", "1", "--request-timeout", "10",
+                # an event stream never ends: the SSE tests above exercise it
+                "--exclude-path", "/api/stream"]
+        if token:
+            argv += ["--header", f"Authorization: Bearer {token}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
+    assert "No issues found" in done.stdout
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but promtool is missing (scripts/test.sh installs Debian's "
+                        "prometheus package)")
+        pytest.skip("promtool is missing (apt-get install -y prometheus); CI runs this")
+    return found
+
+
+def test_promtool_accepts_the_metrics_exposition(tmp_path):
+    promtool = _promtool()
+    with emugen_web(tmp_path) as web:
+        body = httpx.get(f"{web.url}/metrics", timeout=10).text
+    assert "emugen_mode{" in body and "emugen_last_gold_timestamp_seconds{" in body
+    done = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def _declare_huge_body(port: int, size: int) -> bytes:
+    """Headers announcing `size` bytes of body, and no body at all: the answer must come
+    without the server waiting for (or buffering) what was announced."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"POST /api/mode HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+                  f"application/json\r\nContent-Length: {size}\r\n\r\n").encode())
+    try:
+        async with asyncio.timeout(10):
+            return await reader.readuntil(b"}")
+    finally:
+        writer.transport.abort()
+
+
+def test_a_declared_50_mb_body_is_refused_before_any_of_it_is_sent(tmp_path):
+    with emugen_web(tmp_path) as web:
+        answer = asyncio.run(_declare_huge_body(web.port, 50_000_000))
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"16,384-byte limit" in answer
