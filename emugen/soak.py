@@ -157,7 +157,7 @@ class SseClient(threading.Thread):
         try:
             with urllib.request.urlopen(f"{self.url}/api/stream", timeout=60) as stream:
                 for line in stream:
-                    if line.startswith(b"data:"):
+                    if line.strip() == b"event: snapshot":  # not the `alive` heartbeats
                         self.events += 1
         except Exception as exc:  # noqa: BLE001 - the server stops at the end of the run
             self.error = str(exc)

@@ -65,12 +65,16 @@ def _read_stream(client: Any, url: str, into: Arrivals, stop: threading.Event) -
     try:
         with client.stream("GET", f"{url}/api/stream") as response:
             data: list[str] = []
+            kind = "message"
             for line in response.iter_lines():
-                if line.startswith("data:"):
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
                     data.append(line[5:].strip())
-                elif not line and data:
-                    into.add(_gold(json.loads("".join(data))))
-                    data = []
+                elif not line:
+                    if data and kind == "snapshot":  # `alive` heartbeats carry no counters
+                        into.add(_gold(json.loads("".join(data))))
+                    data, kind = [], "message"
     except Exception:  # noqa: BLE001 - the server going away at the end is expected
         if not stop.is_set():
             raise
