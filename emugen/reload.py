@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
 from emugen.settings import Mode, Settings, config_path, settings_from_text
 
@@ -43,26 +44,39 @@ class ConfigWatcher:
 
     def poll(self) -> Change | None:
         try:
-            raw = self.path.read_bytes()
+            info = os.stat(self.path)
         except OSError as exc:
-            digest = f"unreadable:{exc.errno}"
-            if digest == self._digest:
-                return None
-            self._digest = digest
-            return self._reject(ConfigError(str(self.path), [
-                f"cannot read the file ({exc.strerror}); the running config stays in force"]))
+            return self._refuse(f"unreadable:{exc.errno}",
+                                f"cannot read the file ({exc.strerror})")
+        problem = refusal(info)
+        if problem:
+            # never opened: a device or a huge file costs one stat per poll, however often
+            return self._refuse(f"refused:{info.st_ino}:{info.st_mode}:{info.st_size}:"
+                                f"{info.st_mtime_ns}", problem)
+        try:
+            raw = read_config_bytes(self.path)
+        except FileNotFoundError:
+            return self._refuse("unreadable:missing", "cannot read the file (it vanished)")
+        except ConfigError as exc:  # swapped for something else between stat and open
+            return self._refuse(f"refused:{exc.problems}", "; ".join(exc.problems))
         digest = hashlib.sha256(raw).hexdigest()
         if digest == self._digest:
             return None
         self._digest = digest
         try:
-            settings = settings_from_text(raw.decode("utf-8"), str(self.path), env=self.env)
-        except UnicodeDecodeError:
-            return self._reject(ConfigError(str(self.path), ["the file is not UTF-8 text"]))
+            settings = settings_from_text(decode(raw, str(self.path)), str(self.path),
+                                          env=self.env)
         except ConfigError as exc:
             return self._reject(exc)
         self.settings, self.last_error = settings, None
         return Change(str(self.path), settings, None)
+
+    def _refuse(self, digest: str, problem: str) -> Change | None:
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        return self._reject(ConfigError(str(self.path), [
+            f"{problem}; the running config stays in force"]))
 
     def _reject(self, error: ConfigError) -> Change:
         self.last_error = error
