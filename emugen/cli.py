@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
+from emugen.broker import redact_url
 from emugen.errors import EmugenError
 from emugen.generate import build_spec, generate
-from emugen.settings import Mode, Settings, Stream, config_path, load_settings
+from emugen.settings import MAX_BATCH, Mode, Settings, Stream, config_path, load_settings
 
 
 class EmugenGroup(click.Group):
@@ -50,11 +51,12 @@ def _iso(value: str | None) -> datetime | None:
 
 @main.command("generate")
 @click.argument("stream", type=click.Choice([s.value for s in Stream]))
-@click.option("--seq", type=click.IntRange(min=1), required=True, help="Batch number (from 1).")
+@click.option("--seq", type=click.IntRange(min=1, max=2**63 - 1), required=True,
+              help="Batch number (from 1).")
 @config_option
 @click.option("--mode", type=click.Choice([m.value for m in Mode]), default=None,
               help="Override the file's mode for this batch.")
-@click.option("--size", type=click.IntRange(min=0), default=None,
+@click.option("--size", type=click.IntRange(min=0, max=MAX_BATCH), default=None,
               help="Exact record count (duplicates included) instead of the mode's rule.")
 @click.option("--at", "scheduled_at", default=None,
               help="When the batch is due (ISO-8601, UTC); its interval is the one that just "
@@ -81,10 +83,11 @@ def generate_cmd(stream: str, seq: int, config_file: Path | None, mode: str | No
         size=size, mode=active,
     )
     batch = generate(spec)
-    out = sys.stdout
+    # UTF-8 bytes whatever the terminal's encoding: the output's sha256 is part of the contract
+    out = click.get_binary_stream("stdout")
     for line in batch.lines():
-        out.write(line)
-        out.write("\n")
+        out.write(line.encode("utf-8") + b"\n")
+    out.flush()
     if batch.note:
         click.echo(f"emugen: {batch.note}", err=True)
     if truth_file is not None:
@@ -107,9 +110,12 @@ def config_group() -> None:
 def config_check(path: Path | None) -> None:
     """Validate PATH (default: the active config); exit 0 when valid, 2 with the problems."""
     file = config_path(path)
-    settings = load_settings(file, env=False)
+    settings = load_settings(path, env=False)
+    # A forgotten seed still gives reproducible data, but not the data the user may think of.
+    seed = (f"seed {settings.seed}" if "seed" in settings.model_fields_set
+            else f"seed {settings.seed} (the default: the file sets no seed)")
     click.echo(
-        f"{file}: valid (mode {settings.mode.value}, seed {settings.seed}, "
+        f"{file}: valid (mode {settings.mode.value}, {seed}, "
         f"companies every {settings.interval(Stream.companies).total_seconds():g} s, "
         f"events every {settings.interval(Stream.events).total_seconds():g} s, "
         f"fingerprint {settings.fingerprint()})"
@@ -141,7 +147,7 @@ def db_init(config_file: Path | None) -> None:
     """Create the tables (safe to run again)."""
     settings = load_settings(config_file)
     _engine(settings)
-    click.echo(f"database ready: {settings.database_url}")
+    click.echo(f"database ready: {redact_url(settings.database_url)}")
 
 
 @main.group("pipeline")
@@ -154,7 +160,7 @@ def pipeline_group() -> None:
               help="Batches of each stream.")
 @click.option("--stream", type=click.Choice([s.value for s in Stream]), default=None,
               help="Only this stream (default: companies then events, each round).")
-@click.option("--size", type=click.IntRange(min=0), default=None,
+@click.option("--size", type=click.IntRange(min=0, max=MAX_BATCH), default=None,
               help="Exact record count per batch instead of the mode's rule.")
 @config_option
 def pipeline_run(batches: int, stream: str | None, size: int | None,
@@ -248,7 +254,8 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     with read_session(engine) as session:
         require_paused(session)  # before asking: a running fleet is never offered a wipe
     if not yes:
-        click.confirm(f"wipe every batch and layer in {settings.database_url}?", abort=True)
+        click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
+                      abort=True)
     with write_session(engine) as session:
         cleaned = clean(session)
     purged = _purge_queues(settings)
@@ -267,7 +274,9 @@ def _purge_queues(settings: Settings) -> str:
             count = purge_queues(connection.default_channel.client)
         return f", {count:,} queued messages"
     except Exception as exc:  # noqa: BLE001 - the wipe itself already succeeded
-        return f" (broker queues not purged: {exc})"
+        # kombu's messages can quote the URL it was given, password included
+        text = str(exc).replace(settings.broker_url, redact_url(settings.broker_url))
+        return f" (broker queues not purged from {redact_url(settings.broker_url)}: {text})"
 
 
 @main.command("mode")

@@ -296,6 +296,27 @@ def _quality_fits(stream: Stream, quality: Quality) -> Quality:
     return quality
 
 
+def _duplicate_room(quality: Quality, stream: Stream, where: str,
+                    ranges: list[tuple[str, SizeRange]]) -> None:
+    """With only `duplicate` on, a batch of n records has room for n // 2 duplicates (each
+    needs a clean original). A rate above that is silently short on odd sizes (a batch of 1
+    gets none), so refuse it: the smallest odd size in a range is the tightest."""
+    weights = quality.weights(stream)
+    if quality.rate == 0 or any(w for d, w in weights.items() if d is not Defect.duplicate):
+        return
+    for name, sizes in ranges:
+        low, high = sizes.min_batch_size, sizes.max_batch_size
+        odd = low if low % 2 else low + 1
+        n = odd if odd <= high else low
+        room = (n // 2) / n
+        if quality.rate > room:
+            raise ValueError(
+                f"quality.rate: got {quality.rate} with only 'duplicate' enabled; a "
+                f"batch of {n} records has room for {n // 2} duplicate(s) (each needs a clean "
+                f"original), so with {where}.{name} batch sizes {low}..{high} the rate can be "
+                f"at most {room:.4g} (or enable another defect type)")
+
+
 class CompaniesSettings(Frozen):
     """Company onboarding: per-mode cadence, the shape of a company, its quality injection."""
 
@@ -309,6 +330,12 @@ class CompaniesSettings(Frozen):
     @classmethod
     def _quality_applies(cls, value: Quality) -> Quality:
         return _quality_fits(Stream.companies, value)
+
+    @model_validator(mode="after")
+    def _duplicates_fit(self) -> CompaniesSettings:
+        _duplicate_room(self.quality, Stream.companies, "companies",
+                        [("production", self.production), ("emulated", self.emulated)])
+        return self
 
 
 class EventsSettings(Frozen):
@@ -341,6 +368,13 @@ class EventsSettings(Frozen):
     @classmethod
     def _quality_applies(cls, value: Quality) -> Quality:
         return _quality_fits(Stream.events, value)
+
+    @model_validator(mode="after")
+    def _duplicates_fit(self) -> EventsSettings:
+        # production sizes are Poisson draws in the thousands: n // 2 / n is 0.5 to 1 part in
+        # a thousand there, so only the emulated range can fall short of a rate ≤ 0.5
+        _duplicate_room(self.quality, Stream.events, "events", [("emulated", self.emulated)])
+        return self
 
 
 class Fleet(Frozen):
