@@ -128,6 +128,18 @@ def config_schema() -> None:
     click.echo(json.dumps(Settings.model_json_schema(mode="validation"), indent=2))
 
 
+def _store_settings(config_file: Path | None) -> Settings:
+    """Settings for commands that only read or control the store: with an invalid file they
+    run on the store's last applied config, and say so (the fleet does the same)."""
+    from emugen.applied import standing
+
+    found = standing(config_file)
+    warning = found.warning()
+    if warning:
+        click.echo(f"emugen: {warning}", err=True)
+    return found.settings
+
+
 def _engine(settings: Settings):  # noqa: ANN202
     from emugen.db.session import engine_for, init_db
 
@@ -194,7 +206,7 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     from emugen.db.session import read_session
     from emugen.pipeline.status import format_status, status
 
-    settings = load_settings(config_file)
+    settings = _store_settings(config_file)
     with read_session(_engine(settings)) as session:
         report = status(session, latest)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
@@ -237,7 +249,7 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
     from emugen.control import set_paused
     from emugen.db.session import write_session
 
-    with write_session(_engine(load_settings(config_file))) as session:
+    with write_session(_engine(_store_settings(config_file))) as session:
         return set_paused(session, paused)
 
 
@@ -249,7 +261,7 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     from emugen.control import clean, require_paused
     from emugen.db.session import read_session, write_session
 
-    settings = load_settings(config_file)
+    settings = _store_settings(config_file)
     engine = _engine(settings)
     with read_session(engine) as session:
         require_paused(session)  # before asking: a running fleet is never offered a wipe
@@ -290,6 +302,8 @@ def mode_cmd(mode: str, config_file: Path | None) -> None:
     path = config_path(config_file)
     if before is after:
         click.echo(f"{path}: already {after.value}")
+    elif before is None:
+        click.echo(f"{path}: mode line repaired -> {after.value}")
     else:
         click.echo(f"{path}: mode {before.value} -> {after.value}")
 

@@ -103,11 +103,13 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def set_mode(mode: Mode | str, path: str | os.PathLike[str] | None = None) -> tuple[Mode, Mode]:
+def set_mode(mode: Mode | str,
+             path: str | os.PathLike[str] | None = None) -> tuple[Mode | None, Mode]:
     """Rewrite the file's top-level `mode:` (comments kept); returns (before, after).
 
-    The new text is validated before it replaces the file, so this never writes a config the
-    fleet would reject.
+    `before` is None when the file was invalid: a broken mode line is exactly what this
+    repairs. The new text is validated before it replaces the file, so this never writes a
+    config the fleet would reject (another broken line is reported, and the file left alone).
     """
     file = config_path(path)
     try:
@@ -115,8 +117,11 @@ def set_mode(mode: Mode | str, path: str | os.PathLike[str] | None = None) -> tu
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    text = file.read_text(encoding="utf-8") if file.exists() else ""
-    before = settings_from_text(text, str(file), env=False).mode
+    text = decode(read_config_bytes(file), str(file)) if file.exists() else ""
+    try:
+        before: Mode | None = settings_from_text(text, str(file), env=False).mode
+    except ConfigError:
+        before = None
     if _MODE_LINE.search(text):
         updated = _MODE_LINE.sub(f"mode: {target.value}", text, count=1)
     else:
