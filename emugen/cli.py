@@ -84,7 +84,8 @@ def generate_cmd(stream: str, seq: int, config_file: Path | None, mode: str | No
     )
     batch = generate(spec)
     # UTF-8 bytes whatever the terminal's encoding: the output's sha256 is part of the contract
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
+    sys.stdout.flush()
     for line in batch.lines():
         out.write(line.encode("utf-8") + b"\n")
     out.flush()
