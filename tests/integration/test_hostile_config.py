@@ -112,3 +112,26 @@ def _answers(url: str) -> bool:
         return get(url, timeout=2)[0] == 200
     except OSError:
         return False
+
+
+def test_worker_and_beat_start_on_the_last_applied_config_while_the_file_is_invalid(
+        fleet: Fleet) -> None:
+    fleet.write(interval=INTERVAL_S, size=(3, 5))
+    worker, beat = fleet.start()
+    wait_for(lambda: len(fleet.batches("companies")) >= 2, 60, "two company batches")
+    fleet.stop(beat)
+    fleet.stop(worker)
+    fleet.write_raw(lambda data: data.update(seed="seven"))  # one typo, then a restart
+    seen = {b.batch_id for b in fleet.batches()}
+
+    worker, beat = fleet.start()
+    wait_for(lambda: len([b for b in fleet.batches("companies") if b.batch_id not in seen]) >= 2,
+             60, "company batches after the restart")
+    settled = fleet.settle()
+    assert all(b.status == "gold" for b in settled)
+    for proc in (worker, beat):
+        text = proc.text()
+        assert "seed: got 'seven'" in text, f"{proc.name} did not say why the file is invalid"
+        assert "last applied config" in text
+    rejected = [r for r in fleet.reloads() if not r.accepted]
+    assert rejected and "seed: got 'seven'" in rejected[-1].problems
