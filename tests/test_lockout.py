@@ -163,3 +163,18 @@ def test_the_celery_app_loads_with_an_invalid_file_and_warns(fleet) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "redis://:s3cret@127.0.0.1:1/0" in done.stdout  # the broker the file names
     assert "seed: got 'seven'" in done.stderr and "last applied config" in done.stderr
+
+
+def test_the_dashboard_starts_on_the_last_applied_config_and_its_mode_button_repairs(
+        fleet) -> None:
+    fleet.break_line("mode: emulated", "mode: emulatd")
+    with _client(fleet) as client:
+        health = client.get("/api/health")
+        repaired = client.post("/api/mode", json={"mode": "emulated"})
+        after = client.get("/api/health").json()
+    assert health.status_code == 200
+    assert health.json()["config"]["valid"] is False
+    assert "mode: got 'emulatd'" in " ".join(health.json()["config"]["problems"])
+    assert health.json()["applied_mode"] == "emulated"
+    assert repaired.status_code == 200 and repaired.json()["changed"] is True
+    assert after["config"]["valid"] is True
