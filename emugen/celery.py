@@ -8,6 +8,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE
+from emugen.errors import ConfigError
 from emugen.flower_login import REQUIRE_LOGIN
 from emugen.settings import load_settings
 
@@ -17,9 +18,18 @@ VISIBILITY_TIMEOUT_S = 30
 SOFT_TIME_LIMIT_S = 60  # a 100k-event production batch takes ~3 s; 20x headroom
 HARD_TIME_LIMIT_S = 90
 
-_settings = load_settings()  # an invalid file stops the process here, naming every problem
+try:
+    _broker_url = load_settings().broker_url
+except ConfigError as _problem:
+    # A typo in the file must not keep workers down: the broker URL is found as the store's
+    # is (env, the file's own line, the default) and tasks run on the last applied config.
+    from emugen.applied import lenient_urls
 
-app = Celery("emugen", broker=_settings.broker_url, include=["emugen.tasks"])
+    _broker_url = lenient_urls()[0]["broker_url"]
+    logging.getLogger("emugen").warning(
+        "%s\nstarting anyway on the store's last applied config; fix the file", _problem)
+
+app = Celery("emugen", broker=_broker_url, include=["emugen.tasks"])
 app.user_options["preload"].add(REQUIRE_LOGIN)  # `celery -A emugen flower` needs a login
 app.conf.update(
     task_serializer="json",

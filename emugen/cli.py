@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
+from emugen.broker import redact_url
 from emugen.errors import EmugenError
 from emugen.generate import build_spec, generate
-from emugen.settings import Mode, Settings, Stream, config_path, load_settings
+from emugen.settings import MAX_BATCH, Mode, Settings, Stream, config_path, load_settings
 
 
 class EmugenGroup(click.Group):
@@ -50,11 +51,12 @@ def _iso(value: str | None) -> datetime | None:
 
 @main.command("generate")
 @click.argument("stream", type=click.Choice([s.value for s in Stream]))
-@click.option("--seq", type=click.IntRange(min=1), required=True, help="Batch number (from 1).")
+@click.option("--seq", type=click.IntRange(min=1, max=2**63 - 1), required=True,
+              help="Batch number (from 1).")
 @config_option
 @click.option("--mode", type=click.Choice([m.value for m in Mode]), default=None,
               help="Override the file's mode for this batch.")
-@click.option("--size", type=click.IntRange(min=0), default=None,
+@click.option("--size", type=click.IntRange(min=0, max=MAX_BATCH), default=None,
               help="Exact record count (duplicates included) instead of the mode's rule.")
 @click.option("--at", "scheduled_at", default=None,
               help="When the batch is due (ISO-8601, UTC); its interval is the one that just "
@@ -81,10 +83,12 @@ def generate_cmd(stream: str, seq: int, config_file: Path | None, mode: str | No
         size=size, mode=active,
     )
     batch = generate(spec)
-    out = sys.stdout
+    # UTF-8 bytes whatever the terminal's encoding: the output's sha256 is part of the contract
+    out = sys.stdout.buffer
+    sys.stdout.flush()
     for line in batch.lines():
-        out.write(line)
-        out.write("\n")
+        out.write(line.encode("utf-8") + b"\n")
+    out.flush()
     if batch.note:
         click.echo(f"emugen: {batch.note}", err=True)
     if truth_file is not None:
@@ -107,9 +111,12 @@ def config_group() -> None:
 def config_check(path: Path | None) -> None:
     """Validate PATH (default: the active config); exit 0 when valid, 2 with the problems."""
     file = config_path(path)
-    settings = load_settings(file, env=False)
+    settings = load_settings(path, env=False)
+    # A forgotten seed still gives reproducible data, but not the data the user may think of.
+    seed = (f"seed {settings.seed}" if "seed" in settings.model_fields_set
+            else f"seed {settings.seed} (the default: the file sets no seed)")
     click.echo(
-        f"{file}: valid (mode {settings.mode.value}, seed {settings.seed}, "
+        f"{file}: valid (mode {settings.mode.value}, {seed}, "
         f"companies every {settings.interval(Stream.companies).total_seconds():g} s, "
         f"events every {settings.interval(Stream.events).total_seconds():g} s, "
         f"fingerprint {settings.fingerprint()})"
@@ -120,6 +127,18 @@ def config_check(path: Path | None) -> None:
 def config_schema() -> None:
     """Print the JSON Schema of the config file (point your editor's YAML plugin at it)."""
     click.echo(json.dumps(Settings.model_json_schema(mode="validation"), indent=2))
+
+
+def _store_settings(config_file: Path | None) -> Settings:
+    """Settings for commands that only read or control the store: with an invalid file they
+    run on the store's last applied config, and say so (the fleet does the same)."""
+    from emugen.applied import standing
+
+    found = standing(config_file)
+    warning = found.warning()
+    if warning:
+        click.echo(f"emugen: {warning}", err=True)
+    return found.settings
 
 
 def _engine(settings: Settings):  # noqa: ANN202
@@ -141,7 +160,7 @@ def db_init(config_file: Path | None) -> None:
     """Create the tables (safe to run again)."""
     settings = load_settings(config_file)
     _engine(settings)
-    click.echo(f"database ready: {settings.database_url}")
+    click.echo(f"database ready: {redact_url(settings.database_url)}")
 
 
 @main.group("pipeline")
@@ -154,7 +173,7 @@ def pipeline_group() -> None:
               help="Batches of each stream.")
 @click.option("--stream", type=click.Choice([s.value for s in Stream]), default=None,
               help="Only this stream (default: companies then events, each round).")
-@click.option("--size", type=click.IntRange(min=0), default=None,
+@click.option("--size", type=click.IntRange(min=0, max=MAX_BATCH), default=None,
               help="Exact record count per batch instead of the mode's rule.")
 @config_option
 def pipeline_run(batches: int, stream: str | None, size: int | None,
@@ -188,7 +207,7 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     from emugen.db.session import read_session
     from emugen.pipeline.status import format_status, status
 
-    settings = load_settings(config_file)
+    settings = _store_settings(config_file)
     with read_session(_engine(settings)) as session:
         report = status(session, latest)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
@@ -231,7 +250,7 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
     from emugen.control import set_paused
     from emugen.db.session import write_session
 
-    with write_session(_engine(load_settings(config_file))) as session:
+    with write_session(_engine(_store_settings(config_file))) as session:
         return set_paused(session, paused)
 
 
@@ -243,12 +262,13 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     from emugen.control import clean, require_paused
     from emugen.db.session import read_session, write_session
 
-    settings = load_settings(config_file)
+    settings = _store_settings(config_file)
     engine = _engine(settings)
     with read_session(engine) as session:
         require_paused(session)  # before asking: a running fleet is never offered a wipe
     if not yes:
-        click.confirm(f"wipe every batch and layer in {settings.database_url}?", abort=True)
+        click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
+                      abort=True)
     with write_session(engine) as session:
         cleaned = clean(session)
     purged = _purge_queues(settings)
@@ -267,7 +287,9 @@ def _purge_queues(settings: Settings) -> str:
             count = purge_queues(connection.default_channel.client)
         return f", {count:,} queued messages"
     except Exception as exc:  # noqa: BLE001 - the wipe itself already succeeded
-        return f" (broker queues not purged: {exc})"
+        # kombu's messages can quote the URL it was given, password included
+        text = str(exc).replace(settings.broker_url, redact_url(settings.broker_url))
+        return f" (broker queues not purged from {redact_url(settings.broker_url)}: {text})"
 
 
 @main.command("mode")
@@ -281,6 +303,8 @@ def mode_cmd(mode: str, config_file: Path | None) -> None:
     path = config_path(config_file)
     if before is after:
         click.echo(f"{path}: already {after.value}")
+    elif before is None:
+        click.echo(f"{path}: mode line repaired -> {after.value}")
     else:
         click.echo(f"{path}: mode {before.value} -> {after.value}")
 

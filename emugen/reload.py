@@ -9,6 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
 from emugen.settings import Mode, Settings, config_path, settings_from_text
 
@@ -43,26 +44,39 @@ class ConfigWatcher:
 
     def poll(self) -> Change | None:
         try:
-            raw = self.path.read_bytes()
+            info = os.stat(self.path)
         except OSError as exc:
-            digest = f"unreadable:{exc.errno}"
-            if digest == self._digest:
-                return None
-            self._digest = digest
-            return self._reject(ConfigError(str(self.path), [
-                f"cannot read the file ({exc.strerror}); the running config stays in force"]))
+            return self._refuse(f"unreadable:{exc.errno}",
+                                f"cannot read the file ({exc.strerror})")
+        problem = refusal(info)
+        if problem:
+            # never opened: a device or a huge file costs one stat per poll, however often
+            return self._refuse(f"refused:{info.st_ino}:{info.st_mode}:{info.st_size}:"
+                                f"{info.st_mtime_ns}", problem)
+        try:
+            raw = read_config_bytes(self.path)
+        except FileNotFoundError:
+            return self._refuse("unreadable:missing", "cannot read the file (it vanished)")
+        except ConfigError as exc:  # swapped for something else between stat and open
+            return self._refuse(f"refused:{exc.problems}", "; ".join(exc.problems))
         digest = hashlib.sha256(raw).hexdigest()
         if digest == self._digest:
             return None
         self._digest = digest
         try:
-            settings = settings_from_text(raw.decode("utf-8"), str(self.path), env=self.env)
-        except UnicodeDecodeError:
-            return self._reject(ConfigError(str(self.path), ["the file is not UTF-8 text"]))
+            settings = settings_from_text(decode(raw, str(self.path)), str(self.path),
+                                          env=self.env)
         except ConfigError as exc:
             return self._reject(exc)
         self.settings, self.last_error = settings, None
         return Change(str(self.path), settings, None)
+
+    def _refuse(self, digest: str, problem: str) -> Change | None:
+        if digest == self._digest:
+            return None
+        self._digest = digest
+        return self._reject(ConfigError(str(self.path), [
+            f"{problem}; the running config stays in force"]))
 
     def _reject(self, error: ConfigError) -> Change:
         self.last_error = error
@@ -89,11 +103,13 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def set_mode(mode: Mode | str, path: str | os.PathLike[str] | None = None) -> tuple[Mode, Mode]:
+def set_mode(mode: Mode | str,
+             path: str | os.PathLike[str] | None = None) -> tuple[Mode | None, Mode]:
     """Rewrite the file's top-level `mode:` (comments kept); returns (before, after).
 
-    The new text is validated before it replaces the file, so this never writes a config the
-    fleet would reject.
+    `before` is None when the file was invalid: a broken mode line is exactly what this
+    repairs. The new text is validated before it replaces the file, so this never writes a
+    config the fleet would reject (another broken line is reported, and the file left alone).
     """
     file = config_path(path)
     try:
@@ -101,8 +117,11 @@ def set_mode(mode: Mode | str, path: str | os.PathLike[str] | None = None) -> tu
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    text = file.read_text(encoding="utf-8") if file.exists() else ""
-    before = settings_from_text(text, str(file), env=False).mode
+    text = decode(read_config_bytes(file), str(file)) if file.exists() else ""
+    try:
+        before: Mode | None = settings_from_text(text, str(file), env=False).mode
+    except ConfigError:
+        before = None
     if _MODE_LINE.search(text):
         updated = _MODE_LINE.sub(f"mode: {target.value}", text, count=1)
     else:

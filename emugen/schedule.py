@@ -10,6 +10,7 @@ from typing import Any
 from celery.beat import Scheduler
 from celery.schedules import schedule
 
+from emugen.applied import fallback, record_applied
 from emugen.backpressure import hold_tick
 from emugen.beat_lease import BeatAlreadyRunning, BeatLease
 from emugen.broker import fast_client, redact_url
@@ -75,9 +76,20 @@ class EmugenScheduler(Scheduler):
     # -- configuration -----------------------------------------------------------------------
     def setup_schedule(self) -> None:
         change = self.watcher.poll()
-        if change is None or not change.accepted:
-            assert change is not None
-            raise change.error or RuntimeError("no config")  # beat cannot start without one
+        assert change is not None  # the first poll always reports
+        if not change.accepted:
+            # A typo must not keep beat down while the fleet carries on: start on the store's
+            # last applied config (as workers do), or stop if there is none to go on.
+            assert change.error is not None
+            found = fallback(self.watcher.path, change.error)
+            if not found.from_store:
+                raise change.error
+            logger.warning("%s", found.warning())
+            self.watcher.settings = found.settings
+            self._take_lease()
+            self._apply(Change(change.source, found.settings, None), record=False)
+            self._apply(change)
+            return
         self._take_lease()
         self._apply(change)
 
@@ -133,20 +145,15 @@ class EmugenScheduler(Scheduler):
             logger.critical("%s", problem)
             raise problem
 
-    def _apply(self, change: Change) -> None:
+    def _apply(self, change: Change, record: bool = True) -> None:
         settings = change.settings or self.settings
         if settings is None:
             return
         engine = engine_for(settings.database_url)
         if self.settings is None or self.settings.database_url != settings.database_url:
             init_db(engine)
-        with write_session(engine) as session:
-            if change.accepted:
-                record_reload(session, change.source, fingerprint=settings.fingerprint(),
-                              mode=settings.mode.value)
-            else:
-                assert change.error is not None
-                record_reload(session, change.source, problems=change.error.problems)
+        if record:  # a start on the store's last applied config is not a new reload
+            self._record(engine, change, settings)
         if not change.accepted:
             logger.error("config rejected; the running config stays in force:\n%s", change.error)
             return
@@ -156,6 +163,16 @@ class EmugenScheduler(Scheduler):
         logger.info("config applied: mode=%s fingerprint=%s companies every %s, events every %s",
                     settings.mode.value, settings.fingerprint(),
                     settings.interval(Stream.companies), settings.interval(Stream.events))
+
+    def _record(self, engine: Any, change: Change, settings: Settings) -> None:
+        with write_session(engine) as session:
+            if change.accepted:
+                record_reload(session, change.source, fingerprint=settings.fingerprint(),
+                              mode=settings.mode.value)
+                record_applied(session, settings)
+            else:
+                assert change.error is not None
+                record_reload(session, change.source, problems=change.error.problems)
 
     # -- dispatch --------------------------------------------------------------------------
     def apply_entry(self, entry: Any, producer: Any = None) -> None:

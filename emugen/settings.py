@@ -6,12 +6,12 @@ import hashlib
 import math
 import os
 import re
+import reprlib
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -27,10 +27,13 @@ from pydantic import (
     model_validator,
 )
 
+from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/emugen.yaml")
 ENV_CONFIG = "EMUGEN_CONFIG"
+ENV_HOME = "EMUGEN_HOME"  # a checkout or deployment folder holding config/emugen.yaml
+MAX_PROBLEMS = 20  # a file with thousands of bad values needs its first few, not a wall
 # Only locations and secrets come from the environment; everything that shapes data stays in
 # the file, so the file alone says what a run produced (SC-004).
 ENV_OVERRIDES = {"EMUGEN_DATABASE_URL": "database_url", "EMUGEN_BROKER_URL": "broker_url"}
@@ -293,6 +296,27 @@ def _quality_fits(stream: Stream, quality: Quality) -> Quality:
     return quality
 
 
+def _duplicate_room(quality: Quality, stream: Stream, where: str,
+                    ranges: list[tuple[str, SizeRange]]) -> None:
+    """With only `duplicate` on, a batch of n records has room for n // 2 duplicates (each
+    needs a clean original). A rate above that is silently short on odd sizes (a batch of 1
+    gets none), so refuse it: the smallest odd size in a range is the tightest."""
+    weights = quality.weights(stream)
+    if quality.rate == 0 or any(w for d, w in weights.items() if d is not Defect.duplicate):
+        return
+    for name, sizes in ranges:
+        low, high = sizes.min_batch_size, sizes.max_batch_size
+        odd = low if low % 2 else low + 1
+        n = odd if odd <= high else low
+        room = (n // 2) / n
+        if quality.rate > room:
+            raise ValueError(
+                f"quality.rate: got {quality.rate} with only 'duplicate' enabled; a "
+                f"batch of {n} records has room for {n // 2} duplicate(s) (each needs a clean "
+                f"original), so with {where}.{name} batch sizes {low}..{high} the rate can be "
+                f"at most {room:.4g} (or enable another defect type)")
+
+
 class CompaniesSettings(Frozen):
     """Company onboarding: per-mode cadence, the shape of a company, its quality injection."""
 
@@ -306,6 +330,12 @@ class CompaniesSettings(Frozen):
     @classmethod
     def _quality_applies(cls, value: Quality) -> Quality:
         return _quality_fits(Stream.companies, value)
+
+    @model_validator(mode="after")
+    def _duplicates_fit(self) -> CompaniesSettings:
+        _duplicate_room(self.quality, Stream.companies, "companies",
+                        [("production", self.production), ("emulated", self.emulated)])
+        return self
 
 
 class EventsSettings(Frozen):
@@ -338,6 +368,13 @@ class EventsSettings(Frozen):
     @classmethod
     def _quality_applies(cls, value: Quality) -> Quality:
         return _quality_fits(Stream.events, value)
+
+    @model_validator(mode="after")
+    def _duplicates_fit(self) -> EventsSettings:
+        # production sizes are Poisson draws in the thousands: n // 2 / n is 0.5 to 1 part in
+        # a thousand there, so only the emulated range can fall short of a rate ≤ 0.5
+        _duplicate_room(self.quality, Stream.events, "events", [("emulated", self.emulated)])
+        return self
 
 
 class Fleet(Frozen):
@@ -398,8 +435,26 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The config file to use: the argument, else $EMUGEN_CONFIG, else config/emugen.yaml."""
-    return Path(path or os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG)
+    """The config file to use: the argument, else $EMUGEN_CONFIG, else
+    $EMUGEN_HOME/config/emugen.yaml, else config/emugen.yaml under the current directory."""
+    if path:
+        return Path(path)
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]) / DEFAULT_CONFIG
+    return DEFAULT_CONFIG
+
+
+def config_origin(path: str | os.PathLike[str] | None = None) -> str:
+    """Where config_path() found its answer, for messages that say where emugen looked."""
+    if path:
+        return "given with --config"
+    if os.environ.get(ENV_CONFIG):
+        return f"from ${ENV_CONFIG}"
+    if os.environ.get(ENV_HOME):
+        return f"from ${ENV_HOME}"
+    return f"under the current directory {Path.cwd()}; set ${ENV_HOME} or pass --config"
 
 
 def parse_settings(data: Any, source: str = "<data>", env: bool = True) -> Settings:
@@ -414,35 +469,30 @@ def parse_settings(data: Any, source: str = "<data>", env: bool = True) -> Setti
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(err) for err in exc.errors()]) from None
+        raise ConfigError(source, _problems(exc)) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    problems = [_describe(err) for err in exc.errors(include_url=False)[:MAX_PROBLEMS]]
+    more = exc.error_count() - len(problems)
+    return problems + ([f"... and {more:,} more problems like these"] if more > 0 else [])
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: bool = True) -> Settings:
     """Read and validate a YAML config file (see config/ for presets)."""
     file = config_path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = read_config_bytes(file)
     except FileNotFoundError:
-        raise ConfigError(
-            str(file),
-            [f"no such file; copy a preset (e.g. cp config/emulated.yaml {file}) or pass --config"],
-        ) from None
-    except OSError as exc:
-        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror}"]) from None
-    return settings_from_text(text, str(file), env=env)
+        raise ConfigError(str(file), [
+            f"no such file (looked at {file.absolute()}, {config_origin(path)}); copy a "
+            f"preset (e.g. cp config/emulated.yaml {file}) or pass --config"]) from None
+    return settings_from_text(decode(raw, str(file)), str(file), env=env)
 
 
 def settings_from_text(text: str, source: str, env: bool = True) -> Settings:
     """Validate the YAML text of a config file (the watcher reads once and parses this)."""
-    file = source
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(file), [f"not valid YAML{where}: {problem}"]) from None
-    return parse_settings(data, str(file), env=env)
+    return parse_settings(parse_yaml(text, source), source, env=env)
 
 
 def _kind(value: Any) -> str:
@@ -463,14 +513,22 @@ def _describe(err: Any) -> str:
     msg = msg.removeprefix("Value error, ")
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected", "")
-        return f"{loc}: got {value!r}; allowed: {expected}"
+        return f"{loc}: got {_short(value)}; allowed: {expected}"
     if kind == "value_error":  # our own validators already name the value where it helps
         return f"{loc}: {msg}" if "got" in msg else f"{loc}: got {_short(value)}; {msg}"
     return f"{loc}: got {_short(value)}; {msg[0].lower()}{msg[1:]}"
 
 
+_BOUNDED = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+for _name, _limit in (("maxlevel", 3), ("maxdict", 4), ("maxlist", 4), ("maxtuple", 4),
+                      ("maxset", 4), ("maxstring", 60), ("maxlong", 40), ("maxother", 60)):
+    setattr(_BOUNDED, _name, _limit)
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    # reprlib stops after a few items per level: the cost and the text stay bounded however
+    # large (or alias-expanded) the value is; a plain repr() of a YAML bomb runs for minutes.
+    text = _BOUNDED.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

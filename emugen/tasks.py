@@ -12,6 +12,7 @@ from celery.signals import task_revoked
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from emugen.applied import fallback
 from emugen.backpressure import hold_tick, queue_depth
 from emugen.celery import app
 from emugen.control import record_skip
@@ -40,7 +41,12 @@ def current_settings() -> Settings:
     if change is not None and not change.accepted:
         logger.warning("config rejected, keeping the running one: %s", change.error)
     if _watcher.settings is None:
-        raise _watcher.last_error or ConfigError(str(_watcher.path), ["no config loaded"])
+        problem = _watcher.last_error or ConfigError(str(_watcher.path), ["no config loaded"])
+        found = fallback(_watcher.path, problem)  # the store's last applied config
+        if not found.from_store:
+            raise problem
+        logger.warning("%s", found.warning())
+        _watcher.settings = found.settings  # until the file is fixed: the next valid edit wins
     return _watcher.settings
 
 

@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
 # Creates .venv with a Python >= 3.11 and installs emugen with its dev extra. Sourced by the
-# other scripts; safe to run again (pip skips what is already there).
+# other scripts; safe to run again (pip skips what is already there). pip's own output goes to
+# .venv/bootstrap.log: shown only when something fails.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+
+say() { echo "bootstrap: $*" >&2; }
 
 pick_python() {
   for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
     [ -n "$candidate" ] || continue
     command -v "$candidate" >/dev/null 2>&1 || continue
-    if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    # a pyenv shim exists for every version it knows, and complains on stderr when that
+    # version is not selected: such a candidate is simply not available
+    if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+        >/dev/null 2>&1; then
       echo "$candidate"; return 0
     fi
   done
-  echo "emugen needs Python 3.11 or newer; set PYTHON=/path/to/python3.11" >&2
+  say "emugen needs Python 3.11 or newer; set PYTHON=/path/to/python3.11"
   return 1
 }
 
 if [ ! -x .venv/bin/python ]; then
-  "$(pick_python)" -m venv .venv
+  python="$(pick_python)"
+  say "creating .venv with $python ($("$python" -c 'import platform; print(platform.python_version())'))"
+  "$python" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+
+log=.venv/bootstrap.log
+started=$SECONDS
+if .venv/bin/python -c 'import emugen, pytest' >/dev/null 2>&1; then
+  say "updating emugen[dev] in .venv (quick when nothing changed) ..."
+else
+  say "installing emugen[dev] into .venv: dozens of packages, about a minute on a first run ..."
+fi
+if ! { .venv/bin/python -m pip install --quiet --upgrade pip \
+       && .venv/bin/python -m pip install --quiet -e ".[dev]"; } >"$log" 2>&1; then
+  say "pip failed; the end of $log:"
+  tail -n 30 "$log" >&2
+  exit 1
+fi
+say "ready in $((SECONDS - started)) s ($(.venv/bin/python -m pip list 2>/dev/null | tail -n +3 | wc -l) packages; pip's log: $log)"

@@ -133,7 +133,9 @@ def test_a_disabled_defect_weighs_zero_and_an_unlisted_one_weighs_one() -> None:
 
 def test_only_duplicate_is_allowed_up_to_half_the_records() -> None:
     others = [d for d in ALL_DEFECTS if d != "duplicate"]
-    settings = parse_settings({"events": {"quality": {"rate": 0.5, "disabled": others}}}, env=False)
+    settings = parse_settings({"events": {"quality": {"rate": 0.5, "disabled": others},
+                                          "emulated": {"min_batch_size": 10,
+                                                       "max_batch_size": 10}}}, env=False)
     assert settings.events.quality.rate == 0.5
 
 

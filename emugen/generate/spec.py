@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field, model_validator
 from emugen.errors import SpecError
 from emugen.settings import (
     DEFECTS_FOR,
+    MAX_BATCH,
     Defect,
     EventType,
     Frozen,
@@ -21,11 +22,16 @@ from emugen.settings import (
 
 # Bump when generated content changes for an unchanged spec; replay refuses other versions.
 GENERATOR_VERSION = 1
+# The store keeps seq in a signed 64-bit column. Ordinals enter int64 arithmetic (driver keys are
+# ordinal × 1,000,003 + index): past this bound ids would wrap and companies collapse onto each
+# other, so the bound is refused up front rather than produce silent duplicates.
+MAX_SEQ = 2**63 - 1
+MAX_ORDINAL = 9_000_000_000_000
 
 
 class FixedSize(Frozen):
     kind: Literal["fixed"] = "fixed"
-    count: int = Field(ge=0, le=10_000_000)
+    count: int = Field(ge=0, le=MAX_BATCH)
 
 
 class UniformSize(Frozen):
@@ -58,13 +64,13 @@ class BatchSpec(Frozen):
     generator_version: int = GENERATOR_VERSION
     seed: int = Field(ge=0, le=2**63 - 1)
     stream: Stream
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     mode: Mode
     interval_start: AwareDatetime
     interval_end: AwareDatetime
     size: SizeRule
-    first_ordinal: int = Field(0, ge=0)  # companies: ordinal of the first company onboarded
-    watermark: int = Field(0, ge=0)  # events: companies 0..watermark-1 may appear
+    first_ordinal: int = Field(0, ge=0, le=MAX_ORDINAL)  # companies: the first one onboarded
+    watermark: int = Field(0, ge=0, le=MAX_ORDINAL)  # events: companies 0..watermark-1 appear
     # events: ordinals below the watermark that silver does not hold (their record was defective)
     excluded_ordinals: tuple[int, ...] = ()
     company_shape: CompanyShape
@@ -97,7 +103,13 @@ def interval_for(settings: Settings, stream: Stream, seq: int, scheduled_at: dat
     length = settings.interval(stream, mode)
     if settings.clock.kind == "simulated":
         assert settings.clock.start is not None
-        end = settings.clock.start + length * seq
+        try:
+            end = settings.clock.start + length * seq
+        except OverflowError:
+            raise SpecError(
+                f"seq {seq} puts the simulated clock past the year 9999 (clock.start "
+                f"{settings.clock.start.isoformat()} + {seq} × {length}); use a smaller seq"
+            ) from None
     else:
         if scheduled_at is None:
             scheduled_at = datetime.now(UTC)
@@ -107,6 +119,24 @@ def interval_for(settings: Settings, stream: Stream, seq: int, scheduled_at: dat
     # Millisecond-aligned bounds make every generated timestamp exactly representable.
     end = end.replace(microsecond=end.microsecond // 1000 * 1000)
     return end - length, end
+
+
+def _check_bounds(stream: Stream, seq: int, size: int | None, first_ordinal: int,
+                  watermark: int) -> None:
+    if not 1 <= seq <= MAX_SEQ:
+        raise SpecError(f"seq must be between 1 and {MAX_SEQ:,} (batches are numbered from 1), "
+                        f"got {seq:,}")
+    if size is not None and not 0 <= size <= MAX_BATCH:
+        raise SpecError(f"size must be between 0 and {MAX_BATCH:,} records (the batch bound), "
+                        f"got {size:,}")
+    last = first_ordinal + (size if size is not None else MAX_BATCH)
+    if stream is Stream.companies and (first_ordinal < 0 or last > MAX_ORDINAL):
+        raise SpecError(f"first ordinal must be between 0 and {MAX_ORDINAL - MAX_BATCH:,} so "
+                        f"every company id stays distinct, got {first_ordinal:,} (with seq "
+                        "and no --first-ordinal it is (seq-1) × the max company batch size)")
+    if stream is Stream.events and not 0 <= watermark <= MAX_ORDINAL:
+        raise SpecError(f"watermark must be between 0 and {MAX_ORDINAL:,} companies, "
+                        f"got {watermark:,}")
 
 
 def build_spec(
@@ -127,10 +157,7 @@ def build_spec(
         mode = Mode(mode or settings.mode)
     except ValueError as exc:
         raise SpecError(f"{exc}; streams: companies, events; modes: production, emulated") from None
-    if seq < 1:
-        raise SpecError(f"seq must be ≥ 1 (batches are numbered from 1), got {seq}")
-    if size is not None and size < 0:
-        raise SpecError(f"size must be ≥ 0, got {size}")
+    _check_bounds(stream, seq, size, first_ordinal, watermark)
     start, end = interval_for(settings, stream, seq, scheduled_at, mode)
     cadence = settings.cadence(stream, mode)
     rule: FixedSize | UniformSize | PoissonSize

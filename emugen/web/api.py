@@ -118,9 +118,10 @@ def mode(body: ModeChange, state: Control) -> dict[str, Any]:
     except OSError as exc:
         raise HTTPException(409, f"cannot rewrite {state.config_path}: {exc.strerror}") from None
     changed = before is not after
-    return {"before": before.value, "after": after.value, "changed": changed,
-            "path": str(state.config_path),
-            "message": (f"mode {before.value} -> {after.value}; beat applies it within about "
+    was = before.value if before is not None else "(invalid file)"  # a repaired mode line
+    return {"before": before.value if before is not None else None, "after": after.value,
+            "changed": changed, "path": str(state.config_path),
+            "message": (f"mode {was} -> {after.value}; beat applies it within about "
                         "a second" if changed else f"already {after.value}")}
 
 

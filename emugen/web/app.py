@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -16,8 +17,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
 from emugen import __version__
+from emugen.applied import standing
 from emugen.db.session import engine_for, init_db
-from emugen.settings import config_path, load_settings
+from emugen.settings import config_path
 from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, openapi
 from emugen.web.limits import BodyLimit
 from emugen.web.probe import BrokerProbe
@@ -39,7 +41,10 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
     """
     path = config_path(config)
     token = token_for(host, environ)
-    settings = load_settings(path)
+    found = standing(path)  # an invalid file: the store's last applied config, and a warning
+    if found.problem is not None:
+        logging.getLogger("emugen.web").warning("%s", found.warning())
+    settings = found.settings
     engine = engine_for(settings.database_url)
     init_db(engine)
     state = WebState(path, settings, engine, probe or BrokerProbe(settings.broker_url),

@@ -38,6 +38,12 @@ def config_summary(path: Path, settings: Settings | None,
     return summary
 
 
+def _applied_mode(session: Session) -> str | None:
+    """The mode of the last accepted reload: a rejected edit leaves the fleet on it."""
+    row = last_reload(session, accepted=True)
+    return row.mode if row is not None else None
+
+
 def _reload(row: ConfigReload | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -140,7 +146,7 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     return {
         "status": status, "reasons": reasons, "now": now.isoformat(),
         "generation_mode": config.get("mode"),
-        "applied_mode": ctl["last_reload"]["mode"] if ctl["last_reload"] else None,
+        "applied_mode": _applied_mode(session),
         **ctl, "config": config, "streams": per_stream, "throughput": throughput(session, now),
         "in_flight": sum(s["in_flight"] for s in per_stream.values()),
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
