@@ -370,6 +370,13 @@ bench_group.add_command(cadence_cmd)
 main.add_command(soak_cmd)
 main.add_command(chaos_cmd)
 
+from emugen.export.cli import export_cmd  # noqa: E402 - click only; pyarrow loads when run
+
+main.add_command(export_cmd)
+from emugen.grade.cli import grade_cmd  # noqa: E402 - click only; DuckDB loads when run
+
+main.add_command(grade_cmd)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

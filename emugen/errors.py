@@ -28,3 +28,15 @@ class SpecError(EmugenError):
     """A batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
+
+
+class ExportError(EmugenError):
+    """Raised when `emugen export` is asked for an unknown table, stream, format or time."""
+
+    exit_code = 2
+
+
+class GradeInputError(EmugenError):
+    """Raised when a grading input (kept, rejected, truth) is missing, unreadable or has no ids."""
+
+    exit_code = 2
