@@ -24,6 +24,7 @@ FILE_COLUMNS = ("source_file", "file_name", "filename", "file_path", "_file")
 LINE_COLUMNS = ("line", "line_no", "line_number", "_line")
 RAW_COLUMNS = ("payload", "raw", "value", "_corrupt_record", "record")
 ID_COLUMNS = {"events": "event_id", "companies": "company_id"}
+STREAM_OF = {key: stream for stream, key in ID_COLUMNS.items()}
 # a landing-zone file name is its batch id plus the format's suffix
 BATCH_FROM_FILE = ("regexp_replace(regexp_extract({col}::VARCHAR, '[^/]+$'), "
                    "'\\.(jsonl|json|parquet)$', '')")
@@ -42,7 +43,7 @@ class Source:
         return "://" in self.location and not self.location.startswith("file://")
 
 
-def _sql_literal(value: str) -> str:
+def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -74,7 +75,7 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
     """A DuckDB table function reading every file of `location`, checked to be readable."""
     files = expand(location, label)
     sql = READERS[Path(files[0]).suffix].format(
-        files="[" + ", ".join(_sql_literal(f) for f in files) + "]")
+        files="[" + ", ".join(_literal(f) for f in files) + "]")
     try:
         con.execute(f"SELECT * FROM {sql} LIMIT 0")
     except duckdb.Error as exc:
@@ -141,23 +142,27 @@ def lineage_exprs(cols: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
-def id_expr(cols: dict[str, str], stream: str | None) -> str | None:
-    """SQL for the record's natural id, from a key column or a raw JSON text column, or None."""
+def id_expr(cols: dict[str, str], stream: str | None) -> tuple[str, str] | None:
+    """SQL for the record's natural id and its stream, from a key column or raw JSON, or None."""
     keys = [ID_COLUMNS[stream]] if stream else ["event_id", "company_id"]
     for key in keys:
         if key in cols:
-            return f"{cols[key]}::VARCHAR"
+            return f"{cols[key]}::VARCHAR", _literal(stream or STREAM_OF[key])
     raw = next((cols[c] for c in RAW_COLUMNS if c in cols), None)
     if raw is None:
         return None
     if stream:
         path = f"'$.{ID_COLUMNS[stream]}'"
-        return f"CASE WHEN json_valid({raw}) THEN json_extract_string({raw}, {path}) END"
+        return (f"CASE WHEN json_valid({raw}) THEN json_extract_string({raw}, {path}) END",
+                _literal(stream))
     # an event carries company_id too: it is an event when it has any event-only field
-    return (f"CASE WHEN NOT json_valid({raw}) THEN NULL WHEN json_exists({raw}, '$.event_id') "
-            f"OR json_exists({raw}, '$.event_type') OR json_exists({raw}, '$.driver_id') "
+    is_event = (f"(json_exists({raw}, '$.event_id') OR json_exists({raw}, '$.event_type') "
+                f"OR json_exists({raw}, '$.driver_id'))")
+    return (f"CASE WHEN NOT json_valid({raw}) THEN NULL WHEN {is_event} "
             f"THEN json_extract_string({raw}, '$.event_id') "
-            f"ELSE json_extract_string({raw}, '$.company_id') END")
+            f"ELSE json_extract_string({raw}, '$.company_id') END",
+            f"CASE WHEN NOT json_valid({raw}) THEN NULL WHEN {is_event} THEN 'events' "
+            f"ELSE 'companies' END")
 
 
 def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
@@ -182,7 +187,7 @@ def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
                 f"{source.label} input {where}: no ids (have "
                 f"{', '.join(sorted(cols)) or 'none'}); carry event_id / company_id, a raw JSON "
                 f"column ({'/'.join(RAW_COLUMNS)}), or batch_id and row_no")
-        keys = f"{expr} AS natural_id"
+        keys = f"{expr[0]} AS natural_id, {expr[1]} AS stream"
     con.execute(f"CREATE OR REPLACE TABLE {source.label} AS "
                 f"SELECT {keys}, row_number() OVER () AS ord FROM {raw}")
     return source.label

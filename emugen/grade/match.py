@@ -51,10 +51,10 @@ def _lineage(con: duckdb.DuckDBPyConnection) -> None:
 def _by_id(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
         CREATE OR REPLACE TABLE user_rows AS
-        SELECT natural_id, side,
+        SELECT natural_id, stream, side,
                row_number() OVER (PARTITION BY natural_id ORDER BY side, ord) AS occurrence
-        FROM (SELECT natural_id, 0 AS side, ord FROM kept
-              UNION ALL SELECT natural_id, 1 AS side, ord FROM rejected)
+        FROM (SELECT natural_id, stream, 0 AS side, ord FROM kept
+              UNION ALL SELECT natural_id, stream, 1 AS side, ord FROM rejected)
         WHERE natural_id IS NOT NULL
     """)
     con.execute("""
@@ -72,7 +72,7 @@ def _by_id(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TABLE strays AS
         WITH ids AS (SELECT natural_id, any_value(stream) AS stream, max(occurrence) AS top
                      FROM truth WHERE natural_id IS NOT NULL GROUP BY ALL)
-        SELECT coalesce(ids.stream, 'unknown') AS stream,
+        SELECT coalesce(ids.stream, u.stream, 'unknown') AS stream,
                count(*) FILTER (WHERE ids.natural_id IS NULL) AS extra,
                0 AS no_id,
                count(*) FILTER (WHERE ids.natural_id IS NOT NULL) AS duplicated
@@ -80,10 +80,10 @@ def _by_id(con: duckdb.DuckDBPyConnection) -> None:
         WHERE ids.natural_id IS NULL OR u.occurrence > ids.top
         GROUP BY ALL
         UNION ALL
-        SELECT 'unknown', 0, count(*), 0 FROM (
-            SELECT ord FROM kept WHERE natural_id IS NULL
-            UNION ALL SELECT ord FROM rejected WHERE natural_id IS NULL)
-        HAVING count(*) > 0
+        SELECT coalesce(stream, 'unknown'), 0, count(*), 0 FROM (
+            SELECT stream FROM kept WHERE natural_id IS NULL
+            UNION ALL SELECT stream FROM rejected WHERE natural_id IS NULL)
+        GROUP BY ALL
     """)
 
 
