@@ -38,6 +38,7 @@ def empty_rejected(con: duckdb.DuckDBPyConnection, mode: str) -> None:
 def run(job: Job, engine: Engine | None = None) -> Grade:
     """Grade `job.kept` / `job.rejected` against the truth (a file, else the store)."""
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         sources = [s for s in (job.kept, job.rejected) if s is not None]
         mode = detect_match(con, sources) if job.match == "auto" else job.match
@@ -45,10 +46,8 @@ def run(job: Job, engine: Engine | None = None) -> Grade:
             normalise(con, source, mode, job.stream)
         if job.rejected is None:
             empty_rejected(con, mode)
-        load_truth(con, engine=engine, path=job.truth_path)
-        if job.stream:
-            con.execute("DELETE FROM truth WHERE stream <> ?", [job.stream])
-        if not con.execute("SELECT count(*) FROM truth").fetchone()[0]:
+        load_truth(con, engine=engine, path=job.truth_path, stream=job.stream)
+        if not con.execute("SELECT count(*) FROM truth").fetchall()[0][0]:
             where = job.truth_path or "the store"
             raise GradeInputError(f"truth {where}: no records"
                                   f"{' of stream ' + job.stream if job.stream else ''}; "

@@ -7,6 +7,10 @@ Two modes (docs/DECISIONS.md, "Grading: matching modes"):
   consumer's output (kept rows first, then rejected, each in file order) is matched to
   occurrence n in the truth. It cannot tell which of two exact copies was kept (it assumes the
   first), nor attribute a record whose id the defect removed: those are reported `unmatched`.
+
+The join is never materialised row by row: it is aggregated straight into `tally0`, one row
+per (stream, batch, defect, fate flags), from which every figure follows. Examples re-run the
+join only over the few batches that hold the first misses.
 """
 
 from __future__ import annotations
@@ -21,94 +25,166 @@ STATUS = """
 CASE
   WHEN pending THEN 'pending'
   WHEN unmatched THEN 'unmatched'
-  WHEN defect IS NULL THEN CASE WHEN rej_n > 0 THEN 'false_alarm'
-                                WHEN kept_n > 0 THEN 'kept' ELSE 'lost' END
-  WHEN kept_n > 0 THEN 'escaped'
-  WHEN rej_n > 0 THEN 'caught'
+  WHEN defect IS NULL THEN CASE WHEN rejected THEN 'false_alarm'
+                                WHEN kept THEN 'kept' ELSE 'lost' END
+  WHEN kept THEN 'escaped'
+  WHEN rejected THEN 'caught'
   WHEN defect = 'duplicate' AND {dropped} THEN 'caught'
   ELSE 'lost'
 END
 """
 
 
-def _lineage(con: duckdb.DuckDBPyConnection) -> None:
+def _lineage_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Batch ids as small integers: the join then hashes one BIGINT per record instead of a
+    (text, integer) pair, and the join is the whole cost of grading."""
+    con.execute("CREATE OR REPLACE TABLE bids AS SELECT batch_id, row_number() OVER "
+                "(ORDER BY batch_id) AS bid FROM (SELECT DISTINCT batch_id FROM truth)")
+
+
+def _id_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """`users` keyed by (natural_id, occurrence); occurrences counted in file order."""
     con.execute("""
-        CREATE OR REPLACE TABLE matched AS
-        WITH k AS (SELECT batch_id, row_no, count(*) AS n FROM kept GROUP BY ALL),
-             r AS (SELECT batch_id, row_no, count(*) AS n FROM rejected GROUP BY ALL)
-        SELECT t.*, coalesce(k.n, 0) AS kept_n, coalesce(r.n, 0) AS rej_n, false AS unmatched
-        FROM truth t LEFT JOIN k USING (batch_id, row_no) LEFT JOIN r USING (batch_id, row_no)
-    """)
-    con.execute("""
-        CREATE OR REPLACE TABLE strays AS
-        SELECT split_part(u.batch_id, '-', 1) AS stream, count(*) AS extra, 0 AS no_id
-        FROM (SELECT batch_id, row_no FROM kept UNION ALL SELECT batch_id, row_no FROM rejected) u
-        ANTI JOIN truth t USING (batch_id, row_no)
-        GROUP BY ALL
+        CREATE OR REPLACE TABLE users AS
+        SELECT natural_id, occurrence, stream AS stray_stream,
+               (side = 0)::INTEGER AS kept_n, (side = 1)::INTEGER AS rej_n,
+               occurrence > 1 AS known_id  -- refined for strays below
+        FROM (SELECT natural_id, stream, side,
+                     row_number() OVER (PARTITION BY natural_id ORDER BY side, ord) AS occurrence
+              FROM (SELECT natural_id, stream, 0 AS side, ord FROM kept
+                    UNION ALL SELECT natural_id, stream, 1 AS side, ord FROM rejected)
+              WHERE natural_id IS NOT NULL)
     """)
 
 
-def _by_id(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""
-        CREATE OR REPLACE TABLE user_rows AS
-        SELECT natural_id, stream, side,
-               row_number() OVER (PARTITION BY natural_id ORDER BY side, ord) AS occurrence
-        FROM (SELECT natural_id, stream, 0 AS side, ord FROM kept
-              UNION ALL SELECT natural_id, stream, 1 AS side, ord FROM rejected)
-        WHERE natural_id IS NOT NULL
-    """)
-    con.execute("""
-        CREATE OR REPLACE TABLE matched AS
-        WITH u AS (SELECT natural_id, occurrence, count(*) FILTER (WHERE side = 0) AS kept_n,
-                          count(*) FILTER (WHERE side = 1) AS rej_n
-                   FROM user_rows GROUP BY ALL)
-        SELECT t.*, coalesce(u.kept_n, 0) AS kept_n, coalesce(u.rej_n, 0) AS rej_n,
-               t.natural_id IS NULL AS unmatched
-        FROM truth t LEFT JOIN u USING (natural_id, occurrence)
-    """)
-    # An id the truth knows, seen more often than the truth holds it: the consumer duplicated
-    # it. An id the truth never had: an extra row. Rows without an id cannot be placed at all.
-    con.execute("""
-        CREATE OR REPLACE TABLE strays AS
-        WITH ids AS (SELECT natural_id, any_value(stream) AS stream, max(occurrence) AS top
-                     FROM truth WHERE natural_id IS NOT NULL GROUP BY ALL)
-        SELECT coalesce(ids.stream, u.stream, 'unknown') AS stream,
-               count(*) FILTER (WHERE ids.natural_id IS NULL) AS extra,
-               0 AS no_id,
-               count(*) FILTER (WHERE ids.natural_id IS NOT NULL) AS duplicated
-        FROM user_rows u LEFT JOIN ids USING (natural_id)
-        WHERE ids.natural_id IS NULL OR u.occurrence > ids.top
-        GROUP BY ALL
-        UNION ALL
-        SELECT coalesce(stream, 'unknown'), 0, count(*), 0 FROM (
-            SELECT stream FROM kept WHERE natural_id IS NULL
-            UNION ALL SELECT stream FROM rejected WHERE natural_id IS NULL)
-        GROUP BY ALL
-    """)
+def join_sql(mode: str, batches: str | None = None, outer: str = "FULL") -> str:
+    """Every truth record beside the consumer rows that match it (and strays, when FULL).
+
+    `batches` (a subquery of batch ids) restricts both sides, for the examples.
+    """
+    where_t = f"WHERE t.batch_id IN ({batches})" if batches else ""
+    if mode == "lineage":
+        where_u = f"WHERE u.batch_id IN ({batches})" if batches else ""
+        tk = f"""SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
+                        t.defect, false AS unmatched
+                 FROM truth t JOIN bids b USING (batch_id) {where_t}"""
+        users = f"""
+            SELECT CASE WHEN b.bid IS NOT NULL AND u.row_no BETWEEN 0 AND 4294967295
+                        THEN (b.bid << 32) | u.row_no END AS key,
+                   split_part(u.batch_id, '-', 1) AS stray_stream,
+                   count(*) FILTER (WHERE side = 0) AS kept_n,
+                   count(*) FILTER (WHERE side = 1) AS rej_n, false AS known_id
+            FROM (SELECT batch_id, row_no, 0 AS side FROM kept
+                  UNION ALL SELECT batch_id, row_no, 1 FROM rejected) u
+            LEFT JOIN bids b USING (batch_id) {where_u}
+            GROUP BY ALL"""
+        on = "tk.key = users.key"
+    else:
+        tk = f"""SELECT natural_id, occurrence, stream, batch_id, row_no, defect,
+                        natural_id IS NULL AS unmatched FROM truth t {where_t}"""
+        users = "SELECT * FROM users"
+        on = "tk.natural_id = users.natural_id AND tk.occurrence = users.occurrence"
+    return f"""
+        WITH tk AS ({tk}), users AS ({users})
+        SELECT coalesce(tk.stream, users.stray_stream, 'unknown') AS stream, tk.batch_id,
+               tk.row_no, tk.defect, tk.batch_id IS NULL AS stray,
+               coalesce(tk.unmatched, false) AS unmatched,
+               coalesce(users.kept_n, 0) AS kept_n, coalesce(users.rej_n, 0) AS rej_n,
+               coalesce(users.known_id, false) AS known_id
+        FROM tk {outer} JOIN users ON {on}
+    """
 
 
 def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
           pending: bool = True) -> None:
-    """Build `graded`: every truth row with kept_n, rej_n, pending and its status; and `strays`.
+    """Build `tally` (counts per stream, batch, defect and status) and `strays`.
 
     Pending rule: per stream, a batch later than the last batch the consumer's output mentions
     (batch ids sort by seq) has not been reached yet; its records are pending, not misses.
     """
-    (_lineage if mode == "lineage" else _by_id)(con)
-    if mode == "lineage":
-        con.execute("ALTER TABLE strays ADD COLUMN duplicated BIGINT DEFAULT 0")
+    (_lineage_keys if mode == "lineage" else _id_keys)(con)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE tally0 AS
+        SELECT stream, batch_id, defect, stray, unmatched, known_id, kept_n > 0 AS kept,
+               rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows
+        FROM ({join_sql(mode)}) GROUP BY ALL
+    """)
+    if mode == "id":
+        # a stray beyond occurrence 1 is a repeat of an id the truth knows (duplicated) only
+        # if the truth has that id; strays are few, so this lookup is cheap
         con.execute("""
-            INSERT INTO strays SELECT stream, 0, 0, sum(kept_n + rej_n - 1)
-            FROM matched WHERE kept_n + rej_n > 1 GROUP BY ALL
+            CREATE OR REPLACE TABLE id_strays AS
+            SELECT u.stray_stream AS stream, u.natural_id IN (SELECT natural_id FROM truth
+                                                              WHERE natural_id IS NOT NULL)
+                   AS known_id
+            FROM users u ANTI JOIN truth t USING (natural_id, occurrence)
         """)
-    reached = ("SELECT stream, max(batch_id) AS last FROM matched "
-               "WHERE kept_n + rej_n > 0 GROUP BY ALL") if pending else (
-        "SELECT stream, max(batch_id) AS last FROM matched GROUP BY ALL")
+        con.execute("DELETE FROM tally0 WHERE stray")
+        con.execute("INSERT INTO tally0 SELECT coalesce(stream, 'unknown'), NULL, NULL, true, "
+                    "false, known_id, false, false, count(*), count(*) FROM id_strays "
+                    "GROUP BY ALL")
+    no_id = ("SELECT coalesce(stream, 'unknown') AS stream, count(*) AS n FROM ("
+             "SELECT stream FROM kept WHERE natural_id IS NULL UNION ALL "
+             "SELECT stream FROM rejected WHERE natural_id IS NULL) GROUP BY ALL"
+             if mode == "id" else "SELECT NULL AS stream, 0 AS n WHERE false")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE strays AS
+        SELECT stream, sum(extra)::BIGINT AS extra, sum(no_id)::BIGINT AS no_id,
+               sum(duplicated)::BIGINT AS duplicated
+        FROM (
+            SELECT stream,
+                   coalesce(sum(user_rows) FILTER (WHERE stray AND NOT known_id), 0) AS extra,
+                   0 AS no_id,
+                   coalesce(sum(user_rows - n) FILTER (WHERE NOT stray AND (kept OR rejected)),
+                            0)
+                   + coalesce(sum(user_rows) FILTER (WHERE stray AND known_id), 0)
+                       AS duplicated
+            FROM tally0 GROUP BY ALL
+            UNION ALL SELECT stream, 0, n, 0 FROM ({no_id}))
+        GROUP BY ALL
+    """)
+    reached = ("SELECT stream, max(batch_id) AS last FROM tally0 "
+               "WHERE NOT stray AND (kept OR rejected) GROUP BY ALL") if pending else (
+        "SELECT stream, max(batch_id) AS last FROM tally0 WHERE NOT stray GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TABLE reached AS {reached}")
     dropped = "true" if duplicates == "dropped" else "false"
     con.execute(f"""
-        CREATE OR REPLACE TABLE graded AS
-        WITH reached AS ({reached}),
-             placed AS (SELECT m.*, (reached.last IS NULL OR m.batch_id > reached.last) AS pending
-                        FROM matched m LEFT JOIN reached USING (stream))
-        SELECT *, {STATUS.format(dropped=dropped)} AS status FROM placed
+        CREATE OR REPLACE MACRO fate(pending, unmatched, defect, kept, rejected) AS
+        {STATUS.format(dropped=dropped)}
     """)
+    con.execute("""
+        CREATE OR REPLACE TABLE tally AS
+        SELECT stream, batch_id, pending, defect,
+               fate(pending, unmatched, defect, kept, rejected) AS status, sum(n)::BIGINT AS n
+        FROM (SELECT t.*, (r.last IS NULL OR t.batch_id > r.last) AS pending
+              FROM tally0 t LEFT JOIN reached r USING (stream) WHERE NOT t.stray)
+        GROUP BY ALL
+    """)
+
+
+def miss_rows(con: duckdb.DuckDBPyConnection, mode: str, limit: int) -> str:
+    """SQL for the truth rows behind the first `limit` misses of each (stream, status, defect).
+
+    Only the batches that hold those misses are joined again (found from `tally`).
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TABLE miss_batches AS
+        SELECT DISTINCT batch_id FROM (
+            SELECT batch_id, sum(n) OVER (PARTITION BY stream, status, defect ORDER BY batch_id
+                                          ROWS UNBOUNDED PRECEDING) - n AS before
+            FROM tally WHERE status IN ('escaped', 'lost', 'false_alarm'))
+        WHERE before < {int(limit)}
+    """)
+    # literal ids, not a subquery: a constant list prunes Parquet row groups by their stats
+    batches = batch_list(con, "SELECT batch_id FROM miss_batches")
+    return f"""
+        SELECT j.*, (r.last IS NULL OR j.batch_id > r.last) AS pending
+        FROM ({join_sql(mode, batches, outer="LEFT")}) j
+        LEFT JOIN reached r USING (stream)
+    """
+
+
+def batch_list(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """The batch ids a query returns, as an SQL list literal ('' quoted)."""
+    ids = [row[0] for row in con.execute(query).fetchall()]
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in ids) or "NULL"

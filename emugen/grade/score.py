@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
+from emugen.grade.match import batch_list, miss_rows
+
 MISSES = ("escaped", "lost", "false_alarm")
 
 
@@ -109,10 +111,10 @@ class Grade:
 
 def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str,
           examples: int = 5) -> Grade:
-    """Tally the `graded` and `strays` tables that grade.match built."""
+    """Read the `tally` and `strays` tables that grade.match built into a Grade."""
     grade = Grade(match, duplicates)
     for stream, defect, status, n in con.execute(
-            "SELECT stream, defect, status, count(*) FROM graded GROUP BY ALL").fetchall():
+            "SELECT stream, defect, status, sum(n)::BIGINT FROM tally GROUP BY ALL").fetchall():
         s = grade.streams.setdefault(stream, StreamScore())
         s.records += n
         if status == "pending":
@@ -129,29 +131,38 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str,
             setattr(d, status, getattr(d, status) + n)
     for stream, pending, last, latest in con.execute(
             "SELECT stream, count(DISTINCT batch_id) FILTER (WHERE pending), "
-            "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM graded "
+            "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM tally "
             "GROUP BY ALL").fetchall():
         s = grade.streams[stream]
         s.pending_batches, s.last_batch, s.latest_batch = pending, last, latest
     for stream, extra, no_id, duplicated in con.execute(
-            "SELECT stream, sum(extra), sum(no_id), sum(duplicated) FROM strays "
-            "GROUP BY ALL").fetchall():
+            "SELECT stream, extra, no_id, duplicated FROM strays").fetchall():
         s = grade.streams.setdefault(stream, StreamScore())
         s.extra, s.no_id, s.duplicated = int(extra), int(no_id), int(duplicated)
     if examples:
-        grade.examples = first_misses(con, examples)
+        grade.examples = first_misses(con, match, examples)
     return grade
 
 
-def first_misses(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict]:
+def first_misses(con: duckdb.DuckDBPyConnection, mode: str, limit: int) -> list[dict]:
     """The first `limit` records of each (stream, miss, defect), raw text and defect included."""
+    rows = miss_rows(con, mode, limit)
+    batches = batch_list(con, "SELECT batch_id FROM miss_batches")
     cursor = con.execute(f"""
-        SELECT stream, status AS miss, defect, batch_id, row_no, natural_id, field, original,
-               injected, expected_reason, payload
-        FROM (SELECT *, row_number() OVER (PARTITION BY stream, status, defect
-                                           ORDER BY batch_id, row_no) AS k
-              FROM graded WHERE status IN {MISSES})
-        WHERE k <= ? ORDER BY stream, miss, defect NULLS FIRST, batch_id, row_no
-    """, [limit])
+        WITH rows AS (
+            SELECT stream, batch_id, row_no, defect,
+                   fate(pending, unmatched, defect, kept_n > 0, rej_n > 0) AS miss
+            FROM ({rows})),
+        firsts AS (
+            SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY stream, miss, defect
+                                                         ORDER BY batch_id, row_no) AS k
+                           FROM rows WHERE miss IN {MISSES})
+            WHERE k <= {int(limit)})
+        SELECT m.stream, m.miss, m.defect, m.batch_id, m.row_no, d.natural_id, d.field,
+               d.original, d.injected, d.expected_reason, d.payload
+        FROM firsts m JOIN (SELECT * FROM truth_detail WHERE batch_id IN ({batches})) d
+             USING (batch_id, row_no)
+        ORDER BY m.stream, m.miss, m.defect NULLS FIRST, m.batch_id, m.row_no
+    """)
     names = [c[0] for c in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

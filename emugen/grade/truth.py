@@ -96,43 +96,54 @@ def truth_batch(rows: list[Any]) -> pa.RecordBatch:
         schema=TRUTH_SCHEMA)
 
 
-def load_truth_from_store(con: duckdb.DuckDBPyConnection, engine: Engine) -> None:
-    """Create the DuckDB table `truth` (with occurrence) from the store."""
-    reader = pa.RecordBatchReader.from_batches(TRUTH_SCHEMA, truth_batches(engine))
+KEYS = ("batch_id", "stream", "row_no", "natural_id", "defect", "occurrence")
+
+
+def load_truth_from_store(con: duckdb.DuckDBPyConnection, engine: Engine,
+                          stream: str | None = None) -> None:
+    """Create `truth_detail` (every column) and `truth` (the keys matching needs) from the store."""
+    reader = pa.RecordBatchReader.from_batches(TRUTH_SCHEMA, truth_batches(engine, stream))
     con.register("truth_src", reader)
-    con.execute(f"CREATE OR REPLACE TABLE truth AS SELECT *, {OCCURRENCE} AS occurrence "
+    con.execute(f"CREATE OR REPLACE TABLE truth_detail AS SELECT *, {OCCURRENCE} AS occurrence "
                 "FROM truth_src")
     con.unregister("truth_src")
+    con.execute(f"CREATE OR REPLACE VIEW truth AS SELECT {', '.join(KEYS)} FROM truth_detail")
 
 
-def load_truth_from_file(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    """Create the DuckDB table `truth` from an `emugen export truth` file (or a glob of them)."""
+def load_truth_from_file(con: duckdb.DuckDBPyConnection, path: str,
+                         stream: str | None = None) -> None:
+    """`truth_detail` and `truth` from an `emugen export truth` file (or a glob of them).
+
+    Matching reads only the key columns, so the file's raw payloads are read again only for
+    the few examples shown.
+    """
     from emugen.grade.inputs import reader_sql
 
     reader = reader_sql(con, path, "truth")
-    con.execute(f"CREATE OR REPLACE VIEW truth_src AS SELECT * FROM {reader}")
-    columns = {d[0].lower() for d in con.execute("SELECT * FROM truth_src LIMIT 0").description}
+    con.execute(f"CREATE OR REPLACE VIEW truth_file AS SELECT * FROM {reader}")
+    columns = {d[0].lower() for d in con.execute("SELECT * FROM truth_file LIMIT 0").description}
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise GradeInputError(
             f"truth {path}: no column {', '.join(missing)}; write it with "
             "`emugen export truth --out PATH`")
-    occurrence = "occurrence" if "occurrence" in columns else f"{OCCURRENCE} AS occurrence"
-    extra = ", ".join(f"NULL::VARCHAR AS {c}" for c in TRUTH_COLUMNS if c not in columns)
-    con.execute(
-        "CREATE OR REPLACE TABLE truth AS SELECT batch_id::VARCHAR AS batch_id, "
-        "stream::VARCHAR AS stream, row_no::BIGINT AS row_no, natural_id::VARCHAR AS natural_id, "
-        "defect::VARCHAR AS defect, "
-        + ", ".join(f"{c}::VARCHAR AS {c}" for c in TRUTH_COLUMNS[5:] if c in columns)
-        + (f", {extra}" if extra else "") + f", {occurrence} FROM truth_src")
-    con.execute("DROP VIEW truth_src")
+    typed = ", ".join(f"{c}::{'BIGINT' if c == 'row_no' else 'VARCHAR'} AS {c}"
+                      if c in columns else f"NULL::VARCHAR AS {c}" for c in TRUTH_COLUMNS)
+    occurrence = "occurrence::BIGINT" if "occurrence" in columns else OCCURRENCE
+    con.execute(f"CREATE OR REPLACE VIEW truth_detail AS SELECT {typed}, "
+                f"{occurrence} AS occurrence FROM truth_file")
+    where = "" if stream is None else f" WHERE stream = '{stream}'"  # a validated choice
+    # a view: matching reads the file's key columns once, inside its single join
+    con.execute(f"CREATE OR REPLACE VIEW truth AS SELECT {', '.join(KEYS)} FROM truth_detail"
+                f"{where}")
 
 
 def load_truth(con: duckdb.DuckDBPyConnection, *, engine: Engine | None = None,
-               path: str | Path | None = None) -> None:
-    """The truth into DuckDB, from a file when `path` is given, else from the store."""
+               path: str | Path | None = None, stream: str | None = None) -> None:
+    """The truth (of one stream, or all) into DuckDB, from a file if `path` is given, else
+    from the store."""
     if path is not None:
-        load_truth_from_file(con, str(path))
+        load_truth_from_file(con, str(path), stream)
     else:
         assert engine is not None
-        load_truth_from_store(con, engine)
+        load_truth_from_store(con, engine, stream)
