@@ -196,3 +196,30 @@ def test_bad_grading_input_is_one_line_naming_the_input_and_exit_2(tmp_path, tru
     assert needle.format(tmp=tmp_path) in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert isinstance(result.exception, SystemExit)  # not an uncaught error
+
+
+def test_follow_prints_only_what_changed_as_the_consumer_reaches_new_batches(
+        tmp_path, truth_file, monkeypatch):
+    kept = tmp_path / "kept.jsonl"
+    _jsonl(kept, [{"batch_id": B1, "row_no": r} for r in (0, 1, 5, 6)])
+    rejected = _jsonl(tmp_path / "rejected.jsonl", [
+        {"batch_id": B1, "row_no": r} for r in (2, 3, 4)])
+    rounds = iter([
+        # between rounds 1 and 2 the consumer reaches batch 2 and keeps its null_value record
+        lambda: _jsonl(kept, [{"batch_id": b, "row_no": r}
+                              for b, r in ((B1, 0), (B1, 1), (B1, 5), (B1, 6), (B2, 0), (B2, 1))]),
+        lambda: None,  # nothing changes between rounds 2 and 3
+    ])
+    monkeypatch.setattr("emugen.grade.cli.time.sleep", lambda _s: next(rounds)())
+    result = CliRunner().invoke(main, ["grade", "--truth", truth_file, "--kept", str(kept),
+                                       "--rejected", rejected, "--follow", "--rounds", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [line.split(" ", 1)[1] for line in result.output.splitlines()]
+    first = lines.index("events null_value: caught 0/0, escaped 0, lost 0, pending 1")
+    changed = lines[first + 1:]
+    assert "events pending batches: 1 -> 0" in changed
+    assert ("events null_value: caught 0/0, escaped 0, lost 0, pending 1 -> "
+            "caught 0/1, escaped 1, lost 0, pending 0") in changed
+    assert "total recall: 100.00 % -> 75.00 %" in changed
+    assert not any("invalid_enum" in line for line in changed)  # unchanged: not printed again
+    assert len(changed) == 4  # total recall, last batch, pending batches, null_value
