@@ -122,8 +122,11 @@ def export_truth(engine: Engine, export: Export, fmt: str, out: Path,
             sink.close()
         con = duckdb.connect()
         try:
-            # occurrence numbers need every record of an id: DuckDB sorts out of core
-            con.execute("SET memory_limit = '512MB'")
+            # occurrence numbers need every record of an id: DuckDB sorts out of core, in a
+            # fixed budget, so the export's memory does not grow with the store
+            con.execute("SET memory_limit = '160MB'")
+            con.execute("SET threads = 1")
+            con.execute("SET enable_progress_bar = false")
             con.execute(f"SET temp_directory = {_literal(str(out.parent / '.duckdb-tmp'))}")
             options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true",
                        "jsonl": "FORMAT json"}[fmt]
