@@ -52,7 +52,7 @@ def run(job: Job, engine: Engine | None = None) -> Grade:
             raise GradeInputError(f"truth {where}: no records"
                                   f"{' of stream ' + job.stream if job.stream else ''}; "
                                   "land some batches first (`emugen pipeline run`)")
-        match_records(con, mode, job.duplicates, job.pending)
+        match_records(con, mode, job.duplicates, job.pending, job.examples)
         return score(con, mode, job.duplicates, job.examples)
     finally:
         con.close()

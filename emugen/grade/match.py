@@ -43,17 +43,27 @@ def _lineage_keys(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _id_keys(con: duckdb.DuckDBPyConnection) -> None:
-    """`users` keyed by (natural_id, occurrence); occurrences counted in file order."""
+    """`users` keyed by (natural_id, occurrence); occurrences counted in file order.
+
+    A consumer row past the truth's occurrences is a repeat of a known id (duplicated) when
+    the truth has that id at all, else extra. Only repeats (occurrence > 1) can be either, and
+    they are few, so the truth is probed with them rather than the other way round.
+    """
     con.execute("""
         CREATE OR REPLACE TABLE users AS
         SELECT natural_id, occurrence, stream AS stray_stream,
-               (side = 0)::INTEGER AS kept_n, (side = 1)::INTEGER AS rej_n,
-               occurrence > 1 AS known_id  -- refined for strays below
+               (side = 0)::INTEGER AS kept_n, (side = 1)::INTEGER AS rej_n
         FROM (SELECT natural_id, stream, side,
                      row_number() OVER (PARTITION BY natural_id ORDER BY side, ord) AS occurrence
               FROM (SELECT natural_id, stream, 0 AS side, ord FROM kept
                     UNION ALL SELECT natural_id, stream, 1 AS side, ord FROM rejected)
               WHERE natural_id IS NOT NULL)
+    """)
+    con.execute("""
+        CREATE OR REPLACE TABLE known_repeats AS
+        SELECT DISTINCT t.natural_id
+        FROM (SELECT DISTINCT natural_id FROM users WHERE occurrence > 1) r
+        JOIN truth t ON t.natural_id = r.natural_id AND t.occurrence = 1
     """)
 
 
@@ -82,7 +92,8 @@ def join_sql(mode: str, batches: str | None = None, outer: str = "FULL") -> str:
     else:
         tk = f"""SELECT natural_id, occurrence, stream, batch_id, row_no, defect,
                         natural_id IS NULL AS unmatched FROM truth t {where_t}"""
-        users = "SELECT * FROM users"
+        users = """SELECT u.*, k.natural_id IS NOT NULL AS known_id
+                   FROM users u LEFT JOIN known_repeats k USING (natural_id)"""
         on = "tk.natural_id = users.natural_id AND tk.occurrence = users.occurrence"
     return f"""
         WITH tk AS ({tk}), users AS ({users})
@@ -96,7 +107,7 @@ def join_sql(mode: str, batches: str | None = None, outer: str = "FULL") -> str:
 
 
 def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
-          pending: bool = True) -> None:
+          pending: bool = True, examples: int = 0) -> None:
     """Build `tally` (counts per stream, batch, defect and status) and `strays`.
 
     Pending rule: per stream, a batch later than the last batch the consumer's output mentions
@@ -106,23 +117,12 @@ def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
         SELECT stream, batch_id, defect, stray, unmatched, known_id, kept_n > 0 AS kept,
-               rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows
+               rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows,
+               -- the first rows of each group ride along, so examples need no second join
+               {f"min_by(row_no, row_no, {int(examples)}) FILTER (WHERE defect IS NOT NULL "
+                "OR rej_n > 0 OR kept_n = 0)" if examples else "NULL::BIGINT[]"} AS firsts
         FROM ({join_sql(mode)}) GROUP BY ALL
     """)
-    if mode == "id":
-        # a stray beyond occurrence 1 is a repeat of an id the truth knows (duplicated) only
-        # if the truth has that id; strays are few, so this lookup is cheap
-        con.execute("""
-            CREATE OR REPLACE TABLE id_strays AS
-            SELECT u.stray_stream AS stream, u.natural_id IN (SELECT natural_id FROM truth
-                                                              WHERE natural_id IS NOT NULL)
-                   AS known_id
-            FROM users u ANTI JOIN truth t USING (natural_id, occurrence)
-        """)
-        con.execute("DELETE FROM tally0 WHERE stray")
-        con.execute("INSERT INTO tally0 SELECT coalesce(stream, 'unknown'), NULL, NULL, true, "
-                    "false, known_id, false, false, count(*), count(*) FROM id_strays "
-                    "GROUP BY ALL")
     no_id = ("SELECT coalesce(stream, 'unknown') AS stream, count(*) AS n FROM ("
              "SELECT stream FROM kept WHERE natural_id IS NULL UNION ALL "
              "SELECT stream FROM rejected WHERE natural_id IS NULL) GROUP BY ALL"
@@ -155,33 +155,12 @@ def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
     con.execute("""
         CREATE OR REPLACE TABLE tally AS
         SELECT stream, batch_id, pending, defect,
-               fate(pending, unmatched, defect, kept, rejected) AS status, sum(n)::BIGINT AS n
+               fate(pending, unmatched, defect, kept, rejected) AS status, sum(n)::BIGINT AS n,
+               flatten(list(firsts)) AS firsts
         FROM (SELECT t.*, (r.last IS NULL OR t.batch_id > r.last) AS pending
               FROM tally0 t LEFT JOIN reached r USING (stream) WHERE NOT t.stray)
         GROUP BY ALL
     """)
-
-
-def miss_rows(con: duckdb.DuckDBPyConnection, mode: str, limit: int) -> str:
-    """SQL for the truth rows behind the first `limit` misses of each (stream, status, defect).
-
-    Only the batches that hold those misses are joined again (found from `tally`).
-    """
-    con.execute(f"""
-        CREATE OR REPLACE TABLE miss_batches AS
-        SELECT DISTINCT batch_id FROM (
-            SELECT batch_id, sum(n) OVER (PARTITION BY stream, status, defect ORDER BY batch_id
-                                          ROWS UNBOUNDED PRECEDING) - n AS before
-            FROM tally WHERE status IN ('escaped', 'lost', 'false_alarm'))
-        WHERE before < {int(limit)}
-    """)
-    # literal ids, not a subquery: a constant list prunes Parquet row groups by their stats
-    batches = batch_list(con, "SELECT batch_id FROM miss_batches")
-    return f"""
-        SELECT j.*, (r.last IS NULL OR j.batch_id > r.last) AS pending
-        FROM ({join_sql(mode, batches, outer="LEFT")}) j
-        LEFT JOIN reached r USING (stream)
-    """
 
 
 def batch_list(con: duckdb.DuckDBPyConnection, query: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from emugen.grade.match import batch_list, miss_rows
+from emugen.grade.match import batch_list
 
 MISSES = ("escaped", "lost", "false_alarm")
 
@@ -140,24 +140,29 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str,
         s = grade.streams.setdefault(stream, StreamScore())
         s.extra, s.no_id, s.duplicated = int(extra), int(no_id), int(duplicated)
     if examples:
-        grade.examples = first_misses(con, match, examples)
+        grade.examples = first_misses(con, examples)
     return grade
 
 
-def first_misses(con: duckdb.DuckDBPyConnection, mode: str, limit: int) -> list[dict]:
-    """The first `limit` records of each (stream, miss, defect), raw text and defect included."""
-    rows = miss_rows(con, mode, limit)
-    batches = batch_list(con, "SELECT batch_id FROM miss_batches")
+def first_misses(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict]:
+    """The first `limit` records of each (stream, miss, defect), raw text and defect included.
+
+    `tally` carries the first row numbers of every (batch, fate) group, so only those few
+    records are read again, from the batches that hold them.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TABLE firsts AS
+        SELECT * FROM (
+            SELECT stream, status AS miss, defect, batch_id, row_no,
+                   row_number() OVER (PARTITION BY stream, status, defect
+                                      ORDER BY batch_id, row_no) AS k
+            FROM (SELECT stream, status, defect, batch_id, unnest(firsts) AS row_no
+                  FROM tally WHERE status IN {MISSES}))
+        WHERE k <= {int(limit)}
+    """)
+    # literal ids, not a subquery: a constant list prunes Parquet row groups by their stats
+    batches = batch_list(con, "SELECT DISTINCT batch_id FROM firsts")
     cursor = con.execute(f"""
-        WITH rows AS (
-            SELECT stream, batch_id, row_no, defect,
-                   fate(pending, unmatched, defect, kept_n > 0, rej_n > 0) AS miss
-            FROM ({rows})),
-        firsts AS (
-            SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY stream, miss, defect
-                                                         ORDER BY batch_id, row_no) AS k
-                           FROM rows WHERE miss IN {MISSES})
-            WHERE k <= {int(limit)})
         SELECT m.stream, m.miss, m.defect, m.batch_id, m.row_no, d.natural_id, d.field,
                d.original, d.injected, d.expected_reason, d.payload
         FROM firsts m JOIN (SELECT * FROM truth_detail WHERE batch_id IN ({batches})) d
