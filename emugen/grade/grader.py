@@ -32,7 +32,7 @@ def empty_rejected(con: duckdb.DuckDBPyConnection, mode: str) -> None:
     """A consumer without a reject output: nothing rejected."""
     keys = ("NULL::VARCHAR AS batch_id, NULL::BIGINT AS row_no" if mode == "lineage"
             else "NULL::VARCHAR AS natural_id, NULL::VARCHAR AS stream")
-    con.execute(f"CREATE OR REPLACE TABLE rejected AS SELECT {keys}, 0::BIGINT AS ord LIMIT 0")
+    con.execute(f"CREATE OR REPLACE VIEW rejected AS SELECT {keys}, 0::BIGINT AS ord LIMIT 0")
 
 
 def run(job: Job, engine: Engine | None = None) -> Grade:

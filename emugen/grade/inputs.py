@@ -188,11 +188,9 @@ def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
                 f"{', '.join(sorted(cols)) or 'none'}); carry event_id / company_id, a raw JSON "
                 f"column ({'/'.join(RAW_COLUMNS)}), or batch_id and row_no")
         keys = f"{expr[0]} AS natural_id, {expr[1]} AS stream"
-    if match == "lineage":  # order does not matter: a view, read once by the join
-        con.execute(f"CREATE OR REPLACE VIEW {source.label} AS SELECT {keys} FROM {raw}")
-    else:  # id mode numbers occurrences in file order
-        con.execute(f"CREATE OR REPLACE TABLE {source.label} AS "
-                    f"SELECT {keys}, row_number() OVER () AS ord FROM {raw}")
+    # a view: matching reads it once; id mode numbers occurrences in file order (`ord`)
+    ordinal = ", row_number() OVER () AS ord" if match == "id" else ""
+    con.execute(f"CREATE OR REPLACE VIEW {source.label} AS SELECT {keys}{ordinal} FROM {raw}")
     return source.label
 
 

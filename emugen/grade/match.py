@@ -9,8 +9,8 @@ Two modes (docs/DECISIONS.md, "Grading: matching modes"):
   first), nor attribute a record whose id the defect removed: those are reported `unmatched`.
 
 The join is never materialised row by row: it is aggregated straight into `tally0`, one row
-per (stream, batch, defect, fate flags), from which every figure follows. Examples re-run the
-join only over the few batches that hold the first misses.
+per (stream, batch, defect, fate flags), from which every figure follows; each group also
+carries its first row numbers, so examples read back only those records.
 """
 
 from __future__ import annotations
@@ -67,67 +67,80 @@ def _id_keys(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def join_sql(mode: str, batches: str | None = None, outer: str = "FULL") -> str:
-    """Every truth record beside the consumer rows that match it (and strays, when FULL).
-
-    `batches` (a subquery of batch ids) restricts both sides, for the examples.
-    """
-    where_t = f"WHERE t.batch_id IN ({batches})" if batches else ""
-    if mode == "lineage":
-        where_u = f"WHERE u.batch_id IN ({batches})" if batches else ""
-        tk = f"""SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
-                        t.defect, false AS unmatched
-                 FROM truth t JOIN bids b USING (batch_id) {where_t}"""
-        users = f"""
-            SELECT CASE WHEN b.bid IS NOT NULL AND u.row_no BETWEEN 0 AND 4294967295
-                        THEN (b.bid << 32) | u.row_no END AS key,
-                   split_part(u.batch_id, '-', 1) AS stray_stream,
-                   count(*) FILTER (WHERE side = 0) AS kept_n,
-                   count(*) FILTER (WHERE side = 1) AS rej_n, false AS known_id
-            FROM (SELECT batch_id, row_no, 0 AS side FROM kept
-                  UNION ALL SELECT batch_id, row_no, 1 FROM rejected) u
-            LEFT JOIN bids b USING (batch_id) {where_u}
-            GROUP BY ALL"""
-        on = "tk.key = users.key"
-    else:
-        tk = f"""SELECT natural_id, occurrence, stream, batch_id, row_no, defect,
-                        natural_id IS NULL AS unmatched FROM truth t {where_t}"""
-        users = """SELECT u.*, k.natural_id IS NOT NULL AS known_id
-                   FROM users u LEFT JOIN known_repeats k USING (natural_id)"""
-        on = "tk.natural_id = users.natural_id AND tk.occurrence = users.occurrence"
-    return f"""
-        WITH tk AS ({tk}), users AS ({users})
-        SELECT coalesce(tk.stream, users.stray_stream, 'unknown') AS stream, tk.batch_id,
-               tk.row_no, tk.defect, tk.batch_id IS NULL AS stray,
-               coalesce(tk.unmatched, false) AS unmatched,
+def join_sql(mode: str) -> str:
+    """Id mode: every truth record beside the consumer row that holds its (id, occurrence),
+    and consumer rows matching none (strays)."""
+    assert mode == "id"
+    return """
+        WITH users AS (SELECT u.*, k.natural_id IS NOT NULL AS known_id
+                       FROM users u LEFT JOIN known_repeats k USING (natural_id))
+        SELECT coalesce(t.stream, users.stray_stream, 'unknown') AS stream, t.batch_id,
+               t.row_no, t.defect, t.batch_id IS NULL AS stray,
+               coalesce(t.natural_id IS NULL AND t.batch_id IS NOT NULL, false) AS unmatched,
                coalesce(users.kept_n, 0) AS kept_n, coalesce(users.rej_n, 0) AS rej_n,
                coalesce(users.known_id, false) AS known_id
-        FROM tk {outer} JOIN users ON {on}
+        FROM truth t FULL JOIN users
+             ON t.natural_id = users.natural_id AND t.occurrence = users.occurrence
     """
 
 
-def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
-          pending: bool = True, examples: int = 0) -> None:
-    """Build `tally` (counts per stream, batch, defect and status) and `strays`.
+def _firsts(examples: int, candidates: str) -> str:
+    """The first row numbers of each tally group that may hold misses: examples then need no
+    second join."""
+    if not examples:
+        return "NULL::BIGINT[]"
+    return f"min_by(row_no, row_no, {int(examples)}) FILTER (WHERE {candidates})"
 
-    Pending rule: per stream, a batch later than the last batch the consumer's output mentions
-    (batch ids sort by seq) has not been reached yet; its records are pending, not misses.
-    """
-    (_lineage_keys if mode == "lineage" else _id_keys)(con)
+
+def _lineage_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
+    """Mark joins, as the bare hand-written query does: a record is kept when its key is among
+    the kept keys, however often; consumer rows are then counted against the truth apart
+    (matched vs not: extra; matched beyond one per record: duplicated)."""
+    key = ("CASE WHEN u.row_no BETWEEN 0 AND 4294967295 THEN (b.bid << 32) | u.row_no END")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE tally0 AS
+        WITH tk AS (SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
+                           t.defect FROM truth t JOIN bids b USING (batch_id)),
+             k AS (SELECT {key} AS key FROM kept u JOIN bids b USING (batch_id)),
+             r AS (SELECT {key} AS key FROM rejected u JOIN bids b USING (batch_id)),
+             flagged AS (SELECT *, coalesce(key IN (SELECT key FROM k), false) AS kept,
+                                coalesce(key IN (SELECT key FROM r), false) AS rejected
+                         FROM tk)
+        SELECT stream, batch_id, defect, false AS stray, false AS unmatched, false AS known_id,
+               kept, rejected, count(*) AS n, NULL::BIGINT AS user_rows,
+               {_firsts(examples, "defect IS NOT NULL OR rejected OR NOT kept")} AS firsts
+        FROM flagged GROUP BY ALL
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE user_counts AS
+        WITH tk AS (SELECT (b.bid << 32) | t.row_no AS key FROM truth t JOIN bids b
+                    USING (batch_id))
+        SELECT split_part(u.batch_id, '-', 1) AS stream, count(*) AS total,
+               count(*) FILTER (WHERE {key} IN (SELECT key FROM tk)) AS matched
+        FROM (SELECT batch_id, row_no FROM kept UNION ALL SELECT batch_id, row_no FROM rejected) u
+        LEFT JOIN bids b USING (batch_id)
+        GROUP BY ALL
+    """)
+    con.execute("""
+        CREATE OR REPLACE TABLE strays AS
+        SELECT coalesce(u.stream, 'unknown') AS stream, (u.total - u.matched)::BIGINT AS extra,
+               0::BIGINT AS no_id, (u.matched - coalesce(t.placed, 0))::BIGINT AS duplicated
+        FROM user_counts u LEFT JOIN (
+            SELECT stream, sum(n) FILTER (WHERE kept OR rejected) AS placed
+            FROM tally0 GROUP BY ALL) t USING (stream)
+    """)
+
+
+def _id_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
+    """One full join on (natural_id, occurrence), aggregated straight into the tally."""
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
         SELECT stream, batch_id, defect, stray, unmatched, known_id, kept_n > 0 AS kept,
                rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows,
-               -- the first rows of each group ride along, so examples need no second join
-               {f"min_by(row_no, row_no, {int(examples)}) FILTER (WHERE defect IS NOT NULL "
-                "OR rej_n > 0 OR kept_n = 0)" if examples else "NULL::BIGINT[]"} AS firsts
-        FROM ({join_sql(mode)}) GROUP BY ALL
+               {_firsts(examples, "defect IS NOT NULL OR rej_n > 0 OR kept_n = 0")} AS firsts
+        FROM ({join_sql("id")}) GROUP BY ALL
     """)
-    no_id = ("SELECT coalesce(stream, 'unknown') AS stream, count(*) AS n FROM ("
-             "SELECT stream FROM kept WHERE natural_id IS NULL UNION ALL "
-             "SELECT stream FROM rejected WHERE natural_id IS NULL) GROUP BY ALL"
-             if mode == "id" else "SELECT NULL AS stream, 0 AS n WHERE false")
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TABLE strays AS
         SELECT stream, sum(extra)::BIGINT AS extra, sum(no_id)::BIGINT AS no_id,
                sum(duplicated)::BIGINT AS duplicated
@@ -140,9 +153,24 @@ def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
                    + coalesce(sum(user_rows) FILTER (WHERE stray AND known_id), 0)
                        AS duplicated
             FROM tally0 GROUP BY ALL
-            UNION ALL SELECT stream, 0, n, 0 FROM ({no_id}))
+            UNION ALL
+            SELECT coalesce(stream, 'unknown'), 0, count(*), 0 FROM (
+                SELECT stream FROM kept WHERE natural_id IS NULL
+                UNION ALL SELECT stream FROM rejected WHERE natural_id IS NULL)
+            GROUP BY ALL)
         GROUP BY ALL
     """)
+
+
+def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
+          pending: bool = True, examples: int = 0) -> None:
+    """Build `tally` (counts per stream, batch, defect and status) and `strays`.
+
+    Pending rule: per stream, a batch later than the last batch the consumer's output mentions
+    (batch ids sort by seq) has not been reached yet; its records are pending, not misses.
+    """
+    (_lineage_keys if mode == "lineage" else _id_keys)(con)
+    (_lineage_tally if mode == "lineage" else _id_tally)(con, examples)
     reached = ("SELECT stream, max(batch_id) AS last FROM tally0 "
                "WHERE NOT stray AND (kept OR rejected) GROUP BY ALL") if pending else (
         "SELECT stream, max(batch_id) AS last FROM tally0 WHERE NOT stray GROUP BY ALL")
