@@ -223,3 +223,33 @@ def test_follow_prints_only_what_changed_as_the_consumer_reaches_new_batches(
     assert "total recall: 100.00 % -> 75.00 %" in changed
     assert not any("invalid_enum" in line for line in changed)  # unchanged: not printed again
     assert len(changed) == 4  # total recall, last batch, pending batches, null_value
+
+
+def test_a_consumer_table_in_a_database_is_graded_through_a_url_and_query(tmp_path, truth_file):
+    import sqlite3
+
+    db = tmp_path / "consumer.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE silver (batch_id TEXT, row_no INTEGER, note TEXT)")
+        con.executemany("INSERT INTO silver VALUES (?, ?, 'x')",
+                        [(B1, r) for r in (0, 1, 5, 6)])
+        con.execute("CREATE TABLE dead_letters (batch_id TEXT, row_no INTEGER)")
+        con.executemany("INSERT INTO dead_letters VALUES (?, ?)", [(B1, r) for r in (2, 3, 4)])
+    url = f"sqlite:///{db}"
+    job = Job(Source("kept", url, "SELECT batch_id, row_no FROM silver"),
+              Source("rejected", url, "SELECT * FROM dead_letters"), truth_path=truth_file)
+    g = run(job).as_dict()
+    assert g["match"] == "lineage" and g["recall"] == 1.0 and g["precision"] == 1.0
+    assert g["streams"]["events"]["pending_batches"] == 1
+
+
+def test_sparks_file_metadata_column_with_a_line_number_is_lineage(tmp_path, truth_file):
+    def side(lines: tuple[int, ...]) -> str:
+        path = tmp_path / f"side{lines[0]}.parquet"
+        pq.write_table(pa.table({
+            "_metadata": [{"file_name": f"{B1}.jsonl", "file_size": 1} for _ in lines],
+            "line": list(lines)}), path)
+        return str(path)
+
+    g = _grade(truth_file, side((1, 2, 6, 7)), side((3, 4, 5)))
+    assert g["match"] == "lineage" and g["recall"] == 1.0 and g["precision"] == 1.0
