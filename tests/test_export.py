@@ -111,3 +111,18 @@ def test_a_bad_export_request_is_one_line_and_exit_2(tmp_path, args, needle):
                       str(config))
     assert code == 2 and needle in text and len(text.strip().splitlines()) == 1, text
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize(("stream", "table"), [("events", "gold_company_window"),
+                                               ("companies", "gold_region_window")])
+def test_gold_exports_each_window_table_whole(store, tmp_path, engine, stream, table):
+    out = tmp_path / f"{table}.csv"
+    code, text = _cli("export", "gold", "--stream", stream, "--format", "csv", "--out", str(out),
+                      "--config", str(store))
+    assert code == 0, text
+    with engine.connect() as conn:
+        from sqlalchemy import text as sql
+
+        stored = conn.execute(sql(f"SELECT count(*) FROM {table}")).scalar()
+    assert stored > 0
+    assert duckdb.sql(f"SELECT count(*) FROM read_csv('{out}')").fetchall()[0][0] == stored
