@@ -1,4 +1,4 @@
-"""Matching: each truth record's fate in the consumer's output, decided by one DuckDB join.
+"""Matching: each truth record's fate in the consumer's output, decided by DuckDB joins.
 
 Two modes (docs/DECISIONS.md, "Grading: matching modes"):
 - lineage: the consumer carried `(batch_id, row_no)` (or the landing file name and line). Exact:
@@ -8,7 +8,7 @@ Two modes (docs/DECISIONS.md, "Grading: matching modes"):
   occurrence n in the truth. It cannot tell which of two exact copies was kept (it assumes the
   first), nor attribute a record whose id the defect removed: those are reported `unmatched`.
 
-The join is never materialised row by row: it is aggregated straight into `tally0`, one row
+No join is materialised row by row: each is aggregated straight into `tally0`, one row
 per (stream, batch, defect, fate flags), from which every figure follows; each group also
 carries its first row numbers, so examples read back only those records.
 """
