@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -14,15 +14,20 @@ from sqlalchemy import Engine, select
 
 from emugen.db.models import BatchRow
 from emugen.errors import EmugenError
-from emugen.grade.grader import Job, run
-from emugen.grade.inputs import Source
-from emugen.grade.score import Grade
 from emugen.settings import GradeTarget
+
+if TYPE_CHECKING:
+    from emugen.grade.grader import Job
+    from emugen.grade.score import Grade
 
 COST_FACTOR = 20  # a grade re-runs at most once per 20x its own cost: < 5 % of a core
 
 
 def job_for(target: GradeTarget) -> Job:
+    # imported here: a dashboard without a grade target never loads DuckDB
+    from emugen.grade.grader import Job
+    from emugen.grade.inputs import Source
+
     return Job(Source("kept", target.kept),
                Source("rejected", target.rejected) if target.rejected else None,
                match=target.match, duplicates=target.duplicates, examples=0)
@@ -81,6 +86,8 @@ class LiveGrade:
             if self._due(target):
                 started = time.monotonic()
                 try:
+                    from emugen.grade.grader import run
+
                     self._panel = {**panel(run(job_for(target), self.engine), self.engine),
                                    "graded_at": time.time()}
                 except EmugenError as exc:  # e.g. its output does not exist yet: say so
