@@ -388,11 +388,22 @@ from emugen.bench.commands import (  # noqa: E402 - click only; lazy inside
     chaos_cmd,
     soak_cmd,
 )
+from emugen.bench.commands import export_cmd as bench_export_cmd  # noqa: E402
+from emugen.bench.commands import grade_cmd as bench_grade_cmd  # noqa: E402
 
 bench_group.add_command(all_cmd)
 bench_group.add_command(cadence_cmd)
 main.add_command(soak_cmd)
 main.add_command(chaos_cmd)
+bench_group.add_command(bench_grade_cmd)
+bench_group.add_command(bench_export_cmd)
+
+from emugen.export.cli import export_cmd  # noqa: E402 - click only; pyarrow loads when run
+
+main.add_command(export_cmd)
+from emugen.grade.cli import grade_cmd  # noqa: E402 - click only; DuckDB loads when run
+
+main.add_command(grade_cmd)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,3 +34,15 @@ class FlowerLoginMissing(EmugenError):
     """Raised when Flower would start without a login (its UI can revoke and kill tasks)."""
 
     exit_code = 2
+
+
+class ExportError(EmugenError):
+    """Raised when `emugen export` is asked for an unknown table, stream, format or time."""
+
+    exit_code = 2
+
+
+class GradeInputError(EmugenError):
+    """Raised when a grading input (kept, rejected, truth) is missing, unreadable or has no ids."""
+
+    exit_code = 2

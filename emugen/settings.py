@@ -397,6 +397,18 @@ class Fleet(Frozen):
     prune_chunk_rows: Count = Field(20_000, ge=100, le=1_000_000)
 
 
+class GradeTarget(Frozen):
+    """An outside pipeline the dashboard grades live (see `emugen grade`); shapes no data."""
+
+    kept: str = Field(min_length=1)  # its silver: a Parquet/JSON Lines/CSV path or glob
+    rejected: str | None = None  # its quarantine or dead letters, same forms
+    match: Literal["auto", "lineage", "id"] = "auto"
+    # dropped: the pipeline de-duplicates silently, so a dropped copy counts as caught
+    duplicates: Literal["quarantined", "dropped"] = "quarantined"
+    # re-graded at most this often (and never more than 1/20 of the time: see grade/live.py)
+    every: Interval = timedelta(seconds=10)
+
+
 class Settings(Frozen):
     """The whole configuration; `mode` picks which cadence of each stream is active."""
 
@@ -408,6 +420,7 @@ class Settings(Frozen):
     companies: CompaniesSettings = CompaniesSettings()
     events: EventsSettings = EventsSettings()
     fleet: Fleet = Fleet()
+    grade: GradeTarget | None = None
 
     def cadence(
         self, stream: Stream, mode: Mode | None = None
@@ -424,7 +437,8 @@ class Settings(Frozen):
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes data (URLs excluded), stored with each batch."""
-        shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet"})
+        shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet",
+                                                       "grade"})
         return hashlib.sha256(repr(sorted(_flatten(shaping))).encode()).hexdigest()[:16]
 
 

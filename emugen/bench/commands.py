@@ -130,3 +130,28 @@ def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: i
                        progress=lambda line: click.echo(line, err=True))
     click.echo(result.report())
     sys.exit(0 if result.passed else 1)
+
+
+@click.command("grade")
+@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
+    """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join."""
+    from emugen.bench.grade import bench_grade, format_grade
+
+    result = bench_grade(records, repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_grade(result))
+
+
+@click.command("export")
+@click.option("--rows", type=click.IntRange(min=10), default=2_000_000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "csv"]),
+              default="parquet", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
+    """Peak RSS of `emugen export` bronze and truth at N/10 and N records (flat = streaming)."""
+    from emugen.bench.export import bench_export, format_export
+
+    result = bench_export(rows, fmt)
+    click.echo(json.dumps(result, indent=2) if as_json else format_export(result))

@@ -40,6 +40,16 @@ class WebState:
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
+        # an outside pipeline graded live when the config names one (`grade:`)
+        from emugen.grade.live import ExternalCollector, LiveGrade
+
+        self.external = LiveGrade(self._grade_target, engine)
+        self.metrics.registry.register(ExternalCollector(self.external.read))
+
+    def _grade_target(self) -> Any:
+        with self._watch_lock:
+            current = self.watcher.settings or self.settings
+        return current.grade
 
     def config(self) -> dict[str, Any]:
         with self._watch_lock:
@@ -92,7 +102,8 @@ class WebState:
                 self._quality_cost = self._quality_built - started
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
-        return {**data, "flower_url": self.flower_url, "token_required": self.token is not None}
+        return {**data, "external": self.external.read(), "flower_url": self.flower_url,
+                "token_required": self.token is not None}
 
     def unreachable(self, error: Exception) -> dict[str, Any]:
         """Health when the database does not answer: degraded, never a 5xx."""

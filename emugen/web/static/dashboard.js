@@ -73,6 +73,7 @@
     renderQueues(s);
     renderConfig(s);
     if (s.quality) renderQuality(s.quality);
+    renderExternal(s.external);
     if (s.latency) renderLatency(s.latency);
     if (s.recent) renderTimeline(s.recent);
   }
@@ -133,6 +134,32 @@
     setText("config-error", rej ? `Last rejected edit (${rej.at}): ${rej.problems.join("; ")}` : "");
   }
 
+  // the outside pipeline graded live (config `grade:`): recall is a share, pct() wants percent
+  function share(v) { return v == null ? null : v * 100; }
+  function renderExternal(x) {
+    $("external").hidden = !x;
+    if (!x) return;
+    const error = $("external-error");
+    error.textContent = x.error || "";
+    error.hidden = !x.error;
+    setText("external-recall", pct(share(x.recall)));
+    setText("external-precision", pct(share(x.precision)));
+    const rows = [];
+    for (const [name, st] of Object.entries(x.streams)) {
+      const tr = row([name, pct(share(st.recall))], true);
+      const lag = st.lag_s == null ? "–" : `${Math.round(st.lag_s)} s`;
+      tr.appendChild(el("td", { colspan: 4 }, `${st.pending_batches} pending batches, lag ${lag}, precision ${pct(share(st.precision))}`));
+      rows.push(tr);
+      for (const [defect, d] of Object.entries(st.by_defect)) {
+        const r = row([defect.replaceAll("_", " "), pct(share(d.recall)), num(d.caught)], true);
+        r.appendChild(el("td", d.escaped ? { class: "bad" } : {}, num(d.escaped)));
+        r.appendChild(el("td", d.lost ? { class: "bad" } : {}, num(d.lost)));
+        r.appendChild(el("td", {}, num(d.pending)));
+        rows.push(r);
+      }
+    }
+    $("external-rows").replaceChildren(...rows);
+  }
   function renderQuality(q) {
     setText("caught-pct", pct(q.caught_pct));
     $("caught-pct").className = `big ${q.ok ? "good" : "bad"}`;

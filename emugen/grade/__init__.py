@@ -1,0 +1,1 @@
+"""Grading an outside pipeline's output against the truth emugen recorded out of band."""

@@ -1,0 +1,109 @@
+"""`emugen grade`: score a pipeline that is not emugen's against the truth."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from emugen.grade.match import DUPLICATES
+
+
+def _job(kept: str, rejected: str | None, kept_query: str | None, rejected_query: str | None,
+         truth: str | None, match: str, duplicates: str, stream: str | None, pending: bool,
+         examples: int):  # noqa: ANN202 - imports stay lazy: click only at start-up
+    from emugen.grade.grader import Job
+    from emugen.grade.inputs import Source
+
+    return Job(
+        kept=Source("kept", kept, kept_query),
+        rejected=Source("rejected", rejected, rejected_query) if rejected else None,
+        truth_path=truth, match=match, duplicates=duplicates, stream=stream, pending=pending,
+        examples=examples)
+
+
+@click.command("grade")
+@click.option("--kept", required=True, metavar="PATH|URL",
+              help="What the pipeline kept (its silver): a Parquet/JSON Lines/CSV path, folder "
+                   "or glob, or a SQLAlchemy URL with --kept-query.")
+@click.option("--rejected", metavar="PATH|URL", default=None,
+              help="What it rejected (quarantine, dead letters); same forms as --kept.")
+@click.option("--kept-query", default=None, metavar="SQL", help="Query for a --kept URL.")
+@click.option("--rejected-query", default=None, metavar="SQL", help="Query for a --rejected URL.")
+@click.option("--truth", default=None, metavar="PATH",
+              help="A file from `emugen export truth` (default: the configured store).")
+@click.option("--match", type=click.Choice(["auto", "lineage", "id"]), default="auto",
+              show_default=True,
+              help="lineage: by (batch_id, row_no); id: by event_id/company_id and occurrence.")
+@click.option("--duplicates", type=click.Choice(DUPLICATES), default=None,
+              help="How the pipeline handles duplicates: `dropped` counts a silently dropped "
+                   "copy as caught (default: the config's grade.duplicates, else quarantined).")
+@click.option("--stream", type=click.Choice(["companies", "events"]), default=None,
+              help="Grade one stream only (the inputs hold only its records).")
+@click.option("--no-pending", is_flag=True,
+              help="Count every batch, even those past the last one the pipeline reached.")
+@click.option("--examples", type=click.IntRange(min=0), default=5, show_default=True,
+              help="First N misses shown per stream, miss and defect.")
+@click.option("--min-recall", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Exit 1 below this recall.")
+@click.option("--min-precision", type=click.FloatRange(0, 1), default=1.0, show_default=True,
+              help="Exit 1 below this precision.")
+@click.option("--json", "as_json", is_flag=True, help="Print the grade as JSON.")
+@click.option("--follow", is_flag=True,
+              help="Re-grade every --every seconds, printing only the figures that changed.")
+@click.option("--every", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=None,
+              help="With --follow: stop after N rounds (default: until Ctrl-C).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Config file (the store, and the grade: section).")
+def grade_cmd(kept: str, rejected: str | None, kept_query: str | None,
+              rejected_query: str | None, truth: str | None, match: str,
+              duplicates: str | None, stream: str | None, no_pending: bool, examples: int,
+              min_recall: float, min_precision: float, as_json: bool, follow: bool,
+              every: float, rounds: int | None, config_file: Path | None) -> None:
+    """Score a pipeline's kept and rejected records against the injected truth.
+
+    Exit 0 when recall and precision reach their minimums, 1 when not, 2 on bad input."""
+    from emugen.grade.grader import run
+    from emugen.grade.report import as_json as render_json
+    from emugen.grade.report import changes, figures, table
+    from emugen.settings import config_path, load_settings
+
+    # a truth file makes the store unnecessary: a missing default config is then no error
+    settings = (load_settings(config_file)
+                if truth is None or config_file or config_path().exists() else None)
+    policy = duplicates or getattr(getattr(settings, "grade", None), "duplicates", "quarantined")
+    job = _job(kept, rejected, kept_query, rejected_query, truth, match, policy, stream,
+               not no_pending, examples)
+    engine = None
+    if truth is None:
+        from emugen.db.session import engine_for, init_db
+
+        assert settings is not None
+        engine = engine_for(settings.database_url)
+        init_db(engine)
+    if follow:
+        seen: dict[str, str] = {}
+        done = 0
+        try:
+            while rounds is None or done < rounds:
+                now = figures(run(job, engine))
+                for line in changes(seen, now):
+                    click.echo(f"{time.strftime('%H:%M:%S')} {line}")
+                sys.stdout.flush()
+                seen, done = now, done + 1
+                if rounds is None or done < rounds:
+                    time.sleep(every)
+        except KeyboardInterrupt:
+            pass
+        return
+    grade = run(job, engine)
+    failures = grade.gate(min_recall, min_precision)
+    if as_json:
+        click.echo(render_json(grade, failures))
+    else:
+        click.echo(table(grade))
+        click.echo("PASS" if not failures else "FAIL: " + "; ".join(failures))
+    sys.exit(1 if failures else 0)

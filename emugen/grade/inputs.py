@@ -1,0 +1,202 @@
+"""A consumer's output (what it kept, what it rejected) as DuckDB views keyed for matching."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import text
+
+from emugen.errors import GradeInputError
+
+READERS = {
+    ".parquet": "read_parquet({files}, union_by_name=true)",
+    ".jsonl": "read_json({files}, format='newline_delimited', union_by_name=true)",
+    ".ndjson": "read_json({files}, format='newline_delimited', union_by_name=true)",
+    ".json": "read_json({files}, format='auto', union_by_name=true)",
+    ".csv": "read_csv({files}, union_by_name=true, header=true)",
+}
+FILE_COLUMNS = ("source_file", "file_name", "filename", "file_path", "_file")
+LINE_COLUMNS = ("line", "line_no", "line_number", "_line")
+RAW_COLUMNS = ("payload", "raw", "value", "_corrupt_record", "record")
+ID_COLUMNS = {"events": "event_id", "companies": "company_id"}
+STREAM_OF = {key: stream for stream, key in ID_COLUMNS.items()}
+# a landing-zone file name is its batch id plus the format's suffix
+BATCH_FROM_FILE = ("regexp_replace(regexp_extract({col}::VARCHAR, '[^/]+$'), "
+                   "'\\.(jsonl|json|parquet)$', '')")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one side of the consumer's output is: a path or glob, or a SQLAlchemy URL + query."""
+
+    label: str  # "kept" or "rejected": names the input in every message
+    location: str
+    query: str | None = None
+
+    @property
+    def is_sql(self) -> bool:
+        return "://" in self.location and not self.location.startswith("file://")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def expand(location: str, label: str) -> list[str]:
+    """The files a path, folder or glob names; an error naming the input when there are none."""
+    path = Path(location)
+    if path.is_dir():
+        files = sorted(str(p) for p in path.rglob("*") if p.suffix in READERS and p.is_file())
+    else:
+        files = sorted(glob.glob(location, recursive=True)) if glob.has_magic(location) else (
+            [location] if path.exists() else [])
+    if not files:
+        raise GradeInputError(f"{label} input {location}: no such file (or the glob matches "
+                              "nothing); give a Parquet, JSON Lines or CSV path or glob")
+    unreadable = [f for f in files if not os.access(f, os.R_OK)]
+    if unreadable:
+        raise GradeInputError(f"{label} input {unreadable[0]}: permission denied; make it "
+                              "readable or copy it somewhere readable")
+    suffixes = {Path(f).suffix for f in files}
+    unknown = suffixes - READERS.keys()
+    if unknown or len(suffixes) > 1:
+        raise GradeInputError(
+            f"{label} input {location}: files end in {', '.join(sorted(suffixes))}; expected "
+            f"one of {', '.join(READERS)} (one format per input)")
+    return files
+
+
+def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str:
+    """A DuckDB table function reading every file of `location`, checked to be readable."""
+    files = expand(location, label)
+    sql = READERS[Path(files[0]).suffix].format(
+        files="[" + ", ".join(_literal(f) for f in files) + "]")
+    try:
+        con.execute(f"SELECT * FROM {sql} LIMIT 0")
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise GradeInputError(f"{label} input {location}: cannot read it as "
+                              f"{Path(files[0]).suffix[1:]}: {first}") from None
+    return sql
+
+
+def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
+    """The rows a SQL query returns from a SQLAlchemy URL, as one Arrow table."""
+    from emugen.db.session import make_engine
+
+    if not source.query:
+        raise GradeInputError(f"{source.label} input {source.location} is a database URL; "
+                              f"give the query too (--{source.label}-query 'SELECT ...')")
+    engine = make_engine(source.location)
+    try:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(text(source.query))
+            names = list(result.keys())
+            columns: list[list] = [[] for _ in names]
+            for part in result.partitions(chunk):
+                for i, values in enumerate(zip(*part, strict=True)):
+                    columns[i].extend(values)
+    except Exception as exc:  # noqa: BLE001 - any driver error is the user's URL or query
+        first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
+        raise GradeInputError(f"{source.label} input {source.location}: the query failed: "
+                              f"{first}") from None
+    finally:
+        engine.dispose()
+    return pa.table({n: pa.array(c) for n, c in zip(names, columns, strict=True)})
+
+
+def register(con: duckdb.DuckDBPyConnection, source: Source) -> str:
+    """Make `source` readable as the DuckDB view named after its label; its column names."""
+    raw = f"{source.label}_raw"
+    if source.is_sql:
+        con.register(f"{raw}_arrow", sql_table(source))
+        con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * FROM {raw}_arrow")
+    else:
+        con.execute(f"CREATE OR REPLACE VIEW {raw} AS SELECT * FROM "
+                    f"{reader_sql(con, source.location, source.label)}")
+    return raw
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, view: str) -> dict[str, str]:
+    """Lower-cased column name -> its quoted name as DuckDB knows it."""
+    names = [d[0] for d in con.execute(f"SELECT * FROM {view} LIMIT 0").description]
+    return {n.lower(): '"' + n.replace('"', '""') + '"' for n in names}
+
+
+def lineage_exprs(cols: dict[str, str]) -> tuple[str, str] | None:
+    """SQL for (batch_id, row_no) from the columns a consumer carried, or None."""
+    if "batch_id" in cols and "row_no" in cols:
+        return f"{cols['batch_id']}::VARCHAR", f"{cols['row_no']}::BIGINT"
+    file_col = next((cols[c] for c in FILE_COLUMNS if c in cols), None)
+    if file_col is None and "_metadata" in cols:
+        file_col = f"{cols['_metadata']}.file_name"  # Spark's file-source metadata column
+    line_col = next((cols[c] for c in LINE_COLUMNS if c in cols), None)
+    if file_col and line_col:
+        # JSON Lines line i (1-based) is bronze row_no i-1
+        return BATCH_FROM_FILE.format(col=file_col), f"{line_col}::BIGINT - 1"
+    return None
+
+
+def id_expr(cols: dict[str, str], stream: str | None) -> tuple[str, str] | None:
+    """SQL for the record's natural id and its stream, from a key column or raw JSON, or None."""
+    keys = [ID_COLUMNS[stream]] if stream else ["event_id", "company_id"]
+    for key in keys:
+        if key in cols:
+            return f"{cols[key]}::VARCHAR", _literal(stream or STREAM_OF[key])
+    raw = next((cols[c] for c in RAW_COLUMNS if c in cols), None)
+    if raw is None:
+        return None
+    if stream:
+        path = f"'$.{ID_COLUMNS[stream]}'"
+        return (f"CASE WHEN json_valid({raw}) THEN json_extract_string({raw}, {path}) END",
+                _literal(stream))
+    # an event carries company_id too: it is an event when it has any event-only field
+    is_event = (f"(json_exists({raw}, '$.event_id') OR json_exists({raw}, '$.event_type') "
+                f"OR json_exists({raw}, '$.driver_id'))")
+    return (f"CASE WHEN NOT json_valid({raw}) THEN NULL WHEN {is_event} "
+            f"THEN json_extract_string({raw}, '$.event_id') "
+            f"ELSE json_extract_string({raw}, '$.company_id') END",
+            f"CASE WHEN NOT json_valid({raw}) THEN NULL WHEN {is_event} THEN 'events' "
+            f"ELSE 'companies' END")
+
+
+def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
+              stream: str | None) -> str:
+    """The view `<label>` with batch_id, row_no (lineage) or natural_id (id) and `ord`."""
+    raw = register(con, source)
+    cols = columns_of(con, raw)
+    where = source.location + (f" ({source.query})" if source.query else "")
+    if match == "lineage":
+        exprs = lineage_exprs(cols)
+        if exprs is None:
+            raise GradeInputError(
+                f"{source.label} input {where}: no lineage columns (have "
+                f"{', '.join(sorted(cols)) or 'none'}); carry batch_id and row_no, or a file "
+                f"name ({'/'.join(FILE_COLUMNS)}) and line ({'/'.join(LINE_COLUMNS)}), or grade "
+                "with --match id")
+        keys = f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no"
+    else:
+        expr = id_expr(cols, stream)
+        if expr is None:
+            raise GradeInputError(
+                f"{source.label} input {where}: no ids (have "
+                f"{', '.join(sorted(cols)) or 'none'}); carry event_id / company_id, a raw JSON "
+                f"column ({'/'.join(RAW_COLUMNS)}), or batch_id and row_no")
+        keys = f"{expr[0]} AS natural_id, {expr[1]} AS stream"
+    # a view: matching reads it once; id mode numbers occurrences in file order (`ord`)
+    ordinal = ", row_number() OVER () AS ord" if match == "id" else ""
+    con.execute(f"CREATE OR REPLACE VIEW {source.label} AS SELECT {keys}{ordinal} FROM {raw}")
+    return source.label
+
+
+def detect_match(con: duckdb.DuckDBPyConnection, sources: list[Source]) -> str:
+    """`lineage` when every input carries (batch_id, row_no) or file + line, else `id`."""
+    for source in sources:
+        if lineage_exprs(columns_of(con, register(con, source))) is None:
+            return "id"
+    return "lineage"

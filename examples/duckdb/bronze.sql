@@ -1,0 +1,23 @@
+-- Bronze: every line of every landed file, exactly as written, keyed by (batch_id, row_no).
+-- JSON Lines line i (1-based) is row_no i-1 (statements are split on semicolons: none here).
+CREATE OR REPLACE TABLE bronze AS
+WITH files AS (
+    SELECT filename, string_split(content, chr(10)) AS parts,
+           CASE WHEN content LIKE '%' || chr(10) THEN 1 ELSE 0 END AS trail
+    FROM read_text($jsonl_files)
+),
+lines AS (
+    SELECT filename, unnest(parts) AS payload, generate_subscripts(parts, 1) AS line,
+           len(parts) - trail AS last_line
+    FROM files
+)
+SELECT regexp_extract(filename, '([a-z]+)-[0-9]+\.jsonl$', 1) AS stream,
+       regexp_extract(filename, '([a-z]+-[0-9]+)\.jsonl$', 1) AS batch_id,
+       (line - 1)::BIGINT AS row_no, payload
+FROM lines WHERE line <= last_line;
+
+-- The batch intervals the landing zone's manifests give (boundary checks need them).
+CREATE OR REPLACE TABLE batches AS
+SELECT batch_id, stream, interval_start::TIMESTAMPTZ AS interval_start,
+       interval_end::TIMESTAMPTZ AS interval_end
+FROM read_json($manifest_files, format = 'auto', union_by_name = true);

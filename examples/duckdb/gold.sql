@@ -1,0 +1,15 @@
+-- Gold: per company per one-minute window, events by type, deliveries and distinct drivers,
+-- per region per window, companies onboarded. Recomputed from silver as a whole.
+CREATE OR REPLACE TABLE gold_company_window AS
+SELECT company_id, time_bucket(INTERVAL 1 MINUTE, event_timestamp) AS window_start,
+       count(*) AS events,
+       count(*) FILTER (WHERE event_type = 'start_driving') AS start_driving,
+       count(*) FILTER (WHERE event_type = 'stopped_driving') AS stopped_driving,
+       count(*) FILTER (WHERE event_type = 'delivered') AS delivered,
+       count(DISTINCT driver_id) AS active_drivers
+FROM silver_events GROUP BY ALL ORDER BY ALL;
+
+CREATE OR REPLACE TABLE gold_region_window AS
+SELECT region, time_bucket(INTERVAL 1 MINUTE, onboarded_at) AS window_start,
+       count(*) AS companies_onboarded
+FROM silver_companies GROUP BY ALL ORDER BY ALL;
