@@ -17,7 +17,7 @@ PASSWORD = "Pl4nted-s3cret"
 # through emugen.broker.redact_url (see up.py) or none at all, and are exercised elsewhere.
 LONG_RUNNING = {("up",), ("web",), ("soak",), ("chaos",), ("bench", "generate"),
                 ("bench", "pipeline"), ("bench", "fleet"), ("bench", "sse"), ("bench", "all"),
-                ("bench", "cadence")}
+                ("bench", "cadence"), ("bench", "grade"), ("bench", "export")}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "check"), [], None),
@@ -26,6 +26,8 @@ RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("generate",), ["companies", "--seq", "1", "--config"], None),
     (("pipeline", "run"), ["--batches", "1", "--config"], None),
     (("status",), ["--config"], None),
+    (("export",), ["bronze", "--format", "jsonl", "--out", "bronze.jsonl", "--config"], None),
+    (("grade",), ["--kept", "bronze.jsonl", "--config"], None),  # the store holds the truth
     (("replay",), ["companies-000000001", "--config"], None),
     (("mode",), ["emulated", "--config"], None),
     (("pause",), ["--config"], None),
@@ -54,6 +56,8 @@ def test_no_command_prints_a_planted_password(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     _postgres_or_skip()
     from emugen.bench import private_database
+
+    monkeypatch.chdir(tmp_path)  # export writes, and grade reads, a relative file
 
     for var in ("EMUGEN_CONFIG", "EMUGEN_HOME", "EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL"):
         monkeypatch.delenv(var, raising=False)
