@@ -28,3 +28,15 @@ class SpecError(EmugenError):
     """A batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
+
+
+class StoreRefused(EmugenError):
+    """Raised when the database refuses a write or a read (disk full, read-only, unreachable)."""
+
+    exit_code = 2
+
+
+class StoreFileGone(EmugenError):
+    """Raised when the SQLite file a process has open was deleted or replaced under it."""
+
+    exit_code = 2
