@@ -129,9 +129,12 @@ def record_or_park(engine: Engine, client: Any, source: str, stream: str,
 
 def _unrecorded(session: Any, ticks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The parked ticks that are neither a batch nor an already recorded skip."""
-    fresh = []
+    fresh, seen = [], set()
     for tick in ticks:
         at = datetime.fromisoformat(tick["scheduled_at"])
+        if (tick["stream"], at) in seen:
+            continue  # parked twice (a retry and its expiry): one skip
+        seen.add((tick["stream"], at))
         for model in (BatchRow, SkippedTick):
             found = session.scalar(select(model.stream).where(
                 model.stream == tick["stream"], model.scheduled_at == at).limit(1))
