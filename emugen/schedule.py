@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.beat import Scheduler
 from celery.schedules import schedule
@@ -151,13 +151,17 @@ class EmugenScheduler(Scheduler):
         try:
             storefile.check(engine)
         except StoreFileGone as exc:
-            logger.critical("beat stops: %s", exc)
-            outage.report_fault(client, "beat", exc)
-            raise
+            self._stop_for(exc)
         try:
             outage.drain(engine, client, "beat")
         except Exception as exc:  # noqa: BLE001 - Redis down: the ticks wait there for later
             logger.warning("parked ticks not written back yet: %s", exc)
+
+    def _stop_for(self, exc: StoreFileGone) -> NoReturn:
+        assert self.settings is not None
+        logger.critical("beat stops: %s", exc)
+        outage.report_fault(outage.client_for(self.settings.broker_url), "beat", exc)
+        raise exc
 
     def _apply(self, change: Change) -> None:
         settings = change.settings or self.settings
@@ -197,8 +201,8 @@ class EmugenScheduler(Scheduler):
         self._last_tick[stream] = at
         try:
             skipped = self._gate(stream, at)
-        except StoreFileGone:
-            raise
+        except StoreFileGone as exc:
+            self._stop_for(exc)
         except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop beat
             logger.exception("backpressure check failed; sending the tick anyway")
             if isinstance(exc, SQLAlchemyError):

@@ -50,6 +50,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
     tracked = storefile.track(engine, path) if path is not None else None
 
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_: Any) -> None:
+        # opening a deleted path would create an empty file there and pair it with the old
+        # file's WAL; refuse before SQLite touches anything
+        if tracked is not None and tracked.opened is not None:
+            tracked.check()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event emit BEGIN, so writers can take the lock up front.
