@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
-from emugen.db import storefile
+from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
 from emugen.errors import EmugenError
 
@@ -103,8 +103,11 @@ def init_db(engine: Engine) -> None:
     except OperationalError as exc:
         raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from None
     with write_session(engine) as session:
+        migrate.lock(session)
         found = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()))
-        if found is None:
+        if found in migrate.UPGRADABLE:
+            migrate.upgrade(session, found)
+        if found is None or found in migrate.UPGRADABLE:
             session.add(SchemaVersion(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
         elif found != SCHEMA_VERSION:
             raise DatabaseError(
