@@ -172,3 +172,24 @@ def test_status_says_degraded_and_names_the_database_error(tmp_path, monkeypatch
     report = json.loads(CliRunner().invoke(
         main, ["status", "--json", "--config", str(config)]).output)
     assert report["store"]["ok"] is False
+
+
+def test_an_expired_tick_the_full_store_refuses_is_parked_not_only_logged(
+        small_disk: SmallDisk, monkeypatch):
+    from types import SimpleNamespace
+
+    from emugen import tasks
+    from emugen.reload import ConfigWatcher
+
+    config, engine = _store(small_disk.path.parent, small_disk.path / "emugen.db", rounds=0)
+    monkeypatch.setattr(tasks, "_watcher", ConfigWatcher(config))
+    redis = fakeredis.FakeRedis()
+    monkeypatch.setattr(outage, "client_for", lambda url: redis)
+    small_disk.fill()
+    tasks._record_expired_tick(sender=tasks.generate_batch, expired=True,
+                               request=SimpleNamespace(args=["events", TICK.isoformat()]))
+    assert redis.llen(outage.PARKED_KEY) == 1
+    assert "database or disk is full" in outage.read_fault(redis)["error"]
+    small_disk.free()
+    assert outage.drain(engine, redis, "beat") == 1
+    assert _skips(engine) == [("events", TICK, "expired")]
