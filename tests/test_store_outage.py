@@ -193,3 +193,23 @@ def test_an_expired_tick_the_full_store_refuses_is_parked_not_only_logged(
     small_disk.free()
     assert outage.drain(engine, redis, "beat") == 1
     assert _skips(engine) == [("events", TICK, "expired")]
+
+
+def test_a_reported_fault_changes_the_version_so_open_pages_are_pushed_the_cause(tmp_path):
+    import time
+
+    config, _ = _store(tmp_path, tmp_path / "emugen.db")
+    redis = fakeredis.FakeRedis()
+    probe = BrokerProbe("redis://127.0.0.1:6379/0", client=redis, pinger=lambda: PONG,
+                        depth_every=0.05)
+    web = create_app(config, probe=probe, environ={}).state.web
+    try:
+        before = web.version()
+        outage.report_fault(redis, "worker@a", RuntimeError("database or disk is full"))
+        deadline = time.monotonic() + 10  # the probe's thread reads Redis every 50 ms
+        while web.version() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert web.version() != before
+        assert "database or disk is full" in web.snapshot()["reasons"][0]
+    finally:
+        probe.close()
