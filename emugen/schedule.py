@@ -11,12 +11,12 @@ from celery.beat import Scheduler
 from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
-from emugen.backpressure import hold_tick
+from emugen.backpressure import tick_hold
 from emugen.beat_lease import BeatAlreadyRunning, BeatLease
 from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
 from emugen.db import outage, storefile
-from emugen.db.session import engine_for, init_db, write_session
+from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.errors import StoreFileGone
 from emugen.reload import Change, ConfigWatcher
 from emugen.settings import Settings, Stream
@@ -256,9 +256,13 @@ class EmugenScheduler(Scheduler):
 
         settings = self.settings
         assert settings is not None
-        with write_session(engine_for(settings.database_url)) as session:
-            skip = hold_tick(session, settings.fleet, pipeline_depth, stream, at,
-                             "the fleet is paused")
+        engine = engine_for(settings.database_url)
+        with read_session(engine) as session:
+            skip = tick_hold(session, settings.fleet, pipeline_depth, "the fleet is paused")
+        if skip is not None:
+            # a store that refuses the write (disk full) parks the skip in Redis for later
+            outage.record_or_park(engine, outage.client_for(settings.broker_url), "beat",
+                                  stream, at, skip.reason, skip.detail)
         if skip is not None and skip.reason != "paused":
             logger.warning("tick skipped: %s %s", stream, skip.detail)
         return skip is not None

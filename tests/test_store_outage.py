@@ -213,3 +213,24 @@ def test_a_reported_fault_changes_the_version_so_open_pages_are_pushed_the_cause
         assert "database or disk is full" in web.snapshot()["reasons"][0]
     finally:
         probe.close()
+
+
+def test_beat_parks_the_paused_skip_a_full_store_refuses_instead_of_sending_the_tick(
+        small_disk: SmallDisk, monkeypatch):
+    from types import SimpleNamespace
+
+    from emugen.control import set_paused
+    from emugen.schedule import EmugenScheduler
+
+    config, engine = _store(small_disk.path.parent, small_disk.path / "emugen.db", rounds=0)
+    with write_session(engine) as session:
+        set_paused(session, True)
+    redis = fakeredis.FakeRedis()
+    monkeypatch.setattr(outage, "client_for", lambda url: redis)
+    beat = SimpleNamespace(settings=load_settings(config, env=False))
+    small_disk.fill()
+    assert EmugenScheduler._gate(beat, "events", TICK) is True  # held back, not sent
+    assert json.loads(redis.lindex(outage.PARKED_KEY, 0))["reason"] == "paused"
+    small_disk.free()
+    assert outage.drain(engine, redis, "beat") == 1
+    assert _skips(engine) == [("events", TICK, "paused")]
