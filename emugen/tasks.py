@@ -95,6 +95,7 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
                                   f"gave up after {self.request.retries} retries: {exc.orig}")
             raise
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
+    outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     stage_chain(landed.batch_id).apply_async()
     return landed.batch_id
 

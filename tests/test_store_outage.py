@@ -234,3 +234,14 @@ def test_beat_parks_the_paused_skip_a_full_store_refuses_instead_of_sending_the_
     small_disk.free()
     assert outage.drain(engine, redis, "beat") == 1
     assert _skips(engine) == [("events", TICK, "paused")]
+
+
+def test_a_process_withdraws_its_fault_once_its_writes_succeed_but_not_another_s():
+    redis = fakeredis.FakeRedis()
+    outage.clear_fault(redis)  # nothing reported by this process: nothing to clear
+    redis.set(outage.FAULT_KEY, json.dumps({"error": "x", "source": "other", "at": "t"}))
+    outage.clear_fault(redis)
+    assert redis.get(outage.FAULT_KEY) is not None
+    outage.report_fault(redis, "worker@a", RuntimeError("database is locked"))
+    outage.clear_fault(redis)
+    assert redis.get(outage.FAULT_KEY) is None

@@ -32,6 +32,7 @@ PARKED_KEY = "emugen:store:parked_ticks"
 FAULT_TTL_S = 60  # refreshed by every refused write (retries come at least every 20 s)
 DRAIN_CHUNK = 500
 _CLIENTS: dict[tuple[str, int], Any] = {}
+_REPORTED: set[int] = set()  # pids that told Redis of a fault (a forked child is not its parent)
 
 
 def describe(exc: BaseException) -> str:
@@ -60,10 +61,24 @@ def report_fault(client: Any, source: str, exc: BaseException) -> None:
     fault = {"error": describe(exc), "source": source, "at": datetime.now(UTC).isoformat()}
     if client is None:
         return
+    _REPORTED.add(os.getpid())
     try:
         client.set(FAULT_KEY, json.dumps(fault), ex=FAULT_TTL_S)
     except Exception:  # noqa: BLE001 - the log still says it
         logger.warning("store refused a write (%s) and Redis could not be told", fault["error"])
+
+
+def clear_fault(client: Any) -> None:
+    """After a write this process made succeeded, withdraw the fault it reported (a lock
+    that a retry got past must not leave health degraded for the key's whole life)."""
+    if client is None or os.getpid() not in _REPORTED:
+        return
+    _REPORTED.discard(os.getpid())
+    try:
+        client.delete(FAULT_KEY)
+    except Exception:  # noqa: BLE001 - the key lapses by itself
+        logger.warning("could not clear the store fault in Redis; it lapses in %d s",
+                       FAULT_TTL_S)
 
 
 def read_fault(client: Any) -> dict[str, Any] | None:
