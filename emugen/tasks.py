@@ -16,7 +16,7 @@ from emugen.backpressure import hold_tick, queue_depth
 from emugen.celery import app
 from emugen.db import outage
 from emugen.db.models import BatchRow
-from emugen.db.session import engine_for, init_db, write_session
+from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.errors import ConfigError, StoreFileGone
 from emugen.pipeline.bronze import BatchNotFound, generate_and_land
 from emugen.pipeline.gold import build_gold
@@ -182,7 +182,7 @@ def _record_expired_tick(sender: Any = None, request: Any = None, expired: bool 
     try:
         settings = current_settings()
         engine = _engine(settings)
-        with write_session(engine) as session:
+        with read_session(engine) as session:
             landed = session.scalar(select(BatchRow.batch_id).where(
                 BatchRow.stream == stream, BatchRow.scheduled_at == at))
         if landed is None:  # a redelivered tick whose batch exists is not a skip
