@@ -100,7 +100,9 @@ def format_status(s: dict[str, Any]) -> str:
     skips = "  ".join(f"{k} {v}" for k, v in sorted(fleet["skipped_ticks"].items())) or "none"
     store = s.get("store") or {}
     problems = store.get("problems") or []
-    state = "DEGRADED" if problems else "PAUSED" if fleet["paused"] else "running"
+    state = "PAUSED" if fleet["paused"] else "running"
+    if problems:  # what a reader of the store alone would miss comes first
+        state = f"DEGRADED ({state.lower()})"
     lines = [f"fleet: {state}  skipped ticks: {skips}"]
     lines.extend(f"store: {problem}" for problem in problems)
     if reload is not None:
