@@ -7,7 +7,7 @@ import threading
 import weakref
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from emugen.errors import StoreFileGone
 
@@ -75,17 +75,17 @@ def track(engine: Engine, path: Path) -> StoreFile:
     return store
 
 
-def file_of(engine: Engine) -> StoreFile | None:
+def file_of(bind: Engine | Connection) -> StoreFile | None:
     """The tracked file of a SQLite engine made by `make_engine`; None for other databases."""
-    return _FILES.get(engine)
+    return _FILES.get(bind.engine)
 
 
-def check(engine: Engine) -> None:
-    store = file_of(engine)
+def check(bind: Engine | Connection) -> None:
+    store = file_of(bind)
     if store is not None:
         store.check()
 
 
-def problem(engine: Engine) -> str | None:
-    store = file_of(engine)
+def problem(bind: Engine | Connection) -> str | None:
+    store = file_of(bind)
     return store.problem() if store is not None else None
