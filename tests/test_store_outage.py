@@ -70,7 +70,7 @@ def test_a_file_put_in_place_of_the_open_one_is_refused_too(tmp_path):
         pass
 
 
-def test_health_names_the_deleted_sqlite_file_and_says_degraded(tmp_path):
+def test_health_names_the_deleted_sqlite_file_and_pause_is_a_503_naming_it(tmp_path):
     config, _ = _store(tmp_path, tmp_path / "emugen.db")
     probe = BrokerProbe("redis://127.0.0.1:6379/0", client=fakeredis.FakeRedis(),
                         pinger=lambda: PONG)
@@ -80,10 +80,12 @@ def test_health_names_the_deleted_sqlite_file_and_says_degraded(tmp_path):
         os.unlink(tmp_path / "emugen.db")
         health = client.get("/api/health").json()
         page = client.get("/").text
+        pause = client.post("/api/pause")
     assert health["status"] == "degraded"
     assert "emugen.db was deleted" in health["reasons"][0]
     assert health["store"]["ok"] is False
     assert "emugen.db was deleted" in page
+    assert pause.status_code == 503 and "emugen.db was deleted" in pause.json()["detail"]
 
 
 # -- a store that refuses writes ---------------------------------------------------------------
