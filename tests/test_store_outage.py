@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -247,3 +249,18 @@ def test_a_process_withdraws_its_fault_once_its_writes_succeed_but_not_another_s
     outage.report_fault(redis, "worker@a", RuntimeError("database is locked"))
     outage.clear_fault(redis)
     assert redis.get(outage.FAULT_KEY) is None
+
+
+def test_a_new_process_will_not_pair_a_fresh_file_with_a_deleted_store_s_write_ahead_log(
+        tmp_path):
+    config, engine = _store(tmp_path, tmp_path / "emugen.db")
+    with engine.connect():  # a running process holds the store open, its WAL not yet folded
+        os.unlink(tmp_path / "emugen.db")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMUGEN_")}
+        result = subprocess.run([sys.executable, "-m", "emugen", "status", "--config",
+                                 str(config)], capture_output=True, text=True, env=env,
+                                timeout=60, cwd=Path(__file__).parents[1])
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "emugen.db is missing but its write-ahead log" in result.stderr
+    assert not (tmp_path / "emugen.db").exists()  # nothing was created in its place

@@ -54,8 +54,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     def _before_connect(*_: Any) -> None:
         # opening a deleted path would create an empty file there and pair it with the old
         # file's WAL; refuse before SQLite touches anything
-        if tracked is not None and tracked.opened is not None:
-            tracked.check()
+        if tracked is not None:
+            tracked.before_connect()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

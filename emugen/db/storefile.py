@@ -35,6 +35,20 @@ class StoreFile:
         self.opened: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
+    def before_connect(self) -> None:
+        """Refuse to open the path when that would write into a ghost or pair a new, empty
+        file with a deleted file's write-ahead log (SQLite would replay its pages into it)."""
+        if self.opened is not None:
+            self.check()
+            return
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not self.path.exists() and wal.exists() and wal.stat().st_size > 0:
+            raise StoreFileGone(
+                f"the SQLite file {self.path} is missing but its write-ahead log {wal} is "
+                "still there: the file was deleted while a process had it open. Opening the "
+                "path now would pair a new file with that log; stop every emugen process, then "
+                f"restore {self.path.name} (or move {wal.name} aside to start a new store)")
+
     def connected(self) -> None:
         """Called right after each new connection opened the file: remember or compare."""
         with self._lock:
