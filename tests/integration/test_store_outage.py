@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.outage import PARKED_KEY
@@ -31,10 +32,15 @@ def _sent_ticks(beat_log: str) -> set[tuple[str, datetime]]:
 
 
 def _ended(fleet: Fleet) -> tuple[set[tuple[str, datetime]], set[tuple[str, datetime]]]:
-    """(ticks that became batches, ticks recorded as skips)."""
-    with read_session(fleet.engine()) as session:
-        batches = set(session.execute(select(BatchRow.stream, BatchRow.scheduled_at)))
-        skips = set(session.execute(select(SkippedTick.stream, SkippedTick.scheduled_at)))
+    """(ticks that became batches, ticks recorded as skips); none before beat made the tables."""
+    try:
+        with read_session(fleet.engine()) as session:
+            batches = set(session.execute(select(BatchRow.stream, BatchRow.scheduled_at)))
+            skips = set(session.execute(select(SkippedTick.stream, SkippedTick.scheduled_at)))
+    except OperationalError as exc:
+        if "no such table" in str(exc):
+            return set(), set()
+        raise
     return {tuple(b) for b in batches}, {tuple(s) for s in skips}
 
 
