@@ -67,15 +67,23 @@ def gate(limits: Fleet, depth: int, flight: int) -> Skip | None:
     return None
 
 
+def tick_hold(session: Session, limits: Fleet, depth: Callable[[], int],
+              paused_detail: str) -> Skip | None:
+    """Why a tick must not become a batch now, or None to go on (reads only).
+
+    The broker is only asked for the queue depth when the fleet is not paused.
+    """
+    return (Skip("paused", paused_detail) if is_paused(session)
+            else gate(limits, depth(), in_flight(session)))
+
+
 def hold_tick(session: Session, limits: Fleet, depth: Callable[[], int], stream: str,
               at: datetime, paused_detail: str) -> Skip | None:
-    """Why the tick at `at` must not become a batch (recorded as a skip), or None to go on.
+    """`tick_hold`, with the skip recorded in the caller's transaction.
 
-    Beat asks before sending a tick and the worker again before generating it; the broker
-    is only asked for the queue depth when the fleet is not paused.
+    Beat asks before sending a tick and the worker again before generating it.
     """
-    skip = (Skip("paused", paused_detail) if is_paused(session)
-            else gate(limits, depth(), in_flight(session)))
+    skip = tick_hold(session, limits, depth, paused_detail)
     if skip is not None:
         record_skip(session, stream, at, skip.reason, skip.detail)
     return skip

@@ -204,12 +204,15 @@ def pipeline_run(batches: int, stream: str | None, size: int | None,
 @config_option
 def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     """Counts per layer, quarantine by reason, reconciliation, the latest batches."""
+    from emugen.db.outage import client_for, refusals, store_state
     from emugen.db.session import read_session
     from emugen.pipeline.status import format_status, status
 
     settings = _store_settings(config_file)
-    with read_session(_engine(settings)) as session:
-        report = status(session, latest)
+    with refusals("read the status", settings.database_url):
+        engine = _engine(settings)
+        with read_session(engine) as session:
+            report = status(session, latest, store_state(engine, client_for(settings.broker_url)))
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 
@@ -248,9 +251,12 @@ def resume_cmd(config_file: Path | None) -> None:
 
 def _set_paused(config_file: Path | None, paused: bool) -> bool:
     from emugen.control import set_paused
+    from emugen.db.outage import refusals
     from emugen.db.session import write_session
 
-    with write_session(_engine(_store_settings(config_file))) as session:
+    settings = _store_settings(config_file)
+    with refusals("pause the fleet" if paused else "resume the fleet", settings.database_url), \
+            write_session(_engine(settings)) as session:
         return set_paused(session, paused)
 
 

@@ -36,6 +36,12 @@ class FlowerLoginMissing(EmugenError):
     exit_code = 2
 
 
+class StoreRefused(EmugenError):
+    """Raised when the database refuses a write or a read (disk full, read-only, unreachable)."""
+
+    exit_code = 2
+
+
 class ExportError(EmugenError):
     """Raised when `emugen export` is asked for an unknown table, stream, format or time."""
 
@@ -44,5 +50,11 @@ class ExportError(EmugenError):
 
 class GradeInputError(EmugenError):
     """Raised when a grading input (kept, rejected, truth) is missing, unreadable or has no ids."""
+
+    exit_code = 2
+
+
+class StoreFileGone(EmugenError):
+    """Raised when the SQLite file a process has open was deleted or replaced under it."""
 
     exit_code = 2

@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from celery.beat import Scheduler
 from celery.schedules import schedule
+from sqlalchemy.exc import SQLAlchemyError
 
 from emugen.applied import fallback, record_applied
-from emugen.backpressure import hold_tick
+from emugen.backpressure import tick_hold
 from emugen.beat_lease import BeatAlreadyRunning, BeatLease
 from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
-from emugen.db.session import engine_for, init_db, write_session
+from emugen.db import outage, storefile
+from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.errors import StoreFileGone
 from emugen.reload import Change, ConfigWatcher
 from emugen.settings import Settings, Stream
 
@@ -71,6 +74,7 @@ class EmugenScheduler(Scheduler):
         self._last_tick: dict[str, datetime] = {}
         self.lease: BeatLease | None = None
         self._renewed = 0.0
+        self._store_watched = 0.0
         super().__init__(*args, **kwargs)
 
     # -- configuration -----------------------------------------------------------------------
@@ -95,6 +99,7 @@ class EmugenScheduler(Scheduler):
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         self._renew_lease()
+        self._watch_store()
         change = self.watcher.poll()
         if change is not None:
             self._apply(change)
@@ -145,6 +150,31 @@ class EmugenScheduler(Scheduler):
             logger.critical("%s", problem)
             raise problem
 
+    # -- the store -------------------------------------------------------------------------
+    def _watch_store(self) -> None:
+        """Once a second: stop if the SQLite file was deleted under us (every later tick
+        would land in a ghost), and write back the ticks a refusing store made workers park."""
+        settings = self.settings
+        if settings is None or time.monotonic() - self._store_watched < 1:
+            return
+        self._store_watched = time.monotonic()
+        engine = engine_for(settings.database_url)
+        client = outage.client_for(settings.broker_url)
+        try:
+            storefile.check(engine)
+        except StoreFileGone as exc:
+            self._stop_for(exc)
+        try:
+            outage.drain(engine, client, "beat")
+        except Exception as exc:  # noqa: BLE001 - Redis down: the ticks wait there for later
+            logger.warning("parked ticks not written back yet: %s", exc)
+
+    def _stop_for(self, exc: StoreFileGone) -> NoReturn:
+        assert self.settings is not None
+        logger.critical("beat stops: %s", exc)
+        outage.report_fault(outage.client_for(self.settings.broker_url), "beat", exc)
+        raise exc
+
     def _apply(self, change: Change, record: bool = True) -> None:
         settings = change.settings or self.settings
         if settings is None:
@@ -188,8 +218,12 @@ class EmugenScheduler(Scheduler):
         self._last_tick[stream] = at
         try:
             skipped = self._gate(stream, at)
-        except Exception:  # noqa: BLE001 - a database hiccup must not stop beat
+        except StoreFileGone as exc:
+            self._stop_for(exc)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup must not stop beat
             logger.exception("backpressure check failed; sending the tick anyway")
+            if isinstance(exc, SQLAlchemyError):
+                outage.report_fault(outage.client_for(self.settings.broker_url), "beat", exc)
             skipped = False
         if skipped:
             return None
@@ -239,9 +273,13 @@ class EmugenScheduler(Scheduler):
 
         settings = self.settings
         assert settings is not None
-        with write_session(engine_for(settings.database_url)) as session:
-            skip = hold_tick(session, settings.fleet, pipeline_depth, stream, at,
-                             "the fleet is paused")
+        engine = engine_for(settings.database_url)
+        with read_session(engine) as session:
+            skip = tick_hold(session, settings.fleet, pipeline_depth, "the fleet is paused")
+        if skip is not None:
+            # a store that refuses the write (disk full) parks the skip in Redis for later
+            outage.record_or_park(engine, outage.client_for(settings.broker_url), "beat",
+                                  stream, at, skip.reason, skip.detail)
         if skip is not None and skip.reason != "paused":
             logger.warning("tick skipped: %s %s", stream, skip.detail)
         return skip is not None

@@ -15,10 +15,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from emugen.applied import fallback
 from emugen.backpressure import hold_tick, queue_depth
 from emugen.celery import app
-from emugen.control import record_skip
+from emugen.db import outage
 from emugen.db.models import BatchRow
-from emugen.db.session import engine_for, init_db, write_session
-from emugen.errors import ConfigError
+from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.errors import ConfigError, StoreFileGone
 from emugen.pipeline.bronze import BatchNotFound, generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.recovery import claim_stuck, mark_failed
@@ -90,15 +90,25 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
         landed = generate_and_land(engine, settings, Stream(stream), at,
                                    worker=self.request.hostname,
                                    mode=Mode(mode) if mode else None)
+    except StoreFileGone as exc:
+        _refused(settings, self.request.hostname, exc)
+        raise
     except TRANSIENT as exc:
+        _refused(settings, self.request.hostname, exc)
         if self.request.retries >= settings.fleet.max_retries:
-            with write_session(engine) as session:
-                record_skip(session, stream, at, "failed",
-                            f"gave up after {self.request.retries} retries: {exc.orig}")
+            outage.record_or_park(engine, outage.client_for(settings.broker_url),
+                                  self.request.hostname, stream, at, "failed",
+                                  f"gave up after {self.request.retries} retries: {exc.orig}")
             raise
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
+    outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     stage_chain(landed.batch_id).apply_async()
     return landed.batch_id
+
+
+def _refused(settings: Settings, source: str, exc: BaseException) -> None:
+    """Say why the store refused, where the dashboard and `emugen status` read it."""
+    outage.report_fault(outage.client_for(settings.broker_url), source, exc)
 
 
 def _run_stage(task: Any, stage: str, batch_id: str, work: Any) -> None:
@@ -110,6 +120,8 @@ def _run_stage(task: Any, stage: str, batch_id: str, work: Any) -> None:
     except BatchNotFound:
         logger.warning("batch %s is gone (cleaned?); %s dropped", batch_id, stage)
     except (TRANSIENT + (SoftTimeLimitExceeded,)) as exc:
+        if isinstance(exc, OperationalError):
+            _refused(settings, task.request.hostname, exc)
         if task.request.retries >= settings.fleet.max_retries:
             error = str(getattr(exc, "orig", exc)) or type(exc).__name__
             with write_session(engine) as session:
@@ -174,11 +186,15 @@ def _record_expired_tick(sender: Any = None, request: Any = None, expired: bool 
         return
     stream, at = str(args[0]), datetime.fromisoformat(str(args[1]))
     try:
-        with write_session(_engine(current_settings())) as session:
+        settings = current_settings()
+        engine = _engine(settings)
+        with read_session(engine) as session:
             landed = session.scalar(select(BatchRow.batch_id).where(
                 BatchRow.stream == stream, BatchRow.scheduled_at == at))
-            if landed is None:  # a redelivered tick whose batch exists is not a skip
-                record_skip(session, stream, at, "expired",
-                            "the tick waited longer than its interval for a worker")
+        if landed is None:  # a redelivered tick whose batch exists is not a skip
+            # a store that refuses the write parks the tick in Redis; beat writes it back
+            outage.record_or_park(engine, outage.client_for(settings.broker_url), "worker",
+                                  stream, at, "expired",
+                                  "the tick waited longer than its interval for a worker")
     except Exception:  # noqa: BLE001 - bookkeeping must never take the worker down
         logger.exception("could not record the expired tick %s %s", stream, at)

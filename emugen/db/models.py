@@ -16,16 +16,17 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeEngine, UserDefinedType
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
 
 
 def _is_stored_text(value: str) -> bool:
-    return len(value) == 26 and value[10] == " " and value[19] == "."
+    return len(value) == 27 and value[10] == "T" and value[19] == "." and value[26] == "Z"
 
 
 def sqlite_text_from_stamp(stamp: str) -> str | None:
@@ -35,7 +36,7 @@ def sqlite_text_from_stamp(stamp: str) -> str | None:
     formatting the parsed datetime again (0.02 s vs 0.13 s).
     """
     if len(stamp) == 24 and stamp[19] == "." and stamp[23] == "Z":
-        return f"{stamp[:10]} {stamp[11:23]}000"
+        return f"{stamp[:23]}000Z"
     return None
 
 
@@ -43,8 +44,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend.
 
     PostgreSQL stores `timestamp with time zone`. SQLite has no datetime type, so values are
-    stored as fixed-width ISO text (`YYYY-MM-DD HH:MM:SS.ffffff`, SQLAlchemy's own layout, which
-    sorts correctly) converted in one step: silver converts 100k timestamps per batch.
+    stored as one fixed-width ISO-8601 UTC text, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, which sorts as
+    it reads, says its zone, and which SQLite's own date functions parse; converted in one
+    step: silver converts 100k timestamps per batch.
     """
 
     impl = DateTime(timezone=True)
@@ -52,7 +54,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(26))
+            return dialect.type_descriptor(String(27))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | str | None, dialect: Dialect) -> Any:
@@ -66,8 +68,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if offset:
             value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            # UTC now, so the "+00:00" suffix is the only difference from the naive layout
-            return value.isoformat(" ", "microseconds")[:26]
+            # UTC now: replace the "+00:00" suffix by the "Z" every stored stamp ends with
+            return value.isoformat("T", "microseconds")[:26] + "Z"
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -76,6 +78,49 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class _PgJsonText(UserDefinedType[str]):
+    """PostgreSQL's jsonb (or json), bound and read as JSON text: psycopg sends a str untyped,
+    so the server parses it, and reads cast back to text, so callers see a str everywhere."""
+
+    cache_ok = True
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def get_col_spec(self, **_: Any) -> str:
+        return self.kind.upper()
+
+    def column_expression(self, colexpr: Any) -> Any:
+        return cast(colexpr, Text)
+
+
+class JSONText(TypeDecorator[str]):
+    """A JSON document kept as text: jsonb on PostgreSQL (validated, queryable), text elsewhere.
+
+    Not for bronze payloads, which must keep malformed records byte for byte. `kind="json"`
+    keeps the document's text as written (jsonb reorders keys), for the batch spec: generation
+    follows the order of its weight maps, so a reordered spec would replay differently.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, kind: str = "jsonb") -> None:
+        super().__init__()
+        self.kind = kind
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(_PgJsonText(self.kind))
+        return dialect.type_descriptor(Text())
+
+
+# the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
+JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
+                            "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
+                "config_reloads": {"problems": "jsonb"}}
 
 
 class Base(DeclarativeBase):
@@ -99,20 +144,21 @@ class BatchRow(Base):
     seed: Mapped[int] = mapped_column(BigInteger)
     config_fingerprint: Mapped[str] = mapped_column(String(32))
     generator_version: Mapped[int] = mapped_column(Integer)
-    spec: Mapped[str] = mapped_column(Text)  # the BatchSpec as JSON: replay regenerates from it
+    # the BatchSpec as JSON, kept as written: replay regenerates from it
+    spec: Mapped[str] = mapped_column(JSONText("json"))
     interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
     interval_end: Mapped[datetime] = mapped_column(UTCDateTime)
     scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # companies: which ordinals this batch onboards; silver fills excluded_ordinals (JSON list)
     first_ordinal: Mapped[int] = mapped_column(BigInteger, default=0)
     ordinal_count: Mapped[int] = mapped_column(BigInteger, default=0)
-    excluded_ordinals: Mapped[str | None] = mapped_column(Text, nullable=True)
+    excluded_ordinals: Mapped[str | None] = mapped_column(JSONText, nullable=True)
     record_count: Mapped[int] = mapped_column(BigInteger)
     injected_count: Mapped[int] = mapped_column(BigInteger)
-    injected_by_type: Mapped[str] = mapped_column(Text)  # JSON {defect: count}
+    injected_by_type: Mapped[str] = mapped_column(JSONText)  # JSON {defect: count}
     valid_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     corrupted_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    quarantined_by_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quarantined_by_reason: Mapped[str | None] = mapped_column(JSONText, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # bronze | silver | gold | failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -263,7 +309,7 @@ class ConfigReload(Base):
     accepted: Mapped[bool] = mapped_column(Boolean)
     fingerprint: Mapped[str | None] = mapped_column(String(32), nullable=True)
     mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    problems: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list of lines
+    problems: Mapped[str | None] = mapped_column(JSONText, nullable=True)  # JSON list
 
 
 class SkippedTick(Base):

@@ -6,7 +6,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
+from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
 from emugen.errors import EmugenError
 
@@ -44,10 +44,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
-    database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = storefile.sqlite_path(parsed.database)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
+    tracked = storefile.track(engine, path) if path is not None else None
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_: Any) -> None:
+        # opening a deleted path would create an empty file there and pair it with the old
+        # file's WAL; refuse before SQLite touches anything
+        if tracked is not None:
+            tracked.before_connect()
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -58,6 +66,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        if tracked is not None:
+            tracked.connected()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -93,8 +103,11 @@ def init_db(engine: Engine) -> None:
     except OperationalError as exc:
         raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from None
     with write_session(engine) as session:
+        migrate.lock(session)
         found = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()))
-        if found is None:
+        if found in migrate.UPGRADABLE:
+            migrate.upgrade(session, found)
+        if found is None or found in migrate.UPGRADABLE:
             session.add(SchemaVersion(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
         elif found != SCHEMA_VERSION:
             raise DatabaseError(
@@ -105,7 +118,11 @@ def init_db(engine: Engine) -> None:
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """A session in one write transaction: committed on success, rolled back on any error."""
+    """A session in one write transaction: committed on success, rolled back on any error.
+
+    Refuses (StoreFileGone) when the SQLite file was deleted or replaced under this process.
+    """
+    storefile.check(engine)
     with Session(engine.execution_options(emugen_write=True)) as session, session.begin():
         yield session
 

@@ -31,7 +31,9 @@ def _count(session: Session, model: Any) -> int:
     return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def status(session: Session, latest: int = 10) -> dict[str, Any]:
+def status(session: Session, latest: int = 10,
+           store: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report; `store` (from emugen.db.outage.store_state) says what reading cannot."""
     by_status: dict[str, dict[str, int]] = {}
     for stream, state, n in session.execute(
         select(BatchRow.stream, BatchRow.status, func.count())
@@ -44,6 +46,7 @@ def status(session: Session, latest: int = 10) -> dict[str, Any]:
     ).all()
     return {
         "fleet": _fleet(session),
+        "store": store,
         "batches": by_status,
         "layers": {
             "bronze_records": _count(session, BronzeRecord),
@@ -95,7 +98,13 @@ def format_status(s: dict[str, Any]) -> str:
     fleet = s["fleet"]
     reload = fleet["last_reload"]
     skips = "  ".join(f"{k} {v}" for k, v in sorted(fleet["skipped_ticks"].items())) or "none"
-    lines = [f"fleet: {'PAUSED' if fleet['paused'] else 'running'}  skipped ticks: {skips}"]
+    store = s.get("store") or {}
+    problems = store.get("problems") or []
+    state = "PAUSED" if fleet["paused"] else "running"
+    if problems:  # what a reader of the store alone would miss comes first
+        state = f"DEGRADED ({state.lower()})"
+    lines = [f"fleet: {state}  skipped ticks: {skips}"]
+    lines.extend(f"store: {problem}" for problem in problems)
     if reload is not None:
         verdict = (f"applied (mode {reload['mode']}, fingerprint {reload['fingerprint']})"
                    if reload["accepted"] else "REJECTED: " + "; ".join(reload["problems"]))

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from emugen import __version__
 from emugen.applied import standing
 from emugen.db.session import engine_for, init_db
+from emugen.errors import StoreFileGone
 from emugen.settings import config_path
 from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, openapi
 from emugen.web.limits import BodyLimit
@@ -67,6 +68,7 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(StoreFileGone, _store_gone)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request) -> HTMLResponse:
@@ -108,3 +110,8 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
     return JSONResponse(status_code=503, content={"detail": f"database unreachable: {first}"})
+
+
+async def _store_gone(_: Request, exc: Exception) -> JSONResponse:
+    """A write into a deleted SQLite file is refused: a 503 naming the file, not a 500."""
+    return JSONResponse(status_code=503, content={"detail": str(exc)})

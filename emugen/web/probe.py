@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from emugen.backpressure import QUEUES, purge_queues, queue_depth
 from emugen.broker import fast_client
+from emugen.db.outage import outage
 
 logger = logging.getLogger("emugen.web")
 Pinger = Callable[[], dict[str, Any] | None]
@@ -65,6 +66,7 @@ class BrokerProbe:
             "broker": {"ok": None, "error": None, "checked_at": None},
             "queues": None,
             "workers": {"ok": None, "alive": [], "checked_at": None, "error": None},
+            "store": {"fault": None, "parked_ticks": None},
         }
         if not self.redis:
             note = f"not a Redis broker ({urlsplit(url).scheme}://): no queue depths or pings"
@@ -110,11 +112,14 @@ class BrokerProbe:
         try:
             client = self.client()
             depths = {q: queue_depth(client, q) for q in QUEUES}
+            store = outage(client)  # what writers could not tell the store itself
             broker = {"ok": True, "error": None, "checked_at": now}
         except Exception as exc:  # noqa: BLE001 - any failure means "the broker is down"
             depths, broker = None, {"ok": False, "error": _short(exc), "checked_at": now}
+            store = {"fault": None, "parked_ticks": None}
         with self._lock:
             self._state["broker"], self._state["queues"] = broker, depths
+            self._state["store"] = store
         self._first.set()
         if broker["ok"] and time.monotonic() - self._last_ping >= self.ping_every:
             self._last_ping = time.monotonic()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.control import is_paused, last_reload, paused_since, skip_counts
+from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
 from emugen.settings import Settings, Stream
@@ -141,7 +142,8 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     now = now or datetime.now(UTC)
     ctl = control(session)
     per_stream = streams(session, now)
-    reasons = _reasons(config, ctl, probe, per_stream)
+    store = store_health(session, probe)
+    reasons = store["problems"] + _reasons(config, ctl, probe, per_stream)
     status = "degraded" if reasons else "paused" if ctl["paused"] else "running"
     return {
         "status": status, "reasons": reasons, "now": now.isoformat(),
@@ -150,7 +152,17 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
         **ctl, "config": config, "streams": per_stream, "throughput": throughput(session, now),
         "in_flight": sum(s["in_flight"] for s in per_stream.values()),
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
+        "store": store,
     }
+
+
+def store_health(session: Session, probe: dict[str, Any]) -> dict[str, Any]:
+    """What reading the store cannot show: its file deleted, its writes refused (via Redis)."""
+    file_problem = storefile.problem(session.get_bind())
+    seen = probe.get("store") or {"fault": None, "parked_ticks": None}
+    return {**seen, "file_problem": file_problem,
+            "ok": file_problem is None and seen["fault"] is None,
+            "problems": outage.problems(file_problem, seen["fault"], seen["parked_ticks"])}
 
 
 def snapshot(session: Session, config: dict[str, Any], probe: dict[str, Any],

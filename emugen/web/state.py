@@ -65,9 +65,12 @@ class WebState:
         return stat.st_mtime_ns, stat.st_size
 
     def _probe_key(self, probe: dict[str, Any]) -> tuple[Any, ...]:
-        queues = probe["queues"]
+        queues, store = probe["queues"], probe.get("store") or {}
+        fault = store.get("fault") or {}
         return (probe["broker"]["ok"], tuple(sorted(queues.items())) if queues else None,
-                probe["workers"]["ok"], tuple(probe["workers"]["alive"]))
+                probe["workers"]["ok"], tuple(probe["workers"]["alive"]),
+                # a full disk changes nothing in the store: the fault itself must push the page
+                fault.get("error"), fault.get("at"), store.get("parked_ticks"))
 
     def version(self) -> tuple[Any, ...]:
         with read_session(self.engine) as session:

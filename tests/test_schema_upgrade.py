@@ -1,0 +1,115 @@
+"""Schema 3: SQLite stamps in one ISO-8601 UTC form, JSON columns as jsonb on PostgreSQL;
+a version-2 store is converted in place."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import text
+
+from emugen.db.migrate import canonical, stamp_columns
+from emugen.db.models import JSON_COLUMNS, SCHEMA_VERSION
+from emugen.db.session import init_db, make_engine, read_session
+from emugen.pipeline.replay import replay
+from emugen.pipeline.runner import run_pipeline
+from emugen.pipeline.status import status
+from tests.conftest import make_settings
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+
+def _filled(url: str):  # noqa: ANN202
+    engine = make_engine(url)
+    init_db(engine)
+    run_pipeline(engine, make_settings(), 2)
+    return engine
+
+
+def _stored_stamps(engine) -> list[str]:  # noqa: ANN001
+    found = []
+    with engine.connect() as conn:
+        for table, column in stamp_columns():
+            found += [v for (v,) in conn.execute(text(
+                f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"))]
+    return found
+
+
+def test_every_sqlite_stamp_is_stored_as_one_iso_8601_utc_form(tmp_path):
+    engine = _filled(f"sqlite:///{tmp_path / 'emugen.db'}")
+    stamps = _stored_stamps(engine)
+    assert len(stamps) > 50
+    assert [s for s in stamps if not ISO_UTC.match(s)] == []
+    engine.dispose()
+
+
+def test_a_version_2_sqlite_store_is_converted_in_place_and_keeps_working(tmp_path):
+    url = f"sqlite:///{tmp_path / 'emugen.db'}"
+    engine = _filled(url)
+    with read_session(engine) as session:
+        before = status(session)
+    # back to what version 2 wrote: naive text with a space; plus an odd second-only stamp
+    with engine.begin() as conn:
+        for table, column in stamp_columns():
+            conn.execute(text(f"UPDATE {table} SET {column} = replace(substr({column}, 1, 26), "
+                              f"'T', ' ') WHERE {column} IS NOT NULL"))
+        conn.execute(text("UPDATE schema_version SET version = 2"))
+        conn.execute(text("UPDATE batches SET redispatched_at = '2026-01-01 00:00:07' "
+                          "WHERE seq = 1"))
+    engine.dispose()
+
+    upgraded = make_engine(url)
+    init_db(upgraded)
+    assert [s for s in _stored_stamps(upgraded) if not ISO_UTC.match(s)] == []
+    with read_session(upgraded) as session:
+        after = status(session)
+        versions = session.execute(text("SELECT version FROM schema_version")).scalars().all()
+        batch_id = after["latest"][0]["batch_id"]
+        assert replay(session, batch_id).identical
+    assert after == before
+    assert SCHEMA_VERSION in versions
+    run_pipeline(upgraded, make_settings(), 1)  # and it takes new batches
+    upgraded.dispose()
+
+
+def test_canonical_reads_every_layout_an_earlier_store_held():
+    assert canonical("2026-01-01 00:00:07") == "2026-01-01T00:00:07.000000Z"
+    assert canonical("2026-01-01 00:00:07.123456") == "2026-01-01T00:00:07.123456Z"
+    assert canonical("2026-01-01T01:00:07.5+01:00") == "2026-01-01T00:00:07.500000Z"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_in_place(
+        database_url):
+    engine = _filled(database_url)
+
+    def kinds() -> set[str]:
+        with engine.connect() as conn:
+            return {conn.scalar(text(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = :t AND column_name = :c"), {"t": t, "c": c})
+                for t, columns in JSON_COLUMNS.items() for c in columns}
+
+    assert kinds() == {"jsonb", "json"}  # json: the spec keeps its key order (see DECISIONS)
+    with engine.connect() as conn:
+        payload = conn.scalar(text("SELECT pg_typeof(payload)::text FROM bronze_records LIMIT 1"))
+        assert payload == "text"  # bronze keeps malformed records byte for byte
+    with read_session(engine) as session:
+        before = status(session)
+    with engine.begin() as conn:
+        for table, columns in JSON_COLUMNS.items():
+            for column in columns:
+                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE text"))
+        conn.execute(text("UPDATE schema_version SET version = 2"))
+    assert kinds() == {"text"}
+    init_db(engine)
+    assert kinds() == {"jsonb", "json"}
+    with read_session(engine) as session:
+        after = status(session)
+        spec = session.execute(text("SELECT spec->>'stream' FROM batches LIMIT 1")).scalar()
+        assert replay(session, after["latest"][0]["batch_id"]).identical
+    assert after == before
+    assert spec in ("companies", "events")
+    assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
