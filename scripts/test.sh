@@ -6,22 +6,32 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
 
-# The browser tests drive Debian's chromium (Playwright cannot download a browser here):
-# install it when it is missing and apt-get can run (as root, or through passwordless sudo).
-install_chromium() {
+# Some tests drive Debian packages: install them when missing and apt-get can run (as root,
+# or through passwordless sudo). The browser tests use chromium (Playwright cannot download a
+# browser here); the Spark example's test needs Java 17.
+apt_install() {
   local run=()
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null || return 1
     run=(sudo -n)
   fi
   local apt=("${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
-  "${apt[@]}" install chromium >/dev/null 2>&1 \
-    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install chromium >/dev/null 2>&1; }
+  "${apt[@]}" install "$@" >/dev/null 2>&1 \
+    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install "$@" >/dev/null 2>&1; }
 }
 if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 \
     && command -v apt-get >/dev/null 2>&1; then
-  install_chromium || echo "scripts/test.sh: could not install chromium; the browser tests" \
+  apt_install chromium || echo "scripts/test.sh: could not install chromium; the browser tests" \
     "will skip (and fail when CI is set)" >&2
+fi
+if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing Java 17 (openjdk-17-jre-headless) for the Spark example" >&2
+  apt_install openjdk-17-jre-headless || echo "scripts/test.sh: could not install Java; the" \
+    "Spark example's test will skip (and fail when CI is set)" >&2
+fi
+if ! .venv/bin/python -c "import pyspark" >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing pyspark (the spark extra, ~1 min) for the Spark example" >&2
+  .venv/bin/python -m pip install --quiet -e ".[dev,spark]"
 fi
 
 exec .venv/bin/python -m pytest "$@"

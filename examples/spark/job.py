@@ -268,6 +268,11 @@ def run(args: argparse.Namespace) -> None:
         signal.signal(sig, lambda number, _frame: stopping.append(number))
     while query.isActive and not stopping:
         query.awaitTermination(1)
+    # Let the micro-batch in flight finish, so gold is not left behind silver until a restart.
+    # (Stopping mid-batch is safe anyway: the epoch is not committed, so a restart re-runs it.)
+    deadline = time.monotonic() + 120
+    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
+        time.sleep(0.2)
     query.stop()
     if query.exception() is not None:
         raise query.exception()

@@ -1,0 +1,236 @@
+"""The Spark reference consumer (examples/spark) run as a subprocess on a store's landing zone.
+
+Its silver and quarantine are compared with the store's truth directly: every injected defect
+quarantined with emugen's reason, no clean record rejected, none lost; its gold equals emugen's.
+Weakened (`--weaken`), exactly the invalid_enum records reach silver. Spark needs Java: these
+tests skip without it (or without pyspark) locally and fail when CI is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from emugen.db.models import GoldCompanyWindow, GoldRegionWindow
+from emugen.db.session import init_db, make_engine, read_session
+from emugen.pipeline.runner import run_pipeline
+from tests.conftest import make_settings
+from tests.examples.landing_standin import Truth, land_batch, landed_order, truth
+
+JOB = Path(__file__).resolve().parents[2] / "examples" / "spark" / "job.py"
+ROUNDS, SIZE, RATE = 4, 100, 0.3  # 800 records, ~240 defects, every type in both streams
+WAIT = 420  # seconds: Spark starts in ~15 s on a quiet machine, far slower on a busy one
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _spark_or_skip() -> None:
+    missing = []
+    if shutil.which("java") is None:
+        missing.append("java (Debian: apt-get install openjdk-17-jre-headless)")
+    if importlib.util.find_spec("pyspark") is None:
+        missing.append("pyspark (pip install -e '.[spark]', which scripts/test.sh does)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the Spark example cannot run: missing {', '.join(missing)}")
+        pytest.skip(f"the Spark example needs {', '.join(missing)}; CI runs it")
+
+
+class Zone:
+    """A store holding ROUNDS rounds of both streams, and the landing folder fed from it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.engine = make_engine(f"sqlite:///{folder / 'emugen.db'}")
+        init_db(self.engine)
+        quality = {"quality": {"rate": RATE}}
+        run_pipeline(self.engine, make_settings(companies=quality, events=quality), ROUNDS,
+                     size=SIZE)
+        self.batches = landed_order(self.engine)
+        self.truth: Truth = truth(self.engine)
+
+    def land(self, root: Path, batch_ids: list[str]) -> None:
+        for batch_id in batch_ids:
+            land_batch(self.engine, root, batch_id)
+
+    def gold(self) -> tuple[set[tuple], set[tuple]]:
+        with read_session(self.engine) as session:
+            companies = {(r.company_id, r.window_start_ms, r.events, r.start_driving,
+                          r.stopped_driving, r.delivered, r.active_drivers)
+                         for r in session.query(GoldCompanyWindow)}
+            regions = {(r.region, r.window_start_ms, r.companies_onboarded, r.events,
+                        r.deliveries) for r in session.query(GoldRegionWindow)}
+        return companies, regions
+
+
+@pytest.fixture(scope="module")
+def zone(tmp_path_factory: pytest.TempPathFactory) -> Zone:
+    _spark_or_skip()
+    made = Zone(tmp_path_factory.mktemp("store"))
+    for stream in ("companies", "events"):
+        kinds = {d for (b, _), d in made.truth.defects.items() if b.startswith(stream)}
+        assert "invalid_enum" in kinds, f"the seeded store has no invalid_enum {stream}"
+    return made
+
+
+# -- reading the job's output --------------------------------------------------------------
+
+
+def _rows(out: Path, table: str) -> list[dict]:
+    """Every row of a published table (only renamed-into-place epoch folders are read)."""
+    import pyarrow.parquet as pq
+
+    rows: list[dict] = []
+    for part in sorted((out / table).glob("*/part-*.parquet")):
+        rows.extend(pq.read_table(part).to_pylist())
+    return rows
+
+
+def _keyed(rows: list[dict]) -> dict[tuple[str, int], dict]:
+    keyed = {(r["batch_id"], r["row_no"]): r for r in rows}
+    assert len(keyed) == len(rows), "a (batch_id, row_no) appears twice in one output"
+    return keyed
+
+
+def _outputs(out: Path) -> tuple[dict, dict]:
+    silver = _keyed(_rows(out, "silver/companies") + _rows(out, "silver/events"))
+    return silver, _keyed(_rows(out, "quarantine"))
+
+
+@contextlib.contextmanager
+def _job(out: Path, landing: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """The job as a subprocess; its log is shown if the test fails, and it never outlives it."""
+    log = out.parent / f"{out.name}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, str(JOB), str(landing), "--out", str(out),
+                                    *args], stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        yield process
+    except BaseException:
+        print(log.read_text(errors="replace")[-6000:])
+        raise
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)  # its own group: the job and its JVM
+            process.wait()
+
+
+def _wait_for(done: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not done():
+        assert process.poll() is None, f"the job exited ({process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {WAIT} s"
+        time.sleep(1)
+
+
+# -- the comparison with the truth ---------------------------------------------------------
+
+
+def _misjudged(zone: Zone, silver: dict, quarantine: dict, escaping: set[str]) -> list[str]:
+    """Every way the outputs differ from the truth, except defects of `escaping` in silver."""
+    problems = []
+    for key, stream in zone.truth.bronze.items():
+        expected = zone.truth.defects.get(key)
+        if key in silver and key in quarantine:
+            problems.append(f"{key} is both kept and rejected")
+        elif key in quarantine:
+            got = quarantine[key]["reason"]
+            if expected is None:
+                problems.append(f"clean {stream} record {key} rejected as {got}")
+            elif got != expected:
+                problems.append(f"{key} ({expected}) rejected as {got}")
+        elif key in silver:
+            if expected is not None and expected not in escaping:
+                problems.append(f"{key} ({expected}) escaped into silver")
+        else:
+            problems.append(f"{key} is neither kept nor rejected")
+    return problems
+
+
+def test_the_spark_job_catches_every_injected_defect_as_files_land_while_it_runs(zone, tmp_path):
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    half = len(zone.batches) // 2
+    zone.land(landing, zone.batches[:half])
+    log = tmp_path / "out.log"
+
+    def reached(batches: list[str]) -> Callable[[], bool]:
+        """The job has reported these batches done (silver, quarantine and gold)."""
+        def check() -> bool:
+            reported = " ".join(line for line in log.read_text(errors="replace").splitlines()
+                                if line.startswith("epoch "))
+            return all(b in reported for b in batches)
+        return check
+
+    with _job(out, landing, "--trigger-seconds", "2", "--max-files", "16") as job:
+        _wait_for(reached(zone.batches[:half]), job, "output for the first half")
+        zone.land(landing, zone.batches[half:])  # the source must notice files landing later
+        _wait_for(reached(zone.batches), job, "output for the second half")
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=WAIT) == 0
+
+    silver, quarantine = _outputs(out)
+    assert len(silver) + len(quarantine) == len(zone.truth.bronze)  # bronze's row count
+    assert _misjudged(zone, silver, quarantine, escaping=set()) == []
+    assert {r["reason"] for r in quarantine.values()} == set(zone.truth.defects.values())
+
+    companies, regions = zone.gold()
+    assert companies and regions
+    assert _gold_companies(out) == companies
+    assert _gold_regions(out) == regions
+
+
+def _gold_rows(out: Path, table: str) -> list[dict]:
+    """Gold tables are partitioned by window_start_ms (the folder name carries the value)."""
+    import pyarrow.parquet as pq
+
+    rows = []
+    for part in sorted((out / table).glob("window_start_ms=*/part-*.parquet")):
+        start = int(part.parent.name.split("=", 1)[1])
+        rows.extend({**r, "window_start_ms": start} for r in pq.read_table(part).to_pylist())
+    return rows
+
+
+def _gold_companies(out: Path) -> set[tuple]:
+    return {(r["company_id"], r["window_start_ms"], r["events"], r["start_driving"],
+             r["stopped_driving"], r["delivered"], r["active_drivers"])
+            for r in _gold_rows(out, "gold/company_window")}
+
+
+def _gold_regions(out: Path) -> set[tuple]:
+    return {(r["region"], r["window_start_ms"], r["companies_onboarded"], r["events"],
+             r["deliveries"]) for r in _gold_rows(out, "gold/region_window")}
+
+
+def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silver(zone, tmp_path):
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    zone.land(landing, zone.batches)
+    with _job(out, landing, "--once", "--weaken", "--max-files", "16") as job:
+        assert job.wait(timeout=WAIT) == 0
+
+    silver, quarantine = _outputs(out)
+    assert _misjudged(zone, silver, quarantine, escaping={"invalid_enum"}) == []
+    invalid_enum = {k for k, reason in zone.truth.defects.items() if reason == "invalid_enum"}
+    escaped = {k for k in silver if k in zone.truth.defects}
+    assert escaped == invalid_enum
+
+
+def test_the_spark_job_refuses_a_landing_root_that_is_not_a_folder(tmp_path):
+    if importlib.util.find_spec("pyspark") is None:  # no JVM needed: it fails before Spark
+        _spark_or_skip()
+    done = subprocess.run([sys.executable, str(JOB), str(tmp_path / "nowhere"), "--out",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "nowhere" in done.stderr and "landing.root" in done.stderr
+    assert "Traceback" not in done.stderr
