@@ -233,7 +233,9 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
                    .distinct().collect())
         build_gold(spark, args.out, args.window_seconds, sorted(r.w for r in touched))
         spark.catalog.clearCache()
-        print(f"epoch {epoch}: {', '.join(b for b, _ in landed)}", flush=True)
+        # the wall time lets a follower measure output -> graded (tests, README)
+        print(f"{datetime.now():%H:%M:%S} epoch {epoch}: {', '.join(b for b, _ in landed)}",
+              flush=True)
 
     return handle
 

@@ -8,15 +8,11 @@ tests skip without it (or without pyspark) locally and fail when CI is set.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,24 +22,11 @@ from emugen.db.session import init_db, make_engine, read_session
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
 from tests.examples.landing_standin import Truth, land_batch, landed_order, truth
+from tests.examples.spark_helpers import JOB, WAIT, job, spark_or_skip, wait_for
 
-JOB = Path(__file__).resolve().parents[2] / "examples" / "spark" / "job.py"
 ROUNDS, SIZE, RATE = 4, 100, 0.3  # 800 records, ~240 defects, every type in both streams
-WAIT = 420  # seconds: Spark starts in ~15 s on a quiet machine, far slower on a busy one
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-
-
-def _spark_or_skip() -> None:
-    missing = []
-    if shutil.which("java") is None:
-        missing.append("java (Debian: apt-get install openjdk-17-jre-headless)")
-    if importlib.util.find_spec("pyspark") is None:
-        missing.append("pyspark (pip install -e '.[spark]', which scripts/test.sh does)")
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but the Spark example cannot run: missing {', '.join(missing)}")
-        pytest.skip(f"the Spark example needs {', '.join(missing)}; CI runs it")
 
 
 class Zone:
@@ -75,7 +58,7 @@ class Zone:
 
 @pytest.fixture(scope="module")
 def zone(tmp_path_factory: pytest.TempPathFactory) -> Zone:
-    _spark_or_skip()
+    spark_or_skip()
     made = Zone(tmp_path_factory.mktemp("store"))
     for stream in ("companies", "events"):
         kinds = {d for (b, _), d in made.truth.defects.items() if b.startswith(stream)}
@@ -105,34 +88,6 @@ def _keyed(rows: list[dict]) -> dict[tuple[str, int], dict]:
 def _outputs(out: Path) -> tuple[dict, dict]:
     silver = _keyed(_rows(out, "silver/companies") + _rows(out, "silver/events"))
     return silver, _keyed(_rows(out, "quarantine"))
-
-
-@contextlib.contextmanager
-def _job(out: Path, landing: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The job as a subprocess; its log is shown if the test fails, and it never outlives it."""
-    log = out.parent / f"{out.name}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, str(JOB), str(landing), "--out", str(out),
-                                    *args], stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        yield process
-    except BaseException:
-        print(log.read_text(errors="replace")[-6000:])
-        raise
-    finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # its own group: the job and its JVM
-            process.wait()
-
-
-def _wait_for(done: Callable[[], bool], process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not done():
-        assert process.poll() is None, f"the job exited ({process.returncode}) before {what}"
-        assert time.monotonic() < deadline, f"no {what} after {WAIT} s"
-        time.sleep(1)
 
 
 # -- the comparison with the truth ---------------------------------------------------------
@@ -169,16 +124,16 @@ def test_the_spark_job_catches_every_injected_defect_as_files_land_while_it_runs
         """The job has reported these batches done (silver, quarantine and gold)."""
         def check() -> bool:
             reported = " ".join(line for line in log.read_text(errors="replace").splitlines()
-                                if line.startswith("epoch "))
+                                if " epoch " in line)
             return all(b in reported for b in batches)
         return check
 
-    with _job(out, landing, "--trigger-seconds", "2", "--max-files", "16") as job:
-        _wait_for(reached(zone.batches[:half]), job, "output for the first half")
+    with job(out, landing, "--trigger-seconds", "2", "--max-files", "16") as process:
+        wait_for(reached(zone.batches[:half]), process, "output for the first half")
         zone.land(landing, zone.batches[half:])  # the source must notice files landing later
-        _wait_for(reached(zone.batches), job, "output for the second half")
-        job.send_signal(signal.SIGTERM)
-        assert job.wait(timeout=WAIT) == 0
+        wait_for(reached(zone.batches), process, "output for the second half")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=WAIT) == 0
 
     silver, quarantine = _outputs(out)
     assert len(silver) + len(quarantine) == len(zone.truth.bronze)  # bronze's row count
@@ -216,8 +171,8 @@ def _gold_regions(out: Path) -> set[tuple]:
 def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silver(zone, tmp_path):
     landing, out = tmp_path / "landing", tmp_path / "out"
     zone.land(landing, zone.batches)
-    with _job(out, landing, "--once", "--weaken", "--max-files", "16") as job:
-        assert job.wait(timeout=WAIT) == 0
+    with job(out, landing, "--once", "--weaken", "--max-files", "16") as process:
+        assert process.wait(timeout=WAIT) == 0
 
     silver, quarantine = _outputs(out)
     assert _misjudged(zone, silver, quarantine, escaping={"invalid_enum"}) == []
@@ -228,7 +183,7 @@ def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silve
 
 def test_the_spark_job_refuses_a_landing_root_that_is_not_a_folder(tmp_path):
     if importlib.util.find_spec("pyspark") is None:  # no JVM needed: it fails before Spark
-        _spark_or_skip()
+        spark_or_skip()
     done = subprocess.run([sys.executable, str(JOB), str(tmp_path / "nowhere"), "--out",
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
