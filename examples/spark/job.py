@@ -147,12 +147,11 @@ def refine(spark: SparkSession, rows: DataFrame, out: Path, epoch: int,
     companies = checked(rows.where("stream = 'companies'"), "companies", weaken).persist()
     events = checked(rows.where("stream = 'events'"), "events", weaken).persist()
 
-    ok_companies = repeats(companies.where("rejected IS NULL"), "company_id",
-                           earlier(spark, out, "silver/companies", epoch, "company_id"))
+    held = earlier(spark, out, "silver/companies", epoch, "company_id").persist()
+    ok_companies = repeats(companies.where("rejected IS NULL"), "company_id", held)
     silver_companies = ok_companies.where("NOT is_repeat")
     # an event may name any company kept before, or one kept in this very micro-batch
-    known = (earlier(spark, out, "silver/companies", epoch, "company_id")
-             .unionByName(silver_companies.select("company_id")))
+    known = held.unionByName(silver_companies.select("company_id"))
     ok_events = events.where("rejected IS NULL")
     orphans = ok_events.join(known, "company_id", "left_anti")
     ok_events = repeats(ok_events.join(known, "company_id", "left_semi"), "event_id",
@@ -211,8 +210,9 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
     """The foreachBatch callback: one landed slice in, silver/quarantine/gold out."""
 
     def handle(batch: DataFrame, epoch: int) -> None:
+        started = time.monotonic()
         rows = (batch.select("batch_id", "row_no", "payload")
-                .withColumn("stream", F.substring_index("batch_id", "-", 1)))
+                .withColumn("stream", F.substring_index("batch_id", "-", 1)).persist())
         landed = sorted((r.batch_id, r.stream)
                         for r in rows.select("batch_id", "stream").distinct().collect())
         if not landed:
@@ -225,17 +225,19 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
         publish(companies, args.out, "silver/companies", epoch)
         publish(events, args.out, "silver/events", epoch)
         publish(quarantine, args.out, "quarantine", epoch)
-        touched = (spark.read.parquet(str(args.out / f"silver/events/epoch={epoch:09d}"))
-                   .select(window_of("event_timestamp", args.window_seconds).alias("w"))
-                   .unionByName(spark.read.parquet(
-                       str(args.out / f"silver/companies/epoch={epoch:09d}"))
-                       .select(window_of("onboarded_at", args.window_seconds).alias("w")))
+        # wall times let a follower measure published -> graded (tests, README)
+        print(f"{datetime.now():%H:%M:%S} epoch {epoch} published in "
+              f"{time.monotonic() - started:.1f} s: {', '.join(b for b, _ in landed)}",
+              flush=True)
+        started = time.monotonic()
+        touched = (events.select(window_of("event_timestamp", args.window_seconds).alias("w"))
+                   .unionByName(companies.select(
+                       window_of("onboarded_at", args.window_seconds).alias("w")))
                    .distinct().collect())
         build_gold(spark, args.out, args.window_seconds, sorted(r.w for r in touched))
         spark.catalog.clearCache()
-        # the wall time lets a follower measure output -> graded (tests, README)
-        print(f"{datetime.now():%H:%M:%S} epoch {epoch}: {', '.join(b for b, _ in landed)}",
-              flush=True)
+        print(f"{datetime.now():%H:%M:%S} epoch {epoch} gold: {len(touched)} window(s) in "
+              f"{time.monotonic() - started:.1f} s", flush=True)
 
     return handle
 
