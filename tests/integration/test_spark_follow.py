@@ -95,6 +95,10 @@ def test_grade_follow_shows_batches_going_from_pending_to_graded_as_the_spark_jo
                                           flags=re.M)]
     assert max(pending) > 0 and pending[-1] == 0, text[-3000:]
 
+    # outputs appear whole: no round ever saw an epoch's silver without its quarantine
+    assert not re.findall(r"(?:lost|escaped) [1-9]|(?:clean lost|false alarms|extra rows): "
+                          r"(?:\d+ -> )?[1-9]", text), text[-3000:]
+
     final = fleet.emugen("grade", "--kept", str(out / "silver"),
                          "--rejected", str(out / "quarantine"))  # fails unless exit 0
     assert "recall 100.00 %   precision 100.00 %" in final and "PASS" in final, final
