@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="gold window length (emugen's emulated windows are 60 s)")
     p.add_argument("--manifest-wait", type=float, default=30.0,
                    help="seconds to wait for a batch's manifest, written just after its file")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Spark's own ERROR log (stack traces); by default a failure is "
+                        "one line naming its cause")
     p.add_argument("--weaken", action="store_true",
                    help="drop the enum check: invalid region/event_type values reach silver")
     args = p.parse_args(argv)
@@ -252,7 +255,7 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
     return handle
 
 
-def session() -> SparkSession:
+def session(verbose: bool) -> SparkSession:
     spark = (SparkSession.builder.master("local[2]").appName("emugen-landing-consumer")
              .config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")
@@ -260,12 +263,14 @@ def session() -> SparkSession:
              .config("spark.sql.shuffle.partitions", "2")  # 200 tiny tasks cost seconds
              .config("spark.sql.sources.partitionOverwriteMode", "dynamic")
              .getOrCreate())
-    spark.sparkContext.setLogLevel("ERROR")
+    # A failed micro-batch is logged by Spark with Java and Python stack traces; main() prints
+    # its cause in one line instead, unless asked for the full log.
+    spark.sparkContext.setLogLevel("ERROR" if verbose else "FATAL")
     return spark
 
 
 def run(args: argparse.Namespace) -> None:
-    spark = session()
+    spark = session(args.verbose)
     source = (spark.readStream.schema(LANDING_SCHEMA)
               .option("maxFilesPerTrigger", args.max_files)
               # `*` for the stream, and date=/hour= so `_manifests` is never matched
@@ -299,11 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     except JobError as exc:
         print(f"job.py: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - a failed query: one line, details in Spark's log
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "JobError" in str(exc):  # raised inside foreachBatch, wrapped by Py4J/Spark
-            cause = str(exc).split("JobError:")[-1].splitlines()[0].strip()
-        print(f"job.py: the streaming query failed: {cause}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - a failed query: one line (--verbose: Spark's log)
+        text = str(exc)
+        if "JobError:" in text:  # raised inside foreachBatch, wrapped by Py4J and Spark
+            cause = text.split("JobError:")[-1].splitlines()[0].strip()
+            print(f"job.py: the streaming query stopped: {cause}", file=sys.stderr)
+            return 2
+        cause = text.splitlines()[0] if text else type(exc).__name__
+        print(f"job.py: the streaming query failed: {cause} (--verbose shows Spark's log)",
+              file=sys.stderr)
         return 1
     return 0
 

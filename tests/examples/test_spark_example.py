@@ -189,3 +189,17 @@ def test_the_spark_job_refuses_a_landing_root_that_is_not_a_folder(tmp_path):
     assert done.returncode == 2
     assert "nowhere" in done.stderr and "landing.root" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_batch_without_its_manifest_stops_the_job_with_one_line_naming_it(zone, tmp_path):
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    zone.land(landing, zone.batches[:2])
+    missing = landing / "_manifests" / "events" / f"{zone.batches[1]}.json"
+    assert zone.batches[1].startswith("events") and missing.exists()
+    missing.unlink()
+    with job(out, landing, "--once", "--manifest-wait", "1") as process:
+        assert process.wait(timeout=WAIT) == 2
+    said = (tmp_path / "out.log").read_text(errors="replace")
+    assert f"job.py: the streaming query stopped: no manifest {missing}" in said
+    assert "Traceback" not in said and "\tat org.apache" not in said
+    assert not (out / "silver").exists()  # nothing of the epoch was published
