@@ -9,6 +9,7 @@ tests skip without it (or without pyspark) locally and fail when CI is set.
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
 from tests.examples.landing_standin import Truth, land_batch, landed_order, truth
 from tests.examples.spark_helpers import JOB, WAIT, job, spark_or_skip, wait_for
+from tests.fleet_helpers import write_config
 
 ROUNDS, SIZE, RATE = 4, 100, 0.3  # 800 records, ~240 defects, every type in both streams
 
@@ -168,17 +170,39 @@ def _gold_regions(out: Path) -> set[tuple]:
              r["deliveries"]) for r in _gold_rows(out, "gold/region_window")}
 
 
-def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silver(zone, tmp_path):
-    landing, out = tmp_path / "landing", tmp_path / "out"
+@pytest.fixture(scope="module")
+def weakened(zone: Zone, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The job's output with --weaken, run once (--once) on every batch of the zone."""
+    folder = tmp_path_factory.mktemp("weakened")
+    landing, out = folder / "landing", folder / "out"
     zone.land(landing, zone.batches)
     with job(out, landing, "--once", "--weaken", "--max-files", "16") as process:
         assert process.wait(timeout=WAIT) == 0
+    return out
 
-    silver, quarantine = _outputs(out)
+
+def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silver(zone, weakened):
+    silver, quarantine = _outputs(weakened)
     assert _misjudged(zone, silver, quarantine, escaping={"invalid_enum"}) == []
     invalid_enum = {k for k, reason in zone.truth.defects.items() if reason == "invalid_enum"}
     escaped = {k for k in silver if k in zone.truth.defects}
     assert escaped == invalid_enum
+
+
+def test_emugen_grade_names_every_record_the_weakened_job_let_escape(zone, weakened, tmp_path):
+    pytest.importorskip("emugen.grade", reason="emugen grade (emugen/grade) is not here yet")
+    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{zone.folder / 'emugen.db'}")
+    done = subprocess.run(
+        [sys.executable, "-m", "emugen", "grade", "--kept", str(weakened / "silver"),
+         "--rejected", str(weakened / "quarantine"), "--json", "--examples", "10000",
+         "--config", str(config)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr  # the CI gate trips
+    grade = json.loads(done.stdout)
+    named = {(e["batch_id"], e["row_no"]) for e in grade["examples"]}
+    invalid_enum = {k for k, reason in zone.truth.defects.items() if reason == "invalid_enum"}
+    assert named == invalid_enum
+    assert {(e["miss"], e["defect"]) for e in grade["examples"]} == {("escaped", "invalid_enum")}
+    assert grade["precision"] == 1
 
 
 def test_the_spark_job_refuses_a_landing_root_that_is_not_a_folder(tmp_path):
