@@ -25,12 +25,9 @@ from tests.integration.conftest import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.timeout(900)]
 TRIGGER = 5  # seconds between the job's micro-batches
-
-
-def _needs_landing_and_grade() -> None:
-    # both come from other branches; this test runs once they are merged with this one
-    pytest.importorskip("emugen.sinks", reason="the landing zone (emugen/sinks) is not here")
-    pytest.importorskip("emugen.grade", reason="emugen grade (emugen/grade) is not here")
+# both come from other branches: this module runs once they are merged with this one
+pytest.importorskip("emugen.sinks", reason="the landing zone (emugen/sinks) is not here")
+pytest.importorskip("emugen.grade", reason="emugen grade (emugen/grade) is not here")
 
 
 def _published(out: Path) -> bool:
@@ -50,7 +47,6 @@ def _seconds(stamp: str) -> int:
 
 
 def test_grade_follow_shows_batches_going_from_pending_to_graded_as_the_spark_job_runs(fleet):
-    _needs_landing_and_grade()
     spark_or_skip()
     root, out = fleet.folder / "zone", fleet.folder / "spark-out"
     fleet.write(interval=2, size=(5, 20))
