@@ -6,9 +6,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
 cd "$root"
 
-# The browser tests drive Debian's chromium (Playwright cannot download a browser here) and
-# the metrics test runs promtool (Debian's prometheus package): install what is missing when
-# apt-get can run (as root, or through passwordless sudo).
+# Some tests drive Debian packages: install them when missing and apt-get can run (as root,
+# or through passwordless sudo). The browser tests use chromium (Playwright cannot download a
+# browser here); the metrics test runs promtool (prometheus); the Spark example needs Java 17.
 apt_install() {
   local run=()
   if [ "$(id -u)" -ne 0 ]; then
@@ -16,8 +16,8 @@ apt_install() {
     run=(sudo -n)
   fi
   local apt=("${run[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
-  "${apt[@]}" install "$1" >/dev/null 2>&1 \
-    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install "$1" >/dev/null 2>&1; }
+  "${apt[@]}" install "$@" >/dev/null 2>&1 \
+    || { "${apt[@]}" update >/dev/null 2>&1 && "${apt[@]}" install "$@" >/dev/null 2>&1; }
 }
 if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null 2>&1 \
     && command -v apt-get >/dev/null 2>&1; then
@@ -27,6 +27,15 @@ fi
 if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   apt_install prometheus || echo "scripts/test.sh: could not install prometheus (promtool);" \
     "the metrics check will skip (and fail when CI is set)" >&2
+fi
+if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing Java 17 (openjdk-17-jre-headless) for the Spark example" >&2
+  apt_install openjdk-17-jre-headless || echo "scripts/test.sh: could not install Java; the" \
+    "Spark example's test will skip (and fail when CI is set)" >&2
+fi
+if ! .venv/bin/python -c "import pyspark" >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing pyspark (the spark extra, ~1 min) for the Spark example" >&2
+  .venv/bin/python -m pip install --quiet -e ".[dev,spark]"
 fi
 
 exec .venv/bin/python -m pytest "$@"
