@@ -28,3 +28,8 @@ class SpecError(EmugenError):
     """A batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
+
+
+class LandingError(EmugenError):
+    """Raised when a batch cannot be written to the landing zone (root not writable, disk
+    full, object store refusing); the batch stays in bronze and the reaper lands it later."""

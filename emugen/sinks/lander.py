@@ -1,0 +1,214 @@
+"""Landing batches: bronze's rows to the zone after commit, the bookkeeping, re-landing, pruning.
+
+A landing failure never raises out of here: it is recorded per batch (landing_failures),
+logged, and the batch goes on to silver and gold; the reaper lands it once the cause is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import BatchRow, BronzeRecord, LandedFile, LandingFailure
+from emugen.db.session import read_session, write_session
+from emugen.errors import LandingError
+from emugen.settings import Landing
+from emugen.sinks import filesystem
+from emugen.sinks.landing import BatchFacts, data_file, manifest_file, read_manifest
+
+logger = logging.getLogger("emugen.landing")
+# Test hook only: seconds to wait between the bronze commit and the file write, so a test can
+# kill -9 the worker inside that window reproducibly. Unset in every real run.
+FAULT_DELAY_ENV = "EMUGEN_LANDING_TEST_DELAY_S"
+RELAND_LIMIT = 200  # batches per reaper run
+
+
+def facts_of(row: BatchRow) -> BatchFacts:
+    return BatchFacts(row.batch_id, row.stream, row.seq, row.mode, row.spec, row.interval_start,
+                      row.interval_end, row.scheduled_at, row.record_count)
+
+
+def bronze_lines(session: Session, batch_id: str) -> list[str]:
+    """The batch's raw records in row order: the bytes the zone holds come from bronze."""
+    return list(session.scalars(select(BronzeRecord.payload)
+                                .where(BronzeRecord.batch_id == batch_id)
+                                .order_by(BronzeRecord.row_no)))
+
+
+def land(engine: Engine, landing: Landing, batch_id: str) -> LandedFile | None:
+    """Write the batch's data file then its manifest, and record them; None when it did not."""
+    if not landing.enabled:
+        return None
+    try:
+        with read_session(engine) as session:
+            row = session.get(BatchRow, batch_id)
+            if row is None:
+                return None  # cleaned or pruned meanwhile
+            facts, lines = facts_of(row), bronze_lines(session, batch_id)
+        if len(lines) != facts.record_count:
+            raise LandingError(f"bronze holds {len(lines)} of {facts.record_count} records of "
+                               f"{batch_id}; run `emugen replay {batch_id}`")
+        _fault_window()
+        record = write_files(landing, facts, lines)
+        with write_session(engine) as session:
+            session.merge(record)
+            session.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
+        return record
+    except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
+        message = str(exc) if isinstance(exc, LandingError) else (
+            f"landing root {landing.root}: {type(exc).__name__}: {exc}")
+        logger.warning("landing failed for %s: %s", batch_id, message)
+        _record_failure(engine, landing, batch_id, message)
+        return None
+
+
+def write_files(landing: Landing, facts: BatchFacts, lines: list[str]) -> LandedFile:
+    """Data file first, manifest after it: a manifest always describes a file already whole."""
+    data = data_file(facts, lines, landing.format)
+    manifest = manifest_file(facts, [data], landing.format)
+    zone = filesystem.open_zone(landing.root, landing.storage_options)
+    filesystem.write(zone, data.path, data.data)
+    filesystem.write(zone, manifest.path, manifest.data)
+    return LandedFile(batch_id=facts.batch_id, root=landing.root, format=landing.format,
+                      path=data.path, manifest_path=manifest.path, sha256=data.sha256,
+                      bytes=len(data.data), rows=data.rows, landed_at=datetime.now(UTC))
+
+
+def _fault_window() -> None:
+    delay = os.environ.get(FAULT_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _record_failure(engine: Engine, landing: Landing, batch_id: str, message: str) -> None:
+    try:
+        with write_session(engine) as session:
+            if session.get(BatchRow, batch_id) is None:
+                return
+            found = session.get(LandingFailure, batch_id)
+            now = datetime.now(UTC)
+            if found is None:
+                session.add(LandingFailure(batch_id=batch_id, root=landing.root,
+                                           error=message[:2000], attempts=1, at=now))
+            else:
+                found.root, found.error, found.at = landing.root, message[:2000], now
+                found.attempts += 1
+    except Exception:  # noqa: BLE001 - bookkeeping must not take the worker down
+        logger.exception("could not record the landing failure of %s", batch_id)
+
+
+def unlanded(session: Session, older_than: timedelta, now: datetime | None = None,
+             limit: int = RELAND_LIMIT) -> list[str]:
+    """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    landed = select(LandedFile.batch_id).where(LandedFile.batch_id == BatchRow.batch_id)
+    return list(session.scalars(
+        select(BatchRow.batch_id).where(~landed.exists(), BatchRow.bronze_at < cutoff)
+        .order_by(BatchRow.batch_id).limit(limit)))
+
+
+def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
+                   budget_s: float = 10.0) -> list[str]:
+    """Land every batch a crash or an outage left without its file; the ids landed."""
+    if not landing.enabled:
+        return []
+    with read_session(engine) as session:
+        missing = unlanded(session, older_than)
+    deadline, done, failed = time.monotonic() + budget_s, [], 0
+    for batch_id in missing:
+        if time.monotonic() > deadline or failed >= 3:
+            break  # an outage still going on: a few errors per run, not one per batch
+        if land(engine, landing, batch_id) is None:
+            failed += 1
+        else:
+            done.append(batch_id)
+    return done
+
+
+def remove_files(landing: Landing, session: Session, ids: list[str]) -> int:
+    """Delete the landed files and manifests of these batches, then their bookkeeping rows.
+
+    Raises LandingError when the zone refuses, so retention keeps the batch rows (and the
+    reaper cannot re-land what is about to go) until the files are gone.
+    """
+    rows = session.execute(select(LandedFile.root, LandedFile.path, LandedFile.manifest_path)
+                           .where(LandedFile.batch_id.in_(ids))).all()
+    by_root: dict[str, list[str]] = {}
+    for root, path, manifest in rows:
+        by_root.setdefault(root, []).extend([path, manifest])
+    removed = 0
+    for root, paths in by_root.items():
+        removed += filesystem.remove(filesystem.open_zone(root, landing.storage_options), paths)
+    session.execute(delete(LandedFile).where(LandedFile.batch_id.in_(ids)))
+    session.execute(delete(LandingFailure).where(LandingFailure.batch_id.in_(ids)))
+    return removed
+
+
+def landing_health(session: Session) -> dict[str, Any]:
+    """Files landed, batches waiting for a re-land and the latest error (naming root and fix)."""
+    failures = session.scalar(select(func.count()).select_from(LandingFailure)) or 0
+    last = session.scalars(select(LandingFailure).order_by(LandingFailure.at.desc())
+                           .limit(1)).first()
+    return {
+        "files": session.scalar(select(func.count()).select_from(LandedFile)) or 0,
+        "failing_batches": failures,
+        "last_error": None if last is None else {
+            "batch_id": last.batch_id, "root": last.root, "error": last.error,
+            "attempts": last.attempts, "at": last.at.isoformat()},
+    }
+
+
+@dataclass
+class Verified:
+    """What `emugen land verify` found."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(engine: Engine, landing: Landing) -> Verified:
+    """Every batch has its file and manifest, and both match the sha256 recorded."""
+    result = Verified()
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(BatchRow.batch_id, LandedFile)
+            .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
+            .order_by(BatchRow.batch_id)).all()
+    zones: dict[str, filesystem.Zone] = {}
+    for batch_id, landed in rows:
+        result.checked += 1
+        if landed is None:
+            result.problems.append(f"{batch_id}: not landed")
+            continue
+        if landed.root not in zones:
+            zones[landed.root] = filesystem.open_zone(landed.root, landing.storage_options)
+        result.problems.extend(_check(zones[landed.root], landed))
+    return result
+
+
+def _check(zone: filesystem.Zone, landed: LandedFile) -> list[str]:
+    import hashlib
+
+    data = filesystem.read(zone, landed.path)
+    if data is None:
+        return [f"{landed.batch_id}: {landed.path} is missing"]
+    if hashlib.sha256(data).hexdigest() != landed.sha256:
+        return [f"{landed.batch_id}: {landed.path} does not match its sha256"]
+    raw = filesystem.read(zone, landed.manifest_path)
+    if raw is None:
+        return [f"{landed.batch_id}: manifest {landed.manifest_path} is missing"]
+    listed = {f["path"]: f["sha256"] for f in read_manifest(raw)["files"]}
+    if listed.get(landed.path) != landed.sha256:
+        return [f"{landed.batch_id}: manifest does not list {landed.path} with its sha256"]
+    return []
