@@ -250,7 +250,7 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     if not yes:
         click.confirm(f"wipe every batch and layer in {settings.database_url}?", abort=True)
     with write_session(engine) as session:
-        cleaned = clean(session)
+        cleaned = clean(session, settings.landing)
     purged = _purge_queues(settings)
     click.echo(f"{cleaned}{purged}")
 
@@ -369,6 +369,10 @@ bench_group.add_command(all_cmd)
 bench_group.add_command(cadence_cmd)
 main.add_command(soak_cmd)
 main.add_command(chaos_cmd)
+
+from emugen.sinks.cli import land_group  # noqa: E402 - click only; lazy inside
+
+main.add_command(land_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.silver import refine_silver
 from emugen.reload import ConfigWatcher
 from emugen.settings import Mode, Settings, Stream
+from emugen.sinks.lander import land, reland_missing
 
 logger = logging.getLogger("emugen.tasks")
 _watcher = ConfigWatcher()
@@ -92,6 +93,9 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
             raise
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
     stage_chain(landed.batch_id).apply_async()
+    # after the commit and after silver is on its way: a landing failure is recorded, never
+    # raised, and a re-delivered tick rewrites the same bytes
+    land(engine, settings.landing, landed.batch_id)
     return landed.batch_id
 
 
@@ -138,6 +142,8 @@ def reap() -> list[list[str]]:
     for batch_id, stage in claimed:
         logger.warning("reaper: batch %s idle before %s; re-dispatching", batch_id, stage)
         stage_chain(batch_id, stage).apply_async()
+    for batch_id in reland_missing(engine, settings.landing, settings.fleet.stuck_after):
+        logger.warning("reaper: batch %s had no landing file; landed it", batch_id)
     return [list(c) for c in claimed]
 
 
@@ -149,7 +155,7 @@ def prune() -> str:
     if retain is None:
         return "retention is off (fleet.retain_batches_for: null)"
     result = prune_batches(_engine(settings), retain, chunk_rows=settings.fleet.prune_chunk_rows,
-                           budget_s=PRUNE_BUDGET_S)
+                           budget_s=PRUNE_BUDGET_S, landing=settings.landing)
     if result.batches:
         logger.info("retention: %s", result)
     return str(result)

@@ -14,6 +14,7 @@ from emugen.control import is_paused, last_reload, paused_since, skip_counts
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
 from emugen.settings import Settings, Stream
+from emugen.sinks.lander import landing_health
 from emugen.web.batches import latency, recent
 from emugen.web.quality import quality
 
@@ -136,6 +137,10 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     ctl = control(session)
     per_stream = streams(session, now)
     reasons = _reasons(config, ctl, probe, per_stream)
+    landing = landing_health(session)
+    if landing["last_error"] is not None:
+        reasons.append(f"{landing['failing_batches']} batch(es) not in the landing zone: "
+                       f"{landing['last_error']['error']}")
     status = "degraded" if reasons else "paused" if ctl["paused"] else "running"
     return {
         "status": status, "reasons": reasons, "now": now.isoformat(),
@@ -144,6 +149,7 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
         **ctl, "config": config, "streams": per_stream, "throughput": throughput(session, now),
         "in_flight": sum(s["in_flight"] for s in per_stream.values()),
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
+        "landing": landing,
     }
 
 
