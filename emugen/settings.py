@@ -370,7 +370,7 @@ class Landing(Frozen):
     root: str = Field("var/landing", min_length=1)
     format: Literal["jsonl", "parquet"] = "jsonl"
     # passed to fsspec as is, e.g. {endpoint_url: http://127.0.0.1:9000} for an S3 stand-in
-    storage_options: dict[str, str] = {}
+    storage_options: dict[str, Any] = {}
 
     @field_validator("root")
     @classmethod

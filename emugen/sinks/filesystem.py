@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno as _errno
 import os
 from contextlib import suppress
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from emugen.errors import LandingError
 
 LOCAL = ("file", "local")
+_NOT_WRITABLE = (_errno.EACCES, _errno.EPERM, _errno.EROFS, _errno.ENOTDIR, _errno.EISDIR)
 
 
 def protocol_of(root: str) -> str:
@@ -49,7 +51,7 @@ class Zone:
         return f"{self.base}/{relative}"
 
 
-def open_zone(root: str, storage_options: dict[str, str] | None = None) -> Zone:
+def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     """The zone at `root`; a relative local path resolves from the working directory."""
     from fsspec.core import url_to_fs
 
@@ -123,11 +125,12 @@ def describe(zone: Zone, relative: str, exc: BaseException) -> str:
     """One line naming the root, the cause and the fix."""
     cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     errno = getattr(exc, "errno", None)
-    if isinstance(exc, PermissionError) or errno == 13:
-        fix = "make it writable by the worker's user or set landing.root to a writable place"
-    elif errno == 28:
+    if isinstance(exc, PermissionError) or errno in _NOT_WRITABLE:
+        fix = "make landing.root a folder the worker's user can write, or point it elsewhere"
+    elif errno == _errno.ENOSPC:
         fix = "free space there or point landing.root elsewhere"
     else:
-        fix = "check the root is reachable (and its credentials), or set landing.enabled: false"
+        fix = ("check that landing.root is reachable and its credentials (landing."
+               "storage_options or the environment), or set landing.enabled: false")
     return (f"landing root {zone.root}: cannot write {relative}: {cause}; {fix} "
             "(the batch stays in bronze; the reaper lands it once the cause is gone)")
