@@ -28,6 +28,10 @@ logger = logging.getLogger("emugen.landing")
 # kill -9 the worker inside that window reproducibly. Unset in every real run.
 FAULT_DELAY_ENV = "EMUGEN_LANDING_TEST_DELAY_S"
 RELAND_LIMIT = 200  # batches per reaper run
+# After a failure this process skips the zone for a while (recording why) instead of paying a
+# refusing endpoint's retries (~9 s with botocore's defaults) on every batch; the reaper retries.
+COOLDOWN_S = 10.0
+_failed_at: dict[str, tuple[float, str]] = {}
 
 
 def facts_of(row: BatchRow) -> BatchFacts:
@@ -42,9 +46,18 @@ def bronze_lines(session: Session, batch_id: str) -> list[str]:
                                 .order_by(BronzeRecord.row_no)))
 
 
-def land(engine: Engine, landing: Landing, batch_id: str) -> LandedFile | None:
-    """Write the batch's data file then its manifest, and record them; None when it did not."""
+def land(engine: Engine, landing: Landing, batch_id: str, *,
+         retry_now: bool = False) -> LandedFile | None:
+    """Write the batch's data file then its manifest, and record them; None when it did not.
+
+    Within COOLDOWN_S of a failure on the same root the write is not tried (unless
+    `retry_now`, as the reaper asks): the batch is recorded as not landed with that error.
+    """
     if not landing.enabled:
+        return None
+    recent = _failed_at.get(landing.root)
+    if not retry_now and recent and time.monotonic() - recent[0] < COOLDOWN_S:
+        _record_failure(engine, landing, batch_id, recent[1])
         return None
     try:
         with read_session(engine) as session:
@@ -60,11 +73,13 @@ def land(engine: Engine, landing: Landing, batch_id: str) -> LandedFile | None:
         with write_session(engine) as session:
             session.merge(record)
             session.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
+        _failed_at.pop(landing.root, None)
         return record
     except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
         message = str(exc) if isinstance(exc, LandingError) else (
             f"landing root {landing.root}: {type(exc).__name__}: {exc}")
         logger.warning("landing failed for %s: %s", batch_id, message)
+        _failed_at[landing.root] = (time.monotonic(), message)
         _record_failure(engine, landing, batch_id, message)
         return None
 
@@ -106,12 +121,15 @@ def _record_failure(engine: Engine, landing: Landing, batch_id: str, message: st
 
 def unlanded(session: Session, older_than: timedelta, now: datetime | None = None,
              limit: int = RELAND_LIMIT) -> list[str]:
-    """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file."""
+    """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file,
+    those that failed least often first, so one batch that cannot land blocks no other."""
     cutoff = (now or datetime.now(UTC)) - older_than
     landed = select(LandedFile.batch_id).where(LandedFile.batch_id == BatchRow.batch_id)
     return list(session.scalars(
-        select(BatchRow.batch_id).where(~landed.exists(), BatchRow.bronze_at < cutoff)
-        .order_by(BatchRow.batch_id).limit(limit)))
+        select(BatchRow.batch_id)
+        .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
+        .where(~landed.exists(), BatchRow.bronze_at < cutoff)
+        .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id).limit(limit)))
 
 
 def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
@@ -121,14 +139,13 @@ def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
         return []
     with read_session(engine) as session:
         missing = unlanded(session, older_than)
-    deadline, done, failed = time.monotonic() + budget_s, [], 0
+    deadline, done = time.monotonic() + budget_s, []
     for batch_id in missing:
-        if time.monotonic() > deadline or failed >= 3:
-            break  # an outage still going on: a few errors per run, not one per batch
-        if land(engine, landing, batch_id) is None:
-            failed += 1
-        else:
-            done.append(batch_id)
+        if time.monotonic() > deadline:
+            break
+        if land(engine, landing, batch_id, retry_now=True) is None:
+            break  # the cause is still there: one error per run, not one per batch
+        done.append(batch_id)
     return done
 
 
