@@ -353,6 +353,10 @@ from emugen.bench.sse import sse_cmd as bench_sse_cmd  # noqa: E402 - click only
 
 bench_group.add_command(bench_sse_cmd)
 
+from emugen.bench.landing import landing_cmd as bench_landing_cmd  # noqa: E402 - lazy inside
+
+bench_group.add_command(bench_landing_cmd)
+
 from emugen.web.cli import web_cmd  # noqa: E402 - click only; uvicorn and FastAPI load when run
 
 main.add_command(web_cmd)

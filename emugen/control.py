@@ -110,16 +110,17 @@ def clean(session: Session, landing: Landing | None = None) -> Cleaned:
     consumer must not find two different batches under one batch id.
     """
     require_paused(session)
-    removed = {}
-    if landing is not None:
+    removed, files = {}, {}
+    if landing is not None:  # files first: if the zone refuses, nothing is wiped
         from emugen.sinks.lander import remove_files
 
         ids = list(session.scalars(select(LandedFile.batch_id)))
-        removed["landing files"] = remove_files(landing, session, ids)
+        files["landing files"] = remove_files(landing, session, ids)
     for table in (LandedFile, LandingFailure):
-        removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+        files[table.__tablename__] = session.execute(delete(table)).rowcount or 0
     for table in _WIPED:
         removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+    removed.update(files)
     # the company marks (retention's floor, the watermark checkpoint) describe batches that
     # no longer exist: start again from ordinal 0
     session.execute(delete(ControlState).where(

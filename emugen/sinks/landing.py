@@ -70,20 +70,25 @@ def parquet_bytes(facts: BatchFacts, lines: Sequence[str]) -> bytes:
     Fixed writer options and no pandas metadata: the footer holds only the schema and
     pyarrow's version string, so the same batch gives the same bytes with the same pyarrow.
     """
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = len(lines)
-    stamp = facts.scheduled_at.astimezone(UTC)
+    stamp = pa.scalar(facts.scheduled_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
     table = pa.table({
-        "batch_id": pa.array([facts.batch_id] * n, pa.string()),
-        "row_no": pa.array(range(n), pa.int64()),
+        # constant columns built without a Python list of n items (a third of the cost)
+        "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n),
+        "row_no": pa.array(np.arange(n, dtype=np.int64)),
         "payload": pa.array(lines, pa.string()),
-        "scheduled_at": pa.array([stamp] * n, pa.timestamp("us", tz="UTC")),
+        "scheduled_at": pa.repeat(stamp, n),
     })
     sink = io.BytesIO()
+    # no min/max statistics for payload: comparing 100k long strings costs more than the
+    # compression, and no reader prunes on raw JSON text
     pq.write_table(table, sink, compression="zstd", use_dictionary=["batch_id"],
-                   write_statistics=True, store_schema=False, version="2.6")
+                   write_statistics=["batch_id", "row_no", "scheduled_at"],
+                   store_schema=False, version="2.6")
     return sink.getvalue()
 
 
