@@ -269,3 +269,18 @@ def test_duckdb_reads_the_zone_with_hive_partitions_and_counts_what_bronze_holds
         assert jsonl[0] == parquet[0] == sum(b.record_count for b in mine)
         assert jsonl[1] == mine[0].interval_start.date()  # the date= partition is a column
         assert parquet[1] == jsonl[2] == len(mine)
+
+
+def test_clean_removes_the_landing_files_with_the_layers(engine, tmp_path):
+    from emugen.control import clean, set_paused
+    from emugen.db.session import write_session
+
+    root = tmp_path / "zone"
+    settings = landing_settings(root)
+    run_pipeline(engine, settings, 1)
+    with write_session(engine) as session:
+        set_paused(session, True)
+    with write_session(engine) as session:
+        cleaned = clean(session, settings.landing)
+    assert cleaned.removed["landing files"] == 4  # two data files, two manifests
+    assert files_under(root) == [] and landed(engine) == {}
