@@ -284,3 +284,26 @@ def test_clean_removes_the_landing_files_with_the_layers(engine, tmp_path):
         cleaned = clean(session, settings.landing)
     assert cleaned.removed["landing files"] == 4  # two data files, two manifests
     assert files_under(root) == [] and landed(engine) == {}
+
+
+def test_health_is_degraded_naming_the_landing_root_until_the_batch_is_landed(engine, tmp_path):
+    from emugen.web.snapshot import health
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    settings = landing_settings(blocker)
+    run_pipeline(engine, settings, 1)
+    config = {"valid": True, "problems": [], "mode": "emulated", "streams": {}}
+    probe = {"broker": {"ok": True}, "workers": {"ok": True}, "queues": {}}
+    with read_session(engine) as session:
+        report = health(session, config, probe)
+    assert report["status"] == "degraded"
+    assert report["landing"]["failing_batches"] == 2
+    [reason] = [r for r in report["reasons"] if "landing zone" in r]
+    assert str(blocker) in reason and "landing.root" in reason
+    blocker.unlink()
+    reland_missing(engine, settings.landing, timedelta(0))
+    with read_session(engine) as session:
+        report = health(session, config, probe)
+    assert report["landing"] == {"files": 2, "failing_batches": 0, "last_error": None}
+    assert not [r for r in report["reasons"] if "landing zone" in r]
