@@ -20,9 +20,9 @@ WARMUP_BATCHES = 3  # per stream, as in `emugen bench fleet`
 
 
 def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int,
-              landing: dict[str, Any]) -> tuple[list[float], int, int]:
-    """(tick -> gold ms after warm-up, batches, batches with a landed file) of one run."""
-    from sqlalchemy import func, select
+              landing: dict[str, Any]) -> tuple[list[float], int, list[float]]:
+    """(tick -> gold ms after warm-up, batches, bronze -> landed ms of each landed file)."""
+    from sqlalchemy import select
 
     from emugen.bench.fleet import all_batches, settled
     from emugen.bench.processes import PrivateFleet, wait_for, write_yaml_atomically
@@ -38,7 +38,9 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
         wait_for(lambda: settled(url), 60, "every batch to reach gold", every=0.2)
         rows = all_batches(url)
     with read_session(engine_for(url)) as session:
-        landed = session.scalar(select(func.count()).select_from(LandedFile)) or 0
+        stamps = session.execute(select(LandedFile.batch_id, LandedFile.landed_at)).all()
+    bronze_at = {r.batch_id: r.bronze_at for r in rows}
+    landed = [(at - bronze_at[b]).total_seconds() * 1000 for b, at in stamps]
     latencies = []
     for stream in ("companies", "events"):
         mine = sorted((r for r in rows if r.stream == stream), key=lambda r: r.seq)
@@ -54,6 +56,7 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
 
     runs: dict[str, list[float]] = {"off": [], "on": []}
     counts = {"off": [0, 0], "on": [0, 0]}
+    delays: list[float] = []
     for i in range(rounds):
         for name in ("off", "on") if i % 2 == 0 else ("on", "off"):  # alternate: no drift bias
             with tempfile.TemporaryDirectory(prefix=f"emugen-land-{name}-") as folder:
@@ -64,7 +67,8 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
                                                      landing)
             runs[name] += lat
             counts[name][0] += batches
-            counts[name][1] += landed
+            counts[name][1] += len(landed)
+            delays += landed
     p95 = {name: percentile(lat, 95) for name, lat in runs.items()}
     return {
         "seconds_per_run": seconds, "interval_s": interval, "records_per_batch": size,
@@ -74,6 +78,8 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
         "p50_off_ms": percentile(runs["off"], 50), "p50_on_ms": percentile(runs["on"], 50),
         "p95_off_ms": p95["off"], "p95_on_ms": p95["on"],
         "p95_added_pct": (p95["on"] / p95["off"] - 1) * 100,
+        "bronze_to_landed_p50_ms": percentile(delays, 50),
+        "bronze_to_landed_p95_ms": percentile(delays, 95),
     }
 
 
@@ -128,6 +134,8 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
             f"{f['p95_on_ms']:7.1f} ms   ({f['batches_on']} batches, "
             f"{f['landed_on']} files)",
             f"  p95 added by the landing zone: {f['p95_added_pct']:+.1f} %  (target <= 10 %)",
+            f"  bronze commit -> file landed (chain dispatch, read back, 2 writes, record)  p50 "
+            f"{f['bronze_to_landed_p50_ms']:.1f} ms   p95 {f['bronze_to_landed_p95_ms']:.1f} ms",
         ]
     if parquet is not None:
         p = parquet

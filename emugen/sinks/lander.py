@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from emugen.db.models import BatchRow, BronzeRecord, LandedFile, LandingFailure
 from emugen.db.session import read_session, write_session
 from emugen.errors import LandingError
+from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks import filesystem
 from emugen.sinks.landing import BatchFacts, data_file, manifest_file, read_manifest
@@ -64,6 +65,7 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
     if not retry_now and recent and time.monotonic() - recent[0] < COOLDOWN_S:
         _record_failure(engine, landing, batch_id, recent[1])
         return None
+    started = time.perf_counter()
     try:
         with engine.connect() as conn:
             facts = read_facts(conn, batch_id)
@@ -81,6 +83,8 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
             conn.execute(insert(LandedFile).values(**record))
             conn.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
         _failed_at.pop(landing.root, None)
+        stage_done(batch_id, "landing", record["rows"], (time.perf_counter() - started) * 1000,
+                   path=record["path"], bytes=record["bytes"])
         return LandedFile(**record)
     except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
         message = str(exc) if isinstance(exc, LandingError) else (
