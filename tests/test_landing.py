@@ -144,7 +144,7 @@ def test_a_write_is_renamed_into_place_from_a_hidden_temporary(tmp_path, monkeyp
     monkeypatch.setattr(os, "replace", spy)
     filesystem.write(zone, "events/date=2026-01-01/hour=00/b.jsonl", b"{}\n")
     [(staged, final, data)] = seen
-    assert staged.startswith(".b.jsonl.") and staged.endswith(".tmp")  # Spark/DuckDB skip it
+    assert staged.startswith(".b.jsonl.") and staged.endswith(".tmp")  # Spark, DuckDB skip it
     assert (final, data) == ("b.jsonl", b"{}\n")
     assert [p.name for p in files_under(tmp_path)] == ["b.jsonl"]
 
@@ -307,3 +307,19 @@ def test_health_is_degraded_naming_the_landing_root_until_the_batch_is_landed(en
         report = health(session, config, probe)
     assert report["landing"] == {"files": 2, "failing_batches": 0, "last_error": None}
     assert not [r for r in report["reasons"] if "landing zone" in r]
+
+
+def test_deliveries_of_one_batch_landing_at_once_all_succeed_with_one_row(engine, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path / "zone"
+    settings = landing_settings(root, "parquet")
+    run_pipeline(engine, landing_settings(root, enabled=False), 1)
+    batch_id = batch_rows(engine)[-1].batch_id
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: land(engine, settings.landing, batch_id), range(8)))
+    assert all(r is not None for r in results)
+    assert {r.sha256 for r in results} == {landed(engine)[batch_id].sha256}
+    with read_session(engine) as session:
+        assert session.scalars(select(LandingFailure)).all() == []
+    assert [p.name for p in files_under(root) if p.name.startswith(".")] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import tempfile
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +85,13 @@ def write(zone: Zone, relative: str, data: bytes) -> None:
 def _write_local(path: str, data: bytes) -> None:
     folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
-    # a leading "." hides the temporary from Spark and DuckDB; the pid keeps two deliveries
-    # of the same batch from writing into one temporary
-    staged = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    # a leading "." hides the temporary from Spark and DuckDB; a unique name keeps two
+    # deliveries of the same batch (processes or threads) out of each other's temporary
+    handle, staged = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
-        with open(staged, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(staged, 0o644)  # mkstemp's 0600 would hide the file from other users' readers
         os.replace(staged, path)  # atomic within one folder
     except BaseException:
         with suppress(OSError):

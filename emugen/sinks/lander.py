@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow, BronzeRecord, LandedFile, LandingFailure
@@ -79,8 +79,7 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         record = write_files(landing, facts, lines)
         # Core, not the ORM: this runs on every batch, inside the tick -> gold budget
         with engine.execution_options(emugen_write=True).begin() as conn:
-            conn.execute(delete(LandedFile).where(LandedFile.batch_id == batch_id))
-            conn.execute(insert(LandedFile).values(**record))
+            conn.execute(_upsert(conn, record))
             conn.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
         _failed_at.pop(landing.root, None)
         stage_done(batch_id, "landing", record["rows"], (time.perf_counter() - started) * 1000,
@@ -105,6 +104,17 @@ def write_files(landing: Landing, facts: BatchFacts, lines: list[str]) -> dict[s
     return {"batch_id": facts.batch_id, "root": landing.root, "format": landing.format,
             "path": data.path, "manifest_path": manifest.path, "sha256": data.sha256,
             "bytes": len(data.data), "rows": data.rows, "landed_at": datetime.now(UTC)}
+
+
+def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
+    """Insert or replace the batch's row: two deliveries of one batch may land at once."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(LandedFile).values(**record)
+    changed = {k: v for k, v in record.items() if k != "batch_id"}
+    return statement.on_conflict_do_update(index_elements=["batch_id"], set_=changed)
 
 
 def _fault_window() -> None:
