@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +20,15 @@ import click
 WARMUP_BATCHES = 3  # per stream, as in `emugen bench fleet`
 
 
+def landing_ms(log: str) -> list[float]:
+    """The worker's own time in `land` per batch, from its `stage=landing` log lines."""
+    return [float(m) for m in re.findall(r"stage=landing .*?duration_ms=([0-9.]+)", log)]
+
+
 def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int,
-              landing: dict[str, Any]) -> tuple[list[float], int, list[float]]:
-    """(tick -> gold ms after warm-up, batches, bronze -> landed ms of each landed file)."""
+              landing: dict[str, Any]) -> tuple[list[float], int, list[float], list[float]]:
+    """(tick -> gold ms after warm-up, batches, bronze -> landed ms of each landed file,
+    the worker's time in `land` per batch)."""
     from sqlalchemy import select
 
     from emugen.bench.fleet import all_batches, settled
@@ -37,6 +44,7 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
         fleet.stop_child("beat")
         wait_for(lambda: settled(url), 60, "every batch to reach gold", every=0.2)
         rows = all_batches(url)
+        spent = landing_ms(fleet.children["worker1"].text())
     with read_session(engine_for(url)) as session:
         stamps = session.execute(select(LandedFile.batch_id, LandedFile.landed_at)).all()
     bronze_at = {r.batch_id: r.bronze_at for r in rows}
@@ -46,7 +54,7 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
         mine = sorted((r for r in rows if r.stream == stream), key=lambda r: r.seq)
         latencies += [(r.gold_at - r.scheduled_at).total_seconds() * 1000
                       for r in mine[WARMUP_BATCHES:] if r.gold_at is not None]
-    return latencies, len(rows), landed
+    return latencies, len(rows), landed, spent
 
 
 def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
@@ -57,18 +65,20 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
     runs: dict[str, list[float]] = {"off": [], "on": []}
     counts = {"off": [0, 0], "on": [0, 0]}
     delays: list[float] = []
+    spent: list[float] = []
     for i in range(rounds):
         for name in ("off", "on") if i % 2 == 0 else ("on", "off"):  # alternate: no drift bias
             with tempfile.TemporaryDirectory(prefix=f"emugen-land-{name}-") as folder:
                 landing = ({"enabled": False} if name == "off" else
                            {"root": str(Path(folder) / "zone"), "format": fmt})
                 with private_database(None, Path(folder)) as url:
-                    lat, batches, landed = fleet_run(Path(folder), url, seconds, interval, size,
-                                                     landing)
+                    lat, batches, landed, took = fleet_run(Path(folder), url, seconds,
+                                                           interval, size, landing)
             runs[name] += lat
             counts[name][0] += batches
             counts[name][1] += len(landed)
             delays += landed
+            spent += took
     p95 = {name: percentile(lat, 95) for name, lat in runs.items()}
     return {
         "seconds_per_run": seconds, "interval_s": interval, "records_per_batch": size,
@@ -80,6 +90,8 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
         "p95_added_pct": (p95["on"] / p95["off"] - 1) * 100,
         "bronze_to_landed_p50_ms": percentile(delays, 50),
         "bronze_to_landed_p95_ms": percentile(delays, 95),
+        "land_p50_ms": percentile(spent, 50), "land_p95_ms": percentile(spent, 95),
+        "land_p50_pct_of_off_p95": percentile(spent, 50) / p95["off"] * 100,
     }
 
 
@@ -136,6 +148,9 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
             f"  p95 added by the landing zone: {f['p95_added_pct']:+.1f} %  (target <= 10 %)",
             f"  bronze commit -> file landed (chain dispatch, read back, 2 writes, record)  p50 "
             f"{f['bronze_to_landed_p50_ms']:.1f} ms   p95 {f['bronze_to_landed_p95_ms']:.1f} ms",
+            f"  the worker's own time in land() per batch  p50 {f['land_p50_ms']:.1f} ms   p95 "
+            f"{f['land_p95_ms']:.1f} ms  (p50 = {f['land_p50_pct_of_off_p95']:.1f} % of the "
+            "off run's tick -> gold p95)",
         ]
     if parquet is not None:
         p = parquet
