@@ -33,6 +33,8 @@ _initialised: set[str] = set()
 TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
 MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never re-delivered
 PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
+# kombu's Redis transport pops priority 0 (every other message) before 9, across both queues
+LAND_PRIORITY = 9
 
 
 def current_settings() -> Settings:
@@ -93,9 +95,10 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
             raise
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
     stage_chain(landed.batch_id).apply_async()
-    # after the commit and after silver is on its way: a landing failure is recorded, never
-    # raised, and a re-delivered tick rewrites the same bytes
-    land(engine, settings.landing, landed.batch_id)
+    if settings.landing.enabled:
+        # beside the chain, at the lowest priority: the worker writes the file when no
+        # generate/silver/gold message waits, so the landing zone stays off tick -> gold
+        land_batch.apply_async((landed.batch_id,), priority=LAND_PRIORITY)
     return landed.batch_id
 
 
@@ -130,6 +133,13 @@ def to_silver(self: Any, batch_id: str) -> str:
 def to_gold(self: Any, batch_id: str) -> str:
     _run_stage(self, "gold", batch_id, build_gold)
     return batch_id
+
+
+@app.task(name="emugen.land_batch")
+def land_batch(batch_id: str) -> bool:
+    """Write a bronze batch to the landing zone (a failure is recorded, never raised)."""
+    settings = current_settings()
+    return land(_engine(settings), settings.landing, batch_id) is not None
 
 
 @app.task(name="emugen.reap")
