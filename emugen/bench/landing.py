@@ -146,7 +146,7 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
             f"{f['p95_on_ms']:7.1f} ms   ({f['batches_on']} batches, "
             f"{f['landed_on']} files)",
             f"  p95 added by the landing zone: {f['p95_added_pct']:+.1f} %  (target <= 10 %)",
-            f"  bronze commit -> file landed (chain dispatch, read back, 2 writes, record)  p50 "
+            f"  bronze commit -> file landed (the land task runs after silver and gold)  p50 "
             f"{f['bronze_to_landed_p50_ms']:.1f} ms   p95 {f['bronze_to_landed_p95_ms']:.1f} ms",
             f"  the worker's own time in land() per batch  p50 {f['land_p50_ms']:.1f} ms   p95 "
             f"{f['land_p95_ms']:.1f} ms  (p50 = {f['land_p50_pct_of_off_p95']:.1f} % of the "
