@@ -77,7 +77,7 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
                                f"{batch_id}; run `emugen replay {batch_id}`")
         _fault_window()
         record = write_files(landing, facts, lines)
-        # Core, not the ORM: this runs on every batch, inside the tick -> gold budget
+        # Core, not the ORM: this runs on every batch, on the worker that also runs the stages
         with engine.execution_options(emugen_write=True).begin() as conn:
             conn.execute(_upsert(conn, record))
             conn.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
