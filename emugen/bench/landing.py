@@ -66,6 +66,7 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
     counts = {"off": [0, 0], "on": [0, 0]}
     delays: list[float] = []
     spent: list[float] = []
+    per_run: dict[str, list[float]] = {"off": [], "on": []}
     for i in range(rounds):
         for name in ("off", "on") if i % 2 == 0 else ("on", "off"):  # alternate: no drift bias
             with tempfile.TemporaryDirectory(prefix=f"emugen-land-{name}-") as folder:
@@ -75,6 +76,7 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
                     lat, batches, landed, took = fleet_run(Path(folder), url, seconds,
                                                            interval, size, landing)
             runs[name] += lat
+            per_run[name].append(percentile(lat, 95))
             counts[name][0] += batches
             counts[name][1] += len(landed)
             delays += landed
@@ -90,6 +92,7 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
         "p95_added_pct": (p95["on"] / p95["off"] - 1) * 100,
         "bronze_to_landed_p50_ms": percentile(delays, 50),
         "bronze_to_landed_p95_ms": percentile(delays, 95),
+        "p95_per_run_off_ms": per_run["off"], "p95_per_run_on_ms": per_run["on"],
         "land_p50_ms": percentile(spent, 50), "land_p95_ms": percentile(spent, 95),
         "land_p50_pct_of_off_p95": percentile(spent, 50) / p95["off"] * 100,
     }
@@ -146,6 +149,8 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
             f"{f['p95_on_ms']:7.1f} ms   ({f['batches_on']} batches, "
             f"{f['landed_on']} files)",
             f"  p95 added by the landing zone: {f['p95_added_pct']:+.1f} %  (target <= 10 %)",
+            "  p95 of each run, off: " + ", ".join(f"{v:.0f}" for v in f["p95_per_run_off_ms"])
+            + " ms; on: " + ", ".join(f"{v:.0f}" for v in f["p95_per_run_on_ms"]) + " ms",
             f"  bronze commit -> file landed (the land task runs after silver and gold)  p50 "
             f"{f['bronze_to_landed_p50_ms']:.1f} ms   p95 {f['bronze_to_landed_p95_ms']:.1f} ms",
             f"  the worker's own time in land() per batch  p50 {f['land_p50_ms']:.1f} ms   p95 "

@@ -91,6 +91,10 @@ def _write_local(path: str, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
+            # flushed here, in the land task between ticks: left dirty, ext4 (data=ordered)
+            # writes these blocks during SQLite's next WAL fsync, in a later batch's stages
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(staged, 0o644)  # mkstemp's 0600 would hide the file from other users' readers
         os.replace(staged, path)  # atomic within one folder
     except BaseException:
