@@ -46,6 +46,7 @@ app.conf.update(
         "emugen.generate_batch": {"queue": GENERATE_QUEUE},
         "emugen.to_silver": {"queue": PIPELINE_QUEUE},
         "emugen.to_gold": {"queue": PIPELINE_QUEUE},
+        "emugen.land_batch": {"queue": PIPELINE_QUEUE},
         "emugen.reap": {"queue": PIPELINE_QUEUE},
         "emugen.prune": {"queue": PIPELINE_QUEUE},
     },

@@ -276,7 +276,7 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
         click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
                       abort=True)
     with write_session(engine) as session:
-        cleaned = clean(session)
+        cleaned = clean(session, settings.landing)
     purged = _purge_queues(settings)
     click.echo(f"{cleaned}{purged}")
 
@@ -383,6 +383,10 @@ from emugen.bench.sse import sse_cmd as bench_sse_cmd  # noqa: E402 - click only
 
 bench_group.add_command(bench_sse_cmd)
 
+from emugen.bench.landing import landing_cmd as bench_landing_cmd  # noqa: E402 - lazy inside
+
+bench_group.add_command(bench_landing_cmd)
+
 from emugen.web.cli import web_cmd  # noqa: E402 - click only; uvicorn and FastAPI load when run
 
 main.add_command(web_cmd)
@@ -410,6 +414,10 @@ main.add_command(export_cmd)
 from emugen.grade.cli import grade_cmd  # noqa: E402 - click only; DuckDB loads when run
 
 main.add_command(grade_cmd)
+
+from emugen.sinks.cli import land_group  # noqa: E402 - click only; lazy inside
+
+main.add_command(land_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,12 +18,15 @@ from emugen.db.models import (
     GoldCompanyWindow,
     GoldRegionWindow,
     InjectedDefect,
+    LandedFile,
+    LandingFailure,
     Quarantine,
     SilverCompany,
     SilverEvent,
     SkippedTick,
 )
 from emugen.errors import EmugenError
+from emugen.settings import Landing
 
 PAUSED = "paused"
 
@@ -100,12 +103,24 @@ def require_paused(session: Session) -> None:
         raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
 
 
-def clean(session: Session) -> Cleaned:
-    """Wipe every layer, the truth and the skip counters; only while paused."""
+def clean(session: Session, landing: Landing | None = None) -> Cleaned:
+    """Wipe every layer, the truth and the skip counters; only while paused.
+
+    With `landing`, the landing zone's files go too: seqs restart at 1 after a clean, and a
+    consumer must not find two different batches under one batch id.
+    """
     require_paused(session)
-    removed = {}
+    removed, files = {}, {}
+    if landing is not None:  # files first: if the zone refuses, nothing is wiped
+        from emugen.sinks.lander import remove_files
+
+        ids = list(session.scalars(select(LandedFile.batch_id)))
+        files["landing files"] = remove_files(landing, session, ids)
+    for table in (LandedFile, LandingFailure):
+        files[table.__tablename__] = session.execute(delete(table)).rowcount or 0
     for table in _WIPED:
         removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+    removed.update(files)
     # the company marks (retention's floor, the watermark checkpoint) describe batches that
     # no longer exist: start again from ordinal 0
     session.execute(delete(ControlState).where(

@@ -58,3 +58,8 @@ class StoreFileGone(EmugenError):
     """Raised when the SQLite file a process has open was deleted or replaced under it."""
 
     exit_code = 2
+
+
+class LandingError(EmugenError):
+    """Raised when a batch cannot be written to the landing zone (root not writable, disk
+    full, object store refusing); the batch stays in bronze and the reaper lands it later."""

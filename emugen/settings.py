@@ -37,6 +37,7 @@ MAX_PROBLEMS = 20  # a file with thousands of bad values needs its first few, no
 # Only locations and secrets come from the environment; everything that shapes data stays in
 # the file, so the file alone says what a run produced (SC-004).
 ENV_OVERRIDES = {"EMUGEN_DATABASE_URL": "database_url", "EMUGEN_BROKER_URL": "broker_url"}
+ENV_LANDING_ROOT = "EMUGEN_LANDING_ROOT"  # landing.root
 MIN_INTERVAL = timedelta(milliseconds=100)
 MAX_INTERVAL = timedelta(days=7)
 MAX_BATCH = 1_000_000
@@ -409,6 +410,25 @@ class GradeTarget(Frozen):
     every: Interval = timedelta(seconds=10)
 
 
+class Landing(Frozen):
+    """The landing zone: every batch in bronze also written as files a file-source reads."""
+
+    enabled: bool = True
+    # a local path (relative ones resolve from the working directory, like the SQLite path),
+    # file://..., or an fsspec URL such as s3://bucket/prefix (credentials from the environment)
+    root: str = Field("var/landing", min_length=1)
+    format: Literal["jsonl", "parquet"] = "jsonl"
+    # passed to fsspec as is, e.g. {endpoint_url: http://127.0.0.1:9000} for an S3 stand-in
+    storage_options: dict[str, Any] = {}
+
+    @field_validator("root")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        from emugen.sinks.filesystem import check_root
+
+        return check_root(value)
+
+
 class Settings(Frozen):
     """The whole configuration; `mode` picks which cadence of each stream is active."""
 
@@ -421,6 +441,7 @@ class Settings(Frozen):
     events: EventsSettings = EventsSettings()
     fleet: Fleet = Fleet()
     grade: GradeTarget | None = None
+    landing: Landing = Landing()
 
     def cadence(
         self, stream: Stream, mode: Mode | None = None
@@ -438,7 +459,7 @@ class Settings(Frozen):
     def fingerprint(self) -> str:
         """A short hash of everything that shapes data (URLs excluded), stored with each batch."""
         shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet",
-                                                       "grade"})
+                                                       "grade", "landing"})
         return hashlib.sha256(repr(sorted(_flatten(shaping))).encode()).hexdigest()[:16]
 
 
@@ -480,6 +501,8 @@ def parse_settings(data: Any, source: str = "<data>", env: bool = True) -> Setti
     if env:
         data = {**data, **{key: os.environ[var] for var, key in ENV_OVERRIDES.items()
                            if os.environ.get(var)}}
+        if os.environ.get(ENV_LANDING_ROOT) and isinstance(data.get("landing", {}), dict):
+            data["landing"] = {**data.get("landing", {}), "root": os.environ[ENV_LANDING_ROOT]}
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:

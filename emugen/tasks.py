@@ -26,6 +26,7 @@ from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.silver import refine_silver
 from emugen.reload import ConfigWatcher
 from emugen.settings import Mode, Settings, Stream
+from emugen.sinks.lander import land, reland_missing
 
 logger = logging.getLogger("emugen.tasks")
 _watcher = ConfigWatcher()
@@ -33,6 +34,8 @@ _initialised: set[str] = set()
 TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
 MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never re-delivered
 PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
+# kombu's Redis transport pops priority 0 (every other message) before 9, across both queues
+LAND_PRIORITY = 9
 
 
 def current_settings() -> Settings:
@@ -103,6 +106,10 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
         raise self.retry(exc=exc, countdown=backoff(self.request.retries)) from None
     outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     stage_chain(landed.batch_id).apply_async()
+    if settings.landing.enabled:
+        # beside the chain, at the lowest priority: the worker writes the file when no
+        # generate/silver/gold message waits, so the landing zone stays off tick -> gold
+        land_batch.apply_async((landed.batch_id,), priority=LAND_PRIORITY)
     return landed.batch_id
 
 
@@ -146,6 +153,13 @@ def to_gold(self: Any, batch_id: str) -> str:
     return batch_id
 
 
+@app.task(name="emugen.land_batch")
+def land_batch(batch_id: str) -> bool:
+    """Write a bronze batch to the landing zone (a failure is recorded, never raised)."""
+    settings = current_settings()
+    return land(_engine(settings), settings.landing, batch_id) is not None
+
+
 @app.task(name="emugen.reap")
 def reap() -> list[list[str]]:
     """Re-send the next stage of every batch a crash or a lost message left idle."""
@@ -156,6 +170,8 @@ def reap() -> list[list[str]]:
     for batch_id, stage in claimed:
         logger.warning("reaper: batch %s idle before %s; re-dispatching", batch_id, stage)
         stage_chain(batch_id, stage).apply_async()
+    for batch_id in reland_missing(engine, settings.landing, settings.fleet.stuck_after):
+        logger.warning("reaper: batch %s had no landing file; landed it", batch_id)
     return [list(c) for c in claimed]
 
 
@@ -167,7 +183,7 @@ def prune() -> str:
     if retain is None:
         return "retention is off (fleet.retain_batches_for: null)"
     result = prune_batches(_engine(settings), retain, chunk_rows=settings.fleet.prune_chunk_rows,
-                           budget_s=PRUNE_BUDGET_S)
+                           budget_s=PRUNE_BUDGET_S, landing=settings.landing)
     if result.batches:
         logger.info("retention: %s", result)
     return str(result)

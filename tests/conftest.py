@@ -13,7 +13,8 @@ SIMULATED = {"kind": "simulated", "start": "2026-01-01T00:00:00Z"}
 
 def make_settings(**overrides: Any) -> Settings:
     """Settings on a simulated clock with nested overrides, e.g. events={"quality": {...}}."""
-    data: dict[str, Any] = {"clock": SIMULATED}
+    # the landing zone is on by default (var/landing); tests that land files say where
+    data: dict[str, Any] = {"clock": SIMULATED, "landing": {"enabled": False}}
     data.update(overrides)
     return parse_settings(data, env=False)
 

@@ -25,6 +25,8 @@ def write_config(path: Path, database_url: str, *, mode: str = "emulated", inter
                    "production": {"interval": "PT15M", "events_per_driver": 0.05},
                    "quality": {"rate": rate}},
         "fleet": fleet or {},
+        # beside the config, never the working copy's var/landing (in-process tests run there)
+        "landing": {"root": str(path.parent / "landing")},
     }
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -47,8 +48,9 @@ def run_fleet(folder: Path, database_url: str, seconds: float, interval: float,
 
 def floor_latencies(database_url: str, batches: int, size: int) -> list[float]:
     """The same batches (same config, same sizes) through every layer in one process."""
+    zone = tempfile.mkdtemp(prefix="emugen-floor-landing-")  # like the fleet's, never var/
     settings = parse_settings({
-        "mode": "emulated", "seed": 42,
+        "mode": "emulated", "seed": 42, "landing": {"root": zone},
         "companies": {"emulated": {"interval": 1, "min_batch_size": size,
                                    "max_batch_size": size}},
         "events": {"emulated": {"interval": 1, "min_batch_size": size, "max_batch_size": size}},
@@ -57,6 +59,7 @@ def floor_latencies(database_url: str, batches: int, size: int) -> list[float]:
     init_db(engine)
     done = run_pipeline(engine, settings, max(batches, WARMUP_BATCHES + 5))
     engine.dispose()
+    shutil.rmtree(zone, ignore_errors=True)
     return [p.seconds * 1000 for p in done[2 * WARMUP_BATCHES:]]
 
 

@@ -323,3 +323,29 @@ class SkippedTick(Base):
     # paused | queue_depth | in_flight | failed | expired | broker_down
     reason: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class LandedFile(Base):
+    """A batch's file in the landing zone (one per batch), written after bronze committed."""
+
+    __tablename__ = "landed_files"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    root: Mapped[str] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)  # under the root
+    manifest_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    landed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LandingFailure(Base):
+    """The last landing error of a batch not landed yet (deleted once the batch lands)."""
+
+    __tablename__ = "landing_failures"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    root: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -10,6 +10,8 @@ Kept forever:
 - the newest batch of each stream, so `seq` and the next company ordinal keep counting up;
 - failed batches (an alarm to read, not noise) and production batches.
 
+A pruned batch's landing-zone file and manifest go with it (when `landing` is given).
+
 Company batch rows go only as a contiguous prefix in onboarding order, and the same
 transaction moves a *company floor* (ordinal and the excluded ordinals below it) into
 `control_state`: `company_watermark` starts from that floor (or from its own checkpoint of the
@@ -22,6 +24,7 @@ held for long; a run stops after `budget_s` and the next run carries on.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +43,11 @@ from emugen.db.models import (
     SkippedTick,
 )
 from emugen.db.session import write_session
-from emugen.settings import Mode, Stream
+from emugen.errors import LandingError
+from emugen.settings import Landing, Mode, Stream
+from emugen.sinks.lander import remove_files
+
+logger = logging.getLogger("emugen.retention")
 
 COMPANY_FLOOR = "company_floor"  # companies below it: their batch rows were pruned
 COMPANY_SETTLED = "company_settled"  # companies below it: settled in silver (a walk's checkpoint)
@@ -149,7 +156,7 @@ def _fill(rows: list, chunk_rows: int) -> list[tuple[str, int]]:
 
 
 def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
-                  result: Pruned, stream: Stream) -> None:
+                  result: Pruned, stream: Stream, landing: Landing | None) -> None:
     ids = [batch_id for batch_id, _ in group]
     largest = max((records for _, records in group), default=0)
     # child rows in row_no windows: a 100k-record batch takes several short transactions
@@ -161,6 +168,10 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
                     table.row_no < low + chunk_rows)).rowcount or 0
                 result.add(table.__tablename__, n)
     with write_session(engine) as session:
+        if landing is not None:
+            # files first, in the transaction that drops the batch rows: if the zone refuses,
+            # the rows stay (and their files are still known) until a later run
+            result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
             _raise_floor(session, ids)
         n = session.execute(delete(BatchRow).where(BatchRow.batch_id.in_(ids))).rowcount or 0
@@ -204,7 +215,8 @@ def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned
 
 
 def prune(engine: Engine, retain_for: timedelta, *, now: datetime | None = None,
-          chunk_rows: int = 20_000, budget_s: float = 10.0) -> Pruned:
+          chunk_rows: int = 20_000, budget_s: float = 10.0,
+          landing: Landing | None = None) -> Pruned:
     """Delete what is older than `retain_for` (see the module docstring for what stays)."""
     cutoff = (now or datetime.now(UTC)) - retain_for
     deadline = time.monotonic() + budget_s
@@ -217,6 +229,11 @@ def prune(engine: Engine, retain_for: timedelta, *, now: datetime | None = None,
             group = pick(engine, cutoff, chunk_rows)
             if not group:
                 break
-            _delete_group(engine, group, chunk_rows, result, stream)
+            try:
+                _delete_group(engine, group, chunk_rows, result, stream, landing)
+            except LandingError as exc:
+                logger.warning("retention: %s", exc)
+                result.complete = False
+                return result
     _prune_log(engine, cutoff, chunk_rows, result)
     return result

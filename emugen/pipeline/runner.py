@@ -13,6 +13,7 @@ from emugen.pipeline.bronze import Landed, generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.silver import refine_silver
 from emugen.settings import Mode, Settings, Stream
+from emugen.sinks.lander import land
 
 STREAM_ORDER = (Stream.companies, Stream.events)  # events need companies in silver first
 
@@ -56,6 +57,7 @@ def run_pipeline(engine: Engine, settings: Settings, batches: int,
             started = time.perf_counter()
             landed = generate_and_land(engine, settings, stream, clock.next(), mode=mode,
                                        size=size, worker="in-process")
+            land(engine, settings.landing, landed.batch_id)
             valid, quarantined = refine_and_build(engine, landed.batch_id)
             done.append(Processed(landed, valid, quarantined, time.perf_counter() - started))
     return done

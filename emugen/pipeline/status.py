@@ -19,6 +19,7 @@ from emugen.db.models import (
     SilverEvent,
 )
 from emugen.pipeline.reconcile import reconcile
+from emugen.sinks.lander import landing_health
 
 
 def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
@@ -61,6 +62,7 @@ def status(session: Session, latest: int = 10,
             .order_by(Quarantine.reason)
         ).all()),
         "reconciliation": reconcile(session).as_dict(),
+        "landing": landing_health(session),
         "latest": [
             {
                 "batch_id": b.batch_id, "mode": b.mode, "status": b.status,
@@ -122,6 +124,7 @@ def format_status(s: dict[str, Any]) -> str:
     lines.append(f"reconciliation: {verdict}  injected {r['injected']}  caught {r['caught']} "
                  f"({r['caught_pct']:.1f} %)  missed {r['missed']}  false alarms "
                  f"{sum(r['false_alarms'].values())}")
+    lines.append(_landing_line(s["landing"]))
     lines.append("latest:  batch                  status records valid quar  "
                  "gen_ms  →bronze  →silver   →gold  tick→gold")
     for b in s["latest"]:
@@ -133,3 +136,12 @@ def format_status(s: dict[str, Any]) -> str:
                      f"{f(b['generate_ms']):>7} {f(b['bronze_ms']):>8} {f(b['silver_ms']):>8} "
                      f"{f(b['gold_ms']):>7} {f(b['tick_to_gold_ms']):>10}")
     return "\n".join(lines)
+
+
+def _landing_line(landing: dict[str, Any]) -> str:
+    line = f"landing zone: {landing['files']} files"
+    last = landing["last_error"]
+    if last is None:
+        return line + ", no errors"
+    return (line + f", {landing['failing_batches']} batch(es) NOT LANDED; last error "
+            f"({last['batch_id']}, {last['attempts']} attempts): {last['error']}")

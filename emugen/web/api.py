@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from emugen.control import NotPaused, clean, set_paused
 from emugen.db.session import read_session, write_session
-from emugen.errors import ConfigError
+from emugen.errors import ConfigError, LandingError
 from emugen.reload import set_mode
 from emugen.settings import Stream
 from emugen.web.batches import batches_page, latency
@@ -131,10 +131,12 @@ def clean_store(state: Control) -> dict[str, Any]:
     """Wipe every layer, the truth and the skip counters, and purge the queues (paused only)."""
     try:
         with write_session(state.engine) as session:
-            cleaned = clean(session)
+            cleaned = clean(session, state.settings.landing)
     except NotPaused:
         raise HTTPException(409, "clean only runs while the fleet is paused: POST /api/pause "
                                  "(or run `emugen pause`) first") from None
+    except LandingError as exc:  # the zone refused to delete: nothing was wiped
+        raise HTTPException(502, str(exc)) from None
     purged = state.probe.purge()
     tail = "" if purged is None else f", {purged:,} queued messages"
     return {"removed": cleaned.removed, "queued_messages_purged": purged,

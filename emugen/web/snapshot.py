@@ -15,6 +15,7 @@ from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
 from emugen.settings import Settings, Stream
+from emugen.sinks.lander import landing_health
 from emugen.web.batches import latency, recent
 from emugen.web.quality import quality
 
@@ -144,6 +145,10 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     per_stream = streams(session, now)
     store = store_health(session, probe)
     reasons = store["problems"] + _reasons(config, ctl, probe, per_stream)
+    landing = landing_health(session)
+    if landing["last_error"] is not None:
+        reasons.append(f"{landing['failing_batches']} batch(es) not in the landing zone: "
+                       f"{landing['last_error']['error']}")
     status = "degraded" if reasons else "paused" if ctl["paused"] else "running"
     return {
         "status": status, "reasons": reasons, "now": now.isoformat(),
@@ -153,6 +158,7 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
         "in_flight": sum(s["in_flight"] for s in per_stream.values()),
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
         "store": store,
+        "landing": landing,
     }
 
 

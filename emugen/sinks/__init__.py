@@ -1,0 +1,1 @@
+"""Where landed batches also go: the landing zone (files under a local path or fsspec URL)."""

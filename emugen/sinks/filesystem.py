@@ -1,0 +1,142 @@
+"""Landing zone I/O through fsspec: rename-into-place on local disks, one PUT on object stores."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import tempfile
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emugen.errors import LandingError
+
+LOCAL = ("file", "local")
+_NOT_WRITABLE = (_errno.EACCES, _errno.EPERM, _errno.EROFS, _errno.ENOTDIR, _errno.EISDIR)
+
+
+def protocol_of(root: str) -> str:
+    from fsspec.utils import get_protocol
+
+    return get_protocol(root)
+
+
+def check_root(root: str) -> str:
+    """The root as given, when fsspec knows its protocol (a ValueError naming it otherwise)."""
+    from fsspec.registry import known_implementations, registry
+
+    protocol = protocol_of(root)
+    if protocol not in known_implementations and protocol not in registry:
+        raise ValueError(
+            f"got {root!r}: unknown storage protocol {protocol!r}; use a local path, "
+            "file:///abs/path or an fsspec URL such as s3://bucket/prefix"
+        )
+    return root
+
+
+@dataclass(frozen=True)
+class Zone:
+    """An opened landing root: the fsspec file system and the root path inside it."""
+
+    fs: Any
+    root: str  # as configured (shown in errors)
+    base: str  # the root inside `fs`, without a trailing slash
+
+    @property
+    def local(self) -> bool:
+        protocol = self.fs.protocol
+        return (protocol if isinstance(protocol, str) else protocol[0]) in LOCAL
+
+    def full(self, relative: str) -> str:
+        return f"{self.base}/{relative}"
+
+
+def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
+    """The zone at `root`; a relative local path resolves from the working directory."""
+    from fsspec.core import url_to_fs
+
+    if protocol_of(root) in LOCAL and "://" not in root:
+        root = str(Path(root).expanduser().resolve())
+    try:
+        fs, base = url_to_fs(root, **(storage_options or {}))
+    except ImportError as exc:
+        raise LandingError(
+            f"landing root {root}: {exc}; install the extra (pip install 'emugen[s3]')"
+        ) from None
+    return Zone(fs, root, base.rstrip("/") or "/")
+
+
+def write(zone: Zone, relative: str, data: bytes) -> None:
+    """Put `data` at `relative` so that no reader ever sees part of it."""
+    path = zone.full(relative)
+    try:
+        if zone.local:
+            _write_local(path, data)
+        else:
+            # one PUT appears whole or not at all on an object store; there is no rename
+            zone.fs.pipe_file(path, data)
+    except LandingError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every backend has its own error tree
+        raise LandingError(describe(zone, relative, exc)) from None
+
+
+def _write_local(path: str, data: bytes) -> None:
+    folder, name = os.path.split(path)
+    os.makedirs(folder, exist_ok=True)
+    # a leading "." hides the temporary from Spark and DuckDB; a unique name keeps two
+    # deliveries of the same batch (processes or threads) out of each other's temporary
+    handle, staged = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            # flushed here, in the land task between ticks: left dirty, ext4 (data=ordered)
+            # writes these blocks during SQLite's next WAL fsync, in a later batch's stages
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(staged, 0o644)  # mkstemp's 0600 would hide the file from other users' readers
+        os.replace(staged, path)  # atomic within one folder
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(staged)
+        raise
+
+
+def read(zone: Zone, relative: str) -> bytes | None:
+    """The file's bytes, or None when it is not there."""
+    try:
+        return zone.fs.cat_file(zone.full(relative))
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        raise LandingError(describe(zone, relative, exc)) from None
+
+
+def remove(zone: Zone, relatives: list[str]) -> int:
+    """Delete the files that exist; the number deleted."""
+    removed = 0
+    for relative in relatives:
+        try:
+            zone.fs.rm_file(zone.full(relative))
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise LandingError(describe(zone, relative, exc)) from None
+    return removed
+
+
+def describe(zone: Zone, relative: str, exc: BaseException) -> str:
+    """One line naming the root, the cause and the fix."""
+    cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    errno = getattr(exc, "errno", None)
+    if isinstance(exc, PermissionError) or errno in _NOT_WRITABLE:
+        fix = "make landing.root a folder the worker's user can write, or point it elsewhere"
+    elif errno == _errno.ENOSPC:
+        fix = "free space there or point landing.root elsewhere"
+    else:
+        fix = ("check that landing.root is reachable and its credentials (landing."
+               "storage_options or the environment), or set landing.enabled: false")
+    return (f"landing root {zone.root}: cannot write {relative}: {cause}; {fix} "
+            "(the batch stays in bronze; the reaper lands it once the cause is gone)")

@@ -1,0 +1,252 @@
+"""Landing batches: bronze's rows to the zone after commit, the bookkeeping, re-landing, pruning.
+
+A landing failure never raises out of here: it is recorded per batch (landing_failures),
+logged, and the batch goes on to silver and gold; the reaper lands it once the cause is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from emugen.db.models import BatchRow, BronzeRecord, LandedFile, LandingFailure
+from emugen.db.session import read_session, write_session
+from emugen.errors import LandingError
+from emugen.pipeline.log import stage_done
+from emugen.settings import Landing
+from emugen.sinks import filesystem
+from emugen.sinks.landing import BatchFacts, data_file, manifest_file, read_manifest
+
+logger = logging.getLogger("emugen.landing")
+# Test hook only: seconds to wait between the bronze commit and the file write, so a test can
+# kill -9 the worker inside that window reproducibly. Unset in every real run.
+FAULT_DELAY_ENV = "EMUGEN_LANDING_TEST_DELAY_S"
+RELAND_LIMIT = 200  # batches per reaper run
+# After a failure this process skips the zone for a while (recording why) instead of paying a
+# refusing endpoint's retries (~9 s with botocore's defaults) on every batch; the reaper retries.
+COOLDOWN_S = 10.0
+_failed_at: dict[str, tuple[float, str]] = {}
+
+
+_FACTS = (BatchRow.batch_id, BatchRow.stream, BatchRow.seq, BatchRow.mode, BatchRow.spec,
+          BatchRow.interval_start, BatchRow.interval_end, BatchRow.scheduled_at,
+          BatchRow.record_count)
+
+
+def read_facts(conn: Connection | Session, batch_id: str) -> BatchFacts | None:
+    row = conn.execute(select(*_FACTS).where(BatchRow.batch_id == batch_id)).first()
+    return None if row is None else BatchFacts(*row)
+
+
+def bronze_lines(conn: Connection | Session, batch_id: str) -> list[str]:
+    """The batch's raw records in row order: the bytes the zone holds come from bronze."""
+    return list(conn.execute(select(BronzeRecord.payload)
+                             .where(BronzeRecord.batch_id == batch_id)
+                             .order_by(BronzeRecord.row_no)).scalars())
+
+
+def land(engine: Engine, landing: Landing, batch_id: str, *,
+         retry_now: bool = False) -> LandedFile | None:
+    """Write the batch's data file then its manifest, and record them; None when it did not.
+
+    Within COOLDOWN_S of a failure on the same root the write is not tried (unless
+    `retry_now`, as the reaper asks): the batch is recorded as not landed with that error.
+    """
+    if not landing.enabled:
+        return None
+    recent = _failed_at.get(landing.root)
+    if not retry_now and recent and time.monotonic() - recent[0] < COOLDOWN_S:
+        _record_failure(engine, landing, batch_id, recent[1])
+        return None
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            facts = read_facts(conn, batch_id)
+            if facts is None:
+                return None  # cleaned or pruned meanwhile
+            lines = bronze_lines(conn, batch_id)
+        if len(lines) != facts.record_count:
+            raise LandingError(f"bronze holds {len(lines)} of {facts.record_count} records of "
+                               f"{batch_id}; run `emugen replay {batch_id}`")
+        _fault_window()
+        record = write_files(landing, facts, lines)
+        # Core, not the ORM: this runs on every batch, on the worker that also runs the stages
+        with engine.execution_options(emugen_write=True).begin() as conn:
+            conn.execute(_upsert(conn, record))
+            conn.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
+        _failed_at.pop(landing.root, None)
+        stage_done(batch_id, "landing", record["rows"], (time.perf_counter() - started) * 1000,
+                   path=record["path"], bytes=record["bytes"])
+        return LandedFile(**record)
+    except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
+        message = str(exc) if isinstance(exc, LandingError) else (
+            f"landing root {landing.root}: {type(exc).__name__}: {exc}")
+        logger.warning("landing failed for %s: %s", batch_id, message)
+        _failed_at[landing.root] = (time.monotonic(), message)
+        _record_failure(engine, landing, batch_id, message)
+        return None
+
+
+def write_files(landing: Landing, facts: BatchFacts, lines: list[str]) -> dict[str, Any]:
+    """Data file first, manifest after it: a manifest always describes a file already whole."""
+    data = data_file(facts, lines, landing.format)
+    manifest = manifest_file(facts, [data], landing.format)
+    zone = filesystem.open_zone(landing.root, landing.storage_options)
+    filesystem.write(zone, data.path, data.data)
+    filesystem.write(zone, manifest.path, manifest.data)
+    return {"batch_id": facts.batch_id, "root": landing.root, "format": landing.format,
+            "path": data.path, "manifest_path": manifest.path, "sha256": data.sha256,
+            "bytes": len(data.data), "rows": data.rows, "landed_at": datetime.now(UTC)}
+
+
+def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
+    """Insert or replace the batch's row: two deliveries of one batch may land at once."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(LandedFile).values(**record)
+    changed = {k: v for k, v in record.items() if k != "batch_id"}
+    return statement.on_conflict_do_update(index_elements=["batch_id"], set_=changed)
+
+
+def _fault_window() -> None:
+    delay = os.environ.get(FAULT_DELAY_ENV)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _record_failure(engine: Engine, landing: Landing, batch_id: str, message: str) -> None:
+    try:
+        with write_session(engine) as session:
+            if session.get(BatchRow, batch_id) is None:
+                return
+            found = session.get(LandingFailure, batch_id)
+            now = datetime.now(UTC)
+            if found is None:
+                session.add(LandingFailure(batch_id=batch_id, root=landing.root,
+                                           error=message[:2000], attempts=1, at=now))
+            else:
+                found.root, found.error, found.at = landing.root, message[:2000], now
+                found.attempts += 1
+    except Exception:  # noqa: BLE001 - bookkeeping must not take the worker down
+        logger.exception("could not record the landing failure of %s", batch_id)
+
+
+def unlanded(session: Session, older_than: timedelta, now: datetime | None = None,
+             limit: int = RELAND_LIMIT) -> list[str]:
+    """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file,
+    those that failed least often first, so one batch that cannot land blocks no other."""
+    cutoff = (now or datetime.now(UTC)) - older_than
+    landed = select(LandedFile.batch_id).where(LandedFile.batch_id == BatchRow.batch_id)
+    return list(session.scalars(
+        select(BatchRow.batch_id)
+        .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
+        .where(~landed.exists(), BatchRow.bronze_at < cutoff)
+        .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id).limit(limit)))
+
+
+def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
+                   budget_s: float = 10.0) -> list[str]:
+    """Land every batch a crash or an outage left without its file; the ids landed."""
+    if not landing.enabled:
+        return []
+    with read_session(engine) as session:
+        missing = unlanded(session, older_than)
+    deadline, done = time.monotonic() + budget_s, []
+    for batch_id in missing:
+        if time.monotonic() > deadline:
+            break
+        if land(engine, landing, batch_id, retry_now=True) is None:
+            break  # the cause is still there: one error per run, not one per batch
+        done.append(batch_id)
+    return done
+
+
+def remove_files(landing: Landing, session: Session, ids: list[str]) -> int:
+    """Delete the landed files and manifests of these batches, then their bookkeeping rows.
+
+    Raises LandingError when the zone refuses, so retention keeps the batch rows (and the
+    reaper cannot re-land what is about to go) until the files are gone.
+    """
+    rows = session.execute(select(LandedFile.root, LandedFile.path, LandedFile.manifest_path)
+                           .where(LandedFile.batch_id.in_(ids))).all()
+    by_root: dict[str, list[str]] = {}
+    for root, path, manifest in rows:
+        by_root.setdefault(root, []).extend([path, manifest])
+    removed = 0
+    for root, paths in by_root.items():
+        removed += filesystem.remove(filesystem.open_zone(root, landing.storage_options), paths)
+    session.execute(delete(LandedFile).where(LandedFile.batch_id.in_(ids)))
+    session.execute(delete(LandingFailure).where(LandingFailure.batch_id.in_(ids)))
+    return removed
+
+
+def landing_health(session: Session) -> dict[str, Any]:
+    """Files landed, batches waiting for a re-land and the latest error (naming root and fix)."""
+    failures = session.scalar(select(func.count()).select_from(LandingFailure)) or 0
+    last = session.scalars(select(LandingFailure).order_by(LandingFailure.at.desc())
+                           .limit(1)).first()
+    return {
+        "files": session.scalar(select(func.count()).select_from(LandedFile)) or 0,
+        "failing_batches": failures,
+        "last_error": None if last is None else {
+            "batch_id": last.batch_id, "root": last.root, "error": last.error,
+            "attempts": last.attempts, "at": last.at.isoformat()},
+    }
+
+
+@dataclass
+class Verified:
+    """What `emugen land verify` found."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(engine: Engine, landing: Landing) -> Verified:
+    """Every batch has its file and manifest, and both match the sha256 recorded."""
+    result = Verified()
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(BatchRow.batch_id, LandedFile)
+            .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
+            .order_by(BatchRow.batch_id)).all()
+    zones: dict[str, filesystem.Zone] = {}
+    for batch_id, landed in rows:
+        result.checked += 1
+        if landed is None:
+            result.problems.append(f"{batch_id}: not landed")
+            continue
+        if landed.root not in zones:
+            zones[landed.root] = filesystem.open_zone(landed.root, landing.storage_options)
+        result.problems.extend(_check(zones[landed.root], landed))
+    return result
+
+
+def _check(zone: filesystem.Zone, landed: LandedFile) -> list[str]:
+    import hashlib
+
+    data = filesystem.read(zone, landed.path)
+    if data is None:
+        return [f"{landed.batch_id}: {landed.path} is missing"]
+    if hashlib.sha256(data).hexdigest() != landed.sha256:
+        return [f"{landed.batch_id}: {landed.path} does not match its sha256"]
+    raw = filesystem.read(zone, landed.manifest_path)
+    if raw is None:
+        return [f"{landed.batch_id}: manifest {landed.manifest_path} is missing"]
+    listed = {f["path"]: f["sha256"] for f in read_manifest(raw)["files"]}
+    if listed.get(landed.path) != landed.sha256:
+        return [f"{landed.batch_id}: manifest does not list {landed.path} with its sha256"]
+    return []
