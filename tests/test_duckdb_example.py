@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
 from emugen.cli import main
-from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
+from emugen.db.models import InjectedDefect
 from emugen.db.session import init_db, make_engine
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import SIMULATED, make_settings
@@ -22,32 +22,16 @@ EXAMPLE = Path(__file__).parent.parent / "examples" / "duckdb" / "medallion.py"
 DIRTY = {"quality": {"rate": 0.2}}
 
 
-def write_landing(engine: Engine, root: Path) -> None:
-    """The landing-zone layout (JSON Lines + manifests) from bronze; stands in for emugen.sinks."""
-    with engine.connect() as conn:
-        batches = conn.execute(select(BatchRow.batch_id, BatchRow.stream, BatchRow.scheduled_at,
-                                      BatchRow.interval_start, BatchRow.interval_end)).all()
-        for batch_id, stream, at, start, end in batches:
-            lines = conn.scalars(select(BronzeRecord.payload).where(
-                BronzeRecord.batch_id == batch_id).order_by(BronzeRecord.row_no)).all()
-            folder = root / stream / f"date={at:%Y-%m-%d}" / f"hour={at:%H}"
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"{batch_id}.jsonl").write_text("".join(f"{line}\n" for line in lines))
-            manifest = root / "_manifests" / stream / f"{batch_id}.json"
-            manifest.parent.mkdir(parents=True, exist_ok=True)
-            manifest.write_text(json.dumps({
-                "batch_id": batch_id, "stream": stream, "records": len(lines),
-                "interval_start": start.isoformat(), "interval_end": end.isoformat()}))
-
-
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory) -> tuple[Path, Path, Engine]:
     tmp = tmp_path_factory.mktemp("duckdb_example")
     url = f"sqlite:///{tmp / 'store.db'}"
     engine = make_engine(url)
     init_db(engine)
-    run_pipeline(engine, make_settings(companies=DIRTY, events=DIRTY), 4, size=150)
-    write_landing(engine, tmp / "landing")
+    # the real landing zone: the in-process runner lands each batch right after bronze
+    landing = {"enabled": True, "root": str(tmp / "landing"), "format": "jsonl"}
+    run_pipeline(engine, make_settings(companies=DIRTY, events=DIRTY, landing=landing), 4,
+                 size=150)
     config = tmp / "emugen.yaml"
     config.write_text(yaml.safe_dump({"database_url": url, "clock": SIMULATED}))
     return tmp, config, engine

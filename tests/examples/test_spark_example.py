@@ -22,8 +22,8 @@ from emugen.db.models import GoldCompanyWindow, GoldRegionWindow
 from emugen.db.session import init_db, make_engine, read_session
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
-from tests.examples.landing_standin import Truth, land_batch, landed_order, truth
 from tests.examples.spark_helpers import JOB, WAIT, job, spark_or_skip, wait_for
+from tests.examples.store_zone import Truth, land_batch, landed_order, truth
 from tests.fleet_helpers import write_config
 
 ROUNDS, SIZE, RATE = 4, 100, 0.3  # 800 records, ~240 defects, every type in both streams
