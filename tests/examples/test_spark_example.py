@@ -190,7 +190,6 @@ def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silve
 
 
 def test_emugen_grade_names_every_record_the_weakened_job_let_escape(zone, weakened, tmp_path):
-    pytest.importorskip("emugen.grade", reason="emugen grade (emugen/grade) is not here yet")
     config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{zone.folder / 'emugen.db'}")
     done = subprocess.run(
         [sys.executable, "-m", "emugen", "grade", "--kept", str(weakened / "silver"),

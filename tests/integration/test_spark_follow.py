@@ -25,9 +25,6 @@ from tests.integration.conftest import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow,
               pytest.mark.timeout(900)]
 TRIGGER = 5  # seconds between the job's micro-batches
-# both come from other branches: this module runs once they are merged with this one
-pytest.importorskip("emugen.sinks", reason="the landing zone (emugen/sinks) is not here")
-pytest.importorskip("emugen.grade", reason="emugen grade (emugen/grade) is not here")
 
 
 def _published(out: Path) -> bool:
