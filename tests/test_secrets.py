@@ -17,7 +17,8 @@ PASSWORD = "Pl4nted-s3cret"
 # through emugen.broker.redact_url (see up.py) or none at all, and are exercised elsewhere.
 LONG_RUNNING = {("up",), ("web",), ("soak",), ("chaos",), ("bench", "generate"),
                 ("bench", "pipeline"), ("bench", "fleet"), ("bench", "sse"), ("bench", "all"),
-                ("bench", "cadence"), ("bench", "grade"), ("bench", "export")}
+                ("bench", "cadence"), ("bench", "grade"), ("bench", "export"),
+                ("bench", "landing")}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "check"), [], None),
@@ -28,6 +29,8 @@ RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("status",), ["--config"], None),
     (("export",), ["bronze", "--format", "jsonl", "--out", "bronze.jsonl", "--config"], None),
     (("grade",), ["--kept", "bronze.jsonl", "--config"], None),  # the store holds the truth
+    (("land", "verify"), ["--config"], None),
+    (("land", "repair"), ["--config"], None),
     (("replay",), ["companies-000000001", "--config"], None),
     (("mode",), ["emulated", "--config"], None),
     (("pause",), ["--config"], None),
