@@ -15,15 +15,11 @@ from sqlalchemy.orm import Session
 
 from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
-from emugen.errors import EmugenError
+from emugen.errors import DatabaseError
 
 # Any lock held longer than this is a bug or a stuck process; fail loudly instead of hanging.
 BUSY_TIMEOUT_MS = 30_000
 _GOLD_LOCK_KEY = 0x656D7567656E  # "emugen" as a PostgreSQL advisory-lock key
-
-
-class DatabaseError(EmugenError):
-    """The database URL is unusable or the database is not reachable."""
 
 
 def is_sqlite(engine: Engine) -> bool:
