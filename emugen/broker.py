@@ -99,7 +99,8 @@ def answers(url: str, timeout: float = PING_TIMEOUT_S) -> bool:
         return False
     except redis.ResponseError as exc:
         raise BrokerError(
-            f"the server at {redact_url(url)} answered PING with an error: {exc}"
+            f"the server at {redact_url(url)} answered PING with an error: {exc}; point "
+            "broker_url (or EMUGEN_BROKER_URL) at a Redis that accepts commands"
         ) from None
     finally:
         client.close()

@@ -97,7 +97,11 @@ def init_db(engine: Engine) -> None:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
     except OperationalError as exc:
-        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from None
+        raise DatabaseError(
+            f"cannot reach the database at {engine.url!r}: {exc.orig}; start the database "
+            "(or make the SQLite file's folder writable), or point EMUGEN_DATABASE_URL or "
+            "database_url in the config at one that runs, then run `emugen db init`"
+        ) from None
     with write_session(engine) as session:
         migrate.lock(session)
         found = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()))
