@@ -16,17 +16,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from emugen.errors import EmugenError
+from emugen.errors import BeatAlreadyRunning
 
 logger = logging.getLogger("emugen.beat_lease")
 KEY = "emugen:beat"
 TTL_MS = 5000  # beat ticks at least every second (beat_max_loop_interval), so 5 missed renewals
-
-
-class BeatAlreadyRunning(EmugenError):
-    """Another beat holds the lease on this broker."""
-
-    exit_code = 3
 
 
 class LeaseStore(Protocol):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from emugen.errors import EmugenError
+from emugen.errors import BrokerError
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_DATA_DIR = Path("var/redis")
@@ -28,10 +28,6 @@ STOP_TIMEOUT_S = 20.0
 # Loaded before any fork: a child must not dlopen between fork and exec.
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
-
-
-class BrokerError(EmugenError):
-    """No usable Redis at the configured broker URL, and emugen cannot start one there."""
 
 
 def child_options() -> dict[str, Any]:
@@ -103,7 +99,8 @@ def answers(url: str, timeout: float = PING_TIMEOUT_S) -> bool:
         return False
     except redis.ResponseError as exc:
         raise BrokerError(
-            f"the server at {redact_url(url)} answered PING with an error: {exc}"
+            f"the server at {redact_url(url)} answered PING with an error: {exc}; point "
+            "broker_url (or EMUGEN_BROKER_URL) at a Redis that accepts commands"
         ) from None
     finally:
         client.close()

@@ -12,7 +12,8 @@ import click
 from emugen.broker import redact_url
 from emugen.errors import EmugenError
 from emugen.generate import build_spec, generate
-from emugen.settings import MAX_BATCH, Mode, Settings, Stream, config_path, load_settings
+from emugen.settings import MAX_BATCH, Settings, config_path, load_settings
+from emugen.vocabulary import Mode, Stream
 
 
 class EmugenGroup(click.Group):

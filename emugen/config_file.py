@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from emugen.errors import ConfigError
+from emugen.errors import ConfigError, YamlShapeError
 
 # A real config is a few KB. Every bound below is checked before the expensive step it guards,
 # so a hostile file (a device, a huge file, an alias bomb) is refused in about a millisecond:
@@ -72,10 +72,6 @@ def read_config_bytes(path: Path) -> bytes:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [too_big(None)])
     return raw
-
-
-class YamlShapeError(ValueError):
-    """Raised (inside parse_yaml) when YAML is valid but no config could look like it."""
 
 
 def _screen(text: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from emugen.settings import EventType, Region, Stream
+from emugen.vocabulary import EventType, Region, Stream
 
 
 class Reason(StrEnum):

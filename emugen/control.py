@@ -25,16 +25,10 @@ from emugen.db.models import (
     SilverEvent,
     SkippedTick,
 )
-from emugen.errors import EmugenError
+from emugen.errors import NotPaused
 from emugen.settings import Landing
 
 PAUSED = "paused"
-
-
-class NotPaused(EmugenError):
-    """`clean` refuses to run while the fleet is generating."""
-
-    exit_code = 3
 
 
 def is_paused(session: Session) -> bool:

@@ -1,16 +1,44 @@
-"""The one error tree: every failure a user can cause says what was wrong and how to fix it."""
+"""The one error tree: every failure a user can cause says what was wrong and how to fix it.
+
+    EmugenError                  exit 1 unless a class says otherwise
+    ├── ConfigError              exit 2  a config file or value is invalid
+    ├── YamlShapeError                   internal: parse_yaml turns it into a ConfigError
+    ├── SpecError                exit 2  a batch spec cannot be generated as asked
+    ├── ExportError              exit 2  `emugen export` asked for something unknown
+    ├── GradeInputError          exit 2  a grading input is missing or unreadable
+    ├── LandingError                     a batch cannot be written to the landing zone
+    ├── DatabaseError                    the database URL is unusable or unreachable
+    ├── StoreRefused             exit 2  the database refuses a write or a read
+    ├── StoreFileGone            exit 2  the SQLite file was deleted under a process
+    ├── BatchNotFound                    no batch has that id
+    ├── StageOrderError                  a stage ran before the one it builds on
+    ├── NotPaused                exit 3  `clean` while the fleet is generating
+    ├── BrokerError                      no usable Redis at the broker URL
+    ├── BeatAlreadyRunning       exit 3  another beat holds the lease
+    ├── FleetError                       a process `emugen up` needs died or did not start
+    ├── FleetStartError                  a process of the lab's private fleet did not start
+    ├── FlowerLoginMissing       exit 2  Flower would start without a login
+    ├── FlowerAuthError          exit 2  FLOWER_BASIC_AUTH is malformed
+    └── InsecureBinding          exit 2  listening beyond loopback without a control token
+
+The CLI prints the message of any EmugenError on one line and exits with its `exit_code`;
+the web API answers 4xx with the message as JSON. No other module defines an exception
+(tests/test_errors.py checks both).
+"""
 
 from __future__ import annotations
 
 
 class EmugenError(Exception):
-    """Base of every error emugen raises on purpose; the message is meant for the user."""
+    """Raised when anything emugen checks on purpose fails; the base of the tree, whose message
+    is meant for the user and names the fix."""
 
     exit_code = 1
 
 
 class ConfigError(EmugenError):
-    """A configuration file or value is invalid; `problems` holds one line per bad field."""
+    """Raised when a configuration file or value is invalid; `problems` holds one line per bad
+    field (the dotted field, the value, what is allowed)."""
 
     exit_code = 2
 
@@ -25,7 +53,7 @@ class ConfigError(EmugenError):
 
 
 class SpecError(EmugenError):
-    """A batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
+    """Raised when a batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
 
@@ -63,3 +91,59 @@ class StoreFileGone(EmugenError):
 class LandingError(EmugenError):
     """Raised when a batch cannot be written to the landing zone (root not writable, disk
     full, object store refusing); the batch stays in bronze and the reaper lands it later."""
+
+
+class YamlShapeError(EmugenError):
+    """Raised when a config file is valid YAML but no config could look like it (too deep, too
+    many values, aliases); parse_yaml turns it into a ConfigError naming the file."""
+
+
+class DatabaseError(EmugenError):
+    """Raised when the database URL is unusable, the database is not reachable, or it holds
+    another schema version than this emugen expects."""
+
+
+class BatchNotFound(EmugenError):
+    """Raised when a stage, replay or the API is given a batch id that no batch has."""
+
+
+class StageOrderError(EmugenError):
+    """Raised when a stage runs before the one it builds on (gold before silver, ...)."""
+
+
+class NotPaused(EmugenError):
+    """Raised when `clean` is asked for while the fleet is generating; pause it first."""
+
+    exit_code = 3
+
+
+class BrokerError(EmugenError):
+    """Raised when there is no usable Redis at the configured broker URL and emugen cannot
+    start one there."""
+
+
+class BeatAlreadyRunning(EmugenError):
+    """Raised when a second beat starts while another one holds the lease on this broker."""
+
+    exit_code = 3
+
+
+class FleetError(EmugenError):
+    """Raised when a process the fleet cannot run without (`emugen up`) died or could not be
+    started."""
+
+
+class FleetStartError(EmugenError):
+    """Raised when a process of the lab's private fleet (bench, soak, chaos) did not start."""
+
+
+class FlowerAuthError(EmugenError):
+    """Raised when FLOWER_BASIC_AUTH is set but is not `user:password` pairs."""
+
+    exit_code = 2
+
+
+class InsecureBinding(EmugenError):
+    """Raised when the dashboard is asked to listen beyond loopback without a control token."""
+
+    exit_code = 2

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
-from emugen.settings import Mode, Settings, config_path, settings_from_text
+from emugen.settings import Settings, config_path, settings_from_text
+from emugen.vocabulary import Mode
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from emugen.applied import fallback, record_applied
 from emugen.backpressure import tick_hold
-from emugen.beat_lease import BeatAlreadyRunning, BeatLease
+from emugen.beat_lease import BeatLease
 from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
 from emugen.db import outage, storefile
 from emugen.db.session import engine_for, init_db, read_session, write_session
-from emugen.errors import StoreFileGone
+from emugen.errors import BeatAlreadyRunning, StoreFileGone
 from emugen.reload import Change, ConfigWatcher
-from emugen.settings import Settings, Stream
+from emugen.settings import Settings
+from emugen.vocabulary import Stream
 
 logger = logging.getLogger("emugen.schedule")
 GENERATE = "emugen.generate_batch"

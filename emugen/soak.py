@@ -24,11 +24,12 @@ from sqlalchemy import func, select
 
 from emugen.bench import verdict as v
 from emugen.bench.chart import soak_svg
-from emugen.bench.processes import FleetStartError, PrivateFleet, wait_for
+from emugen.bench.processes import PrivateFleet, wait_for
 from emugen.bench.procfs import rss_mb
 from emugen.control import set_paused
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, read_session, write_session
+from emugen.errors import FleetStartError
 from emugen.pipeline.reconcile import reconcile
 from emugen.stats import percentile
 

@@ -18,15 +18,16 @@ from emugen.celery import app
 from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, read_session, write_session
-from emugen.errors import ConfigError, StoreFileGone
-from emugen.pipeline.bronze import BatchNotFound, generate_and_land
+from emugen.errors import BatchNotFound, ConfigError, StoreFileGone
+from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.silver import refine_silver
 from emugen.reload import ConfigWatcher
-from emugen.settings import Mode, Settings, Stream
+from emugen.settings import Settings
 from emugen.sinks.lander import land, reland_missing
+from emugen.vocabulary import Mode, Stream
 
 logger = logging.getLogger("emugen.tasks")
 _watcher = ConfigWatcher()

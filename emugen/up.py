@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from emugen.errors import EmugenError
+from emugen.errors import FleetError, FlowerAuthError
 
 # Heavy modules (redis, SQLAlchemy, the pipeline) are imported inside the command, so that
 # `emugen --help` and every other command do not pay for them.
@@ -54,16 +54,6 @@ SUMMARY_EVERY_S = 2.0
 STOP_TIMEOUT_S = 20.0
 FLOWER_USER = "emugen"
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+?)\s*$")
-
-
-class FleetError(EmugenError):
-    """A process the fleet cannot run without died or could not be started."""
-
-
-class FlowerAuthError(EmugenError):
-    """FLOWER_BASIC_AUTH is set but is not `user:password` pairs."""
-
-    exit_code = 2
 
 
 def read_procfile(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -372,7 +362,8 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
     dashboard; print a live summary; Ctrl-C stops everything cleanly."""
     from emugen.broker import ensure_broker, redact_url
     from emugen.db.session import engine_for, init_db
-    from emugen.settings import Stream, config_path, load_settings
+    from emugen.settings import config_path, load_settings
+    from emugen.vocabulary import Stream
 
     console = Console()
     path = config_path(config_file)

@@ -10,7 +10,7 @@ import numpy as np
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.generate import Batch
 from emugen.generate.companies import traits_upto
-from emugen.settings import Stream
+from emugen.vocabulary import Stream
 
 
 @dataclass

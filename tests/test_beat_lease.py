@@ -7,7 +7,8 @@ import time
 import fakeredis
 import pytest
 
-from emugen.beat_lease import KEY, BeatAlreadyRunning, BeatLease
+from emugen.beat_lease import KEY, BeatLease
+from emugen.errors import BeatAlreadyRunning
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from emugen.contract import Context, Reason, check
 from emugen.errors import ConfigError, SpecError
 from emugen.generate import build_spec, generate
 from emugen.generate.spec import MAX_ORDINAL, MAX_SEQ
-from emugen.settings import MAX_BATCH, Defect, Stream, parse_settings
+from emugen.settings import MAX_BATCH, parse_settings
+from emugen.vocabulary import Defect, Stream
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent

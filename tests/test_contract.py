@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from emugen.contract import Context, Reason, Rejection, check, parse
-from emugen.settings import Stream
+from emugen.vocabulary import Stream
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 END = datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from emugen.generate import NO_COMPANIES, batch_size, build_spec, generate
 from emugen.generate.events import active_drivers
-from emugen.settings import Mode
+from emugen.vocabulary import Mode
 from tests.audit import known_companies, ordinals_of
 from tests.conftest import make_settings
 

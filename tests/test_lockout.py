@@ -20,7 +20,8 @@ from emugen.control import is_paused, record_reload
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.reload import ConfigWatcher
-from emugen.settings import Mode, load_settings
+from emugen.settings import load_settings
+from emugen.vocabulary import Mode
 from emugen.web.app import create_app
 from emugen.web.probe import BrokerProbe
 from tests.fleet_helpers import write_config

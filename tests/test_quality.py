@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from emugen.contract import KEY_FIELD, RULES
 from emugen.generate import build_spec, generate
-from emugen.settings import DEFECTS_FOR, Defect, Stream
+from emugen.vocabulary import DEFECTS_FOR, Defect, Stream
 from tests.audit import Verdict, audit
 from tests.conftest import make_settings
 

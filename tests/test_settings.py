@@ -17,16 +17,14 @@ from pydantic import ValidationError
 from emugen.errors import ConfigError, EmugenError
 from emugen.settings import (
     DEFAULT_CONFIG,
-    Defect,
-    Mode,
     ProductionEventCadence,
     Settings,
     SizeRange,
-    Stream,
     config_path,
     load_settings,
     parse_settings,
 )
+from emugen.vocabulary import Defect, Mode, Stream
 
 REPO = Path(__file__).resolve().parent.parent
 PRESET = REPO / "config" / "emulated.yaml"

@@ -29,13 +29,14 @@ from emugen.cli import main
 from emugen.control import record_reload, record_skip
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, write_session
+from emugen.errors import InsecureBinding
 from emugen.pipeline.runner import run_pipeline
-from emugen.settings import Stream, load_settings
+from emugen.settings import load_settings
+from emugen.vocabulary import Stream
 from emugen.web import state as web_state
 from emugen.web import stream as web_stream
 from emugen.web.app import create_app
 from emugen.web.probe import BrokerProbe
-from emugen.web.security import InsecureBinding
 from tests.fleet_helpers import write_config
 
 BASE = "http://127.0.0.1:8000"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from emugen.bench import bench_settings, best_of, peak_rss_mb
 from emugen.generate import build_spec, generate
-from emugen.settings import Mode
+from emugen.vocabulary import Mode
 
 
 def naive_events(count: int, seed: int = 42) -> list[dict]:

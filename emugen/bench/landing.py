@@ -104,8 +104,8 @@ def bench_parquet(events: int, repeat: int) -> dict[str, Any]:
 
     from emugen.bench import bench_settings, best_of
     from emugen.generate import build_spec, draft
-    from emugen.settings import Mode
     from emugen.sinks.landing import BatchFacts, parquet_bytes
+    from emugen.vocabulary import Mode
 
     spec = build_spec(bench_settings(), "events", 1, watermark=2_000, size=events,
                       mode=Mode.production)

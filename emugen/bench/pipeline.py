@@ -19,7 +19,7 @@ from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.runner import refine_and_build
 from emugen.pipeline.silver import refine_silver
-from emugen.settings import Mode, Stream
+from emugen.vocabulary import Mode, Stream
 
 _START = datetime(2026, 1, 1, tzinfo=UTC)
 

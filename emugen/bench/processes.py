@@ -23,13 +23,9 @@ import yaml
 
 from emugen.bench.procfs import child_pids, proc_state
 from emugen.broker import child_options, free_port, redis_binary
-from emugen.errors import EmugenError
+from emugen.errors import FleetStartError
 
 READY_TIMEOUT_S = 60
-
-
-class FleetStartError(EmugenError):
-    """A process of the private fleet did not start."""
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,

@@ -30,8 +30,8 @@ from emugen.db.models import (
 from emugen.db.session import read_session
 from emugen.pipeline.gold import WINDOW_SECONDS, company_windows, region_windows
 from emugen.pipeline.reconcile import reconcile
-from emugen.settings import Mode
 from emugen.stats import percentile
+from emugen.vocabulary import Mode
 
 RSS_GROWTH_LIMIT = 1.10
 LATENCY_GROWTH_LIMIT = 1.20

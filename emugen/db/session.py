@@ -15,15 +15,11 @@ from sqlalchemy.orm import Session
 
 from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
-from emugen.errors import EmugenError
+from emugen.errors import DatabaseError
 
 # Any lock held longer than this is a bug or a stuck process; fail loudly instead of hanging.
 BUSY_TIMEOUT_MS = 30_000
 _GOLD_LOCK_KEY = 0x656D7567656E  # "emugen" as a PostgreSQL advisory-lock key
-
-
-class DatabaseError(EmugenError):
-    """The database URL is unusable or the database is not reachable."""
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -101,7 +97,11 @@ def init_db(engine: Engine) -> None:
                 for index in table.indexes:
                     index.create(conn, checkfirst=True)
     except OperationalError as exc:
-        raise DatabaseError(f"cannot reach the database at {engine.url!r}: {exc.orig}") from None
+        raise DatabaseError(
+            f"cannot reach the database at {engine.url!r}: {exc.orig}; start the database "
+            "(or make the SQLite file's folder writable), or point EMUGEN_DATABASE_URL or "
+            "database_url in the config at one that runs, then run `emugen db init`"
+        ) from None
     with write_session(engine) as session:
         migrate.lock(session)
         found = session.scalar(select(SchemaVersion.version).order_by(SchemaVersion.version.desc()))

@@ -21,7 +21,7 @@ from emugen.generate.spec import (
     UniformSize,
     build_spec,
 )
-from emugen.settings import Stream
+from emugen.vocabulary import Stream
 
 __all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Draft", "Truth", "build_spec", "draft",
            "generate"]

@@ -8,9 +8,9 @@ from functools import cache
 import numpy as np
 from faker import Faker
 
-from emugen.generate.seeding import TAG_COMPANY, iso_ms, mix64, to_ms, unit, uuid_strings
+from emugen.generate.seeding import TAG_COMPANY, mix64, unit, uuid_strings
 from emugen.generate.spec import BatchSpec, CompanyShape
-from emugen.settings import Region
+from emugen.vocabulary import Region, iso_ms, to_ms
 
 REGIONS = (Region.US, Region.EU, Region.SA, Region.AUS)
 REGION_SHARE = np.cumsum([0.40, 0.30, 0.15, 0.15])

@@ -7,16 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from emugen.generate.companies import REGION_BOX, traits_upto
-from emugen.generate.seeding import (
-    TAG_DRIVER,
-    TAG_TRUCK,
-    iso_ms,
-    mix64,
-    to_ms,
-    uuid_strings,
-)
+from emugen.generate.seeding import TAG_DRIVER, TAG_TRUCK, mix64, uuid_strings
 from emugen.generate.spec import BatchSpec
-from emugen.settings import EventType
+from emugen.vocabulary import EventType, iso_ms, to_ms
 
 
 def eligible_companies(spec: BatchSpec) -> np.ndarray:

@@ -10,9 +10,9 @@ import numpy as np
 import orjson
 
 from emugen.contract import KEY_FIELD, RULES, TIME_FIELD, Reason, Rule
-from emugen.generate.seeding import TAG_PHANTOM, iso_one, mix64, to_ms, uuid_strings
+from emugen.generate.seeding import TAG_PHANTOM, mix64, uuid_strings
 from emugen.generate.spec import BatchSpec
-from emugen.settings import DEFECTS_FOR, Defect, Stream
+from emugen.vocabulary import DEFECTS_FOR, Defect, Stream, iso_one, to_ms
 
 _STRING_KINDS = ("uuid", "text", "enum", "timestamp")
 _BAD_ENUM = {

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import numpy as np
 
-from emugen.settings import Stream
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MS = timedelta(milliseconds=1)
+from emugen.vocabulary import Stream
 
 # Stable small integers for names that enter seeds: renaming a Python enum must not move data.
 STREAM_CODE = {Stream.companies: 1, Stream.events: 2}
@@ -66,23 +61,6 @@ def uuid_strings(hi: np.ndarray, lo: np.ndarray) -> list[str]:
             hexed[:, 16:20], dash, hexed[:, 20:]]
     joined = np.ascontiguousarray(np.concatenate(cols, axis=1)).view("S36").ravel()
     return joined.astype("U36").tolist()
-
-
-def to_ms(moment: datetime) -> int:
-    """Whole milliseconds since the epoch (specs hold millisecond-aligned bounds)."""
-    return (moment - EPOCH) // MS
-
-
-def iso_ms(epoch_ms: np.ndarray) -> list[str]:
-    """Format epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`, vectorised."""
-    if len(epoch_ms) == 0:
-        return []
-    stamps = np.asarray(epoch_ms, dtype=np.int64).astype("datetime64[ms]")
-    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
-
-
-def iso_one(epoch_ms: int) -> str:
-    return iso_ms(np.array([epoch_ms]))[0]
 
 
 def stochastic_round(value: float, u: float) -> int:

@@ -8,17 +8,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, model_validator
 
 from emugen.errors import SpecError
-from emugen.settings import (
-    DEFECTS_FOR,
-    MAX_BATCH,
-    Defect,
-    EventType,
-    Frozen,
-    Mode,
-    ProductionEventCadence,
-    Settings,
-    Stream,
-)
+from emugen.settings import MAX_BATCH, Frozen, ProductionEventCadence, Settings
+from emugen.vocabulary import DEFECTS_FOR, Defect, EventType, Mode, Stream
 
 # Bump when generated content changes for an unchanged spec; replay refuses other versions.
 GENERATOR_VERSION = 1

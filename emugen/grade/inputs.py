@@ -81,7 +81,8 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise GradeInputError(f"{label} input {location}: cannot read it as "
-                              f"{Path(files[0]).suffix[1:]}: {first}") from None
+                              f"{Path(files[0]).suffix[1:]}: {first}; check that the file is "
+                              "complete and its name ends in its real format") from None
     return sql
 
 
@@ -104,7 +105,8 @@ def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
     except Exception as exc:  # noqa: BLE001 - any driver error is the user's URL or query
         first = str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0]
         raise GradeInputError(f"{source.label} input {source.location}: the query failed: "
-                              f"{first}") from None
+                              f"{first}; check the URL and run the query there by hand "
+                              "until it answers") from None
     finally:
         engine.dispose()
     return pa.table({n: pa.array(c) for n, c in zip(names, columns, strict=True)})

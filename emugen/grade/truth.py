@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Select, and_, select
 
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
 from emugen.errors import GradeInputError
-from emugen.settings import Stream
+from emugen.vocabulary import Stream
 
 KEY_FIELD = {Stream.companies.value: "company_id", Stream.events.value: "event_id"}
 

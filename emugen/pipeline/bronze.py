@@ -19,14 +19,11 @@ from emugen.errors import EmugenError
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.pipeline.log import stage_done
 from emugen.pipeline.retention import company_floor, mark_settled
-from emugen.settings import Mode, Settings, Stream
+from emugen.settings import Settings
+from emugen.vocabulary import Mode, Stream
 
 CHUNK = 10_000
 ALLOCATION_ATTEMPTS = 8
-
-
-class BatchNotFound(EmugenError):
-    """No batch has that id."""
 
 
 @dataclass(frozen=True)

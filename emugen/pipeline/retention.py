@@ -44,8 +44,9 @@ from emugen.db.models import (
 )
 from emugen.db.session import write_session
 from emugen.errors import LandingError
-from emugen.settings import Landing, Mode, Stream
+from emugen.settings import Landing
 from emugen.sinks.lander import remove_files
+from emugen.vocabulary import Mode, Stream
 
 logger = logging.getLogger("emugen.retention")
 

@@ -12,8 +12,9 @@ from emugen.db.session import write_session
 from emugen.pipeline.bronze import Landed, generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.silver import refine_silver
-from emugen.settings import Mode, Settings, Stream
+from emugen.settings import Settings
 from emugen.sinks.lander import land
+from emugen.vocabulary import Mode, Stream
 
 STREAM_ORDER = (Stream.companies, Stream.events)  # events need companies in silver first
 

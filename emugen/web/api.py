@@ -10,11 +10,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from emugen.control import NotPaused, clean, set_paused
+from emugen.control import clean, set_paused
 from emugen.db.session import read_session, write_session
-from emugen.errors import ConfigError, LandingError
+from emugen.errors import ConfigError, LandingError, NotPaused
 from emugen.reload import set_mode
-from emugen.settings import Stream
+from emugen.vocabulary import Stream
 from emugen.web.batches import batches_page, latency
 from emugen.web.quality import quality
 from emugen.web.schemas import ModeChange, Problem

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from emugen.control import is_paused, skip_counts
 from emugen.db.models import BatchRow
 from emugen.pipeline.reconcile import reconcile
-from emugen.settings import Mode
+from emugen.vocabulary import Mode
 from emugen.web.batches import LAYERS, WORK, layer_latencies
 from emugen.web.quality import injected_by_stream
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from emugen.settings import Mode
+from emugen.vocabulary import Mode
 
 
 class ModeChange(BaseModel):

@@ -12,16 +12,10 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emugen.errors import EmugenError
+from emugen.errors import InsecureBinding
 
 TOKEN_ENV = "EMUGEN_WEB_TOKEN"
 MIN_TOKEN_LENGTH = 16
-
-
-class InsecureBinding(EmugenError):
-    """Asked to listen beyond loopback without a control token."""
-
-    exit_code = 2
 
 
 def is_loopback(host: str) -> bool:

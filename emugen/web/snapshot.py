@@ -14,8 +14,9 @@ from emugen.control import is_paused, last_reload, paused_since, skip_counts
 from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
-from emugen.settings import Settings, Stream
+from emugen.settings import Settings
 from emugen.sinks.lander import landing_health
+from emugen.vocabulary import Stream
 from emugen.web.batches import latency, recent
 from emugen.web.quality import quality
 

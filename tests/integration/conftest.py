@@ -23,9 +23,10 @@ import yaml
 from sqlalchemy import select
 
 from emugen import broker
-from emugen.broker import BrokerError, free_port
+from emugen.broker import free_port
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.db.session import engine_for, read_session
+from emugen.errors import BrokerError
 from tests.fleet_helpers import write_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from emugen.db.models import SilverCompany, SilverEvent
 from emugen.db.session import read_session
 from emugen.pipeline.gold import WINDOW_SECONDS
 from emugen.pipeline.reconcile import reconcile
-from emugen.settings import Mode
+from emugen.vocabulary import Mode
 from tests.integration.conftest import Batch, Fleet, now, wait_for
 from tests.store_helpers import gold_from_scratch, gold_tables
 
