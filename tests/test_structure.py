@@ -12,7 +12,7 @@ STAGES = ("bronze", "silver", "gold", "reconcile")
 
 
 def module_name(path: Path) -> str:
-    """`emugen/pipeline/gold.py` -> `emugen.pipeline.gold`; a package's `__init__` is the package."""
+    """`emugen/pipeline/gold.py` -> `emugen.pipeline.gold`; a package's `__init__` is itself."""
     parts = list(path.relative_to(PACKAGE_ROOT.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

@@ -9,6 +9,7 @@ import pyarrow as pa
 from sqlalchemy import Boolean, Float, Integer, Select, Table, and_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from emugen.db.columns import UTCDateTime
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -17,7 +18,6 @@ from emugen.db.models import (
     Quarantine,
     SilverCompany,
     SilverEvent,
-    UTCDateTime,
 )
 from emugen.errors import ExportError
 from emugen.export import KINDS, STREAMS
