@@ -200,7 +200,8 @@ def _fast_event(r: Any, ctx: Context) -> dict[str, Any] | None:
     if loc is not None:
         if type(loc) is not dict or len(loc) != 2:
             return None
-        lat, lon = loc.get("lat"), loc.get("lon")
+        lat: Any = loc.get("lat")  # Any: the type() tests below are the narrowing
+        lon: Any = loc.get("lon")
         if not (type(lat) in (int, float) and type(lon) in (int, float)
                 and -90 <= lat <= 90 and -180 <= lon <= 180):
             return None

@@ -47,6 +47,8 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if isinstance(value, str) and dialect.name == "sqlite" and _is_stored_text(value):
             return value  # already in the storage layout: see sqlite_text_from_stamp
+        if isinstance(value, str):
+            raise TypeError(f"{value!r}: only SQLite takes a stamp already in its stored text")
         offset = value.utcoffset()
         if offset is None:
             raise ValueError(f"naive datetime {value!r}: emugen stores UTC-aware times only")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -28,7 +30,9 @@ JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
 
 
 class Base(DeclarativeBase):
-    pass
+    # every model here maps one Table (SQLAlchemy types it as the wider FromClause): this lets
+    # the Core bulk paths take `Model.__table__` as the Table it is
+    __table__: ClassVar[Table]  # type: ignore[misc]
 
 
 class SchemaVersion(Base):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +46,7 @@ class Plan:
         return self.defects.count(Defect.duplicate)
 
 
-def _draw(weights: dict[Defect, float], stream: Stream, u: np.ndarray) -> list[Defect]:
+def _draw(weights: Mapping[Defect, float], stream: Stream, u: np.ndarray) -> list[Defect]:
     order = [d for d in DEFECTS_FOR[stream] if weights.get(d, 0) > 0]
     if not order:
         return []
@@ -66,7 +66,8 @@ def plan_defects(spec: BatchSpec, total: int, rng: np.random.Generator) -> Plan:
     defects = _draw(spec.quality_weights, spec.stream, rng.random(count))
     excess = defects.count(Defect.duplicate) - (total - count)
     if excess > 0:
-        others = {d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
+        others: dict[Defect, float] = {
+            d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
         redrawn = iter(_draw(others, spec.stream, rng.random(excess)))
         kept: list[Defect] = []
         for d in reversed(defects):

@@ -71,7 +71,8 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     # a truth file makes the store unnecessary: a missing default config is then no error
     settings = (load_settings(config_file)
                 if truth is None or config_file or config_path().exists() else None)
-    policy = duplicates or getattr(getattr(settings, "grade", None), "duplicates", "quarantined")
+    target = settings.grade if settings else None
+    policy = duplicates or (target.duplicates if target else "quarantined")
     kept_source, rejected_source = _sources(kept, rejected, kept_query, rejected_query)
     job = Job(kept=kept_source, rejected=rejected_source, truth_path=truth, match=match,
               duplicates=policy, stream=stream, pending=not no_pending, examples=examples)
