@@ -34,7 +34,8 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     x = x + _GOLDEN
     x = (x ^ (x >> _U64(30))) * _M1
     x = (x ^ (x >> _U64(27))) * _M2
-    return x ^ (x >> _U64(31))
+    mixed: np.ndarray = x ^ (x >> _U64(31))
+    return mixed
 
 
 def mix64(*words: int | np.ndarray) -> np.ndarray:
@@ -78,7 +79,8 @@ def iso_ms(epoch_ms: np.ndarray) -> list[str]:
     if len(epoch_ms) == 0:
         return []
     stamps = np.asarray(epoch_ms, dtype=np.int64).astype("datetime64[ms]")
-    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+    texts: list[str] = np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+    return texts
 
 
 def iso_one(epoch_ms: int) -> str:

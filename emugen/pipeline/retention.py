@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Delete, Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.models import (
     BatchRow,
@@ -110,7 +111,7 @@ def mark_settled(session: Session, ordinal: int, excluded: list[int]) -> None:
         _set_mark(session, COMPANY_SETTLED, ordinal, excluded)
 
 
-def _eligible(stream: Stream, cutoff: datetime):  # noqa: ANN202 - a SQL condition
+def _eligible(stream: Stream, cutoff: datetime) -> ColumnElement[bool]:
     newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
     return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
                 BatchRow.status == "gold", BatchRow.gold_at < cutoff,
