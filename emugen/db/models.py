@@ -32,7 +32,7 @@ JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
 class Base(DeclarativeBase):
     # every model here maps one Table (SQLAlchemy types it as the wider FromClause): this lets
     # the Core bulk paths take `Model.__table__` as the Table it is
-    __table__: ClassVar[Table]  # type: ignore[misc]
+    __table__: ClassVar[Table]
 
 
 class SchemaVersion(Base):
