@@ -100,44 +100,57 @@ def parse(text: str | bytes) -> Any | Rejection:
     return value
 
 
-def _is_number(v: Any) -> bool:
-    return type(v) in (int, float)
+Broken = tuple[Reason, str] | None
 
 
-def _field(rule: Rule, v: Any) -> tuple[Reason, str] | None:
-    """The first rule this value breaks, or None. Order: type, emptiness, enum, format, range."""
+def _string_field(rule: Rule, v: Any) -> Broken:
+    if type(v) is not str:
+        return Reason.schema_mismatch, f"expected a string, got {type(v).__name__}"
+    if not v.strip():
+        return Reason.empty_string, "empty string"
     kind = rule.kind
-    if kind in ("uuid", "text", "enum", "timestamp"):
-        if type(v) is not str:
-            return Reason.schema_mismatch, f"expected a string, got {type(v).__name__}"
-        if not v.strip():
-            return Reason.empty_string, "empty string"
-        if kind == "uuid" and not _UUID.match(v):
-            return Reason.schema_mismatch, "not a lowercase UUID"
-        if kind == "text" and len(v) > MAX_TEXT:
-            return Reason.out_of_range, f"longer than {MAX_TEXT} characters"
-        if kind == "enum" and v not in rule.allowed:
-            return Reason.invalid_enum, f"{v!r} is not one of {sorted(rule.allowed)}"
-        if kind == "timestamp" and not _TIMESTAMP.match(v):
-            return Reason.malformed_timestamp, f"{v!r} is not YYYY-MM-DDTHH:MM:SS[.fff]Z"
-        return None
-    if kind == "bool":
-        return None if type(v) is bool else (Reason.schema_mismatch, "expected true or false")
-    if kind == "count":
-        if type(v) is not int:
-            return Reason.schema_mismatch, f"expected an integer, got {type(v).__name__}"
-        if not 1 <= v <= MAX_COUNT:
-            return Reason.out_of_range, f"{v} is outside 1..{MAX_COUNT}"
-        return None
-    # location: {"lat": number, "lon": number}
+    if kind == "uuid" and not _UUID.match(v):
+        return Reason.schema_mismatch, "not a lowercase UUID"
+    if kind == "text" and len(v) > MAX_TEXT:
+        return Reason.out_of_range, f"longer than {MAX_TEXT} characters"
+    if kind == "enum" and v not in rule.allowed:
+        return Reason.invalid_enum, f"{v!r} is not one of {sorted(rule.allowed)}"
+    if kind == "timestamp" and not _TIMESTAMP.match(v):
+        return Reason.malformed_timestamp, f"{v!r} is not YYYY-MM-DDTHH:MM:SS[.fff]Z"
+    return None
+
+
+def _bool_field(rule: Rule, v: Any) -> Broken:
+    return None if type(v) is bool else (Reason.schema_mismatch, "expected true or false")
+
+
+def _count_field(rule: Rule, v: Any) -> Broken:
+    if type(v) is not int:
+        return Reason.schema_mismatch, f"expected an integer, got {type(v).__name__}"
+    if not 1 <= v <= MAX_COUNT:
+        return Reason.out_of_range, f"{v} is outside 1..{MAX_COUNT}"
+    return None
+
+
+def _location_field(rule: Rule, v: Any) -> Broken:
+    """A location is {"lat": number, "lon": number} on Earth."""
     if type(v) is not dict or v.keys() != {"lat", "lon"}:
         return Reason.schema_mismatch, "expected {lat, lon}"
     lat, lon = v["lat"], v["lon"]
-    if not (_is_number(lat) and _is_number(lon)):
+    if not (type(lat) in (int, float) and type(lon) in (int, float)):
         return Reason.schema_mismatch, "lat and lon must be numbers"
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         return Reason.out_of_range, f"({lat}, {lon}) is not a point on Earth"
     return None
+
+
+_FIELD_CHECKS = dict.fromkeys(("uuid", "text", "enum", "timestamp"), _string_field) | {
+    "bool": _bool_field, "count": _count_field, "location": _location_field}
+
+
+def _field(rule: Rule, v: Any) -> Broken:
+    """The first rule this value breaks, or None. Order: type, emptiness, enum, format, range."""
+    return _FIELD_CHECKS[rule.kind](rule, v)
 
 
 def check(stream: Stream, record: Any, ctx: Context) -> dict[str, Any] | Rejection:
@@ -187,7 +200,8 @@ def _fast_event(r: Any, ctx: Context) -> dict[str, Any] | None:
     if loc is not None:
         if type(loc) is not dict or len(loc) != 2:
             return None
-        lat, lon = loc.get("lat"), loc.get("lon")
+        lat: Any = loc.get("lat")  # Any: the type() tests below are the narrowing
+        lon: Any = loc.get("lon")
         if not (type(lat) in (int, float) and type(lon) in (int, float)
                 and -90 <= lat <= 90 and -180 <= lon <= 180):
             return None
@@ -225,48 +239,62 @@ def _fast_company(r: Any, ctx: Context) -> dict[str, Any] | None:
 _FAST = {Stream.events: _fast_event, Stream.companies: _fast_company}
 
 
+def _shape_rejection(rules: tuple[Rule, ...], record: dict[str, Any]) -> Rejection | None:
+    """The first unknown or missing field, or None when the keys are exactly the rules'."""
+    names = [r.name for r in rules]
+    if len(record) == len(rules) and record.keys() == set(names):
+        return None
+    for key in record:
+        if key not in names:
+            return Rejection(Reason.schema_mismatch, key, f"unknown field {key!r}")
+    for name in names:
+        if name not in record:
+            return Rejection(Reason.missing_field, name, f"{name} is missing")
+    return None
+
+
+def _typed_value(rule: Rule, v: Any) -> Any | Rejection:
+    """One present field's typed value (timestamps parsed), or the first rule it breaks."""
+    if v is None:
+        if rule.nullable:
+            return None
+        return Rejection(Reason.null_value, rule.name, f"{rule.name} is null")
+    broken = _field(rule, v)
+    if broken is None and rule.kind == "timestamp":
+        try:
+            v = datetime.fromisoformat(v)
+        except ValueError:
+            broken = Reason.malformed_timestamp, f"{v!r} is not a real date and time"
+    if broken:
+        return Rejection(broken[0], rule.name, f"{rule.name}: {broken[1]}")
+    return v
+
+
+def _context_rejection(stream: Stream, typed: dict[str, Any], ctx: Context) -> Rejection | None:
+    """The batch-level rules: the interval boundary, then the company reference."""
+    moment = typed[TIME_FIELD[stream]]
+    if not ctx.interval_start <= moment < ctx.interval_end:
+        return Rejection(Reason.boundary_violation, TIME_FIELD[stream],
+                         f"{moment.isoformat()} is outside [{ctx.interval_start.isoformat()}, "
+                         f"{ctx.interval_end.isoformat()})")
+    known = ctx.known_companies
+    if stream is Stream.events and known is not None and typed["company_id"] not in known:
+        return Rejection(Reason.orphan_reference, "company_id", "company is not in silver")
+    return None
+
+
 def _explain(stream: Stream, record: Any, ctx: Context) -> dict[str, Any] | Rejection:
     """The rule-by-rule path: slower, and exact about the first rule a record breaks."""
     if not isinstance(record, dict):
         return Rejection(Reason.unparseable, None, "not a JSON object")
     rules = RULES[stream]
-    names = [r.name for r in rules]
-    if len(record) != len(rules) or record.keys() != set(names):
-        for key in record:
-            if key not in names:
-                return Rejection(Reason.schema_mismatch, key, f"unknown field {key!r}")
-        for name in names:
-            if name not in record:
-                return Rejection(Reason.missing_field, name, f"{name} is missing")
+    shape = _shape_rejection(rules, record)
+    if shape is not None:
+        return shape
     typed: dict[str, Any] = {}
     for rule in rules:
-        v = record[rule.name]
-        if v is None:
-            if rule.nullable:
-                typed[rule.name] = None
-                continue
-            return Rejection(Reason.null_value, rule.name, f"{rule.name} is null")
-        broken = _field(rule, v)
-        if broken is None and rule.kind == "timestamp":
-            try:
-                v = datetime.fromisoformat(v)
-            except ValueError:
-                broken = Reason.malformed_timestamp, f"{v!r} is not a real date and time"
-        if broken:
-            return Rejection(broken[0], rule.name, f"{rule.name}: {broken[1]}")
-        typed[rule.name] = v
-    moment = typed[TIME_FIELD[stream]]
-    if not ctx.interval_start <= moment < ctx.interval_end:
-        return Rejection(
-            Reason.boundary_violation,
-            TIME_FIELD[stream],
-            f"{moment.isoformat()} is outside [{ctx.interval_start.isoformat()}, "
-            f"{ctx.interval_end.isoformat()})",
-        )
-    if (
-        stream is Stream.events
-        and ctx.known_companies is not None
-        and typed["company_id"] not in ctx.known_companies
-    ):
-        return Rejection(Reason.orphan_reference, "company_id", "company is not in silver")
-    return typed
+        value = _typed_value(rule, record[rule.name])
+        if isinstance(value, Rejection):
+            return value
+        typed[rule.name] = value
+    return _context_rejection(stream, typed, ctx) or typed

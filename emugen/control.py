@@ -6,8 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import (
@@ -97,6 +98,11 @@ def require_paused(session: Session) -> None:
         raise NotPaused("clean only runs while the fleet is paused: run `emugen pause` first")
 
 
+def _deleted(session: Session, table: type[Any]) -> int:
+    """Rows a table-wide DELETE removed (its result is a CursorResult, typed as Result)."""
+    return cast(CursorResult[Any], session.execute(delete(table))).rowcount or 0
+
+
 def clean(session: Session, landing: Landing | None = None) -> Cleaned:
     """Wipe every layer, the truth and the skip counters; only while paused.
 
@@ -111,9 +117,9 @@ def clean(session: Session, landing: Landing | None = None) -> Cleaned:
         ids = list(session.scalars(select(LandedFile.batch_id)))
         files["landing files"] = remove_files(landing, session, ids)
     for table in (LandedFile, LandingFailure):
-        files[table.__tablename__] = session.execute(delete(table)).rowcount or 0
-    for table in _WIPED:
-        removed[table.__tablename__] = session.execute(delete(table)).rowcount or 0
+        files[table.__tablename__] = _deleted(session, table)
+    for wiped in _WIPED:
+        removed[wiped.__tablename__] = _deleted(session, wiped)
     removed.update(files)
     # the company marks (retention's floor, the watermark checkpoint) describe batches that
     # no longer exist: start again from ordinal 0

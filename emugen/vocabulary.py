@@ -64,7 +64,8 @@ def iso_ms(epoch_ms: np.ndarray) -> list[str]:
     if len(epoch_ms) == 0:
         return []
     stamps = np.asarray(epoch_ms, dtype=np.int64).astype("datetime64[ms]")
-    return np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+    texts: list[str] = np.datetime_as_string(stamps, unit="ms", timezone="UTC").tolist()
+    return texts
 
 
 def iso_one(epoch_ms: int) -> str:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs into .venv, then runs the whole suite.
-# Extra arguments go to pytest (e.g. scripts/test.sh -k quality).
+# Installs everything the test suite needs into .venv, runs the gates (ruff, mypy), then the
+# whole suite. Extra arguments go to pytest (e.g. scripts/test.sh -k quality).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/bootstrap.sh"
@@ -37,5 +37,17 @@ if ! .venv/bin/python -c "import pyspark" >/dev/null 2>&1; then
   echo "scripts/test.sh: installing pyspark (the spark extra, ~1 min) for the Spark example" >&2
   .venv/bin/python -m pip install --quiet -e ".[dev,spark]"
 fi
+
+# The gates, fast and first: a style, complexity or type error fails before the long suite runs.
+gate() {
+  local name="$1"
+  shift
+  if ! "$@"; then
+    echo "scripts/test.sh: gate failed: $name (run: $*)" >&2
+    exit 1
+  fi
+}
+gate "ruff (lint, complexity C90 <= 12, arguments PLR0913)" .venv/bin/ruff check .
+gate "mypy (types, pydantic plugin, zero errors)" .venv/bin/mypy emugen
 
 exec .venv/bin/python -m pytest "$@"

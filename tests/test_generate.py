@@ -247,3 +247,9 @@ def test_companies_carry_realistic_names_regions_and_fleet_sizes():
     for r in records:
         assert 3 <= r["drivers_count"] <= 40
         assert 1 <= r["trucks_count"] <= r["drivers_count"]
+
+
+def test_build_spec_refuses_an_option_it_does_not_know():
+    # the options are a TypedDict for mypy; at run time a misspelt one must still be refused
+    with pytest.raises(TypeError, match="watermrk"):
+        build_spec(make_settings(), "events", 1, watermrk=5)  # type: ignore[call-arg]

@@ -306,7 +306,7 @@ def test_distinct_tick_times_never_repeat():
 def test_silver_s_sliced_timestamp_text_equals_what_the_column_type_would_store(moment):
     from sqlalchemy.dialects import sqlite
 
-    from emugen.db.models import UTCDateTime, sqlite_text_from_stamp
+    from emugen.db.columns import UTCDateTime, sqlite_text_from_stamp
 
     stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert sqlite_text_from_stamp(stamp) == UTCDateTime().process_bind_param(
@@ -314,7 +314,7 @@ def test_silver_s_sliced_timestamp_text_equals_what_the_column_type_would_store(
 
 
 def test_stamps_that_are_not_millisecond_canonical_take_the_datetime_path():
-    from emugen.db.models import sqlite_text_from_stamp
+    from emugen.db.columns import sqlite_text_from_stamp
 
     assert sqlite_text_from_stamp("2026-01-01T00:00:00Z") is None
     assert sqlite_text_from_stamp("2026-01-01T00:00:00.123456Z") is None

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from emugen.db.models import JSON_COLUMNS, Base, UTCDateTime
+from emugen.db.columns import UTCDateTime
+from emugen.db.models import JSON_COLUMNS, Base
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
 UPGRADABLE = (2,)

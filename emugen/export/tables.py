@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 from sqlalchemy import Boolean, Float, Integer, Select, Table, and_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from emugen.db.columns import UTCDateTime
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -17,7 +20,6 @@ from emugen.db.models import (
     Quarantine,
     SilverCompany,
     SilverEvent,
-    UTCDateTime,
 )
 from emugen.errors import ExportError
 from emugen.export import KINDS, STREAMS
@@ -48,7 +50,7 @@ def arrow_type(column: ColumnElement) -> pa.DataType:
     return pa.string()
 
 
-def _schema(columns: list[ColumnElement]) -> pa.Schema:
+def _schema(columns: Sequence[ColumnElement[Any]]) -> pa.Schema:
     return pa.schema([(c.name, arrow_type(c)) for c in columns])
 
 
@@ -81,6 +83,7 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
         raise ExportError(f"{kind} has one table per stream: add --stream companies or "
                           "--stream events")
     if kind == "gold":
+        assert stream is not None  # refused just above
         table = GOLD[stream]
         cols = list(table.c)
         where = []
@@ -99,6 +102,7 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
         table = Quarantine.__table__
         cols, order = list(table.c), (table.c.batch_id, table.c.row_no)
     else:
+        assert stream is not None  # silver: refused just above
         table = SILVER[stream]
         cols, order = list(table.c), (table.c.batch_id, table.c.row_no)
     where = list(by_batch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,18 @@ Progress = Callable[[int], None]
 
 def count_rows(engine: Engine, export: Export) -> int:
     with engine.connect() as conn:
-        return conn.scalar(select(func.count()).select_from(export.query.order_by(None).subquery()))
+        return conn.scalar(
+            select(func.count()).select_from(export.query.order_by(None).subquery())) or 0
 
 
-def chunks(engine: Engine, export: Export, chunk: int = CHUNK) -> Iterator[list[Any]]:
+def chunks(engine: Engine, export: Export, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
     """The query's rows, `chunk` at a time, from a server-side cursor where the driver has one."""
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=chunk).execute(export.query)
         yield from result.partitions(chunk)
 
 
-def record_batch(rows: list[Any], schema: pa.Schema) -> pa.RecordBatch:
+def record_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.RecordBatch.from_arrays(
         [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],

@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -34,7 +35,7 @@ class Batch:
     """A generated batch: rows in landing order (dirty ones among them) and the ground truth."""
 
     spec: BatchSpec
-    records: list[dict]
+    records: list[dict[str, Any]]
     truth: list[Truth]
     note: str | None = None
 
@@ -43,7 +44,7 @@ class Batch:
         return to_lines(self.records)
 
 
-def to_lines(records: list[dict]) -> list[str]:
+def to_lines(records: list[dict[str, Any]]) -> list[str]:
     dumps = orjson.dumps
     return [dumps(r).decode() for r in records]
 
@@ -95,7 +96,7 @@ class Draft:
     def __len__(self) -> int:
         return len(self.layout)
 
-    def chunks(self, size: int = 10_000) -> Iterator[list[dict]]:
+    def chunks(self, size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         return self.layout.chunks(size)
 
     def line_chunks(self, size: int = 10_000) -> Iterator[list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import numpy as np
 from faker import Faker
@@ -143,7 +144,7 @@ class CompanyColumns:
     def __len__(self) -> int:
         return len(self.onboarded_ms)
 
-    def rows_at(self, index: np.ndarray) -> list[dict]:
+    def rows_at(self, index: np.ndarray) -> list[dict[str, Any]]:
         index = np.asarray(index, dtype=np.int64)
         t = self.traits
         ids = t.company_ids

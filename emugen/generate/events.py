@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class EventColumns:
     def __len__(self) -> int:
         return len(self.ordinal)
 
-    def rows_at(self, index: np.ndarray) -> list[dict]:
+    def rows_at(self, index: np.ndarray) -> list[dict[str, Any]]:
         """The clean event dicts for `index` (any order), built column-wise."""
         index = np.asarray(index, dtype=np.int64)
         if index.size == 0:

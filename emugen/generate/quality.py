@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +46,7 @@ class Plan:
         return self.defects.count(Defect.duplicate)
 
 
-def _draw(weights: dict[Defect, float], stream: Stream, u: np.ndarray) -> list[Defect]:
+def _draw(weights: Mapping[Defect, float], stream: Stream, u: np.ndarray) -> list[Defect]:
     order = [d for d in DEFECTS_FOR[stream] if weights.get(d, 0) > 0]
     if not order:
         return []
@@ -66,7 +66,8 @@ def plan_defects(spec: BatchSpec, total: int, rng: np.random.Generator) -> Plan:
     defects = _draw(spec.quality_weights, spec.stream, rng.random(count))
     excess = defects.count(Defect.duplicate) - (total - count)
     if excess > 0:
-        others = {d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
+        others: dict[Defect, float] = {
+            d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
         redrawn = iter(_draw(others, spec.stream, rng.random(excess)))
         kept: list[Defect] = []
         for d in reversed(defects):
@@ -86,7 +87,7 @@ class Columns(Protocol):
 
     def __len__(self) -> int: ...
 
-    def rows_at(self, index: np.ndarray) -> list[dict]: ...
+    def rows_at(self, index: np.ndarray) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,13 @@ class Layout:
 
     columns: Columns
     order: np.ndarray  # final row r shows base row order[r] (< n) or copy order[r] - n
-    overrides: dict[int, dict]  # base index -> its mutated dict
-    copies: list[dict]  # duplicate rows, by copy number
+    overrides: dict[int, dict[str, Any]]  # base index -> its mutated dict
+    copies: list[dict[str, Any]]  # duplicate rows, by copy number
 
     def __len__(self) -> int:
         return len(self.order)
 
-    def chunks(self, size: int = 10_000) -> Iterator[list[dict]]:
+    def chunks(self, size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         """The rows in landing order, `size` at a time, so a big batch never sits in memory."""
         n = len(self.columns)
         for lo in range(0, len(self.order), size):
@@ -133,7 +134,7 @@ def inject(
     draws = rng.random((len(singles), 4))
     copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
 
-    overrides: dict[int, dict] = {}
+    overrides: dict[int, dict[str, Any]] = {}
     found: list[tuple[int, Defect, str | None, str | None, str | None]] = []
     for i, (index, defect, row) in enumerate(
         zip(targets.tolist(), singles, columns.rows_at(targets), strict=True)
@@ -183,22 +184,22 @@ def _rules(spec: BatchSpec, test: Callable[[Rule], bool]) -> list[Rule]:
     return [r for r in RULES[spec.stream] if test(r)]
 
 
-def _set(record: dict, field: str, value: Any) -> Mutation:
+def _set(record: dict[str, Any], field: str, value: Any) -> Mutation:
     before = _json(record[field])
     record[field] = value
     return field, before, _json(value)
 
 
-def _missing(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _missing(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     field = _pick(_rules(spec, lambda r: True), u[0]).name
     return field, _json(record.pop(field)), None
 
 
-def _null(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _null(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     return _set(record, _pick(_rules(spec, lambda r: not r.nullable), u[0]).name, None)
 
 
-def _malformed(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _malformed(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     field = TIME_FIELD[spec.stream]
     s: str = record[field]
     date, clock = s[:10], s[11:19]
@@ -214,12 +215,12 @@ def _malformed(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation
     return _set(record, field, _pick(variants, u[1]))
 
 
-def _bad_enum(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _bad_enum(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     field = _pick(_rules(spec, lambda r: r.kind == "enum"), u[0]).name
     return _set(record, field, _pick(_BAD_ENUM[field], u[1]))
 
 
-def _boundary(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _boundary(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     start, end = to_ms(spec.interval_start), to_ms(spec.interval_end)
     span = end - start
     # before the interval, or at/after its end: for a just-closed interval that is the future
@@ -239,7 +240,7 @@ def _wrong_type(rule: Rule, value: Any, u: float) -> Any:
     return int(u * 1_000_000) if u < 0.7 else [value]
 
 
-def _schema(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _schema(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     if u[0] < 0.3:  # an unknown extra field, the way upstream schema drift looks
         field = _pick(_EXTRA_FIELDS, u[1])
         value = round(float(u[2]) * 120, 1) if field == "speed_kmh" else f"v{int(u[2] * 9) + 1}"
@@ -249,7 +250,7 @@ def _schema(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
     return _set(record, rule.name, _wrong_type(rule, record[rule.name], float(u[2])))
 
 
-def _out_of_range(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _out_of_range(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     rule = _pick(_rules(spec, lambda r: r.kind in ("count", "location", "text")), u[0])
     value = record[rule.name]
     if rule.kind == "count":
@@ -266,19 +267,19 @@ def _out_of_range(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutat
     return _set(record, rule.name, {"lat": lat, "lon": lon})
 
 
-def _empty(spec: BatchSpec, record: dict, u: np.ndarray, _: int) -> Mutation:
+def _empty(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     field = _pick(_rules(spec, lambda r: r.kind in _STRING_KINDS), u[0]).name
     return _set(record, field, _pick(("", " ", "   "), u[1]))
 
 
-def _orphan(spec: BatchSpec, record: dict, u: np.ndarray, index: int) -> Mutation:
+def _orphan(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, index: int) -> Mutation:
     # An id from a namespace no company ordinal uses, so it can never appear in silver.
     hi = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 1).reshape(1)
     lo = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 2).reshape(1)
     return _set(record, "company_id", uuid_strings(hi, lo)[0])
 
 
-MUTATORS: dict[Defect, Callable[[BatchSpec, dict, np.ndarray, int], Mutation]] = {
+MUTATORS: dict[Defect, Callable[[BatchSpec, dict[str, Any], np.ndarray, int], Mutation]] = {
     Defect.missing_field: _missing,
     Defect.null_value: _null,
     Defect.malformed_timestamp: _malformed,

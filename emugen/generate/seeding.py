@@ -29,7 +29,8 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
     x = x + _GOLDEN
     x = (x ^ (x >> _U64(30))) * _M1
     x = (x ^ (x >> _U64(27))) * _M2
-    return x ^ (x >> _U64(31))
+    mixed: np.ndarray = x ^ (x >> _U64(31))
+    return mixed
 
 
 def mix64(*words: int | np.ndarray) -> np.ndarray:

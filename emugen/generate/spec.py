@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypedDict, Unpack
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -130,19 +130,30 @@ def _check_bounds(stream: Stream, seq: int, size: int | None, first_ordinal: int
                         f"got {watermark:,}")
 
 
+class SpecOptions(TypedDict, total=False):
+    """The keyword options of `build_spec`: where the batch sits and what overrides the config."""
+
+    scheduled_at: datetime | None  # beat's tick; None: the interval follows from seq alone
+    first_ordinal: int  # companies: the ordinal of the batch's first company
+    watermark: int  # events: how many companies exist to reference
+    excluded_ordinals: tuple[int, ...]  # events: companies not to reference (retired)
+    size: int | None  # a fixed record count instead of the cadence's rule
+    mode: Mode | str | None  # instead of the config's mode
+
+
 def build_spec(
-    settings: Settings,
-    stream: Stream | str,
-    seq: int,
-    *,
-    scheduled_at: datetime | None = None,
-    first_ordinal: int = 0,
-    watermark: int = 0,
-    excluded_ordinals: tuple[int, ...] = (),
-    size: int | None = None,
-    mode: Mode | str | None = None,
+    settings: Settings, stream: Stream | str, seq: int, **options: Unpack[SpecOptions]
 ) -> BatchSpec:
     """Resolve the config in force into the spec of batch `seq` of `stream`."""
+    unknown = options.keys() - SpecOptions.__optional_keys__
+    if unknown:  # what a keyword-only signature refused before the options had a type
+        raise TypeError(f"build_spec() got unexpected keyword arguments {sorted(unknown)}")
+    scheduled_at = options.get("scheduled_at")
+    first_ordinal = options.get("first_ordinal", 0)
+    watermark = options.get("watermark", 0)
+    excluded_ordinals = options.get("excluded_ordinals", ())
+    size = options.get("size")
+    mode = options.get("mode")
     try:
         stream = Stream(stream)
         mode = Mode(mode or settings.mode)

@@ -11,17 +11,13 @@ import click
 from emugen.grade.match import DUPLICATES
 
 
-def _job(kept: str, rejected: str | None, kept_query: str | None, rejected_query: str | None,
-         truth: str | None, match: str, duplicates: str, stream: str | None, pending: bool,
-         examples: int):  # noqa: ANN202 - imports stay lazy: click only at start-up
-    from emugen.grade.grader import Job
+def _sources(kept: str, rejected: str | None, kept_query: str | None,
+             rejected_query: str | None):  # noqa: ANN202 - imports stay lazy: click only at start-up
+    """The kept and (optional) rejected inputs as grader sources."""
     from emugen.grade.inputs import Source
 
-    return Job(
-        kept=Source("kept", kept, kept_query),
-        rejected=Source("rejected", rejected, rejected_query) if rejected else None,
-        truth_path=truth, match=match, duplicates=duplicates, stream=stream, pending=pending,
-        examples=examples)
+    return (Source("kept", kept, kept_query),
+            Source("rejected", rejected, rejected_query) if rejected else None)
 
 
 @click.command("grade")
@@ -58,15 +54,16 @@ def _job(kept: str, rejected: str | None, kept_query: str | None, rejected_query
               help="With --follow: stop after N rounds (default: until Ctrl-C).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Config file (the store, and the grade: section).")
-def grade_cmd(kept: str, rejected: str | None, kept_query: str | None,
-              rejected_query: str | None, truth: str | None, match: str,
-              duplicates: str | None, stream: str | None, no_pending: bool, examples: int,
-              min_recall: float, min_precision: float, as_json: bool, follow: bool,
-              every: float, rounds: int | None, config_file: Path | None) -> None:
+def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
+        kept: str, rejected: str | None, kept_query: str | None,
+        rejected_query: str | None, truth: str | None, match: str,
+        duplicates: str | None, stream: str | None, no_pending: bool, examples: int,
+        min_recall: float, min_precision: float, as_json: bool, follow: bool,
+        every: float, rounds: int | None, config_file: Path | None) -> None:
     """Score a pipeline's kept and rejected records against the injected truth.
 
     Exit 0 when recall and precision reach their minimums, 1 when not, 2 on bad input."""
-    from emugen.grade.grader import run
+    from emugen.grade.grader import Job, run
     from emugen.grade.report import as_json as render_json
     from emugen.grade.report import changes, figures, table
     from emugen.settings import config_path, load_settings
@@ -74,9 +71,11 @@ def grade_cmd(kept: str, rejected: str | None, kept_query: str | None,
     # a truth file makes the store unnecessary: a missing default config is then no error
     settings = (load_settings(config_file)
                 if truth is None or config_file or config_path().exists() else None)
-    policy = duplicates or getattr(getattr(settings, "grade", None), "duplicates", "quarantined")
-    job = _job(kept, rejected, kept_query, rejected_query, truth, match, policy, stream,
-               not no_pending, examples)
+    target = settings.grade if settings else None
+    policy = duplicates or (target.duplicates if target else "quarantined")
+    kept_source, rejected_source = _sources(kept, rejected, kept_query, rejected_query)
+    job = Job(kept=kept_source, rejected=rejected_source, truth_path=truth, match=match,
+              duplicates=policy, stream=stream, pending=not no_pending, examples=examples)
     engine = None
     if truth is None:
         from emugen.db.session import engine_for, init_db

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ def truth_batches(engine: Engine, stream: str | None = None, since: datetime | N
             yield truth_batch(part)
 
 
-def truth_batch(rows: list[Any]) -> pa.RecordBatch:
+def truth_batch(rows: Sequence[Any]) -> pa.RecordBatch:
     """One chunk of store rows as an Arrow batch, with each record's natural id parsed."""
     batch_id, stream, row_no, defect, field, original, injected, reason, payload = (
         list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(9))

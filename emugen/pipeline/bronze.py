@@ -80,7 +80,8 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
     """The spec of the next batch of `stream`, numbered from what the database holds."""
     last = session.scalar(select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value))
     seq = (last or 0) + 1
-    first_ordinal, watermark, excluded = 0, 0, ()
+    first_ordinal, watermark = 0, 0
+    excluded: tuple[int, ...] = ()
     if stream is Stream.companies:
         first_ordinal = session.scalar(
             select(func.max(BatchRow.first_ordinal + BatchRow.ordinal_count))

@@ -6,9 +6,11 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, case, delete, distinct, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import (
@@ -34,7 +36,7 @@ class Built:
     already_done: bool = False
 
 
-def _count_type(kind: EventType):  # noqa: ANN202 - a SQL expression
+def _count_type(kind: EventType) -> ColumnElement[Any]:
     return func.sum(case((SilverEvent.event_type == kind.value, 1), else_=0))
 
 
@@ -44,7 +46,7 @@ MAX_COMPANY_SUBSET = 500
 
 
 def company_windows(session: Session, seconds: int, start_ms: int,
-                    companies: Collection[str] | None = None) -> list[tuple]:
+                    companies: Collection[str] | None = None) -> list[tuple[Any, ...]]:
     """Per company (all, or only `companies`): events by type and distinct drivers in the window."""
     end_ms = start_ms + seconds * 1000
     query = (
@@ -62,7 +64,7 @@ def company_windows(session: Session, seconds: int, start_ms: int,
             for cid, n, s, st, d, drivers in rows]
 
 
-def region_windows(session: Session, seconds: int, start_ms: int) -> list[tuple]:
+def region_windows(session: Session, seconds: int, start_ms: int) -> list[tuple[Any, ...]]:
     """Per region: companies onboarded, events and deliveries in [start, start + seconds)."""
     end_ms = start_ms + seconds * 1000
     onboarded = dict(session.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -51,7 +52,7 @@ class Reconciliation:
     def ok(self) -> bool:
         return self.caught == self.settled and not self.false_alarms
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "injected": self.injected, "caught": self.caught, "missed": self.missed,
             "caught_pct": round(self.caught_pct, 3), "ok": self.ok,

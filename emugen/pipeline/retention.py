@@ -26,11 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Engine, and_, delete, func, select
+from sqlalchemy import CursorResult, Delete, Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.models import (
     BatchRow,
@@ -109,7 +112,7 @@ def mark_settled(session: Session, ordinal: int, excluded: list[int]) -> None:
         _set_mark(session, COMPANY_SETTLED, ordinal, excluded)
 
 
-def _eligible(stream: Stream, cutoff: datetime):  # noqa: ANN202 - a SQL condition
+def _eligible(stream: Stream, cutoff: datetime) -> ColumnElement[bool]:
     newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
     return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
                 BatchRow.status == "gold", BatchRow.gold_at < cutoff,
@@ -145,9 +148,10 @@ def _pick_companies(engine: Engine, cutoff: datetime,
     return _fill(run, chunk_rows)
 
 
-def _fill(rows: list, chunk_rows: int) -> list[tuple[str, int]]:
+def _fill(rows: Sequence[Any], chunk_rows: int) -> list[tuple[str, int]]:
     """Leading batches up to about chunk_rows records (at least one)."""
-    group, total = [], 0
+    group: list[tuple[str, int]] = []
+    total = 0
     for batch_id, records, *_ in rows:
         if group and total + records > chunk_rows:
             break
@@ -164,9 +168,9 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
     for low in range(0, largest + 1, chunk_rows):
         with write_session(engine) as session:
             for table in _CHILD_TABLES:
-                n = session.execute(delete(table).where(
+                n = _deleted(session, delete(table).where(
                     table.batch_id.in_(ids), table.row_no >= low,
-                    table.row_no < low + chunk_rows)).rowcount or 0
+                    table.row_no < low + chunk_rows))
                 result.add(table.__tablename__, n)
     with write_session(engine) as session:
         if landing is not None:
@@ -175,9 +179,14 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
             result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
             _raise_floor(session, ids)
-        n = session.execute(delete(BatchRow).where(BatchRow.batch_id.in_(ids))).rowcount or 0
+        n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
         result.add(BatchRow.__tablename__, n)
         result.batches += n
+
+
+def _deleted(session: Session, statement: Delete) -> int:
+    """How many rows a DELETE removed (a DELETE's result is a CursorResult, typed as Result)."""
+    return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
 def _raise_floor(session: Session, ids: list[str]) -> None:
@@ -200,9 +209,8 @@ def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned
     with write_session(engine) as session:
         keep = [session.scalar(select(func.max(ConfigReload.id))
                                .where(ConfigReload.accepted == flag)) for flag in (True, False)]
-        n = session.execute(delete(ConfigReload).where(
-            ConfigReload.at < cutoff, ConfigReload.id.not_in([k for k in keep if k]))
-        ).rowcount or 0
+        n = _deleted(session, delete(ConfigReload).where(
+            ConfigReload.at < cutoff, ConfigReload.id.not_in([k for k in keep if k])))
         result.add(ConfigReload.__tablename__, n)
     while True:
         with write_session(engine) as session:

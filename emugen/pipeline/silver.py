@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.db.bulk import bulk_insert
+from emugen.db.columns import sqlite_text_from_stamp
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
     Quarantine,
     SilverCompany,
     SilverEvent,
-    sqlite_text_from_stamp,
 )
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused

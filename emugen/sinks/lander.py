@@ -108,10 +108,10 @@ def write_files(landing: Landing, facts: BatchFacts, lines: list[str]) -> dict[s
 
 def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
     """Insert or replace the batch's row: two deliveries of one batch may land at once."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    # both dialects' Insert have on_conflict_do_update with these arguments
+    dialect_insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     statement = dialect_insert(LandedFile).values(**record)
     changed = {k: v for k, v in record.items() if k != "batch_id"}
     return statement.on_conflict_do_update(index_elements=["batch_id"], set_=changed)

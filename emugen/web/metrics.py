@@ -149,11 +149,11 @@ class Metrics:
             query = query.where(BatchRow.gold_at >= self._cursor - LAG)
         observed = 0
         for b in session.scalars(query.execution_options(yield_per=1000)):
-            key = (b.batch_id, b.gold_at)
-            if key in self._seen:
-                continue
-            self._seen[key] = b.gold_at
-            self._cursor = max(self._cursor or b.gold_at, b.gold_at)
+            gold_at = b.gold_at
+            if gold_at is None or (b.batch_id, gold_at) in self._seen:
+                continue  # (None cannot happen: the query asks for gold_at IS NOT NULL)
+            self._seen[b.batch_id, gold_at] = gold_at
+            self._cursor = max(self._cursor or gold_at, gold_at)
             for layer, ms in layer_latencies(b).items():
                 if ms is not None:
                     self.latency.labels(layer).observe(max(ms, 0.0) / 1000)
