@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from emugen import broker
 from emugen.broker import BrokerError, answers, ensure_broker, free_port, redact_url
 from emugen.cli import main
+from emugen.cli.up import summary_line
 from emugen.up import (
     PROCESSES,
     Fleet,
@@ -23,7 +24,6 @@ from emugen.up import (
     ProcessDef,
     flower_auth,
     read_procfile,
-    summary_line,
 )
 from tests.fleet_helpers import write_config
 

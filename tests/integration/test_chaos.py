@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emugen.chaos import run_chaos
 from emugen.db.session import make_engine
+from emugen.lab.chaos import run_chaos
 from tests.store_helpers import gold_from_scratch, gold_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]

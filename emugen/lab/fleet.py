@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from emugen.bench import private_database
-from emugen.bench.processes import PrivateFleet, wait_for
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, make_engine, read_session
+from emugen.lab import private_database
+from emugen.lab.processes import PrivateFleet, wait_for
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
 from emugen.stats import percentile

@@ -8,58 +8,24 @@ Resident memory and process states come from /proc (procfs.py; no psutil needed)
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from emugen.broker import free_port, redis_binary
+from emugen.lab.procfs import child_pids, proc_state
+from emugen.reload import write_yaml_atomically
+from emugen.supervisor import FleetStartError, kill_group, spawn, stop, wait_for
 
-from emugen.bench.procfs import child_pids, proc_state
-from emugen.broker import child_options, free_port, redis_binary
-from emugen.errors import EmugenError
+__all__ = ["FleetStartError", "PrivateFleet", "wait_for", "write_yaml_atomically"]
 
 READY_TIMEOUT_S = 60
-
-
-class FleetStartError(EmugenError):
-    """A process of the private fleet did not start."""
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise FleetStartError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Signal the process (a worker then stops its own pool), wait, then kill its group."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
-            proc.wait(10)
-        except ProcessLookupError:
-            pass
-    kill_group(proc.pid)  # orphaned pool children of a killed main process
-
-
-def kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -80,12 +46,6 @@ def fleet_config(database_url: str, broker_url: str, interval: float,
         "events": {"emulated": cadence(5, 20)},
         "fleet": dict(fleet or {}),
     }
-
-
-def write_yaml_atomically(path: Path, data: dict[str, Any]) -> None:
-    staged = path.with_name(f".{path.name}.new")
-    staged.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(staged, path)
 
 
 # -- the fleet -----------------------------------------------------------------------------
@@ -180,13 +140,11 @@ class PrivateFleet:
         self.start_child("beat")
 
     def start_redis(self) -> None:
-        log = (self.folder / "redis.log").open("ab")
         # no RDB, no AOF: a restart starts empty, as after a crash of the broker
-        self.redis = subprocess.Popen(
+        self.redis = spawn(
             [str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options())
-        log.close()
+            self.folder / "redis.log")
         wait_for(self._redis_answers, 20, f"redis-server on port {self.port}", every=0.05)
 
     def _redis_answers(self) -> bool:
@@ -210,10 +168,7 @@ class PrivateFleet:
 
     def start_child(self, role: str, wait: bool = True) -> Child:
         child = self.children[role]
-        with child.log.open("ab") as out:
-            child.process = subprocess.Popen(
-                child.args, cwd=self.folder, env=self.env(), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, **child_options())
+        child.process = spawn(child.args, child.log, env=self.env(), cwd=self.folder)
         if wait:
             self.wait_ready(role)
         return child
@@ -318,9 +273,7 @@ class PrivateFleet:
 
 
 def web_available() -> bool:
-    """Whether this emugen has the `emugen web` command (the dashboard)."""
-    try:
-        from emugen.cli import main
-    except ImportError:
-        return False
-    return "web" in main.commands
+    """Whether `emugen web` can run here: the dashboard needs FastAPI and uvicorn.
+
+    Asked of the installed packages, not of the CLI: the lab never imports the CLI."""
+    return all(importlib.util.find_spec(name) is not None for name in ("fastapi", "uvicorn"))

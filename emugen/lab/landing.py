@@ -31,10 +31,10 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
     the worker's time in `land` per batch)."""
     from sqlalchemy import select
 
-    from emugen.bench.fleet import all_batches, settled
-    from emugen.bench.processes import PrivateFleet, wait_for, write_yaml_atomically
     from emugen.db.models import LandedFile
     from emugen.db.session import engine_for, read_session
+    from emugen.lab.fleet import all_batches, settled
+    from emugen.lab.processes import PrivateFleet, wait_for, write_yaml_atomically
 
     with PrivateFleet(folder, url, interval, size=(size, size)) as fleet:
         fleet.data = {**fleet.data, "landing": landing}
@@ -59,7 +59,7 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
 
 def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
                         fmt: str) -> dict[str, Any]:
-    from emugen.bench import private_database
+    from emugen.lab import private_database
     from emugen.stats import percentile
 
     runs: dict[str, list[float]] = {"off": [], "on": []}
@@ -102,8 +102,8 @@ def bench_parquet(events: int, repeat: int) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from emugen.bench import bench_settings, best_of
     from emugen.generate import build_spec, draft
+    from emugen.lab import bench_settings, best_of
     from emugen.settings import Mode
     from emugen.sinks.landing import BatchFacts, parquet_bytes
 
