@@ -34,7 +34,9 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
     from emugen.db.models import LandedFile
     from emugen.db.session import engine_for, read_session
     from emugen.lab.fleet import all_batches, settled
-    from emugen.lab.processes import PrivateFleet, wait_for, write_yaml_atomically
+    from emugen.lab.processes import PrivateFleet
+    from emugen.reload import write_yaml_atomically
+    from emugen.supervisor import wait_for
 
     with PrivateFleet(folder, url, interval, size=(size, size)) as fleet:
         fleet.data = {**fleet.data, "landing": landing}

@@ -1,8 +1,7 @@
 """A private fleet for benchmarks, soak and chaos runs: redis-server, workers, beat, dashboard.
 
-Every process runs in its own session (so a signal reaches its pool children too), logs to a
-file in the run's folder, and dies with the parent that started it (broker.child_options).
-Resident memory and process states come from /proc (procfs.py; no psutil needed).
+Every process is started, awaited and stopped by emugen.supervisor, logging to a file in the
+run's folder. Resident memory and process states come from /proc (procfs.py; no psutil needed).
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from emugen.broker import free_port, redis_binary
 from emugen.lab.procfs import child_pids, proc_state
 from emugen.reload import write_yaml_atomically
 from emugen.supervisor import FleetStartError, kill_group, spawn, stop, wait_for
-
-__all__ = ["FleetStartError", "PrivateFleet", "wait_for", "write_yaml_atomically"]
 
 READY_TIMEOUT_S = 60
 

@@ -27,10 +27,11 @@ from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, read_session, write_session
 from emugen.lab import verdict as v
 from emugen.lab.chart import soak_svg
-from emugen.lab.processes import FleetStartError, PrivateFleet, wait_for
+from emugen.lab.processes import PrivateFleet
 from emugen.lab.procfs import rss_mb
 from emugen.pipeline.reconcile import reconcile
 from emugen.stats import percentile
+from emugen.supervisor import FleetStartError, wait_for
 
 DRAIN_TIMEOUT_S = 180
 
