@@ -69,6 +69,28 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     kill_group(proc.pid)  # orphaned pool children of a killed main process
 
 
+def terminate_together(procs: Sequence[subprocess.Popen[bytes]], timeout: float,
+                       hurry: Callable[[], bool] = lambda: False) -> dict[int, float]:
+    """SIGTERM every live process at once and wait until all exited, `timeout` passed or
+    `hurry()` says to stop waiting; returns the seconds each exited one took, by pid.
+
+    Stragglers are left running: the caller decides how to report and kill them.
+    """
+    live = [p for p in procs if p.poll() is None]
+    for proc in live:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    took: dict[int, float] = {}
+    while True:
+        for proc in live:
+            if proc.pid not in took and proc.poll() is not None:
+                took[proc.pid] = time.monotonic() - began
+        if len(took) == len(live) or time.monotonic() - began >= timeout or hurry():
+            return took
+        time.sleep(0.05)
+
+
 def ended(returncode: int) -> str:
     """How a process ended, in words: 'exited with code 1', 'was killed by SIGKILL'."""
     if returncode < 0:

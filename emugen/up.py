@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emugen.errors import EmugenError
-from emugen.supervisor import ended, kill_group, spawn
+from emugen.supervisor import ended, kill_group, spawn, terminate_together
 
 
 @dataclass(frozen=True)
@@ -202,16 +202,9 @@ class Fleet:
         for child in live:
             assert child.popen is not None
             self.say(f"stopping {child.spec.name} (pid {child.popen.pid}, SIGTERM)")
-            child.popen.send_signal(signal.SIGTERM)
         began = time.monotonic()
-        took: dict[str, float] = {}  # how long each one needed, for the user to see
-        while True:
-            for child in live:
-                if child.spec.name not in took and not child.alive:
-                    took[child.spec.name] = time.monotonic() - began
-            if len(took) == len(live) or time.monotonic() - began >= timeout or hurry():
-                break
-            time.sleep(0.05)
+        # how long each one needed, for the user to see
+        took = terminate_together([c.popen for c in live if c.popen is not None], timeout, hurry)
         for child in live:
             assert child.popen is not None
             if child.alive:
@@ -220,7 +213,7 @@ class Fleet:
                 child.signal_group(signal.SIGKILL)
             child.popen.wait()
             child.reported = True
-            seconds = took.get(child.spec.name, time.monotonic() - began)
+            seconds = took.get(child.popen.pid, time.monotonic() - began)
             child.signal_group(signal.SIGKILL)  # anything it left behind in its group
             self.say(f"{child.spec.name} stopped (exit code {child.popen.returncode}, "
                      f"{seconds:.1f} s)")

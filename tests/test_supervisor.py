@@ -11,7 +11,14 @@ import yaml
 
 from emugen.errors import EmugenError
 from emugen.reload import write_yaml_atomically
-from emugen.supervisor import FleetStartError, ended, spawn, stop, wait_for
+from emugen.supervisor import (
+    FleetStartError,
+    ended,
+    spawn,
+    stop,
+    terminate_together,
+    wait_for,
+)
 
 STUBBORN = ("import signal, sys, time\n"
             "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -65,3 +72,24 @@ def test_the_yaml_writer_replaces_the_file_whole_and_leaves_no_temporary(tmp_pat
     assert yaml.safe_load(path.read_text()) == {"mode": "production", "seed": 7}
     assert path.read_text().startswith("mode: production")  # key order kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emugen.yaml"]
+
+
+def test_terminating_together_times_each_exit_and_leaves_stragglers_to_the_caller(
+        tmp_path: Path) -> None:
+    log = tmp_path / "c.log"
+    obeys = spawn([sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "d.log")
+    stubborn = spawn([sys.executable, "-c", STUBBORN], log)
+    wait_for(lambda: "ready" in log.read_text(), 30, "the child to ignore SIGTERM")
+    took = terminate_together([obeys, stubborn], timeout=0.5)
+    assert set(took) == {obeys.pid}
+    assert stubborn.poll() is None
+    stop(stubborn, timeout=0.1)
+    assert stubborn.returncode == -signal.SIGKILL
+
+
+def test_terminating_together_stops_waiting_when_told_to_hurry(tmp_path: Path) -> None:
+    log = tmp_path / "e.log"
+    stubborn = spawn([sys.executable, "-c", STUBBORN], log)
+    wait_for(lambda: "ready" in log.read_text(), 30, "the child to ignore SIGTERM")
+    assert terminate_together([stubborn], timeout=600, hurry=lambda: True) == {}
+    stop(stubborn, timeout=0.1)
