@@ -8,6 +8,9 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
@@ -131,3 +134,8 @@ def set_mode(mode: Mode | str,
     if updated != text:
         write_atomically(file, updated)
     return before, target
+
+
+def write_yaml_atomically(path: Path, data: dict[str, Any]) -> None:
+    """`data` as YAML in key order, written by `write_atomically` (the one atomic YAML writer)."""
+    write_atomically(path, yaml.safe_dump(data, sort_keys=False))

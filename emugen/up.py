@@ -1,8 +1,7 @@
-"""`emugen up`: a broker, the database and the Procfile's processes, stopped cleanly on Ctrl-C."""
+"""The fleet `emugen up` runs: the Procfile's processes, their logs, their deaths, their stop."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -16,14 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import click
-
-from emugen.errors import FleetError, FlowerAuthError
-
-# Heavy modules (redis, SQLAlchemy, the pipeline) are imported inside the command, so that
-# `emugen --help` and every other command do not pay for them.
+from emugen.errors import FlowerAuthError
+from emugen.supervisor import ended, kill_group, spawn, terminate_together
 
 
 @dataclass(frozen=True)
@@ -121,10 +115,8 @@ class Child:
 
     def signal_group(self, signum: int) -> None:
         """Signal its process group: the process and any children it left behind."""
-        if self.popen is None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signum)
+        if self.popen is not None:
+            kill_group(self.popen.pid, signum)
 
 
 class Fleet:
@@ -139,8 +131,6 @@ class Fleet:
         self.children: list[Child] = []
 
     def start(self) -> None:
-        from emugen.broker import child_options
-
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.processes:
             child = Child(spec, self.log_dir / f"{spec.name}.log")
@@ -148,14 +138,11 @@ class Fleet:
             with child.log_path.open("ab") as log:
                 stamp = datetime.now(UTC).isoformat(timespec="seconds")
                 log.write(f"\n=== emugen up {stamp}: {spec.command}\n".encode())
-                log.flush()
-                try:
-                    child.popen = subprocess.Popen(
-                        resolve(spec.command), stdout=log, stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL, env=self.env, **child_options())
-                except OSError as exc:
-                    child.error = f"cannot run {spec.command.split()[0]!r}: {exc.strerror}"
-                    continue
+            try:
+                child.popen = spawn(resolve(spec.command), child.log_path, env=self.env)
+            except OSError as exc:
+                child.error = f"cannot run {spec.command.split()[0]!r}: {exc.strerror}"
+                continue
             self.say(f"  {spec.name:7} pid {child.popen.pid:<7} {spec.command}")
 
     def check(self) -> Child | None:
@@ -186,7 +173,7 @@ class Fleet:
         else:
             assert child.popen is not None
             seconds = time.monotonic() - child.started
-            head = (f"{name} {_ended(child.popen.returncode)} after {seconds:.1f} s; "
+            head = (f"{name} {ended(child.popen.returncode)} after {seconds:.1f} s; "
                     f"{child.log_path} ends with:\n{tail(child.log_path)}")
         if child.spec.essential:
             return f"ERROR: {head}\nthe fleet cannot run without {name}: stopping everything"
@@ -205,16 +192,9 @@ class Fleet:
         for child in live:
             assert child.popen is not None
             self.say(f"stopping {child.spec.name} (pid {child.popen.pid}, SIGTERM)")
-            child.popen.send_signal(signal.SIGTERM)
         began = time.monotonic()
-        took: dict[str, float] = {}  # how long each one needed, for the user to see
-        while True:
-            for child in live:
-                if child.spec.name not in took and not child.alive:
-                    took[child.spec.name] = time.monotonic() - began
-            if len(took) == len(live) or time.monotonic() - began >= timeout or hurry():
-                break
-            time.sleep(0.05)
+        # how long each one needed, for the user to see
+        took = terminate_together([c.popen for c in live if c.popen is not None], timeout, hurry)
         for child in live:
             assert child.popen is not None
             if child.alive:
@@ -223,201 +203,7 @@ class Fleet:
                 child.signal_group(signal.SIGKILL)
             child.popen.wait()
             child.reported = True
-            seconds = took.get(child.spec.name, time.monotonic() - began)
+            seconds = took.get(child.popen.pid, time.monotonic() - began)
             child.signal_group(signal.SIGKILL)  # anything it left behind in its group
             self.say(f"{child.spec.name} stopped (exit code {child.popen.returncode}, "
                      f"{seconds:.1f} s)")
-
-
-def _ended(returncode: int) -> str:
-    if returncode < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-returncode).name}"
-    return f"exited with code {returncode}"
-
-
-class Console:
-    """Event lines, plus one live summary line (redrawn in place on a terminal).
-
-    A closed terminal (SIGHUP) must not abort the shutdown it asked for: output errors end
-    the output, never the supervisor.
-    """
-
-    def __init__(self) -> None:
-        self.tty = sys.stdout.isatty()
-        self.live = False
-        self.gone = False
-
-    def _write(self, text: str, nl: bool = True) -> None:
-        if self.gone:
-            return
-        try:
-            click.echo(text, nl=nl)
-        except OSError:
-            self.gone = True
-
-    def say(self, message: str) -> None:
-        if self.live:
-            self._write("\r\x1b[K", nl=False)
-            self.live = False
-        self._write(message)
-
-    def summary(self, line: str) -> None:
-        if not self.tty:
-            self._write(line)
-            return
-        width = shutil.get_terminal_size().columns - 1
-        self._write(f"\r\x1b[K{line[:width]}", nl=False)
-        self.live = True
-
-
-def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) -> str:
-    """One line from `status()`: batches in gold per stream, last batch age, quality."""
-    batches = report["batches"]
-    gold = ", ".join(f"{stream} {states.get('gold', 0)}"
-                     for stream, states in sorted(batches.items())) or "none yet"
-    parts = [now.strftime("%H:%M:%S"), f"in gold: {gold}"]
-    latest = report["latest"]
-    if latest:
-        last = datetime.fromisoformat(latest[0]["scheduled_at"])
-        last = last if last.tzinfo else last.replace(tzinfo=UTC)
-        parts.append(f"last batch {max(0.0, (now - last).total_seconds()):.1f} s ago")
-    failed = sum(states.get("failed", 0) for states in batches.values())
-    if failed:
-        parts.append(f"FAILED {failed}")
-    parts.append(f"quarantined {report['layers']['quarantine']}")
-    r = report["reconciliation"]
-    if r["injected"]:
-        alarms = sum(r["false_alarms"].values())
-        verdict = "" if r["ok"] else f" ALARM: missed {r['missed']}, false alarms {alarms}"
-        parts.append(f"caught {r['caught_pct']:.1f} %{verdict}")
-    if paused:
-        parts.append("PAUSED (emugen resume)")
-    return " | ".join(parts)
-
-
-def read_summary(engine: Any) -> str:
-    from emugen.control import is_paused
-    from emugen.db.session import read_session
-    from emugen.pipeline.status import status
-
-    try:
-        with read_session(engine) as session:
-            return summary_line(status(session, latest=1), datetime.now(UTC), is_paused(session))
-    except Exception as exc:  # noqa: BLE001 - a busy database must not stop the supervisor
-        return f"{datetime.now(UTC):%H:%M:%S} summary unavailable: {exc.__class__.__name__}: {exc}"
-
-
-class Signals:
-    """Ctrl-C, SIGTERM and SIGHUP ask for a clean stop; a second one stops waiting."""
-
-    HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Signals:
-        for signum in self.HANDLED:
-            self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.count += 1
-
-    @property
-    def stop(self) -> bool:
-        return self.count > 0
-
-    @property
-    def hurry(self) -> bool:
-        return self.count > 1
-
-
-def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals) -> Child | None:
-    """Watch until a stop is asked (None) or an essential process dies (that process)."""
-    next_summary = time.monotonic() + SUMMARY_EVERY_S
-    while not signals.stop:
-        dead = fleet.check()
-        if dead is not None:
-            return dead
-        if time.monotonic() >= next_summary:
-            console.summary(read_summary(engine) + fleet.down())
-            next_summary = time.monotonic() + SUMMARY_EVERY_S
-        time.sleep(0.1)
-    return None
-
-
-@click.command("up")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
-@click.option("--stop-timeout", type=click.FloatRange(min=1), default=STOP_TIMEOUT_S,
-              show_default=True, help="Seconds each process gets to stop before it is killed.")
-def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
-    """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
-    dashboard; print a live summary; Ctrl-C stops everything cleanly."""
-    from emugen.broker import ensure_broker, redact_url
-    from emugen.db.session import engine_for, init_db
-    from emugen.settings import config_path, load_settings
-    from emugen.vocabulary import Stream
-
-    console = Console()
-    path = config_path(config_file)
-    settings = load_settings(path)
-    auth = flower_auth(os.environ)
-    console.say(f"emugen up: {path} (mode {settings.mode.value}, companies every "
-                f"{settings.interval(Stream.companies).total_seconds():g} s, events every "
-                f"{settings.interval(Stream.events).total_seconds():g} s)")
-    private = ensure_broker(settings.broker_url)
-    dead: Child | None = None
-    try:
-        if private is None:
-            console.say(f"broker:   the Redis answering at {redact_url(settings.broker_url)}")
-        else:
-            console.say(f"broker:   started a private redis-server at {redact_url(private.url)} "
-                        f"(pid {private.pid}, {private.binary}; data in {private.data_dir}/, "
-                        f"log {private.log_path})")
-        engine = engine_for(settings.database_url)
-        init_db(engine)
-        console.say(f"database: {redact_url(settings.database_url)} ready")
-        env = {**os.environ, "EMUGEN_CONFIG": str(path.resolve()),
-               "EMUGEN_BROKER_URL": settings.broker_url, "FLOWER_BASIC_AUTH": auth.value,
-               "PYTHONUNBUFFERED": "1"}  # logs reach the files as they happen
-        fleet = Fleet(PROCESSES, env, LOG_DIR, console.say)
-        console.say(f"processes (output in {LOG_DIR}/<name>.log):")
-        with Signals() as signals:
-            try:
-                fleet.start()
-                _print_urls(console, auth)
-                dead = supervise(fleet, engine, console, signals)
-                if dead is None:
-                    console.say("stopping the fleet (Ctrl-C again to stop waiting)")
-            finally:
-                fleet.stop(stop_timeout, hurry=lambda: signals.hurry)
-    finally:
-        if private is not None:
-            console.say(f"stopping the private redis-server (pid {private.pid}, SHUTDOWN SAVE)")
-            private.stop()
-    if dead is not None:
-        how = (f"could not be started ({dead.error})" if dead.popen is None
-               else _ended(dead.popen.returncode))
-        raise FleetError(f"{dead.spec.name} {how}, so the whole fleet was stopped; see "
-                         f"{dead.log_path}, fix the cause and run `emugen up` again")
-    console.say("emugen up: everything stopped")
-
-
-def _print_urls(console: Console, auth: FlowerAuth) -> None:
-    for spec in PROCESSES:
-        if spec.url:
-            console.say(f"{spec.title or spec.name:10} {spec.url}")
-    if auth.generated:
-        console.say(f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
-                    "FLOWER_BASIC_AUTH=user:password to choose your own)")
-    else:
-        console.say(f"Flower login: {auth.user} / (the password in FLOWER_BASIC_AUTH)")
-    console.say("Ctrl-C stops everything; a summary follows every "
-                f"{SUMMARY_EVERY_S:g} s")

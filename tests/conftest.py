@@ -49,7 +49,7 @@ def database_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'emugen.db'}"
         return
     _postgres_or_skip()
-    from emugen.bench import private_database
+    from emugen.lab import private_database
 
     # the benchmarks' private schema, dropped (and its cached engines disposed) afterwards
     with private_database(PG_URL, tmp_path) as url:

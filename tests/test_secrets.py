@@ -58,7 +58,7 @@ def test_every_command_is_either_run_below_or_known_to_be_long_running() -> None
 def test_no_command_prints_a_planted_password(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     _postgres_or_skip()
-    from emugen.bench import private_database
+    from emugen.lab import private_database
 
     monkeypatch.chdir(tmp_path)  # export writes, and grade reads, a relative file
 

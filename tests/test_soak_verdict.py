@@ -6,14 +6,14 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import delete
 
-from emugen.bench import verdict as v
-from emugen.bench.chart import soak_svg
-from emugen.bench.procfs import child_pids, proc_state, rss_mb
-from emugen.chaos import Chaos
 from emugen.control import record_skip
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import BatchRow, SilverEvent
 from emugen.db.session import write_session
+from emugen.lab import verdict as v
+from emugen.lab.chaos import Chaos
+from emugen.lab.chart import soak_svg
+from emugen.lab.procfs import child_pids, proc_state, rss_mb
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
 
@@ -142,7 +142,7 @@ def test_proc_readers_see_this_process_and_its_children():
 def test_soak_exits_1_on_fail_and_0_on_pass(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    import emugen.soak
+    import emugen.lab.soak
     from emugen.cli import main
 
     def fake(passed):
@@ -153,11 +153,11 @@ def test_soak_exits_1_on_fail_and_0_on_pass(monkeypatch, tmp_path):
                        "wall_s": 1.0, "drain_s": 0.0, "batches": 2, "samples": 2, "p50_ms": 1.0,
                        "p95_ms": 1.0, "p99_ms": 1.0, "skipped_ticks": {}, "sse_events": None,
                        "disturbances": []}
-            return emugen.soak.SoakResult(passed, [check], summary, options.out)
+            return emugen.lab.soak.SoakResult(passed, [check], summary, options.out)
         return run
 
     for passed, code in ((False, 1), (True, 0)):
-        monkeypatch.setattr(emugen.soak, "run_soak", fake(passed))
+        monkeypatch.setattr(emugen.lab.soak, "run_soak", fake(passed))
         result = CliRunner().invoke(main, ["soak", "--duration", "3m", "--interval", "0.5",
                                            "--out", str(tmp_path)])
         assert result.exit_code == code, result.output

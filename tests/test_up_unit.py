@@ -16,8 +16,15 @@ from click.testing import CliRunner
 from emugen import broker
 from emugen.broker import answers, ensure_broker, free_port, redact_url
 from emugen.cli import main
+from emugen.cli.up import summary_line
 from emugen.errors import BrokerError, FlowerAuthError
-from emugen.up import PROCESSES, Fleet, ProcessDef, flower_auth, read_procfile, summary_line
+from emugen.up import (
+    PROCESSES,
+    Fleet,
+    ProcessDef,
+    flower_auth,
+    read_procfile,
+)
 from tests.fleet_helpers import write_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,9 @@
-"""What the store holds: counts per layer, quarantine by reason, reconciliation, latest batches."""
+"""The one read model of the store, for `emugen status` and the dashboard alike.
+
+Counts per layer, batches per stream and status, the fleet's control state (pause, skips,
+reloads), reconciliation and stage latencies are each computed here once; `web/snapshot.py`
+builds the dashboard's health and snapshot from these same functions.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy.orm import Session
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
+    ConfigReload,
     GoldCompanyWindow,
     GoldRegionWindow,
     Quarantine,
@@ -28,6 +34,45 @@ def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
     return round((later - earlier).total_seconds() * 1000, 1)
 
 
+def layer_latencies(b: Any) -> dict[str, float | None]:
+    """Each layer's latency (ms) from the previous stage's commit to its own, queueing
+    included; `bronze` starts at the tick."""
+    return {
+        "bronze": _ms(b.bronze_at, b.scheduled_at),
+        "silver": _ms(b.silver_at, b.bronze_at),
+        "gold": _ms(b.gold_at, b.silver_at),
+        "end_to_end": _ms(b.gold_at, b.scheduled_at),
+    }
+
+
+def batch_tally(session: Session) -> list[tuple[str, str, int, int]]:
+    """(stream, status, batches, records) rows, read from one covering index."""
+    return [(stream, state, n, int(records or 0)) for stream, state, n, records in session.execute(
+        select(BatchRow.stream, BatchRow.status, func.count(), func.sum(BatchRow.record_count))
+        .group_by(BatchRow.stream, BatchRow.status))]
+
+
+def reload_view(row: ConfigReload | None) -> dict[str, Any] | None:
+    """A config reload as both reports show it."""
+    if row is None:
+        return None
+    return {"at": row.at.isoformat(), "accepted": row.accepted, "mode": row.mode,
+            "fingerprint": row.fingerprint, "source": row.source,
+            "problems": json.loads(row.problems) if row.problems else []}
+
+
+def control(session: Session) -> dict[str, Any]:
+    """The fleet's control state: pause, skipped ticks by reason, the last reload and rejection."""
+    from emugen.control import is_paused, last_reload, paused_since, skip_counts
+
+    since = paused_since(session)
+    skips = skip_counts(session)
+    return {"paused": is_paused(session), "paused_since": since.isoformat() if since else None,
+            "skips": dict(sorted(skips.items())), "skips_total": sum(skips.values()),
+            "last_reload": reload_view(last_reload(session)),
+            "last_rejection": reload_view(last_reload(session, accepted=False))}
+
+
 def _count(session: Session, model: Any) -> int:
     return session.scalar(select(func.count()).select_from(model)) or 0
 
@@ -36,10 +81,7 @@ def status(session: Session, latest: int = 10,
            store: dict[str, Any] | None = None) -> dict[str, Any]:
     """The report; `store` (from emugen.db.outage.store_state) says what reading cannot."""
     by_status: dict[str, dict[str, int]] = {}
-    for stream, state, n in session.execute(
-        select(BatchRow.stream, BatchRow.status, func.count())
-        .group_by(BatchRow.stream, BatchRow.status)
-    ):
+    for stream, state, n, _records in batch_tally(session):
         by_status.setdefault(stream, {})[state] = n
     recent = session.scalars(
         select(BatchRow).order_by(BatchRow.generated_at.desc(), BatchRow.batch_id.desc())
@@ -70,10 +112,7 @@ def status(session: Session, latest: int = 10,
                 "quarantined": b.corrupted_count, "injected": b.injected_count,
                 "scheduled_at": b.scheduled_at.isoformat(),
                 "generate_ms": round(b.generate_ms, 1),
-                "bronze_ms": _ms(b.bronze_at, b.scheduled_at),
-                "silver_ms": _ms(b.silver_at, b.bronze_at),
-                "gold_ms": _ms(b.gold_at, b.silver_at),
-                "tick_to_gold_ms": _ms(b.gold_at, b.scheduled_at),
+                **_stage_ms(layer_latencies(b)),
                 "note": b.note,
             }
             for b in recent
@@ -81,18 +120,20 @@ def status(session: Session, latest: int = 10,
     }
 
 
-def _fleet(session: Session) -> dict[str, Any]:
-    from emugen.control import is_paused, last_reload, skip_counts
+def _stage_ms(latency: dict[str, float | None]) -> dict[str, float | None]:
+    return {"bronze_ms": latency["bronze"], "silver_ms": latency["silver"],
+            "gold_ms": latency["gold"], "tick_to_gold_ms": latency["end_to_end"]}
 
-    reload = last_reload(session)
+
+def _fleet(session: Session) -> dict[str, Any]:
+    ctl = control(session)
+    reload = ctl["last_reload"]
     return {
-        "paused": is_paused(session),
-        "skipped_ticks": skip_counts(session),
+        "paused": ctl["paused"],
+        "skipped_ticks": ctl["skips"],
+        # the CLI's report predates the reload's source: its shape stays as documented
         "last_reload": None if reload is None else {
-            "at": reload.at.isoformat(), "accepted": reload.accepted, "mode": reload.mode,
-            "fingerprint": reload.fingerprint,
-            "problems": json.loads(reload.problems) if reload.problems else [],
-        },
+            k: v for k, v in reload.items() if k != "source"},
     }
 
 

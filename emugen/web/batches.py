@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow
+from emugen.pipeline.status import layer_latencies
 from emugen.stats import percentile
 
 STATUSES = ("bronze", "silver", "gold", "failed")
@@ -19,23 +20,8 @@ WORK = ("generate", "bronze", "silver", "gold")  # time spent inside each stage'
 NEWEST_FIRST = (BatchRow.generated_at.desc(), BatchRow.batch_id.desc())
 
 
-def _ms(later: datetime | None, earlier: datetime | None) -> float | None:
-    if later is None or earlier is None:
-        return None
-    return round((later - earlier).total_seconds() * 1000, 1)
-
-
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def layer_latencies(b: Any) -> dict[str, float | None]:
-    return {
-        "bronze": _ms(b.bronze_at, b.scheduled_at),
-        "silver": _ms(b.silver_at, b.bronze_at),
-        "gold": _ms(b.gold_at, b.silver_at),
-        "end_to_end": _ms(b.gold_at, b.scheduled_at),
-    }
 
 
 def batch_row(b: BatchRow) -> dict[str, Any]:

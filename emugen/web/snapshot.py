@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from emugen.control import is_paused, last_reload, paused_since, skip_counts
+from emugen.control import is_paused, last_reload
 from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.errors import ConfigError
+from emugen.pipeline.status import batch_tally, control
 from emugen.settings import Settings
 from emugen.sinks.lander import landing_health
 from emugen.vocabulary import Stream
@@ -47,14 +47,6 @@ def _applied_mode(session: Session) -> str | None:
     return row.mode if row is not None else None
 
 
-def _reload(row: ConfigReload | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {"at": row.at.isoformat(), "accepted": row.accepted, "mode": row.mode,
-            "fingerprint": row.fingerprint, "source": row.source,
-            "problems": json.loads(row.problems) if row.problems else []}
-
-
 def _empty_stream() -> dict[str, Any]:
     return {"batches": 0, "gold": 0, "in_flight": 0, "failed": 0, "records": 0,
             "last_batch_at": None, "last_gold_at": None, "age_s": None}
@@ -65,13 +57,10 @@ def streams(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
     found = {s.value: _empty_stream() for s in Stream}
     # counts from one covering index, the latest stamps from one index probe each per stream:
     # a single GROUP BY with max() would read every (wide) batch row
-    rows = session.execute(
-        select(BatchRow.stream, BatchRow.status, func.count(), func.sum(BatchRow.record_count))
-        .group_by(BatchRow.stream, BatchRow.status))
-    for stream, status, n, records in rows:
+    for stream, status, n, records in batch_tally(session):
         entry = found.setdefault(stream, _empty_stream())
         entry["batches"] += n
-        entry["records"] += int(records or 0)
+        entry["records"] += records
         key = {"gold": "gold", "failed": "failed"}.get(status, "in_flight")
         entry[key] += n
     for stream, entry in found.items():
@@ -104,15 +93,6 @@ def throughput(session: Session, now: datetime,
     return {"window_s": round(span, 1), "batches": n,
             "batches_per_minute": round(n * 60 / span, 2),
             "records_per_second": round(int(records or 0) / span, 2)}
-
-
-def control(session: Session) -> dict[str, Any]:
-    since = paused_since(session)
-    skips = skip_counts(session)
-    return {"paused": is_paused(session), "paused_since": since.isoformat() if since else None,
-            "skips": dict(sorted(skips.items())), "skips_total": sum(skips.values()),
-            "last_reload": _reload(last_reload(session)),
-            "last_rejection": _reload(last_reload(session, accepted=False))}
 
 
 def _reasons(config: dict[str, Any], ctl: dict[str, Any], probe: dict[str, Any],

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -27,11 +25,14 @@ from emugen.broker import free_port
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.db.session import engine_for, read_session
 from emugen.errors import BrokerError
+from emugen.reload import write_yaml_atomically
+from emugen.supervisor import kill_group, spawn, stop, wait_for
 from tests.fleet_helpers import write_config
+
+__all__ = ["REPO_ROOT", "Batch", "Fleet", "Proc", "now", "wait_for"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL = 6_000  # characters of each log shown on failure
-T = TypeVar("T")
 
 
 # -- redis-server --------------------------------------------------------------------------
@@ -45,11 +46,6 @@ def redis_server_binary() -> str | None:
         return None
 
 
-def _kill_group(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, sig)  # start_new_session: the group id is the leader's pid
-
-
 class RedisServer:
     """A throwaway redis-server: no RDB, no AOF, so a restart starts empty."""
 
@@ -60,11 +56,9 @@ class RedisServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 10) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.folder)],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = spawn(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)], self.log)
         wait_for(self._pings, timeout, f"redis-server on port {self.port} to answer PING")
 
     def _pings(self) -> bool:
@@ -92,7 +86,7 @@ class RedisServer:
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            _kill_group(self.process)
+            kill_group(self.process.pid)
             self.process.wait(10)
 
 
@@ -114,21 +108,6 @@ def redis_server(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
-
-
-# -- polling -------------------------------------------------------------------------------
-
-
-def wait_for(probe: Callable[[], T], timeout: float, what: str, every: float = 0.1) -> T:
-    """Poll `probe` until it returns something truthy; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 # -- the fleet -----------------------------------------------------------------------------
@@ -189,9 +168,7 @@ class Fleet:
         """Apply `change` to the current YAML mapping and write it back atomically."""
         data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
         change(data)
-        staged = self.folder / ".emugen.yaml.new"
-        staged.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        os.replace(staged, self.config)
+        write_yaml_atomically(self.config, data)
 
     # -- processes
     def env(self) -> dict[str, str]:
@@ -204,11 +181,7 @@ class Fleet:
 
     def spawn(self, name: str, *args: str) -> Proc:
         log = self.folder / f"{name}.log"
-        with log.open("ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, *args], cwd=self.folder, env=self.env(),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+        process = spawn([sys.executable, *args], log, env=self.env(), cwd=self.folder)
         proc = Proc(name, process, log)
         self.procs.append(proc)
         return proc
@@ -246,13 +219,7 @@ class Fleet:
 
     def stop(self, proc: Proc, timeout: float = 15) -> None:
         """SIGTERM (warm shutdown: beat stops ticking, a worker finishes its task)."""
-        if proc.alive():
-            proc.process.send_signal(signal.SIGTERM)
-            try:
-                proc.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc.process)
-                proc.process.wait(5)
+        stop(proc.process, timeout=timeout)
 
     def emugen(self, *args: str) -> str:
         """Run the CLI against this fleet's config; returns its output, fails on non-zero."""
@@ -264,7 +231,7 @@ class Fleet:
 
     def close(self) -> None:
         for proc in self.procs:
-            _kill_group(proc.process)
+            kill_group(proc.pid)
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.process.wait(10)

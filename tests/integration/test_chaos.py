@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from emugen.chaos import run_chaos
 from emugen.db.session import make_engine
+from emugen.lab.chaos import Faults, run_chaos
 from tests.store_helpers import gold_from_scratch, gold_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
@@ -20,7 +20,7 @@ def _logs(folder) -> str:
 def test_no_batch_is_lost_or_doubled_while_workers_die_redis_restarts_and_sqlite_locks(
         redis_binary, tmp_path):
     out = tmp_path / "chaos"
-    result = run_chaos(90, out, interval=0.5, workers=2, seed=3)
+    result = run_chaos(90, out, interval=0.5, workers=2, faults=Faults(seed=3))
 
     report = result.report()
     assert result.passed, report + "\n" + _logs(out)

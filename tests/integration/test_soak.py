@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from emugen.db.session import make_engine
-from emugen.soak import SoakOptions, run_soak
+from emugen.lab.soak import SoakOptions, run_soak
 from tests.store_helpers import gold_from_scratch, gold_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.slow]

@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from emugen.broker import free_port
+from emugen.supervisor import FleetStartError, spawn, wait_for
+from emugen.supervisor import stop as stop_process
 from emugen.web import POLL_INTERVAL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
@@ -112,25 +114,21 @@ def _config(folder: Path) -> Path:
 def _start_server(config: Path, port: int, server_poll: float, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items()
            if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "emugen", "web", "--port", str(port), "--config", str(config),
-             "--poll-interval", str(server_poll)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+    return spawn([sys.executable, "-m", "emugen", "web", "--port", str(port), "--config",
+                  str(config), "--poll-interval", str(server_poll)], log, env=env)
 
 
 def _wait_healthy(client: Any, url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         if server.poll() is not None:
-            raise RuntimeError(f"emugen web exited: {log.read_text(errors='replace')[-2000:]}")
+            raise FleetStartError(
+                f"emugen web exited: {log.read_text(errors='replace')[-2000:]}")
         try:
-            if client.get(f"{url}/api/health").status_code == 200:
-                return
+            return client.get(f"{url}/api/health").status_code == 200
         except Exception:  # noqa: BLE001 - not listening yet
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"emugen web did not answer within 30 s: {log.read_text()[-2000:]}")
+            return False
+
+    wait_for(healthy, 30, f"emugen web to answer /api/health (its log: {log})")
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -201,12 +199,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
             stop.set()
             for c in clients:
                 c.close()
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_process(server, timeout=10)
             for t in threads:
                 t.join(5)
             engine.dispose()

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from emugen.bench import private_database
-from emugen.bench.processes import PrivateFleet, wait_for
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, make_engine, read_session
+from emugen.lab import private_database
+from emugen.lab.processes import PrivateFleet
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
 from emugen.stats import percentile
+from emugen.supervisor import wait_for
 
 WARMUP_BATCHES = 3  # per stream: the worker's first tasks pay for imports and connections
 

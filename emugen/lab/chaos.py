@@ -29,8 +29,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from emugen.bench.processes import PrivateFleet, wait_for
-from emugen.soak import SoakOptions, SoakResult, run_soak
+from emugen.lab.processes import PrivateFleet
+from emugen.lab.soak import SoakOptions, SoakResult, run_soak
+from emugen.supervisor import wait_for
 
 CHAOS_FLEET = {"stuck_after": 3, "reaper_interval": 1}
 RESTART_AFTER_S = 1.0
@@ -137,11 +138,20 @@ class Chaos:
                  "every worker to be running again")
 
 
+@dataclass(frozen=True)
+class Faults:
+    """How hard a chaos run hits: its seed, how long SQLite stays locked, how often workers die."""
+
+    seed: int = 1
+    lock_s: float = 5.0
+    kill_every: float = 10.0
+
+
 def run_chaos(duration: float, out: Path, *, interval: float = 0.5, workers: int = 2,
-              seed: int = 1, lock_s: float = 5.0, kill_every: float = 10.0,
-              progress=lambda _: None) -> SoakResult:  # noqa: ANN001
+              faults: Faults = Faults(), progress=lambda _: None) -> SoakResult:  # noqa: ANN001
     options = SoakOptions(duration=duration, interval=interval, workers=workers, out=out,
                           fleet=dict(CHAOS_FLEET), judge_series=False, title="chaos")
     roles = [f"worker{i}" for i in range(1, workers + 1)]
-    chaos = Chaos(duration, roles, seed=seed, lock_s=lock_s, kill_every=kill_every)
+    chaos = Chaos(duration, roles, seed=faults.seed, lock_s=faults.lock_s,
+                  kill_every=faults.kill_every)
     return run_soak(options, chaos, progress)

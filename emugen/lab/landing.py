@@ -31,10 +31,12 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
     the worker's time in `land` per batch)."""
     from sqlalchemy import select
 
-    from emugen.bench.fleet import all_batches, settled
-    from emugen.bench.processes import PrivateFleet, wait_for, write_yaml_atomically
     from emugen.db.models import LandedFile
     from emugen.db.session import engine_for, read_session
+    from emugen.lab.fleet import all_batches, settled
+    from emugen.lab.processes import PrivateFleet
+    from emugen.reload import write_yaml_atomically
+    from emugen.supervisor import wait_for
 
     with PrivateFleet(folder, url, interval, size=(size, size)) as fleet:
         fleet.data = {**fleet.data, "landing": landing}
@@ -59,7 +61,7 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
 
 def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
                         fmt: str) -> dict[str, Any]:
-    from emugen.bench import private_database
+    from emugen.lab import private_database
     from emugen.stats import percentile
 
     runs: dict[str, list[float]] = {"off": [], "on": []}
@@ -102,8 +104,8 @@ def bench_parquet(events: int, repeat: int) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from emugen.bench import bench_settings, best_of
     from emugen.generate import build_spec, draft
+    from emugen.lab import bench_settings, best_of
     from emugen.sinks.landing import BatchFacts, parquet_bytes
     from emugen.vocabulary import Mode
 
@@ -185,7 +187,8 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
 @click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--skip-fleet", is_flag=True, help="Only the Parquet figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def landing_cmd(seconds: float, interval: float, size: int, rounds: int, fmt: str,
+def landing_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
+        seconds: float, interval: float, size: int, rounds: int, fmt: str,
                 events: int, repeat: int, skip_fleet: bool, as_json: bool) -> None:
     """Landing zone cost: fleet tick -> gold p95 on vs off; Parquet vs pyarrow write_table."""
     parquet = bench_parquet(events, repeat)

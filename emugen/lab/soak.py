@@ -4,7 +4,7 @@ The fleet is private (redis-server on a free port, N workers, beat, the dashboar
 emugen has one, a SQLite file in the output folder). Every few seconds the run records each
 process's resident memory (a worker's pool processes included), the queue depths, batches in
 flight, a sliding-window tick -> gold p50/p95 and the reconciliation. At the end the fleet is
-paused and drained, and the criteria in emugen/bench/verdict.py decide the exit code.
+paused and drained, and the criteria in emugen/lab/verdict.py decide the exit code.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
-from emugen.bench import verdict as v
-from emugen.bench.chart import soak_svg
-from emugen.bench.processes import PrivateFleet, wait_for
-from emugen.bench.procfs import rss_mb
 from emugen.control import set_paused
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, read_session, write_session
 from emugen.errors import FleetStartError
+from emugen.lab import verdict as v
+from emugen.lab.chart import soak_svg
+from emugen.lab.processes import PrivateFleet
+from emugen.lab.procfs import rss_mb
 from emugen.pipeline.reconcile import reconcile
 from emugen.stats import percentile
+from emugen.supervisor import wait_for
 
 DRAIN_TIMEOUT_S = 180
 

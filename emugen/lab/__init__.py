@@ -1,4 +1,8 @@
-"""Benchmarks: each figure printed beside a baseline measured in the same run."""
+"""The lab: the proof tools (bench, soak, chaos, verdicts), apart from the product.
+
+Each benchmark figure is printed beside a baseline measured in the same run. Nothing here is
+imported by the product, and the lab never imports the CLI (emugen.cli registers lab.cli).
+"""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from emugen.bench.cadence import STEPS, bench_cadence
-from emugen.bench.fleet import bench_fleet
-from emugen.bench.pipeline import bench_pipeline
+from emugen.lab.cadence import STEPS, bench_cadence
+from emugen.lab.fleet import bench_fleet
+from emugen.lab.pipeline import bench_pipeline
 
 QUICK_STEPS = (0.5, 0.25, 0.1)
 
@@ -66,9 +66,9 @@ def bench_all(quick: bool = False, database: str | None = None,
 
 
 def _sse(batches: int, progress: Callable[[str], None]) -> dict[str, Any]:
-    if importlib.util.find_spec("emugen.bench.sse") is None:
-        return {"skipped": "emugen.bench.sse is not in this emugen (no dashboard benchmark)"}
-    from emugen.bench import sse
+    if importlib.util.find_spec("emugen.lab.sse") is None:
+        return {"skipped": "emugen.lab.sse is not in this emugen (no dashboard benchmark)"}
+    from emugen.lab import sse
 
     progress(f"(d) dashboard freshness: {batches} batches")
     try:

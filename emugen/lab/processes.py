@@ -1,61 +1,29 @@
 """A private fleet for benchmarks, soak and chaos runs: redis-server, workers, beat, dashboard.
 
-Every process runs in its own session (so a signal reaches its pool children too), logs to a
-file in the run's folder, and dies with the parent that started it (broker.child_options).
-Resident memory and process states come from /proc (procfs.py; no psutil needed).
+Every process is started, awaited and stopped by emugen.supervisor, logging to a file in the
+run's folder. Resident memory and process states come from /proc (procfs.py; no psutil needed).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from emugen.bench.procfs import child_pids, proc_state
-from emugen.broker import child_options, free_port, redis_binary
+from emugen.broker import free_port, redis_binary
 from emugen.errors import FleetStartError
+from emugen.lab.procfs import child_pids, proc_state
+from emugen.reload import write_yaml_atomically
+from emugen.supervisor import kill_group, spawn, stop, wait_for
 
 READY_TIMEOUT_S = 60
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
-             every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise FleetStartError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Signal the process (a worker then stops its own pool), wait, then kill its group."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(sig)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            kill_group(proc.pid)
-            proc.wait(10)
-        except ProcessLookupError:
-            pass
-    kill_group(proc.pid)  # orphaned pool children of a killed main process
-
-
-def kill_group(pgid: int) -> None:
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 # -- configuration -------------------------------------------------------------------------
@@ -76,12 +44,6 @@ def fleet_config(database_url: str, broker_url: str, interval: float,
         "events": {"emulated": cadence(5, 20)},
         "fleet": dict(fleet or {}),
     }
-
-
-def write_yaml_atomically(path: Path, data: dict[str, Any]) -> None:
-    staged = path.with_name(f".{path.name}.new")
-    staged.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    os.replace(staged, path)
 
 
 # -- the fleet -----------------------------------------------------------------------------
@@ -176,13 +138,11 @@ class PrivateFleet:
         self.start_child("beat")
 
     def start_redis(self) -> None:
-        log = (self.folder / "redis.log").open("ab")
         # no RDB, no AOF: a restart starts empty, as after a crash of the broker
-        self.redis = subprocess.Popen(
+        self.redis = spawn(
             [str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options())
-        log.close()
+            self.folder / "redis.log")
         wait_for(self._redis_answers, 20, f"redis-server on port {self.port}", every=0.05)
 
     def _redis_answers(self) -> bool:
@@ -206,10 +166,7 @@ class PrivateFleet:
 
     def start_child(self, role: str, wait: bool = True) -> Child:
         child = self.children[role]
-        with child.log.open("ab") as out:
-            child.process = subprocess.Popen(
-                child.args, cwd=self.folder, env=self.env(), stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, **child_options())
+        child.process = spawn(child.args, child.log, env=self.env(), cwd=self.folder)
         if wait:
             self.wait_ready(role)
         return child
@@ -314,9 +271,7 @@ class PrivateFleet:
 
 
 def web_available() -> bool:
-    """Whether this emugen has the `emugen web` command (the dashboard)."""
-    try:
-        from emugen.cli import main
-    except ImportError:
-        return False
-    return "web" in main.commands
+    """Whether `emugen web` can run here: the dashboard needs FastAPI and uvicorn.
+
+    Asked of the installed packages, not of the CLI: the lab never imports the CLI."""
+    return all(importlib.util.find_spec(name) is not None for name in ("fastapi", "uvicorn"))

@@ -1,4 +1,4 @@
-"""Click commands for `emugen bench` (all), `bench cadence`, `emugen soak` and `emugen chaos`.
+"""Click commands of the lab: `emugen bench` and its subcommands, `emugen soak`, `emugen chaos`.
 
 Only click is imported here; each command imports its machinery when it runs.
 """
@@ -53,7 +53,7 @@ def suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_suite(quick: bool, database: str | None, out: Path) -> None:
-    from emugen.bench.suite import bench_all, table
+    from emugen.lab.suite import bench_all, table
 
     result = bench_all(quick=quick, database=database,
                        progress=lambda line: click.echo(line, err=True))
@@ -77,7 +77,7 @@ def all_cmd(quick: bool, database: str | None, out: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json: bool) -> None:
     """Highest sustainable cadence: step the interval down (1 s ... 0.1 s) until it skips."""
-    from emugen.bench.cadence import bench_cadence, format_cadence
+    from emugen.lab.cadence import bench_cadence, format_cadence
 
     result = bench_cadence(workers, database, step_seconds=step_seconds)
     click.echo(json.dumps(result, indent=2) if as_json else format_cadence(result))
@@ -96,7 +96,7 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
 @click.option("--no-web", is_flag=True, help="Do not run the dashboard.")
 def soak_cmd(duration: float, interval: float, workers: int, out: Path, no_web: bool) -> None:
     """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL."""
-    from emugen.soak import SoakOptions, run_soak
+    from emugen.lab.soak import SoakOptions, run_soak
 
     options = SoakOptions(duration=duration, interval=interval, workers=workers, out=out,
                           web=not no_web)
@@ -121,12 +121,12 @@ def soak_cmd(duration: float, interval: float, workers: int, out: Path, no_web: 
 def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: int,
               lock_seconds: float, kill_every: float) -> None:
     """Soak while killing workers, restarting Redis and locking SQLite; exit 0 on PASS."""
-    from emugen.chaos import run_chaos
+    from emugen.lab.chaos import Faults, run_chaos
 
     click.echo(f"chaos: {duration:g} s at {interval:g} s with {workers} workers; output in "
                f"{out}", err=True)
-    result = run_chaos(duration, out, interval=interval, workers=workers, seed=seed,
-                       lock_s=lock_seconds, kill_every=kill_every,
+    result = run_chaos(duration, out, interval=interval, workers=workers,
+                       faults=Faults(seed=seed, lock_s=lock_seconds, kill_every=kill_every),
                        progress=lambda line: click.echo(line, err=True))
     click.echo(result.report())
     sys.exit(0 if result.passed else 1)
@@ -138,7 +138,7 @@ def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: i
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
     """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join."""
-    from emugen.bench.grade import bench_grade, format_grade
+    from emugen.lab.grade import bench_grade, format_grade
 
     result = bench_grade(records, repeat)
     click.echo(json.dumps(result, indent=2) if as_json else format_grade(result))
@@ -151,7 +151,75 @@ def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
     """Peak RSS of `emugen export` bronze and truth at N/10 and N records (flat = streaming)."""
-    from emugen.bench.export import bench_export, format_export
+    from emugen.lab.export import bench_export, format_export
 
     result = bench_export(rows, fmt)
     click.echo(json.dumps(result, indent=2) if as_json else format_export(result))
+
+
+# -- the `emugen bench` group: its own subcommands, then the ones defined elsewhere in the lab
+
+
+@click.group("bench", invoke_without_command=True)
+@suite_options
+@click.pass_context
+def bench_group(ctx: click.Context, quick: bool, database: str | None, out: Path) -> None:
+    """Benchmarks: each figure printed beside its baseline, measured in the same run.
+
+    With no subcommand: `emugen bench all` (the options here are its options)."""
+    if ctx.invoked_subcommand is None:
+        run_suite(quick, database, out)
+
+
+@bench_group.command("generate")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
+    """Generate one production driver batch in memory; compare with json.dumps and a naive loop."""
+    from emugen.lab.generate import bench_generate, format_generate
+
+    result = bench_generate(events=events, repeat=repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_generate(result))
+
+
+@bench_group.command("pipeline")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
+                   "default: a temporary SQLite file.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
+    """One production driver batch generate -> bronze -> silver -> gold, vs the SQLite floor."""
+    from emugen.lab.pipeline import bench_pipeline, format_pipeline
+
+    result = bench_pipeline(events=events, database=database, repeat=repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_pipeline(result))
+
+
+@bench_group.command("fleet")
+@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
+@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | None,
+                    as_json: bool) -> None:
+    """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor."""
+    from emugen.lab.fleet import bench_fleet, format_fleet
+
+    result = bench_fleet(seconds=seconds, interval=interval, size=size, database=database)
+    click.echo(json.dumps(result, indent=2) if as_json else format_fleet(result))
+
+
+def _register_bench() -> None:
+    from emugen.lab.landing import landing_cmd  # click only; lazy inside
+    from emugen.lab.sse import sse_cmd  # click only; lazy inside
+
+    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, export_cmd):
+        bench_group.add_command(command)
+
+
+_register_bench()

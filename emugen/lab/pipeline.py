@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from emugen.bench import bench_settings, peak_rss_mb, private_database
 from emugen.db.models import BronzeRecord
 from emugen.db.session import init_db, make_engine, read_session, write_session
+from emugen.lab import bench_settings, peak_rss_mb, private_database
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.runner import refine_and_build

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emugen.bench import best_of, peak_rss_mb
 from emugen.grade.grader import Job, run
 from emugen.grade.inputs import Source
+from emugen.lab import best_of, peak_rss_mb
 
 BATCH = 100_000
 DEFECTS = ("missing_field", "null_value", "malformed_timestamp", "invalid_enum", "duplicate",

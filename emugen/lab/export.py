@@ -47,7 +47,7 @@ def measure(config: Path, kind: str, fmt: str, out: Path) -> dict:
     """Run `emugen export` in a child process; its wall time and peak RSS (from wait4)."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "emugen.cli", "export", kind, "--format", fmt, "--out", str(out),
+        [sys.executable, "-m", "emugen", "export", kind, "--format", fmt, "--out", str(out),
          "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)

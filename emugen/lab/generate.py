@@ -6,8 +6,8 @@ import json
 import random
 from datetime import UTC, datetime, timedelta
 
-from emugen.bench import bench_settings, best_of, peak_rss_mb
 from emugen.generate import build_spec, generate
+from emugen.lab import bench_settings, best_of, peak_rss_mb
 from emugen.vocabulary import Mode
 
 

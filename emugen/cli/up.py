@@ -1,0 +1,217 @@
+"""`emugen up`: the console, the live summary and the command; the fleet itself is emugen.up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from emugen.errors import FleetError
+from emugen.supervisor import ended
+from emugen.up import (
+    LOG_DIR,
+    PROCESSES,
+    STOP_TIMEOUT_S,
+    SUMMARY_EVERY_S,
+    Child,
+    Fleet,
+    FlowerAuth,
+    flower_auth,
+)
+
+# Heavy modules (redis, SQLAlchemy, the pipeline) are imported inside the command, so that
+# `emugen --help` and every other command do not pay for them.
+
+
+class Console:
+    """Event lines, plus one live summary line (redrawn in place on a terminal).
+
+    A closed terminal (SIGHUP) must not abort the shutdown it asked for: output errors end
+    the output, never the supervisor.
+    """
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.live = False
+        self.gone = False
+
+    def _write(self, text: str, nl: bool = True) -> None:
+        if self.gone:
+            return
+        try:
+            click.echo(text, nl=nl)
+        except OSError:
+            self.gone = True
+
+    def say(self, message: str) -> None:
+        if self.live:
+            self._write("\r\x1b[K", nl=False)
+            self.live = False
+        self._write(message)
+
+    def summary(self, line: str) -> None:
+        if not self.tty:
+            self._write(line)
+            return
+        width = shutil.get_terminal_size().columns - 1
+        self._write(f"\r\x1b[K{line[:width]}", nl=False)
+        self.live = True
+
+
+def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) -> str:
+    """One line from `status()`: batches in gold per stream, last batch age, quality."""
+    batches = report["batches"]
+    gold = ", ".join(f"{stream} {states.get('gold', 0)}"
+                     for stream, states in sorted(batches.items())) or "none yet"
+    parts = [now.strftime("%H:%M:%S"), f"in gold: {gold}"]
+    latest = report["latest"]
+    if latest:
+        last = datetime.fromisoformat(latest[0]["scheduled_at"])
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        parts.append(f"last batch {max(0.0, (now - last).total_seconds()):.1f} s ago")
+    failed = sum(states.get("failed", 0) for states in batches.values())
+    if failed:
+        parts.append(f"FAILED {failed}")
+    parts.append(f"quarantined {report['layers']['quarantine']}")
+    r = report["reconciliation"]
+    if r["injected"]:
+        alarms = sum(r["false_alarms"].values())
+        verdict = "" if r["ok"] else f" ALARM: missed {r['missed']}, false alarms {alarms}"
+        parts.append(f"caught {r['caught_pct']:.1f} %{verdict}")
+    if paused:
+        parts.append("PAUSED (emugen resume)")
+    return " | ".join(parts)
+
+
+def read_summary(engine: Any) -> str:
+    from emugen.control import is_paused
+    from emugen.db.session import read_session
+    from emugen.pipeline.status import status
+
+    try:
+        with read_session(engine) as session:
+            return summary_line(status(session, latest=1), datetime.now(UTC), is_paused(session))
+    except Exception as exc:  # noqa: BLE001 - a busy database must not stop the supervisor
+        return f"{datetime.now(UTC):%H:%M:%S} summary unavailable: {exc.__class__.__name__}: {exc}"
+
+
+class Signals:
+    """Ctrl-C, SIGTERM and SIGHUP ask for a clean stop; a second one stops waiting."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Signals:
+        for signum in self.HANDLED:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.count += 1
+
+    @property
+    def stop(self) -> bool:
+        return self.count > 0
+
+    @property
+    def hurry(self) -> bool:
+        return self.count > 1
+
+
+def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals) -> Child | None:
+    """Watch until a stop is asked (None) or an essential process dies (that process)."""
+    next_summary = time.monotonic() + SUMMARY_EVERY_S
+    while not signals.stop:
+        dead = fleet.check()
+        if dead is not None:
+            return dead
+        if time.monotonic() >= next_summary:
+            console.summary(read_summary(engine) + fleet.down())
+            next_summary = time.monotonic() + SUMMARY_EVERY_S
+        time.sleep(0.1)
+    return None
+
+
+@click.command("up")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
+@click.option("--stop-timeout", type=click.FloatRange(min=1), default=STOP_TIMEOUT_S,
+              show_default=True, help="Seconds each process gets to stop before it is killed.")
+def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
+    """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
+    dashboard; print a live summary; Ctrl-C stops everything cleanly."""
+    from emugen.broker import ensure_broker, redact_url
+    from emugen.db.session import engine_for, init_db
+    from emugen.settings import config_path, load_settings
+    from emugen.vocabulary import Stream
+
+    console = Console()
+    path = config_path(config_file)
+    settings = load_settings(path)
+    auth = flower_auth(os.environ)
+    console.say(f"emugen up: {path} (mode {settings.mode.value}, companies every "
+                f"{settings.interval(Stream.companies).total_seconds():g} s, events every "
+                f"{settings.interval(Stream.events).total_seconds():g} s)")
+    private = ensure_broker(settings.broker_url)
+    dead: Child | None = None
+    try:
+        if private is None:
+            console.say(f"broker:   the Redis answering at {redact_url(settings.broker_url)}")
+        else:
+            console.say(f"broker:   started a private redis-server at {redact_url(private.url)} "
+                        f"(pid {private.pid}, {private.binary}; data in {private.data_dir}/, "
+                        f"log {private.log_path})")
+        engine = engine_for(settings.database_url)
+        init_db(engine)
+        console.say(f"database: {redact_url(settings.database_url)} ready")
+        env = {**os.environ, "EMUGEN_CONFIG": str(path.resolve()),
+               "EMUGEN_BROKER_URL": settings.broker_url, "FLOWER_BASIC_AUTH": auth.value,
+               "PYTHONUNBUFFERED": "1"}  # logs reach the files as they happen
+        fleet = Fleet(PROCESSES, env, LOG_DIR, console.say)
+        console.say(f"processes (output in {LOG_DIR}/<name>.log):")
+        with Signals() as signals:
+            try:
+                fleet.start()
+                _print_urls(console, auth)
+                dead = supervise(fleet, engine, console, signals)
+                if dead is None:
+                    console.say("stopping the fleet (Ctrl-C again to stop waiting)")
+            finally:
+                fleet.stop(stop_timeout, hurry=lambda: signals.hurry)
+    finally:
+        if private is not None:
+            console.say(f"stopping the private redis-server (pid {private.pid}, SHUTDOWN SAVE)")
+            private.stop()
+    if dead is not None:
+        how = (f"could not be started ({dead.error})" if dead.popen is None
+               else ended(dead.popen.returncode))
+        raise FleetError(f"{dead.spec.name} {how}, so the whole fleet was stopped; see "
+                         f"{dead.log_path}, fix the cause and run `emugen up` again")
+    console.say("emugen up: everything stopped")
+
+
+def _print_urls(console: Console, auth: FlowerAuth) -> None:
+    for spec in PROCESSES:
+        if spec.url:
+            console.say(f"{spec.title or spec.name:10} {spec.url}")
+    if auth.generated:
+        console.say(f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
+                    "FLOWER_BASIC_AUTH=user:password to choose your own)")
+    else:
+        console.say(f"Flower login: {auth.user} / (the password in FLOWER_BASIC_AUTH)")
+    console.say("Ctrl-C stops everything; a summary follows every "
+                f"{SUMMARY_EVERY_S:g} s")
