@@ -63,3 +63,13 @@ class StoreFileGone(EmugenError):
 class LandingError(EmugenError):
     """Raised when a batch cannot be written to the landing zone (root not writable, disk
     full, object store refusing); the batch stays in bronze and the reaper lands it later."""
+
+
+class BatchNotFound(EmugenError):
+    """Raised when a stage is asked for a batch id the store does not hold (cleaned or
+    pruned); list the batches with `emugen status`."""
+
+
+class StageOrderError(EmugenError):
+    """Raised when a stage runs before the one it builds on (gold before silver); run the
+    earlier stage first, as the task chain and the reaper do."""

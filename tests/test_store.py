@@ -20,6 +20,7 @@ from emugen.db.models import (
     SilverEvent,
 )
 from emugen.db.session import read_session, write_session
+from emugen.errors import StageOrderError
 from emugen.pipeline import bronze as bronze_module
 from emugen.pipeline import gold as gold_module
 from emugen.pipeline.bronze import generate_and_land
@@ -28,7 +29,7 @@ from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.recovery import mark_failed
 from emugen.pipeline.replay import replay
 from emugen.pipeline.runner import TickClock, refine_and_build, run_pipeline
-from emugen.pipeline.silver import StageOrderError, refine_silver
+from emugen.pipeline.silver import refine_silver
 from emugen.settings import DEFECTS_FOR, Stream
 from tests.conftest import make_settings
 from tests.store_helpers import gold_from_scratch, gold_tables, snapshot

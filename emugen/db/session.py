@@ -90,6 +90,12 @@ def engine_for(url: str) -> Engine:
     return _ENGINES[key]
 
 
+def forget_engines() -> None:
+    """Drop this process's cached engines without closing them: a forked child calls this so
+    it never uses (or closes) the connections its parent still holds."""
+    _ENGINES.clear()
+
+
 def init_db(engine: Engine) -> None:
     """Create missing tables and record the schema version (safe to run again)."""
     try:

@@ -18,15 +18,11 @@ from emugen.db.session import write_session
 from emugen.errors import EmugenError
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.pipeline.log import stage_done
-from emugen.pipeline.retention import company_floor, mark_settled
+from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Mode, Settings, Stream
 
 CHUNK = 10_000
 ALLOCATION_ATTEMPTS = 8
-
-
-class BatchNotFound(EmugenError):
-    """No batch has that id."""
 
 
 @dataclass(frozen=True)
@@ -43,39 +39,6 @@ class Landed:
 def batch_id_for(stream: Stream | str, seq: int) -> str:
     """Sortable, and names the stream and seq: `events-000000042`."""
     return f"{Stream(stream).value}-{seq:09d}"
-
-
-def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
-    ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
-
-    The walk starts from a mark in control_state rather than at ordinal 0 (see
-    pipeline/retention.py): the settled prefix found by an earlier walk, or the floor below
-    which retention pruned the batch rows. Without it every event batch would read every
-    company batch ever made (16 ms per event batch after an hour at a 1 s interval, growing).
-    """
-    floor, below = company_floor(session)
-    rows = session.execute(
-        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
-               BatchRow.excluded_ordinals)
-        .where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
-        .order_by(BatchRow.first_ordinal)
-    ).all()
-    watermark, excluded = floor, list(below)
-    for first, count, status, rejected in rows:
-        if first != watermark or status not in ("silver", "gold", "failed"):
-            break
-        watermark += count
-        if status == "failed":
-            # Its retries ran out, so nothing will refine it: treat every company it planned as
-            # absent. Waiting for it instead would freeze the watermark (and every later event
-            # batch's choice of companies) for good.
-            excluded.extend(range(first, first + count))
-        else:
-            excluded.extend(json.loads(rejected or "[]"))
-    if watermark > floor:
-        mark_settled(session, watermark, excluded)
-    return watermark, tuple(excluded)
 
 
 def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at: datetime,

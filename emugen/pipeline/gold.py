@@ -19,10 +19,9 @@ from emugen.db.models import (
     SilverEvent,
 )
 from emugen.db.session import lock_gold
+from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate.seeding import EPOCH, MS
-from emugen.pipeline.bronze import BatchNotFound
 from emugen.pipeline.log import stage_done
-from emugen.pipeline.silver import StageOrderError
 from emugen.settings import EventType, Mode, Stream
 
 # A window short enough to watch fill up in emulated mode, an hour at production volume.

@@ -9,9 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
-from emugen.errors import EmugenError
+from emugen.errors import BatchNotFound, EmugenError
 from emugen.generate import GENERATOR_VERSION, BatchSpec, draft, gc_paused
-from emugen.pipeline.bronze import BatchNotFound
 
 _SHOWN = 5
 

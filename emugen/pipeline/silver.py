@@ -24,11 +24,10 @@ from emugen.db.models import (
     SilverEvent,
     sqlite_text_from_stamp,
 )
-from emugen.errors import EmugenError
+from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
 from emugen.generate.companies import company_traits
 from emugen.generate.seeding import EPOCH, MS
-from emugen.pipeline.bronze import BatchNotFound
 from emugen.pipeline.log import stage_done
 from emugen.settings import Stream
 
@@ -40,10 +39,6 @@ COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_
 EVENT_COLUMNS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
                  "event_timestamp", "event_ms", "lat", "lon", "batch_id", "row_no")
 QUARANTINE_COLUMNS = ("batch_id", "row_no", "stream", "reason", "field", "detail")
-
-
-class StageOrderError(EmugenError):
-    """A stage ran before the one it builds on."""
 
 
 @dataclass(frozen=True)
