@@ -20,6 +20,7 @@ from emugen.db.models import (
     InjectedDefect,
     LandedFile,
     LandingFailure,
+    PlannedCompany,
     Quarantine,
     SilverCompany,
     SilverEvent,
@@ -95,7 +96,7 @@ class Cleaned:
 
 # children before parents, so nothing is ever left pointing at a deleted batch
 _WIPED = (GoldCompanyWindow, GoldRegionWindow, Quarantine, SilverEvent, SilverCompany,
-          InjectedDefect, BronzeRecord, BatchRow, SkippedTick)
+          InjectedDefect, PlannedCompany, BronzeRecord, BatchRow, SkippedTick)
 
 
 def require_paused(session: Session) -> None:

@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from emugen.db.bulk import bulk_insert
-from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
+from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, PlannedCompany
 from emugen.db.session import write_session
 from emugen.errors import EmugenError
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
+from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.log import stage_done
 from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Mode, Settings, Stream
@@ -91,6 +92,11 @@ def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled
         [(batch_id, t.row_no, t.defect.value, t.field, t.original, t.injected,
           t.expected_reason.value) for t in planned.truth],
     )
+    if isinstance(planned.layout.columns, CompanyColumns):
+        # what silver needs from the spec, recorded here so it never runs the generator
+        bulk_insert(session, PlannedCompany.__table__, ("batch_id", "row_no", "company_id"),
+                    [(batch_id, i, company_id) for i, company_id
+                     in enumerate(planned.layout.columns.traits.company_ids)])
     bronze_ms = (time.perf_counter() - started) * 1000
     row = session.get(BatchRow, batch_id)
     assert row is not None

@@ -36,6 +36,7 @@ from emugen.db.models import (
     BronzeRecord,
     ConfigReload,
     InjectedDefect,
+    PlannedCompany,
     Quarantine,
     SilverEvent,
     SkippedTick,
@@ -49,7 +50,7 @@ from emugen.sinks.lander import remove_files
 logger = logging.getLogger("emugen.retention")
 
 _PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
-_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine)
+_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine, PlannedCompany)
 
 
 @dataclass

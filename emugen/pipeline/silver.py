@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +18,7 @@ from emugen.db.bulk import bulk_insert
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
+    PlannedCompany,
     Quarantine,
     SilverCompany,
     SilverEvent,
@@ -26,7 +26,6 @@ from emugen.db.models import (
 )
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
-from emugen.generate.companies import company_traits
 from emugen.generate.seeding import EPOCH, MS
 from emugen.pipeline.log import stage_done
 from emugen.settings import Stream
@@ -111,6 +110,18 @@ def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str
     return len(rejected)
 
 
+def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
+    """The ordinals this company batch onboarded that silver did not take (JSON): events must
+    never name them. The planned ids were recorded at landing."""
+    planned = session.execute(
+        select(PlannedCompany.row_no, PlannedCompany.company_id)
+        .where(PlannedCompany.batch_id == batch.batch_id).order_by(PlannedCompany.row_no))
+    landed = set(session.scalars(select(SilverCompany.company_id)
+                                 .where(SilverCompany.batch_id == batch.batch_id)))
+    return json.dumps([batch.first_ordinal + row_no for row_no, company_id in planned
+                       if company_id not in landed])
+
+
 def refine_silver(session: Session, batch_id: str) -> Refined:
     """Validate every bronze row of the batch into silver or quarantine (idempotent).
 
@@ -184,16 +195,7 @@ def _refine(session: Session, batch_id: str) -> Refined:
     if repeats:
         reasons[Reason.duplicate.value] += repeats
 
-    excluded = None
-    if not is_events:
-        # ordinals this batch onboarded that silver did not take: events must never name them
-        ids = company_traits(spec.seed, np.arange(batch.first_ordinal,
-                                                  batch.first_ordinal + batch.ordinal_count),
-                             spec.company_shape).company_ids
-        landed = set(session.scalars(select(SilverCompany.company_id)
-                                     .where(SilverCompany.batch_id == batch_id)))
-        excluded = json.dumps([batch.first_ordinal + i for i, cid in enumerate(ids)
-                               if cid not in landed])
+    excluded = None if is_events else _excluded_ordinals(session, batch)
     valid_count = len(accepted) - repeats
     batch.status = "silver"
     batch.silver_at = datetime.now(UTC)
