@@ -10,10 +10,9 @@ from celery.signals import task_revoked
 
 from emugen import worker
 from emugen.db.session import write_session
-from emugen.pipeline.gold import build_gold
+from emugen.pipeline import gold, silver
 from emugen.pipeline.recovery import claim_stuck
 from emugen.pipeline.retention import prune as prune_batches
-from emugen.pipeline.silver import refine_silver
 from emugen.sinks.lander import land, reland_missing
 
 logger = logging.getLogger("emugen.tasks")
@@ -31,13 +30,13 @@ def generate_batch(self: Any, stream: str, scheduled_at: str,
 
 @shared_task(bind=True, name="emugen.to_silver", max_retries=None)
 def to_silver(self: Any, batch_id: str) -> str:
-    worker.run_stage(self, "silver", batch_id, refine_silver)
+    worker.run_stage(self, "silver", batch_id, silver.run)
     return batch_id
 
 
 @shared_task(bind=True, name="emugen.to_gold", max_retries=None)
 def to_gold(self: Any, batch_id: str) -> str:
-    worker.run_stage(self, "gold", batch_id, build_gold)
+    worker.run_stage(self, "gold", batch_id, gold.run)
     return batch_id
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +12,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session
 
 from emugen.backpressure import hold_tick, pipeline_depth
 from emugen.db import outage
@@ -22,6 +20,7 @@ from emugen.db.session import engine_for, forget_engines, init_db, read_session,
 from emugen.errors import BatchNotFound, StoreFileGone
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.recovery import mark_failed
+from emugen.pipeline.stage import Stage
 from emugen.reload import ConfigWatcher
 from emugen.settings import Mode, Settings, Stream
 
@@ -140,8 +139,7 @@ def _give_up_on_tick(task: Any, settings: Settings, engine: Engine, stream: str,
     raise exc
 
 
-def run_stage(task: Any, stage: str, batch_id: str,
-              work: Callable[[Session, str], Any]) -> None:
+def run_stage(task: Any, stage: str, batch_id: str, work: Stage) -> None:
     """Run one stage in its own transaction: retried while transient, else marked failed."""
     settings = _runtime.settings()
     engine = _runtime.engine(settings)
