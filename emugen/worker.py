@@ -19,10 +19,13 @@ from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
 from emugen.errors import BatchNotFound, StoreFileGone
 from emugen.pipeline.bronze import generate_and_land
-from emugen.pipeline.recovery import mark_failed
+from emugen.pipeline.recovery import claim_stuck, mark_failed
+from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.stage import Stage
 from emugen.reload import ConfigWatcher
 from emugen.settings import Mode, Settings, Stream
+from emugen.sinks.lander import land as land_files
+from emugen.sinks.lander import reland_missing
 
 logger = logging.getLogger("emugen.tasks")
 TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
@@ -31,6 +34,7 @@ MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never
 LAND_PRIORITY = 9
 STAGE_TASKS = {"silver": "emugen.to_silver", "gold": "emugen.to_gold"}
 LAND_TASK = "emugen.land_batch"
+PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
 
 
 class Runtime:
@@ -161,6 +165,41 @@ def run_stage(task: Any, stage: str, batch_id: str, work: Stage) -> None:
         with write_session(engine) as session:
             mark_failed(session, batch_id, stage, str(exc.orig))
         raise
+
+
+def land(batch_id: str) -> bool:
+    """Write a bronze batch to the landing zone; False when that failed (it is recorded)."""
+    settings = _runtime.settings()
+    return land_files(_runtime.engine(settings), settings.landing, batch_id) is not None
+
+
+def reap(app: Any) -> list[list[str]]:
+    """Re-send the next stage of every batch a crash or a lost message left idle, and land
+    every batch that has no landing file yet."""
+    settings = _runtime.settings()
+    engine = _runtime.engine(settings)
+    with write_session(engine) as session:
+        claimed = claim_stuck(session, settings.fleet.stuck_after)
+    for batch_id, stage in claimed:
+        logger.warning("reaper: batch %s idle before %s; re-dispatching", batch_id, stage)
+        stage_chain(app, batch_id, stage).apply_async()
+    for batch_id in reland_missing(engine, settings.landing, settings.fleet.stuck_after):
+        logger.warning("reaper: batch %s had no landing file; landed it", batch_id)
+    return [list(c) for c in claimed]
+
+
+def prune() -> str:
+    """Run retention once within its time budget, or say that it is off."""
+    settings = _runtime.settings()
+    retain = settings.fleet.retain_batches_for
+    if retain is None:
+        return "retention is off (fleet.retain_batches_for: null)"
+    result = prune_batches(_runtime.engine(settings), retain,
+                           chunk_rows=settings.fleet.prune_chunk_rows,
+                           budget_s=PRUNE_BUDGET_S, landing=settings.landing)
+    if result.batches:
+        logger.info("retention: %s", result)
+    return str(result)
 
 
 def record_expired_tick(args: list[Any]) -> None:
