@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import delete, select
 
-from emugen.db.session import write_session
+from emugen.db.models import BronzeRecord, InjectedDefect, PlannedCompany
+from emugen.db.session import read_session, write_session
 from emugen.errors import BatchNotFound, StageOrderError
-from emugen.pipeline import gold, reconcile, silver
+from emugen.pipeline import bronze, gold, reconcile, silver
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.stage import StageResult
 from tests.conftest import make_settings
@@ -53,3 +55,28 @@ def test_stages_out_of_order_or_on_a_missing_batch_raise_errors_of_the_tree(engi
         gold.run(session, landed.batch_id)
     with pytest.raises(BatchNotFound, match="emugen status"), write_session(engine) as session:
         silver.run(session, "companies-000000099")
+
+
+_LANDED = ((BronzeRecord, BronzeRecord.payload), (InjectedDefect, InjectedDefect.defect),
+           (PlannedCompany, PlannedCompany.company_id))
+
+
+def _landed_rows(engine, batch_id):
+    with read_session(engine) as session:
+        return [session.execute(select(table.row_no, column).where(table.batch_id == batch_id)
+                                .order_by(table.row_no)).all() for table, column in _LANDED]
+
+
+def test_bronze_lands_a_drafted_batch_again_byte_for_byte_from_its_recorded_spec(engine, dirty):
+    landed = generate_and_land(engine, dirty, "companies", T0)
+    before = _landed_rows(engine, landed.batch_id)
+    with write_session(engine) as session:
+        again = bronze.run(session, landed.batch_id)
+        for table, _ in _LANDED:
+            session.execute(delete(table).where(table.batch_id == landed.batch_id))
+    assert again.note == "already in bronze"
+    assert _landed_rows(engine, landed.batch_id) == [[], [], []]
+    with write_session(engine) as session:
+        relanded = bronze.run(session, landed.batch_id)
+    assert (relanded.rows_in, relanded.rows_out) == (landed.record_count, landed.record_count)
+    assert _landed_rows(engine, landed.batch_id) == before and all(before)
