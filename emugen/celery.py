@@ -64,9 +64,7 @@ app.conf.update(
 
 
 @worker_process_init.connect
-def _fresh_engines(**_: object) -> None:
-    # A forked pool child must not share its parent's database connections.
-    from emugen.db import session
+def _fresh_runtime(**_: object) -> None:
+    from emugen.worker import setup_process
 
-    session._ENGINES.clear()
-    logging.getLogger("emugen").setLevel(logging.INFO)
+    setup_process()

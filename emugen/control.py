@@ -21,6 +21,7 @@ from emugen.db.models import (
     InjectedDefect,
     LandedFile,
     LandingFailure,
+    PlannedCompany,
     Quarantine,
     SilverCompany,
     SilverEvent,
@@ -90,7 +91,7 @@ class Cleaned:
 
 # children before parents, so nothing is ever left pointing at a deleted batch
 _WIPED = (GoldCompanyWindow, GoldRegionWindow, Quarantine, SilverEvent, SilverCompany,
-          InjectedDefect, BronzeRecord, BatchRow, SkippedTick)
+          InjectedDefect, PlannedCompany, BronzeRecord, BatchRow, SkippedTick)
 
 
 def require_paused(session: Session) -> None:

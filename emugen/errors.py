@@ -104,11 +104,13 @@ class DatabaseError(EmugenError):
 
 
 class BatchNotFound(EmugenError):
-    """Raised when a stage, replay or the API is given a batch id that no batch has."""
+    """Raised when a stage, replay or the API is given a batch id the store does not hold
+    (cleaned or pruned); list the batches with `emugen status`."""
 
 
 class StageOrderError(EmugenError):
-    """Raised when a stage runs before the one it builds on (gold before silver, ...)."""
+    """Raised when a stage runs before the one it builds on (gold before silver); run the
+    earlier stage first, as the task chain and the reaper do."""
 
 
 class NotPaused(EmugenError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -12,11 +13,13 @@ from typing import Any
 
 import yaml
 
+from emugen.applied import Standing, fallback
 from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
 from emugen.settings import Settings, config_path, settings_from_text
 from emugen.vocabulary import Mode
 
+logger = logging.getLogger("emugen.reload")
 
 @dataclass(frozen=True)
 class Change:
@@ -74,6 +77,29 @@ class ConfigWatcher:
             return self._reject(exc)
         self.settings, self.last_error = settings, None
         return Change(str(self.path), settings, None)
+
+    def fall_back(self, problem: ConfigError) -> Standing:
+        """Stand on the store's last applied config while the file is invalid.
+
+        A typo must not keep a worker or beat down while the fleet carries on; with no applied
+        config in the store there is nothing to stand on, so `problem` is raised.
+        """
+        found = fallback(self.path, problem)
+        if not found.from_store:
+            raise problem
+        logger.warning("%s", found.warning())
+        self.settings = found.settings  # until the file is fixed: the next valid edit wins
+        return found
+
+    def current(self) -> Settings:
+        """The config in force: the file's latest valid version, else the store's last applied."""
+        change = self.poll()
+        if change is not None and not change.accepted:
+            logger.warning("config rejected, keeping the running one: %s", change.error)
+        if self.settings is None:
+            self.fall_back(self.last_error or ConfigError(str(self.path), ["no config loaded"]))
+        assert self.settings is not None
+        return self.settings
 
     def _refuse(self, digest: str, problem: str) -> Change | None:
         if digest == self._digest:

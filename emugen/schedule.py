@@ -11,8 +11,8 @@ from celery.beat import Scheduler
 from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
-from emugen.applied import fallback, record_applied
-from emugen.backpressure import tick_hold
+from emugen.applied import record_applied
+from emugen.backpressure import pipeline_depth, tick_hold
 from emugen.beat_lease import BeatLease
 from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
@@ -86,11 +86,7 @@ class EmugenScheduler(Scheduler):
             # A typo must not keep beat down while the fleet carries on: start on the store's
             # last applied config (as workers do), or stop if there is none to go on.
             assert change.error is not None
-            found = fallback(self.watcher.path, change.error)
-            if not found.from_store:
-                raise change.error
-            logger.warning("%s", found.warning())
-            self.watcher.settings = found.settings
+            found = self.watcher.fall_back(change.error)
             self._take_lease()
             self._apply(Change(change.source, found.settings, None), record=False)
             self._apply(change)
@@ -254,12 +250,10 @@ class EmugenScheduler(Scheduler):
         """The reaper's message goes to the pipeline queue too. Over the depth limit it would
         only add to the backlog (unconsumed reap ticks pile up past the limit), and a batch
         queued behind that backlog is not lost: the next reap tick comes once it drains."""
-        from emugen.tasks import pipeline_depth
-
         settings = self.settings
         assert settings is not None
         try:
-            depth = pipeline_depth()
+            depth = pipeline_depth(self.app)
         except Exception:  # noqa: BLE001 - a broker hiccup must not stop recovery
             logger.exception("pipeline depth unknown; sending the reap tick anyway")
             return False
@@ -270,13 +264,12 @@ class EmugenScheduler(Scheduler):
         return True
 
     def _gate(self, stream: str, at: datetime) -> bool:
-        from emugen.tasks import pipeline_depth
-
         settings = self.settings
         assert settings is not None
         engine = engine_for(settings.database_url)
         with read_session(engine) as session:
-            skip = tick_hold(session, settings.fleet, pipeline_depth, "the fleet is paused")
+            skip = tick_hold(session, settings.fleet, lambda: pipeline_depth(self.app),
+                             "the fleet is paused")
         if skip is not None:
             # a store that refuses the write (disk full) parks the skip in Redis for later
             outage.record_or_park(engine, outage.client_for(settings.broker_url), "beat",

@@ -13,13 +13,12 @@ import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from emugen import tasks
+from emugen import worker
 from emugen.applied import applied_settings, lenient_urls, record_applied
 from emugen.cli import main
 from emugen.control import is_paused, record_reload
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.pipeline.runner import run_pipeline
-from emugen.reload import ConfigWatcher
 from emugen.settings import load_settings
 from emugen.vocabulary import Mode
 from emugen.web.app import create_app
@@ -148,8 +147,7 @@ def test_health_reports_the_mode_of_the_last_accepted_reload(fleet) -> None:
 def test_a_worker_task_runs_on_the_last_applied_config_while_the_file_is_invalid(
         fleet, monkeypatch) -> None:
     fleet.break_line("seed: 7", "seed: seven")
-    monkeypatch.setattr(tasks, "_watcher", ConfigWatcher(fleet.config))
-    settings = tasks.current_settings()
+    settings = worker.configure(fleet.config).settings()
     assert settings.fingerprint() == fleet.settings.fingerprint()
     assert settings.database_url == fleet.url
 

@@ -21,10 +21,10 @@ from emugen.db.models import (
     SkippedTick,
 )
 from emugen.db.session import read_session, write_session
-from emugen.pipeline.bronze import company_watermark
 from emugen.pipeline.reconcile import reconcile
-from emugen.pipeline.retention import company_floor, prune, pruned_floor
+from emugen.pipeline.retention import prune
 from emugen.pipeline.runner import run_pipeline
+from emugen.pipeline.watermark import company_floor, company_watermark, pruned_floor
 from emugen.schedule import entries_for
 from tests.conftest import make_settings
 from tests.store_helpers import gold_tables

@@ -182,11 +182,10 @@ def test_an_expired_tick_the_full_store_refuses_is_parked_not_only_logged(
         small_disk: SmallDisk, monkeypatch):
     from types import SimpleNamespace
 
-    from emugen import tasks
-    from emugen.reload import ConfigWatcher
+    from emugen import tasks, worker
 
     config, engine = _store(small_disk.path.parent, small_disk.path / "emugen.db", rounds=0)
-    monkeypatch.setattr(tasks, "_watcher", ConfigWatcher(config))
+    worker.configure(config)
     redis = fakeredis.FakeRedis()
     monkeypatch.setattr(outage, "client_for", lambda url: redis)
     small_disk.fill()

@@ -1,38 +1,47 @@
-"""The task wiring in eager mode: generate -> silver -> gold for both streams and both modes."""
+"""The task wiring on Celery's own test worker (memory://): generate -> silver -> gold."""
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
 from sqlalchemy import func, select
 
-from emugen import tasks
-from emugen.backpressure import gate, priority_keys, queue_depth
-from emugen.celery import app
+from emugen import tasks, worker
+from emugen.backpressure import gate, pipeline_depth, priority_keys, queue_depth
 from emugen.control import set_paused, skip_counts
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.reconcile import reconcile
-from emugen.reload import ConfigWatcher
-from emugen.settings import Fleet
+from emugen.settings import Fleet, load_settings
 from tests.fleet_helpers import write_config
 
+pytest_plugins = ("celery.contrib.pytest",)
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SETTLE_S = 120  # generous: the machine is shared; the test waits for an outcome, not a speed
+
+
+@pytest.fixture(scope="module")
+def celery_includes():
+    return ["emugen.tasks", "celery.contrib.testing.tasks"]
 
 
 @pytest.fixture
-def eager(tmp_path, monkeypatch, database_url):
-    config = write_config(tmp_path / "emugen.yaml", database_url)
-    monkeypatch.setenv("EMUGEN_CONFIG", str(config))
-    monkeypatch.setattr(tasks, "_watcher", ConfigWatcher(config))
-    monkeypatch.setattr(tasks, "pipeline_depth", lambda: 0)
-    app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    engine = engine_for(database_url)
-    init_db(engine)
-    yield engine, config
-    app.conf.update(task_always_eager=False, task_eager_propagates=False)
+def fleet(tmp_path, monkeypatch, database_url, celery_app, celery_worker):
+    """A configured worker runtime behind Celery's in-process test worker."""
+    def use(**fleet_limits):
+        config = write_config(tmp_path / "emugen.yaml", database_url, fleet=fleet_limits)
+        monkeypatch.setenv("EMUGEN_CONFIG", str(config))
+        worker.configure(config)
+        engine = engine_for(database_url)
+        init_db(engine)
+        return engine
+    return use
 
 
 def statuses(engine) -> dict[str, str]:
@@ -40,14 +49,25 @@ def statuses(engine) -> dict[str, str]:
         return dict(session.execute(select(BatchRow.batch_id, BatchRow.status)).all())
 
 
+def settle(engine, count: int) -> dict[str, str]:
+    """Wait until `count` batches have each reached gold or failed."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        found = statuses(engine)
+        if len(found) >= count and set(found.values()) <= {"gold", "failed"}:
+            return found
+        time.sleep(0.05)
+    return statuses(engine)
+
+
 @pytest.mark.parametrize("mode", ["emulated", "production"])
-def test_a_tick_of_each_stream_runs_all_the_way_to_gold_in_both_modes(eager, mode):
-    engine, _ = eager
+def test_a_tick_of_each_stream_runs_all_the_way_to_gold_in_both_modes(fleet, mode):
+    engine = fleet()
     for i in range(3):
         at = (T0 + timedelta(hours=i)).isoformat()
-        tasks.generate_batch.delay("companies", at, mode)
-        tasks.generate_batch.delay("events", at, mode)
-    found = statuses(engine)
+        tasks.generate_batch.delay("companies", at, mode).get(timeout=SETTLE_S)
+        tasks.generate_batch.delay("events", at, mode).get(timeout=SETTLE_S)
+    found = settle(engine, 6)
     assert len(found) == 6
     assert set(found.values()) == {"gold"}
     with read_session(engine) as session:
@@ -57,52 +77,48 @@ def test_a_tick_of_each_stream_runs_all_the_way_to_gold_in_both_modes(eager, mod
     assert result.ok and result.caught_pct == 100.0
 
 
-def test_a_retried_tick_makes_no_second_batch(eager):
-    engine, _ = eager
-    first = tasks.generate_batch.delay("companies", T0.isoformat()).get()
-    again = tasks.generate_batch.delay("companies", T0.isoformat()).get()
+def test_a_retried_tick_makes_no_second_batch(fleet):
+    engine = fleet()
+    first = tasks.generate_batch.delay("companies", T0.isoformat()).get(timeout=SETTLE_S)
+    again = tasks.generate_batch.delay("companies", T0.isoformat()).get(timeout=SETTLE_S)
     assert first == again == "companies-000000001"
-    assert len(statuses(engine)) == 1
+    assert len(settle(engine, 1)) == 1
 
 
-def test_a_paused_fleet_records_the_tick_as_skipped_and_consumes_no_seq(eager):
-    engine, _ = eager
+def test_a_paused_fleet_records_the_tick_as_skipped_and_consumes_no_seq(fleet):
+    engine = fleet()
     with write_session(engine) as session:
         set_paused(session, True)
-    assert tasks.generate_batch.delay("events", T0.isoformat()).get() is None
+    assert tasks.generate_batch.delay("events", T0.isoformat()).get(timeout=SETTLE_S) is None
     with write_session(engine) as session:
         assert skip_counts(session) == {"paused": 1}
         set_paused(session, False)
-    assert tasks.generate_batch.delay("companies", T0.isoformat()).get() == "companies-000000001"
+    assert tasks.generate_batch.delay("companies", T0.isoformat()).get(
+        timeout=SETTLE_S) == "companies-000000001"
 
 
-def test_a_worker_over_the_queue_limit_skips_with_the_reason(eager, monkeypatch):
-    engine, _ = eager
-    monkeypatch.setattr(tasks, "pipeline_depth", lambda: 50)
-    assert tasks.generate_batch.delay("companies", T0.isoformat()).get() is None
+def test_a_worker_over_the_in_flight_limit_skips_with_the_reason(fleet, tmp_path):
+    engine = fleet(max_in_flight=1)
+    # landed but never chained: one batch in flight
+    generate_and_land(engine, load_settings(tmp_path / "emugen.yaml"), "companies", T0)
+    later = (T0 + timedelta(hours=1)).isoformat()
+    assert tasks.generate_batch.delay("events", later).get(timeout=SETTLE_S) is None
     with read_session(engine) as session:
         skip = session.scalar(select(SkippedTick))
-        assert skip.reason == "queue_depth" and "fleet.max_queue_depth=50" in skip.detail
-        assert session.scalar(select(func.count()).select_from(BatchRow)) == 0
+        assert skip.reason == "in_flight" and "fleet.max_in_flight=1" in skip.detail
+        assert session.scalar(select(func.count()).select_from(BatchRow)) == 1
 
 
-def test_the_reaper_finishes_a_batch_whose_chain_was_lost(eager, monkeypatch):
-    engine, _ = eager
-    working = tasks.stage_chain
-    monkeypatch.setattr(tasks, "stage_chain", lambda *a, **k: _Nothing())
-    tasks.generate_batch.delay("companies", T0.isoformat())
+def test_the_reaper_finishes_a_batch_whose_chain_was_lost(fleet, tmp_path):
+    engine = fleet()
+    # landed as the generate task would, but the chain's message was lost
+    generate_and_land(engine, load_settings(tmp_path / "emugen.yaml"), "companies", T0)
     assert statuses(engine) == {"companies-000000001": "bronze"}
-    monkeypatch.setattr(tasks, "stage_chain", working)  # the message was lost, not the chain
     with write_session(engine) as session:
         session.get(BatchRow, "companies-000000001").bronze_at = T0 - timedelta(hours=1)
-    assert tasks.reap.delay().get() == [["companies-000000001", "silver"]]
-    assert statuses(engine) == {"companies-000000001": "gold"}
-    assert tasks.reap.delay().get() == []
-
-
-class _Nothing:
-    def apply_async(self, *args, **kwargs):
-        return None
+    assert tasks.reap.delay().get(timeout=SETTLE_S) == [["companies-000000001", "silver"]]
+    assert settle(engine, 1) == {"companies-000000001": "gold"}
+    assert tasks.reap.delay().get(timeout=SETTLE_S) == []
 
 
 # -- the backpressure gate against fakeredis LLEN ---------------------------------------------
@@ -115,6 +131,17 @@ def test_queue_depth_counts_every_priority_list_of_the_queue():
             redis.rpush(key, b"m")
     redis.rpush("generate", b"other queue")
     assert queue_depth(redis, "pipeline") == 6
+
+
+def test_the_pipeline_depth_is_read_through_the_apps_connection_pool():
+    redis = fakeredis.FakeRedis()
+    redis.rpush("pipeline", b"a", b"b")
+
+    @contextmanager
+    def acquire(**_):
+        yield SimpleNamespace(default_channel=SimpleNamespace(client=redis))
+
+    assert pipeline_depth(SimpleNamespace(pool=SimpleNamespace(acquire=acquire))) == 2
 
 
 def test_the_gate_opens_below_the_limits_and_names_the_limit_it_hit():

@@ -8,20 +8,26 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from emugen import tasks
+from emugen import tasks, worker
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session
 from emugen.pipeline.runner import run_pipeline
-from emugen.reload import ConfigWatcher
 from tests.conftest import make_settings
 from tests.fleet_helpers import write_config
 
+pytest_plugins = ("celery.contrib.pytest",)
+
+
+@pytest.fixture(scope="module")
+def celery_includes():
+    return ["emugen.tasks", "celery.contrib.testing.tasks"]
+
 
 @pytest.fixture
-def configured(tmp_path, monkeypatch, database_url):
+def configured(tmp_path, database_url):
     def use(**fleet):
         config = write_config(tmp_path / "emugen.yaml", database_url, fleet=fleet)
-        monkeypatch.setattr(tasks, "_watcher", ConfigWatcher(config))
+        worker.configure(config)
         engine = engine_for(database_url)
         init_db(engine)
         return engine
@@ -33,12 +39,13 @@ def skips(engine) -> list[tuple[str, str]]:
         return [(s.stream, s.reason) for s in session.scalars(select(SkippedTick))]
 
 
-def test_the_prune_task_runs_the_retention_or_says_it_is_off(configured):
+def test_the_prune_task_runs_the_retention_or_says_it_is_off(configured, celery_worker):
     engine = configured(retain_batches_for="PT1H")
     run_pipeline(engine, make_settings(), 2)
-    assert tasks.prune() == "pruned 0 batches"  # nothing is an hour old yet
+    # nothing is an hour old yet
+    assert tasks.prune.delay().get(timeout=120) == "pruned 0 batches"
     configured(retain_batches_for=None)
-    assert "retention is off" in tasks.prune()
+    assert "retention is off" in tasks.prune.delay().get(timeout=120)
 
 
 def test_an_expired_tick_is_recorded_as_a_skip_unless_its_batch_exists(configured):

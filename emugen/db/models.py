@@ -119,6 +119,16 @@ class InjectedDefect(Base):
     expected_reason: Mapped[str] = mapped_column(String(32))
 
 
+class PlannedCompany(Base):
+    """The company ids a company batch planned, by position (ordinal = first_ordinal + row_no):
+    written at landing so silver finds the ordinals it did not take without the generator."""
+
+    __tablename__ = "planned_companies"
+    batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    row_no: Mapped[int] = mapped_column(Integer, primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(36))
+
+
 class SilverCompany(Base):
     __tablename__ = "silver_companies"
     company_id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +84,22 @@ def engine_for(url: str) -> Engine:
     if key not in _ENGINES:
         _ENGINES[key] = make_engine(url)
     return _ENGINES[key]
+
+
+def forget_engines() -> None:
+    """Drop this process's cached engines without closing them: a forked child calls this so
+    it never uses (or closes) the connections its parent still holds."""
+    _ENGINES.clear()
+
+
+def dispose_engines(url: str | Callable[[str], bool]) -> int:
+    """Close and forget this process's engines for `url` (or every URL the predicate accepts),
+    e.g. before dropping a private schema; how many there were."""
+    matches = url if callable(url) else url.__eq__
+    gone = [key for key in _ENGINES if matches(key[0])]
+    for key in gone:
+        _ENGINES.pop(key).dispose()
+    return len(gone)
 
 
 def init_db(engine: Engine) -> None:

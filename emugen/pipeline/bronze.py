@@ -13,17 +13,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from emugen.db.bulk import bulk_insert
-from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
+from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, PlannedCompany
 from emugen.db.session import write_session
-from emugen.errors import EmugenError
+from emugen.errors import BatchNotFound, EmugenError
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
+from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.log import stage_done
-from emugen.pipeline.retention import company_floor, mark_settled
+from emugen.pipeline.stage import StageResult, since_ms
+from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 
 CHUNK = 10_000
 ALLOCATION_ATTEMPTS = 8
+_DRAFTS = "emugen_drafts"  # session.info key: drafts allocated in this transaction
 
 
 @dataclass(frozen=True)
@@ -40,39 +43,6 @@ class Landed:
 def batch_id_for(stream: Stream | str, seq: int) -> str:
     """Sortable, and names the stream and seq: `events-000000042`."""
     return f"{Stream(stream).value}-{seq:09d}"
-
-
-def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
-    ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
-
-    The walk starts from a mark in control_state rather than at ordinal 0 (see
-    pipeline/retention.py): the settled prefix found by an earlier walk, or the floor below
-    which retention pruned the batch rows. Without it every event batch would read every
-    company batch ever made (16 ms per event batch after an hour at a 1 s interval, growing).
-    """
-    floor, below = company_floor(session)
-    rows = session.execute(
-        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
-               BatchRow.excluded_ordinals)
-        .where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
-        .order_by(BatchRow.first_ordinal)
-    ).all()
-    watermark, excluded = floor, list(below)
-    for first, count, status, rejected in rows:
-        if first != watermark or status not in ("silver", "gold", "failed"):
-            break
-        watermark += count
-        if status == "failed":
-            # Its retries ran out, so nothing will refine it: treat every company it planned as
-            # absent. Waiting for it instead would freeze the watermark (and every later event
-            # batch's choice of companies) for good.
-            excluded.extend(range(first, first + count))
-        else:
-            excluded.extend(json.loads(rejected or "[]"))
-    if watermark > floor:
-        mark_settled(session, watermark, excluded)
-    return watermark, tuple(excluded)
 
 
 def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at: datetime,
@@ -114,6 +84,37 @@ def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled
         generate_ms=generate_ms, bronze_ms=0.0,
     ))
     session.flush()  # the batch row first: a clash on (stream, seq) or the tick stops here
+    session.info.setdefault(_DRAFTS, {})[batch_id] = planned  # run() lands it, not redrafts it
+    run(session, batch_id)
+    row = session.get(BatchRow, batch_id)
+    assert row is not None
+    row.bronze_ms = (time.perf_counter() - started) * 1000  # the batch row's insert included
+    return batch_id
+
+
+def run(session: Session, batch_id: str) -> StageResult:
+    """The stage contract: land a drafted batch's records, truth and planned companies under
+    its batch row. The draft is the one this session just made, else it is drafted again
+    from the recorded spec (byte for byte the same, as replay checks); a batch whose records
+    are already there is left alone."""
+    started = time.perf_counter()
+    planned = session.info.get(_DRAFTS, {}).pop(batch_id, None)
+    batch = session.get(BatchRow, batch_id)
+    if batch is None:
+        raise BatchNotFound(f"no batch {batch_id!r}; `emugen status` lists the latest batches")
+    if planned is None:
+        if session.scalar(select(BronzeRecord.row_no).where(BronzeRecord.batch_id == batch_id)
+                          .limit(1)) is not None:
+            return StageResult(batch_id, "bronze", batch.record_count, batch.record_count,
+                               since_ms(started), "already in bronze")
+        with gc_paused():
+            planned = draft(BatchSpec.model_validate_json(batch.spec))
+    _write_rows(session, batch_id, planned)
+    batch.bronze_at = datetime.now(UTC)
+    return StageResult(batch_id, "bronze", len(planned), len(planned), since_ms(started))
+
+
+def _write_rows(session: Session, batch_id: str, planned: Draft) -> None:
     row_no = 0
     table = BronzeRecord.__table__
     for lines in planned.line_chunks(CHUNK):
@@ -126,12 +127,11 @@ def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled
         [(batch_id, t.row_no, t.defect.value, t.field, t.original, t.injected,
           t.expected_reason.value) for t in planned.truth],
     )
-    bronze_ms = (time.perf_counter() - started) * 1000
-    row = session.get(BatchRow, batch_id)
-    assert row is not None
-    row.bronze_ms = bronze_ms
-    row.bronze_at = datetime.now(UTC)
-    return batch_id
+    if isinstance(planned.layout.columns, CompanyColumns):
+        # what silver needs from the spec, recorded here so it never runs the generator
+        bulk_insert(session, PlannedCompany.__table__, ("batch_id", "row_no", "company_id"),
+                    [(batch_id, i, company_id) for i, company_id
+                     in enumerate(planned.layout.columns.traits.company_ids)])
 
 
 def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,

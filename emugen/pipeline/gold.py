@@ -23,6 +23,7 @@ from emugen.db.models import (
 from emugen.db.session import lock_gold
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.pipeline.log import stage_done
+from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, EventType, Mode, Stream
 
 # A window short enough to watch fill up in emulated mode, an hour at production volume.
@@ -130,6 +131,16 @@ def recompute_window(session: Session, seconds: int, start_ms: int, stream: Stre
                 ("window_seconds", "region", "window_start_ms", "window_start",
                  "companies_onboarded", "events", "deliveries"),
                 region_windows(session, seconds, start_ms))
+
+
+def run(session: Session, batch_id: str) -> StageResult:
+    """The stage contract: the batch's silver rows in, the gold windows recomputed out."""
+    started = time.perf_counter()
+    built = build_gold(session, batch_id)
+    batch = session.get(BatchRow, batch_id)
+    rows_in = (batch.valid_count or 0) if batch is not None else 0
+    return StageResult(batch_id, "gold", rows_in, len(built.windows), since_ms(started),
+                       "already in gold" if built.already_done else "windows recomputed")
 
 
 def build_gold(session: Session, batch_id: str) -> Built:

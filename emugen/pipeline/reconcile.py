@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow, InjectedDefect, Quarantine
+from emugen.pipeline.stage import StageResult, since_ms
 
 REFINED = ("silver", "gold")
 
@@ -96,3 +98,13 @@ def reconcile(session: Session, batch_id: str | None = None) -> Reconciliation:
     )
     result.false_alarms = {reason: n for reason, n in session.execute(alarms)}
     return result
+
+
+def run(session: Session, batch_id: str) -> StageResult:
+    """The stage contract: the batch's injected defects in, those caught as expected out."""
+    started = time.perf_counter()
+    found = reconcile(session, batch_id)
+    note = "ok" if found.ok else (f"{found.missed} missed, "
+                                  f"{sum(found.false_alarms.values())} false alarms")
+    return StageResult(batch_id, "reconcile", found.injected, found.caught, since_ms(started),
+                       note)

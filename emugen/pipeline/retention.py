@@ -14,8 +14,9 @@ A pruned batch's landing-zone file and manifest go with it (when `landing` is gi
 
 Company batch rows go only as a contiguous prefix in onboarding order, and the same
 transaction moves a *company floor* (ordinal and the excluded ordinals below it) into
-`control_state`: `company_watermark` starts from that floor (or from its own checkpoint of the
-settled prefix, whichever is higher), so later event batches still see every settled company.
+`control_state`: the company watermark (pipeline/watermark.py) starts from that floor (or from
+its own checkpoint of the settled prefix, whichever is higher), so later event batches still
+see every settled company.
 
 Every transaction deletes at most about `chunk_rows` rows, so the SQLite write lock is never
 held for long; a run stops after `budget_s` and the next run carries on.
@@ -23,7 +24,6 @@ held for long; a run stops after `budget_s` and the next run carries on.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -33,30 +33,28 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Delete, Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
     ConfigReload,
-    ControlState,
     InjectedDefect,
+    PlannedCompany,
     Quarantine,
     SilverEvent,
     SkippedTick,
 )
 from emugen.db.session import write_session
 from emugen.errors import LandingError
+from emugen.pipeline.watermark import pruned_floor, raise_floor
 from emugen.settings import Landing
 from emugen.sinks.lander import remove_files
 from emugen.vocabulary import Mode, Stream
 
 logger = logging.getLogger("emugen.retention")
 
-COMPANY_FLOOR = "company_floor"  # companies below it: their batch rows were pruned
-COMPANY_SETTLED = "company_settled"  # companies below it: settled in silver (a walk's checkpoint)
 _PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
-_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine)
+_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine, PlannedCompany)
 
 
 @dataclass
@@ -73,46 +71,7 @@ class Pruned:
         return "pruned " + ", ".join(parts) + ("" if self.complete else " (more left)")
 
 
-def _mark(session: Session, key: str) -> tuple[int, tuple[int, ...]]:
-    raw = session.scalar(select(ControlState.value).where(ControlState.key == key))
-    if raw is None:
-        return 0, ()
-    value = json.loads(raw)
-    return int(value["ordinal"]), tuple(value["excluded"])
-
-
-def _set_mark(session: Session, key: str, ordinal: int, excluded: list[int]) -> None:
-    value = json.dumps({"ordinal": ordinal, "excluded": excluded})
-    row = session.get(ControlState, key)
-    now = datetime.now(UTC)
-    if row is None:
-        session.add(ControlState(key=key, value=value, updated_at=now))
-    else:
-        row.value, row.updated_at = value, now
-
-
-def company_floor(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Where the watermark walk may start: (ordinal, rejected ordinals below it).
-
-    The higher of two marks, both meaning "every company below is settled in silver": the
-    checkpoint of an earlier walk, and the floor below which retention pruned batch rows.
-    """
-    return max(_mark(session, COMPANY_SETTLED), _mark(session, COMPANY_FLOOR),
-               key=lambda mark: mark[0])
-
-
-def pruned_floor(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Companies below this ordinal had their batch rows pruned."""
-    return _mark(session, COMPANY_FLOOR)
-
-
-def mark_settled(session: Session, ordinal: int, excluded: list[int]) -> None:
-    """Remember that companies below `ordinal` are settled (company batches never un-settle)."""
-    if ordinal > _mark(session, COMPANY_SETTLED)[0]:
-        _set_mark(session, COMPANY_SETTLED, ordinal, excluded)
-
-
-def _eligible(stream: Stream, cutoff: datetime) -> ColumnElement[bool]:
+def _eligible(stream: Stream, cutoff: datetime):  # noqa: ANN202 - a SQL condition
     newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
     return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
                 BatchRow.status == "gold", BatchRow.gold_at < cutoff,
@@ -178,8 +137,8 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
             # the rows stay (and their files are still known) until a later run
             result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
-            _raise_floor(session, ids)
-        n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
+            raise_floor(session, ids)
+        n = session.execute(delete(BatchRow).where(BatchRow.batch_id.in_(ids))).rowcount or 0
         result.add(BatchRow.__tablename__, n)
         result.batches += n
 
@@ -187,21 +146,6 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
 def _deleted(session: Session, statement: Delete) -> int:
     """How many rows a DELETE removed (a DELETE's result is a CursorResult, typed as Result)."""
     return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
-
-
-def _raise_floor(session: Session, ids: list[str]) -> None:
-    floor, excluded = pruned_floor(session)
-    rows = session.execute(
-        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.excluded_ordinals)
-        .where(BatchRow.batch_id.in_(ids)).order_by(BatchRow.first_ordinal)
-    ).all()
-    rejected = list(excluded)
-    for first, count, exclusions in rows:
-        if first != floor:  # not contiguous any more (cannot happen: picked in order)
-            raise RuntimeError(f"company batches to prune are not contiguous at {floor}")
-        floor += count
-        rejected.extend(json.loads(exclusions or "[]"))
-    _set_mark(session, COMPANY_FLOOR, floor, rejected)
 
 
 def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned) -> None:

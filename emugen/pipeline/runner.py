@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 
 from emugen.db.session import write_session
+from emugen.pipeline import gold, silver
 from emugen.pipeline.bronze import Landed, generate_and_land
-from emugen.pipeline.gold import build_gold
-from emugen.pipeline.silver import refine_silver
 from emugen.settings import Settings
 from emugen.sinks.lander import land
 from emugen.vocabulary import Mode, Stream
@@ -30,10 +29,10 @@ class Processed:
 def refine_and_build(engine: Engine, batch_id: str) -> tuple[int, int]:
     """Silver then gold, each in its own transaction, as the fleet's chain runs them."""
     with write_session(engine) as session:
-        refined = refine_silver(session, batch_id)
+        refined = silver.run(session, batch_id)
     with write_session(engine) as session:
-        build_gold(session, batch_id)
-    return refined.valid, refined.quarantined
+        gold.run(session, batch_id)
+    return refined.rows_out, refined.rows_in - refined.rows_out
 
 
 class TickClock:

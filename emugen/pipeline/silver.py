@@ -6,11 +6,10 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,14 +19,15 @@ from emugen.db.columns import sqlite_text_from_stamp
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
+    PlannedCompany,
     Quarantine,
     SilverCompany,
     SilverEvent,
 )
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
-from emugen.generate.companies import company_traits
 from emugen.pipeline.log import stage_done
+from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
 CHUNK = 10_000
@@ -110,6 +110,26 @@ def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str
     return len(rejected)
 
 
+def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
+    """The ordinals this company batch onboarded that silver did not take (JSON): events must
+    never name them. The planned ids were recorded at landing."""
+    planned = session.execute(
+        select(PlannedCompany.row_no, PlannedCompany.company_id)
+        .where(PlannedCompany.batch_id == batch.batch_id).order_by(PlannedCompany.row_no))
+    landed = set(session.scalars(select(SilverCompany.company_id)
+                                 .where(SilverCompany.batch_id == batch.batch_id)))
+    return json.dumps([batch.first_ordinal + row_no for row_no, company_id in planned
+                       if company_id not in landed])
+
+
+def run(session: Session, batch_id: str) -> StageResult:
+    """The stage contract: validate a bronze batch into silver and quarantine."""
+    started = time.perf_counter()
+    refined = refine_silver(session, batch_id)
+    return StageResult(batch_id, "silver", refined.valid + refined.quarantined, refined.valid,
+                       since_ms(started), "already in silver" if refined.already_done else "")
+
+
 def refine_silver(session: Session, batch_id: str) -> Refined:
     """Validate every bronze row of the batch into silver or quarantine (idempotent).
 
@@ -120,8 +140,50 @@ def refine_silver(session: Session, batch_id: str) -> Refined:
         return _refine(session, batch_id)
 
 
+@dataclass
+class _Pass:
+    """One batch's way through silver: where its valid rows go, and what was decided so far."""
+
+    batch_id: str
+    spec: BatchSpec
+    target: Any  # SilverEvent or SilverCompany
+    columns: tuple[str, ...]
+    fast_text: bool  # events on SQLite: timestamps stored as the text they arrived as
+    known: dict[str, bool] = field(default_factory=dict)  # company id -> in silver (events)
+    accepted: list[int] = field(default_factory=list)  # rows that passed, in row order
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def stream(self) -> Stream:
+        return self.spec.stream
+
+    @property
+    def key_column(self) -> Any:
+        return self.target.event_id if self.stream is Stream.events else self.target.company_id
+
+
 def _refine(session: Session, batch_id: str) -> Refined:
     started = time.perf_counter()
+    batch = _locked_bronze(session, batch_id)
+    if isinstance(batch, Refined):
+        return batch
+    work = _start(session, batch)
+    bronze = BronzeRecord.__table__.c
+    rows = session.connection().execute(  # Core, not ORM: rows are tuples, not entities
+        select(bronze.row_no, bronze.payload)
+        .where(bronze.batch_id == batch_id).order_by(bronze.row_no)
+    )
+    for part in rows.partitions(CHUNK):
+        _refine_chunk(session, work, part)
+    repeats = _quarantine_repeats(session, work.target, work.key_column,
+                                  KEY_FIELD[work.stream], batch_id, work.stream, work.accepted)
+    if repeats:
+        work.reasons[Reason.duplicate.value] += repeats
+    return _record(session, batch, work, repeats, started)
+
+
+def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
+    """The batch row, locked; or what an earlier run refined when it is done already."""
     batch = session.execute(
         select(BatchRow).where(BatchRow.batch_id == batch_id).with_for_update()
     ).scalar_one_or_none()
@@ -132,75 +194,65 @@ def _refine(session: Session, batch_id: str) -> Refined:
                        json.loads(batch.quarantined_by_reason or "{}"), already_done=True)
     if batch.status != "bronze":
         raise StageOrderError(f"batch {batch_id} is {batch.status!r}; silver needs a bronze batch")
+    return batch
+
+
+def _start(session: Session, batch: BatchRow) -> _Pass:
     spec = BatchSpec.model_validate_json(batch.spec)
-    stream = spec.stream
-    is_events = stream is Stream.events
-    key = KEY_FIELD[stream]
-    target = SilverEvent if is_events else SilverCompany
-    key_column = target.event_id if is_events else target.company_id
-    to_row = _event_row if is_events else _company_row
-    fast_text = is_events and session.get_bind().dialect.name == "sqlite"
-    known: dict[str, bool] = {}  # company id -> in silver (events' reference check)
-    accepted: list[int] = []  # row numbers that passed the contract, in row order
-    reasons: Counter[str] = Counter()
+    is_events = spec.stream is Stream.events
+    return _Pass(batch.batch_id, spec, SilverEvent if is_events else SilverCompany,
+                 EVENT_COLUMNS if is_events else COMPANY_COLUMNS,
+                 is_events and session.get_bind().dialect.name == "sqlite")
 
-    bronze = BronzeRecord.__table__.c
-    rows = session.connection().execute(  # Core, not ORM: rows are tuples, not entities
-        select(bronze.row_no, bronze.payload)
-        .where(bronze.batch_id == batch_id).order_by(bronze.row_no)
-    )
-    for part in rows.partitions(CHUNK):
-        parsed = [(row_no, parse(payload)) for row_no, payload in part]
-        if is_events:
-            wanted = list({r["company_id"] for _, r in parsed if isinstance(r, dict)
-                           and isinstance(r.get("company_id"), str)} - known.keys())
-            present = _existing(session, SilverCompany.company_id, wanted)
-            known.update({cid: cid in present for cid in wanted})
-        ctx = Context(spec.interval_start, spec.interval_end,
-                      {c for c, ok in known.items() if ok} if is_events else None)
-        valid: list[tuple] = []
-        rejected: list[tuple] = []
-        for row_no, record in parsed:
-            result = record if isinstance(record, Rejection) else check(stream, record, ctx)
-            if isinstance(result, Rejection):
-                rejected.append((batch_id, row_no, stream.value, result.reason.value,
-                                 result.field, result.detail))
-                reasons[result.reason.value] += 1
-            else:
-                accepted.append(row_no)
-                valid.append(_event_row_sqlite(result, batch_id, row_no,
-                                               record["event_timestamp"])
-                             if fast_text else to_row(result, batch_id, row_no))
-        # Rows go in row order and the key is unique, so the first occurrence lands and a
-        # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
-        bulk_insert(session, target.__table__, EVENT_COLUMNS if is_events else COMPANY_COLUMNS,
-                    valid, skip_existing=True)
-        bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected,
-                    skip_existing=True)
-        del parsed, valid, rejected
 
-    repeats = _quarantine_repeats(session, target, key_column, key, batch_id, stream, accepted)
-    if repeats:
-        reasons[Reason.duplicate.value] += repeats
+def _context(session: Session, work: _Pass, parsed: list[tuple[int, Any]]) -> Context:
+    """The contract's context for a chunk; for events, the companies silver holds."""
+    if work.stream is not Stream.events:
+        return Context(work.spec.interval_start, work.spec.interval_end, None)
+    wanted = list({r["company_id"] for _, r in parsed if isinstance(r, dict)
+                   and isinstance(r.get("company_id"), str)} - work.known.keys())
+    present = _existing(session, SilverCompany.company_id, wanted)
+    work.known.update({cid: cid in present for cid in wanted})
+    return Context(work.spec.interval_start, work.spec.interval_end,
+                   {c for c, ok in work.known.items() if ok})
 
-    excluded = None
-    if not is_events:
-        # ordinals this batch onboarded that silver did not take: events must never name them
-        ids = company_traits(spec.seed, np.arange(batch.first_ordinal,
-                                                  batch.first_ordinal + batch.ordinal_count),
-                             spec.company_shape).company_ids
-        landed = set(session.scalars(select(SilverCompany.company_id)
-                                     .where(SilverCompany.batch_id == batch_id)))
-        excluded = json.dumps([batch.first_ordinal + i for i, cid in enumerate(ids)
-                               if cid not in landed])
-    valid_count = len(accepted) - repeats
+
+def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
+    """Check one chunk of bronze rows; write the valid ones to silver, the rest to quarantine."""
+    parsed = [(row_no, parse(payload)) for row_no, payload in part]
+    ctx = _context(session, work, parsed)
+    stream, batch_id = work.stream, work.batch_id
+    to_row = _event_row if stream is Stream.events else _company_row
+    valid: list[tuple] = []
+    rejected: list[tuple] = []
+    for row_no, record in parsed:
+        result = record if isinstance(record, Rejection) else check(stream, record, ctx)
+        if isinstance(result, Rejection):
+            rejected.append((batch_id, row_no, stream.value, result.reason.value,
+                             result.field, result.detail))
+            work.reasons[result.reason.value] += 1
+        else:
+            work.accepted.append(row_no)
+            valid.append(_event_row_sqlite(result, batch_id, row_no, record["event_timestamp"])
+                         if work.fast_text else to_row(result, batch_id, row_no))
+    # Rows go in row order and the key is unique, so the first occurrence lands and a
+    # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
+    bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True)
+    bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
+
+
+def _record(session: Session, batch: BatchRow, work: _Pass, repeats: int,
+            started: float) -> Refined:
+    """Mark the batch refined, with its counts, and log the stage."""
+    excluded = None if work.stream is Stream.events else _excluded_ordinals(session, batch)
+    valid_count = len(work.accepted) - repeats
     batch.status = "silver"
     batch.silver_at = datetime.now(UTC)
     batch.silver_ms = (time.perf_counter() - started) * 1000
     batch.valid_count = valid_count
-    batch.corrupted_count = sum(reasons.values())
-    batch.quarantined_by_reason = json.dumps(dict(sorted(reasons.items())))
+    batch.corrupted_count = sum(work.reasons.values())
+    batch.quarantined_by_reason = json.dumps(dict(sorted(work.reasons.items())))
     batch.excluded_ordinals = excluded
-    stage_done(batch_id, "silver", batch.record_count, batch.silver_ms, valid=valid_count,
+    stage_done(batch.batch_id, "silver", batch.record_count, batch.silver_ms, valid=valid_count,
                quarantined=batch.corrupted_count)
-    return Refined(batch_id, valid_count, batch.corrupted_count, dict(reasons))
+    return Refined(batch.batch_id, valid_count, batch.corrupted_count, dict(work.reasons))

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from emugen import broker
 from emugen.broker import free_port
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
-from emugen.db.session import engine_for, read_session
+from emugen.db.session import dispose_engines, engine_for, read_session
 from emugen.errors import BrokerError
 from emugen.reload import write_yaml_atomically
 from emugen.supervisor import kill_group, spawn, stop, wait_for
@@ -235,9 +235,7 @@ class Fleet:
         for proc in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.process.wait(10)
-        for key, engine in list(_engines().items()):
-            if key[0] == self.database_url:
-                engine.dispose()
+        dispose_engines(self.database_url)
 
     def logs(self) -> str:
         parts = []
@@ -293,12 +291,6 @@ class Fleet:
             return found if found and all(b.status in ("gold", "failed") for b in found) else None
 
         return wait_for(settled, timeout, "every batch to reach gold")
-
-
-def _engines() -> dict[tuple[str, int], Any]:
-    from emugen.db import session
-
-    return session._ENGINES
 
 
 def _read(path: Path) -> str:
