@@ -89,7 +89,7 @@ class Context:
     known_companies: Container[str] | None = None  # None: skip the reference check
 
 
-def parse(text: str | bytes) -> Any | Rejection:
+def parse(text: str | bytes) -> dict[str, Any] | Rejection:
     """Bronze text to a JSON object, or an `unparseable` rejection."""
     try:
         value = orjson.loads(text)

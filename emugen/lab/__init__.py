@@ -60,12 +60,9 @@ def private_database(database: str | None, folder: Path, name: str = "fleet") ->
     try:
         yield f"{database}{joiner}options=-csearch_path%3D{schema}"
     finally:
-        from emugen.db import session as db_session
+        from emugen.db.session import dispose_engines
 
-        for key, engine in list(db_session._ENGINES.items()):
-            if schema in key[0]:
-                engine.dispose()
-                del db_session._ENGINES[key]
+        dispose_engines(lambda url: schema in url)
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()

@@ -99,7 +99,7 @@ def bench_cadence(workers: int = 1, database: str | None = None, step_seconds: f
         "sustainable_interval_s": top["interval_s"] if top else None,
         "sustainable_batches_per_s": top["batches_per_s"] if top else 0.0,
         "sustainable_records_per_s": top["records_per_s"] if top else 0,
-        "reached_min_interval": bool(top) and top["interval_s"] == steps[-1],
+        "reached_min_interval": top is not None and top["interval_s"] == steps[-1],
         "floor_batches_per_s": round(floor_rate, 1),
         "ratio_to_floor": round((top["batches_per_s"] if top else 0) / floor_rate, 3),
     }

@@ -111,6 +111,7 @@ class Chaos:
 
     def _hold_lock(self, fleet: PrivateFleet, t: float) -> None:
         path = make_url(fleet.database_url).database
+        assert path is not None, "a soak's store is always a SQLite file (soak.db in its folder)"
         conn = sqlite3.connect(path, timeout=30, isolation_level=None)
         try:
             waited = time.monotonic()

@@ -78,7 +78,8 @@ def bench_fleet(seconds: float = 60, interval: float = 1.0, size: int = 20,
         for stream_rows in by_stream.values():
             stream_rows.sort(key=lambda r: r.seq)
             for row in stream_rows[WARMUP_BATCHES:]:
-                latencies.append((row.gold_at - row.scheduled_at).total_seconds() * 1000)
+                if row.gold_at is not None:  # a failed batch has no latency: not_gold counts it
+                    latencies.append((row.gold_at - row.scheduled_at).total_seconds() * 1000)
             for a, b in zip(stream_rows, stream_rows[1:], strict=False):
                 gap = (b.scheduled_at - a.scheduled_at).total_seconds()
                 errors.append(abs(gap - interval) * 1000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -34,7 +35,9 @@ def make_fixture(records: int, folder: Path, rate: float = 0.05, seed: int = 7) 
     # a duplicate carries the id of the record just before it: occurrence 2 of that id
     dup = (defect_idx == DEFECTS.index("duplicate")) & (row % BATCH > 0)
     ids = np.where(dup, np.roll(ids, 1), ids)
-    defect = pa.array(np.where(defect_idx >= 0, np.array(DEFECTS)[defect_idx], None))
+    no_defect = np.full(records, None, dtype=object)
+    defect = pa.array(np.where(defect_idx >= 0, np.array(DEFECTS, dtype=object)[defect_idx],
+                               no_defect))
     payload = pa.array(np.char.add(np.char.add('{"event_id":"', ids), '"}'))
     truth = pa.table({
         "batch_id": batch_of.cast(pa.string()), "stream": pa.array(["events"] * records),
@@ -97,8 +100,8 @@ def bench_grade(records: int = 1_000_000, repeat: int = 3) -> dict:
         for mode in ("lineage", "id"):
             job = Job(Source("kept", paths["kept"]), Source("rejected", paths["rejected"]),
                       truth_path=paths["truth"], match=mode)
-            grade_s, grade = best_of(repeat, lambda job=job: run(job))
-            join_s, _ = best_of(repeat, lambda mode=mode: hand_join(paths, mode))
+            grade_s, grade = best_of(repeat, partial(run, job))
+            join_s, _ = best_of(repeat, partial(hand_join, paths, mode))
             out[mode] = {"grade_s": grade_s, "join_s": join_s, "ratio": grade_s / join_s,
                          "recall": grade.recall, "precision": grade.precision}
         out["peak_rss_mb"] = peak_rss_mb()

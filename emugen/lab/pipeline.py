@@ -83,7 +83,7 @@ def _one_run(events: int, database: str | None) -> dict:
         t3 = time.perf_counter()
         rss = peak_rss_mb()  # before the floor run, which holds its own copy of the rows
         with read_session(engine) as session:
-            rows = [tuple(r) for r in session.execute(
+            rows = [(b, n, p) for b, n, p in session.execute(
                 select(BronzeRecord.batch_id, BronzeRecord.row_no, BronzeRecord.payload)
                 .where(BronzeRecord.batch_id == landed.batch_id))]
         dialect = engine.dialect.name

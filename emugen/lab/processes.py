@@ -256,12 +256,9 @@ class PrivateFleet:
                 self.stop_child(role)
         if self.redis is not None:
             stop(self.redis, timeout=10)
-        from emugen.db import session as db_session
+        from emugen.db.session import dispose_engines
 
-        for key, engine in list(db_session._ENGINES.items()):
-            if key[0] == self.database_url:
-                engine.dispose()
-                del db_session._ENGINES[key]
+        dispose_engines(self.database_url)
 
     def __enter__(self) -> PrivateFleet:
         return self

@@ -125,7 +125,7 @@ class Sampler:
             row["in_flight"] = states.get("bronze", 0) + states.get("silver", 0)
             row["gold"] = states.get("gold", 0)
             row["skipped"] = session.scalar(select(func.count()).select_from(SkippedTick))
-            recent = [(gold - at).total_seconds() * 1000 for at, gold in session.execute(
+            recent = [v.gold_latency_ms(at, gold) for at, gold in session.execute(
                 select(BatchRow.scheduled_at, BatchRow.gold_at)
                 .where(BatchRow.generated_at >= since, BatchRow.status == "gold"))]
             r = reconcile(session)
@@ -151,7 +151,8 @@ class SseClient(threading.Thread):
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
-        self.url, self.events, self.error = url, 0, None
+        self.url, self.events = url, 0
+        self.error: str | None = None
 
     def run(self) -> None:
         import urllib.request
@@ -226,7 +227,7 @@ def _run(opts: SoakOptions, fleet: PrivateFleet, disturbance: Disturbance | None
         checks.insert(0, v.Check("the fleet drained after the run", False,
                                  f"batches still queued or in flight after {DRAIN_TIMEOUT_S} s"))
     lat = [ms for _, ms in in_run]
-    summary = {
+    summary: dict[str, Any] = {
         "title": opts.title, "duration_s": opts.duration, "interval_s": opts.interval,
         "workers": opts.workers, "fleet": opts.fleet, "started": t0_wall.isoformat(),
         "wall_s": round(time.monotonic() - started, 1), "drain_s": round(drain_s, 1),

@@ -140,6 +140,11 @@ def _stats(values: list[float]) -> dict[str, float | None]:
             {"p50": s["p50"], "p95": s["p95"], "max": s["max"], "mean": mean}.items()}
 
 
+def _ratio(slow: float | None, fast: float | None) -> float | None:
+    """How many times `fast` beats `slow`; None when either side has no figure (or fast is 0)."""
+    return round(slow / fast, 1) if slow is not None and fast else None
+
+
 def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
               server_poll: float = POLL_INTERVAL_S, seed: int = 7) -> dict[str, Any]:
     """Run `emugen web` as a subprocess on a fresh SQLite store; land batches one at a time in
@@ -162,8 +167,10 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
         url = f"http://127.0.0.1:{port}"
         server = _start_server(config, port, server_poll, log)
         stop = threading.Event()
-        pushed, polled, request_ms = Arrivals(), Arrivals(), []
-        sse_ms, poll_ms = [], []
+        pushed, polled = Arrivals(), Arrivals()
+        request_ms: list[float] = []
+        sse_ms: list[float] = []
+        poll_ms: list[float] = []
         clients = [httpx.Client(timeout=httpx.Timeout(10, read=None)) for _ in range(3)]
         threads: list[threading.Thread] = []
         try:
@@ -207,8 +214,8 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
     return {
         "batches": batches, "server_poll_s": server_poll, "poll_interval_s": poll_interval,
         "sse_ms": sse, "polling_ms": poll,
-        "ratio_p50": round(poll["p50"] / sse["p50"], 1) if sse["p50"] else None,
-        "ratio_p95": round(poll["p95"] / sse["p95"], 1) if sse["p95"] else None,
+        "ratio_p50": _ratio(poll["p50"], sse["p50"]),
+        "ratio_p95": _ratio(poll["p95"], sse["p95"]),
         "snapshot_request_ms": _stats(request_ms),
     }
 

@@ -110,11 +110,11 @@ def table(r: dict[str, Any]) -> str:
     if "skipped" in sse:
         rows.append(("(d) dashboard freshness", "skipped", sse["skipped"], "-"))
     else:
-        for pct in ("p50", "p95"):
-            rows.append((f"(d) gold commit -> SSE client {pct}", _ms(sse["sse_ms"][pct]),
+        for p in ("p50", "p95"):
+            rows.append((f"(d) gold commit -> SSE client {p}", _ms(sse["sse_ms"][p]),
                          f"polling every {sse['poll_interval_s']:g} s: "
-                         f"{_ms(sse['polling_ms'][pct])}",
-                         f"{sse[f'ratio_{pct}']}x faster"))
+                         f"{_ms(sse['polling_ms'][p])}",
+                         f"{sse[f'ratio_{p}']}x faster"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]

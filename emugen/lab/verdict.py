@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -135,7 +136,7 @@ def gold_check(engine: Engine) -> Check:
         have_r = session.execute(select(*GoldRegionWindow.__table__.c)
                                  .where(GoldRegionWindow.window_seconds == seconds)).all()
 
-    def key(rows: list) -> list:
+    def key(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
         return sorted((tuple(r) for r in rows), key=repr)
 
     ok = key(want_c) == key(have_c) and key(want_r) == key(have_r)
@@ -207,8 +208,13 @@ def latencies(engine: Engine, t0: datetime) -> list[tuple[float, float]]:
     with read_session(engine) as session:
         rows = session.execute(select(BatchRow.scheduled_at, BatchRow.gold_at)
                                .where(BatchRow.status == "gold")).all()
-    return sorted(((at - t0).total_seconds(), (gold - at).total_seconds() * 1000)
-                  for at, gold in rows)
+    return sorted(((at - t0).total_seconds(), gold_latency_ms(at, gold)) for at, gold in rows)
+
+
+def gold_latency_ms(scheduled_at: datetime, gold_at: datetime | None) -> float:
+    """Tick -> gold milliseconds of a batch in gold (gold sets gold_at with the status)."""
+    assert gold_at is not None, "a batch in gold has a gold_at"
+    return (gold_at - scheduled_at).total_seconds() * 1000
 
 
 def noise_allowance_ms(batches: int) -> float:

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Delete, Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from emugen.db.models import (
     BatchRow,
@@ -71,7 +72,7 @@ class Pruned:
         return "pruned " + ", ".join(parts) + ("" if self.complete else " (more left)")
 
 
-def _eligible(stream: Stream, cutoff: datetime):  # noqa: ANN202 - a SQL condition
+def _eligible(stream: Stream, cutoff: datetime) -> ColumnElement[bool]:
     newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
     return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
                 BatchRow.status == "gold", BatchRow.gold_at < cutoff,
@@ -138,7 +139,7 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
             result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
             raise_floor(session, ids)
-        n = session.execute(delete(BatchRow).where(BatchRow.batch_id.in_(ids))).rowcount or 0
+        n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
         result.add(BatchRow.__tablename__, n)
         result.batches += n
 

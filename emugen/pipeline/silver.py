@@ -61,25 +61,33 @@ def _existing(session: Session, column: Any, keys: list[str], *where: Any) -> se
     return found
 
 
-def _company_row(t: dict, batch_id: str, row_no: int) -> tuple:
+def _company_row(t: dict[str, Any], batch_id: str, row_no: int) -> tuple[Any, ...]:
     at = t["onboarded_at"]
     return (t["company_id"], t["company_name"], t["region"], t["active"], at,
             (at - EPOCH) // MS, t["drivers_count"], t["trucks_count"], batch_id, row_no)
 
 
-def _event_row(t: dict, batch_id: str, row_no: int) -> tuple:
+def _event_row(t: dict[str, Any], batch_id: str, row_no: int) -> tuple[Any, ...]:
     at, loc = t["event_timestamp"], t["location"]
     lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
     return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"], at,
             (at - EPOCH) // MS, lat, lon, batch_id, row_no)
 
 
-def _event_row_sqlite(t: dict, batch_id: str, row_no: int, stamp: str) -> tuple:
+def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int,
+                      stamp: str) -> tuple[Any, ...]:
     """As _event_row, with the timestamp already in SQLite's stored text when it can be."""
     at, loc = t["event_timestamp"], t["location"]
     lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
     return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"],
             sqlite_text_from_stamp(stamp) or at, (at - EPOCH) // MS, lat, lon, batch_id, row_no)
+
+
+def _key_of(payload: str, key: str) -> Any:
+    """The natural key of a bronze row that passed the contract (so it parses and has one)."""
+    record = parse(payload)
+    assert not isinstance(record, Rejection), "only rows silver accepted are looked up"
+    return record[key]
 
 
 def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
@@ -93,7 +101,7 @@ def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str
     skipped = [r for r in accepted if r not in kept]
     rejected = []
     for part in _chunks(skipped):
-        values = {row_no: parse(payload)[key]  # it passed the contract: it parses, has a key
+        values = {row_no: _key_of(payload, key)
                   for row_no, payload in session.execute(
                       select(BronzeRecord.row_no, BronzeRecord.payload).where(
                           BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)))}
@@ -223,18 +231,22 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
     ctx = _context(session, work, parsed)
     stream, batch_id = work.stream, work.batch_id
     to_row = _event_row if stream is Stream.events else _company_row
-    valid: list[tuple] = []
-    rejected: list[tuple] = []
+    valid: list[tuple[Any, ...]] = []
+    rejected: list[tuple[Any, ...]] = []
     for row_no, record in parsed:
-        result = record if isinstance(record, Rejection) else check(stream, record, ctx)
-        if isinstance(result, Rejection):
-            rejected.append((batch_id, row_no, stream.value, result.reason.value,
-                             result.field, result.detail))
-            work.reasons[result.reason.value] += 1
+        if isinstance(record, Rejection):
+            rejection = record
         else:
-            work.accepted.append(row_no)
-            valid.append(_event_row_sqlite(result, batch_id, row_no, record["event_timestamp"])
-                         if work.fast_text else to_row(result, batch_id, row_no))
+            result = check(stream, record, ctx)
+            if not isinstance(result, Rejection):
+                work.accepted.append(row_no)
+                valid.append(_event_row_sqlite(result, batch_id, row_no, record["event_timestamp"])
+                             if work.fast_text else to_row(result, batch_id, row_no))
+                continue
+            rejection = result
+        rejected.append((batch_id, row_no, stream.value, rejection.reason.value,
+                         rejection.field, rejection.detail))
+        work.reasons[rejection.reason.value] += 1
     # Rows go in row order and the key is unique, so the first occurrence lands and a
     # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
     bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True)

@@ -11,12 +11,18 @@ from pydantic import AwareDatetime, Field, field_validator, model_validator
 from emugen.settings.fields import Count, Frozen, Interval, Retention
 from emugen.settings.streams import (
     CompaniesSettings,
+    EmulatedCompanyCadence,
+    EmulatedEventCadence,
     EventsSettings,
+    ProductionCompanyCadence,
     ProductionEventCadence,
     Quality,
-    SizeRange,
 )
 from emugen.vocabulary import Mode, Stream
+
+# Every cadence block has an interval; all but production events also bound a batch size.
+Cadence = (ProductionCompanyCadence | EmulatedCompanyCadence
+           | ProductionEventCadence | EmulatedEventCadence)
 
 
 class Clock(Frozen):
@@ -101,12 +107,11 @@ class Settings(Frozen):
     grade: GradeTarget | None = None
     landing: Landing = Landing()
 
-    def cadence(
-        self, stream: Stream, mode: Mode | None = None
-    ) -> SizeRange | ProductionEventCadence:
+    def cadence(self, stream: Stream, mode: Mode | None = None) -> Cadence:
         """The cadence block of `stream` in `mode` (default: the active mode)."""
         section = self.companies if Stream(stream) is Stream.companies else self.events
-        return getattr(section, (mode or self.mode).value)
+        production = Mode(mode or self.mode) is Mode.production
+        return section.production if production else section.emulated
 
     def interval(self, stream: Stream, mode: Mode | None = None) -> timedelta:
         return self.cadence(stream, mode).interval
