@@ -15,10 +15,9 @@ from sqlalchemy import Engine, select
 from emugen.db.models import BronzeRecord
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.lab import bench_settings, peak_rss_mb, private_database
+from emugen.pipeline import gold, silver
 from emugen.pipeline.bronze import generate_and_land
-from emugen.pipeline.gold import build_gold
 from emugen.pipeline.runner import refine_and_build
-from emugen.pipeline.silver import refine_silver
 from emugen.vocabulary import Mode, Stream
 
 _START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -75,11 +74,12 @@ def _one_run(events: int, database: str | None) -> dict:
         landed = generate_and_land(engine, settings, Stream.events,
                                    _START + timedelta(hours=1), mode=Mode.production, size=events)
         t1 = time.perf_counter()
+        # each stage through its contract, in its own transaction: what a worker's task does
         with write_session(engine) as session:
-            refined = refine_silver(session, landed.batch_id)
+            refined = silver.run(session, landed.batch_id)
         t2 = time.perf_counter()
         with write_session(engine) as session:
-            build_gold(session, landed.batch_id)
+            gold.run(session, landed.batch_id)
         t3 = time.perf_counter()
         rss = peak_rss_mb()  # before the floor run, which holds its own copy of the rows
         with read_session(engine) as session:
@@ -91,8 +91,8 @@ def _one_run(events: int, database: str | None) -> dict:
     return {
         "database": dialect,
         "events": landed.record_count,
-        "valid": refined.valid,
-        "quarantined": refined.quarantined,
+        "valid": refined.rows_out,
+        "quarantined": refined.rows_in - refined.rows_out,  # silver reads valid + quarantined
         "companies": companies.record_count,
         "bronze_s": t1 - t0,
         "silver_s": t2 - t1,
