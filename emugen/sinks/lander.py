@@ -75,7 +75,7 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         if len(lines) != facts.record_count:
             raise LandingError(f"bronze holds {len(lines)} of {facts.record_count} records of "
                                f"{batch_id}; run `emugen replay {batch_id}`")
-        _fault_window()
+        _fault_window(batch_id)
         record = write_files(landing, facts, lines)
         # Core, not the ORM: this runs on every batch, on the worker that also runs the stages
         with engine.execution_options(emugen_write=True).begin() as conn:
@@ -117,9 +117,11 @@ def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
     return statement.on_conflict_do_update(index_elements=["batch_id"], set_=changed)
 
 
-def _fault_window() -> None:
+def _fault_window(batch_id: str) -> None:
     delay = os.environ.get(FAULT_DELAY_ENV)
     if delay:
+        logger.warning("test hook %s: waiting %s s before writing %s", FAULT_DELAY_ENV, delay,
+                       batch_id)
         time.sleep(float(delay))
 
 

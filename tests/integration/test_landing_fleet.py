@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 from pathlib import Path
@@ -134,7 +135,9 @@ def test_a_worker_killed_between_bronze_commit_and_file_write_leaves_no_batch_un
     monkeypatch.setenv(FAULT_DELAY_ENV, "60")
     worker, beat = fleet.start()
     monkeypatch.delenv(FAULT_DELAY_ENV)
-    first = wait_for(lambda: fleet.batches(), 30, "the first batch in bronze")[0]
+    held = wait_for(lambda: re.search(r"waiting 60 s before writing (\S+)", worker.text()), 30,
+                    "the worker inside the window between bronze commit and file write")
+    first = next(b for b in fleet.batches() if b.batch_id == held[1])
     children = fleet.children(worker)
     os.kill(worker.pid, signal.SIGKILL)
     for pid in children:  # the pool child holding the task dies too, as under the OOM killer
