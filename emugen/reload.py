@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import yaml
 from emugen.applied import Standing, fallback
 from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
+from emugen.files import replace_atomically
 from emugen.settings import Settings, config_path, settings_from_text
 from emugen.vocabulary import Mode
 
@@ -118,19 +118,8 @@ _MODE_LINE = re.compile(r"^mode:[ \t]*[^\s#]*", re.MULTILINE)
 
 def write_atomically(path: Path, text: str) -> None:
     """Write then rename: a reader sees the old file or the new one, never half of one."""
-    folder = path.resolve().parent
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    replace_atomically(path, text.encode("utf-8"), mode)
 
 
 def set_mode(mode: Mode | str,

@@ -121,14 +121,14 @@ def test_a_skip_the_full_store_refuses_is_parked_and_written_back_once_space_ret
                 for i in range(3)]
     assert recorded == [False, False, False]
     assert redis.llen(outage.PARKED_KEY) == 3
-    assert "database or disk is full" in outage.read_fault(redis)["error"]
+    assert "database or disk is full" in outage.outage(redis)["fault"]["error"]
     assert outage.drain(engine, redis, "beat") == 0  # still full: nothing leaves Redis
     assert redis.llen(outage.PARKED_KEY) == 3
 
     small_disk.free()
     assert outage.drain(engine, redis, "beat") == 3
     assert redis.llen(outage.PARKED_KEY) == 0
-    assert outage.read_fault(redis) is None
+    assert outage.outage(redis)["fault"] is None
     assert _skips(engine) == [("events", TICK + timedelta(seconds=i), "expired")
                               for i in range(3)]
 
@@ -192,7 +192,7 @@ def test_an_expired_tick_the_full_store_refuses_is_parked_not_only_logged(
     tasks._record_expired_tick(sender=tasks.generate_batch, expired=True,
                                request=SimpleNamespace(args=["events", TICK.isoformat()]))
     assert redis.llen(outage.PARKED_KEY) == 1
-    assert "database or disk is full" in outage.read_fault(redis)["error"]
+    assert "database or disk is full" in outage.outage(redis)["fault"]["error"]
     small_disk.free()
     assert outage.drain(engine, redis, "beat") == 1
     assert _skips(engine) == [("events", TICK, "expired")]

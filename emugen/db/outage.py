@@ -81,11 +81,6 @@ def clear_fault(client: Any) -> None:
                        FAULT_TTL_S)
 
 
-def read_fault(client: Any) -> dict[str, Any] | None:
-    raw = client.get(FAULT_KEY)
-    return json.loads(raw) if raw else None
-
-
 def outage(client: Any) -> dict[str, Any]:
     """The store's last refusal (None once it has passed) and the ticks still parked."""
     with client.pipeline(transaction=False) as pipe:

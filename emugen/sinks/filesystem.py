@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import tempfile
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emugen.errors import LandingError
+from emugen.files import replace_atomically
 
 LOCAL = ("file", "local")
 _NOT_WRITABLE = (_errno.EACCES, _errno.EPERM, _errno.EROFS, _errno.ENOTDIR, _errno.EISDIR)
@@ -83,24 +82,11 @@ def write(zone: Zone, relative: str, data: bytes) -> None:
 
 
 def _write_local(path: str, data: bytes) -> None:
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    # a leading "." hides the temporary from Spark and DuckDB; a unique name keeps two
-    # deliveries of the same batch (processes or threads) out of each other's temporary
-    handle, staged = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            # flushed here, in the land task between ticks: left dirty, ext4 (data=ordered)
-            # writes these blocks during SQLite's next WAL fsync, in a later batch's stages
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(staged, 0o644)  # mkstemp's 0600 would hide the file from other users' readers
-        os.replace(staged, path)  # atomic within one folder
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(staged)
-        raise
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # fsynced here, in the land task between ticks: left dirty, ext4 (data=ordered) writes
+    # these blocks during SQLite's next WAL fsync, in a later batch's stages. 0644: mkstemp's
+    # 0600 would hide the file from other users' readers.
+    replace_atomically(path, data, mode=0o644)
 
 
 def read(zone: Zone, relative: str) -> bytes | None:
