@@ -30,8 +30,9 @@ templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 BatchId = Annotated[str, Path(pattern=BATCH_ID_PATTERN, max_length=40,
                               description="e.g. events-000000042",
                               examples=["events-000000042"])]
-MISSING: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such batch, or retention pruned it "
-                                                  "(the message says which)"}}
+MISSING: dict[int | str, dict[str, Any]] = {404: {
+    "model": Problem, "description": "No such batch, or retention pruned it (the message says "
+                                     "which)"}}
 
 
 @contextmanager

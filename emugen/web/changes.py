@@ -62,8 +62,10 @@ def gold_changes(session: Session, batch: BatchRow, limit: int = 200) -> dict[st
     seconds = WINDOW_SECONDS[Mode(batch.mode)]
     is_events = batch.stream == "events"
     mine, query, figures = (_events if is_events else _companies)(batch, seconds * 1000)
-    total = session.scalar(select(func.count()).select_from(mine)) or 0
-    rows = session.execute(query.order_by(mine.c.start_ms, mine.c.key).limit(limit)).mappings()
+    # the count rides along as a window function: a second query would group the batch twice
+    rows = session.execute(query.add_columns(func.count().over().label("total"))
+                           .order_by(mine.c.start_ms, mine.c.key).limit(limit)).mappings().all()
+    total = rows[0]["total"] if rows else 0
     items = []
     for row in rows:
         item: dict[str, Any] = {
