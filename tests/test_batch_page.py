@@ -267,3 +267,17 @@ def test_no_batch_id_or_paging_input_gets_a_5xx(store, batch_id, page, size, pro
             if got.status_code >= 400 and path.startswith("/api/"):
                 body = got.json()
                 assert body.get("message") or body.get("detail"), body
+
+
+def test_the_openapi_document_describes_the_batch_endpoints_and_their_errors(store):
+    with store.client() as client:
+        paths = client.get("/openapi.json").json()["paths"]
+    records = paths["/api/batches/{batch_id}/records"]["get"]
+    assert {"404", "422", "400"} <= set(records["responses"])
+    assert {p["name"] for p in records["parameters"]} == {"batch_id", "page", "size", "problems"}
+    batch_id = next(p for p in records["parameters"] if p["name"] == "batch_id")
+    assert batch_id["schema"]["pattern"] == r"^(companies|events)-[0-9]{9,18}$"
+    assert "403" in paths["/api/batches/{batch_id}/replay"]["post"]["responses"]
+    assert "get" in paths["/api/batches/{batch_id}"] and "get" in paths[
+        "/api/batches/{batch_id}/gold"]
+    assert "/batches/{batch_id}" not in paths  # the HTML page is not part of the API

@@ -28,8 +28,8 @@ from emugen.web.state import WebState
 router = APIRouter()
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 BatchId = Annotated[str, Path(pattern=BATCH_ID_PATTERN, max_length=40,
-                              description="e.g. events-000000042",
-                              examples=["events-000000042"])]
+                              description="e.g. events-000000001",
+                              examples=["events-000000001"])]
 MISSING: dict[int | str, dict[str, Any]] = {404: {
     "model": Problem, "description": "No such batch, or retention pruned it (the message says "
                                      "which)"}}
