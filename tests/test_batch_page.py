@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
+from emugen.control import clean, set_paused
 from emugen.db.models import BatchRow, InjectedDefect, Quarantine
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.pipeline.retention import prune
@@ -53,6 +54,14 @@ class Store:
 @pytest.fixture
 def store(tmp_path: Path, database_url: str) -> Store:
     return Store(tmp_path, database_url)
+
+
+@pytest.fixture
+def client(store: Store) -> Iterator[TestClient]:
+    """One app for every example of a fuzz test (an app per example would cost a store check
+    each)."""
+    with store.client() as client:
+        yield client
 
 
 def _all_records(client: TestClient, batch_id: str, problems: str = "all",
@@ -257,16 +266,15 @@ ANY_QUERY = st.one_of(st.integers(min_value=-10**20, max_value=10**20), st.text(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch_id=ANY_ID, page=ANY_QUERY, size=ANY_QUERY,
        problems=st.one_of(st.sampled_from(["only", "all"]), st.text(max_size=8)))
-def test_no_batch_id_or_paging_input_gets_a_5xx(store, batch_id, page, size, problems):
-    with store.client() as client:
-        for path in (f"/api/batches/{quote(batch_id, safe='')}/records",
-                     f"/api/batches/{quote(batch_id, safe='')}",
-                     f"/batches/{quote(batch_id, safe='')}"):
-            got = client.get(path, params={"page": page, "size": size, "problems": problems})
-            assert got.status_code < 500, (path, got.text)
-            if got.status_code >= 400 and path.startswith("/api/"):
-                body = got.json()
-                assert body.get("message") or body.get("detail"), body
+def test_no_batch_id_or_paging_input_gets_a_5xx(client, batch_id, page, size, problems):
+    for path in (f"/api/batches/{quote(batch_id, safe='')}/records",
+                 f"/api/batches/{quote(batch_id, safe='')}",
+                 f"/batches/{quote(batch_id, safe='')}"):
+        got = client.get(path, params={"page": page, "size": size, "problems": problems})
+        assert got.status_code < 500, (path, got.text)
+        if got.status_code >= 400 and path.startswith("/api/"):
+            body = got.json()
+            assert body.get("message") or body.get("detail"), body
 
 
 def test_the_openapi_document_describes_the_batch_endpoints_and_their_errors(store):
@@ -281,3 +289,14 @@ def test_the_openapi_document_describes_the_batch_endpoints_and_their_errors(sto
     assert "get" in paths["/api/batches/{batch_id}"] and "get" in paths[
         "/api/batches/{batch_id}/gold"]
     assert "/batches/{batch_id}" not in paths  # the HTML page is not part of the API
+
+
+def test_after_clean_a_pruned_id_is_no_batch_again_since_seqs_restart(store):
+    prune(store.engine, timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2))
+    with write_session(store.engine) as session:
+        set_paused(session, True)
+    with write_session(store.engine) as session:
+        clean(session)
+    with store.client() as client:
+        got = client.get("/api/batches/events-000000001")
+    assert got.status_code == 404 and got.json()["detail"].startswith("no batch")
