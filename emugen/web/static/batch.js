@@ -151,7 +151,7 @@
     const head = el("tr");
     head.appendChild(el("th", { scope: "col" }, "window start"));
     head.appendChild(el("th", { scope: "col" }, events ? "company" : "region"));
-    for (const f of figures) head.appendChild(el("th", { scope: "col" }, `${f.replace("_", " ")}: without batch → now (batch's share)`));
+    for (const f of figures) head.appendChild(el("th", { scope: "col" }, `${f.replace("_", " ")}: without → now (+ this batch)`));
     if (events) head.appendChild(el("th", { scope: "col" }, "active drivers now"));
     $("gold-head").replaceChildren(head);
     $("gold-rows").replaceChildren(...g.items.map((i) => row([
