@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -112,6 +111,3 @@ def test_the_page_of_an_unknown_batch_says_so(fleet, browser):  # noqa: F811
     assert response is not None and response.status == 404
     assert "no batch events-000000042" in (page.text_content("#error") or "")
     assert page.is_disabled("#replay")
-
-
-_ = Path  # keeps the import list honest for type checkers reading fixtures by name
