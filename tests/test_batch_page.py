@@ -46,7 +46,8 @@ class Store:
     def client(self, **kwargs: Any) -> Iterator[TestClient]:
         probe = BrokerProbe(self.settings.broker_url, client=fakeredis.FakeRedis(),
                             pinger=lambda: {"w@h": {"ok": "pong"}})
-        app = create_app(self.config, probe=probe, environ={}, **kwargs)
+        kwargs.setdefault("environ", {})
+        app = create_app(self.config, probe=probe, **kwargs)
         with TestClient(app, base_url=BASE) as client:
             yield client
 
@@ -300,3 +301,15 @@ def test_after_clean_a_pruned_id_is_no_batch_again_since_seqs_restart(store):
     with store.client() as client:
         got = client.get("/api/batches/events-000000001")
     assert got.status_code == 404 and got.json()["detail"].startswith("no batch")
+
+
+def test_off_loopback_replay_needs_the_token_but_reading_the_batch_does_not(store):
+    token = "batch-page-token-0123456789"
+    with store.client(host="0.0.0.0", environ={"EMUGEN_WEB_TOKEN": token}) as client:
+        read = client.get("/api/batches/events-000000001/records")
+        refused = client.post("/api/batches/events-000000001/replay")
+        allowed = client.post("/api/batches/events-000000001/replay",
+                              headers={"Authorization": f"Bearer {token}"})
+    assert read.status_code == 200
+    assert refused.status_code == 401 and "EMUGEN_WEB_TOKEN" in refused.json()["detail"]
+    assert allowed.status_code == 200 and allowed.json()["identical"] is True
