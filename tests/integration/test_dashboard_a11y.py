@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from emugen.broker import free_port
@@ -56,6 +57,19 @@ def test_the_dashboard_has_no_serious_or_critical_accessibility_violations(brows
             found = axe_violations(page)
             assert blocking(found) == [], json.dumps(found, indent=1)
             page.close()
+
+
+def test_the_batch_page_has_no_serious_or_critical_accessibility_violations(browser, tmp_path):  # noqa: F811
+    store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=2)
+    with serve(store.app()) as url:
+        listing = httpx.get(f"{url}/api/batches", params={"stream": "events"}).json()
+        batch_id = listing["items"][0]["batch_id"]
+        page = browser.new_page()
+        page.goto(f"{url}/batches/{batch_id}")
+        page.wait_for_selector("#records-rows tr", timeout=10_000)
+        page.wait_for_selector("#gold-rows tr", timeout=10_000)
+        found = axe_violations(page)
+        assert blocking(found) == [], json.dumps(found, indent=1)
 
 
 def test_every_dashboard_control_is_reachable_with_the_tab_key(browser, tmp_path):  # noqa: F811
