@@ -177,3 +177,19 @@ def test_a_failed_stage_leaves_nothing_of_its_copied_rows(pg_urls, monkeypatch):
                     [_event("x", 1), _event("z", 3)], skip_existing=True)
     assert [e for e, *_ in _stored_events(engine)] == ["x", "z"]
     engine.dispose()
+
+
+def test_the_json_types_bench_times_each_type_and_says_jsonb_reorders_a_spec(pg_urls):
+    from click.testing import CliRunner
+
+    from emugen.cli import main
+    from tests.conftest import PG_URL
+
+    out = CliRunner().invoke(main, ["bench", "json-types", "--database", PG_URL,
+                                    "--events", "2000", "--repeat", "1"])
+    assert out.exit_code == 0, out.output
+    rows = {line.split()[0]: line for line in out.output.splitlines()[1:]}
+    assert set(rows) == {"text", "json", "jsonb"}
+    assert rows["json"].endswith("yes") and rows["jsonb"].endswith("no")
+    refused = CliRunner().invoke(main, ["bench", "json-types", "--database", "sqlite:///x.db"])
+    assert refused.exit_code == 2 and "give a postgresql:// URL" in refused.output
