@@ -191,8 +191,9 @@ class GoldCompanyWindow(Base):
     delivered: Mapped[int] = mapped_column(Integer)
     active_drivers: Mapped[int] = mapped_column(Integer)
 
-    # gold replaces one window at a time; the primary key leads with company_id after
-    # window_seconds, so without this index every recompute scans all of gold
+    # a window's rows are read together (the verdict's recomputation, the dashboard); the
+    # primary key leads with company_id after window_seconds, so without this index each
+    # such read scans all of gold
     __table_args__ = (Index("ix_gold_company_window_start", "window_seconds", "window_start_ms"),)
 
 

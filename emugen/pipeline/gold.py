@@ -170,13 +170,13 @@ def _add_companies(session: Session, batch_id: str, seconds: int) -> set[int]:
 
 
 def run(session: Session, batch_id: str) -> StageResult:
-    """The stage contract: the batch's silver rows in, the gold windows recomputed out."""
+    """The stage contract: the batch's silver rows in, the gold windows it added to out."""
     started = time.perf_counter()
     built = build_gold(session, batch_id)
     batch = session.get(BatchRow, batch_id)
     rows_in = (batch.valid_count or 0) if batch is not None else 0
     return StageResult(batch_id, "gold", rows_in, len(built.windows), since_ms(started),
-                       "already in gold" if built.already_done else "windows recomputed")
+                       "already in gold" if built.already_done else "windows added to")
 
 
 def build_gold(session: Session, batch_id: str) -> Built:
