@@ -94,8 +94,10 @@ def _held_keys(raw: psycopg.Connection, name: str, key: list[str],
         f"{column} = ANY(%b::{'text' if isinstance(v[0], str) else 'bigint'}[])"
         for column, v in zip(key, values, strict=True))
     with raw.cursor() as cursor:
+        # never prepared: a generic plan cannot hash the array, and on a table small enough
+        # for a sequential scan it compares every row with every key (seconds, not ms)
         cursor.execute(f"SELECT {', '.join(key)} FROM {name} WHERE {where}",
-                       [list(set(v)) if len(key) > 1 else v for v in values])
+                       [list(set(v)) if len(key) > 1 else v for v in values], prepare=False)
         found = {tuple(row) for row in cursor}
     return found & set(zip(*values, strict=True)) if len(key) > 1 else found
 

@@ -128,30 +128,39 @@ def _count_new_drivers(session: Session, batch_id: str, seconds: int) -> dict[tu
 
 
 def _add_events(session: Session, batch_id: str, seconds: int) -> set[int]:
-    """Add an events batch's share to its company and region windows; the windows touched."""
+    """Add an events batch's share to its company and region windows; the windows touched.
+
+    One pass over the batch's events, by company with its region: the region rows are the
+    sums of their companies' (an event whose company silver lacks has no region row).
+    """
     width = seconds * 1000
     window = (SilverEvent.event_ms // width) * width
     drivers = _count_new_drivers(session, batch_id, seconds)
-    companies: list[dict[str, Any]] = [
-        {"window_seconds": seconds, "company_id": cid, "window_start_ms": int(w),
-         "window_start": EPOCH + MS * int(w), "events": n, "start_driving": s,
-         "stopped_driving": st, "delivered": d, "active_drivers": drivers.get((int(w), cid), 0)}
-        for w, cid, n, s, st, d in session.execute(
-            select(window, SilverEvent.company_id, func.count(),
+    companies: list[dict[str, Any]] = []
+    by_region: dict[tuple[int, str], list[int]] = {}
+    for w, cid, region, n, s, st, d in session.execute(
+            select(window, SilverEvent.company_id, SilverCompany.region, func.count(),
                    _count_type(EventType.start_driving), _count_type(EventType.stopped_driving),
                    _count_type(EventType.delivered))
-            .where(SilverEvent.batch_id == batch_id).group_by(window, SilverEvent.company_id))]
+            .outerjoin(SilverCompany, SilverCompany.company_id == SilverEvent.company_id)
+            .where(SilverEvent.batch_id == batch_id)
+            .group_by(window, SilverEvent.company_id, SilverCompany.region)):
+        w = int(w)
+        companies.append(
+            {"window_seconds": seconds, "company_id": cid, "window_start_ms": w,
+             "window_start": EPOCH + MS * w, "events": n, "start_driving": s,
+             "stopped_driving": st, "delivered": d, "active_drivers": drivers.get((w, cid), 0)})
+        if region is not None:
+            sums = by_region.setdefault((w, region), [0, 0])
+            sums[0] += n
+            sums[1] += d
     regions: list[dict[str, Any]] = [
-        {"window_seconds": seconds, "region": region, "window_start_ms": int(w),
-         "window_start": EPOCH + MS * int(w), "companies_onboarded": 0, "events": n,
-         "deliveries": d}
-        for w, region, n, d in session.execute(
-            select(window, SilverCompany.region, func.count(), _count_type(EventType.delivered))
-            .join(SilverCompany, SilverCompany.company_id == SilverEvent.company_id)
-            .where(SilverEvent.batch_id == batch_id).group_by(window, SilverCompany.region))]
+        {"window_seconds": seconds, "region": region, "window_start_ms": w,
+         "window_start": EPOCH + MS * w, "companies_onboarded": 0, "events": n, "deliveries": d}
+        for (w, region), (n, d) in by_region.items()]
     _add(session, GoldCompanyWindow.__table__, _COMPANY_COUNTS, companies)
     _add(session, GoldRegionWindow.__table__, _REGION_COUNTS, regions)
-    return {int(row["window_start_ms"]) for row in companies}
+    return {row["window_start_ms"] for row in companies}
 
 
 def _add_companies(session: Session, batch_id: str, seconds: int) -> set[int]:
