@@ -193,3 +193,20 @@ def test_the_json_types_bench_times_each_type_and_says_jsonb_reorders_a_spec(pg_
     assert rows["json"].endswith("yes") and rows["jsonb"].endswith("no")
     refused = CliRunner().invoke(main, ["bench", "json-types", "--database", "sqlite:///x.db"])
     assert refused.exit_code == 2 and "give a postgresql:// URL" in refused.output
+
+
+def test_bench_pipeline_on_postgresql_prints_its_rate_beside_sqlite_from_the_same_run(pg_urls):
+    import re
+
+    from click.testing import CliRunner
+
+    from emugen.cli import main
+    from tests.conftest import PG_URL
+
+    out = CliRunner().invoke(main, ["bench", "pipeline", "--database", PG_URL,
+                                    "--events", "2000", "--repeat", "2"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("pipeline on postgresql")
+    assert re.search(r"baseline: the same batch on SQLite, runs alternated with these "
+                     r"\(events/s each: [\d,]+, [\d,]+\)", out.output)
+    assert re.search(r"postgresql/sqlite rate: \d+\.\d\dx", out.output)

@@ -209,7 +209,7 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: 
     """One production driver batch generate -> bronze -> silver -> gold, vs the SQLite floor."""
     from emugen.lab.pipeline import bench_pipeline, format_pipeline
 
-    result = bench_pipeline(events=events, database=database, repeat=repeat)
+    result = bench_pipeline(events=events, database=database, repeat=repeat, baseline=True)
     click.echo(json.dumps(result, indent=2) if as_json else format_pipeline(result))
 
 

@@ -52,21 +52,24 @@ def sqlite_floor(rows: list[tuple[str, int, str]]) -> float:
     return seconds
 
 
-def bench_pipeline(events: int = 100_000, database: str | None = None, repeat: int = 3) -> dict:
+def bench_pipeline(events: int = 100_000, database: str | None = None, repeat: int = 3,
+                   *, baseline: bool = False) -> dict:
     """The fastest of `repeat` runs, each on a fresh store (peak RSS covers them all).
 
-    On PostgreSQL, the same batch on SQLite is the baseline: its runs alternate with
-    PostgreSQL's in this process, so both see the same machine, and the rates' ratio is printed.
+    With `baseline` on PostgreSQL, the same batch on SQLite is the baseline: its runs alternate
+    with PostgreSQL's in this process, so both see the same machine, and the rates' ratio is
+    printed (`emugen bench pipeline` does; the suite, which runs SQLite on its own, does not).
     """
-    compare = database is not None and database.startswith("postgres")
-    runs, baseline = [], []
+    compare = baseline and database is not None and database.startswith("postgres")
+    runs: list[dict] = []
+    on_sqlite: list[dict] = []
     for _ in range(repeat):
         runs.append(_one_run(events, database))  # first: its peak RSS is its own
         if compare:
-            baseline.append(_one_run(events, None))
+            on_sqlite.append(_one_run(events, None))
     result = _best(runs)
     if compare:
-        sqlite = _best(baseline)
+        sqlite = _best(on_sqlite)
         result["sqlite_baseline"] = {k: sqlite[k] for k in (
             "bronze_s", "silver_s", "gold_s", "total_s", "events_per_s", "all_events_per_s")}
         result["rate_to_sqlite"] = result["events_per_s"] / sqlite["events_per_s"]
