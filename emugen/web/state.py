@@ -15,6 +15,7 @@ from emugen.db.session import read_session
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.web import snapshot as snap
+from emugen.web.changes import Subscriber
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
@@ -36,7 +37,10 @@ class WebState:
         self.watcher = ConfigWatcher(config_path)
         self._watch_lock = threading.Lock()
         self.metrics = Metrics()
-        self.broadcaster = Broadcaster(self.version, self.snapshot, interval=poll_interval)
+        # the fleet's announcements wake the broadcaster at once; its poll is the fallback
+        self.changes = Subscriber(settings.broker_url, self._heard)
+        self.broadcaster = Broadcaster(self.version, self.snapshot, interval=poll_interval,
+                                       pushed=lambda: self.changes.listening)
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
@@ -45,6 +49,11 @@ class WebState:
 
         self.external = LiveGrade(self._grade_target, engine)
         self.metrics.registry.register(ExternalCollector(self.external.read))
+
+    def _heard(self, kind: str) -> None:
+        if kind == "due":  # beat's new plan is in Redis: read it before the snapshot does
+            self.probe.refresh_due()
+        self.broadcaster.wake()
 
     def _grade_target(self) -> Any:
         with self._watch_lock:
@@ -67,10 +76,13 @@ class WebState:
     def _probe_key(self, probe: dict[str, Any]) -> tuple[Any, ...]:
         queues, store = probe["queues"], probe.get("store") or {}
         fault = store.get("fault") or {}
+        due = probe.get("due") or {}
         return (probe["broker"]["ok"], tuple(sorted(queues.items())) if queues else None,
                 probe["workers"]["ok"], tuple(probe["workers"]["alive"]),
                 # a full disk changes nothing in the store: the fault itself must push the page
-                fault.get("error"), fault.get("at"), store.get("parked_ticks"))
+                fault.get("error"), fault.get("at"), store.get("parked_ticks"),
+                # beat's plan without its refresh stamp: a new tick time or interval only
+                due.get("mode"), repr(due.get("streams")))
 
     def version(self) -> tuple[Any, ...]:
         with read_session(self.engine) as session:
