@@ -97,10 +97,9 @@ class Broadcaster:
     async def poll(self) -> bool:
         """Publish a new snapshot if the version changed; returns whether it did."""
         self._bind()
-        version = await asyncio.to_thread(self._version)
-        if version == self._last_version and self.current is not None:
+        version, data = await asyncio.to_thread(self._check)
+        if data is None:
             return False
-        data = await asyncio.to_thread(self._build)
         self._seq += 1
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
@@ -108,6 +107,14 @@ class Broadcaster:
         for queue in list(self._clients):
             offer(queue, event)
         return True
+
+    def _check(self) -> tuple[Hashable, dict[str, Any] | None]:
+        """In a worker thread: the version, and the snapshot if it changed. One hop off the
+        event loop, not two: a pushed commit should not queue for a thread twice."""
+        version = self._version()
+        if version == self._last_version and self.current is not None:
+            return version, None
+        return version, self._build()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
