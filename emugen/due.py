@@ -56,6 +56,7 @@ class DuePublisher:
         self.client, self.url = client, url
         self._last: dict[str, Any] | None = None
         self._written = 0.0
+        self._failing = False  # say so once per outage, not every tick
 
     def publish(self, current: dict[str, Any]) -> bool:
         """Write `current` if it changed or is due a refresh; True if it changed."""
@@ -66,10 +67,11 @@ class DuePublisher:
             stamped = {**current, "published_at": datetime.now(UTC).isoformat()}
             self.client.set(KEY, json.dumps(stamped), ex=TTL_S)
         except Exception as exc:  # noqa: BLE001 - beat keeps ticking; readers show "unknown"
-            if changed or self._last is not None:
+            if not self._failing:
                 logger.warning("could not publish what is due on the broker: %s", exc)
-            self._last = None  # try again on the next tick
+            self._failing, self._last = True, None  # try again on the next tick
             return False
+        self._failing = False
         self._last, self._written = current, time.monotonic()
         if changed:
             announce(self.url, "due")

@@ -154,6 +154,7 @@ class EmugenScheduler(Scheduler):
             return
         self._renewed = time.monotonic()
         if not ours:
+            self.due = None  # the plan in Redis is the other beat's now: never withdraw it
             problem = BeatAlreadyRunning(
                 f"another beat took the schedule on {self.lease.broker} "
                 f"({self.lease.holder()}); this beat stops so ticks are not sent twice")

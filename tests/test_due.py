@@ -136,14 +136,17 @@ def test_the_publisher_writes_on_change_refreshes_quietly_and_announces_only_cha
     assert redis.get(due.KEY) is None and heard.get_message(timeout=1)["data"] == b"due"
 
 
-def test_a_broker_that_refuses_the_plan_does_not_stop_beat():
+def test_a_broker_that_refuses_the_plan_does_not_stop_beat_and_is_logged_once(caplog):
     class Down:
         def set(self, *args, **kwargs):
             raise ConnectionError("connection refused")
 
         get = set
 
-    assert due.DuePublisher(Down(), "redis://127.0.0.1:1/0").publish({"streams": {}}) is False
+    publisher = due.DuePublisher(Down(), "redis://127.0.0.1:1/0")
+    for n in range(3):  # three ticks of an outage
+        assert publisher.publish({"streams": {}, "n": n}) is False
+    assert caplog.text.count("could not publish what is due") == 1
     plan, why = due.read_quietly(Down())
     assert plan is None and "connection refused" in why
 
