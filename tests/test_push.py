@@ -111,6 +111,30 @@ def test_a_lost_subscription_is_retried_and_its_return_wakes_the_poll():
     assert not subscriber.listening
 
 
+def test_a_broker_that_drops_the_subscription_sends_the_server_back_to_fast_polling():
+    server = fakeredis.FakeServer()
+    heard: list[str] = []
+    subscriber = Subscriber("redis://push-test/0", heard.append, retry_s=0.05,
+                            connect=lambda url: _subscribed(fakeredis.FakeRedis(server=server)))
+
+    def until(listening: bool) -> bool:
+        deadline = time.monotonic() + 10
+        while subscriber.listening is not listening and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return subscriber.listening is listening
+
+    subscriber.start()
+    try:
+        assert until(True)
+        server.connected = False  # the broker goes away
+        assert until(False)
+        server.connected = True  # and comes back: subscribed again, the server looks once
+        assert until(True)
+        assert heard == ["subscribed", "subscribed"]
+    finally:
+        subscriber.stop()
+
+
 def test_no_redis_broker_means_no_subscription_and_no_announcement():
     subscriber = Subscriber("memory://", lambda kind: None)
     subscriber.start()
