@@ -103,7 +103,9 @@ def test_the_page_shows_the_next_ticks_and_their_production_interval_within_2_s(
     url = _running(fleet)
     page = browser.new_page(timezone_id="UTC")
     errors: list[str] = []
+    streams: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("request", lambda r: streams.append(r.url) if "/api/stream" in r.url else None)
     page.goto(f"{url}/")
     page.get_by_role("heading", name="What is due").wait_for()
     page.wait_for_function("document.getElementById('due-events-every').textContent"
@@ -127,4 +129,5 @@ def test_the_page_shows_the_next_ticks_and_their_production_interval_within_2_s(
         # the clock of beat's next send, counting down in the browser
         assert when.startswith(f"next {stream} batch {at:%H:%M:%S}, in "), when
         assert re.search(r", in (1 h|5\d min|1[45] min)$", when), when
+    assert len(streams) == 1, streams  # the panel reads the page's own stream: no second one
     assert errors == []

@@ -1,13 +1,19 @@
 // emugen dashboard, "What is due": each stream's next tick as beat plans it (snapshot.due),
-// with a countdown that ticks in the browser between snapshots. Its own file and its own
-// stream, so it works beside dashboard.js without touching it; if the page ever dispatches
-// `emugen:snapshot` events (detail = the snapshot), it uses those and closes its own stream.
+// with a countdown that ticks in the browser between snapshots.
+//
+// It reads the snapshots the page already receives, without a stream of its own (a browser
+// opens at most 6 connections per host, so a second stream per tab would halve the tabs one
+// can keep open): it hears the `snapshot` events of every EventSource the page opens on
+// /api/stream, or `emugen:snapshot` events should the page dispatch them. With neither for a
+// while (the page polling, or streaming some other way), it polls /api/health, which carries
+// `due` too.
 "use strict";
 (() => {
   const STREAMS = ["companies", "events"];
-  const POLL_MS = 2000; // /api/health while the stream is down (health carries `due` too)
+  const POLL_MS = 2000;
+  const QUIET_MS = 6000; // no snapshot heard for this long: poll /api/health meanwhile
   const $ = (id) => document.getElementById(id);
-  let due = null, skew = 0, source = null, pollTimer = null, shared = false;
+  let due = null, skew = 0, heard = 0;
 
   // mirrors emugen.due.countdown: coarse, as a person reads a timetable
   function countdown(seconds) {
@@ -57,40 +63,38 @@
     if (snapshot.now) skew = Date.parse(snapshot.now) - Date.now();
     draw();
   }
+  function hear(snapshot) {
+    heard = Date.now();
+    take(snapshot);
+  }
+
+  // every stream the page opens on /api/stream also feeds this panel
+  const Native = window.EventSource;
+  if (Native) {
+    window.EventSource = class extends Native {
+      constructor(url, options) {
+        super(url, options);
+        if (String(url).includes("/api/stream")) {
+          this.addEventListener("snapshot", (e) => {
+            try { hear(JSON.parse(e.data)); } catch (_) { /* the page reports bad data */ }
+          });
+        }
+      }
+    };
+  }
+  document.addEventListener("emugen:snapshot", (e) => hear(e.detail));
 
   async function poll() {
+    if (Date.now() - heard < QUIET_MS) return;
     try {
       const r = await fetch("/api/health", { cache: "no-store" });
       if (r.ok) take(await r.json());
     } catch (_) { /* the next round tries again */ }
   }
 
-  function connect() {
-    if (shared) return;
-    if (!window.EventSource) {
-      pollTimer = pollTimer || setInterval(poll, POLL_MS);
-      poll();
-      return;
-    }
-    source = new EventSource("/api/stream");
-    source.addEventListener("snapshot", (e) => {
-      if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
-      take(JSON.parse(e.data));
-    });
-    source.onerror = () => {
-      // EventSource retries by itself; meanwhile the plan is polled from /api/health
-      if (!pollTimer && !shared) pollTimer = setInterval(poll, POLL_MS);
-    };
-  }
-
-  document.addEventListener("emugen:snapshot", (e) => {
-    if (!shared && source) source.close();
-    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
-    shared = true;
-    take(e.detail);
-  });
   document.addEventListener("DOMContentLoaded", () => {
-    connect();
+    heard = Date.now(); // the page's own stream opens now: give it QUIET_MS to speak
     setInterval(draw, 1000); // the countdown ticks between snapshots
+    setInterval(poll, POLL_MS);
   });
 })();
