@@ -22,9 +22,9 @@ from emugen.pipeline import gold, silver
 from emugen.pipeline.bronze import generate_and_land
 from emugen.vocabulary import Stream
 from emugen.web.app import create_app
-from emugen.web.changes import Subscriber
 from emugen.web.probe import BrokerProbe
 from emugen.web.stream import Broadcaster
+from emugen.web.subscription import Subscriber
 from tests.fleet_helpers import write_config
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

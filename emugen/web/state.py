@@ -16,11 +16,11 @@ from emugen.db.session import read_session
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.web import snapshot as snap
-from emugen.web.changes import Subscriber
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
 from emugen.web.stream import Broadcaster
+from emugen.web.subscription import Subscriber
 
 QUALITY_MIN_REFRESH_S = 1.0
 QUALITY_COST_FACTOR = 20

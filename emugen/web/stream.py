@@ -40,7 +40,7 @@ def alive(current: str | None) -> bytes:
 class Broadcaster:
     """Polls a cheap `version()` every `interval` s; when it changes, builds one snapshot.
 
-    While `pushed()` says the fleet's announcements arrive (emugen.web.changes), each one
+    While `pushed()` says the fleet's announcements arrive (emugen.web.subscription), each one
     `wake()`s the poll at once, and the timed poll slows to `quiet_interval` (at least
     QUIET_POLL_S): it only catches what nobody announces (queue depths, workers, a hand edit).
 
