@@ -1,4 +1,5 @@
 """Schema 3: SQLite stamps in one ISO-8601 UTC form, JSON columns as jsonb on PostgreSQL;
+schema 4: silver indexed by (batch_id, row_no);
 a version-2 store is converted in place."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import json
 import re
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from emugen.db.migrate import canonical, stamp_columns
 from emugen.db.models import JSON_COLUMNS, SCHEMA_VERSION
@@ -113,3 +114,22 @@ def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_i
     assert after == before
     assert spec in ("companies", "events")
     assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
+
+
+def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch_alone(
+        database_url):
+    engine = _filled(database_url)
+    with engine.begin() as conn:  # back to version 3's indexes
+        for table in ("silver_events", "silver_companies"):
+            conn.execute(text(f"DROP INDEX ix_{table}_batch_row"))
+            conn.execute(text(f"CREATE INDEX ix_{table}_batch_id ON {table} (batch_id)"))
+        conn.execute(text("UPDATE schema_version SET version = 3"))
+    init_db(engine)
+    names = {index["name"] for table in ("silver_events", "silver_companies")
+             for index in inspect(engine).get_indexes(table)}
+    assert {"ix_silver_events_batch_row", "ix_silver_companies_batch_row"} <= names
+    assert not names & {"ix_silver_events_batch_id", "ix_silver_companies_batch_id"}
+    with engine.connect() as conn:
+        versions = set(conn.execute(text("SELECT version FROM schema_version")).scalars())
+    assert versions == {3, SCHEMA_VERSION} and SCHEMA_VERSION == 4
+    engine.dispose()

@@ -11,7 +11,10 @@ from emugen.db.columns import UTCDateTime
 from emugen.db.models import JSON_COLUMNS, Base
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2,)
+UPGRADABLE = (2, 3)
+# version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
+# the batch_id-only ones they replace would only slow every silver insert
+SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
 
 
 def lock(session: Session) -> None:
@@ -22,12 +25,14 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 store to version 3 inside the caller's transaction."""
+    """Bring a version-2 or -3 store to version 4 inside the caller's transaction."""
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)
         elif session.get_bind().dialect.name == "postgresql":
             _jsonb_columns(session)
+    for index in SUPERSEDED_INDEXES:
+        session.execute(text(f"DROP INDEX IF EXISTS {index}"))
 
 
 def stamp_columns() -> list[tuple[str, str]]:
