@@ -11,6 +11,7 @@ from celery.beat import Scheduler
 from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
+from emugen.announce import announce
 from emugen.applied import record_applied
 from emugen.backpressure import pipeline_depth, tick_hold
 from emugen.beat_lease import BeatLease
@@ -18,6 +19,7 @@ from emugen.broker import fast_client, redact_url
 from emugen.control import record_reload, record_skip
 from emugen.db import outage, storefile
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.due import DuePublisher, plan, publisher_for
 from emugen.errors import BeatAlreadyRunning, StoreFileGone
 from emugen.reload import Change, ConfigWatcher
 from emugen.settings import Settings
@@ -76,6 +78,7 @@ class EmugenScheduler(Scheduler):
         self.lease: BeatLease | None = None
         self._renewed = 0.0
         self._store_watched = 0.0
+        self.due: DuePublisher | None = None
         super().__init__(*args, **kwargs)
 
     # -- configuration -----------------------------------------------------------------------
@@ -100,9 +103,19 @@ class EmugenScheduler(Scheduler):
         change = self.watcher.poll()
         if change is not None:
             self._apply(change)
-        return super().tick(*args, **kwargs)
+        wait = super().tick(*args, **kwargs)
+        self._publish_due()  # after the tick: a send or a reload has just moved the plan
+        return wait
+
+    def _publish_due(self) -> None:
+        if self.settings is not None:
+            self.due = publisher_for(self.due, self.settings.broker_url)
+            if self.due is not None:  # None: no Redis, nobody to tell
+                self.due.publish(plan(self.schedule, self.settings.mode.value))
 
     def close(self) -> None:
+        if self.due is not None:
+            self.due.withdraw()
         if self.lease is not None:
             try:
                 self.lease.release()
@@ -141,6 +154,7 @@ class EmugenScheduler(Scheduler):
             return
         self._renewed = time.monotonic()
         if not ours:
+            self.due = None  # the plan in Redis is the other beat's now: never withdraw it
             problem = BeatAlreadyRunning(
                 f"another beat took the schedule on {self.lease.broker} "
                 f"({self.lease.holder()}); this beat stops so ticks are not sent twice")
@@ -200,6 +214,7 @@ class EmugenScheduler(Scheduler):
             else:
                 assert change.error is not None
                 record_reload(session, change.source, problems=change.error.problems)
+        announce(settings.broker_url, "reload")
 
     # -- dispatch --------------------------------------------------------------------------
     def apply_entry(self, entry: Any, producer: Any = None) -> None:
@@ -274,6 +289,7 @@ class EmugenScheduler(Scheduler):
             # a store that refuses the write (disk full) parks the skip in Redis for later
             outage.record_or_park(engine, outage.client_for(settings.broker_url), "beat",
                                   stream, at, skip.reason, skip.detail)
+            announce(settings.broker_url, "skip", stream)
         if skip is not None and skip.reason != "paused":
             logger.warning("tick skipped: %s %s", stream, skip.detail)
         return skip is not None

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from emugen.announce import announce
 from emugen.backpressure import hold_tick, pipeline_depth
 from emugen.db import outage
 from emugen.db.models import BatchRow
@@ -115,9 +116,11 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
     at = datetime.fromisoformat(scheduled_at)
     try:
         with write_session(engine) as session:
-            if hold_tick(session, settings.fleet, lambda: pipeline_depth(task.app), stream, at,
-                         "the fleet was paused before it ran"):
-                return None
+            held = hold_tick(session, settings.fleet, lambda: pipeline_depth(task.app), stream,
+                             at, "the fleet was paused before it ran")
+        if held:
+            announce(settings.broker_url, "skip", stream)  # committed: readers may look now
+            return None
         landed = generate_and_land(engine, settings, Stream(stream), at,
                                    worker=task.request.hostname,
                                    mode=Mode(mode) if mode else None)
@@ -130,6 +133,7 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
     outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     dispatch(task.app, settings, landed.batch_id)
+    announce(settings.broker_url, "bronze", landed.batch_id)
     return landed.batch_id
 
 
@@ -160,12 +164,17 @@ def run_stage(task: Any, stage: str, batch_id: str, work: Stage) -> None:
             error = str(getattr(exc, "orig", exc)) or type(exc).__name__
             with write_session(engine) as session:
                 mark_failed(session, batch_id, stage, error)
+            announce(settings.broker_url, "failed", batch_id)
             raise
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
     except DBAPIError as exc:  # not transient: a bug or a corrupt row; retrying cannot help
         with write_session(engine) as session:
             mark_failed(session, batch_id, stage, str(exc.orig))
+        announce(settings.broker_url, "failed", batch_id)
         raise
+    else:
+        # after the commit, never inside it: whoever the message wakes must see the change
+        announce(settings.broker_url, stage, batch_id)
 
 
 def land(batch_id: str) -> bool:
@@ -200,6 +209,7 @@ def prune() -> str:
                            budget_s=PRUNE_BUDGET_S, landing=settings.landing)
     if result.batches:
         logger.info("retention: %s", result)
+        announce(settings.broker_url, "prune")
     return str(result)
 
 
@@ -220,5 +230,6 @@ def record_expired_tick(args: list[Any]) -> None:
             outage.record_or_park(engine, outage.client_for(settings.broker_url), "worker",
                                   stream, at, "expired",
                                   "the tick waited longer than its interval for a worker")
+            announce(settings.broker_url, "skip", stream)
     except Exception:  # noqa: BLE001 - bookkeeping must never take the worker down
         logger.exception("could not record the expired tick %s %s", stream, at)

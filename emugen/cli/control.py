@@ -29,6 +29,7 @@ def resume_cmd(config_file: Path | None) -> None:
 
 
 def _set_paused(config_file: Path | None, paused: bool) -> bool:
+    from emugen.announce import announce
     from emugen.control import set_paused
     from emugen.db.outage import refusals
     from emugen.db.session import write_session
@@ -36,7 +37,10 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
     settings = store_settings(config_file)
     with refusals("pause the fleet" if paused else "resume the fleet", settings.database_url), \
             write_session(store_engine(settings)) as session:
-        return set_paused(session, paused)
+        changed = set_paused(session, paused)
+    if changed:  # committed: the dashboard shows it now rather than at its next poll
+        announce(settings.broker_url, "control", "paused" if paused else "resumed")
+    return changed
 
 
 @click.command("clean")
@@ -54,8 +58,11 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     if not yes:
         click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
                       abort=True)
+    from emugen.announce import announce
+
     with write_session(engine) as session:
         cleaned = clean(session, settings.landing)
+    announce(settings.broker_url, "control", "cleaned")
     purged = _purge_queues(settings)
     click.echo(f"{cleaned}{purged}")
 

@@ -20,13 +20,16 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     """Counts per layer, quarantine by reason, reconciliation, the latest batches."""
     from emugen.db.outage import client_for, refusals, store_state
     from emugen.db.session import read_session
+    from emugen.due import read_quietly
     from emugen.pipeline.status import format_status, status
 
     settings = store_settings(config_file)
+    client = client_for(settings.broker_url)
     with refusals("read the status", settings.database_url):
         engine = store_engine(settings)
         with read_session(engine) as session:
-            report = status(session, latest, store_state(engine, client_for(settings.broker_url)))
+            report = status(session, latest, store_state(engine, client),
+                            read_quietly(client))
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 

@@ -87,17 +87,25 @@ def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) ->
         parts.append(f"caught {r['caught_pct']:.1f} %{verdict}")
     if paused:
         parts.append("PAUSED (emugen resume)")
+    elif report.get("due") is not None:
+        from emugen.due import brief
+
+        parts.append(brief(report["due"]))
     return " | ".join(parts)
 
 
-def read_summary(engine: Any) -> str:
+def read_summary(engine: Any, client: Any = None) -> str:
+    """The summary line; `client` (the broker's Redis) gives beat's plan of what is due."""
     from emugen.control import is_paused
     from emugen.db.session import read_session
+    from emugen.due import read_quietly
     from emugen.pipeline.status import status
 
     try:
+        due = read_quietly(client)
         with read_session(engine) as session:
-            return summary_line(status(session, latest=1), datetime.now(UTC), is_paused(session))
+            return summary_line(status(session, latest=1, due=due), datetime.now(UTC),
+                                is_paused(session))
     except Exception as exc:  # noqa: BLE001 - a busy database must not stop the supervisor
         return f"{datetime.now(UTC):%H:%M:%S} summary unavailable: {exc.__class__.__name__}: {exc}"
 
@@ -132,7 +140,8 @@ class Signals:
         return self.count > 1
 
 
-def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals) -> Child | None:
+def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
+              client: Any = None) -> Child | None:
     """Watch until a stop is asked (None) or an essential process dies (that process)."""
     next_summary = time.monotonic() + SUMMARY_EVERY_S
     while not signals.stop:
@@ -140,7 +149,7 @@ def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals) -> 
         if dead is not None:
             return dead
         if time.monotonic() >= next_summary:
-            console.summary(read_summary(engine) + fleet.down())
+            console.summary(read_summary(engine, client) + fleet.down())
             next_summary = time.monotonic() + SUMMARY_EVERY_S
         time.sleep(0.1)
     return None
@@ -155,6 +164,7 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
     """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
     dashboard; print a live summary; Ctrl-C stops everything cleanly."""
     from emugen.broker import ensure_broker, redact_url
+    from emugen.db.outage import client_for
     from emugen.db.session import engine_for, init_db
     from emugen.settings import config_path, load_settings
     from emugen.vocabulary import Stream
@@ -187,7 +197,8 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
             try:
                 fleet.start()
                 _print_urls(console, auth)
-                dead = supervise(fleet, engine, console, signals)
+                dead = supervise(fleet, engine, console, signals,
+                                 client_for(settings.broker_url))
                 if dead is None:
                     console.say("stopping the fleet (Ctrl-C again to stop waiting)")
             finally:

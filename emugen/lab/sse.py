@@ -1,4 +1,4 @@
-"""SSE benchmark: a batch's gold commit to its snapshot at a client, vs the polling fallback."""
+"""SSE benchmark: a gold commit to its snapshot at a client, pushed on commit vs polled."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import click
 from emugen.broker import free_port
 from emugen.supervisor import FleetStartError, spawn, wait_for
 from emugen.supervisor import stop as stop_process
-from emugen.web import POLL_INTERVAL_S
+from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
 
@@ -99,14 +100,15 @@ def _poll(client: Any, url: str, every: float, into: Arrivals, request_ms: list[
         stop.wait(max(0.0, due - time.perf_counter()))
 
 
-def _config(folder: Path) -> Path:
+def _config(folder: Path, name: str, broker_url: str) -> Path:
+    """A config on the shared bench store; the broker decides whether commits are pushed."""
     import yaml
 
     data = {"mode": "emulated", "seed": 42, "database_url": f"sqlite:///{folder / 'bench.db'}",
-            "broker_url": "memory://",
+            "broker_url": broker_url,
             "companies": {"emulated": {"interval": 10, "min_batch_size": 5, "max_batch_size": 5}},
             "events": {"emulated": {"interval": 10, "min_batch_size": 5, "max_batch_size": 20}}}
-    path = folder / "emugen.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
@@ -145,90 +147,181 @@ def _ratio(slow: float | None, fast: float | None) -> float | None:
     return round(slow / fast, 1) if slow is not None and fast else None
 
 
+@dataclass
+class Server:
+    """One `emugen web` of the run and the SSE client that listens to it."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log: Path
+    arrivals: Arrivals = field(default_factory=Arrivals)
+
+    def tail(self) -> str:
+        return f"{self.name} server log:\n{self.log.read_text(errors='replace')[-2000:]}"
+
+
+def _commit(engine: Any, settings: Any, stream: Any, at: Any, redis_url: str) -> float:
+    """One batch through every layer, each stage announcing its commit as a worker's does
+    (emugen.worker.run_stage); returns when the gold commit returned."""
+    from emugen.announce import announce
+    from emugen.db.session import write_session
+    from emugen.pipeline import gold, silver
+    from emugen.pipeline.bronze import generate_and_land
+
+    landed = generate_and_land(engine, settings, stream, at, worker="bench")
+    announce(redis_url, "bronze", landed.batch_id)
+    with write_session(engine) as session:
+        silver.run(session, landed.batch_id)
+    announce(redis_url, "silver", landed.batch_id)
+    with write_session(engine) as session:
+        gold.run(session, landed.batch_id)
+    committed = time.perf_counter()
+    announce(redis_url, "gold", landed.batch_id)
+    return committed
+
+
 def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
               server_poll: float = POLL_INTERVAL_S, seed: int = 7) -> dict[str, Any]:
-    """Run `emugen web` as a subprocess on a fresh SQLite store; land batches one at a time in
-    this process; time each gold commit to the first snapshot showing it, at an SSE client and
-    at a client polling /api/snapshot, both running meanwhile."""
-    import httpx
+    """Two `emugen web` subprocesses on one fresh SQLite store: one on a Redis broker, woken by
+    the stages' announcements (push), one on no broker, checking the store every `server_poll`
+    s (today's poll, the fallback). Land batches one at a time in this process, each stage
+    announcing as a worker does, and time each gold commit to the first snapshot showing it at
+    each server's SSE client, and at a client polling /api/snapshot like the page's fallback."""
+    from emugen.broker import start_private
 
-    from emugen.db.session import init_db, make_engine
-    from emugen.pipeline.bronze import generate_and_land
-    from emugen.pipeline.runner import STREAM_ORDER, TickClock, refine_and_build
-    from emugen.settings import load_settings
-
-    rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="emugen-bench-sse-") as tmp:
         folder = Path(tmp)
-        config, port, log = _config(folder), free_port(), folder / "web.log"
-        settings = load_settings(config, env=False)
-        engine = make_engine(settings.database_url)
-        init_db(engine)
-        url = f"http://127.0.0.1:{port}"
-        server = _start_server(config, port, server_poll, log)
-        stop = threading.Event()
-        pushed, polled = Arrivals(), Arrivals()
-        request_ms: list[float] = []
-        sse_ms: list[float] = []
-        poll_ms: list[float] = []
-        clients = [httpx.Client(timeout=httpx.Timeout(10, read=None)) for _ in range(3)]
-        threads: list[threading.Thread] = []
+        redis = start_private(f"redis://127.0.0.1:{free_port()}/0", folder / "redis",
+                              folder / "redis.log")
         try:
-            _wait_healthy(clients[0], url, server, log)
-            threads = [
-                threading.Thread(target=_read_stream, args=(clients[1], url, pushed, stop),
-                                 daemon=True),
-                threading.Thread(target=_poll, daemon=True, args=(
-                    clients[2], url, poll_interval, polled, request_ms, stop))]
-            for t in threads:
-                t.start()
-            if pushed.first(0, 10) is None:
-                raise RuntimeError(f"no snapshot on /api/stream: {log.read_text()[-2000:]}")
-            clock, commits = TickClock(), []
-            for k in range(1, batches + 1):
-                # Commits must not follow the poller's rhythm, or its figure would be biased:
-                # each waits only for the pushed snapshot, then a random pause.
-                time.sleep(rng.uniform(0.1, 0.5))
-                stream = STREAM_ORDER[(k - 1) % len(STREAM_ORDER)]
-                landed = generate_and_land(engine, settings, stream, clock.next(),
-                                           worker="bench")
-                refine_and_build(engine, landed.batch_id)
-                commits.append(time.perf_counter())
-                if pushed.first(k, 10) is None:
-                    raise RuntimeError(f"batch {k} never pushed: {log.read_text()[-2000:]}")
-            for k, committed in enumerate(commits, start=1):
-                arrived, seen = pushed.first(k, 0), polled.first(k, 3 * poll_interval + 5)
-                if arrived is None or seen is None:
-                    raise RuntimeError(f"batch {k} never polled: {log.read_text()[-2000:]}")
-                sse_ms.append((arrived - committed) * 1000)
-                poll_ms.append((seen - committed) * 1000)
+            run = SseRun(folder, redis.url, server_poll, poll_interval)
+            try:
+                run.start()
+                figures = run.measure(batches, random.Random(seed))
+            finally:
+                run.close()
         finally:
-            stop.set()
-            for c in clients:
-                c.close()
-            stop_process(server, timeout=10)
-            for t in threads:
-                t.join(5)
-            engine.dispose()
-    sse, poll = _stats(sse_ms), _stats(poll_ms)
+            redis.stop()
+    pushed, checked, page = (_stats(figures[k]) for k in ("push", "poll", "page"))
     return {
         "batches": batches, "server_poll_s": server_poll, "poll_interval_s": poll_interval,
-        "sse_ms": sse, "polling_ms": poll,
-        "ratio_p50": _ratio(poll["p50"], sse["p50"]),
-        "ratio_p95": _ratio(poll["p95"], sse["p95"]),
-        "snapshot_request_ms": _stats(request_ms),
+        "quiet_poll_s": max(server_poll, QUIET_POLL_S),
+        "sse_ms": pushed, "sse_poll_ms": checked, "polling_ms": page,
+        "push_gain_p50": _ratio(checked["p50"], pushed["p50"]),
+        "push_gain_p95": _ratio(checked["p95"], pushed["p95"]),
+        "ratio_p50": _ratio(page["p50"], pushed["p50"]),
+        "ratio_p95": _ratio(page["p95"], pushed["p95"]),
+        "snapshot_request_ms": _stats(run.request_ms),
     }
 
 
+class SseRun:
+    """The two servers, their SSE clients, the page-like poller, and the store they read."""
+
+    def __init__(self, folder: Path, redis_url: str, server_poll: float,
+                 poll_interval: float) -> None:
+        import httpx
+
+        from emugen.db.session import init_db, make_engine
+        from emugen.settings import load_settings
+
+        self.folder, self.redis_url = folder, redis_url
+        self.server_poll, self.poll_interval = server_poll, poll_interval
+        self.push_config = _config(folder, "push", redis_url)
+        self.settings = load_settings(_config(folder, "poll", "memory://"), env=False)
+        self.engine = make_engine(self.settings.database_url)
+        init_db(self.engine)
+        self.servers: list[Server] = []
+        self.stop = threading.Event()
+        self.polled = Arrivals()
+        self.request_ms: list[float] = []
+        self.clients = [httpx.Client(timeout=httpx.Timeout(10, read=None)) for _ in range(4)]
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for name, config in (("push", self.push_config), ("poll", self.folder / "poll.yaml")):
+            port, log = free_port(), self.folder / f"web-{name}.log"
+            self.servers.append(Server(name, f"http://127.0.0.1:{port}",
+                                       _start_server(config, port, self.server_poll, log), log))
+        for server in self.servers:
+            _wait_healthy(self.clients[0], server.url, server.process, server.log)
+        self.threads = [threading.Thread(target=_read_stream, daemon=True, args=(
+            self.clients[1 + n], s.url, s.arrivals, self.stop)) for n, s in enumerate(self.servers)]
+        self.threads.append(threading.Thread(target=_poll, daemon=True, args=(
+            self.clients[3], self.servers[1].url, self.poll_interval, self.polled,
+            self.request_ms, self.stop)))
+        for t in self.threads:
+            t.start()
+        for server in self.servers:
+            if server.arrivals.first(0, 10) is None:
+                raise RuntimeError(f"no snapshot on /api/stream\n{server.tail()}")
+        # the push server's subscription may still be connecting: measure once it stands
+        _await_subscription(self.clients[0], self.servers[0])
+
+    def measure(self, batches: int, rng: random.Random) -> dict[str, list[float]]:
+        from emugen.pipeline.runner import STREAM_ORDER, TickClock
+
+        clock, commits = TickClock(), []
+        for k in range(1, batches + 1):
+            # Commits must not follow a poller's rhythm, or its figure would be biased:
+            # each waits only for the two pushed snapshots, then a random pause.
+            time.sleep(rng.uniform(0.1, 0.5))
+            stream = STREAM_ORDER[(k - 1) % len(STREAM_ORDER)]
+            commits.append(_commit(self.engine, self.settings, stream, clock.next(),
+                                   self.redis_url))
+            for server in self.servers:
+                if server.arrivals.first(k, 10) is None:
+                    raise RuntimeError(f"batch {k} never pushed\n{server.tail()}")
+        figures: dict[str, list[float]] = {"push": [], "poll": [], "page": []}
+        for k, committed in enumerate(commits, start=1):
+            seen = self.polled.first(k, 3 * self.poll_interval + 5)
+            if seen is None:
+                raise RuntimeError(f"batch {k} never polled\n{self.servers[1].tail()}")
+            figures["page"].append((seen - committed) * 1000)
+            for server in self.servers:
+                arrived = server.arrivals.first(k, 0)
+                assert arrived is not None
+                figures[server.name].append((arrived - committed) * 1000)
+        return figures
+
+    def close(self) -> None:
+        self.stop.set()
+        for c in self.clients:
+            c.close()
+        for server in self.servers:
+            stop_process(server.process, timeout=10)
+        for t in self.threads:
+            t.join(5)
+        self.engine.dispose()
+
+
+def _await_subscription(client: Any, push: Server) -> None:
+    """Until the push server says its subscription to the announcements stands."""
+    def subscribed() -> bool:
+        return bool(client.get(f"{push.url}/api/snapshot").json().get("pushed"))
+
+    wait_for(subscribed, 15, f"the push server to subscribe to the announcements\n{push.tail()}")
+
+
 def format_sse(r: dict[str, Any]) -> str:
+    width = 44
+
     def row(name: str, s: dict[str, Any]) -> str:
-        return f"{name:28} " + " ".join(f"{s[k]:>8.1f}" for k in ("p50", "p95", "max", "mean"))
+        return f"{name:{width}} " + " ".join(f"{s[k]:>8.1f}" for k in ("p50", "p95", "max", "mean"))
+
+    def gain(name: str, p50: float | None, p95: float | None) -> str:
+        return f"{name:{width}} {p50!s:>7}x {p95!s:>7}x"
 
     return "\n".join([
-        f"gold commit -> snapshot at the client, {r['batches']} batches (ms)",
-        f"{'':28} {'p50':>8} {'p95':>8} {'max':>8} {'mean':>8}",
-        row(f"SSE (server checks {r['server_poll_s'] * 1000:g} ms)", r["sse_ms"]),
-        row(f"polling every {r['poll_interval_s']:g} s", r["polling_ms"]),
-        f"{'polling / SSE':28} {r['ratio_p50']:>7}x {r['ratio_p95']:>7}x",
+        f"gold commit -> snapshot at the client, {r['batches']} batches (ms), both servers "
+        "on one store in the same run",
+        f"{'':{width}} {'p50':>8} {'p95':>8} {'max':>8} {'mean':>8}",
+        row(f"SSE, pushed on commit (poll {r['quiet_poll_s']:g} s fallback)", r["sse_ms"]),
+        row(f"SSE, server polls every {r['server_poll_s'] * 1000:g} ms (no broker)",
+            r["sse_poll_ms"]),
+        row(f"page polling /api/snapshot every {r['poll_interval_s']:g} s", r["polling_ms"]),
+        gain("server poll / push", r["push_gain_p50"], r["push_gain_p95"]),
+        gain("page polling / push", r["ratio_p50"], r["ratio_p95"]),
         row("GET /api/snapshot itself", r["snapshot_request_ms"]),
     ])

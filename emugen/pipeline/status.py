@@ -8,7 +8,7 @@ builds the dashboard's health and snapshot from these same functions.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
+from emugen.due import view as due_view
 from emugen.pipeline.reconcile import reconcile
 from emugen.sinks.lander import landing_health
 
@@ -77,9 +78,10 @@ def _count(session: Session, model: Any) -> int:
     return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def status(session: Session, latest: int = 10,
-           store: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The report; `store` (from emugen.db.outage.store_state) says what reading cannot."""
+def status(session: Session, latest: int = 10, store: dict[str, Any] | None = None,
+           due: tuple[dict[str, Any] | None, str | None] = (None, None)) -> dict[str, Any]:
+    """The report; `store` (from emugen.db.outage.store_state) and `due` (beat's plan and
+    why it is missing, from emugen.due.read_quietly) say what reading the store cannot."""
     by_status: dict[str, dict[str, int]] = {}
     for stream, state, n, _records in batch_tally(session):
         by_status.setdefault(stream, {})[state] = n
@@ -87,9 +89,11 @@ def status(session: Session, latest: int = 10,
         select(BatchRow).order_by(BatchRow.generated_at.desc(), BatchRow.batch_id.desc())
         .limit(latest)
     ).all()
+    fleet = _fleet(session)
     return {
-        "fleet": _fleet(session),
+        "fleet": fleet,
         "store": store,
+        "due": due_view(due[0], datetime.now(UTC), fleet["paused"], due[1]),
         "batches": by_status,
         "layers": {
             "bronze_records": _count(session, BronzeRecord),
@@ -152,6 +156,7 @@ def format_status(s: dict[str, Any]) -> str:
         verdict = (f"applied (mode {reload['mode']}, fingerprint {reload['fingerprint']})"
                    if reload["accepted"] else "REJECTED: " + "; ".join(reload["problems"]))
         lines.append(f"last config reload {reload['at']}: {verdict}")
+    lines.extend(_due_lines(s.get("due")))
     lines.append("batches:")
     for stream, states in sorted(s["batches"].items()):
         lines.append(f"  {stream:9} " + "  ".join(f"{k} {v}" for k, v in sorted(states.items())))
@@ -177,6 +182,14 @@ def format_status(s: dict[str, Any]) -> str:
                      f"{f(b['generate_ms']):>7} {f(b['bronze_ms']):>8} {f(b['silver_ms']):>8} "
                      f"{f(b['gold_ms']):>7} {f(b['tick_to_gold_ms']):>10}")
     return "\n".join(lines)
+
+
+def _due_lines(due: dict[str, Any] | None) -> list[str]:
+    if due is None:
+        return []
+    if not due["known"]:
+        return [f"due: unknown ({due['note']})"]
+    return ["due (UTC):", *(f"  {d['line']}" for d in due["streams"].values())]
 
 
 def _landing_line(landing: dict[str, Any]) -> str:

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
+from emugen.announce import announce
 from emugen.control import clean, set_paused
 from emugen.db.session import read_session, write_session
 from emugen.errors import ConfigError, LandingError, NotPaused
@@ -94,6 +95,7 @@ def pause(state: Control) -> dict[str, Any]:
     """Stop new batches (beat records each tick as skipped); in-flight ones finish."""
     with write_session(state.engine) as session:
         changed = set_paused(session, True)
+    announce(state.settings.broker_url, "control", "paused")
     return {"paused": True, "changed": changed,
             "message": "paused: beat skips every tick" if changed else "already paused"}
 
@@ -103,6 +105,7 @@ def resume(state: Control) -> dict[str, Any]:
     """Generate again; seqs continue where they stopped."""
     with write_session(state.engine) as session:
         changed = set_paused(session, False)
+    announce(state.settings.broker_url, "control", "resumed")
     return {"paused": False, "changed": changed,
             "message": "resumed" if changed else "already running"}
 
@@ -137,6 +140,7 @@ def clean_store(state: Control) -> dict[str, Any]:
                                  "(or run `emugen pause`) first") from None
     except LandingError as exc:  # the zone refused to delete: nothing was wiped
         raise HTTPException(502, str(exc)) from None
+    announce(state.settings.broker_url, "control", "cleaned")
     purged = state.probe.purge()
     tail = "" if purged is None else f", {purged:,} queued messages"
     return {"removed": cleaned.removed, "queued_messages_purged": purged,

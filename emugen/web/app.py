@@ -53,7 +53,9 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.changes.start()
         yield
+        state.changes.stop()
         await state.broadcaster.stop()
         state.probe.close()
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from emugen.backpressure import QUEUES, purge_queues, queue_depth
 from emugen.broker import fast_client
 from emugen.db.outage import outage
+from emugen.due import read as read_due
 
 logger = logging.getLogger("emugen.web")
 Pinger = Callable[[], dict[str, Any] | None]
@@ -67,6 +68,7 @@ class BrokerProbe:
             "queues": None,
             "workers": {"ok": None, "alive": [], "checked_at": None, "error": None},
             "store": {"fault": None, "parked_ticks": None},
+            "due": None,  # beat's plan (emugen.due), None while no beat publishes one
         }
         if not self.redis:
             note = f"not a Redis broker ({urlsplit(url).scheme}://): no queue depths or pings"
@@ -113,13 +115,14 @@ class BrokerProbe:
             client = self.client()
             depths = {q: queue_depth(client, q) for q in QUEUES}
             store = outage(client)  # what writers could not tell the store itself
+            due = read_due(client)
             broker = {"ok": True, "error": None, "checked_at": now}
         except Exception as exc:  # noqa: BLE001 - any failure means "the broker is down"
             depths, broker = None, {"ok": False, "error": _short(exc), "checked_at": now}
-            store = {"fault": None, "parked_ticks": None}
+            store, due = {"fault": None, "parked_ticks": None}, None
         with self._lock:
             self._state["broker"], self._state["queues"] = broker, depths
-            self._state["store"] = store
+            self._state["store"], self._state["due"] = store, due
         self._first.set()
         if broker["ok"] and time.monotonic() - self._last_ping >= self.ping_every:
             self._last_ping = time.monotonic()
@@ -128,6 +131,17 @@ class BrokerProbe:
             with self._lock:
                 self._state["workers"] = {"ok": None, "alive": [], "checked_at": now,
                                           "error": "broker unreachable: cannot ping workers"}
+
+    def refresh_due(self) -> None:
+        """Re-read beat's plan now (it announced a change), not at the next round."""
+        if not self.redis:
+            return
+        try:
+            due = read_due(self.client())
+        except Exception:  # noqa: BLE001 - the next round reports the broker's state
+            return
+        with self._lock:
+            self._state["due"] = due
 
     def _ping(self) -> None:
         try:

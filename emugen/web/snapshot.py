@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from emugen.control import is_paused, last_reload
 from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
+from emugen.due import view as due_view
 from emugen.errors import ConfigError
 from emugen.pipeline.status import batch_tally, control
 from emugen.settings import Settings
@@ -140,6 +141,8 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
         "store": store,
         "landing": landing,
+        # what beat plans next per stream (published on the broker; see emugen.due)
+        "due": due_view(probe.get("due"), now, ctl["paused"]),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
 from emugen.web.stream import Broadcaster
+from emugen.web.subscription import Subscriber
 
 QUALITY_MIN_REFRESH_S = 1.0
 QUALITY_COST_FACTOR = 20
@@ -36,15 +38,26 @@ class WebState:
         self.watcher = ConfigWatcher(config_path)
         self._watch_lock = threading.Lock()
         self.metrics = Metrics()
-        self.broadcaster = Broadcaster(self.version, self.snapshot, interval=poll_interval)
+        # the fleet's announcements wake the broadcaster at once; its poll is the fallback
+        self.changes = Subscriber(settings.broker_url, self._heard)
+        self.broadcaster = Broadcaster(self.version, self.pushed_snapshot,
+                                       interval=poll_interval,
+                                       pushed=lambda: self.changes.listening)
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
+        self._quality_lock = threading.Lock()
+        self._quality_thread: threading.Thread | None = None
         # an outside pipeline graded live when the config names one (`grade:`)
         from emugen.grade.live import ExternalCollector, LiveGrade
 
         self.external = LiveGrade(self._grade_target, engine)
         self.metrics.registry.register(ExternalCollector(self.external.read))
+
+    def _heard(self, kind: str) -> None:
+        if kind == "due":  # beat's new plan is in Redis: read it before the snapshot does
+            self.probe.refresh_due()
+        self.broadcaster.wake()
 
     def _grade_target(self) -> Any:
         with self._watch_lock:
@@ -67,20 +80,27 @@ class WebState:
     def _probe_key(self, probe: dict[str, Any]) -> tuple[Any, ...]:
         queues, store = probe["queues"], probe.get("store") or {}
         fault = store.get("fault") or {}
+        due = probe.get("due") or {}
         return (probe["broker"]["ok"], tuple(sorted(queues.items())) if queues else None,
                 probe["workers"]["ok"], tuple(probe["workers"]["alive"]),
                 # a full disk changes nothing in the store: the fault itself must push the page
-                fault.get("error"), fault.get("at"), store.get("parked_ticks"))
+                fault.get("error"), fault.get("at"), store.get("parked_ticks"),
+                # beat's plan without its refresh stamp: a new tick time or interval only
+                due.get("mode"), repr(due.get("streams")))
 
     def version(self) -> tuple[Any, ...]:
         with read_session(self.engine) as session:
             store = snap.version(session)
             key = snap.quality_key_of(session, dict(store[0]))
-        # The key of the quality report a snapshot built now would carry. It changes when a
-        # held-back report may be rebuilt, so that report is pushed even if the store stays
-        # still from then on (a pause right after a batch, say), and only then.
+        # The key of the quality report shown, and the key of one due to be built: the latter
+        # appears when a held-back report may be rebuilt, so that report is pushed even if the
+        # store stays still from then on (a pause right after a batch, say), and only then.
         cached = self._quality
-        shown = key if cached is None or self._quality_may_refresh() else cached[0]
+        if cached is None:  # the first snapshot builds the report of this very key
+            shown: tuple[Any, Any] = (key, None)
+        else:
+            stale = cached[0] != key and self._quality_may_refresh()
+            shown = (cached[0], key if stale else None)
         return store, self._file_stamp(), self._probe_key(self.probe.read()), shown
 
     def _quality_may_refresh(self) -> bool:
@@ -94,19 +114,50 @@ class WebState:
         with read_session(self.engine) as session:
             return snap.health(session, self.config(), self.probe.read())
 
-    def snapshot(self) -> dict[str, Any]:
+    def pushed_snapshot(self) -> dict[str, Any]:
+        """The snapshot the stream pushes. A quality report due for a rebuild (the costly part)
+        is rebuilt in the background, and its own push follows: a commit's push never waits
+        for it (docs/BENCHMARKS.md, push on commit)."""
+        return self.snapshot(quality_inline=False)
+
+    def snapshot(self, quality_inline: bool = True) -> dict[str, Any]:
         with read_session(self.engine) as session:
             key = snap.quality_key(session)
             cached = self._quality
             if cached is None or (cached[0] != key and self._quality_may_refresh()):
-                started = time.monotonic()
-                cached = self._quality = (key, quality(session))
-                self._quality_built = time.monotonic()
-                self._quality_cost = self._quality_built - started
+                if cached is None or quality_inline:
+                    cached = self._rebuild_quality(session, key)
+                else:
+                    self._rebuild_quality_behind()
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
         return {**data, "external": self.external.read(), "flower_url": self.flower_url,
-                "token_required": self.token is not None}
+                "token_required": self.token is not None,
+                # whether commits wake this server (subscribed to the fleet's announcements)
+                "pushed": self.changes.listening}
+
+    def _rebuild_quality(self, session: Any, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        started = time.monotonic()
+        self._quality = (key, quality(session))
+        self._quality_built = time.monotonic()
+        self._quality_cost = self._quality_built - started
+        return self._quality
+
+    def _rebuild_quality_behind(self) -> None:
+        with self._quality_lock:
+            if self._quality_thread is not None and self._quality_thread.is_alive():
+                return  # one rebuild at a time; it reads the store as it is when it starts
+            self._quality_thread = threading.Thread(
+                target=self._rebuild_quality_then_push, name="emugen-web-quality", daemon=True)
+            self._quality_thread.start()
+
+    def _rebuild_quality_then_push(self) -> None:
+        try:
+            with read_session(self.engine) as session:
+                self._rebuild_quality(session, snap.quality_key(session))
+        except Exception as exc:  # noqa: BLE001 - the old report stays; the next change retries
+            logging.getLogger("emugen.web").warning("quality report not rebuilt: %s", exc)
+        self.broadcaster.wake()  # the new report's key is in the version: it is pushed now
 
     def unreachable(self, error: Exception) -> dict[str, Any]:
         """Health when the database does not answer: degraded, never a 5xx."""

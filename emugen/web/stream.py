@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from emugen.web import POLL_INTERVAL_S
+from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
 logger = logging.getLogger("emugen.web")
 # A quiet stream carries an `alive` event this often: it keeps proxies from closing the
@@ -39,6 +40,10 @@ def alive(current: str | None) -> bytes:
 class Broadcaster:
     """Polls a cheap `version()` every `interval` s; when it changes, builds one snapshot.
 
+    While `pushed()` says the fleet's announcements arrive (emugen.web.subscription), each one
+    `wake()`s the poll at once, and the timed poll slows to `quiet_interval` (at least
+    QUIET_POLL_S): it only catches what nobody announces (queue depths, workers, a hand edit).
+
     Ids are `<boot>-<n>`: a client reconnecting with the current id (EventSource sends it as
     Last-Event-ID) gets nothing until the next change; any other id gets the current snapshot
     at once, which supersedes every one it missed.
@@ -49,8 +54,12 @@ class Broadcaster:
     """
 
     def __init__(self, version: Callable[[], Hashable], build: Callable[[], dict[str, Any]],
-                 interval: float = POLL_INTERVAL_S) -> None:
+                 interval: float = POLL_INTERVAL_S, *,
+                 pushed: Callable[[], bool] = lambda: False) -> None:
         self._version, self._build, self.interval = version, build, interval
+        self.quiet_interval = max(interval, QUIET_POLL_S)
+        self._pushed = pushed
+        self._woken: asyncio.Event | None = None
         self._boot = secrets.token_hex(3)
         self._seq = 0
         self._last_version: Hashable = None
@@ -67,14 +76,30 @@ class Broadcaster:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new server or test client: the old loop's queues are dead
             self._loop, self._clients, self._task = loop, set(), None
+            self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll now (from any thread): an announcement says the store just changed."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed in between: nobody to wake
+            loop.call_soon_threadsafe(woken.set)
+
+    async def _pause(self) -> None:
+        """Until the next timed poll, or an earlier wake()."""
+        interval = self.quiet_interval if self._pushed() else self.interval
+        woken = self._woken
+        assert woken is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), interval)
 
     async def poll(self) -> bool:
         """Publish a new snapshot if the version changed; returns whether it did."""
         self._bind()
-        version = await asyncio.to_thread(self._version)
-        if version == self._last_version and self.current is not None:
+        version, data = await asyncio.to_thread(self._check)
+        if data is None:
             return False
-        data = await asyncio.to_thread(self._build)
         self._seq += 1
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
@@ -83,10 +108,21 @@ class Broadcaster:
             offer(queue, event)
         return True
 
+    def _check(self) -> tuple[Hashable, dict[str, Any] | None]:
+        """In a worker thread: the version, and the snapshot if it changed. One hop off the
+        event loop, not two: a pushed commit should not queue for a thread twice."""
+        version = self._version()
+        if version == self._last_version and self.current is not None:
+            return version, None
+        return version, self._build()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         idle_since: float | None = None
         while True:
+            if self._woken is not None:
+                # cleared before the poll: a wake() during the poll means another change
+                self._woken.clear()
             try:
                 await self.poll()
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the stream
@@ -99,7 +135,7 @@ class Broadcaster:
                 if loop.time() - idle_since > IDLE_STOP_S:
                     self._task = None
                     return
-            await asyncio.sleep(self.interval)
+            await self._pause()
 
     def _ensure_running(self) -> None:
         if self._task is None or self._task.done():
