@@ -113,3 +113,27 @@ def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_i
     assert after == before
     assert spec in ("companies", "events")
     assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
+
+
+def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(database_url):
+    engine = _filled(database_url)
+    with read_session(engine) as session:
+        before = status(session)
+    with engine.begin() as conn:
+        for column in ("task_id", "queue_depth"):
+            conn.execute(text(f"ALTER TABLE batches DROP COLUMN {column}"))
+        conn.execute(text("UPDATE schema_version SET version = 3"))
+    engine.dispose()
+
+    upgraded = make_engine(database_url)
+    init_db(upgraded)
+    with upgraded.connect() as conn:
+        versions = conn.execute(text("SELECT version FROM schema_version")).scalars().all()
+        rows = conn.execute(text("SELECT task_id, queue_depth FROM batches")).all()
+    assert SCHEMA_VERSION == 4 and SCHEMA_VERSION in versions
+    assert rows and set(rows) == {(None, None)}  # unknown for batches landed before
+    with read_session(upgraded) as session:
+        assert status(session) == before
+    run_pipeline(upgraded, make_settings(), 1)  # and it takes new batches
+    init_db(upgraded)  # and a second start changes nothing
+    upgraded.dispose()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from emugen.db.columns import UTCDateTime
 from emugen.db.models import JSON_COLUMNS, Base
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2,)
+UPGRADABLE = (2, 3)
+# columns added to an existing table since version 3: (table, column), each nullable
+ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"))
 
 
 def lock(session: Session) -> None:
@@ -22,12 +24,28 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 store to version 3 inside the caller's transaction."""
+    """Bring a version-2 or -3 store to the current version inside the caller's transaction."""
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)
         elif session.get_bind().dialect.name == "postgresql":
             _jsonb_columns(session)
+    if found <= 3:
+        _add_columns(session)
+
+
+def _add_columns(session: Session) -> None:
+    """Version 4's nullable columns, added where missing (a store that already has them, e.g.
+    one stamped back to an older version by a test, is left as it is)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    for table_name, column_name in ADDED_COLUMNS:
+        present = {c["name"] for c in inspect(connection).get_columns(table_name)}
+        if column_name in present:
+            continue
+        column = Base.metadata.tables[table_name].c[column_name]
+        kind = column.type.compile(dialect=dialect)
+        session.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {kind}"))
 
 
 def stamp_columns() -> list[tuple[str, str]]:

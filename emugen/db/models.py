@@ -20,7 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 3  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
+# 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
+# 4: batches.task_id (the generate task, for Flower) and batches.queue_depth (history chart)
+SCHEMA_VERSION = 4
 
 
 # the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
@@ -81,6 +83,11 @@ class BatchRow(Base):
     gold_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     # when the reaper last re-sent this batch's next stage (so it re-sends once per timeout)
     redispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the Celery id of the generate task (a link to Flower's task page); None in-process
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the pipeline queue's depth when the worker took the tick: the history chart's sample,
+    # measured anyway by the backpressure gate and pruned with the batch row
+    queue_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_batches_stream_seq"),

@@ -153,7 +153,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
     import httpx
 
     from emugen.db.session import init_db, make_engine
-    from emugen.pipeline.bronze import generate_and_land
+    from emugen.pipeline.bronze import Origin, generate_and_land
     from emugen.pipeline.runner import STREAM_ORDER, TickClock, refine_and_build
     from emugen.settings import load_settings
 
@@ -191,7 +191,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
                 time.sleep(rng.uniform(0.1, 0.5))
                 stream = STREAM_ORDER[(k - 1) % len(STREAM_ORDER)]
                 landed = generate_and_land(engine, settings, stream, clock.next(),
-                                           worker="bench")
+                                           origin=Origin("bench"))
                 refine_and_build(engine, landed.batch_id)
                 commits.append(time.perf_counter())
                 if pushed.first(k, 10) is None:

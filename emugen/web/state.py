@@ -15,6 +15,7 @@ from emugen.db.session import read_session
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.web import snapshot as snap
+from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
@@ -36,7 +37,10 @@ class WebState:
         self.watcher = ConfigWatcher(config_path)
         self._watch_lock = threading.Lock()
         self.metrics = Metrics()
-        self.broadcaster = Broadcaster(self.version, self.snapshot, interval=poll_interval)
+        self.broadcaster = Broadcaster(self.version, self.pushed_snapshot,
+                                       interval=poll_interval)
+        self.history = HistoryCache()
+        self._history_pushed: str | None = None  # the stamp of the last history pushed
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
@@ -81,7 +85,9 @@ class WebState:
         # still from then on (a pause right after a batch, say), and only then.
         cached = self._quality
         shown = key if cached is None or self._quality_may_refresh() else cached[0]
-        return store, self._file_stamp(), self._probe_key(self.probe.read()), shown
+        # likewise a held-back history; store[:2] is history_key (batches by status, skips)
+        history = self.history.shown_key(DEFAULT_WINDOW, store[:2])
+        return store, self._file_stamp(), self._probe_key(self.probe.read()), shown, history
 
     def _quality_may_refresh(self) -> bool:
         """The quality report reconciles the whole store (~30 ms at 5,000 batches, growing), so
@@ -105,8 +111,24 @@ class WebState:
                 self._quality_cost = self._quality_built - started
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
+            history = self.history.get(session, DEFAULT_WINDOW, history_key(session))
         return {**data, "external": self.external.read(), "flower_url": self.flower_url,
-                "token_required": self.token is not None}
+                "token_required": self.token is not None, "history": history,
+                "history_stamp": history["stamp"]}
+
+    def pushed_snapshot(self) -> dict[str, Any]:
+        """The snapshot the stream pushes: it carries the history only when that was rebuilt
+        since the last push (it is the bulk of a snapshot); `history_stamp` always tells a
+        client whether the history it holds is current (else GET /api/history)."""
+        data = self.snapshot()
+        if data["history_stamp"] == self._history_pushed:
+            del data["history"]
+        self._history_pushed = data["history_stamp"]
+        return data
+
+    def history_for(self, window: str) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            return self.history.get(session, window, history_key(session))
 
     def unreachable(self, error: Exception) -> dict[str, Any]:
         """Health when the database does not answer: degraded, never a 5xx."""
