@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from emugen.db.migrate import canonical, stamp_columns
 from emugen.db.models import JSON_COLUMNS, SCHEMA_VERSION
@@ -119,7 +119,8 @@ def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(da
     engine = _filled(database_url)
     with read_session(engine) as session:
         before = status(session)
-    with engine.begin() as conn:
+    with engine.begin() as conn:  # back to what version 3 made
+        conn.execute(text("DROP INDEX ix_batches_history"))
         for column in ("task_id", "queue_depth"):
             conn.execute(text(f"ALTER TABLE batches DROP COLUMN {column}"))
         conn.execute(text("UPDATE schema_version SET version = 3"))
@@ -132,6 +133,7 @@ def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(da
         rows = conn.execute(text("SELECT task_id, queue_depth FROM batches")).all()
     assert SCHEMA_VERSION == 4 and SCHEMA_VERSION in versions
     assert rows and set(rows) == {(None, None)}  # unknown for batches landed before
+    assert "ix_batches_history" in {i["name"] for i in inspect(upgraded).get_indexes("batches")}
     with read_session(upgraded) as session:
         assert status(session) == before
     run_pipeline(upgraded, make_settings(), 1)  # and it takes new batches

@@ -18,6 +18,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.orm import Session
@@ -87,12 +88,17 @@ def throughput_query(frame: Frame) -> Select[int, str, int]:
 def latency_query(frame: Frame) -> Select[Any]:
     """Nearest-rank p50/p95 of tick -> gold per bucket (emugen.stats.percentile, in SQL):
     the value ranked ceil(p * n) in its bucket, by window functions both databases have."""
-    b = frame.bucket(BatchRow.generated_at)
-    ms = millis_between(BatchRow.scheduled_at, BatchRow.gold_at)
-    ranked = (select(b.label("b"), ms.label("ms"),
-                     func.row_number().over(partition_by=b, order_by=ms).label("rn"),
-                     func.count().over(partition_by=b).label("n"))
-              .where(frame.within(BatchRow.generated_at), BatchRow.gold_at.is_not(None))
+    timed = (select(frame.bucket(BatchRow.generated_at).label("b"),
+                    millis_between(BatchRow.scheduled_at, BatchRow.gold_at).label("ms"))
+             .where(frame.within(BatchRow.generated_at), BatchRow.gold_at.is_not(None))
+             .subquery())
+    # over the subquery's columns, both over one window (the same partition, order and
+    # frame): one sort, and the times parsed once (4x faster on SQLite than over expressions)
+    ranked = (select(timed.c.b, timed.c.ms,
+                     func.row_number().over(partition_by=timed.c.b, order_by=timed.c.ms,
+                                            rows=(None, None)).label("rn"),
+                     func.count().over(partition_by=timed.c.b, order_by=timed.c.ms,
+                                       rows=(None, None)).label("n"))
               .subquery())
     rn, n, value = ranked.c.rn, ranked.c.n, ranked.c.ms
     return (select(ranked.c.b, func.max(n),
@@ -111,12 +117,16 @@ def defects_query(frame: Frame) -> Select[Any]:
                      Quarantine.reason == InjectedDefect.expected_reason,
                      Quarantine.field.is_not_distinct_from(InjectedDefect.field))
               .correlate(BatchRow).scalar_subquery())
-    b = frame.bucket(BatchRow.generated_at)
-    per_batch = (select(b.label("b"), BatchRow.record_count.label("records"),
-                        BatchRow.injected_count.label("injected"),
-                        # a clean batch needs no probe of the truth table
-                        case((BatchRow.injected_count == 0, 0), else_=caught).label("caught"))
-                 .where(frame.within(BatchRow.generated_at), BatchRow.status.in_(REFINED))
+    # the status test sits in the columns, not in WHERE: there it would lead SQLite to the
+    # status index, which holds every batch ever refined (the window's range is far smaller)
+    settled = BatchRow.status.in_(REFINED)
+    per_batch = (select(frame.bucket(BatchRow.generated_at).label("b"),
+                        case((settled, BatchRow.record_count), else_=0).label("records"),
+                        case((settled, BatchRow.injected_count), else_=0).label("injected"),
+                        # a clean or unsettled batch needs no probe of the truth table
+                        case((and_(settled, BatchRow.injected_count > 0), caught), else_=0)
+                        .label("caught"))
+                 .where(frame.within(BatchRow.generated_at))
                  .subquery())
     return (select(per_batch.c.b, func.sum(per_batch.c.records),
                    func.sum(per_batch.c.injected), func.sum(per_batch.c.caught))
@@ -168,12 +178,16 @@ def latency(session: Session, frame: Frame) -> dict[str, Any]:
 
 def defects(session: Session, frame: Frame) -> dict[str, Any]:
     chart = _chart("Defect rate: injected vs caught", "% of records", ["injected", "caught"])
-    for bucket, records, injected, caught in sorted(session.execute(defects_query(frame)).all()):
-        if not records:
-            continue
-        at = frame.start_ms(bucket)
-        chart["series"]["injected"].append([at, round(100.0 * int(injected) / int(records), 2)])
-        chart["series"]["caught"].append([at, round(100.0 * int(caught or 0) / int(records), 2)])
+    sums: dict[int, list[int]] = {}
+    for bucket, *counts in session.execute(defects_query(frame)):
+        tally = sums.setdefault(int(bucket), [0, 0, 0])
+        for i, n in enumerate(counts):
+            tally[i] += int(n or 0)
+    for bucket, (records, injected, caught) in sorted(sums.items()):
+        if records:  # no batch of the bucket reached silver yet
+            at = frame.start_ms(bucket)
+            chart["series"]["injected"].append([at, round(100.0 * injected / records, 2)])
+            chart["series"]["caught"].append([at, round(100.0 * caught / records, 2)])
     return chart
 
 
@@ -206,6 +220,10 @@ def history(session: Session, window: str = DEFAULT_WINDOW,
     only for buckets that hold data; at most BUCKETS per series."""
     now = now or datetime.now(UTC)
     frame = Frame.of(window, now)
+    if session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL JIT-compiles a query it costs high (the defects chart's subquery per
+        # batch): ~40 ms of compiling for a query that runs in ~15 ms. This transaction only.
+        session.execute(text("SET LOCAL jit = off"))
     return {"window": window, "window_s": WINDOWS[window], "buckets": BUCKETS,
             "bucket_s": frame.bucket_ms / 1000, "from": frame.since.isoformat(),
             "to": now.isoformat(),
