@@ -35,7 +35,7 @@ BUCKETS = 120
 REFINED = ("silver", "gold")  # a batch's defects are settled (caught or not) from silver on
 # A history is rebuilt at most this often, and never more often than COST_FACTOR times its own
 # cost: its share of a core stays under 5 % however large the store grows.
-MIN_REFRESH_S = 2.0
+MIN_REFRESH_S = 5.0
 COST_FACTOR = 20
 
 
@@ -230,12 +230,19 @@ def history(session: Session, window: str = DEFAULT_WINDOW,
             "charts": {name: build(session, frame) for name, build in CHARTS.items()}}
 
 
-def history_key(session: Session) -> tuple[Any, ...]:
-    """Changes whenever a history could: a batch moves on (or lands, or goes), a tick is
-    skipped. Reads the status index and the skip table's key."""
-    by_status = tuple(tuple(r) for r in session.execute(
+def status_counts(session: Session) -> tuple[tuple[str, int], ...]:
+    """Batches per status, in status order: read from the status index alone."""
+    return tuple((status, n) for status, n in session.execute(
         select(BatchRow.status, func.count()).group_by(BatchRow.status)
         .order_by(BatchRow.status)).all())
+
+
+def history_key(session: Session,
+                by_status: tuple[tuple[str, int], ...] | None = None) -> tuple[Any, ...]:
+    """Changes whenever a history could: a batch moves on (or lands, or goes), a tick is
+    skipped. `by_status`: status_counts already read by the caller."""
+    if by_status is None:
+        by_status = status_counts(session)
     return by_status, session.scalar(select(func.max(SkippedTick.id)))
 
 

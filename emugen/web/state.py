@@ -15,7 +15,7 @@ from emugen.db.session import read_session
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.web import snapshot as snap
-from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key
+from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key, status_counts
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
@@ -102,7 +102,8 @@ class WebState:
 
     def snapshot(self) -> dict[str, Any]:
         with read_session(self.engine) as session:
-            key = snap.quality_key(session)
+            by_status = status_counts(session)  # read once, for both caches' keys
+            key = snap.quality_key_of(session, dict(by_status))
             cached = self._quality
             if cached is None or (cached[0] != key and self._quality_may_refresh()):
                 started = time.monotonic()
@@ -111,7 +112,8 @@ class WebState:
                 self._quality_cost = self._quality_built - started
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
-            history = self.history.get(session, DEFAULT_WINDOW, history_key(session))
+            history = self.history.get(session, DEFAULT_WINDOW,
+                                       history_key(session, by_status))
         return {**data, "external": self.external.read(), "flower_url": self.flower_url,
                 "token_required": self.token is not None, "history": history,
                 "history_stamp": history["stamp"]}
