@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import pytest
@@ -17,6 +19,8 @@ from tests.integration.test_dashboard_browser import _answers, browser  # noqa: 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
 
 HISTORY_AFTER_S = 30
+# Set to copy the history section's screenshot somewhere (e.g. docs/history.png).
+SCREENSHOT_ENV = "EMUGEN_HISTORY_PNG"
 SERIES_POINTS = """[...document.querySelectorAll('#history path.line')]
   .map(p => [p.closest('figure').id + '/' + p.dataset.series, Number(p.dataset.points)])"""
 
@@ -56,6 +60,10 @@ def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_q
         chart.wait_for()
         assert "latest:" in (chart.locator("desc").text_content() or "")
     assert "latest: companies" in (page.text_content("#chart-throughput-summary") or "")
+    shot = tmp_path / "history.png"
+    page.locator("#history").screenshot(path=str(shot))
+    if os.environ.get(SCREENSHOT_ENV):
+        shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
     # another window is fetched and drawn with its own buckets
     page.get_by_role("button", name="last hour").click()
     page.wait_for_function("document.getElementById('chart-latency-title').textContent"
