@@ -243,3 +243,20 @@ def test_the_pushed_snapshot_carries_the_history_only_when_it_was_rebuilt(tmp_pa
     store.add(1)
     third = state.pushed_snapshot()
     assert third["history_stamp"] != first["history_stamp"] and "history" in third
+
+
+def test_retention_takes_a_pruned_batchs_queue_depth_sample_with_it(placed):
+    from emugen.pipeline.retention import prune
+
+    with read_session(placed) as session:
+        before = history(session, "15m", now=NOW)["charts"]["backlog"]["series"]["queue depth"]
+    pruned = prune(placed, timedelta(0), now=NOW + timedelta(minutes=1))
+    assert pruned.batches >= 4
+    with read_session(placed) as session:
+        kept = {b: d for b, d in session.execute(select(BatchRow.generated_at,
+                                                        BatchRow.queue_depth))}
+        after = history(session, "15m", now=NOW)["charts"]["backlog"]["series"]["queue depth"]
+    # kept: the newest batch of each stream, both in the bucket that is filling (2 and 2.5 s
+    # ago, depths 3 and 6): one sample left of the four buckets that had one before
+    assert sorted(kept.values()) == [3, 6] and len(before) == 4
+    assert after == [[_bucket(NOW) * BUCKET_MS, 6]]
