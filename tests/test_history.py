@@ -260,3 +260,27 @@ def test_retention_takes_a_pruned_batchs_queue_depth_sample_with_it(placed):
     # ago, depths 3 and 6): one sample left of the four buckets that had one before
     assert sorted(kept.values()) == [3, 6] and len(before) == 4
     assert after == [[_bucket(NOW) * BUCKET_MS, 6]]
+
+
+def test_the_page_links_each_batch_and_its_flower_task_only_when_flower_is_configured(
+        tmp_path):
+    store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
+    with write_session(store.engine) as session:
+        session.get(BatchRow, "events-000000001").task_id = "5f0c-task"
+    with store.client(flower_url="http://flower.example:5555") as client:
+        page = client.get("/").text
+    assert '<a href="/batches/events-000000001">events-000000001</a>' in page
+    assert 'href="http://flower.example:5555/task/5f0c-task"' in page
+    assert page.count("/task/") == 1  # the other batch has no task id (landed in-process)
+    with store.client(flower_url=None) as client:
+        page = client.get("/").text
+    assert '<a href="/batches/events-000000001">' in page
+    assert "/task/" not in page and 'class="flower-col" hidden' in page
+
+
+def test_an_empty_store_says_nothing_injected_yet_instead_of_100_percent(tmp_path):
+    store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=0)
+    with store.client() as client:
+        page = client.get("/").text
+    assert ">nothing injected yet</output>" in page and ">100 %<" not in page
+    assert '<span id="caught-label" hidden>' in page
