@@ -126,4 +126,6 @@ def clean(session: Session, landing: Landing | None = None) -> Cleaned:
     # no longer exist: start again from ordinal 0
     session.execute(delete(ControlState).where(
         ControlState.key.in_(("company_floor", "company_settled"))))
+    # retention's pruned-seq marks too: seqs restart, so an old mark would call new ids pruned
+    session.execute(delete(ControlState).where(ControlState.key.startswith("pruned_through:")))
     return Cleaned(removed)

@@ -11,6 +11,8 @@
     ├── StoreRefused             exit 2  the database refuses a write or a read
     ├── StoreFileGone            exit 2  the SQLite file was deleted under a process
     ├── BatchNotFound                    no batch has that id
+    │   └── BatchPruned                  retention deleted that batch
+    ├── PageOutOfRange                   a page number past the last page of a listing
     ├── StageOrderError                  a stage ran before the one it builds on
     ├── NotPaused                exit 3  `clean` while the fleet is generating
     ├── BrokerError                      no usable Redis at the broker URL
@@ -106,6 +108,16 @@ class DatabaseError(EmugenError):
 class BatchNotFound(EmugenError):
     """Raised when a stage, replay or the API is given a batch id the store does not hold
     (cleaned or pruned); list the batches with `emugen status`."""
+
+
+class BatchPruned(BatchNotFound):
+    """Raised when a batch id names a batch that retention deleted (fleet.retain_batches_for);
+    its gold contribution stays, its rows are gone."""
+
+
+class PageOutOfRange(EmugenError):
+    """Raised when a listing (a batch's records) is asked for a page past its last one; the
+    message names the last page."""
 
 
 class StageOrderError(EmugenError):

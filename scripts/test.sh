@@ -33,6 +33,15 @@ if ! command -v java >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   apt_install openjdk-17-jre-headless || echo "scripts/test.sh: could not install Java; the" \
     "Spark example's test will skip (and fail when CI is set)" >&2
 fi
+# The accessibility test runs axe-core (the npm package, pinned) inside Chromium.
+if [ ! -f .venv/axe/node_modules/axe-core/axe.min.js ]; then
+  if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt_install npm || true
+  fi
+  npm install --silent --no-audit --no-fund --prefix .venv/axe axe-core@4.14.1 >/dev/null 2>&1 \
+    || echo "scripts/test.sh: could not install axe-core with npm; the accessibility test" \
+      "will skip (and fail when CI is set)" >&2
+fi
 if ! .venv/bin/python -c "import pyspark" >/dev/null 2>&1; then
   echo "scripts/test.sh: installing pyspark (the spark extra, ~1 min) for the Spark example" >&2
   .venv/bin/python -m pip install --quiet -e ".[dev,spark]"

@@ -1,4 +1,5 @@
 """Schema 3: SQLite stamps in one ISO-8601 UTC form, JSON columns as jsonb on PostgreSQL;
+schema 4: silver indexed by (batch_id, row_no);
 a version-2 store is converted in place."""
 
 from __future__ import annotations
@@ -115,15 +116,15 @@ def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_i
     assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
 
 
-def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(database_url):
+def test_a_version_4_store_gains_the_task_id_and_queue_depth_columns_in_place(database_url):
     engine = _filled(database_url)
     with read_session(engine) as session:
         before = status(session)
-    with engine.begin() as conn:  # back to what version 3 made
+    with engine.begin() as conn:  # back to what version 4 made
         conn.execute(text("DROP INDEX ix_batches_history"))
         for column in ("task_id", "queue_depth"):
             conn.execute(text(f"ALTER TABLE batches DROP COLUMN {column}"))
-        conn.execute(text("UPDATE schema_version SET version = 3"))
+        conn.execute(text("UPDATE schema_version SET version = 4"))
     engine.dispose()
 
     upgraded = make_engine(database_url)
@@ -131,7 +132,7 @@ def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(da
     with upgraded.connect() as conn:
         versions = conn.execute(text("SELECT version FROM schema_version")).scalars().all()
         rows = conn.execute(text("SELECT task_id, queue_depth FROM batches")).all()
-    assert SCHEMA_VERSION == 4 and SCHEMA_VERSION in versions
+    assert SCHEMA_VERSION == 5 and SCHEMA_VERSION in versions
     assert rows and set(rows) == {(None, None)}  # unknown for batches landed before
     assert "ix_batches_history" in {i["name"] for i in inspect(upgraded).get_indexes("batches")}
     with read_session(upgraded) as session:
@@ -139,3 +140,22 @@ def test_a_version_3_store_gains_the_task_id_and_queue_depth_columns_in_place(da
     run_pipeline(upgraded, make_settings(), 1)  # and it takes new batches
     init_db(upgraded)  # and a second start changes nothing
     upgraded.dispose()
+
+
+def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch_alone(
+        database_url):
+    engine = _filled(database_url)
+    with engine.begin() as conn:  # back to version 3's indexes
+        for table in ("silver_events", "silver_companies"):
+            conn.execute(text(f"DROP INDEX ix_{table}_batch_row"))
+            conn.execute(text(f"CREATE INDEX ix_{table}_batch_id ON {table} (batch_id)"))
+        conn.execute(text("UPDATE schema_version SET version = 3"))
+    init_db(engine)
+    names = {index["name"] for table in ("silver_events", "silver_companies")
+             for index in inspect(engine).get_indexes(table)}
+    assert {"ix_silver_events_batch_row", "ix_silver_companies_batch_row"} <= names
+    assert not names & {"ix_silver_events_batch_id", "ix_silver_companies_batch_id"}
+    with engine.connect() as conn:
+        versions = set(conn.execute(text("SELECT version FROM schema_version")).scalars())
+    assert versions == {3, SCHEMA_VERSION} and SCHEMA_VERSION == 5
+    engine.dispose()

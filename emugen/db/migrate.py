@@ -11,8 +11,11 @@ from emugen.db.columns import UTCDateTime
 from emugen.db.models import JSON_COLUMNS, Base
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2, 3)
-# columns added to an existing table since version 3: (table, column), each nullable
+UPGRADABLE = (2, 3, 4)
+# version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
+# the batch_id-only ones they replace would only slow every silver insert
+SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
+# columns version 5 adds to an existing table: (table, column), each nullable
 ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"))
 
 
@@ -24,18 +27,19 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 or -3 store to the current version inside the caller's transaction."""
+    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction."""
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)
         elif session.get_bind().dialect.name == "postgresql":
             _jsonb_columns(session)
-    if found <= 3:
-        _add_columns(session)
+    for index in SUPERSEDED_INDEXES:
+        session.execute(text(f"DROP INDEX IF EXISTS {index}"))
+    _add_columns(session)
 
 
 def _add_columns(session: Session) -> None:
-    """Version 4's nullable columns, added where missing (a store that already has them, e.g.
+    """Version 5's nullable columns, added where missing (a store that already has them, e.g.
     one stamped back to an older version by a test, is left as it is)."""
     connection = session.connection()
     dialect = connection.dialect

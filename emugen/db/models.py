@@ -21,8 +21,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from emugen.db.columns import JSONText, UTCDateTime
 
 # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
-# 4: batches.task_id (the generate task, for Flower) and batches.queue_depth (history chart)
-SCHEMA_VERSION = 4
+# 4: silver rows indexed by (batch_id, row_no), replacing the batch_id-only indexes
+# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart)
+SCHEMA_VERSION = 5
 
 
 # the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
@@ -151,12 +152,15 @@ class SilverCompany(Base):
     onboarded_ms: Mapped[int] = mapped_column(BigInteger)  # epoch ms: portable window maths
     drivers_count: Mapped[int] = mapped_column(Integer)
     trucks_count: Mapped[int] = mapped_column(Integer)
-    batch_id: Mapped[str] = mapped_column(String(40), index=True)
+    batch_id: Mapped[str] = mapped_column(String(40))
     row_no: Mapped[int] = mapped_column(Integer)
 
     # gold's per-region window reads companies onboarded in a window: without this index it
-    # scans every company ever onboarded, a cost that grows for as long as the fleet runs
-    __table_args__ = (Index("ix_silver_companies_onboarded_ms", "onboarded_ms"),)
+    # scans every company ever onboarded, a cost that grows for as long as the fleet runs.
+    # (batch_id, row_no): the batch page finds a page's silver rows without reading the
+    # whole batch; it serves every batch_id lookup the old batch_id index served.
+    __table_args__ = (Index("ix_silver_companies_onboarded_ms", "onboarded_ms"),
+                      Index("ix_silver_companies_batch_row", "batch_id", "row_no"))
 
 
 class SilverEvent(Base):
@@ -170,10 +174,11 @@ class SilverEvent(Base):
     event_ms: Mapped[int] = mapped_column(BigInteger)
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
-    batch_id: Mapped[str] = mapped_column(String(40), index=True)
+    batch_id: Mapped[str] = mapped_column(String(40))
     row_no: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_silver_events_ms", "event_ms"),)
+    __table_args__ = (Index("ix_silver_events_ms", "event_ms"),
+                      Index("ix_silver_events_batch_row", "batch_id", "row_no"))
 
 
 class Quarantine(Base):

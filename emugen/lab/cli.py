@@ -214,6 +214,21 @@ def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | 
     click.echo(json.dumps(result, indent=2) if as_json else format_fleet(result))
 
 
+@bench_group.command("batchpage")
+@click.option("--events", type=click.IntRange(min=100), default=100_000, show_default=True)
+@click.option("--database", default=None, metavar="URL",
+              help="A PostgreSQL URL (private schema, dropped after); default: a temporary "
+                   "SQLite file.")
+@click.option("--repeat", type=click.IntRange(min=3), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
+    """The batch page's first and last records page of a big batch vs count(*) of its rows."""
+    from emugen.lab.batchpage import bench_batchpage, format_batchpage
+
+    result = bench_batchpage(events, database, repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_batchpage(result))
+
+
 def _register_bench() -> None:
     from emugen.lab.history import history_cmd
     from emugen.lab.landing import landing_cmd  # click only; lazy inside

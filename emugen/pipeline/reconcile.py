@@ -13,6 +13,25 @@ from emugen.db.models import BatchRow, InjectedDefect, Quarantine
 from emugen.pipeline.stage import StageResult, since_ms
 
 REFINED = ("silver", "gold")
+# a row's verdict -> the DefectTally counter it adds to (clean rows and false alarms apart)
+_TALLIED = {"pending": "pending", "escaped": "missed", "lost": "missed", "caught": "caught",
+            "mismatch": "wrong_reason"}
+Placement = tuple[str, str | None]  # (reason, field): what the truth expects or silver gave
+
+
+def verdict(expected: Placement | None, quarantined: Placement | None, *, refined: bool,
+            kept: bool = True) -> str:
+    """One record's fate against the truth: pending (its batch has not reached silver),
+    clean, caught (quarantined with the expected reason and field), mismatch (quarantined for
+    another reason), escaped (defective yet kept in silver), false_alarm (clean yet
+    quarantined) or lost (in neither silver nor quarantine)."""
+    if not refined:
+        return "pending"
+    if expected is None:
+        return "false_alarm" if quarantined is not None else "clean" if kept else "lost"
+    if quarantined is None:
+        return "escaped" if kept else "lost"
+    return "caught" if quarantined == expected else "mismatch"
 
 
 @dataclass
@@ -80,14 +99,10 @@ def reconcile(session: Session, batch_id: str | None = None) -> Reconciliation:
     for defect, expected, want_field, reason, got_field, status, n in session.execute(joined):
         tally = result.by_defect.setdefault(defect, DefectTally())
         tally.injected += n
-        if status not in REFINED:
-            tally.pending += n
-        elif reason is None:
-            tally.missed += n
-        elif reason == expected and got_field == want_field:
-            tally.caught += n
-        else:
-            tally.wrong_reason += n
+        found = verdict((expected, want_field), None if reason is None else (reason, got_field),
+                        refined=status in REFINED)
+        counter = _TALLIED[found]
+        setattr(tally, counter, getattr(tally, counter) + n)
     alarms = (
         select(Quarantine.reason, func.count())
         .outerjoin(InjectedDefect, and_(InjectedDefect.batch_id == Quarantine.batch_id,

@@ -39,6 +39,7 @@ from emugen.db.models import (
     BatchRow,
     BronzeRecord,
     ConfigReload,
+    ControlState,
     InjectedDefect,
     PlannedCompany,
     Quarantine,
@@ -56,6 +57,26 @@ logger = logging.getLogger("emugen.retention")
 
 _PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
 _CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine, PlannedCompany)
+# control_state key prefix: the highest seq of each stream whose batch retention deleted, so
+# a reader asking for a missing batch can tell "pruned" from "never was" (clean drops it)
+PRUNED_THROUGH = "pruned_through:"
+
+
+def pruned_through(session: Session, stream: str) -> int:
+    """The highest seq of `stream` retention deleted (0 when it deleted none)."""
+    value = session.scalar(select(ControlState.value)
+                           .where(ControlState.key == PRUNED_THROUGH + stream))
+    return int(value) if value is not None else 0
+
+
+def _note_pruned(session: Session, stream: Stream, ids: list[str]) -> None:
+    seq = max(int(batch_id.rsplit("-", 1)[1]) for batch_id in ids)
+    key = PRUNED_THROUGH + stream.value
+    row = session.get(ControlState, key)
+    if row is None:
+        session.add(ControlState(key=key, value=str(seq), updated_at=datetime.now(UTC)))
+    elif int(row.value) < seq:
+        row.value, row.updated_at = str(seq), datetime.now(UTC)
 
 
 @dataclass
@@ -139,6 +160,7 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
             result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
             raise_floor(session, ids)
+        _note_pruned(session, stream, ids)
         n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
         result.add(BatchRow.__tablename__, n)
         result.batches += n

@@ -21,7 +21,7 @@ from emugen.applied import standing
 from emugen.db.session import engine_for, init_db
 from emugen.errors import StoreFileGone
 from emugen.settings import config_path
-from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, openapi
+from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, batch_api, openapi
 from emugen.web.limits import BodyLimit
 from emugen.web.probe import BrokerProbe
 from emugen.web.security import LoopbackHosts, is_loopback, token_for
@@ -64,6 +64,7 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
         app.add_middleware(LoopbackHosts, extra=allowed_hosts)
     app.add_middleware(BodyLimit)  # outermost: a huge body is refused before anything reads it
     app.include_router(api.router)
+    app.include_router(batch_api.router)  # /batches/<id> and /api/batches/<id>/...
     openapi.install(app, token_required=token is not None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _invalid_request)

@@ -9,7 +9,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
   let snap = null, skew = 0, source = null, pollTimer = null, lastId = null;
-  let staleTimer = null;
+  let staleTimer = null, unreachableSince = null, reconnectedTimer = null;
 
   // -- formatting ---------------------------------------------------------------------------
   const pct = (v) => (v == null ? "–" : `${Number(v.toFixed(1))} %`);
@@ -376,11 +376,37 @@
     setText("live", state);
     $("live").className = `badge live-${state}`;
   }
+  // The server going away (a restart, a crash) is said in words, and so is its return: a
+  // frozen picture must never pass for a live one.
+  function reachable(ok) {
+    const box = $("connection");
+    if (!ok) {
+      if (unreachableSince === null) unreachableSince = new Date();
+      setLive("offline");
+      box.textContent = `The web server is unreachable since ${unreachableSince.toLocaleTimeString()}`
+        + ` — retrying every ${POLL_MS / 1000} s. The figures below are from then.`;
+      box.className = "message bad";
+      box.hidden = false;
+    } else if (unreachableSince !== null) {
+      unreachableSince = null;
+      box.textContent = "Reconnected to the web server: the figures are current again.";
+      box.className = "message";
+      clearTimeout(reconnectedTimer);
+      reconnectedTimer = setTimeout(() => { if (unreachableSince === null) box.hidden = true; },
+        8000);
+    }
+  }
   async function poll() {
     try {
       const r = await fetch("/api/snapshot", { headers: { Accept: "application/json" } });
-      if (r.ok) render(await r.json());
-    } catch (_) { /* the server is down: keep the last picture, try again */ }
+      if (r.ok) {
+        render(await r.json());
+        reachable(true);
+        if (pollTimer) setLive("polling");
+      } else if (r.status >= 502) reachable(false); // a proxy in front of a stopped server
+    } catch (_) {
+      reachable(false); // keep the last picture, try again
+    }
   }
   function startPolling() {
     if (pollTimer) return;
@@ -400,6 +426,7 @@
     staleTimer = setTimeout(stale, STALE_MS);
     stopPolling();
     setLive("live");
+    reachable(true);
   }
   function stale() {
     startPolling();
