@@ -19,7 +19,7 @@ from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
 from emugen.errors import BatchNotFound, StoreFileGone
-from emugen.pipeline.bronze import generate_and_land
+from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.stage import Stage
@@ -114,15 +114,21 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
     settings = _runtime.settings()
     engine = _runtime.engine(settings)
     at = datetime.fromisoformat(scheduled_at)
+    depths: list[int] = []  # the gate's own reading, kept as the batch's queue-depth sample
+
+    def depth() -> int:
+        depths.append(pipeline_depth(task.app))
+        return depths[-1]
+
     try:
         with write_session(engine) as session:
-            held = hold_tick(session, settings.fleet, lambda: pipeline_depth(task.app), stream,
-                             at, "the fleet was paused before it ran")
+            held = hold_tick(session, settings.fleet, depth, stream, at,
+                             "the fleet was paused before it ran")
         if held:
             announce(settings.broker_url, "skip", stream)  # committed: readers may look now
             return None
-        landed = generate_and_land(engine, settings, Stream(stream), at,
-                                   worker=task.request.hostname,
+        origin = Origin(task.request.hostname, task.request.id, depths[-1] if depths else None)
+        landed = generate_and_land(engine, settings, Stream(stream), at, origin=origin,
                                    mode=Mode(mode) if mode else None)
     except StoreFileGone as exc:
         refused(settings, task.request.hostname, exc)

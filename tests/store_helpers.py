@@ -16,7 +16,7 @@ from emugen.pipeline.gold import company_windows, region_windows
 
 # stage timestamps and durations differ from run to run by nature
 VOLATILE = {"generated_at", "bronze_at", "silver_at", "gold_at", "generate_ms", "bronze_ms",
-            "silver_ms", "gold_ms", "applied_at", "worker"}
+            "silver_ms", "gold_ms", "applied_at", "worker", "task_id", "queue_depth"}
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple]]:

@@ -119,6 +119,32 @@ def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_i
     assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
 
 
+def test_a_version_4_store_gains_the_task_id_and_queue_depth_columns_in_place(database_url):
+    engine = _filled(database_url)
+    with read_session(engine) as session:
+        before = status(session)
+    with engine.begin() as conn:  # back to what version 4 made
+        conn.execute(text("DROP INDEX ix_batches_history"))
+        for column in ("task_id", "queue_depth"):
+            conn.execute(text(f"ALTER TABLE batches DROP COLUMN {column}"))
+        conn.execute(text("UPDATE schema_version SET version = 4"))
+    engine.dispose()
+
+    upgraded = make_engine(database_url)
+    init_db(upgraded)
+    with upgraded.connect() as conn:
+        versions = conn.execute(text("SELECT version FROM schema_version")).scalars().all()
+        rows = conn.execute(text("SELECT task_id, queue_depth FROM batches")).all()
+    assert SCHEMA_VERSION == 5 and SCHEMA_VERSION in versions
+    assert rows and set(rows) == {(None, None)}  # unknown for batches landed before
+    assert "ix_batches_history" in {i["name"] for i in inspect(upgraded).get_indexes("batches")}
+    with read_session(upgraded) as session:
+        assert status(session) == before
+    run_pipeline(upgraded, make_settings(), 1)  # and it takes new batches
+    init_db(upgraded)  # and a second start changes nothing
+    upgraded.dispose()
+
+
 def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch_alone(
         database_url):
     engine = _filled(database_url)
@@ -134,7 +160,7 @@ def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch
     assert not names & {"ix_silver_events_batch_id", "ix_silver_companies_batch_id"}
     with engine.connect() as conn:
         versions = set(conn.execute(text("SELECT version FROM schema_version")).scalars())
-    assert versions == {3, SCHEMA_VERSION} and SCHEMA_VERSION == 4
+    assert versions == {3, SCHEMA_VERSION} and SCHEMA_VERSION == 5
     engine.dispose()
 
 
@@ -158,5 +184,5 @@ def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_t
     assert gold_tables(upgraded) == gold_from_scratch(upgraded, 60)
     with read_session(upgraded) as session:
         versions = session.execute(text("SELECT version FROM schema_version")).scalars().all()
-    assert SCHEMA_VERSION == 4 and SCHEMA_VERSION in versions
+    assert SCHEMA_VERSION == 5 and SCHEMA_VERSION in versions
     upgraded.dispose()

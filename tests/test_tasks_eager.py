@@ -85,6 +85,17 @@ def test_a_retried_tick_makes_no_second_batch(fleet):
     assert len(settle(engine, 1)) == 1
 
 
+def test_a_landed_batch_keeps_its_generate_task_id_and_the_queue_depth_the_gate_read(fleet):
+    engine = fleet()
+    sent = tasks.generate_batch.delay("companies", T0.isoformat())
+    assert sent.get(timeout=SETTLE_S) == "companies-000000001"
+    with read_session(engine) as session:
+        row = session.get(BatchRow, "companies-000000001")
+        assert row is not None
+        assert row.task_id == sent.id  # the id Flower's task page is named by
+        assert row.queue_depth == 0  # memory:// has no Redis list: the gate reads 0
+
+
 def test_a_paused_fleet_records_the_tick_as_skipped_and_consumes_no_seq(fleet):
     engine = fleet()
     with write_session(engine) as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import case, func, inspect, select, text
 from sqlalchemy.orm import Session
 
 from emugen.db.bulk import dialect_insert
@@ -12,10 +12,12 @@ from emugen.db.columns import UTCDateTime
 from emugen.db.models import JSON_COLUMNS, Base, BatchRow, GoldWindowDriver, SilverEvent
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2, 3)
+UPGRADABLE = (2, 3, 4)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
 # the batch_id-only ones they replace would only slow every silver insert
 SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
+# columns version 5 adds to an existing table: (table, column), each nullable
+ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"))
 
 
 def lock(session: Session) -> None:
@@ -26,7 +28,7 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 or -3 store to the current version inside the caller's transaction."""
+    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction."""
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)
@@ -36,6 +38,21 @@ def upgrade(session: Session, found: int) -> None:
         session.execute(text(f"DROP INDEX IF EXISTS {index}"))
     if found <= 3:
         _counted_drivers(session)
+    _add_columns(session)
+
+
+def _add_columns(session: Session) -> None:
+    """Version 5's nullable columns, added where missing (a store that already has them, e.g.
+    one stamped back to an older version by a test, is left as it is)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    for table_name, column_name in ADDED_COLUMNS:
+        present = {c["name"] for c in inspect(connection).get_columns(table_name)}
+        if column_name in present:
+            continue
+        column = Base.metadata.tables[table_name].c[column_name]
+        kind = column.type.compile(dialect=dialect)
+        session.execute(text(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {kind}"))
 
 
 def stamp_columns() -> list[tuple[str, str]]:

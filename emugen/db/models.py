@@ -20,9 +20,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 4  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb;
+# 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
 # 4: silver rows indexed by (batch_id, row_no), replacing the batch_id-only indexes;
 #    gold_window_drivers (gold adds each batch's share)
+# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart)
+SCHEMA_VERSION = 5
 
 
 # the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
@@ -83,6 +85,11 @@ class BatchRow(Base):
     gold_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     # when the reaper last re-sent this batch's next stage (so it re-sends once per timeout)
     redispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the Celery id of the generate task (a link to Flower's task page); None in-process
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the pipeline queue's depth when the worker took the tick: the history chart's sample,
+    # measured anyway by the backpressure gate and pruned with the batch row
+    queue_depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("stream", "seq", name="uq_batches_stream_seq"),
@@ -96,6 +103,11 @@ class BatchRow(Base):
         Index("ix_batches_stream_status_records", "stream", "status", "record_count"),
         Index("ix_batches_stream_generated_at", "stream", "generated_at"),
         Index("ix_batches_stream_gold_at", "stream", "gold_at"),
+        # the history charts read a window of batches by generated_at; covering every column
+        # they use (batch_id: the truth's join key), so an hour at 1 s (7,200 batches) is
+        # read without touching a wide row (docs/BENCHMARKS.md, `emugen bench history`)
+        Index("ix_batches_history", "generated_at", "status", "stream", "scheduled_at",
+              "gold_at", "record_count", "injected_count", "queue_depth", "batch_id"),
     )
 
 

@@ -105,12 +105,6 @@ def init_db(engine: Engine) -> None:
     """Create missing tables and record the schema version (safe to run again)."""
     try:
         Base.metadata.create_all(engine)
-        # create_all adds missing tables only: an index added to an existing table (a store
-        # made by an earlier emugen) is created here
-        with engine.begin() as conn:
-            for table in Base.metadata.sorted_tables:
-                for index in table.indexes:
-                    index.create(conn, checkfirst=True)
     except OperationalError as exc:
         raise DatabaseError(
             f"cannot reach the database at {engine.url!r}: {exc.orig}; start the database "
@@ -129,6 +123,12 @@ def init_db(engine: Engine) -> None:
                 f"the database holds schema version {found}, this emugen expects "
                 f"{SCHEMA_VERSION}; use a new database or `emugen clean`"
             )
+    # create_all adds missing tables only: an index added to an existing table (a store made
+    # by an earlier emugen) is created here, after the upgrade added the columns it may cover
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
 
 
 @contextmanager

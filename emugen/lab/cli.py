@@ -245,10 +245,12 @@ def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json:
 
 
 def _register_bench() -> None:
+    from emugen.lab.history import history_cmd
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
 
-    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, export_cmd):
+    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, export_cmd,
+                    history_cmd):
         bench_group.add_command(command)
 
 

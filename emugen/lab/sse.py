@@ -167,9 +167,9 @@ def _commit(engine: Any, settings: Any, stream: Any, at: Any, redis_url: str) ->
     from emugen.announce import announce
     from emugen.db.session import write_session
     from emugen.pipeline import gold, silver
-    from emugen.pipeline.bronze import generate_and_land
+    from emugen.pipeline.bronze import Origin, generate_and_land
 
-    landed = generate_and_land(engine, settings, stream, at, worker="bench")
+    landed = generate_and_land(engine, settings, stream, at, origin=Origin("bench"))
     announce(redis_url, "bronze", landed.batch_id)
     with write_session(engine) as session:
         silver.run(session, landed.batch_id)

@@ -40,6 +40,15 @@ class Landed:
     created: bool
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Who landed a batch: the worker, its Celery task, and the pipeline queue depth it saw."""
+
+    worker: str | None = None
+    task_id: str | None = None
+    queue_depth: int | None = None
+
+
 def batch_id_for(stream: Stream | str, seq: int) -> str:
     """Sortable, and names the stream and seq: `events-000000042`."""
     return f"{Stream(stream).value}-{seq:09d}"
@@ -65,13 +74,14 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
 
 
 def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled_at: datetime,
-                generate_ms: float, worker: str | None = None) -> str:
+                generate_ms: float, origin: Origin | None = None) -> str:
     """Write the batch row, every record and the truth; the caller's transaction makes it atomic."""
     started = time.perf_counter()
     spec = planned.spec
     batch_id = batch_id_for(spec.stream, spec.seq)
     now = datetime.now(UTC)
     ordinals = len(planned.layout.columns) if spec.stream is Stream.companies else 0
+    origin = origin or Origin()
     session.add(BatchRow(
         batch_id=batch_id, stream=spec.stream.value, seq=spec.seq, mode=spec.mode.value,
         seed=spec.seed, config_fingerprint=fingerprint, generator_version=spec.generator_version,
@@ -80,7 +90,8 @@ def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled
         first_ordinal=spec.first_ordinal, ordinal_count=ordinals,
         record_count=len(planned), injected_count=len(planned.truth),
         injected_by_type=json.dumps(dict(Counter(t.defect.value for t in planned.truth))),
-        status="bronze", note=planned.note, worker=worker, generated_at=now, bronze_at=now,
+        status="bronze", note=planned.note, worker=origin.worker, task_id=origin.task_id,
+        queue_depth=origin.queue_depth, generated_at=now, bronze_at=now,
         generate_ms=generate_ms, bronze_ms=0.0,
     ))
     session.flush()  # the batch row first: a clash on (stream, seq) or the tick stops here
@@ -135,7 +146,7 @@ def _write_rows(session: Session, batch_id: str, planned: Draft) -> None:
 
 
 def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
-                      scheduled_at: datetime, *, worker: str | None = None,
+                      scheduled_at: datetime, *, origin: Origin | None = None,
                       mode: Mode | None = None, size: int | None = None) -> Landed:
     """Allocate, generate and land one batch for the tick `scheduled_at`, exactly once.
 
@@ -159,7 +170,7 @@ def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
                     generate_ms = (time.perf_counter() - started) * 1000
                     batch_id = land_bronze(session, planned, fingerprint=settings.fingerprint(),
                                            scheduled_at=scheduled_at, generate_ms=generate_ms,
-                                           worker=worker)
+                                           origin=origin)
         except IntegrityError:
             continue
         total_ms = (time.perf_counter() - started) * 1000

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from emugen.db.session import write_session
 from emugen.pipeline import gold, silver
-from emugen.pipeline.bronze import Landed, generate_and_land
+from emugen.pipeline.bronze import Landed, Origin, generate_and_land
 from emugen.settings import Settings
 from emugen.sinks.lander import land
 from emugen.vocabulary import Mode, Stream
@@ -56,7 +56,7 @@ def run_pipeline(engine: Engine, settings: Settings, batches: int,
         for stream in streams:
             started = time.perf_counter()
             landed = generate_and_land(engine, settings, stream, clock.next(), mode=mode,
-                                       size=size, worker="in-process")
+                                       size=size, origin=Origin("in-process"))
             land(engine, settings.landing, landed.batch_id)
             valid, quarantined = refine_and_build(engine, landed.batch_id)
             done.append(Processed(landed, valid, quarantined, time.perf_counter() - started))

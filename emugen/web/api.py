@@ -26,6 +26,7 @@ router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="Required when the dashboard listens beyond "
                     "loopback: the value of EMUGEN_WEB_TOKEN.")
 Status = Literal["bronze", "silver", "gold", "failed"]
+Window = Literal["15m", "1h", "24h"]  # emugen.web.history.WINDOWS
 
 
 def web(request: Request) -> WebState:
@@ -88,6 +89,13 @@ def latency_report(state: Web, batches: Annotated[int, Query(ge=1, le=10_000)] =
     """p50/p95/max per layer (ms) over the most recent `batches` batches."""
     with read_session(state.engine) as session:
         return latency(session, batches, stream.value if stream else None)
+
+
+@router.get("/api/history", tags=["read"])
+def history_report(state: Web, window: Window = "15m") -> dict[str, Any]:
+    """Throughput, tick -> gold p50/p95, defect rate and backlog per time bucket over the last
+    15m, 1h or 24h: at most 120 points per series, [bucket start (epoch ms), value]."""
+    return state.history_for(window)
 
 
 @router.post("/api/pause", tags=["control"])

@@ -36,7 +36,7 @@ def batch_row(b: BatchRow) -> dict[str, Any]:
         "latency_ms": layer_latencies(b),
         "work_ms": {"generate": _round(b.generate_ms), "bronze": _round(b.bronze_ms),
                     "silver": _round(b.silver_ms), "gold": _round(b.gold_ms)},
-        "worker": b.worker, "error": b.error, "note": b.note,
+        "worker": b.worker, "task_id": b.task_id, "error": b.error, "note": b.note,
     }
 
 

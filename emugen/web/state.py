@@ -16,6 +16,7 @@ from emugen.db.session import read_session
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.web import snapshot as snap
+from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key, status_counts
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
 from emugen.web.quality import quality
@@ -43,6 +44,8 @@ class WebState:
         self.broadcaster = Broadcaster(self.version, self.pushed_snapshot,
                                        interval=poll_interval,
                                        pushed=lambda: self.changes.listening)
+        self.history = HistoryCache()
+        self._history_pushed: str | None = None  # the stamp of the last history pushed
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
         self._quality_built = 0.0  # time.monotonic() of the last rebuild
         self._quality_cost = 0.0  # seconds the last rebuild took
@@ -101,7 +104,9 @@ class WebState:
         else:
             stale = cached[0] != key and self._quality_may_refresh()
             shown = (cached[0], key if stale else None)
-        return store, self._file_stamp(), self._probe_key(self.probe.read()), shown
+        # likewise a held-back history; store[:2] is history_key (batches by status, skips)
+        history = self.history.shown_key(DEFAULT_WINDOW, store[:2])
+        return store, self._file_stamp(), self._probe_key(self.probe.read()), shown, history
 
     def _quality_may_refresh(self) -> bool:
         """The quality report reconciles the whole store (~30 ms at 5,000 batches, growing), so
@@ -117,12 +122,19 @@ class WebState:
     def pushed_snapshot(self) -> dict[str, Any]:
         """The snapshot the stream pushes. A quality report due for a rebuild (the costly part)
         is rebuilt in the background, and its own push follows: a commit's push never waits
-        for it (docs/BENCHMARKS.md, push on commit)."""
-        return self.snapshot(quality_inline=False)
+        for it (docs/BENCHMARKS.md, push on commit). It carries the history only when that was
+        rebuilt since the last push (the bulk of a snapshot); `history_stamp` always tells a
+        client whether the history it holds is current (else GET /api/history)."""
+        data = self.snapshot(quality_inline=False)
+        if data["history_stamp"] == self._history_pushed:
+            del data["history"]
+        self._history_pushed = data["history_stamp"]
+        return data
 
     def snapshot(self, quality_inline: bool = True) -> dict[str, Any]:
         with read_session(self.engine) as session:
-            key = snap.quality_key(session)
+            by_status = status_counts(session)  # read once, for both caches' keys
+            key = snap.quality_key_of(session, dict(by_status))
             cached = self._quality
             if cached is None or (cached[0] != key and self._quality_may_refresh()):
                 if cached is None or quality_inline:
@@ -131,10 +143,13 @@ class WebState:
                     self._rebuild_quality_behind()
             data = snap.snapshot(session, self.config(), self.probe.read(),
                                  quality_report=cached[1])
+            history = self.history.get(session, DEFAULT_WINDOW,
+                                       history_key(session, by_status))
         return {**data, "external": self.external.read(), "flower_url": self.flower_url,
                 "token_required": self.token is not None,
                 # whether commits wake this server (subscribed to the fleet's announcements)
-                "pushed": self.changes.listening}
+                "pushed": self.changes.listening,
+                "history": history, "history_stamp": history["stamp"]}
 
     def _rebuild_quality(self, session: Any, key: tuple[Any, ...]) -> tuple[Any, ...]:
         started = time.monotonic()
@@ -158,6 +173,10 @@ class WebState:
         except Exception as exc:  # noqa: BLE001 - the old report stays; the next change retries
             logging.getLogger("emugen.web").warning("quality report not rebuilt: %s", exc)
         self.broadcaster.wake()  # the new report's key is in the version: it is pushed now
+
+    def history_for(self, window: str) -> dict[str, Any]:
+        with read_session(self.engine) as session:
+            return self.history.get(session, window, history_key(session))
 
     def unreachable(self, error: Exception) -> dict[str, Any]:
         """Health when the database does not answer: degraded, never a 5xx."""

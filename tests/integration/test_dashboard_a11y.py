@@ -79,6 +79,9 @@ def test_every_dashboard_control_is_reachable_with_the_tab_key(browser, tmp_path
         page.goto(f"{url}/")
         page.wait_for_function("document.getElementById('live').textContent === 'live'",
                                timeout=10_000)
+        # open every disclosure (the recent-batch table with its batch and Flower links):
+        # what it holds must be reachable once shown
+        page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
         controls = page.evaluate(
             """() => [...document.querySelectorAll('button, select, input, a[href], textarea')]
                  .filter(e => e.offsetParent !== null && !e.disabled)

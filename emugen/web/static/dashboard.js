@@ -76,6 +76,7 @@
     renderExternal(s.external);
     if (s.latency) renderLatency(s.latency);
     if (s.recent) renderTimeline(s.recent);
+    onHistory(s);
   }
 
   function renderHeader(s) {
@@ -161,8 +162,12 @@
     $("external-rows").replaceChildren(...rows);
   }
   function renderQuality(q) {
-    setText("caught-pct", pct(q.caught_pct));
-    $("caught-pct").className = `big ${q.ok ? "good" : "bad"}`;
+    // 100 % of nothing is not a result: say so until a defect has been through silver
+    const settled = q.injected - q.pending;
+    setText("caught-pct", !q.injected ? "nothing injected yet"
+      : !settled ? "nothing settled yet" : pct(q.caught_pct));
+    $("caught-pct").className = `big ${!settled ? "muted" : q.ok ? "good" : "bad"}`;
+    $("caught-label").hidden = !settled;
     setText("injected", num(q.injected));
     setText("caught", num(q.caught));
     setText("escaped", num(q.escaped));
@@ -242,9 +247,128 @@
       svg.appendChild(svgEl("text", { x: x + 4, y: y + rowH - 4, class: "value" })).textContent =
         b.status === "gold" ? ms(b.latency_ms.end_to_end) : b.status;
     });
-    $("recent-rows").replaceChildren(...rows.map((b) => row([b.batch_id, b.status,
-      num(b.records), ms(b.latency_ms.bronze), ms(b.latency_ms.silver), ms(b.latency_ms.gold),
-      ms(b.latency_ms.end_to_end)], true)));
+    const flower = snap && snap.flower_url;
+    document.querySelector("#recent-table .flower-col").hidden = !flower;
+    $("recent-rows").replaceChildren(...rows.map((b) => {
+      const tr = row([batchLink(b.batch_id), clock(b.generated_at), b.status, num(b.records),
+        ms(b.latency_ms.bronze), ms(b.latency_ms.silver), ms(b.latency_ms.gold),
+        ms(b.latency_ms.end_to_end)], true);
+      if (flower) tr.appendChild(row([flowerLink(flower, b)]).firstChild);
+      return tr;
+    }));
+  }
+  function batchLink(id) {
+    return el("a", { href: `/batches/${encodeURIComponent(id)}` }, id);
+  }
+  // wall-clock time in the reader's zone; the stored UTC instant in the title
+  function clock(iso) {
+    if (!iso) return "–";
+    return el("time", { datetime: iso, title: iso }, new Date(iso).toLocaleTimeString());
+  }
+  function flowerLink(flower, b) {
+    if (!b.task_id) return "–";
+    const a = el("a", { href: `${flower}/task/${encodeURIComponent(b.task_id)}`,
+      target: "_blank", rel: "noopener noreferrer" }, "Flower");
+    a.appendChild(el("span", { class: "visually-hidden" }, ` task of ${b.batch_id}`));
+    a.appendChild(document.createTextNode(" ↗"));
+    return a;
+  }
+
+  // -- history: one SVG line chart per series set, drawn from /api/history's buckets --------
+  const CHARTS = ["throughput", "latency", "defects", "backlog"];
+  const VALUE = {
+    throughput: (v) => `${Number(v.toFixed(1))}/min`, latency: ms, defects: pct,
+    backlog: num,
+  };
+  let historyWindow = "15m", historySeen = null, shown = null, loading = false, again = false;
+
+  // A snapshot names the history it goes with (history_stamp); it carries the 15 min one
+  // only when that was rebuilt. Any other window, or a missed push, is fetched.
+  function onHistory(s) {
+    if (s.history_stamp == null || s.history_stamp === historySeen) return;
+    historySeen = s.history_stamp;
+    if (historyWindow === "15m" && s.history) drawHistory(s.history);
+    else loadHistory();
+  }
+  async function loadHistory() {
+    if (loading) { again = true; return; }
+    loading = true;
+    try {
+      const r = await fetch(`/api/history?window=${historyWindow}`,
+        { headers: { Accept: "application/json" } });
+      if (r.ok) {
+        const h = await r.json();
+        if (h.window === historyWindow) drawHistory(h);
+      }
+    } catch (_) { /* the server is down: keep the charts, the next snapshot retries */ }
+    loading = false;
+    if (again) { again = false; loadHistory(); }
+  }
+  function drawHistory(h) {
+    shown = h;
+    for (const name of CHARTS) drawChart(name, h.charts[name], h);
+  }
+  function niceMax(values) {
+    const top = Math.max(0, ...values);
+    if (top <= 0) return 1;
+    const step = 10 ** Math.floor(Math.log10(top));
+    return [1, 2, 5, 10].map((k) => k * step).find((v) => v >= top);
+  }
+  const hhmm = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  function chartSummary(name, chart) {
+    const parts = Object.entries(chart.series).map(([series, points]) => (points.length
+      ? `${series} ${VALUE[name](points[points.length - 1][1])}` : `${series} –`));
+    const any = Object.values(chart.series).some((p) => p.length);
+    return any ? `latest: ${parts.join(", ")}` : "no data in this window yet";
+  }
+  function drawChart(name, chart, h) {
+    const svg = $(`chart-${name}-svg`);
+    const width = Math.max(240, svg.parentNode.clientWidth), height = 150;
+    const left = 48, right = 8, top = 8, bottom = 20;
+    const span = h.window_s * 1000, end = Date.now() + skew, start = end - span;
+    const bucket = h.bucket_s * 1000;
+    const series = Object.entries(chart.series);
+    const max = niceMax(series.flatMap(([, points]) => points.map((p) => p[1])));
+    const x = (t) => left + Math.min(1, Math.max(0, (t + bucket / 2 - start) / span))
+      * (width - left - right);
+    const y = (v) => top + (1 - v / max) * (height - top - bottom);
+    const summary = chartSummary(name, chart);
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    while (svg.lastChild) svg.removeChild(svg.lastChild);
+    svg.appendChild(svgEl("title", { id: `chart-${name}-title` })).textContent =
+      `${chart.title} (${chart.unit}), last ${h.window}`;
+    svg.appendChild(svgEl("desc", { id: `chart-${name}-desc` })).textContent = summary;
+    svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: y(0), y2: y(0),
+      class: "axis-line" }));
+    svg.appendChild(svgEl("line", { x1: left, x2: width - right, y1: y(max), y2: y(max),
+      class: "grid-line" }));
+    const label = (text, attrs) => { svg.appendChild(svgEl("text", attrs)).textContent = text; };
+    label(VALUE[name](max), { x: left - 4, y: y(max) + 4, class: "axis", "text-anchor": "end" });
+    label(VALUE[name](0), { x: left - 4, y: y(0), class: "axis", "text-anchor": "end" });
+    label(hhmm(start), { x: left, y: height - 4, class: "axis" });
+    label("now", { x: width - right, y: height - 4, class: "axis", "text-anchor": "end" });
+    series.forEach(([key, points], i) => {
+      // consecutive buckets are joined; a bucket with no data breaks the line
+      const d = points.map(([t, v], k) => `${k && t - points[k - 1][0] <= bucket ? "L" : "M"}`
+        + `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
+      svg.appendChild(svgEl("path", { d: d || "M0,0", class: `line s-${i}`,
+        "data-series": key, "data-points": points.length }));
+      for (const [t, v] of points.length < 40 ? points : points.slice(-1)) {
+        svg.appendChild(svgEl("circle", { cx: x(t).toFixed(1), cy: y(v).toFixed(1), r: 2.5,
+          class: `dot s-${i}` }, `${key} ${VALUE[name](v)} at ${hhmm(t)}`));
+      }
+    });
+    const caption = $(`chart-${name}-summary`);
+    caption.replaceChildren(...series.flatMap(([key], i) => [
+      el("span", { class: `key s-${i}`, "aria-hidden": "true" }), `${key} `]),
+    `· ${summary}`);
+  }
+  function chooseWindow(w) {
+    historyWindow = w;
+    for (const b of document.querySelectorAll("#history [data-window]")) {
+      b.setAttribute("aria-pressed", String(b.dataset.window === w));
+    }
+    loadHistory();
   }
 
   // -- live updates: SSE first, polling while it is down ---------------------------------------
@@ -379,7 +503,13 @@
       if (!window.confirm("Wipe every batch, layer, quarantine row and counter? This cannot be undone.")) return;
       await control("/api/clean");
     });
-    window.addEventListener("resize", () => { if (snap) render(snap); });
+    for (const b of document.querySelectorAll("#history [data-window]")) {
+      b.addEventListener("click", () => chooseWindow(b.dataset.window));
+    }
+    window.addEventListener("resize", () => {
+      if (snap) render(snap);
+      if (shown) drawHistory(shown);
+    });
   }
 
   document.addEventListener("DOMContentLoaded", () => {
