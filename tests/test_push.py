@@ -19,7 +19,7 @@ from emugen.broker import free_port
 from emugen.db.models import BatchRow
 from emugen.db.session import read_session
 from emugen.pipeline import gold, silver
-from emugen.pipeline.bronze import generate_and_land
+from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.vocabulary import Stream
 from emugen.web.app import create_app
 from emugen.web.probe import BrokerProbe
@@ -190,7 +190,7 @@ def test_a_broker_that_is_down_does_not_fail_the_stage_that_announces(tmp_path, 
         settings = runtime.settings()
         assert settings.broker_url == url
         engine = runtime.engine(settings)
-        landed = generate_and_land(engine, settings, Stream.companies, T0, worker="test")
+        landed = generate_and_land(engine, settings, Stream.companies, T0, origin=Origin("test"))
         task = SimpleNamespace(request=SimpleNamespace(retries=0, hostname="test@host"))
         worker.run_stage(task, "silver", landed.batch_id, silver.run)
         worker.run_stage(task, "gold", landed.batch_id, gold.run)
