@@ -92,12 +92,20 @@ class Columns(Protocol):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where every row of a batch comes from: a clean column row, a mutated one, or a copy."""
+    """Where every row of a batch comes from: a clean column row, a mutated one, or a copy.
+
+    Mutated rows and duplicate copies are rebuilt, like clean rows, when their chunk is asked
+    for: a mutator is a pure function of (spec, clean row, draws, index), so applying it again
+    gives the same row, and a batch of a million rows never holds its 50,000 dirty ones.
+    """
 
     columns: Columns
     order: np.ndarray  # final row r shows base row order[r] (< n) or copy order[r] - n
-    overrides: dict[int, dict[str, Any]]  # base index -> its mutated dict
-    copies: list[dict[str, Any]]  # duplicate rows, by copy number
+    spec: BatchSpec
+    defects: list[Defect]  # mutation k breaks its row with defects[k] ...
+    draws: np.ndarray  # ... and the uniforms draws[k]
+    mutated: dict[int, int]  # base index -> its mutation k
+    originals: np.ndarray  # copy number j repeats base row originals[j]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -107,15 +115,27 @@ class Layout:
         n = len(self.columns)
         for lo in range(0, len(self.order), size):
             index = self.order[lo : lo + size]
-            built = self.columns.rows_at(index[index < n])
-            if len(built) == len(index) and not self.overrides:
+            base = index < n
+            built = self.columns.rows_at(index[base])
+            if len(built) == len(index) and not self.mutated:
                 yield built
                 continue
             clean = iter(built)
+            copies = iter(self.columns.rows_at(self.originals[index[~base] - n]))
             out = []
             for i in index.tolist():
-                out.append(self.overrides.get(i, next(clean)) if i < n else self.copies[i - n])
+                if i >= n:
+                    out.append(next(copies))
+                    continue
+                row = next(clean)
+                k = self.mutated.get(i)
+                if k is not None:
+                    MUTATORS[self.defects[k]](self.spec, row, self.draws[k], i)
+                out.append(row)
             yield out
+
+
+_SLICE = 10_000  # dirty rows built at a time while their truth is recorded
 
 
 def inject(
@@ -133,38 +153,30 @@ def inject(
     targets, originals = perm[: len(singles)], perm[len(singles) : len(singles) + dups]
     draws = rng.random((len(singles), 4))
     copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
-
-    overrides: dict[int, dict[str, Any]] = {}
-    found: list[tuple[int, Defect, str | None, str | None, str | None]] = []
-    for i, (index, defect, row) in enumerate(
-        zip(targets.tolist(), singles, columns.rows_at(targets), strict=True)
-    ):
-        field, before, after = MUTATORS[defect](spec, row, draws[i], index)
-        overrides[index] = row
-        found.append((index, defect, field, before, after))
-    copies = columns.rows_at(originals)
+    del perm
 
     order = np.argsort(np.concatenate([np.arange(n, dtype=np.float64), copy_keys]), kind="stable")
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
+    truth: list[Truth] = []
+    for lo in range(0, len(singles), _SLICE):
+        part = targets[lo : lo + _SLICE]
+        for k, (index, row) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
+                                         start=lo):
+            field, before, after = MUTATORS[singles[k]](spec, row, draws[k], index)
+            truth.append(Truth(int(position[index]), singles[k], field, before, after,
+                               Reason(singles[k].value)))
     key = KEY_FIELD[spec.stream]
-    truth = [
-        Truth(int(position[i]), d, f, before, after, Reason(d.value))
-        for i, d, f, before, after in found
-    ]
-    for j, (o, copy) in enumerate(zip(originals.tolist(), copies, strict=True)):
-        truth.append(
-            Truth(
-                int(position[n + j]),
-                Defect.duplicate,
-                key,
-                _json({"row_no": int(position[o])}),
-                _json(copy[key]),
-                Reason.duplicate,
-            )
-        )
+    for lo in range(0, dups, _SLICE):
+        part = originals[lo : lo + _SLICE]
+        for j, (o, copy) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
+                                      start=lo):
+            truth.append(Truth(int(position[n + j]), Defect.duplicate, key,
+                               _json({"row_no": int(position[o])}), _json(copy[key]),
+                               Reason.duplicate))
     truth.sort(key=lambda t: t.row_no)
-    return Layout(columns, order, overrides, copies), truth
+    mutated = {index: k for k, index in enumerate(targets.tolist())}
+    return Layout(columns, order, spec, singles, draws, mutated, originals), truth
 
 
 # -- mutators: (spec, record, 4 uniforms, index) -> (field, original JSON, injected JSON) --
