@@ -132,4 +132,5 @@ def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Even
 
 def _within(low: np.ndarray, high: np.ndarray, u: np.ndarray) -> np.ndarray:
     """low + u * (high - low) rounded to 5 places, column by column: no (n, 4) box in memory."""
-    return np.round(low + u * (high - low), 5)
+    within: np.ndarray = np.round(low + u * (high - low), 5)
+    return within

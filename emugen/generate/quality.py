@@ -147,7 +147,7 @@ def inject(
     original, so row order still reads like a real feed and the later copy is the defect.
     """
     n = len(columns)
-    singles = [d for d in plan.defects if d is not Defect.duplicate]
+    singles: list[Defect] = [d for d in plan.defects if d is not Defect.duplicate]
     dups = plan.duplicates
     perm = rng.permutation(n)
     targets, originals = perm[: len(singles)], perm[len(singles) : len(singles) + dups]

@@ -7,9 +7,8 @@ paths and the same bytes (a re-delivered task, the reaper and `emugen land verif
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +16,10 @@ from typing import Any
 FORMATS = ("jsonl", "parquet")
 MANIFESTS = "_manifests"  # leading "_": Spark's and DuckDB's file sources skip it
 MANIFEST_VERSION = 1
+# Rows per piece of a data file, and per Parquet row group: a batch up to this size gives the
+# same bytes as writing it in one go (one row group); a bigger one is written a row group per
+# CHUNK rows instead of being held whole in memory.
+CHUNK = 100_000
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,18 @@ class LandingFile:
     """One file to write: its path under the root, its bytes and what they hold."""
 
     path: str
-    data: bytes
+    data: bytes  # empty for a file streamed to the zone: then digest and length say what it is
     rows: int
+    digest: str | None = None
+    length: int | None = None
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return self.digest or hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if self.length is None else self.length
 
 
 def data_path(facts: BatchFacts, fmt: str) -> str:
@@ -57,45 +66,124 @@ def manifest_path(facts: BatchFacts) -> str:
     return f"{MANIFESTS}/{facts.stream}/{facts.batch_id}.json"
 
 
-def jsonl_bytes(lines: Sequence[str]) -> bytes:
+def jsonl_pieces(chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
     """The raw records exactly as generated, line i = row i, each ending in a newline."""
-    if not lines:
-        return b""
-    return ("\n".join(lines) + "\n").encode("utf-8")
+    for lines in chunks:
+        if lines:
+            yield ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def parquet_bytes(facts: BatchFacts, lines: Sequence[str]) -> bytes:
-    """batch_id, row_no, payload (the raw JSON text, malformed or not), scheduled_at.
+def jsonl_bytes(lines: Sequence[str]) -> bytes:
+    return b"".join(jsonl_pieces([lines]))
+
+
+class _Pipe:
+    """A write-only file for pyarrow that hands over what was written since the last take()."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self.parts.append(piece)
+        self.position += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        taken, self.parts = b"".join(self.parts), []
+        return taken
+
+
+def _parquet_table(facts: BatchFacts, lines: Sequence[str], first_row: int) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(lines)
+    stamp = pa.scalar(facts.scheduled_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+    return pa.table({
+        # constant columns built without a Python list of n items (a third of the cost)
+        "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n),
+        "row_no": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+        "payload": pa.array(lines, pa.string()),
+        "scheduled_at": pa.repeat(stamp, n),
+    })
+
+
+def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
+    """batch_id, row_no, payload (the raw JSON text, malformed or not), scheduled_at; one row
+    group per chunk (an empty batch: one empty table, as pq.write_table writes it).
 
     Fixed writer options and no pandas metadata: the footer holds only the schema and
     pyarrow's version string, so the same batch gives the same bytes with the same pyarrow.
     """
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    n = len(lines)
-    stamp = pa.scalar(facts.scheduled_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-    table = pa.table({
-        # constant columns built without a Python list of n items (a third of the cost)
-        "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n),
-        "row_no": pa.array(np.arange(n, dtype=np.int64)),
-        "payload": pa.array(lines, pa.string()),
-        "scheduled_at": pa.repeat(stamp, n),
-    })
-    sink = io.BytesIO()
-    # no min/max statistics for payload: comparing 100k long strings costs more than the
-    # compression, and no reader prunes on raw JSON text
-    pq.write_table(table, sink, compression="zstd", use_dictionary=["batch_id"],
-                   write_statistics=["batch_id", "row_no", "scheduled_at"],
-                   store_schema=False, version="2.6")
-    return sink.getvalue()
+    sink, writer, rows = _Pipe(), None, 0
+    for lines in chunks:
+        if not lines and writer is not None:
+            continue
+        table = _parquet_table(facts, lines, rows)
+        if writer is None:
+            # no min/max statistics for payload: comparing 100k long strings costs more than
+            # the compression, and no reader prunes on raw JSON text
+            writer = pq.ParquetWriter(sink, table.schema, compression="zstd",
+                                      use_dictionary=["batch_id"],
+                                      write_statistics=["batch_id", "row_no", "scheduled_at"],
+                                      store_schema=False, version="2.6")
+        writer.write_table(table)
+        rows += len(lines)
+        yield sink.take()
+    if writer is None:
+        yield from parquet_pieces(facts, [[]])
+        return
+    writer.close()
+    yield sink.take()
+
+
+def parquet_bytes(facts: BatchFacts, lines: Sequence[str]) -> bytes:
+    return b"".join(parquet_pieces(facts, [lines]))
+
+
+def data_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]], fmt: str) -> Iterator[bytes]:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown landing format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    return jsonl_pieces(chunks) if fmt == "jsonl" else parquet_pieces(facts, chunks)
+
+
+class Digest:
+    """sha256, size and rows of a data file, taken as its pieces stream past."""
+
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.bytes = 0
+        self.rows = 0
+
+    def count(self, chunks: Iterable[Sequence[str]]) -> Iterator[Sequence[str]]:
+        for lines in chunks:
+            self.rows += len(lines)
+            yield lines
+
+    def hash(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        for piece in pieces:
+            self.sha.update(piece)
+            self.bytes += len(piece)
+            yield piece
 
 
 def data_file(facts: BatchFacts, lines: Sequence[str], fmt: str) -> LandingFile:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown landing format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    data = jsonl_bytes(lines) if fmt == "jsonl" else parquet_bytes(facts, lines)
+    data = b"".join(data_pieces(facts, [lines], fmt))
     return LandingFile(data_path(facts, fmt), data, len(lines))
 
 
@@ -109,7 +197,7 @@ def manifest_file(facts: BatchFacts, files: Sequence[LandingFile], fmt: str) -> 
         "interval_start": _iso(facts.interval_start), "interval_end": _iso(facts.interval_end),
         "scheduled_at": _iso(facts.scheduled_at), "record_count": facts.record_count,
         "spec": json.loads(facts.spec),
-        "files": [{"path": f.path, "rows": f.rows, "bytes": len(f.data), "sha256": f.sha256}
+        "files": [{"path": f.path, "rows": f.rows, "bytes": f.size, "sha256": f.sha256}
                   for f in files],
     }
     data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
