@@ -22,7 +22,7 @@ _BAD_ENUM = {
 _EXTRA_FIELDS = ("_ingested_at", "source_system", "notes", "speed_kmh", "schema_version")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Truth:
     """One injected defect, recorded out of band (never in the payload)."""
 
@@ -150,14 +150,19 @@ def inject(
     singles: list[Defect] = [d for d in plan.defects if d is not Defect.duplicate]
     dups = plan.duplicates
     perm = rng.permutation(n)
-    targets, originals = perm[: len(singles)], perm[len(singles) : len(singles) + dups]
+    # copies, not views: the views would keep the whole permutation alive with the layout
+    targets = perm[: len(singles)].copy()
+    originals = perm[len(singles) : len(singles) + dups].copy()
     draws = rng.random((len(singles), 4))
     copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
     del perm
 
     order = np.argsort(np.concatenate([np.arange(n, dtype=np.float64), copy_keys]), kind="stable")
+    del copy_keys
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
+    # int32: row numbers of one batch fit, and a million-row batch holds this until landed
+    order = order.astype(np.int32)
     truth: list[Truth] = []
     for lo in range(0, len(singles), _SLICE):
         part = targets[lo : lo + _SLICE]

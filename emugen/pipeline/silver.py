@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
@@ -30,6 +29,7 @@ from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
 from emugen.pipeline.fastpath import company_of, event_row, match_event
 from emugen.pipeline.log import stage_done
+from emugen.pipeline.repeats import QUARANTINE_COLUMNS, quarantine_repeats
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
@@ -40,7 +40,6 @@ COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_
                    "onboarded_ms", "drivers_count", "trucks_count", "batch_id", "row_no")
 EVENT_COLUMNS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
                  "event_timestamp", "event_ms", "lat", "lon", "batch_id", "row_no")
-QUARANTINE_COLUMNS = ("batch_id", "row_no", "stream", "reason", "field", "detail")
 
 
 @dataclass(frozen=True)
@@ -84,44 +83,6 @@ def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int,
     lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
     return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"],
             sqlite_text_from_stamp(stamp) or at, (at - EPOCH) // MS, lat, lon, batch_id, row_no)
-
-
-def _key_of(payload: str, key: str) -> Any:
-    """The natural key of a bronze row that passed the contract (so it parses and has one)."""
-    record = parse(payload)
-    assert not isinstance(record, Rejection), "only rows silver accepted are looked up"
-    return record[key]
-
-
-def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
-                        batch_id: str, stream: Stream, accepted: array[int]) -> int:
-    """Quarantine, as duplicates, the valid rows whose key silver already held; their count."""
-    landed = session.scalar(select(func.count()).select_from(target)
-                            .where(target.batch_id == batch_id))
-    if landed == len(accepted):
-        return 0
-    # arrays, not sets of ints: a million-row batch would hold ~60 MB of int objects
-    kept = np.fromiter(session.scalars(select(target.row_no).where(target.batch_id == batch_id)),
-                       dtype=np.int64)
-    skipped = np.setdiff1d(np.frombuffer(accepted, dtype=np.int64), kept,
-                           assume_unique=True).tolist()  # sorted: row order, as accepted
-    rejected = []
-    for part in _chunks(skipped):
-        values = {row_no: _key_of(payload, key)
-                  for row_no, payload in session.execute(
-                      select(BronzeRecord.row_no, BronzeRecord.payload).where(
-                          BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)))}
-        holders = {k: (b, r) for k, b, r in session.execute(
-            select(key_column, target.batch_id, target.row_no)
-            .where(key_column.in_(set(values.values()))))}
-        for row_no in part:
-            value = values[row_no]
-            holder = holders.get(value)
-            where = f"batch {holder[0]} row {holder[1]}" if holder else "a concurrent batch"
-            rejected.append((batch_id, row_no, stream.value, Reason.duplicate.value, key,
-                             f"{key} {value} is already in silver ({where})"))
-    bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
-    return len(rejected)
 
 
 def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
@@ -189,7 +150,7 @@ def _refine(session: Session, batch_id: str) -> Refined:
     )
     for part in rows.partitions(CHUNK):
         _refine_chunk(session, work, part)
-    repeats = _quarantine_repeats(session, work.target, work.key_column,
+    repeats = quarantine_repeats(session, work.target, work.key_column,
                                   KEY_FIELD[work.stream], batch_id, work.stream, work.accepted)
     if repeats:
         work.reasons[Reason.duplicate.value] += repeats

@@ -16,10 +16,11 @@ from typing import Any
 FORMATS = ("jsonl", "parquet")
 MANIFESTS = "_manifests"  # leading "_": Spark's and DuckDB's file sources skip it
 MANIFEST_VERSION = 1
-# Rows per piece of a data file, and per Parquet row group: a batch up to this size gives the
-# same bytes as writing it in one go (one row group); a bigger one is written a row group per
-# CHUNK rows instead of being held whole in memory.
-CHUNK = 100_000
+# Rows per Parquet row group: a batch up to this size gives the same bytes as writing it in
+# one go (one row group); a bigger one is written a row group per ROW_GROUP rows instead of
+# being held whole in memory. Bronze is read CHUNK rows at a time.
+ROW_GROUP = 100_000
+CHUNK = 20_000
 
 
 @dataclass(frozen=True)
@@ -106,24 +107,45 @@ class _Pipe:
         return taken
 
 
-def _parquet_table(facts: BatchFacts, lines: Sequence[str], first_row: int) -> Any:
+def _parquet_table(facts: BatchFacts, payload: Any, first_row: int) -> Any:
     import numpy as np
     import pyarrow as pa
 
-    n = len(lines)
+    n = len(payload)
     stamp = pa.scalar(facts.scheduled_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
     return pa.table({
         # constant columns built without a Python list of n items (a third of the cost)
         "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n),
         "row_no": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
-        "payload": pa.array(lines, pa.string()),
+        "payload": payload,
         "scheduled_at": pa.repeat(stamp, n),
     })
 
 
+def _row_groups(chunks: Iterable[Sequence[str]]) -> Iterator[Any]:
+    """The payload as one contiguous Arrow array per ROW_GROUP rows (an empty batch: one
+    empty array). Each chunk becomes Arrow text at once, so its Python strings can go; the
+    parts are concatenated (a chunked column would page differently: other bytes)."""
+    import pyarrow as pa
+
+    parts: list[Any] = []
+    held, groups = 0, 0
+    for lines in chunks:
+        at = 0
+        while at < len(lines):
+            take = lines[at : at + ROW_GROUP - held]
+            parts.append(pa.array(take, pa.string()))
+            held, at = held + len(take), at + len(take)
+            if held == ROW_GROUP:
+                yield pa.concat_arrays(parts)
+                parts, held, groups = [], 0, groups + 1
+    if held or not groups:
+        yield pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+
 def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
     """batch_id, row_no, payload (the raw JSON text, malformed or not), scheduled_at; one row
-    group per chunk (an empty batch: one empty table, as pq.write_table writes it).
+    group per ROW_GROUP rows.
 
     Fixed writer options and no pandas metadata: the footer holds only the schema and
     pyarrow's version string, so the same batch gives the same bytes with the same pyarrow.
@@ -131,10 +153,8 @@ def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterat
     import pyarrow.parquet as pq
 
     sink, writer, rows = _Pipe(), None, 0
-    for lines in chunks:
-        if not lines and writer is not None:
-            continue
-        table = _parquet_table(facts, lines, rows)
+    for payload in _row_groups(chunks):
+        table = _parquet_table(facts, payload, rows)
         if writer is None:
             # no min/max statistics for payload: comparing 100k long strings costs more than
             # the compression, and no reader prunes on raw JSON text
@@ -143,11 +163,9 @@ def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterat
                                       write_statistics=["batch_id", "row_no", "scheduled_at"],
                                       store_schema=False, version="2.6")
         writer.write_table(table)
-        rows += len(lines)
+        rows += len(payload)
         yield sink.take()
-    if writer is None:
-        yield from parquet_pieces(facts, [[]])
-        return
+    assert writer is not None  # _row_groups yields at least one array
     writer.close()
     yield sink.take()
 
