@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 FORMATS = ("jsonl", "parquet")
@@ -133,24 +132,27 @@ def _parquet_table(facts: BatchFacts, payload: Any, first_row: int) -> Any:
 
 def _row_groups(chunks: Iterable[Sequence[str]]) -> Iterator[Any]:
     """The payload as one contiguous Arrow array per ROW_GROUP rows (an empty batch: one
-    empty array), each built straight from the lines as the chunks stream past: no Python
-    list of a whole row group and no concatenation (a chunked column would page differently:
-    other bytes)."""
+    empty array). Each chunk becomes Arrow text at once, so its Python strings can go; the
+    parts are concatenated (a chunked column would page differently: other bytes)."""
     import pyarrow as pa
 
-    lines = (line for chunk in chunks for line in chunk)
-    first = True
-    while True:
-        # with a size, pyarrow consumes the iterator as it builds (at most ROW_GROUP items)
-        group = pa.array(islice(lines, ROW_GROUP), pa.string(), size=ROW_GROUP,
-                         memory_pool=_pool())
-        if len(group) == 0 and not first:
-            return
-        yield group
-        first = False
-        if len(group) < ROW_GROUP:
-            return
-        del group
+    parts: list[Any] = []
+    held, groups = 0, 0
+    for lines in chunks:
+        at = 0
+        while at < len(lines):
+            take = lines[at : at + ROW_GROUP - held]
+            parts.append(pa.array(take, pa.string(), memory_pool=_pool()))
+            held, at = held + len(take), at + len(take)
+            if held == ROW_GROUP:
+                # the parts go before the group is written: never both beside the writer
+                group = pa.concat_arrays(parts, memory_pool=_pool())
+                parts, held, groups = [], 0, groups + 1
+                yield group
+                del group
+    if held or not groups:
+        yield (pa.concat_arrays(parts, memory_pool=_pool()) if parts
+               else pa.array([], pa.string()))
 
 
 def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
