@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 
 
-def replace_atomically(path: str | Path, data: bytes, mode: int | None = None) -> None:
-    """Write `data` to a temporary beside `path`, fsync it, then rename it over `path`.
+def replace_atomically(path: str | Path, data: bytes | Iterable[bytes],
+                       mode: int | None = None) -> None:
+    """Write `data` (bytes, or pieces of them) to a temporary beside `path`, fsync it, then
+    rename it over `path`; when the pieces fail midway, `path` is left as it was.
 
     The temporary's name starts with "." (Spark and DuckDB skip such names, so a reader of a
     folder never picks it up) and is unique, so concurrent writers of one path never share
@@ -19,7 +22,8 @@ def replace_atomically(path: str | Path, data: bytes, mode: int | None = None) -
     handle, staged = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as out:
-            out.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                out.write(piece)
             out.flush()
             os.fsync(out.fileno())
         if mode is not None:

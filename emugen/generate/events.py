@@ -51,7 +51,8 @@ class EventColumns:
     ordinal: np.ndarray
     driver: np.ndarray
     truck: np.ndarray
-    stamp_ms: np.ndarray
+    start_ms: int
+    stamp_offset: np.ndarray  # ms after start_ms, in time order
     kind: np.ndarray
     lat: np.ndarray
     lon: np.ndarray
@@ -85,7 +86,7 @@ class EventColumns:
                 _entity_ids(self.seed, TAG_DRIVER, ordinal, self.driver[index]),
                 _entity_ids(self.seed, TAG_TRUCK, ordinal, self.truck[index]),
                 self.kind[index].tolist(),
-                iso_ms(self.stamp_ms[index]),
+                iso_ms(self.start_ms + self.stamp_offset[index].astype(np.int64)),
                 self.lat[index].tolist(),
                 self.lon[index].tolist(),
                 self.has_gps[index].tolist(),
@@ -107,21 +108,34 @@ def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Even
     slot = np.searchsorted(ends, pick, side="right")
     ordinal = live[slot]
     driver = pick - (ends[slot] - per_company[slot])
-    truck = driver % traits.trucks[ordinal]  # a driver keeps one truck
+    del pick, slot
+    truck = (driver % traits.trucks[ordinal]).astype(np.int32)  # a driver keeps one truck
+    # Narrowed as soon as drawn (the same values): a million-event batch holds these arrays
+    # until it is landed, and the temporaries of the draws below come on top.
+    ordinal, driver = ordinal.astype(np.int32), driver.astype(np.int32)
 
     start = to_ms(spec.interval_start)
     span = to_ms(spec.interval_end) - start
-    stamp_ms = start + np.sort(np.floor(rng.random(count) * span).astype(np.int64))
+    # int32 offsets when the interval is shorter than 24 days (always, in practice)
+    offset_type = np.int32 if span < 2**31 else np.int64
+    stamp_offset = np.sort(np.floor(rng.random(count) * span).astype(np.int64)).astype(offset_type)
 
     types = tuple(EventType(t).value for t in spec.event_types)
     cumulative = np.cumsum([spec.event_types[EventType(t)] for t in types])
     kind = np.searchsorted(cumulative / cumulative[-1], rng.random(count), side="right")
-    kind = np.minimum(kind, len(types) - 1)
+    kind = np.minimum(kind, len(types) - 1).astype(np.uint8)
 
-    box = REGION_BOX[traits.region_index[ordinal]]
-    lat = np.round(box[:, 0] + rng.random(count) * (box[:, 1] - box[:, 0]), 5)
-    lon = np.round(box[:, 2] + rng.random(count) * (box[:, 3] - box[:, 2]), 5)
+    region = traits.region_index[ordinal]
+    lat = _within(REGION_BOX[:, 0][region], REGION_BOX[:, 1][region], rng.random(count))
+    lon = _within(REGION_BOX[:, 2][region], REGION_BOX[:, 3][region], rng.random(count))
+    del region
     has_gps = rng.random(count) >= spec.location_missing_rate
     bits = rng.integers(0, 2**64 - 1, (count, 2), dtype=np.uint64, endpoint=True)
-    return EventColumns(spec.seed, types, traits.company_ids, ordinal, driver, truck, stamp_ms,
-                        kind, lat, lon, has_gps, bits)
+    return EventColumns(spec.seed, types, traits.company_ids, ordinal, driver, truck, start,
+                        stamp_offset, kind, lat, lon, has_gps, bits)
+
+
+def _within(low: np.ndarray, high: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """low + u * (high - low) rounded to 5 places, column by column: no (n, 4) box in memory."""
+    within: np.ndarray = np.round(low + u * (high - low), 5)
+    return within

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import orjson
 
-from emugen.contract import KEY_FIELD, RULES, TIME_FIELD, Reason, Rule
-from emugen.generate.seeding import TAG_PHANTOM, mix64, uuid_strings
+from emugen.contract import KEY_FIELD, Reason
+from emugen.generate.mutators import MUTATORS, json_text
 from emugen.generate.spec import BatchSpec
-from emugen.vocabulary import DEFECTS_FOR, Defect, Stream, iso_one, to_ms
-
-_STRING_KINDS = ("uuid", "text", "enum", "timestamp")
-_BAD_ENUM = {
-    "region": ("EMEA", "APAC", "LATAM", "us", "Europe", "North America"),
-    "event_type": ("START_DRIVING", "driving", "stopped", "delivery", "Delivered", "idle"),
-}
-_EXTRA_FIELDS = ("_ingested_at", "source_system", "notes", "speed_kmh", "schema_version")
+from emugen.vocabulary import DEFECTS_FOR, Defect, Stream
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Truth:
     """One injected defect, recorded out of band (never in the payload)."""
 
@@ -92,12 +84,20 @@ class Columns(Protocol):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where every row of a batch comes from: a clean column row, a mutated one, or a copy."""
+    """Where every row of a batch comes from: a clean column row, a mutated one, or a copy.
+
+    Mutated rows and duplicate copies are rebuilt, like clean rows, when their chunk is asked
+    for: a mutator is a pure function of (spec, clean row, draws, index), so applying it again
+    gives the same row, and a batch of a million rows never holds its 50,000 dirty ones.
+    """
 
     columns: Columns
     order: np.ndarray  # final row r shows base row order[r] (< n) or copy order[r] - n
-    overrides: dict[int, dict[str, Any]]  # base index -> its mutated dict
-    copies: list[dict[str, Any]]  # duplicate rows, by copy number
+    spec: BatchSpec
+    defects: list[Defect]  # mutation k breaks its row with defects[k] ...
+    draws: np.ndarray  # ... and the uniforms draws[k]
+    mutated: dict[int, int]  # base index -> its mutation k
+    originals: np.ndarray  # copy number j repeats base row originals[j]
 
     def __len__(self) -> int:
         return len(self.order)
@@ -107,15 +107,27 @@ class Layout:
         n = len(self.columns)
         for lo in range(0, len(self.order), size):
             index = self.order[lo : lo + size]
-            built = self.columns.rows_at(index[index < n])
-            if len(built) == len(index) and not self.overrides:
+            base = index < n
+            built = self.columns.rows_at(index[base])
+            if len(built) == len(index) and not self.mutated:
                 yield built
                 continue
             clean = iter(built)
+            copies = iter(self.columns.rows_at(self.originals[index[~base] - n]))
             out = []
             for i in index.tolist():
-                out.append(self.overrides.get(i, next(clean)) if i < n else self.copies[i - n])
+                if i >= n:
+                    out.append(next(copies))
+                    continue
+                row = next(clean)
+                k = self.mutated.get(i)
+                if k is not None:
+                    MUTATORS[self.defects[k]](self.spec, row, self.draws[k], i)
+                out.append(row)
             yield out
+
+
+_SLICE = 10_000  # dirty rows built at a time while their truth is recorded
 
 
 def inject(
@@ -127,166 +139,38 @@ def inject(
     original, so row order still reads like a real feed and the later copy is the defect.
     """
     n = len(columns)
-    singles = [d for d in plan.defects if d is not Defect.duplicate]
+    singles: list[Defect] = [d for d in plan.defects if d is not Defect.duplicate]
     dups = plan.duplicates
     perm = rng.permutation(n)
-    targets, originals = perm[: len(singles)], perm[len(singles) : len(singles) + dups]
+    # copies, not views: the views would keep the whole permutation alive with the layout
+    targets = perm[: len(singles)].copy()
+    originals = perm[len(singles) : len(singles) + dups].copy()
     draws = rng.random((len(singles), 4))
     copy_keys = originals + 0.5 + (n - 0.5 - originals) * rng.random(dups)
-
-    overrides: dict[int, dict[str, Any]] = {}
-    found: list[tuple[int, Defect, str | None, str | None, str | None]] = []
-    for i, (index, defect, row) in enumerate(
-        zip(targets.tolist(), singles, columns.rows_at(targets), strict=True)
-    ):
-        field, before, after = MUTATORS[defect](spec, row, draws[i], index)
-        overrides[index] = row
-        found.append((index, defect, field, before, after))
-    copies = columns.rows_at(originals)
+    del perm
 
     order = np.argsort(np.concatenate([np.arange(n, dtype=np.float64), copy_keys]), kind="stable")
+    del copy_keys
     position = np.empty(len(order), dtype=np.int64)
     position[order] = np.arange(len(order))
+    # int32: row numbers of one batch fit, and a million-row batch holds this until landed
+    order = order.astype(np.int32)
+    truth: list[Truth] = []
+    for lo in range(0, len(singles), _SLICE):
+        part = targets[lo : lo + _SLICE]
+        for k, (index, row) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
+                                         start=lo):
+            field, before, after = MUTATORS[singles[k]](spec, row, draws[k], index)
+            truth.append(Truth(int(position[index]), singles[k], field, before, after,
+                               Reason(singles[k].value)))
     key = KEY_FIELD[spec.stream]
-    truth = [
-        Truth(int(position[i]), d, f, before, after, Reason(d.value))
-        for i, d, f, before, after in found
-    ]
-    for j, (o, copy) in enumerate(zip(originals.tolist(), copies, strict=True)):
-        truth.append(
-            Truth(
-                int(position[n + j]),
-                Defect.duplicate,
-                key,
-                _json({"row_no": int(position[o])}),
-                _json(copy[key]),
-                Reason.duplicate,
-            )
-        )
+    for lo in range(0, dups, _SLICE):
+        part = originals[lo : lo + _SLICE]
+        for j, (o, copy) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
+                                      start=lo):
+            truth.append(Truth(int(position[n + j]), Defect.duplicate, key,
+                               json_text({"row_no": int(position[o])}), json_text(copy[key]),
+                               Reason.duplicate))
     truth.sort(key=lambda t: t.row_no)
-    return Layout(columns, order, overrides, copies), truth
-
-
-# -- mutators: (spec, record, 4 uniforms, index) -> (field, original JSON, injected JSON) --
-
-Mutation = tuple[str | None, str | None, str | None]
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _pick(options: tuple[Any, ...] | list[Any], u: float) -> Any:
-    return options[min(int(u * len(options)), len(options) - 1)]
-
-
-def _rules(spec: BatchSpec, test: Callable[[Rule], bool]) -> list[Rule]:
-    return [r for r in RULES[spec.stream] if test(r)]
-
-
-def _set(record: dict[str, Any], field: str, value: Any) -> Mutation:
-    before = _json(record[field])
-    record[field] = value
-    return field, before, _json(value)
-
-
-def _missing(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    field = _pick(_rules(spec, lambda r: True), u[0]).name
-    return field, _json(record.pop(field)), None
-
-
-def _null(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    return _set(record, _pick(_rules(spec, lambda r: not r.nullable), u[0]).name, None)
-
-
-def _malformed(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    field = TIME_FIELD[spec.stream]
-    s: str = record[field]
-    date, clock = s[:10], s[11:19]
-    variants = (
-        s[:-1],  # no zone designator
-        s.replace("T", " "),
-        f"{date[8:10]}/{date[5:7]}/{date[:4]} {clock}",
-        f"{date[:4]}-13-{date[8:10]}T{clock}Z",  # month 13
-        f"{date}T{25 + int(u[2] * 5):02d}{s[13:]}",  # hour 25..29
-        date,
-        s.replace("-", "/", 2),
-    )
-    return _set(record, field, _pick(variants, u[1]))
-
-
-def _bad_enum(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    field = _pick(_rules(spec, lambda r: r.kind == "enum"), u[0]).name
-    return _set(record, field, _pick(_BAD_ENUM[field], u[1]))
-
-
-def _boundary(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    start, end = to_ms(spec.interval_start), to_ms(spec.interval_end)
-    span = end - start
-    # before the interval, or at/after its end: for a just-closed interval that is the future
-    moment = start - 1 - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
-    return _set(record, TIME_FIELD[spec.stream], iso_one(moment))
-
-
-def _wrong_type(rule: Rule, value: Any, u: float) -> Any:
-    if rule.kind == "bool":
-        return _pick(("true", "false", 1, 0, "yes"), u)
-    if rule.kind == "count":
-        return str(value) if u < 0.5 else float(value)
-    if rule.kind == "timestamp":
-        return int(u * 2_000_000_000)
-    if rule.kind == "location":
-        return "unknown" if value is None else f"{value['lat']},{value['lon']}"
-    return int(u * 1_000_000) if u < 0.7 else [value]
-
-
-def _schema(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    if u[0] < 0.3:  # an unknown extra field, the way upstream schema drift looks
-        field = _pick(_EXTRA_FIELDS, u[1])
-        value = round(float(u[2]) * 120, 1) if field == "speed_kmh" else f"v{int(u[2] * 9) + 1}"
-        record[field] = value
-        return field, None, _json(value)
-    rule = _pick(RULES[spec.stream], u[1])
-    return _set(record, rule.name, _wrong_type(rule, record[rule.name], float(u[2])))
-
-
-def _out_of_range(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    rule = _pick(_rules(spec, lambda r: r.kind in ("count", "location", "text")), u[0])
-    value = record[rule.name]
-    if rule.kind == "count":
-        bad = (0, -1 - int(u[2] * 10), 100_001 + int(u[2] * 1e6))
-        return _set(record, rule.name, _pick(bad, u[1]))
-    if rule.kind == "text":
-        return _set(record, rule.name, " ".join([value] * (201 // max(len(value), 1) + 2)))
-    lat, lon = (value["lat"], value["lon"]) if value else (0.0, 0.0)
-    sign = 1 if u[3] < 0.5 else -1
-    if u[1] < 0.5:
-        lat = sign * round(90.0001 + float(u[2]) * 10, 5)
-    else:
-        lon = sign * round(180.0001 + float(u[2]) * 20, 5)
-    return _set(record, rule.name, {"lat": lat, "lon": lon})
-
-
-def _empty(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
-    field = _pick(_rules(spec, lambda r: r.kind in _STRING_KINDS), u[0]).name
-    return _set(record, field, _pick(("", " ", "   "), u[1]))
-
-
-def _orphan(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, index: int) -> Mutation:
-    # An id from a namespace no company ordinal uses, so it can never appear in silver.
-    hi = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 1).reshape(1)
-    lo = mix64(spec.seed, TAG_PHANTOM, spec.seq, index, 2).reshape(1)
-    return _set(record, "company_id", uuid_strings(hi, lo)[0])
-
-
-MUTATORS: dict[Defect, Callable[[BatchSpec, dict[str, Any], np.ndarray, int], Mutation]] = {
-    Defect.missing_field: _missing,
-    Defect.null_value: _null,
-    Defect.malformed_timestamp: _malformed,
-    Defect.invalid_enum: _bad_enum,
-    Defect.boundary_violation: _boundary,
-    Defect.schema_mismatch: _schema,
-    Defect.out_of_range: _out_of_range,
-    Defect.empty_string: _empty,
-    Defect.orphan_reference: _orphan,
-}
+    mutated = {index: k for k, index in enumerate(targets.tolist())}
+    return Layout(columns, order, spec, singles, draws, mutated, originals), truth

@@ -204,13 +204,18 @@ def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
               help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
                    "default: a temporary SQLite file.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--landing", type=click.Choice(["jsonl", "parquet", "off"]), default="jsonl",
+              show_default=True, help="Land the batch's file in this format (timed apart).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_pipeline_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
-    """One production driver batch generate -> bronze -> silver -> gold, vs the SQLite floor."""
-    from emugen.lab.pipeline import bench_pipeline, format_pipeline
+def bench_pipeline_cmd(events: int, database: str | None, repeat: int, landing: str,
+                       as_json: bool) -> None:
+    """One production driver batch generate -> bronze -> land -> silver -> gold, vs the
+    SQLite floor; a size other than 100,000 runs beside the 100,000-event baseline, each
+    size in a fresh process."""
+    from emugen.lab.pipeline import bench_sizes, format_sizes
 
-    result = bench_pipeline(events=events, database=database, repeat=repeat, baseline=True)
-    click.echo(json.dumps(result, indent=2) if as_json else format_pipeline(result))
+    result = bench_sizes(events=events, database=database, repeat=repeat, landing=landing)
+    click.echo(json.dumps(result, indent=2) if as_json else format_sizes(result))
 
 
 @bench_group.command("fleet")

@@ -24,7 +24,7 @@ from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 
-CHUNK = 10_000
+CHUNK = 5_000  # rows built, serialised and inserted at a time (~8 MB of dicts and text)
 ALLOCATION_ATTEMPTS = 8
 _DRAFTS = "emugen_drafts"  # session.info key: drafts allocated in this transaction
 

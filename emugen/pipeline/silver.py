@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
@@ -26,7 +27,9 @@ from emugen.db.models import (
 )
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
+from emugen.pipeline.fastpath import company_of, event_row, match_event
 from emugen.pipeline.log import stage_done
+from emugen.pipeline.repeats import QUARANTINE_COLUMNS, quarantine_repeats
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
@@ -37,7 +40,6 @@ COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_
                    "onboarded_ms", "drivers_count", "trucks_count", "batch_id", "row_no")
 EVENT_COLUMNS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
                  "event_timestamp", "event_ms", "lat", "lon", "batch_id", "row_no")
-QUARANTINE_COLUMNS = ("batch_id", "row_no", "stream", "reason", "field", "detail")
 
 
 @dataclass(frozen=True)
@@ -83,41 +85,6 @@ def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int,
             sqlite_text_from_stamp(stamp) or at, (at - EPOCH) // MS, lat, lon, batch_id, row_no)
 
 
-def _key_of(payload: str, key: str) -> Any:
-    """The natural key of a bronze row that passed the contract (so it parses and has one)."""
-    record = parse(payload)
-    assert not isinstance(record, Rejection), "only rows silver accepted are looked up"
-    return record[key]
-
-
-def _quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
-                        batch_id: str, stream: Stream, accepted: list[int]) -> int:
-    """Quarantine, as duplicates, the valid rows whose key silver already held; their count."""
-    landed = session.scalar(select(func.count()).select_from(target)
-                            .where(target.batch_id == batch_id))
-    if landed == len(accepted):
-        return 0
-    kept = set(session.scalars(select(target.row_no).where(target.batch_id == batch_id)))
-    skipped = [r for r in accepted if r not in kept]
-    rejected = []
-    for part in _chunks(skipped):
-        values = {row_no: _key_of(payload, key)
-                  for row_no, payload in session.execute(
-                      select(BronzeRecord.row_no, BronzeRecord.payload).where(
-                          BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)))}
-        holders = {k: (b, r) for k, b, r in session.execute(
-            select(key_column, target.batch_id, target.row_no)
-            .where(key_column.in_(set(values.values()))))}
-        for row_no in part:
-            value = values[row_no]
-            holder = holders.get(value)
-            where = f"batch {holder[0]} row {holder[1]}" if holder else "a concurrent batch"
-            rejected.append((batch_id, row_no, stream.value, Reason.duplicate.value, key,
-                             f"{key} {value} is already in silver ({where})"))
-    bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
-    return len(rejected)
-
-
 def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
     """The ordinals this company batch onboarded that silver did not take (JSON): events must
     never name them. The planned ids were recorded at landing."""
@@ -158,7 +125,7 @@ class _Pass:
     columns: tuple[str, ...]
     fast_text: bool  # events on SQLite: timestamps stored as the text they arrived as
     known: dict[str, bool] = field(default_factory=dict)  # company id -> in silver (events)
-    accepted: list[int] = field(default_factory=list)  # rows that passed, in row order
+    accepted: array[int] = field(default_factory=lambda: array("q"))  # passed, in row order
     reasons: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -183,7 +150,7 @@ def _refine(session: Session, batch_id: str) -> Refined:
     )
     for part in rows.partitions(CHUNK):
         _refine_chunk(session, work, part)
-    repeats = _quarantine_repeats(session, work.target, work.key_column,
+    repeats = quarantine_repeats(session, work.target, work.key_column,
                                   KEY_FIELD[work.stream], batch_id, work.stream, work.accepted)
     if repeats:
         work.reasons[Reason.duplicate.value] += repeats
@@ -213,35 +180,55 @@ def _start(session: Session, batch: BatchRow) -> _Pass:
                  is_events and session.get_bind().dialect.name == "sqlite")
 
 
-def _context(session: Session, work: _Pass, parsed: list[tuple[int, Any]]) -> Context:
+def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -> Context:
     """The contract's context for a chunk; for events, the companies silver holds."""
     if work.stream is not Stream.events:
         return Context(work.spec.interval_start, work.spec.interval_end, None)
-    wanted = list({r["company_id"] for _, r in parsed if isinstance(r, dict)
-                   and isinstance(r.get("company_id"), str)} - work.known.keys())
+    named = [company_of(item) if isinstance(item, tuple) else item.get("company_id")
+             for _, _, item in items if isinstance(item, tuple | dict)]
+    wanted = list({c for c in named if isinstance(c, str)} - work.known.keys())
     present = _existing(session, SilverCompany.company_id, wanted)
     work.known.update({cid: cid in present for cid in wanted})
     return Context(work.spec.interval_start, work.spec.interval_end,
                    {c for c, ok in work.known.items() if ok})
 
 
+def _read(stream: Stream, part: Any) -> list[tuple[int, str, Any]]:
+    """(row_no, payload, what was read): a clean event's regex groups, else the parsed JSON."""
+    if stream is not Stream.events:
+        return [(row_no, payload, parse(payload)) for row_no, payload in part]
+    items = []
+    for row_no, payload in part:
+        groups = match_event(payload)
+        items.append((row_no, payload, groups if groups is not None else parse(payload)))
+    return items
+
+
 def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
     """Check one chunk of bronze rows; write the valid ones to silver, the rest to quarantine."""
-    parsed = [(row_no, parse(payload)) for row_no, payload in part]
-    ctx = _context(session, work, parsed)
-    stream, batch_id = work.stream, work.batch_id
+    items = _read(work.stream, part)
+    ctx = _context(session, work, items)
+    stream, batch_id, fast_text = work.stream, work.batch_id, work.fast_text
     to_row = _event_row if stream is Stream.events else _company_row
     valid: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []
-    for row_no, record in parsed:
-        if isinstance(record, Rejection):
-            rejection = record
+    accept = work.accepted.append
+    for row_no, payload, item in items:
+        if isinstance(item, tuple):
+            row = event_row(item, ctx, fast_text, batch_id, row_no)
+            if row is not None:
+                accept(row_no)
+                valid.append(row)
+                continue
+            item = parse(payload)  # the contract says exactly which rule it breaks
+        if isinstance(item, Rejection):
+            rejection = item
         else:
-            result = check(stream, record, ctx)
+            result = check(stream, item, ctx)
             if not isinstance(result, Rejection):
-                work.accepted.append(row_no)
-                valid.append(_event_row_sqlite(result, batch_id, row_no, record["event_timestamp"])
-                             if work.fast_text else to_row(result, batch_id, row_no))
+                accept(row_no)
+                valid.append(_event_row_sqlite(result, batch_id, row_no, item["event_timestamp"])
+                             if fast_text else to_row(result, batch_id, row_no))
                 continue
             rejection = result
         rejected.append((batch_id, row_no, stream.value, rejection.reason.value,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,22 +67,24 @@ def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     return Zone(fs, root, base.rstrip("/") or "/")
 
 
-def write(zone: Zone, relative: str, data: bytes) -> None:
-    """Put `data` at `relative` so that no reader ever sees part of it."""
+def write(zone: Zone, relative: str, data: bytes | Iterable[bytes]) -> None:
+    """Put `data` (bytes, or pieces of them) at `relative` so that no reader ever sees part
+    of it. A local zone streams the pieces to a temporary file; an object store gets one PUT
+    of them joined (a multipart upload would commit a part if the pieces failed midway)."""
     path = zone.full(relative)
     try:
         if zone.local:
             _write_local(path, data)
         else:
             # one PUT appears whole or not at all on an object store; there is no rename
-            zone.fs.pipe_file(path, data)
+            zone.fs.pipe_file(path, data if isinstance(data, bytes) else b"".join(data))
     except LandingError:
         raise
     except Exception as exc:  # noqa: BLE001 - every backend has its own error tree
         raise LandingError(describe(zone, relative, exc)) from None
 
 
-def _write_local(path: str, data: bytes) -> None:
+def _write_local(path: str, data: bytes | Iterable[bytes]) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     # fsynced here, in the land task between ticks: left dirty, ext4 (data=ordered) writes
     # these blocks during SQLite's next WAL fsync, in a later batch's stages. 0644: mkstemp's

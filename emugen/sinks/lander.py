@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +23,16 @@ from emugen.errors import LandingError
 from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks import filesystem
-from emugen.sinks.landing import BatchFacts, data_file, manifest_file, read_manifest
+from emugen.sinks.landing import (
+    CHUNK,
+    BatchFacts,
+    Digest,
+    LandingFile,
+    data_path,
+    data_pieces,
+    manifest_file,
+    read_manifest,
+)
 
 logger = logging.getLogger("emugen.landing")
 # Test hook only: seconds to wait between the bronze commit and the file write, so a test can
@@ -47,9 +57,38 @@ def read_facts(conn: Connection | Session, batch_id: str) -> BatchFacts | None:
 
 def bronze_lines(conn: Connection | Session, batch_id: str) -> list[str]:
     """The batch's raw records in row order: the bytes the zone holds come from bronze."""
-    return list(conn.execute(select(BronzeRecord.payload)
-                             .where(BronzeRecord.batch_id == batch_id)
-                             .order_by(BronzeRecord.row_no)).scalars())
+    return [line for lines in bronze_chunks(conn, batch_id) for line in lines]
+
+
+def bronze_chunks(conn: Connection | Session, batch_id: str,
+                  size: int = CHUNK) -> Iterator[list[str]]:
+    """The same records `size` rows at a time (from the last row_no read: no cursor held
+    open between chunks), so a million-row batch is never in memory whole."""
+    bronze, first = BronzeRecord.__table__.c, 0
+    while True:
+        rows = conn.execute(
+            select(bronze.row_no, bronze.payload)
+            .where(bronze.batch_id == batch_id, bronze.row_no >= first)
+            .order_by(bronze.row_no).limit(size)).all()
+        if not rows:
+            return
+        yield [payload for _, payload in rows]
+        if len(rows) < size:
+            return
+        first = rows[-1][0] + 1
+
+
+def _complete(chunks: Iterable[Sequence[str]],
+              facts: BatchFacts) -> Iterator[Sequence[str]]:
+    """The chunks, then a LandingError if bronze did not hold every record (before the file
+    is renamed into place, so no partial file ever lands)."""
+    rows = 0
+    for lines in chunks:
+        rows += len(lines)
+        yield lines
+    if rows != facts.record_count:
+        raise LandingError(f"bronze holds {rows} of {facts.record_count} records of "
+                           f"{facts.batch_id}; run `emugen replay {facts.batch_id}`")
 
 
 def land(engine: Engine, landing: Landing, batch_id: str, *,
@@ -71,12 +110,9 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
             facts = read_facts(conn, batch_id)
             if facts is None:
                 return None  # cleaned or pruned meanwhile
-            lines = bronze_lines(conn, batch_id)
-        if len(lines) != facts.record_count:
-            raise LandingError(f"bronze holds {len(lines)} of {facts.record_count} records of "
-                               f"{batch_id}; run `emugen replay {batch_id}`")
-        _fault_window(batch_id)
-        record = write_files(landing, facts, lines)
+            _fault_window(batch_id)
+            # bronze is read chunk by chunk while the file is written
+            record = write_files(landing, facts, bronze_chunks(conn, batch_id))
         # Core, not the ORM: this runs on every batch, on the worker that also runs the stages
         with engine.execution_options(emugen_write=True).begin() as conn:
             conn.execute(_upsert(conn, record))
@@ -94,16 +130,20 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         return None
 
 
-def write_files(landing: Landing, facts: BatchFacts, lines: list[str]) -> dict[str, Any]:
-    """Data file first, manifest after it: a manifest always describes a file already whole."""
-    data = data_file(facts, lines, landing.format)
-    manifest = manifest_file(facts, [data], landing.format)
+def write_files(landing: Landing, facts: BatchFacts,
+                chunks: Iterable[Sequence[str]]) -> dict[str, Any]:
+    """Data file first, streamed and hashed as it goes; manifest after it: a manifest always
+    describes a file already whole."""
     zone = filesystem.open_zone(landing.root, landing.storage_options)
-    filesystem.write(zone, data.path, data.data)
+    digest, path = Digest(), data_path(facts, landing.format)
+    filesystem.write(zone, path, digest.hash(data_pieces(
+        facts, digest.count(_complete(chunks, facts)), landing.format)))
+    data = LandingFile(path, b"", digest.rows, digest.sha.hexdigest(), digest.bytes)
+    manifest = manifest_file(facts, [data], landing.format)
     filesystem.write(zone, manifest.path, manifest.data)
     return {"batch_id": facts.batch_id, "root": landing.root, "format": landing.format,
-            "path": data.path, "manifest_path": manifest.path, "sha256": data.sha256,
-            "bytes": len(data.data), "rows": data.rows, "landed_at": datetime.now(UTC)}
+            "path": path, "manifest_path": manifest.path, "sha256": data.sha256,
+            "bytes": data.size, "rows": data.rows, "landed_at": datetime.now(UTC)}
 
 
 def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
