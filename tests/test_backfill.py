@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import random
 from datetime import UTC, datetime, timedelta
@@ -26,12 +25,10 @@ from emugen.pipeline.runner import refine_and_build
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 from tests.conftest import make_settings
-from tests.store_helpers import VOLATILE
+from tests.store_helpers import digests
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 BOTH = (Stream.companies, Stream.events)
-# bookkeeping, not data: live runs checkpoint the watermark walk there (with a wall-clock stamp)
-NOT_DATA = {"control_state", "config_reloads", "schema_version"}
 
 
 def small_settings(**overrides: object) -> Settings:
@@ -43,21 +40,6 @@ def small_settings(**overrides: object) -> Settings:
         events={"production": {"interval": "PT15M", "events_per_driver": 0.5},
                 "quality": {"rate": 0.1}},
         **overrides)
-
-
-def digests(engine: Engine) -> dict[str, str]:
-    """Per table, the hash of its sorted rows, wall-clock columns (VOLATILE) left out."""
-    from emugen.db.models import Base
-
-    out = {}
-    with engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            if table.name in NOT_DATA:
-                continue
-            cols = [c for c in table.c if c.name not in VOLATILE | {"redispatched_at"}]
-            rows = sorted(repr(tuple(r)) for r in conn.execute(select(*cols)))
-            out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
-    return out
 
 
 def live_in_order(engine: Engine, settings: Settings, plan: Plan) -> None:
