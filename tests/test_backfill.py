@@ -258,6 +258,20 @@ def test_the_progress_line_gives_rates_and_an_eta(tmp_path: Path):
     from emugen.backfill.progress import Snapshot, line
 
     text = line(Snapshot(batches=10, total=40, records=1000, expected=4000, fresh_batches=10,
-                         fresh_records=1000, seconds=2.0))
-    assert "10/40 ticks" in text and "5.0 batches/s" in text and "500 records/s" in text
+                         fresh_records=1000, fresh_events=900, seconds=2.0))
+    assert "10/40 ticks" in text and "5.0 batches/s" in text and "450 events/s" in text
     assert "ETA 0:00:06" in text
+
+
+def test_on_a_terminal_the_progress_line_is_rewritten_in_place_and_ends_with_a_newline():
+    from emugen.backfill.progress import Snapshot
+
+    out, moments = io.StringIO(), iter([0.0, 0.05, 1.0, 1.1])
+    progress = Progress(out, tty=True, now=lambda: next(moments))
+    snap = Snapshot(1, 4, 10, 40, 1, 10, 10, 1.0)
+    progress.show(snap)
+    progress.show(snap)  # 50 ms later: not redrawn
+    progress.show(snap)
+    progress.show(snap, final=True)
+    text = out.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1

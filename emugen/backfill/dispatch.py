@@ -182,6 +182,7 @@ class Backfill:
                  if t.batch_id not in already and state.get(t.batch_id, ("",))[0] == "gold"]
         self.progress.show(Snapshot(outcome.gold, outcome.total, outcome.records,
                                     self.plan.records, len(fresh), sum(t.records for t in fresh),
+                                    sum(t.records for t in fresh if t.stream is Stream.events),
                                     outcome.seconds), final=final)
 
     def _due(self, tick: Tick, status: str) -> bool:
