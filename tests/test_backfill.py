@@ -275,3 +275,19 @@ def test_on_a_terminal_the_progress_line_is_rewritten_in_place_and_ends_with_a_n
     progress.show(snap, final=True)
     text = out.getvalue()
     assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
+
+
+def test_a_backfill_with_no_broker_to_send_to_exits_1_saying_so(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "emugen.yaml"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 's.db'}\n"
+                      "broker_url: redis://127.0.0.1:1/0\n")
+    done = subprocess.run([sys.executable, "-m", "emugen", "backfill", "--from",
+                           "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == done.stderr.strip().splitlines()[-1]
+    assert "no broker answers at redis://127.0.0.1:1/0" in done.stderr
