@@ -25,7 +25,7 @@ from emugen.pipeline.runner import refine_and_build
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 from tests.conftest import make_settings
-from tests.store_helpers import digests
+from tests.store_helpers import digests, gold_from_scratch, gold_tables
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 BOTH = (Stream.companies, Stream.events)
@@ -93,6 +93,7 @@ def test_a_backfill_finishing_in_any_order_equals_live_generation_in_order(engin
     backfill_shuffled(second_engine, plan, seed=7)
     live, backfilled = digests(engine), digests(second_engine)
     assert live == backfilled
+    assert gold_tables(second_engine) == gold_from_scratch(second_engine, 3600)
     with read_session(engine) as session:
         quarantined = session.scalar(select(BatchRow.corrupted_count).where(
             BatchRow.stream == "companies", BatchRow.seq == 2))
