@@ -18,6 +18,7 @@ from emugen.db.models import (
     ControlState,
     GoldCompanyWindow,
     GoldRegionWindow,
+    GoldWindowDriver,
     InjectedDefect,
     LandedFile,
     LandingFailure,
@@ -90,8 +91,8 @@ class Cleaned:
 
 
 # children before parents, so nothing is ever left pointing at a deleted batch
-_WIPED = (GoldCompanyWindow, GoldRegionWindow, Quarantine, SilverEvent, SilverCompany,
-          InjectedDefect, PlannedCompany, BronzeRecord, BatchRow, SkippedTick)
+_WIPED = (GoldCompanyWindow, GoldRegionWindow, GoldWindowDriver, Quarantine, SilverEvent,
+          SilverCompany, InjectedDefect, PlannedCompany, BronzeRecord, BatchRow, SkippedTick)
 
 
 def require_paused(session: Session) -> None:

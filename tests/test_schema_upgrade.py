@@ -1,5 +1,5 @@
 """Schema 3: SQLite stamps in one ISO-8601 UTC form, JSON columns as jsonb on PostgreSQL;
-a version-2 store is converted in place."""
+schema 4: gold's record of the drivers it counted; earlier stores are converted in place."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from emugen.pipeline.replay import replay
 from emugen.pipeline.runner import run_pipeline
 from emugen.pipeline.status import status
 from tests.conftest import make_settings
+from tests.store_helpers import gold_from_scratch, gold_tables
+from tests.test_gold import _shared_drivers
+from tests.test_store import dirty_settings, land_round
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -113,3 +116,27 @@ def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_i
     assert after == before
     assert spec in ("companies", "events")
     assert json.loads(json.dumps(after["reconciliation"])) == before["reconciliation"]
+
+
+def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_twice(
+        database_url):
+    engine = make_engine(database_url)
+    init_db(engine)
+    settings = dirty_settings(rate=0.1, size=40)
+    for n in range(4):
+        land_round(engine, settings, n)
+    with engine.begin() as conn:  # what version 3 held: gold, and no record of its drivers
+        conn.execute(text("DELETE FROM gold_window_drivers"))
+        conn.execute(text("UPDATE schema_version SET version = 3"))
+    engine.dispose()
+
+    upgraded = make_engine(database_url)
+    init_db(upgraded)
+    for n in range(4, 8):  # new batches add to the same windows
+        land_round(upgraded, settings, n)
+    assert _shared_drivers(upgraded) > 0
+    assert gold_tables(upgraded) == gold_from_scratch(upgraded, 60)
+    with read_session(upgraded) as session:
+        versions = session.execute(text("SELECT version FROM schema_version")).scalars().all()
+    assert SCHEMA_VERSION == 4 and SCHEMA_VERSION in versions
+    upgraded.dispose()

@@ -18,7 +18,7 @@ PASSWORD = "Pl4nted-s3cret"
 LONG_RUNNING = {("up",), ("web",), ("soak",), ("chaos",), ("bench", "generate"),
                 ("bench", "pipeline"), ("bench", "fleet"), ("bench", "sse"), ("bench", "all"),
                 ("bench", "cadence"), ("bench", "grade"), ("bench", "export"),
-                ("bench", "landing")}
+                ("bench", "landing"), ("bench", "json-types")}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "check"), [], None),

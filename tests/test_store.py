@@ -22,7 +22,6 @@ from emugen.db.models import (
 from emugen.db.session import read_session, write_session
 from emugen.errors import StageOrderError
 from emugen.pipeline import bronze as bronze_module
-from emugen.pipeline import gold as gold_module
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.gold import build_gold
 from emugen.pipeline.reconcile import reconcile
@@ -79,10 +78,7 @@ def test_every_defect_type_at_rate_030_over_10000_records_per_entity_is_caught_e
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
 
 
-@pytest.mark.parametrize("subset_limit", [500, 1], ids=["per-company", "whole-window"])
-def test_gold_equals_a_direct_recomputation_from_silver_across_many_small_batches(
-        engine, monkeypatch, subset_limit):
-    monkeypatch.setattr(gold_module, "MAX_COMPANY_SUBSET", subset_limit)
+def test_gold_equals_a_direct_recomputation_from_silver_across_many_small_batches(engine):
     settings = dirty_settings(rate=0.1, size=15)
     for n in range(12):
         land_round(engine, settings, n)

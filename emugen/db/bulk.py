@@ -1,4 +1,4 @@
-"""Bulk inserts at the driver's speed: SQLite via executemany, others via Core insertmanyvalues."""
+"""Bulk inserts at the driver's speed: SQLite via executemany, PostgreSQL via COPY."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+from emugen.db.copy import copy_rows
 
 
 def bulk_insert(
@@ -18,41 +21,56 @@ def bulk_insert(
     *,
     skip_existing: bool = False,
 ) -> None:
-    """Insert `rows` (tuples in `columns` order); `skip_existing` ignores primary-key clashes.
+    """Insert `rows` (tuples in `columns` order); `skip_existing` ignores primary-key clashes
+    (the first of the rows sharing a key lands).
 
     On SQLite, Core's executemany spends more time building parameter dicts than SQLite spends
-    writing (0.66 s vs 0.26 s for 100k bronze rows), so rows go to the driver directly; column
-    types still convert values through their own bind processors. PostgreSQL uses Core's
-    insertmanyvalues batching, which is already close to the driver's floor there.
+    writing (0.66 s vs 0.26 s for 100k bronze rows), so rows go to the driver directly.
+    PostgreSQL loads with COPY (db/copy.py): Core's executemany there is one round trip per
+    row in psycopg's pipeline, 3.8 s against COPY's 0.8 s for 100k silver events. Either
+    way, column types still convert values through their own bind processors.
     """
     if not rows:
         return
     connection = session.connection()
     dialect = connection.dialect
-    if dialect.name == "sqlite":
-        converting = [
-            (i, p) for i, name in enumerate(columns)
-            if (p := table.c[name].type._cached_bind_processor(dialect)) is not None
-        ]
-        if len(converting) == 1:  # the common case (one timestamp column): no per-row list
-            i, convert = converting[0]
-            rows = [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
-        elif converting:
-            converted = []
-            for row in rows:
-                values = list(row)
-                for i, convert in converting:
-                    values[i] = convert(values[i])
-                converted.append(tuple(values))
-            rows = converted
-        verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
-        marks = ", ".join("?" for _ in columns)
-        sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-        connection.exec_driver_sql(sql, list(rows))
+    if dialect.name not in ("sqlite", "postgresql"):
+        statement = table.insert()
+        connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    statement: Any = (
-        postgresql.insert(table).on_conflict_do_nothing()
-        if skip_existing and dialect.name == "postgresql"
-        else table.insert()
-    )
-    connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
+    rows = _converted(table, columns, rows, dialect)
+    if dialect.name == "postgresql":
+        copy_rows(connection, table, columns, rows, skip_existing=skip_existing)
+        return
+    verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
+    marks = ", ".join("?" for _ in columns)
+    sql = f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, list(rows))
+
+
+def dialect_insert(session: Session, table: Table) -> Any:
+    """An INSERT that takes ON CONFLICT clauses (emugen runs on SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _converted(table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+               dialect: Dialect) -> Sequence[tuple[Any, ...]]:
+    """The rows with every value through its column type's bind processor, as Core would."""
+    converting = [
+        (i, p) for i, name in enumerate(columns)
+        if (p := table.c[name].type._cached_bind_processor(dialect)) is not None
+    ]
+    if len(converting) == 1:  # the common case (one timestamp column): no per-row list
+        i, convert = converting[0]
+        return [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
+    if not converting:
+        return rows
+    converted = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converting:
+            values[i] = convert(values[i])
+        converted.append(tuple(values))
+    return converted

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
+from emugen.db.bulk import dialect_insert
 from emugen.db.columns import UTCDateTime
-from emugen.db.models import JSON_COLUMNS, Base
+from emugen.db.models import JSON_COLUMNS, Base, BatchRow, GoldWindowDriver, SilverEvent
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2,)
+UPGRADABLE = (2, 3)
 
 
 def lock(session: Session) -> None:
@@ -22,12 +23,14 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 store to version 3 inside the caller's transaction."""
+    """Bring a version-2 or -3 store to the current version inside the caller's transaction."""
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)
         elif session.get_bind().dialect.name == "postgresql":
             _jsonb_columns(session)
+    if found <= 3:
+        _counted_drivers(session)
 
 
 def stamp_columns() -> list[tuple[str, str]]:
@@ -69,3 +72,22 @@ def _jsonb_columns(session: Session) -> None:
             if now == "text":
                 session.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} "
                                      f"TYPE {kind} USING {column}::{kind}"))
+
+
+def _counted_drivers(session: Session) -> None:
+    """Version 4: gold adds each batch's distinct drivers once (gold_window_drivers); record
+    those the gold of an earlier emugen already counted, from silver, so none counts twice."""
+    from emugen.pipeline.gold import WINDOW_SECONDS  # the pipeline imports the store
+
+    width = case(*((BatchRow.mode == mode.value, s * 1000)
+                   for mode, s in WINDOW_SECONDS.items()))
+    seconds, window = width // 1000, SilverEvent.event_ms // width * width
+    counted = (
+        select(seconds, window, SilverEvent.company_id, SilverEvent.driver_id,
+               func.min(SilverEvent.batch_id))
+        .join(BatchRow, BatchRow.batch_id == SilverEvent.batch_id)
+        .where(BatchRow.status == "gold")
+        .group_by(seconds, window, SilverEvent.company_id, SilverEvent.driver_id))
+    session.execute(dialect_insert(session, GoldWindowDriver.__table__).from_select(
+        ["window_seconds", "window_start_ms", "company_id", "driver_id", "batch_id"], counted,
+    ).on_conflict_do_nothing())

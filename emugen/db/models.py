@@ -20,7 +20,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 3  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
+SCHEMA_VERSION = 4  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb;
+#                    4: gold_window_drivers (gold adds each batch's share)
 
 
 # the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
@@ -190,8 +191,9 @@ class GoldCompanyWindow(Base):
     delivered: Mapped[int] = mapped_column(Integer)
     active_drivers: Mapped[int] = mapped_column(Integer)
 
-    # gold replaces one window at a time; the primary key leads with company_id after
-    # window_seconds, so without this index every recompute scans all of gold
+    # a window's rows are read together (the verdict's recomputation, the dashboard); the
+    # primary key leads with company_id after window_seconds, so without this index each
+    # such read scans all of gold
     __table_args__ = (Index("ix_gold_company_window_start", "window_seconds", "window_start_ms"),)
 
 
@@ -206,6 +208,18 @@ class GoldRegionWindow(Base):
     companies_onboarded: Mapped[int] = mapped_column(Integer)
     events: Mapped[int] = mapped_column(Integer)
     deliveries: Mapped[int] = mapped_column(Integer)
+
+
+class GoldWindowDriver(Base):
+    """A driver gold counted as active in a company's window, and the batch that counted it
+    first: gold adds each batch's share, and a driver two batches share is added once."""
+
+    __tablename__ = "gold_window_drivers"
+    window_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    company_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    driver_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(40), index=True)
 
 
 class ControlState(Base):

@@ -19,7 +19,6 @@ from emugen.errors import DatabaseError
 
 # Any lock held longer than this is a bug or a stuck process; fail loudly instead of hanging.
 BUSY_TIMEOUT_MS = 30_000
-_GOLD_LOCK_KEY = 0x656D7567656E  # "emugen" as a PostgreSQL advisory-lock key
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -147,16 +146,3 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def read_session(engine: Engine) -> Iterator[Session]:
     with Session(engine) as session:
         yield session
-
-
-def lock_gold(session: Session) -> None:
-    """Serialise gold recomputation so a slower recompute never overwrites a newer one."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(_pg_lock(_GOLD_LOCK_KEY)))
-    # SQLite: the IMMEDIATE write transaction already holds the database's write lock.
-
-
-def _pg_lock(key: int) -> Any:
-    from sqlalchemy import func
-
-    return func.pg_advisory_xact_lock(key)

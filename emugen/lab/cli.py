@@ -183,6 +183,21 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_generate(result))
 
 
+@bench_group.command("json-types")
+@click.option("--database", required=True, metavar="URL",
+              help="A PostgreSQL URL (the tables go in a private schema, dropped after).")
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
+    """Bronze payloads and a spec as text, json and jsonb on PostgreSQL: time and fidelity."""
+    from emugen.lab.jsontypes import bench_json_types, format_json_types
+
+    if not database.startswith("postgres"):
+        raise click.BadParameter(f"{database!r}: json and jsonb are PostgreSQL types; give a "
+                                 "postgresql:// URL", param_hint="--database")
+    click.echo(format_json_types(bench_json_types(database, events, repeat)))
+
+
 @bench_group.command("pipeline")
 @click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--database", default=None, metavar="URL",

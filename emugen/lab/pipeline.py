@@ -53,12 +53,32 @@ def sqlite_floor(rows: list[tuple[str, int, str]]) -> float:
 
 
 def bench_pipeline(events: int = 100_000, database: str | None = None, repeat: int = 3) -> dict:
-    """The fastest of `repeat` runs, each on a fresh store (peak RSS covers them all)."""
-    runs = [_one_run(events, database) for _ in range(repeat)]
+    """The fastest of `repeat` runs, each on a fresh store (peak RSS covers them all).
+
+    On PostgreSQL, the same batch on SQLite is the baseline: its runs alternate with
+    PostgreSQL's in this process, so both see the same machine, and the rates' ratio is printed.
+    """
+    compare = database is not None and database.startswith("postgres")
+    runs, baseline = [], []
+    for _ in range(repeat):
+        runs.append(_one_run(events, database))  # first: its peak RSS is its own
+        if compare:
+            baseline.append(_one_run(events, None))
+    result = _best(runs)
+    if compare:
+        sqlite = _best(baseline)
+        result["sqlite_baseline"] = {k: sqlite[k] for k in (
+            "bronze_s", "silver_s", "gold_s", "total_s", "events_per_s", "all_events_per_s")}
+        result["rate_to_sqlite"] = result["events_per_s"] / sqlite["events_per_s"]
+    return result
+
+
+def _best(runs: list[dict]) -> dict:
     # RSS is a high-water mark: the first run's figure is one run's peak, later ones add
     # only what the allocator kept from earlier runs.
     best = min(runs, key=lambda r: r["total_s"])
-    return {**best, "runs": repeat, "all_events_per_s": [round(r["events_per_s"]) for r in runs],
+    return {**best, "runs": len(runs),
+            "all_events_per_s": [round(r["events_per_s"]) for r in runs],
             "peak_rss_mb": runs[0]["peak_rss_mb"]}
 
 
@@ -107,7 +127,7 @@ def _one_run(events: int, database: str | None) -> dict:
 
 
 def format_pipeline(r: dict) -> str:
-    return "\n".join([
+    lines = [
         f"pipeline on {r['database']}: one production driver batch of {r['events']:,} events "
         f"({r['valid']:,} to silver, {r['quarantined']:,} quarantined) over "
         f"{r['companies']:,} companies; best of {r['runs']} runs "
@@ -121,4 +141,15 @@ def format_pipeline(r: dict) -> str:
         f"{r['sqlite_executemany_floor_s']:.3f} s -> bronze/floor "
         f"{r['bronze_to_floor_ratio']:.1f}x, "
         f"end-to-end/floor {r['total_to_floor_ratio']:.1f}x",
-    ])
+    ]
+    base = r.get("sqlite_baseline")
+    if base:
+        lines += [
+            f"baseline: the same batch on SQLite, runs alternated with these "
+            f"(events/s each: {', '.join(f'{x:,}' for x in base['all_events_per_s'])})",
+            f"  bronze {base['bronze_s']:.3f} s, silver {base['silver_s']:.3f} s, "
+            f"gold {base['gold_s']:.3f} s, end to end {base['total_s']:.3f} s  "
+            f"{base['events_per_s']:>10,.0f} events/s",
+            f"  {r['database']}/sqlite rate: {r['rate_to_sqlite']:.2f}x",
+        ]
+    return "\n".join(lines)

@@ -1,26 +1,26 @@
-"""Gold: recompute, from silver, every aggregate window a batch touches (never blind increments)."""
+"""Gold: add each batch's share to the aggregate windows it touches; recompute from silver."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, distinct, func, select
+from sqlalchemy import Integer, String, Table, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from emugen.db.bulk import bulk_insert
+from emugen.db.bulk import dialect_insert
 from emugen.db.models import (
     BatchRow,
     GoldCompanyWindow,
     GoldRegionWindow,
+    GoldWindowDriver,
     SilverCompany,
     SilverEvent,
 )
-from emugen.db.session import lock_gold
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.pipeline.log import stage_done
 from emugen.pipeline.stage import StageResult, since_ms
@@ -33,7 +33,7 @@ WINDOW_SECONDS = {Mode.emulated: 60, Mode.production: 3600}
 @dataclass(frozen=True)
 class Built:
     batch_id: str
-    windows: list[int]  # window starts (epoch ms) recomputed
+    windows: list[int]  # window starts (epoch ms) the batch added to
     already_done: bool = False
 
 
@@ -41,14 +41,14 @@ def _count_type(kind: EventType) -> ColumnElement[Any]:
     return func.sum(case((SilverEvent.event_type == kind.value, 1), else_=0))
 
 
-# A batch with more valid events than this rebuilds whole windows: a long IN list costs more
-# than the rows it saves, and production batches touch most companies anyway.
-MAX_COMPANY_SUBSET = 500
+_COMPANY_COUNTS = ("events", "start_driving", "stopped_driving", "delivered", "active_drivers")
+_REGION_COUNTS = ("companies_onboarded", "events", "deliveries")
 
 
 def company_windows(session: Session, seconds: int, start_ms: int,
                     companies: Collection[str] | None = None) -> list[tuple[Any, ...]]:
-    """Per company (all, or only `companies`): events by type and distinct drivers in the window."""
+    """Per company (all, or only `companies`): events by type and distinct drivers in the window,
+    recomputed from silver (what gold must equal; verdicts and tests check it)."""
     end_ms = start_ms + seconds * 1000
     query = (
         select(SilverEvent.company_id, func.count(), _count_type(EventType.start_driving),
@@ -86,67 +86,117 @@ def region_windows(session: Session, seconds: int, start_ms: int) -> list[tuple[
             for region in sorted(onboarded.keys() | moved.keys())]
 
 
-def _touched(session: Session, stream: Stream, batch_id: str, seconds: int,
-             rows: int) -> dict[int, set[str] | None]:
-    """Window start -> the companies whose rows the batch can change (None: the whole window)."""
-    width = seconds * 1000
-    if stream is Stream.companies or rows > MAX_COMPANY_SUBSET:
-        # A big batch rebuilds whole windows without listing its (window, company) pairs first.
-        # Floor division: SQLAlchemy 2 renders it per dialect; epoch ms are positive anyway.
-        table = SilverEvent if stream is Stream.events else SilverCompany
-        column = SilverEvent.event_ms if stream is Stream.events else SilverCompany.onboarded_ms
-        found = session.scalars(select(column // width)
-                                .where(table.batch_id == batch_id).distinct()).all()
-        return {int(w) * width: None for w in sorted(found)}
-    companies: dict[int, set[str]] = {}
-    for window, company in session.execute(
-            select(SilverEvent.event_ms // width, SilverEvent.company_id)
-            .where(SilverEvent.batch_id == batch_id).distinct()):
-        companies.setdefault(int(window) * width, set()).add(company)
-    return {start: ids for start, ids in sorted(companies.items())}
+def _add(session: Session, table: Table, added: Sequence[str],
+         rows: list[dict[str, Any]]) -> None:
+    """Upsert `rows`, adding their `added` columns to those of a row already there.
 
-
-def recompute_window(session: Session, seconds: int, start_ms: int, stream: Stream,
-                     companies: Collection[str] | None = None) -> None:
-    """Replace the gold rows of one window (or of some companies in it) with silver's aggregate.
-
-    A batch of events only changes the rows of the companies it mentions, so rebuilding just those
-    keeps gold's cost per batch flat while the window holds ever more companies; the region rows
-    are few and always rebuilt whole.
+    Sorted by primary key: concurrent gold runs take their row locks in one order, so they
+    queue behind each other instead of deadlocking.
     """
-    if stream is Stream.events:
-        stale = and_(GoldCompanyWindow.window_seconds == seconds,
-                     GoldCompanyWindow.window_start_ms == start_ms)
-        if companies is not None:
-            stale = and_(stale, GoldCompanyWindow.company_id.in_(sorted(companies)))
-        session.execute(delete(GoldCompanyWindow).where(stale))
-        bulk_insert(session, GoldCompanyWindow.__table__,
-                    ("window_seconds", "company_id", "window_start_ms", "window_start", "events",
-                     "start_driving", "stopped_driving", "delivered", "active_drivers"),
-                    company_windows(session, seconds, start_ms, companies))
-    session.execute(delete(GoldRegionWindow).where(and_(
-        GoldRegionWindow.window_seconds == seconds,
-        GoldRegionWindow.window_start_ms == start_ms)))
-    bulk_insert(session, GoldRegionWindow.__table__,
-                ("window_seconds", "region", "window_start_ms", "window_start",
-                 "companies_onboarded", "events", "deliveries"),
-                region_windows(session, seconds, start_ms))
+    if not rows:
+        return
+    key = [c.name for c in table.primary_key.columns]
+    rows.sort(key=lambda row: tuple(row[k] for k in key))
+    statement = dialect_insert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=key, set_={c: table.c[c] + statement.excluded[c] for c in added})
+    session.connection().execute(statement, rows)
+
+
+def _count_new_drivers(session: Session, batch_id: str, seconds: int) -> dict[tuple[int, str], int]:
+    """Record the batch's (window, company, driver) triples gold has not counted yet; how
+    many it recorded per (window, company).
+
+    ON CONFLICT DO NOTHING is what makes this safe to run concurrently: of two batches
+    sharing a driver, exactly one inserts the row (the other waits for it, then skips it),
+    and only the batch that inserted a row counts it.
+    """
+    width = seconds * 1000
+    window = (SilverEvent.event_ms // width) * width
+    chosen = (select(literal(seconds, Integer), window, SilverEvent.company_id,
+                     SilverEvent.driver_id, literal(batch_id, String))
+              .where(SilverEvent.batch_id == batch_id).distinct()
+              .order_by(window, SilverEvent.company_id, SilverEvent.driver_id))
+    seen = GoldWindowDriver.__table__
+    session.execute(dialect_insert(session, seen).from_select(
+        ["window_seconds", "window_start_ms", "company_id", "driver_id", "batch_id"], chosen,
+    ).on_conflict_do_nothing())
+    return {(int(w), cid): n for w, cid, n in session.execute(
+        select(seen.c.window_start_ms, seen.c.company_id, func.count())
+        .where(seen.c.batch_id == batch_id, seen.c.window_seconds == seconds)
+        .group_by(seen.c.window_start_ms, seen.c.company_id))}
+
+
+def _add_events(session: Session, batch_id: str, seconds: int) -> set[int]:
+    """Add an events batch's share to its company and region windows; the windows touched.
+
+    One pass over the batch's events, by company with its region: the region rows are the
+    sums of their companies' (an event whose company silver lacks has no region row).
+    """
+    width = seconds * 1000
+    window = (SilverEvent.event_ms // width) * width
+    drivers = _count_new_drivers(session, batch_id, seconds)
+    companies: list[dict[str, Any]] = []
+    by_region: dict[tuple[int, str], list[int]] = {}
+    for w, cid, region, n, s, st, d in session.execute(
+            select(window, SilverEvent.company_id, SilverCompany.region, func.count(),
+                   _count_type(EventType.start_driving), _count_type(EventType.stopped_driving),
+                   _count_type(EventType.delivered))
+            .outerjoin(SilverCompany, SilverCompany.company_id == SilverEvent.company_id)
+            .where(SilverEvent.batch_id == batch_id)
+            .group_by(window, SilverEvent.company_id, SilverCompany.region)):
+        w = int(w)
+        companies.append(
+            {"window_seconds": seconds, "company_id": cid, "window_start_ms": w,
+             "window_start": EPOCH + MS * w, "events": n, "start_driving": s,
+             "stopped_driving": st, "delivered": d, "active_drivers": drivers.get((w, cid), 0)})
+        if region is not None:
+            sums = by_region.setdefault((w, region), [0, 0])
+            sums[0] += n
+            sums[1] += d
+    regions: list[dict[str, Any]] = [
+        {"window_seconds": seconds, "region": region, "window_start_ms": w,
+         "window_start": EPOCH + MS * w, "companies_onboarded": 0, "events": n, "deliveries": d}
+        for (w, region), (n, d) in by_region.items()]
+    _add(session, GoldCompanyWindow.__table__, _COMPANY_COUNTS, companies)
+    _add(session, GoldRegionWindow.__table__, _REGION_COUNTS, regions)
+    return {row["window_start_ms"] for row in companies}
+
+
+def _add_companies(session: Session, batch_id: str, seconds: int) -> set[int]:
+    """Add a company batch's onboardings to its region windows; the windows touched."""
+    width = seconds * 1000
+    window = (SilverCompany.onboarded_ms // width) * width
+    regions: list[dict[str, Any]] = [
+        {"window_seconds": seconds, "region": region, "window_start_ms": int(w),
+         "window_start": EPOCH + MS * int(w), "companies_onboarded": n, "events": 0,
+         "deliveries": 0}
+        for w, region, n in session.execute(
+            select(window, SilverCompany.region, func.count())
+            .where(SilverCompany.batch_id == batch_id).group_by(window, SilverCompany.region))]
+    _add(session, GoldRegionWindow.__table__, _REGION_COUNTS, regions)
+    return {int(row["window_start_ms"]) for row in regions}
 
 
 def run(session: Session, batch_id: str) -> StageResult:
-    """The stage contract: the batch's silver rows in, the gold windows recomputed out."""
+    """The stage contract: the batch's silver rows in, the gold windows it added to out."""
     started = time.perf_counter()
     built = build_gold(session, batch_id)
     batch = session.get(BatchRow, batch_id)
     rows_in = (batch.valid_count or 0) if batch is not None else 0
     return StageResult(batch_id, "gold", rows_in, len(built.windows), since_ms(started),
-                       "already in gold" if built.already_done else "windows recomputed")
+                       "already in gold" if built.already_done else "windows added to")
 
 
 def build_gold(session: Session, batch_id: str) -> Built:
-    """Recompute the gold windows of a refined batch (idempotent; serialised by a lock)."""
+    """Add a refined batch's share to the gold windows it touches (idempotent).
+
+    Every count gold keeps is a sum over batches (distinct drivers through
+    gold_window_drivers), so gold needs only the batch's own silver rows, batches may reach
+    gold in any order and any number at once: the batch row's lock makes each batch count
+    once, and row locks on the gold rows serialise only batches touching the same rows.
+    """
     started = time.perf_counter()
-    lock_gold(session)
     batch = session.execute(
         select(BatchRow).where(BatchRow.batch_id == batch_id).with_for_update()
     ).scalar_one_or_none()
@@ -156,11 +206,9 @@ def build_gold(session: Session, batch_id: str) -> Built:
         return Built(batch_id, [], already_done=True)
     if batch.status != "silver":
         raise StageOrderError(f"batch {batch_id} is {batch.status!r}; gold needs a silver batch")
-    stream, seconds = Stream(batch.stream), WINDOW_SECONDS[Mode(batch.mode)]
-    touched = _touched(session, stream, batch_id, seconds, batch.valid_count or 0)
-    windows = list(touched)
-    for start_ms, companies in touched.items():
-        recompute_window(session, seconds, start_ms, stream, companies)
+    seconds = WINDOW_SECONDS[Mode(batch.mode)]
+    add = _add_events if Stream(batch.stream) is Stream.events else _add_companies
+    windows = sorted(add(session, batch_id, seconds))
     batch.status = "gold"
     batch.gold_at = datetime.now(UTC)
     batch.gold_ms = (time.perf_counter() - started) * 1000

@@ -4,7 +4,8 @@ A batch of emulated mode that reached gold longer ago than `fleet.retain_batches
 its bronze rows, its truth, its silver events, its quarantine rows and finally its batch row.
 Kept forever:
 
-- gold (recomputed only for the windows a *new* batch touches, which are recent);
+- gold (a *new* batch adds only to the windows it touches, which are recent; the record of
+  which drivers a pruned batch counted goes with it);
 - `silver_companies`: the company dimension that live events reference (silver's referential
   check and gold's per-region join need every company ever onboarded);
 - the newest batch of each stream, so `seq` and the next company ordinal keep counting up;
@@ -39,6 +40,7 @@ from emugen.db.models import (
     BatchRow,
     BronzeRecord,
     ConfigReload,
+    GoldWindowDriver,
     InjectedDefect,
     PlannedCompany,
     Quarantine,
@@ -139,6 +141,10 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
             result.add("landing_files", remove_files(landing, session, ids))
         if stream is Stream.companies:
             raise_floor(session, ids)
+        # gold's record of which drivers these batches counted: their windows are old, no
+        # new batch adds to them (see the docstring), so the record is no longer needed
+        n = _deleted(session, delete(GoldWindowDriver).where(GoldWindowDriver.batch_id.in_(ids)))
+        result.add(GoldWindowDriver.__tablename__, n)
         n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
         result.add(BatchRow.__tablename__, n)
         result.batches += n
