@@ -4,7 +4,8 @@ The store after a 2-worker backfill, with one worker (main process and pool) and
 itself killed -9 in the middle and the command rerun, equals table by table the store after
 a 1-worker backfill of the same range (sorted content hash per table; the wall-clock columns
 left out are store_helpers.VOLATILE: generated/bronze/silver/gold_at, the *_ms durations,
-the worker's name, and redispatched_at).
+the worker's name, and redispatched_at; and gold_window_drivers.batch_id, which batch reached
+gold first and counted a shared driver: the completion order, not data).
 """
 
 from __future__ import annotations
