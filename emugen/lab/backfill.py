@@ -22,6 +22,7 @@ from emugen.db.models import BatchRow
 from emugen.db.session import dispose_engines, init_db, make_engine, read_session
 from emugen.lab import private_database
 from emugen.lab.processes import PrivateFleet
+from emugen.lab.procfs import busy_share, cpu_seconds, machine_jiffies
 from emugen.reload import write_yaml_atomically
 from emugen.settings import parse_settings
 from emugen.supervisor import spawn
@@ -97,10 +98,13 @@ def fleet_run(folder: Path, database_url: str, workers: int, days: float) -> dic
         fleet.start()
         start, end = week_range(days)
         log = folder / "backfill.log"
-        t0 = time.perf_counter()
+        t0, machine = time.perf_counter(), machine_jiffies()
         process = fleet.backfill(start, end, log)
         code = process.wait()
         seconds = time.perf_counter() - t0
+        busy = busy_share(machine, machine_jiffies())
+        pids = [p for name in fleet.workers for p in fleet.pids().get(f"{name}-pool", [])]
+        worker_cpu = sum(cpu_seconds(p) for p in pids)
         if code != 0:
             raise RuntimeError(f"emugen backfill exited {code}: {log.read_text()[-2000:]}")
     engine = make_engine(database_url)
@@ -108,7 +112,8 @@ def fleet_run(folder: Path, database_url: str, workers: int, days: float) -> dic
     engine.dispose()
     dispose_engines(database_url)
     return {"workers": workers, "seconds": seconds, "events": events,
-            "events_per_s": events / seconds}
+            "events_per_s": events / seconds, "machine_busy": busy,
+            "worker_cpu_s": worker_cpu}
 
 
 def in_process(database_url: str, plan: Plan) -> dict[str, Any]:
@@ -117,14 +122,16 @@ def in_process(database_url: str, plan: Plan) -> dict[str, Any]:
     engine = make_engine(database_url)
     init_db(engine)
     fingerprint = plan.settings.fingerprint()
-    t0 = time.perf_counter()
+    t0, machine, cpu = time.perf_counter(), machine_jiffies(), time.process_time()
     for tick in plan.ticks:
         run_tick(engine, plan.settings.landing, TickMessage.parse(tick.message(fingerprint)),
                  worker="in-process")
     seconds = time.perf_counter() - t0
+    busy, worker_cpu = busy_share(machine, machine_jiffies()), time.process_time() - cpu
     events = event_records(engine)
     engine.dispose()
-    return {"seconds": seconds, "events": events, "events_per_s": events / seconds}
+    return {"seconds": seconds, "events": events, "events_per_s": events / seconds,
+            "machine_busy": busy, "worker_cpu_s": worker_cpu}
 
 
 def bench_backfill(days: float = 7, database: str | None = None) -> dict[str, Any]:
@@ -165,7 +172,9 @@ def _drivers(spec: Any) -> int:
 def format_backfill(r: dict[str, Any]) -> str:
     def row(label: str, run: dict[str, Any]) -> str:
         return (f"  {label:<28} {run['seconds']:8.1f} s  {run['events']:>11,} events  "
-                f"{run['events_per_s']:>9,.0f} events/s")
+                f"{run['events_per_s']:>9,.0f} events/s; {run['worker_cpu_s']:6.1f} CPU s in "
+                f"the generating process(es) ({run['events'] / max(run['worker_cpu_s'], 1e-9):,.0f}"
+                f" events per CPU s); machine {run['machine_busy']:4.0%} busy (all processes)")
 
     return "\n".join([
         f"backfill on {r['database']}: {r['days']:g} simulated days of production, "
