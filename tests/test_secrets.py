@@ -18,13 +18,16 @@ PASSWORD = "Pl4nted-s3cret"
 LONG_RUNNING = {("up",), ("web",), ("soak",), ("chaos",), ("bench", "generate"),
                 ("bench", "pipeline"), ("bench", "fleet"), ("bench", "sse"), ("bench", "all"),
                 ("bench", "cadence"), ("bench", "grade"), ("bench", "export"),
-                ("bench", "landing"), ("bench", "json-types")}
+                ("bench", "landing"), ("bench", "json-types"),
+                ("bench", "history"), ("bench", "batchpage"), ("bench", "backfill")}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "check"), [], None),
     (("config", "schema"), [], None),
     (("db", "init"), ["--config"], None),
     (("generate",), ["companies", "--seq", "1", "--config"], None),
+    (("backfill",), ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z",
+                     "--dry-run", "--config"], None),
     (("pipeline", "run"), ["--batches", "1", "--config"], None),
     (("status",), ["--config"], None),
     (("export",), ["bronze", "--format", "jsonl", "--out", "bronze.jsonl", "--config"], None),
