@@ -35,12 +35,13 @@ def queue_depth(redis: ListLength, queue: str = PIPELINE_QUEUE) -> int:
     return sum(int(redis.llen(key)) for key in priority_keys(queue))
 
 
-def pipeline_depth(app: Any) -> int:
-    """LLEN of the pipeline queue (all priorities) on `app`'s broker; 0 for non-Redis brokers."""
+def pipeline_depth(app: Any, queue: str = PIPELINE_QUEUE) -> int:
+    """LLEN of the pipeline queue (or `queue`; all priorities) on `app`'s broker; 0 for
+    non-Redis brokers."""
     # from the app's pool: beat asks on every tick, a fresh connection each time adds up
     with app.pool.acquire(block=True, timeout=5) as connection:
         client = getattr(connection.default_channel, "client", None)
-        return queue_depth(client) if client is not None and hasattr(client, "llen") else 0
+        return queue_depth(client, queue) if client is not None and hasattr(client, "llen") else 0
 
 
 def purge_queues(redis: Any) -> int:

@@ -44,6 +44,8 @@ app.conf.update(
     task_default_queue=GENERATE_QUEUE,
     task_routes={
         "emugen.generate_batch": {"queue": GENERATE_QUEUE},
+        # the default queue: a plain `celery -A emugen worker` (no -Q) takes backfill ticks
+        "emugen.backfill_tick": {"queue": GENERATE_QUEUE},
         "emugen.to_silver": {"queue": PIPELINE_QUEUE},
         "emugen.to_gold": {"queue": PIPELINE_QUEUE},
         "emugen.land_batch": {"queue": PIPELINE_QUEUE},

@@ -19,7 +19,11 @@
     ├── FleetStartError                  a process of the lab's private fleet did not start
     ├── FlowerLoginMissing       exit 2  Flower would start without a login
     ├── FlowerAuthError          exit 2  FLOWER_BASIC_AUTH is malformed
-    └── InsecureBinding          exit 2  listening beyond loopback without a control token
+    ├── InsecureBinding          exit 2  listening beyond loopback without a control token
+    ├── BackfillInputError       exit 2  `emugen backfill` was given a range it cannot run
+    ├── BackfillConflict         exit 2  the store holds other batches at a backfill's seqs
+    ├── BackfillNotReady                 internal: an event tick's companies are not in silver
+    └── BackfillIncomplete               a backfill ended with ticks not in gold
 
 The CLI prints the message of any EmugenError on one line and exits with its `exit_code`;
 the web API answers 4xx with the message as JSON. No other module defines an exception
@@ -149,3 +153,27 @@ class InsecureBinding(EmugenError):
     """Raised when the dashboard is asked to listen beyond loopback without a control token."""
 
     exit_code = 2
+
+
+class BackfillInputError(EmugenError):
+    """Raised when `emugen backfill` is given a bad range or stream (naive time, --from after
+    --to, too many ticks, an unknown stream); the message names the option and what is allowed."""
+
+    exit_code = 2
+
+
+class BackfillConflict(EmugenError):
+    """Raised when the store already holds a batch at a backfill tick's stream and seq whose
+    spec differs (another config, clock or seed made it): backfill never mixes histories."""
+
+    exit_code = 2
+
+
+class BackfillNotReady(EmugenError):
+    """Raised when a backfill event tick runs before the company batches it references are in
+    silver; the task retries it shortly (the command dispatches it only after them anyway)."""
+
+
+class BackfillIncomplete(EmugenError):
+    """Raised when a backfill ends with ticks that did not reach gold (failed, blocked behind a
+    failed company batch, or no worker made progress); the message says which and why."""

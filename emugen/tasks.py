@@ -32,6 +32,12 @@ def to_gold(self: Any, batch_id: str) -> str:
     return batch_id
 
 
+@shared_task(bind=True, name="emugen.backfill_tick", max_retries=None)
+def backfill_tick(self: Any, tick: dict[str, Any]) -> str | None:
+    """Land, refine and build one backfill tick from the full spec its message carries."""
+    return worker.backfill(self, tick)
+
+
 @shared_task(name="emugen.land_batch")
 def land_batch(batch_id: str) -> bool:
     """Write a bronze batch to the landing zone (a failure is recorded, never raised)."""

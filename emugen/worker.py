@@ -17,7 +17,7 @@ from emugen.backpressure import hold_tick, pipeline_depth
 from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
-from emugen.errors import BatchNotFound, StoreFileGone
+from emugen.errors import BackfillNotReady, BatchNotFound, StoreFileGone
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
@@ -35,6 +35,7 @@ MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never
 LAND_PRIORITY = 9
 STAGE_TASKS = {"silver": "emugen.to_silver", "gold": "emugen.to_gold"}
 LAND_TASK = "emugen.land_batch"
+NOT_READY_S = 1  # a backfill event tick waiting for its companies asks again this often
 PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
 
 
@@ -131,6 +132,26 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
     outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     dispatch(task.app, settings, landed.batch_id)
     return landed.batch_id
+
+
+def backfill(task: Any, message: dict[str, Any]) -> str | None:
+    """One backfill tick; waits (retries) while its companies are not in silver yet."""
+    from emugen.backfill.tick import TickMessage, run_tick
+
+    settings = _runtime.settings()  # only the store's and the landing zone's whereabouts
+    tick = TickMessage.parse(message)
+    try:
+        return run_tick(_runtime.engine(settings), settings.landing, tick,
+                        worker=task.request.hostname)
+    except BackfillNotReady:
+        raise task.retry(countdown=NOT_READY_S) from None
+    except TRANSIENT as exc:
+        refused(settings, task.request.hostname, exc)
+        if task.request.retries >= settings.fleet.max_retries:
+            with write_session(_runtime.engine(settings)) as session:
+                mark_failed(session, tick.batch_id, "backfill", str(exc.orig))
+            raise
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
 
 
 def _give_up_on_tick(task: Any, settings: Settings, engine: Engine, stream: str,

@@ -30,6 +30,7 @@ def main() -> None:
 
 
 # Registered after `main` exists; none of these imports `emugen.cli` back.
+from emugen.cli.backfill import backfill_cmd  # noqa: E402
 from emugen.cli.config import config_group  # noqa: E402
 from emugen.cli.control import clean_cmd, mode_cmd, pause_cmd, resume_cmd  # noqa: E402
 from emugen.cli.db import db_group  # noqa: E402
@@ -45,7 +46,7 @@ from emugen.web.cli import web_cmd  # noqa: E402 - uvicorn and FastAPI load when
 
 for _command in (generate_cmd, config_group, db_group, pipeline_group, status_cmd, replay_cmd,
                  pause_cmd, resume_cmd, clean_cmd, mode_cmd, up_cmd, web_cmd, bench_group,
-                 soak_cmd, chaos_cmd, export_cmd, grade_cmd, land_group):
+                 soak_cmd, chaos_cmd, export_cmd, grade_cmd, land_group, backfill_cmd):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,1 @@
+"""`emugen backfill`: simulated production history fanned out over the Celery fleet."""

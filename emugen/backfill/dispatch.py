@@ -1,0 +1,214 @@
+"""The backfill command's loop: send ticks to the fleet as fast as it takes them, until gold.
+
+The store is the only record of progress (a tick is done when its batch is in gold), so the
+command can be killed and rerun: ticks already in gold are not sent again, and half-done
+ones are sent again for a worker to finish. Sending stops at the fleet's limits (queued
+messages, ticks sent but not in gold), and an event tick is sent only once the company
+batches it references are in silver.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, select
+
+from emugen.backfill.plan import Plan, Tick
+from emugen.backfill.progress import Progress, Snapshot
+from emugen.backfill.tick import SETTLED, check_same
+from emugen.backpressure import GENERATE_QUEUE, gate, pipeline_depth
+from emugen.db.models import BatchRow
+from emugen.db.session import read_session
+from emugen.errors import BackfillInputError
+from emugen.settings import Fleet
+from emugen.vocabulary import Stream
+
+TASK = "emugen.backfill_tick"
+STALL_FACTOR = 10  # no tick reaching gold for this many fleet.stuck_after: give up
+
+
+class Fleetlike(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...
+
+    def depth(self) -> int: ...
+
+
+class CeleryFleet:
+    """Ticks as `emugen.backfill_tick` messages on the app's broker (the generate queue)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.app.send_task(TASK, args=(message,))
+
+    def depth(self) -> int:
+        return pipeline_depth(self.app, GENERATE_QUEUE)
+
+
+@dataclass
+class Outcome:
+    total: int
+    gold: int = 0
+    records: int = 0
+    failed: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # behind a failed company batch
+    stalled_s: float | None = None  # set when no tick reached gold for this long
+    seconds: float = 0.0
+    sent: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.gold == self.total
+
+
+def store_state(engine: Engine, plan: Plan) -> dict[str, tuple[str, int, str]]:
+    """batch id -> (status, record count, spec) for every batch at the plan's seqs."""
+    found: dict[str, tuple[str, int, str]] = {}
+    with read_session(engine) as session:
+        for stream in Stream:
+            seqs = [t.spec.seq for t in plan.ticks if t.stream is stream]
+            if stream is Stream.companies and plan.companies_needed:
+                seqs.append(1)
+            if not seqs:
+                continue
+            rows = session.execute(
+                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, BatchRow.spec)
+                .where(BatchRow.stream == stream.value, BatchRow.seq >= min(seqs),
+                       BatchRow.seq <= max(seqs)))
+            found.update({b: (s, n, spec) for b, s, n, spec in rows})
+    return found
+
+
+def settled_companies(engine: Engine, upto: int) -> tuple[int, list[int]]:
+    """How many company batches from seq 1 are settled in silver, and the failed among them."""
+    prefix, failed = 0, []
+    with read_session(engine) as session:
+        for seq, status in session.execute(
+                select(BatchRow.seq, BatchRow.status)
+                .where(BatchRow.stream == Stream.companies.value, BatchRow.seq <= upto)
+                .order_by(BatchRow.seq)):
+            if seq != prefix + 1 or status not in SETTLED:
+                break
+            prefix = seq
+            if status == "failed":
+                failed.append(seq)
+    return prefix, failed
+
+
+def check_store(engine: Engine, plan: Plan) -> None:
+    """Refuse before sending anything: other batches at the plan's seqs, or event ticks whose
+    companies neither the plan nor the store will provide."""
+    state = store_state(engine, plan)
+    for tick in plan.ticks:
+        if tick.batch_id in state:
+            check_same(state[tick.batch_id][2], tick.spec, tick.batch_id)
+    planned = {t.spec.seq for t in plan.ticks if t.stream is Stream.companies}
+    with read_session(engine) as session:
+        stored = set(session.scalars(select(BatchRow.seq).where(
+            BatchRow.stream == Stream.companies.value, BatchRow.seq <= plan.companies_needed)))
+    missing = sorted(set(range(1, plan.companies_needed + 1)) - planned - stored)
+    if missing:
+        raise BackfillInputError(
+            f"--streams: the event ticks reference company batches 1..{plan.companies_needed}, "
+            f"and {len(missing):,} of them (seq {missing[0]}…{missing[-1]}) are neither in the "
+            "store nor in this range; add companies (--streams companies,events) and start "
+            "--from at the clock's start")
+
+
+class Backfill:
+    """Sends the plan's ticks and watches the store until every one is in gold (or cannot be)."""
+
+    def __init__(self, engine: Engine, plan: Plan, fleet: Fleetlike, limits: Fleet,
+                 progress: Progress | None = None, *, poll_s: float = 0.25,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self.engine, self.plan, self.fleet, self.limits = engine, plan, fleet, limits
+        self.progress = progress
+        self.poll_s, self.now = poll_s, now
+        self.resend_s = limits.stuck_after.total_seconds()
+        self.stall_s = STALL_FACTOR * self.resend_s
+        self.sent: dict[str, float] = {}  # batch id -> when last sent
+        self._prefix = 0  # company batches 1..n settled in silver, as last read
+        self.fingerprint = plan.settings.fingerprint()
+
+    def run(self) -> Outcome:
+        check_store(self.engine, self.plan)
+        started = self.now()
+        state = store_state(self.engine, self.plan)
+        already = {b for b, v in state.items() if v[0] == "gold"}
+        outcome, last_gold, best = Outcome(len(self.plan.ticks)), started, -1
+        while True:
+            state = store_state(self.engine, self.plan)
+            outcome = self._tally(state, already, started)
+            if outcome.gold > best:
+                best, last_gold = outcome.gold, self.now()
+            if outcome.gold + len(outcome.failed) + len(outcome.blocked) == outcome.total:
+                break
+            if self.now() - last_gold > self.stall_s:
+                outcome.stalled_s = self.now() - last_gold
+                break
+            self._send_some(state, outcome)
+            time.sleep(self.poll_s)
+        outcome.sent = len(self.sent)
+        self._show(outcome, already, state, final=True)
+        return outcome
+
+    def _tally(self, state: dict[str, tuple[str, int, str]], already: set[str],
+               started: float) -> Outcome:
+        outcome = Outcome(len(self.plan.ticks), seconds=self.now() - started)
+        prefix, failed_companies = settled_companies(self.engine, self.plan.companies_needed)
+        first_failed = failed_companies[0] if failed_companies else None
+        for tick in self.plan.ticks:
+            status = state.get(tick.batch_id, ("", 0, ""))[0]
+            if status == "gold":
+                outcome.gold += 1
+                outcome.records += tick.records
+            elif status == "failed":
+                outcome.failed.append(tick.batch_id)
+            elif first_failed is not None and tick.companies_before >= first_failed:
+                outcome.blocked.append(tick.batch_id)
+        self._prefix = prefix
+        self._show(outcome, already, state)
+        return outcome
+
+    def _show(self, outcome: Outcome, already: set[str], state: dict[str, tuple[str, int, str]],
+              final: bool = False) -> None:
+        if self.progress is None:
+            return
+        fresh = [t for t in self.plan.ticks
+                 if t.batch_id not in already and state.get(t.batch_id, ("",))[0] == "gold"]
+        self.progress.show(Snapshot(outcome.gold, outcome.total, outcome.records,
+                                    self.plan.records, len(fresh), sum(t.records for t in fresh),
+                                    outcome.seconds), final=final)
+
+    def _due(self, tick: Tick, status: str) -> bool:
+        """Whether to send the tick now: not done, not waiting on companies, not in flight."""
+        if status in ("gold", "failed"):
+            return False
+        if tick.stream is Stream.events and tick.companies_before > self._prefix:
+            return False
+        sent = self.sent.get(tick.batch_id)
+        return sent is None or self.now() - sent > self.resend_s
+
+    def _send_some(self, state: dict[str, tuple[str, int, str]], outcome: Outcome) -> None:
+        blocked = set(outcome.blocked)
+        done = {t.batch_id for t in self.plan.ticks
+                if state.get(t.batch_id, ("",))[0] in ("gold", "failed")}
+        flight = sum(1 for b in self.sent if b not in done)
+        depth: int | None = None
+        for tick in self.plan.ticks:
+            status = state.get(tick.batch_id, ("",))[0]
+            if tick.batch_id in blocked or not self._due(tick, status):
+                continue
+            if depth is None:
+                depth = self.fleet.depth()
+            if gate(self.limits, depth, flight) is not None:
+                return
+            self.fleet.send(tick.message(self.fingerprint))
+            if tick.batch_id not in self.sent:
+                flight += 1
+            self.sent[tick.batch_id] = self.now()
+            depth += 1
