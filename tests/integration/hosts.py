@@ -301,6 +301,10 @@ def host_config(folder: Path, services: Services, *, broker_url: str, database_u
     """`folder`/emugen.yaml: the fleet test config, with the landing zone on the S3 server."""
     path = write_config(folder / "emugen.yaml", database_url, broker_url=broker_url, **knobs)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # production cadence at a tenth of its volume: the backfill's workload
+    data["companies"]["production"].update(min_batch_size=20, max_batch_size=20)
+    data["events"]["production"]["events_per_driver"] = 0.02
+    data["fleet"] = {"stuck_after": 3, "reaper_interval": 1}
     data["landing"] = {"root": f"s3://{services.bucket}/zone", "format": "jsonl",
                        "storage_options": {"endpoint_url": services.s3_endpoint,
                                            "config_kwargs": FAIL_FAST}}
