@@ -17,6 +17,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,13 @@ class Host:
         run("ip", "-n", self.netns, "link", "set", "eth0", "up" if up else "down")
 
     def kill_all(self) -> None:
+        # PostgreSQL first, with a fast shutdown (SIGINT): a killed postmaster leaves its
+        # SysV shared-memory segment behind on the machine
+        for proc in self.procs:
+            if proc.name.endswith("/postgres") and proc.alive():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.process.send_signal(signal.SIGINT)
+                    proc.process.wait(15)
         for proc in self.procs:
             kill_group(proc.pid)
         for proc in self.procs:
@@ -304,7 +312,8 @@ def host_config(folder: Path, services: Services, *, broker_url: str, database_u
     # production cadence at a tenth of its volume: the backfill's workload
     data["companies"]["production"].update(min_batch_size=20, max_batch_size=20)
     data["events"]["production"]["events_per_driver"] = 0.02
-    data["fleet"] = {"stuck_after": 3, "reaper_interval": 1}
+    # resend or re-land what is not done after 5 s: quick recovery, few needless resends
+    data["fleet"] = {"stuck_after": 5, "reaper_interval": 1}
     data["landing"] = {"root": f"s3://{services.bucket}/zone", "format": "jsonl",
                        "storage_options": {"endpoint_url": services.s3_endpoint,
                                            "config_kwargs": FAIL_FAST}}
