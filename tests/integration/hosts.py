@@ -34,7 +34,16 @@ from tests.fleet_helpers import write_config
 from tests.integration.conftest import REPO_ROOT, Proc
 
 PREFIX = "emugen-mh"  # every namespace this harness creates: emugen-mh-<pid>-<role>
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _pg_bin() -> Path:
+    """The newest Debian PostgreSQL server binaries (initdb, postgres)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 REDIS_PORT, PG_PORT, S3_PORT = 6379, 5432, 5000
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
        "AWS_DEFAULT_REGION": "us-east-1"}
