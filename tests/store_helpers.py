@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import Engine, select
 
 from emugen.db.models import (
@@ -48,3 +50,21 @@ def gold_tables(engine: Engine) -> tuple[list[tuple], list[tuple]]:
         c = session.execute(select(*GoldCompanyWindow.__table__.c)).all()
         r = session.execute(select(*GoldRegionWindow.__table__.c)).all()
     return sorted((tuple(x) for x in c), key=repr), sorted((tuple(x) for x in r), key=repr)
+
+
+# bookkeeping, not data: a live run checkpoints its watermark walk there, stamped
+NOT_DATA = {"control_state", "config_reloads", "schema_version"}
+
+
+def digests(engine: Engine) -> dict[str, str]:
+    """Per data table, a hash of its sorted rows; wall-clock columns (VOLATILE: stage times and
+    durations, the worker's name; and redispatched_at) are left out."""
+    out = {}
+    with engine.connect() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name in NOT_DATA:
+                continue
+            cols = [c for c in table.c if c.name not in VOLATILE | {"redispatched_at"}]
+            rows = sorted(repr(tuple(r)) for r in conn.execute(select(*cols)))
+            out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return out

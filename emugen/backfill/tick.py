@@ -79,10 +79,11 @@ def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
                 bronze.run(session, batch_id)  # rows already there: left alone
             return row.status
     started = time.perf_counter()
+    with gc_paused():  # outside the write transaction: SQLite's one writer is not held for it
+        planned = draft(tick.spec)
+    generate_ms = (time.perf_counter() - started) * 1000
     try:
         with write_session(engine) as session, gc_paused():
-            planned = draft(tick.spec)
-            generate_ms = (time.perf_counter() - started) * 1000
             bronze.land_bronze(session, planned, fingerprint=tick.fingerprint,
                                scheduled_at=tick.scheduled_at, generate_ms=generate_ms,
                                worker=worker)

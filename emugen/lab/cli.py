@@ -214,6 +214,20 @@ def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | 
     click.echo(json.dumps(result, indent=2) if as_json else format_fleet(result))
 
 
+@bench_group.command("backfill")
+@click.option("--days", type=click.FloatRange(min=0.1, max=7), default=7, show_default=True,
+              help="Simulated days of production after the company batch.")
+@click.option("--database", default=None, metavar="URL",
+              help="A PostgreSQL URL (private schemas); default: temporary SQLite files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_backfill_cmd(days: float, database: str | None, as_json: bool) -> None:
+    """`emugen backfill` of a simulated week at ~2,000 drivers: 1 and 2 workers vs in-process."""
+    from emugen.lab.backfill import bench_backfill, format_backfill
+
+    result = bench_backfill(days=days, database=database)
+    click.echo(json.dumps(result, indent=2) if as_json else format_backfill(result))
+
+
 def _register_bench() -> None:
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
