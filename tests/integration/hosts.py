@@ -202,6 +202,7 @@ class Services:
     secret: str
     bucket: str = "landing"
     pg_folder: Path | None = None
+    _moto: Proc | None = None
 
     @property
     def broker_url(self) -> str:
@@ -216,10 +217,12 @@ class Services:
         return f"http://{self.host.address}:{S3_PORT}"
 
     def start(self) -> None:
+        """Start all three; return once Redis and PostgreSQL answer (see `wait_s3`)."""
         address = self.host.address
         # moto and Redis start while initdb runs; moto's imports take a few seconds
-        moto = self.host.start("moto", [str(moto_server()), "-H", address, "-p", str(S3_PORT)],
-                               env=worker_env(self.host.folder))
+        self._moto = self.host.start(
+            "moto", [str(moto_server()), "-H", address, "-p", str(S3_PORT)],
+            env=worker_env(self.host.folder))
         redis = self.host.start("redis", [
             "redis-server", "--bind", address, "--port", str(REDIS_PORT), "--requirepass",
             self.secret, "--save", "", "--appendonly", "no", "--dir", str(self.host.folder)])
@@ -228,6 +231,11 @@ class Services:
                  "redis-server on the services host")
         wait_for(lambda: _alive(postgres) and self._postgres_answers(), 30,
                  "PostgreSQL on the services host")
+
+    def wait_s3(self) -> None:
+        """Wait for moto's S3 server and create the landing bucket."""
+        moto = self._moto
+        assert moto is not None, "start() first"
         wait_for(lambda: _alive(moto) and self._s3_answers(), 40, "moto's S3 server")
 
     def _start_postgres(self) -> Proc:

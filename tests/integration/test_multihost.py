@@ -23,8 +23,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from emugen.control import set_paused
 from emugen.db.models import BatchRow
-from emugen.db.session import dispose_engines, engine_for, init_db, read_session
+from emugen.db.session import (
+    dispose_engines,
+    engine_for,
+    init_db,
+    read_session,
+    write_session,
+)
 from emugen.lab import verdict
 from emugen.settings import load_settings
 from emugen.sinks.lander import verify
@@ -128,7 +135,7 @@ def land_verify(config: Path) -> subprocess.CompletedProcess[str]:
 def test_a_backfill_over_two_hosts_loses_and_duplicates_nothing_through_a_slow_link_and_a_cut(
         cluster: Cluster, tmp_path: Path) -> None:
     net, phases = cluster.network, cluster.phases
-    with timed("network and services", phases):
+    with timed("network, services, workers and beat", phases):
         services_host = net.services_host()
         slow, cut = net.worker_host("worker1", 11), net.worker_host("worker2", 12)
         services = cluster.services = Services(services_host, secrets.token_hex(12))
@@ -137,30 +144,29 @@ def test_a_backfill_over_two_hosts_loses_and_duplicates_nothing_through_a_slow_l
             sys.executable, "-m", "emugen.lab.proxy", "--delay", str(DELAY_S),
             *(f"127.0.0.1:{port}={services_host.address}:{port}"
               for port in (REDIS_PORT, PG_PORT))], env=worker_env(slow.folder))
-        wait_logged(proxy, "listening", 20, count=2)
-
-    here = services_host.address
-    # worker1 knows the services only as its own loopback: the proxy's end
-    configs = {
-        name: host_config(folder, services, broker_url=services.broker_url.replace(here, at),
-                          database_url=services.database_url.replace(here, at))
-        for name, folder, at in (("services", services_host.folder, here),
-                                 ("worker1", slow.folder, "127.0.0.1"),
-                                 ("worker2", cut.folder, here),
-                                 ("harness", tmp_path, here))}
-    engine = engine_for(services.database_url)
-    init_db(engine)
-    assert timed_ping(slow, "127.0.0.1", services.secret) >= 2 * 2 * DELAY_S
-
-    with timed("workers and beat start", phases):
-        workers = [start_worker(slow, configs["worker1"]), start_worker(cut, configs["worker2"])]
+        here = services_host.address
+        # worker1 knows the services only as its own loopback: the proxy's end
+        configs = {
+            name: host_config(folder, services, broker_url=services.broker_url.replace(here, at),
+                              database_url=services.database_url.replace(here, at))
+            for name, folder, at in (("services", services_host.folder, here),
+                                     ("worker1", slow.folder, "127.0.0.1"),
+                                     ("worker2", cut.folder, here),
+                                     ("harness", tmp_path, here))}
+        engine = engine_for(services.database_url)
+        init_db(engine)  # once, before any worker could race to create the tables
         # beat makes no live batch while paused, but sends the reaper, which re-lands the
         # files a cut interrupted (as in any deployed fleet)
-        assert emugen(configs["harness"], "pause").returncode == 0
+        with write_session(engine) as session:
+            set_paused(session, True)
+        wait_logged(proxy, "listening", 20, count=2)
+        workers = [start_worker(slow, configs["worker1"]), start_worker(cut, configs["worker2"])]
         beat = services_host.start("beat", [
             sys.executable, "-m", "celery", "-A", "emugen", "beat", "--loglevel", "INFO",
             "-s", str(services_host.folder / "celerybeat-schedule")],
             env=worker_env(services_host.folder, configs["services"]))
+        services.wait_s3()  # while the workers and beat import
+        assert timed_ping(slow, "127.0.0.1", services.secret) >= 2 * 2 * DELAY_S
         for proc, marker in ((workers[0], "ready."), (workers[1], "ready."),
                              (beat, "beat: Starting")):
             wait_logged(proc, marker, 60)
