@@ -249,3 +249,37 @@ def test_the_compose_file_is_valid_against_the_compose_spec() -> None:
                            str(REPO / "docker-compose.yml")], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_bucket_service_creates_the_landing_bucket_on_the_stand_in_and_reruns(
+        services: dict[str, Any], tmp_path: Path) -> None:
+    """Its command, with its environment, against moto's S3 server on a free local port."""
+    from moto.server import ThreadedMotoServer
+
+    from emugen.broker import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
+                      aws_access_key_id="moto", aws_secret_access_key="moto",
+                      region_name="us-east-1")
+    root = services["worker"]["environment"]["EMUGEN_LANDING_ROOT"]
+    bucket = root.removeprefix("s3://").split("/")[0]
+    try:
+        # moto shares its buckets among every server in one process: compare before and after
+        before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert bucket not in before
+        env = {**container_env(services["bucket"], HOST_ENV, tmp_path),
+               "PATH": os.environ["PATH"], "HOME": str(tmp_path),
+               "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+        for _ in range(2):  # a restarted stack runs it again
+            done = subprocess.run(_program(argv(services["bucket"]["command"])), env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        after = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert after - before == {bucket}
+    finally:
+        server.stop()
