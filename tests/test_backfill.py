@@ -25,7 +25,7 @@ from emugen.pipeline.runner import refine_and_build
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 from tests.conftest import make_settings
-from tests.store_helpers import digests
+from tests.store_helpers import digests, gold_from_scratch, gold_tables
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 BOTH = (Stream.companies, Stream.events)
@@ -93,6 +93,7 @@ def test_a_backfill_finishing_in_any_order_equals_live_generation_in_order(engin
     backfill_shuffled(second_engine, plan, seed=7)
     live, backfilled = digests(engine), digests(second_engine)
     assert live == backfilled
+    assert gold_tables(second_engine) == gold_from_scratch(second_engine, 3600)
     with read_session(engine) as session:
         quarantined = session.scalar(select(BatchRow.corrupted_count).where(
             BatchRow.stream == "companies", BatchRow.seq == 2))
@@ -258,6 +259,36 @@ def test_the_progress_line_gives_rates_and_an_eta(tmp_path: Path):
     from emugen.backfill.progress import Snapshot, line
 
     text = line(Snapshot(batches=10, total=40, records=1000, expected=4000, fresh_batches=10,
-                         fresh_records=1000, seconds=2.0))
-    assert "10/40 ticks" in text and "5.0 batches/s" in text and "500 records/s" in text
+                         fresh_records=1000, fresh_events=900, seconds=2.0))
+    assert "10/40 ticks" in text and "5.0 batches/s" in text and "450 events/s" in text
     assert "ETA 0:00:06" in text
+
+
+def test_on_a_terminal_the_progress_line_is_rewritten_in_place_and_ends_with_a_newline():
+    from emugen.backfill.progress import Snapshot
+
+    out, moments = io.StringIO(), iter([0.0, 0.05, 1.0, 1.1])
+    progress = Progress(out, tty=True, now=lambda: next(moments))
+    snap = Snapshot(1, 4, 10, 40, 1, 10, 10, 1.0)
+    progress.show(snap)
+    progress.show(snap)  # 50 ms later: not redrawn
+    progress.show(snap)
+    progress.show(snap, final=True)
+    text = out.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
+
+
+def test_a_backfill_with_no_broker_to_send_to_exits_1_saying_so(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "emugen.yaml"
+    config.write_text(f"database_url: sqlite:///{tmp_path / 's.db'}\n"
+                      "broker_url: redis://127.0.0.1:1/0\n")
+    done = subprocess.run([sys.executable, "-m", "emugen", "backfill", "--from",
+                           "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == done.stderr.strip().splitlines()[-1]
+    assert "no broker answers at redis://127.0.0.1:1/0" in done.stderr

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, literal, select
 
 from emugen.backfill.plan import Plan, Tick
 from emugen.backfill.progress import Progress, Snapshot
@@ -65,18 +65,21 @@ class Outcome:
         return self.gold == self.total
 
 
-def store_state(engine: Engine, plan: Plan) -> dict[str, tuple[str, int, str]]:
-    """batch id -> (status, record count, spec) for every batch at the plan's seqs."""
+def store_state(engine: Engine, plan: Plan, with_spec: bool = False
+                ) -> dict[str, tuple[str, int, str]]:
+    """batch id -> (status, record count, spec or "") for every batch at the plan's seqs.
+
+    The loop asks without the specs: an event spec lists every rejected company ordinal, so
+    reading them all a few times a second would cost more than the rest of the loop."""
     found: dict[str, tuple[str, int, str]] = {}
+    spec_column = BatchRow.spec if with_spec else literal("")
     with read_session(engine) as session:
         for stream in Stream:
             seqs = [t.spec.seq for t in plan.ticks if t.stream is stream]
-            if stream is Stream.companies and plan.companies_needed:
-                seqs.append(1)
             if not seqs:
                 continue
             rows = session.execute(
-                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, BatchRow.spec)
+                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column)
                 .where(BatchRow.stream == stream.value, BatchRow.seq >= min(seqs),
                        BatchRow.seq <= max(seqs)))
             found.update({b: (s, n, spec) for b, s, n, spec in rows})
@@ -102,7 +105,7 @@ def settled_companies(engine: Engine, upto: int) -> tuple[int, list[int]]:
 def check_store(engine: Engine, plan: Plan) -> None:
     """Refuse before sending anything: other batches at the plan's seqs, or event ticks whose
     companies neither the plan nor the store will provide."""
-    state = store_state(engine, plan)
+    state = store_state(engine, plan, with_spec=True)
     for tick in plan.ticks:
         if tick.batch_id in state:
             check_same(state[tick.batch_id][2], tick.spec, tick.batch_id)
@@ -182,6 +185,7 @@ class Backfill:
                  if t.batch_id not in already and state.get(t.batch_id, ("",))[0] == "gold"]
         self.progress.show(Snapshot(outcome.gold, outcome.total, outcome.records,
                                     self.plan.records, len(fresh), sum(t.records for t in fresh),
+                                    sum(t.records for t in fresh if t.stream is Stream.events),
                                     outcome.seconds), final=final)
 
     def _due(self, tick: Tick, status: str) -> bool:

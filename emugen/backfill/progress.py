@@ -24,13 +24,16 @@ class Snapshot:
     expected: int  # records of every tick in the plan
     fresh_batches: int  # made during this run: the rate counts only these
     fresh_records: int
+    fresh_events: int  # the events among them
     seconds: float
 
 
 def line(s: Snapshot) -> str:
-    """One line: `412/840 ticks  49 %  23.1 batches/s  41,200 events/s  ETA 0:00:19`."""
+    """One line: `412/840 ticks  49 %  23.1 batches/s  41,200 events/s  ETA 0:00:19`; the ETA
+    from the rate of every record (companies too) and the records left."""
     rate_b = s.fresh_batches / s.seconds if s.seconds > 0 else 0.0
     rate_r = s.fresh_records / s.seconds if s.seconds > 0 else 0.0
+    rate_e = s.fresh_events / s.seconds if s.seconds > 0 else 0.0
     left = max(0, s.expected - s.records)
     if left == 0:
         eta = "0:00:00"
@@ -40,7 +43,7 @@ def line(s: Snapshot) -> str:
         eta = "--:--:--"
     share = 100 * s.batches / s.total if s.total else 100.0
     return (f"{s.batches:,}/{s.total:,} ticks {share:3.0f} %  {rate_b:6.1f} batches/s  "
-            f"{rate_r:9,.0f} records/s  ETA {eta}")
+            f"{rate_e:9,.0f} events/s  ETA {eta}")
 
 
 def _clock(seconds: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
                    "expected")
     if dry_run:
         return
+    if config_file is not None:  # the Celery app reads its broker from the same file
+        os.environ["EMUGEN_CONFIG"] = str(config_file)
     _run(plan, settings.broker_url, settings.database_url)
 
 
