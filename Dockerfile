@@ -9,11 +9,11 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# The package with the PostgreSQL driver; Faker and numpy are pinned in pyproject.toml, so a
-# seed means the same bytes in the container as on a laptop.
+# The package with the PostgreSQL driver and s3fs (the landing zone on S3); Faker and numpy
+# are pinned in pyproject.toml, so a seed means the same bytes in the container as on a laptop.
 COPY pyproject.toml README.md ./
 COPY emugen ./emugen
-RUN pip install ".[postgres]"
+RUN pip install ".[postgres,s3]"
 
 # The presets; compose mounts ./config over this so edits on the host hot-reload.
 COPY config ./config

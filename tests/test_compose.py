@@ -36,7 +36,33 @@ def argv(command: str | list[str]) -> list[str]:
 
 
 def test_the_fleet_services_exist(services: dict[str, Any]) -> None:
-    assert {"redis", "postgres", *APP} <= set(services)
+    assert {"redis", "postgres", "s3", *APP} <= set(services)
+
+
+def test_the_worker_service_scales(services: dict[str, Any]) -> None:
+    """`docker compose up --scale worker=4` needs replicas that differ in nothing fixed: no
+    container name, no published host port, no fixed hostname (celery's node name), no
+    replica count."""
+    worker = services["worker"]
+    for fixed in ("container_name", "hostname", "ports"):
+        assert fixed not in worker, fixed
+    assert "replicas" not in worker.get("deploy", {})
+    assert not [v for v in worker.get("volumes", []) if not str(v).endswith(":ro")], (
+        "a worker writes nothing on a volume: replicas share no files")
+
+
+def test_the_landing_zone_is_the_s3_stand_in_and_its_bucket_exists_first(
+        services: dict[str, Any]) -> None:
+    assert services["s3"]["image"].startswith("motoserver/moto:")
+    bucket_cmd = " ".join(argv(services["bucket"]["command"]))
+    assert services["bucket"]["depends_on"]["s3"]["condition"] == "service_healthy"
+    for name in ("worker", "web", "beat"):
+        env = services[name]["environment"]
+        root = env["EMUGEN_LANDING_ROOT"]
+        assert root.startswith("s3://") and env["AWS_ENDPOINT_URL_S3"] == "http://s3:5000"
+        assert f"'{root.removeprefix('s3://').split('/')[0]}'" in bucket_cmd
+        assert services[name]["depends_on"]["bucket"]["condition"] == (
+            "service_completed_successfully")
 
 
 def test_commands_match_the_procfile(services: dict[str, Any]) -> None:
@@ -86,7 +112,7 @@ def test_tables_are_created_once_before_workers_and_beat(services: dict[str, Any
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
-    for name in ("redis", "postgres", *APP):
+    for name in ("redis", "postgres", "s3", *APP):
         test = services[name].get("healthcheck", {}).get("test")
         assert test and test[0] in ("CMD", "CMD-SHELL"), name
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
@@ -110,7 +136,7 @@ def test_flower_requires_a_login_from_the_environment(services: dict[str, Any]) 
 def test_dockerfile_installs_the_package_with_postgres_and_runs_unprivileged() -> None:
     text = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.1[1-3]", text, re.M)
-    assert 'pip install ".[postgres]"' in text
+    assert 'pip install ".[postgres,s3]"' in text  # psycopg and s3fs
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     for copied in ("pyproject.toml", "emugen", "config"):
         assert re.search(rf"^COPY .*\b{copied}\b", text, re.M), copied
@@ -143,13 +169,15 @@ def interpolate(value: str, host: dict[str, str]) -> str:
 
 
 def container_env(service: dict[str, Any], host: dict[str, str], folder: Path) -> dict[str, str]:
-    """The service's environment after substitution, with the two things only a compose
-    network provides swapped for local stand-ins: the config mount and the postgres service."""
+    """The service's environment after substitution, with what only a compose network
+    provides swapped for local stand-ins: the config mount, the postgres and s3 services."""
     env = {k: interpolate(str(v), host) for k, v in service.get("environment", {}).items()}
     for mount in service.get("volumes", []):
         source, target = mount.split(":")[:2]
         env = {k: v.replace(target, str((REPO / source).resolve())) for k, v in env.items()}
     env["EMUGEN_DATABASE_URL"] = f"sqlite:///{folder / 'emugen.db'}"  # the postgres service
+    env["EMUGEN_LANDING_ROOT"] = str(folder / "landing")  # the s3 service
+    env.pop("AWS_ENDPOINT_URL_S3", None)
     return env
 
 
@@ -221,3 +249,37 @@ def test_the_compose_file_is_valid_against_the_compose_spec() -> None:
                            str(REPO / "docker-compose.yml")], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_bucket_service_creates_the_landing_bucket_on_the_stand_in_and_reruns(
+        services: dict[str, Any], tmp_path: Path) -> None:
+    """Its command, with its environment, against moto's S3 server on a free local port."""
+    from moto.server import ThreadedMotoServer
+
+    from emugen.broker import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
+                      aws_access_key_id="moto", aws_secret_access_key="moto",
+                      region_name="us-east-1")
+    root = services["worker"]["environment"]["EMUGEN_LANDING_ROOT"]
+    bucket = root.removeprefix("s3://").split("/")[0]
+    try:
+        # moto shares its buckets among every server in one process: compare before and after
+        before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert bucket not in before
+        env = {**container_env(services["bucket"], HOST_ENV, tmp_path),
+               "PATH": os.environ["PATH"], "HOME": str(tmp_path),
+               "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+        for _ in range(2):  # a restarted stack runs it again
+            done = subprocess.run(_program(argv(services["bucket"]["command"])), env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        after = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        assert after - before == {bucket}
+    finally:
+        server.stop()

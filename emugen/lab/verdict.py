@@ -120,9 +120,10 @@ def reconciliation_check(engine: Engine) -> Check:
                  f"{r.missed}, false alarms {sum(r.false_alarms.values())}, pending {pending}")
 
 
-def gold_check(engine: Engine) -> Check:
-    """Gold equals a recomputation of every window from silver (nothing double-counted)."""
-    seconds = WINDOW_SECONDS[Mode.emulated]
+def gold_check(engine: Engine, mode: Mode = Mode.emulated) -> Check:
+    """Gold equals a recomputation of every window of `mode` from silver (nothing
+    double-counted)."""
+    seconds = WINDOW_SECONDS[mode]
     with read_session(engine) as session:
         stamps = set(session.scalars(select(SilverEvent.event_ms)))
         stamps |= set(session.scalars(select(SilverCompany.onboarded_ms)))
