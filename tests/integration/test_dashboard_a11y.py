@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +11,8 @@ import httpx
 import pytest
 
 from emugen.broker import free_port
-from tests.integration.conftest import wait_for
-from tests.integration.test_dashboard_browser import _answers, _skip_or_fail, browser  # noqa: F401
+from tests.integration.test_dashboard_browser import _skip_or_fail, browser  # noqa: F401
+from tests.integration.test_web_process import web_server
 from tests.test_web_api import Store, serve
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -100,31 +95,6 @@ def test_every_dashboard_control_is_reachable_with_the_tab_key(browser, tmp_path
         assert outline != "none"
 
 
-@contextlib.contextmanager
-def web_process(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_WEB_TOKEN")}
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "emugen", "web", "--host", "127.0.0.1", "--port", str(port),
-             "--config", str(config)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/api/health")
-                 or (process.poll() is not None
-                     and pytest.fail(f"emugen web exited:\n{log.read_text()}")),
-                 30, "emugen web to answer")
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 def test_the_page_says_when_the_web_server_is_gone_and_when_it_is_back(browser, tmp_path):  # noqa: F811
     store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
     text = store.config.read_text(encoding="utf-8")  # a broker nobody listens on: no real Redis
@@ -132,7 +102,7 @@ def test_the_page_says_when_the_web_server_is_gone_and_when_it_is_back(browser, 
                                          f"redis://127.0.0.1:{free_port()}/0"), encoding="utf-8")
     port, log = free_port(), tmp_path / "web.log"
     page = browser.new_page()
-    with web_process(store.config, port, log):
+    with web_server(store.config, port, log):
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_function("document.getElementById('live').textContent === 'live'",
                                timeout=10_000)
@@ -142,7 +112,7 @@ def test_the_page_says_when_the_web_server_is_gone_and_when_it_is_back(browser, 
                            timeout=10_000)
     assert "unreachable" in (page.text_content("#connection") or "")
     store.add(1)  # the store moves on while the server is down
-    with web_process(store.config, port, log):
+    with web_server(store.config, port, log):
         page.wait_for_function("document.getElementById('live').textContent === 'live'",
                                timeout=20_000)
         assert "Reconnected" in (page.text_content("#connection") or "")

@@ -61,24 +61,35 @@ def emugen_web(folder: Path, *, token: str | None = None) -> Iterator[WebProcess
     store.config.write_text(text.replace("redis://127.0.0.1:6379/0",
                                          f"redis://127.0.0.1:{free_port()}/0"), encoding="utf-8")
     port = free_port()
+    log = folder / "web.log"
+    with web_server(store.config, port, log, token=token) as process:
+        yield WebProcess(f"http://127.0.0.1:{port}", port, store.config, log, process)
+
+
+@contextlib.contextmanager
+def web_server(config: Path, port: int, log: Path, *,
+               token: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`emugen web` as its own process on `port` (beyond loopback when given a token), until
+    it answers; stopped by its process group afterwards. The log is appended to, so one file
+    can follow a server restarted on the same port."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_WEB_TOKEN")}
     env["PYTHONUNBUFFERED"] = "1"
     if token:
         env["EMUGEN_WEB_TOKEN"] = token
-    log = folder / "web.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "emugen", "web", "--host", "0.0.0.0" if token else "127.0.0.1",
-             "--port", str(port), "--config", str(store.config)],
+             "--port", str(port), "--config", str(config)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
-    web = WebProcess(f"http://127.0.0.1:{port}", port, store.config, log, process)
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is None and _answers(web.url) or (
-            process.poll() is not None and pytest.fail(f"emugen web exited:\n{web.text()}")),
+        wait_for(lambda: process.poll() is None and _answers(url) or (
+            process.poll() is not None
+            and pytest.fail(f"emugen web exited:\n{log.read_text(errors='replace')}")),
                  30, "emugen web to answer")
-        yield web
+        yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
