@@ -11,7 +11,7 @@ from emugen.db.columns import UTCDateTime
 from emugen.db.models import JSON_COLUMNS, Base
 
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2,)
+UPGRADABLE = (2, 3)
 
 
 def lock(session: Session) -> None:
@@ -22,7 +22,10 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2 store to version 3 inside the caller's transaction."""
+    """Bring a version-2 or -3 store to the current version inside the caller's transaction.
+
+    3 -> 4 added indexes only, which init_db creates on any existing store before this runs.
+    """
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)

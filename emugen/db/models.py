@@ -20,7 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 3  # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
+# 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb;
+# 4: indexes for the watermark walk and the reaper's landing check (init_db creates them)
+SCHEMA_VERSION = 4
 
 
 # the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
@@ -94,6 +96,13 @@ class BatchRow(Base):
         Index("ix_batches_stream_status_records", "stream", "status", "record_count"),
         Index("ix_batches_stream_generated_at", "stream", "generated_at"),
         Index("ix_batches_stream_gold_at", "stream", "gold_at"),
+        # The company watermark walks company batches from a checkpoint in ordinal order (every
+        # event batch), and retention picks them the same way: without this index both read
+        # every company batch row ever made to find the few past the checkpoint.
+        Index("ix_batches_stream_first_ordinal", "stream", "first_ordinal"),
+        # the reaper looks for batches without a landing file every few seconds: covering,
+        # so it reads ~60 bytes per batch instead of the wide row (279 -> 22 ms at 72k batches)
+        Index("ix_batches_bronze_at_id", "bronze_at", "batch_id"),
     )
 
 
