@@ -102,7 +102,8 @@ class SoakResult:
         if s.get("sse_events") is not None:
             lines.append(f"  dashboard: {s['sse_events']} SSE snapshots received by one client")
         lines.append(f"  files: {self.out / 'soak.csv'}, {self.out / 'soak.svg'}, "
-                     f"{self.out / 'verdict.json'} (logs and soak.db alongside)")
+                     f"{self.out / 'verdict.json'}, {self.out / 'latency.csv'} (logs and "
+                     "soak.db alongside)")
         lines.append(f"VERDICT: {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
@@ -256,6 +257,11 @@ def _run(opts: SoakOptions, fleet: PrivateFleet, disturbance: Disturbance | None
     engine = sampler.engine
     series = v.latencies(engine, t0_wall, sampler.seen)
     in_run = [(t, ms) for t, ms in series if t < opts.duration]
+    # every batch's tick -> gold, so the run can be judged again (another warm-up, strict or
+    # not) after retention pruned the early batch rows from soak.db
+    with (opts.out / "latency.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("t", "tick_to_gold_ms"),
+                                  *((round(t, 3), round(ms, 2)) for t, ms in series)])
     checks = [*v.batch_checks(engine), v.reconciliation_check(engine), v.gold_check(engine),
               v.tick_check(engine, fleet.children["beat"].text(), judged=opts.judge_series),
               v.latency_check(in_run, opts.duration, opts.warmup_s, judged=opts.judge_series,
