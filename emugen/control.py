@@ -123,10 +123,10 @@ def clean(session: Session, landing: Landing | None = None) -> Cleaned:
     for wiped in _WIPED:
         removed[wiped.__tablename__] = _deleted(session, wiped)
     removed.update(files)
-    # the company marks (retention's floor, the watermark checkpoint) describe batches that
-    # no longer exist: start again from ordinal 0
+    # the company marks (retention's floor, the watermark checkpoint) and retention's tally
+    # describe batches that no longer exist: start again from ordinal 0 and seq 1
     session.execute(delete(ControlState).where(
-        ControlState.key.in_(("company_floor", "company_settled"))))
+        ControlState.key.in_(("company_floor", "company_settled", "retention_tally"))))
     # retention's pruned-seq marks too: seqs restart, so an old mark would call new ids pruned
     session.execute(delete(ControlState).where(ControlState.key.startswith("pruned_through:")))
     return Cleaned(removed)

@@ -9,7 +9,7 @@ import numpy as np
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.generate import Batch
-from emugen.generate.companies import traits_upto
+from emugen.generate.companies import company_traits
 from emugen.vocabulary import Stream
 
 
@@ -22,7 +22,7 @@ class Verdict:
 
 def known_companies(batch: Batch) -> set[str]:
     spec = batch.spec
-    ids = traits_upto(spec.seed, spec.watermark, spec.company_shape).company_ids
+    ids = company_traits(spec.seed, np.arange(spec.watermark), spec.company_shape).company_ids
     excluded = set(spec.excluded_ordinals)
     return {cid for k, cid in enumerate(ids) if k not in excluded}
 
@@ -60,6 +60,7 @@ def audit(batch: Batch, verdict: Verdict | None = None) -> Verdict:
 
 
 def ordinals_of(batch: Batch) -> np.ndarray:
-    ids = traits_upto(batch.spec.seed, batch.spec.watermark, batch.spec.company_shape).company_ids
+    ids = company_traits(batch.spec.seed, np.arange(batch.spec.watermark),
+                         batch.spec.company_shape).company_ids
     index = {cid: k for k, cid in enumerate(ids)}
     return np.array([index[r["company_id"]] for r in batch.records if r.get("company_id") in index])

@@ -253,3 +253,16 @@ def test_build_spec_refuses_an_option_it_does_not_know():
     # the options are a TypedDict for mypy; at run time a misspelt one must still be refused
     with pytest.raises(TypeError, match="watermrk"):
         build_spec(make_settings(), "events", 1, watermrk=5)  # type: ignore[call-arg]
+
+
+def test_the_traits_table_holds_no_company_ids_and_ids_for_ordinals_match_the_traits():
+    from emugen.generate.companies import company_ids_for, company_traits, traits_upto
+
+    spec = build_spec(make_settings(), "events", 1, watermark=500)
+    table = traits_upto(spec.seed, 500, spec.company_shape)
+    assert table.company_ids == [] and len(table.ordinals) == 500  # ~40 bytes per company
+    full = company_traits(spec.seed, np.arange(500), spec.company_shape)
+    picked = np.array([499, 3, 3, 250])
+    assert company_ids_for(spec.seed, picked) == {k: full.company_ids[k] for k in (3, 250, 499)}
+    assert np.array_equal(table.drivers, full.drivers) and np.array_equal(table.active,
+                                                                           full.active)

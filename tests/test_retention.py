@@ -174,15 +174,20 @@ def test_the_watermark_walk_starts_from_its_checkpoint_and_agrees_with_a_full_wa
         assert company_watermark(session) == walked
 
 
-def test_clean_forgets_the_company_floor(engine, dirty):
+def test_clean_forgets_the_company_floor_and_the_retention_tally(engine, dirty):
+    from emugen.pipeline.retention import tally
+
     run_pipeline(engine, dirty, 3)
     prune(engine, DAY, now=LATER)
+    with read_session(engine) as session:
+        assert tally(session)["events"]["batches"] == 2
     with write_session(engine) as session:
         set_paused(session, True)
         clean(session)
     with read_session(engine) as session:
         assert company_floor(session) == (0, ())
         assert company_watermark(session) == (0, ())
+        assert tally(session)["events"]["batches"] == 0
 
 
 def test_beat_schedules_the_pruner_unless_retention_is_off():

@@ -186,3 +186,45 @@ def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_t
         versions = session.execute(text("SELECT version FROM schema_version")).scalars().all()
     assert SCHEMA_VERSION == 5 and SCHEMA_VERSION in versions
     upgraded.dispose()
+
+def test_a_version_3_store_gets_the_watermark_and_reaper_indexes_and_they_are_used(tmp_path):
+    url = f"sqlite:///{tmp_path / 'emugen.db'}"
+    engine = _filled(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_batches_stream_first_ordinal"))
+        conn.execute(text("DROP INDEX ix_batches_bronze_at_id"))
+        conn.execute(text("UPDATE schema_version SET version = 3"))
+    engine.dispose()
+
+    upgraded = make_engine(url)
+    init_db(upgraded)
+    with upgraded.connect() as conn:
+        names = {n for (n,) in conn.execute(text(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'batches'"))}
+        assert {"ix_batches_stream_first_ordinal", "ix_batches_bronze_at_id"} <= names
+        assert SCHEMA_VERSION in conn.execute(
+            text("SELECT version FROM schema_version")).scalars().all()
+        # the walk from a checkpoint probes the index instead of every company batch row
+        plan = " ".join(row[3] for row in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT first_ordinal FROM batches WHERE stream = 'companies' "
+            "AND first_ordinal >= 10 ORDER BY first_ordinal")))
+        assert "ix_batches_stream_first_ordinal" in plan and "TEMP B-TREE" not in plan
+    run_pipeline(upgraded, make_settings(), 1)
+    upgraded.dispose()
+
+
+def test_the_next_company_batch_starts_where_the_latest_one_ends(tmp_path):
+    from sqlalchemy import select
+
+    from emugen.db.models import BatchRow
+
+    engine = _filled(f"sqlite:///{tmp_path / 'emugen.db'}")
+    run_pipeline(engine, make_settings(), 3)
+    with read_session(engine) as session:
+        rows = session.execute(select(BatchRow.first_ordinal, BatchRow.ordinal_count)
+                               .where(BatchRow.stream == "companies")
+                               .order_by(BatchRow.seq)).all()
+    assert len(rows) == 5
+    assert all(first == prev_first + prev_count
+               for (prev_first, prev_count), (first, _) in zip(rows, rows[1:], strict=False))
+    engine.dispose()

@@ -35,7 +35,8 @@ def test_a_gap_in_seq_and_an_unfinished_batch_are_lost_batches(engine):
         session.get(BatchRow, "companies-000000003").status = "silver"
     lost = _by_name(v.batch_checks(engine))["no lost batch"]
     assert lost.passed is False
-    assert "events seqs not 1..2" in lost.detail and "companies-3 silver" in lost.detail
+    assert "events seqs not 1..3 (2 kept, 0 pruned)" in lost.detail
+    assert "companies-3 silver" in lost.detail
 
 
 def test_an_extra_silver_row_is_a_duplicate(engine):
@@ -163,3 +164,83 @@ def test_soak_exits_1_on_fail_and_0_on_pass(monkeypatch, tmp_path):
         assert result.exit_code == code, result.output
         assert f"VERDICT: {'PASS' if passed else 'FAIL'}" in result.output
     assert CliRunner().invoke(main, ["soak", "--duration", "0"]).exit_code == 2
+
+
+def test_strict_judges_the_latency_trend_without_the_noise_allowance():
+    few = [(t, 60.0) for t in range(0, 10)] + [(t, 71.0) for t in range(90, 100)]
+    assert v.latency_check(few, 100, 0, judged=True).passed is True  # 71 <= 72 + 37.9
+    strict = v.latency_check(few, 100, 0, judged=True, strict=True)
+    assert strict.passed is True and "strict" in strict.name and "+" not in strict.detail
+    slower = [(t, 60.0) for t in range(0, 10)] + [(t, 73.0) for t in range(90, 100)]
+    assert v.latency_check(slower, 100, 0, judged=True).passed is True  # 73 <= 72 + 37.9
+    assert v.latency_check(slower, 100, 0, judged=True, strict=True).passed is False  # 73 > 72
+
+
+def test_a_60_s_warm_up_leaves_the_first_minute_out_of_the_first_tenth():
+    # 600 s run: a slow first minute, then steady; the first tenth after warm-up is 60..120 s
+    series = [(float(t), 90.0 if t < 60 else 50.0) for t in range(600)]
+    series += [(float(t), 58.0) for t in range(540, 600)]
+    cold = v.latency_check(series, 600, 0, judged=True, strict=True)
+    warm = v.latency_check(series, 600, 60, judged=True, strict=True)
+    assert cold.passed is True and "90.0 ms" in cold.detail  # the cold start flatters the run
+    assert warm.passed is True and "50.0 ms (60 batches after 60 s warm-up)" in warm.detail
+    worse = series + [(float(t), 61.0) for t in range(540, 600)] * 3
+    assert v.latency_check(worse, 600, 60, judged=True, strict=True).passed is False
+
+
+def test_soak_options_take_the_given_warm_up_or_the_old_default():
+    from emugen.lab.soak import SoakOptions
+
+    assert SoakOptions(duration=3600, interval=0.1).warmup_s == 10.0
+    assert SoakOptions(duration=180, interval=1).warmup_s == 10.0
+    assert SoakOptions(duration=3600, interval=0.1, warmup=60).warmup_s == 60.0
+
+
+def test_after_pruning_the_store_criteria_count_the_pruned_batches_from_the_tally(engine):
+    from datetime import UTC, datetime, timedelta
+
+    from emugen.pipeline.retention import prune, tally
+
+    run_pipeline(engine, make_settings(), 4)  # 8 batches
+    with write_session(engine) as session:
+        record_skip(session, "events", datetime.now(UTC), "expired", "waited")
+    result = prune(engine, timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2))
+    assert result.batches == 6  # the newest batch of each stream stays
+    with write_session(engine) as session:
+        pruned = tally(session)
+    assert pruned["events"]["batches"] == 3 and pruned["companies"]["batches"] == 3
+    assert pruned["skipped_ticks"] == 1 and pruned["events_max_ms"] is not None
+
+    checks = _by_name([*v.batch_checks(engine), v.reconciliation_check(engine),
+                       v.gold_check(engine)])
+    assert all(c.passed for c in checks.values()), [c.line() for c in checks.values()]
+    assert "events 1..4 (3 pruned)" in checks["no lost batch"].detail
+    assert "earlier windows hold pruned events" in checks[
+        "gold equals a recomputation from silver"].detail
+    log = "\n".join(["Sending due task generate-events"] * 5
+                    + ["Sending due task generate-companies"] * 4)
+    assert v.tick_check(engine, log, judged=True).passed is True  # 8 batches + 1 expired
+
+
+def test_a_batch_lost_before_pruning_is_still_found_by_the_tally_count(engine):
+    from datetime import UTC, datetime, timedelta
+
+    from emugen.pipeline.retention import prune
+
+    run_pipeline(engine, make_settings(), 4)
+    with write_session(engine) as session:  # seq 2 vanishes: never in gold, never pruned
+        session.execute(delete(BatchRow).where(BatchRow.batch_id == "events-000000002"))
+    prune(engine, timedelta(days=1), now=datetime.now(UTC) + timedelta(days=2))
+    lost = _by_name(v.batch_checks(engine))["no lost batch"]
+    assert lost.passed is False and "events seqs not 1..4 (1 kept, 2 pruned)" in lost.detail
+
+
+def test_latencies_keep_the_batches_seen_in_gold_before_retention_pruned_them(engine):
+    from datetime import UTC, datetime, timedelta
+
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    run_pipeline(engine, make_settings(), 2)  # 4 batches in the store
+    early = (t0 + timedelta(seconds=1), t0 + timedelta(seconds=1, milliseconds=40))
+    series = v.latencies(engine, t0, {"events-000000001": early, "gone-1": early})
+    assert len(series) == 5  # the store's 4 (events-1 from the store) plus the pruned one
+    assert series[0] == (1.0, 40.0)

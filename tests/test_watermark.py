@@ -48,3 +48,23 @@ def test_silver_excludes_exactly_the_planned_companies_it_did_not_take(engine):
     missing = [batch.first_ordinal + n for n, cid in sorted(planned.items()) if cid not in taken]
     assert excluded == missing and missing  # a rate of 0.5 always loses a company
     assert watermark == (batch.first_ordinal + batch.ordinal_count, tuple(missing))
+
+
+def test_a_mark_is_parsed_once_per_text_and_a_written_mark_is_never_parsed(engine, monkeypatch):
+    from emugen.pipeline import watermark
+    from emugen.pipeline.runner import run_pipeline
+
+    run_pipeline(engine, make_settings(companies={"quality": {"rate": 0.5}}), 3)
+    parses = []
+    real_loads = json.loads
+    monkeypatch.setattr(watermark.json, "loads",
+                        lambda raw: parses.append(raw) or real_loads(raw))
+    watermark._PARSED.clear()
+    with write_session(engine) as session:
+        first = company_watermark(session)  # reads the settled mark: one parse
+        assert company_watermark(session) == first  # the same text: no parse
+    assert len(parses) == 1
+    with write_session(engine) as session:  # a mark it writes is kept parsed as written
+        watermark.mark_settled(session, first[0] + 10, [*first[1], first[0] + 3])
+        assert watermark.company_floor(session) == (first[0] + 10, (*first[1], first[0] + 3))
+    assert len(parses) == 1

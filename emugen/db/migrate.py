@@ -28,7 +28,10 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction."""
+    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction.
+
+    New indexes need no step here: init_db creates any missing index after this runs.
+    """
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
             _iso_utc_stamps(session)

@@ -23,7 +23,8 @@ from emugen.db.columns import JSONText, UTCDateTime
 # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
 # 4: silver rows indexed by (batch_id, row_no), replacing the batch_id-only indexes;
 #    gold_window_drivers (gold adds each batch's share)
-# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart)
+# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
+#    indexes for the watermark walk and the reaper's landing check
 SCHEMA_VERSION = 5
 
 
@@ -108,6 +109,13 @@ class BatchRow(Base):
         # read without touching a wide row (docs/BENCHMARKS.md, `emugen bench history`)
         Index("ix_batches_history", "generated_at", "status", "stream", "scheduled_at",
               "gold_at", "record_count", "injected_count", "queue_depth", "batch_id"),
+        # The company watermark walks company batches from a checkpoint in ordinal order (every
+        # event batch), and retention picks them the same way: without this index both read
+        # every company batch row ever made to find the few past the checkpoint.
+        Index("ix_batches_stream_first_ordinal", "stream", "first_ordinal"),
+        # the reaper looks for batches without a landing file every few seconds: covering,
+        # so it reads ~60 bytes per batch instead of the wide row (279 -> 22 ms at 72k batches)
+        Index("ix_batches_bronze_at_id", "bronze_at", "batch_id"),
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from emugen.generate.companies import REGION_BOX, traits_upto
+from emugen.generate.companies import REGION_BOX, company_ids_for, traits_upto
 from emugen.generate.seeding import TAG_DRIVER, TAG_TRUCK, mix64, uuid_strings
 from emugen.generate.spec import BatchSpec
 from emugen.vocabulary import EventType, iso_ms, to_ms
@@ -47,7 +48,7 @@ class EventColumns:
 
     seed: int
     types: tuple[str, ...]
-    company_ids: list[str]
+    company_ids: Mapping[int, str]  # by ordinal: the companies this batch names
     ordinal: np.ndarray
     driver: np.ndarray
     truck: np.ndarray
@@ -131,8 +132,8 @@ def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Even
     del region
     has_gps = rng.random(count) >= spec.location_missing_rate
     bits = rng.integers(0, 2**64 - 1, (count, 2), dtype=np.uint64, endpoint=True)
-    return EventColumns(spec.seed, types, traits.company_ids, ordinal, driver, truck, start,
-                        stamp_offset, kind, lat, lon, has_gps, bits)
+    return EventColumns(spec.seed, types, company_ids_for(spec.seed, ordinal), ordinal, driver,
+                        truck, start, stamp_offset, kind, lat, lon, has_gps, bits)
 
 
 def _within(low: np.ndarray, high: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -94,14 +94,30 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
               default=Path("var/soak"), show_default=True,
               help="Folder for soak.csv, soak.svg, verdict.json, the logs and soak.db.")
 @click.option("--no-web", is_flag=True, help="Do not run the dashboard.")
-def soak_cmd(duration: float, interval: float, workers: int, out: Path, no_web: bool) -> None:
+@click.option("--warmup", type=DURATION, default=None,
+              help="Seconds left out before the first tenth's p95 [default: min(max(10 s, "
+                   "5 intervals), duration/10)].")
+@click.option("--strict", is_flag=True,
+              help="Judge the p95 trend at 1.2x without the sampling-noise allowance.")
+@click.option("--retain", type=DURATION, default=None,
+              help="fleet.retain_batches_for of the run (e.g. 10m), so retention prunes "
+                   "during it [default: off].")
+@click.option("--prune-interval", type=DURATION, default="60", show_default=True,
+              help="fleet.prune_interval when --retain is given.")
+def soak_cmd(**opts: Any) -> None:
     """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL."""
     from emugen.lab.soak import SoakOptions, run_soak
 
-    options = SoakOptions(duration=duration, interval=interval, workers=workers, out=out,
-                          web=not no_web)
-    click.echo(f"soak: {duration:g} s at {interval:g} s with {workers} worker(s), sampling "
-               f"every {options.sample_every:g} s; output in {out}", err=True)
+    retain, every = opts["retain"], opts["prune_interval"]
+    fleet = {} if retain is None else {"retain_batches_for": retain, "prune_interval": every}
+    options = SoakOptions(duration=opts["duration"], interval=opts["interval"],
+                          workers=opts["workers"], out=opts["out"], web=not opts["no_web"],
+                          warmup=opts["warmup"], strict=opts["strict"], fleet=fleet)
+    click.echo(f"soak: {options.duration:g} s at {options.interval:g} s with {options.workers} "
+               f"worker(s), sampling every {options.sample_every:g} s, warm-up "
+               f"{options.warmup_s:g} s" + (", strict" if options.strict else "")
+               + (f", retention {retain:g} s pruned every {every:g} s" if retain
+                  else ", retention off") + f"; output in {options.out}", err=True)
     result = run_soak(options, progress=lambda line: click.echo(line, err=True))
     click.echo(result.report())
     sys.exit(0 if result.passed else 1)

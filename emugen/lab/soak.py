@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 import threading
 import time
@@ -31,6 +32,7 @@ from emugen.lab.chart import soak_svg
 from emugen.lab.processes import PrivateFleet
 from emugen.lab.procfs import rss_mb
 from emugen.pipeline.reconcile import reconcile
+from emugen.pipeline.retention import tally
 from emugen.stats import percentile
 from emugen.supervisor import wait_for
 
@@ -58,6 +60,8 @@ class SoakOptions:
     judge_series: bool = True  # chaos runs report RSS and latency but do not judge them
     web: bool = True
     title: str = "soak"
+    warmup: float | None = None  # seconds; None: min(max(10 s, 5 intervals), duration/10)
+    strict: bool = False  # judge the latency trend without the sampling-noise allowance
 
     @property
     def sample_every(self) -> float:
@@ -69,6 +73,8 @@ class SoakOptions:
 
     @property
     def warmup_s(self) -> float:
+        if self.warmup is not None:
+            return self.warmup
         return min(max(10.0, 5 * self.interval), self.duration / 10)
 
 
@@ -85,6 +91,9 @@ class SoakResult:
                 f"{s['workers']} worker(s), wall {s['wall_s']:.0f} s (drain "
                 f"{s['drain_s']:.1f} s); {s['batches']} batches, {s['samples']} samples")
         lines = [head, *(c.line() for c in self.checks)]
+        if s.get("load1"):
+            lines.append("  load average (1 min) at start / middle / end: "
+                         + " / ".join("-" if x is None else f"{x:.2f}" for x in s["load1"]))
         lines.append(f"  tick->gold over the run: p50 {s['p50_ms']:.1f} ms, p95 "
                      f"{s['p95_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms; skipped ticks "
                      f"{s['skipped_ticks'] or 'none'}")
@@ -93,7 +102,8 @@ class SoakResult:
         if s.get("sse_events") is not None:
             lines.append(f"  dashboard: {s['sse_events']} SSE snapshots received by one client")
         lines.append(f"  files: {self.out / 'soak.csv'}, {self.out / 'soak.svg'}, "
-                     f"{self.out / 'verdict.json'} (logs and soak.db alongside)")
+                     f"{self.out / 'verdict.json'}, {self.out / 'latency.csv'} (logs and "
+                     "soak.db alongside)")
         lines.append(f"VERDICT: {'PASS' if self.passed else 'FAIL'}")
         return "\n".join(lines)
 
@@ -105,11 +115,15 @@ class Sampler:
         self.fleet, self.window_s = fleet, window_s
         self.engine = engine_for(fleet.database_url)
         self.roles = fleet.roles()
+        # every batch seen in gold, by id: retention prunes batch rows during a long run, and
+        # the verdict's latency tenths need the early ones too
+        self.seen: dict[str, tuple[datetime, datetime]] = {}
+        self._gold_since: datetime | None = None
 
     def columns(self) -> list[str]:
         return ["t", "at", *(f"rss_{r}_mb" for r in self.roles), "queue_pipeline",
                 "queue_generate", "in_flight", "gold", "skipped", "p50_ms", "p95_ms",
-                "caught_pct", "reconciled"]
+                "caught_pct", "reconciled", "load1", "pruned", "store_mb"]
 
     def sample(self, t: float) -> dict[str, Any]:
         row: dict[str, Any] = {"t": round(t, 2), "at": datetime.now(UTC).isoformat()}
@@ -129,11 +143,29 @@ class Sampler:
                 select(BatchRow.scheduled_at, BatchRow.gold_at)
                 .where(BatchRow.generated_at >= since, BatchRow.status == "gold"))]
             r = reconcile(session)
+            pruned = tally(session)
+            self._collect(session)
         row["p50_ms"] = round(percentile(recent, 50), 1) if recent else None
         row["p95_ms"] = round(percentile(recent, 95), 1) if recent else None
         row["caught_pct"] = round(r.caught_pct, 3)
         row["reconciled"] = r.ok
+        # the machine is shared: the load average says how much of a slow tenth is neighbours
+        row["load1"] = round(os.getloadavg()[0], 2)
+        row["pruned"] = pruned["events"]["batches"] + pruned["companies"]["batches"]
+        row["store_mb"] = round(_store_mb(self.fleet.database_url), 2)
         return row
+
+    def _collect(self, session: Any) -> None:
+        """Add the batches that reached gold since the last sample to `seen` (an index range
+        per stream; 30 s of overlap covers commits that land out of gold_at order)."""
+        for stream in ("companies", "events"):
+            query = select(BatchRow.batch_id, BatchRow.scheduled_at, BatchRow.gold_at).where(
+                BatchRow.stream == stream, BatchRow.gold_at.is_not(None))
+            if self._gold_since is not None:
+                query = query.where(BatchRow.gold_at >= self._gold_since - timedelta(seconds=30))
+            for batch_id, at, gold in session.execute(query):
+                self.seen[batch_id] = (at, gold)
+                self._gold_since = max(gold, self._gold_since or gold)
 
     def _queues(self) -> dict[str, int | None]:
         from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE, queue_depth
@@ -144,6 +176,13 @@ class Sampler:
                     "queue_generate": queue_depth(client, GENERATE_QUEUE)}
         except Exception:  # noqa: BLE001 - the broker may be restarting (chaos)
             return {"queue_pipeline": None, "queue_generate": None}
+
+
+def _store_mb(database_url: str) -> float:
+    """The SQLite file and its write-ahead log, in MB (0 for another store)."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"))
+               if p.exists()) / 1e6 if database_url.startswith("sqlite:///") else 0.0
 
 
 class SseClient(threading.Thread):
@@ -216,11 +255,17 @@ def _run(opts: SoakOptions, fleet: PrivateFleet, disturbance: Disturbance | None
         writer.writerow(samples[-1])
     fleet.stop_child("beat")
     engine = sampler.engine
-    series = v.latencies(engine, t0_wall)
+    series = v.latencies(engine, t0_wall, sampler.seen)
     in_run = [(t, ms) for t, ms in series if t < opts.duration]
+    # every batch's tick -> gold, so the run can be judged again (another warm-up, strict or
+    # not) after retention pruned the early batch rows from soak.db
+    with (opts.out / "latency.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("t", "tick_to_gold_ms"),
+                                  *((round(t, 3), round(ms, 2)) for t, ms in series)])
     checks = [*v.batch_checks(engine), v.reconciliation_check(engine), v.gold_check(engine),
               v.tick_check(engine, fleet.children["beat"].text(), judged=opts.judge_series),
-              v.latency_check(in_run, opts.duration, opts.warmup_s, judged=opts.judge_series),
+              v.latency_check(in_run, opts.duration, opts.warmup_s, judged=opts.judge_series,
+                              strict=opts.strict),
               *v.rss_checks([s for s in samples if s["t"] < opts.duration], sampler.roles,
                             opts.duration, judged=opts.judge_series)]
     if drain_s == float("inf"):
@@ -230,6 +275,9 @@ def _run(opts: SoakOptions, fleet: PrivateFleet, disturbance: Disturbance | None
     summary: dict[str, Any] = {
         "title": opts.title, "duration_s": opts.duration, "interval_s": opts.interval,
         "workers": opts.workers, "fleet": opts.fleet, "started": t0_wall.isoformat(),
+        "warmup_s": opts.warmup_s, "strict": opts.strict,
+        "load1": [s.get("load1") for s in (samples[0], samples[len(samples) // 2],
+                                           samples[-1])],
         "wall_s": round(time.monotonic() - started, 1), "drain_s": round(drain_s, 1),
         "batches": len(series), "samples": len(samples),
         "p50_ms": statistics.median(lat) if lat else float("nan"),
@@ -273,4 +321,5 @@ def _progress_line(s: dict[str, Any]) -> str:
     p95 = "-" if s["p95_ms"] is None else f"{s['p95_ms']:.0f} ms"
     return (f"  {int(s['t']) // 60}:{int(s['t']) % 60:02d}  gold {s['gold']}  in flight "
             f"{s['in_flight']}  queue {s['queue_pipeline']}  p95 {p95}  recon "
-            f"{s['caught_pct']:.1f} %  RSS MB: {rss}")
+            f"{s['caught_pct']:.1f} %  pruned {s['pruned']}  store {s['store_mb']:.0f} MB  "
+            f"load {s['load1']:.2f}  RSS MB: {rss}")

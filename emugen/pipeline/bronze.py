@@ -62,9 +62,12 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
     first_ordinal, watermark = 0, 0
     excluded: tuple[int, ...] = ()
     if stream is Stream.companies:
+        # the latest company batch ends where the next one starts (ordinals are handed out in
+        # seq order): one probe of the (stream, seq) key, where max(first + count) read every
+        # company batch row ever made (83 ms at 36,000 company batches)
         first_ordinal = session.scalar(
-            select(func.max(BatchRow.first_ordinal + BatchRow.ordinal_count))
-            .where(BatchRow.stream == stream.value)
+            select(BatchRow.first_ordinal + BatchRow.ordinal_count)
+            .where(BatchRow.stream == stream.value).order_by(BatchRow.seq.desc()).limit(1)
         ) or 0
     else:
         watermark, excluded = company_watermark(session)

@@ -21,10 +21,14 @@ see every settled company.
 
 Every transaction deletes at most about `chunk_rows` rows, so the SQLite write lock is never
 held for long; a run stops after `budget_s` and the next run carries on.
+
+What was pruned is tallied in `control_state` (`retention_tally`), in the transaction that
+deletes it, so a store can still be audited whole after pruning (the soak's verdict does).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -79,6 +83,43 @@ def _note_pruned(session: Session, stream: Stream, ids: list[str]) -> None:
         session.add(ControlState(key=key, value=str(seq), updated_at=datetime.now(UTC)))
     elif int(row.value) < seq:
         row.value, row.updated_at = str(seq), datetime.now(UTC)
+TALLY = "retention_tally"
+
+
+def tally(session: Session) -> dict[str, Any]:
+    """What retention has deleted so far: per stream the batches and the sums of their
+    record, valid and corrupted counts; the skipped ticks; the latest pruned event's epoch ms
+    (gold windows up to it can no longer be recomputed from silver)."""
+    raw = session.scalar(select(ControlState.value).where(ControlState.key == TALLY))
+    found = json.loads(raw) if raw is not None else {}
+    empty = {"batches": 0, "records": 0, "valid": 0, "corrupted": 0}
+    return {"events": {**empty, **found.get("events", {})},
+            "companies": {**empty, **found.get("companies", {})},
+            "skipped_ticks": int(found.get("skipped_ticks", 0)),
+            "events_max_ms": found.get("events_max_ms")}
+
+
+def _add_to_tally(session: Session, stream: Stream | None, ids: Sequence[str],
+                  skipped_ticks: int = 0, events_max_ms: int | None = None) -> None:
+    """Add these batches (their rows still present) and skipped ticks to the tally."""
+    now = tally(session)
+    if stream is not None and ids:
+        n, records, valid, corrupted = session.execute(select(
+            func.count(), func.sum(BatchRow.record_count), func.sum(BatchRow.valid_count),
+            func.sum(BatchRow.corrupted_count)).where(BatchRow.batch_id.in_(ids))).one()
+        part = now[stream.value]
+        for key, value in (("batches", n), ("records", records), ("valid", valid),
+                           ("corrupted", corrupted)):
+            part[key] += int(value or 0)
+    now["skipped_ticks"] += skipped_ticks
+    if events_max_ms is not None:
+        now["events_max_ms"] = max(events_max_ms, now["events_max_ms"] or events_max_ms)
+    row = session.get(ControlState, TALLY)
+    text, at = json.dumps(now), datetime.now(UTC)
+    if row is None:
+        session.add(ControlState(key=TALLY, value=text, updated_at=at))
+    else:
+        row.value, row.updated_at = text, at
 
 
 @dataclass
@@ -147,6 +188,11 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
                   result: Pruned, stream: Stream, landing: Landing | None) -> None:
     ids = [batch_id for batch_id, _ in group]
     largest = max((records for _, records in group), default=0)
+    max_ms = None
+    if stream is Stream.events:  # read before the events go (a rerun after a crash finds less)
+        with write_session(engine) as session:
+            max_ms = session.scalar(select(func.max(SilverEvent.event_ms))
+                                    .where(SilverEvent.batch_id.in_(ids)))
     # child rows in row_no windows: a 100k-record batch takes several short transactions
     for low in range(0, largest + 1, chunk_rows):
         with write_session(engine) as session:
@@ -167,6 +213,7 @@ def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
         # new batch adds to them (see the docstring), so the record is no longer needed
         n = _deleted(session, delete(GoldWindowDriver).where(GoldWindowDriver.batch_id.in_(ids)))
         result.add(GoldWindowDriver.__tablename__, n)
+        _add_to_tally(session, stream, ids, events_max_ms=max_ms)
         n = _deleted(session, delete(BatchRow).where(BatchRow.batch_id.in_(ids)))
         result.add(BatchRow.__tablename__, n)
         result.batches += n
@@ -191,6 +238,7 @@ def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned
                                        .order_by(SkippedTick.id).limit(min(chunk_rows, 900))))
             if ids:
                 session.execute(delete(SkippedTick).where(SkippedTick.id.in_(ids)))
+                _add_to_tally(session, None, (), skipped_ticks=len(ids))
                 result.add(SkippedTick.__tablename__, len(ids))
         if len(ids) < min(chunk_rows, 900):
             return

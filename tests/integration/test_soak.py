@@ -33,6 +33,10 @@ def test_a_three_minute_soak_at_one_second_passes_every_criterion(redis_binary, 
         rows = list(csv.DictReader(fh))
     assert len(rows) >= 150 and {"rss_worker1_mb", "p95_ms", "caught_pct"} <= set(rows[0])
     assert ET.parse(out / "soak.svg").getroot().tag.endswith("svg")
+    with (out / "latency.csv").open(encoding="utf-8") as fh:
+        latency = list(csv.DictReader(fh))
+    assert len(latency) == result.summary["batches"]  # one row per batch in gold
+    assert {"t", "tick_to_gold_ms", "load1"} <= set(rows[0]) | set(latency[0])
     engine = make_engine(f"sqlite:///{out / 'soak.db'}")
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
     engine.dispose()
