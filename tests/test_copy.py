@@ -12,9 +12,12 @@ from sqlalchemy.dialects import postgresql
 
 from emugen.db import bulk
 from emugen.db import copy as copy_module
+from emugen.db import stream as stream_module
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import Base, ConfigReload, Quarantine, SilverCompany, SilverEvent
+from emugen.db.seen import SeenKeys
 from emugen.db.session import init_db, make_engine, write_session
+from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.vocabulary import Stream
 from tests.test_store import dirty_settings, land_round
 
@@ -210,3 +213,62 @@ def test_bench_pipeline_on_postgresql_prints_its_rate_beside_sqlite_from_the_sam
     assert re.search(r"baseline: the same batch on SQLite, runs alternated with these "
                      r"\(events/s each: [\d,]+, [\d,]+\)", out.output)
     assert re.search(r"postgresql/sqlite rate: \d+\.\d\dx", out.output)
+
+
+
+_CHUNKS = ([_event("a", 1), _event("b", 2), _event("a", 3)],
+           [_event("c", 4), _event("d", 5)],
+           [_event("b", 6), _event("e", 7), _event("c", 8)])
+_FIRSTS = [("a", "events-000000001", 1), ("b", "events-000000001", 2),
+           ("c", "events-000000001", 4), ("d", "events-000000001", 5),
+           ("e", "events-000000001", 7)]
+_QUARANTINE_COLUMNS = ("batch_id", "row_no", "stream", "reason", "field", "detail")
+
+
+def _streamed(session: Any, chunks: Sequence[list[tuple[Any, ...]]]) -> str:
+    load = StreamLoad(session, SilverEvent.__table__, _EVENT_COLUMNS, Quarantine.__table__,
+                      _QUARANTINE_COLUMNS)
+    for n, chunk in enumerate(chunks):
+        load.add(chunk, [("events-000000001", 100 + n, Stream.events.value, "duplicate",
+                          None, f"chunk {n}")])
+    load.flush()
+    return "streamed"
+
+
+def _exact(session: Any, chunks: Sequence[list[tuple[Any, ...]]]) -> str:
+    for chunk in chunks:
+        bulk_insert(session, SilverEvent.__table__, _EVENT_COLUMNS, chunk, skip_existing=True)
+    return "exact"
+
+
+@pytest.mark.parametrize("bits", [1 << 25, 8], ids=["roomy-bitmap", "keys-share-bits"])
+def test_a_streamed_load_keeps_the_first_row_of_each_key_and_every_quarantine_row(
+        pg_urls, monkeypatch, bits):
+    # with 8 bits most new keys read as "maybe seen": they wait for the exact path and land
+    monkeypatch.setattr(stream_module, "SeenKeys", lambda: SeenKeys(bits))
+    engine = make_engine(pg_urls[0])
+    init_db(engine)
+    with write_session(engine) as session:
+        assert fast_or_exact(session, lambda: _streamed(session, _CHUNKS),
+                             lambda: _exact(session, _CHUNKS)) == "streamed"
+    assert _stored_events(engine) == _FIRSTS
+    with engine.connect() as conn:
+        details = list(conn.execute(text("SELECT detail FROM quarantine ORDER BY row_no"))
+                       .scalars())
+    assert details == ["chunk 0", "chunk 1", "chunk 2"]
+    engine.dispose()
+
+
+def test_a_streamed_load_that_meets_a_held_key_is_undone_and_done_the_exact_way(pg_urls):
+    engine = make_engine(pg_urls[0])
+    init_db(engine)
+    with write_session(engine) as session:  # "d" is in silver from another batch
+        bulk_insert(session, SilverEvent.__table__, _EVENT_COLUMNS,
+                    [_event("d", 0, "events-000000000")])
+    with write_session(engine) as session:
+        assert fast_or_exact(session, lambda: _streamed(session, _CHUNKS),
+                             lambda: _exact(session, _CHUNKS)) == "exact"
+    assert _stored_events(engine) == [*_FIRSTS[:3], ("d", "events-000000000", 0), _FIRSTS[4]]
+    with engine.connect() as conn:  # nothing of the streamed try is left
+        assert conn.execute(text("SELECT count(*) FROM quarantine")).scalar() == 0
+    engine.dispose()

@@ -314,3 +314,31 @@ def test_stamps_that_are_not_millisecond_canonical_take_the_datetime_path():
 
     assert sqlite_text_from_stamp("2026-01-01T00:00:00Z") is None
     assert sqlite_text_from_stamp("2026-01-01T00:00:00.123456Z") is None
+
+
+def test_an_event_id_an_earlier_batch_holds_is_quarantined_as_a_duplicate_naming_that_batch(
+        engine):
+    # On PostgreSQL silver's streamed COPY clashes on the held id, is undone, and the batch
+    # goes the exact way: the outcome must be the same as on SQLite
+    settings = dirty_settings(rate=0.0)
+    first = land_round(engine, settings, 0)[1]
+    second = generate_and_land(engine, settings, Stream.events, tick(1)).batch_id
+    with write_session(engine) as session:
+        held, held_row = session.execute(
+            select(SilverEvent.event_id, SilverEvent.row_no)
+            .where(SilverEvent.batch_id == first).order_by(SilverEvent.row_no).limit(1)).one()
+        where = (BronzeRecord.batch_id == second, BronzeRecord.row_no == 5)
+        payload = session.scalar(select(BronzeRecord.payload).where(*where))
+        ours = json.loads(payload)["event_id"]
+        session.execute(update(BronzeRecord).where(*where)
+                        .values(payload=payload.replace(ours, held)))
+    with write_session(engine) as session:
+        refined = refine_silver(session, second)
+    assert refined.by_reason == {"duplicate": 1} and refined.valid == 19
+    with read_session(engine) as session:
+        details = list(session.scalars(select(Quarantine.detail)
+                                       .where(Quarantine.batch_id == second)))
+        landed = session.scalar(select(func.count()).select_from(SilverEvent)
+                                .where(SilverEvent.batch_id == second))
+    assert details == [f"event_id {held} is already in silver (batch {first} row {held_row})"]
+    assert landed == 19

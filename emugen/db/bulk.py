@@ -38,7 +38,7 @@ def bulk_insert(
         statement = table.insert()
         connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    rows = _converted(table, columns, rows, dialect)
+    rows = converted(table, columns, rows, dialect)
     if dialect.name == "postgresql":
         copy_rows(connection, table, columns, rows, skip_existing=skip_existing)
         return
@@ -55,7 +55,7 @@ def dialect_insert(session: Session, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def _converted(table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
+def converted(table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
                dialect: Dialect) -> Sequence[tuple[Any, ...]]:
     """The rows with every value through its column type's bind processor, as Core would."""
     converting = [

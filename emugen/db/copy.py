@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -24,7 +25,7 @@ def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
     """
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.Connection), "the PostgreSQL engine runs on psycopg 3"
-    types = _column_types(connection, raw, table)
+    types = column_types(connection, raw, table)
     if not skip_existing:
         _copy(raw, table.name, columns, rows, types)
         return
@@ -51,16 +52,23 @@ def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
 
 def _copy(raw: psycopg.Connection, name: str, columns: Sequence[str],
           rows: Sequence[tuple[Any, ...]], types: dict[str, int]) -> None:
-    """One COPY; binary unless a JSON column takes its text (the server parses it, as an
-    INSERT of the same str does)."""
+    with copy_into(raw, name, columns, types) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@contextmanager
+def copy_into(raw: psycopg.Connection, name: str, columns: Sequence[str],
+              types: dict[str, int]) -> Iterator[psycopg.Copy]:
+    """One COPY, ended (waiting for the server) on leaving; binary unless a JSON column takes
+    its text (the server parses it, as an INSERT of the same str does)."""
     oids = [types[c] for c in columns]
     binary = not _JSON_OIDS & set(oids)
     sql = f"COPY {name} ({', '.join(columns)}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
         if binary:
             copy.set_types(oids)
-        for row in rows:
-            copy.write_row(row)
+        yield copy
 
 
 def _first_of_each_key(rows: Sequence[tuple[Any, ...]],
@@ -121,7 +129,7 @@ def _staged_insert(raw: psycopg.Connection, table: Table, columns: Sequence[str]
         cursor.execute(f"TRUNCATE {stage}")
 
 
-def _column_types(connection: Connection, raw: psycopg.Connection,
+def column_types(connection: Connection, raw: psycopg.Connection,
                   table: Table) -> dict[str, int]:
     """The table's column type oids, from the catalog (an upgraded store may differ from the
     models), once per connection."""

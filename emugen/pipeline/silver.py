@@ -25,6 +25,7 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
+from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
 from emugen.pipeline.fastpath import company_of, event_row, match_event
@@ -127,6 +128,7 @@ class _Pass:
     known: dict[str, bool] = field(default_factory=dict)  # company id -> in silver (events)
     accepted: array[int] = field(default_factory=lambda: array("q"))  # passed, in row order
     reasons: Counter[str] = field(default_factory=Counter)
+    load: StreamLoad | None = None  # PostgreSQL's first try: one open COPY (db/stream.py)
 
     @property
     def stream(self) -> Stream:
@@ -142,19 +144,32 @@ def _refine(session: Session, batch_id: str) -> Refined:
     batch = _locked_bronze(session, batch_id)
     if isinstance(batch, Refined):
         return batch
-    work = _start(session, batch)
-    bronze = BronzeRecord.__table__.c
-    rows = session.connection().execute(  # Core, not ORM: rows are tuples, not entities
-        select(bronze.row_no, bronze.payload)
-        .where(bronze.batch_id == batch_id).order_by(bronze.row_no)
-    )
-    for part in rows.partitions(CHUNK):
-        _refine_chunk(session, work, part)
+    if session.get_bind().dialect.name == "postgresql":
+        work = fast_or_exact(session, lambda: _refine_rows(session, _start(session, batch, True)),
+                             lambda: _refine_rows(session, _start(session, batch)))
+    else:
+        work = _refine_rows(session, _start(session, batch))
     repeats = quarantine_repeats(session, work.target, work.key_column,
                                   KEY_FIELD[work.stream], batch_id, work.stream, work.accepted)
     if repeats:
         work.reasons[Reason.duplicate.value] += repeats
     return _record(session, batch, work, repeats, started)
+
+
+def _refine_rows(session: Session, work: _Pass) -> _Pass:
+    """Every bronze row of the batch through the contract, a chunk at a time."""
+    bronze = BronzeRecord.__table__.c
+    # Core, not ORM: rows are tuples, not entities. Fetched whole by the driver, so the
+    # connection is free for a COPY between partitions
+    rows = session.connection().execute(
+        select(bronze.row_no, bronze.payload)
+        .where(bronze.batch_id == work.batch_id).order_by(bronze.row_no)
+    )
+    for part in rows.partitions(CHUNK):
+        _refine_chunk(session, work, part)
+    if work.load is not None:
+        work.load.flush()
+    return work
 
 
 def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
@@ -172,12 +187,16 @@ def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
     return batch
 
 
-def _start(session: Session, batch: BatchRow) -> _Pass:
+def _start(session: Session, batch: BatchRow, stream: bool = False) -> _Pass:
+    """A fresh pass; `stream`: load through a StreamLoad (PostgreSQL)."""
     spec = BatchSpec.model_validate_json(batch.spec)
     is_events = spec.stream is Stream.events
-    return _Pass(batch.batch_id, spec, SilverEvent if is_events else SilverCompany,
-                 EVENT_COLUMNS if is_events else COMPANY_COLUMNS,
-                 is_events and session.get_bind().dialect.name == "sqlite")
+    target = SilverEvent if is_events else SilverCompany
+    columns = EVENT_COLUMNS if is_events else COMPANY_COLUMNS
+    load = StreamLoad(session, target.__table__, columns, Quarantine.__table__,
+                      QUARANTINE_COLUMNS) if stream else None
+    return _Pass(batch.batch_id, spec, target, columns,
+                 is_events and session.get_bind().dialect.name == "sqlite", load=load)
 
 
 def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -> Context:
@@ -187,6 +206,8 @@ def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -
     named = [company_of(item) if isinstance(item, tuple) else item.get("company_id")
              for _, _, item in items if isinstance(item, tuple | dict)]
     wanted = list({c for c in named if isinstance(c, str)} - work.known.keys())
+    if wanted and work.load is not None:
+        work.load.flush()  # the lookup below needs the connection the COPY holds
     present = _existing(session, SilverCompany.company_id, wanted)
     work.known.update({cid: cid in present for cid in wanted})
     return Context(work.spec.interval_start, work.spec.interval_end,
@@ -236,6 +257,9 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
         work.reasons[rejection.reason.value] += 1
     # Rows go in row order and the key is unique, so the first occurrence lands and a
     # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
+    if work.load is not None:
+        work.load.add(valid, rejected)
+        return
     bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True)
     bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
 
