@@ -10,8 +10,8 @@ import re
 import pytest
 from sqlalchemy import inspect, text
 
-from emugen.db.migrate import canonical, stamp_columns
-from emugen.db.models import JSON_COLUMNS, SCHEMA_VERSION
+from emugen.db.migrate import JSON_COLUMNS, canonical, stamp_columns
+from emugen.db.models import SCHEMA_VERSION
 from emugen.db.session import init_db, make_engine, read_session
 from emugen.pipeline.replay import replay
 from emugen.pipeline.runner import run_pipeline

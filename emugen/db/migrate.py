@@ -9,8 +9,19 @@ from sqlalchemy.orm import Session
 
 from emugen.db.bulk import dialect_insert
 from emugen.db.columns import UTCDateTime
-from emugen.db.models import JSON_COLUMNS, Base, BatchRow, GoldWindowDriver, SilverEvent
+from emugen.db.models import Base, BatchRow, GoldWindowDriver, SilverEvent
 
+# The versions (models.SCHEMA_VERSION is the current one):
+# 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
+# 4: silver rows indexed by (batch_id, row_no), replacing the batch_id-only indexes;
+#    gold_window_drivers (gold adds each batch's share)
+# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
+#    indexes for the watermark walk and the reaper's landing check
+
+# the PostgreSQL type of every JSON column (a version-2 store's text is converted)
+JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
+                            "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
+                "config_reloads": {"problems": "jsonb"}}
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
 UPGRADABLE = (2, 3, 4)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);

@@ -20,18 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-# 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
-# 4: silver rows indexed by (batch_id, row_no), replacing the batch_id-only indexes;
-#    gold_window_drivers (gold adds each batch's share)
-# 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
-#    indexes for the watermark walk and the reaper's landing check
-SCHEMA_VERSION = 5
-
-
-# the PostgreSQL type of every JSON column (migrate.py converts a version-2 store's text)
-JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
-                            "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
-                "config_reloads": {"problems": "jsonb"}}
+SCHEMA_VERSION = 5  # what each version changed: emugen/db/migrate.py
 
 
 class Base(DeclarativeBase):
