@@ -25,7 +25,8 @@
     ├── BackfillInputError       exit 2  `emugen backfill` was given a range it cannot run
     ├── BackfillConflict         exit 2  the store holds other batches at a backfill's seqs
     ├── BackfillNotReady                 internal: an event tick's companies are not in silver
-    └── BackfillIncomplete               a backfill ended with ticks not in gold
+    ├── BackfillIncomplete               a backfill ended with ticks not in gold
+    └── SeqContention                    internal: racing generators took every seq tried
 
 The CLI prints the message of any EmugenError on one line and exits with its `exit_code`;
 the web API answers 4xx with the message as JSON. No other module defines an exception
@@ -189,3 +190,9 @@ class BackfillNotReady(EmugenError):
 class BackfillIncomplete(EmugenError):
     """Raised when a backfill ends with ticks that did not reach gold (failed, blocked behind a
     failed company batch, or no worker made progress); the message says which and why."""
+
+
+class SeqContention(EmugenError):
+    """Raised when generators racing for one stream lose the seq allocation on every attempt
+    (a worker on a slow link behind a faster one); the generate task retries the tick with
+    backoff and, out of retries, records it as a failed tick, so it is never silently lost."""

@@ -18,7 +18,7 @@ from emugen.backpressure import hold_tick, pipeline_depth
 from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
-from emugen.errors import BackfillNotReady, BatchNotFound, StoreFileGone
+from emugen.errors import BackfillNotReady, BatchNotFound, SeqContention, StoreFileGone
 from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
@@ -138,6 +138,11 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
         refused(settings, task.request.hostname, exc)
         _give_up_on_tick(task, settings, engine, stream, at, exc)
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
+    except SeqContention as exc:
+        # a faster generator kept winning the seq: later, it has moved on (or the tick is
+        # recorded as failed), so the tick is a batch or a recorded skip, never neither
+        _give_up_on_tick(task, settings, engine, stream, at, exc)
+        raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
     outage.clear_fault(outage.client_for(settings.broker_url))  # it writes again
     dispatch(task.app, settings, landed.batch_id)
     announce(settings.broker_url, "bronze", landed.batch_id)
@@ -165,13 +170,14 @@ def backfill(task: Any, message: dict[str, Any]) -> str | None:
 
 
 def _give_up_on_tick(task: Any, settings: Settings, engine: Engine, stream: str,
-                     at: datetime, exc: OperationalError) -> None:
+                     at: datetime, exc: OperationalError | SeqContention) -> None:
     """Out of retries: the tick is recorded as failed (or parked) and the error re-raised."""
     if task.request.retries < settings.fleet.max_retries:
         return
+    reason = exc.orig if isinstance(exc, OperationalError) else exc
     outage.record_or_park(engine, outage.client_for(settings.broker_url),
                           task.request.hostname, stream, at, "failed",
-                          f"gave up after {task.request.retries} retries: {exc.orig}")
+                          f"gave up after {task.request.retries} retries: {reason}")
     raise exc
 
 

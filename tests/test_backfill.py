@@ -233,6 +233,41 @@ def test_the_dispatcher_stops_at_the_queue_limit_and_finishes_every_tick_in_gold
     assert f"{len(plan.ticks)}/{len(plan.ticks)} ticks 100 %" in out.getvalue()
 
 
+def test_a_tick_waiting_in_the_queue_is_not_sent_again_however_long_it_waits(engine):
+    settings = small_settings(fleet={"max_queue_depth": 10, "max_in_flight": 100,
+                                     "stuck_after": 0.1})
+    plan = plan_backfill(settings, START, START + timedelta(hours=3), BOTH)
+    fleet = InProcessFleet(engine, plan, hold=3)  # the last three wait for a worker forever
+    outcome = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
+    assert outcome.stalled_s is not None and fleet.depth() == 3
+    assert fleet.messages == outcome.sent  # each tick sent once: no copies of queued ones
+
+
+def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(engine,
+                                                                               tmp_path):
+    from emugen.sinks import lander
+
+    blocked = tmp_path / "zone"
+    blocked.write_text("a file where the landing root should be")  # every write fails
+    settings = small_settings(fleet={"stuck_after": 0.1},
+                              landing={"enabled": True, "root": str(blocked)})
+    plan = plan_backfill(settings, START, START + timedelta(hours=2), (Stream.companies,))
+    fleet = InProcessFleet(engine, plan)
+    first = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
+    assert not first.complete and first.gold == 0
+    assert len(first.unlanded) == len(plan.ticks) and fleet.messages > len(plan.ticks)
+    with read_session(engine) as session:
+        assert {b.status for b in session.scalars(select(BatchRow))} == {"gold"}
+
+    blocked.unlink()  # the zone is back
+    lander._failed_at.clear()  # no cool-down left over from the failures above
+    fleet.messages = 0
+    second = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
+    assert second.complete and second.unlanded == []
+    assert fleet.messages == len(plan.ticks)  # each resent once: it only lands the file
+    assert lander.verify(engine, settings.landing).ok
+
+
 def test_event_ticks_without_their_companies_in_store_or_range_are_refused(engine):
     settings = small_settings()
     plan = plan_backfill(settings, START + timedelta(hours=2), START + timedelta(hours=3),

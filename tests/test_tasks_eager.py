@@ -16,6 +16,7 @@ from emugen.backpressure import gate, pipeline_depth, priority_keys, queue_depth
 from emugen.control import set_paused, skip_counts
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.errors import SeqContention
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.reconcile import reconcile
 from emugen.settings import Fleet, load_settings
@@ -164,3 +165,37 @@ def test_the_gate_opens_below_the_limits_and_names_the_limit_it_hit():
     skip = gate(limits, queue_depth(redis), 0)
     assert skip.reason == "queue_depth" and "3 messages" in skip.detail
     assert gate(limits, 0, 5).reason == "in_flight"
+
+
+def test_a_tick_that_keeps_losing_the_seq_race_is_retried_then_made(fleet, monkeypatch):
+    engine = fleet(max_retries=2)
+    calls = []
+
+    def loses_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SeqContention("could not allocate a events seq after 8 attempts")
+        return generate_and_land(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "generate_and_land", loses_once)
+    at = T0.isoformat()
+    tasks.generate_batch.delay("companies", at, "emulated").get(timeout=SETTLE_S)
+    found = settle(engine, 1)
+    assert list(found.values()) == ["gold"] and len(calls) == 2
+
+
+def test_a_tick_that_loses_the_seq_race_on_every_retry_is_recorded_as_failed(fleet, monkeypatch):
+    engine = fleet(max_retries=0)
+
+    def always_loses(*args, **kwargs):
+        raise SeqContention("could not allocate a events seq after 8 attempts")
+
+    monkeypatch.setattr(worker, "generate_and_land", always_loses)
+    result = tasks.generate_batch.delay("events", T0.isoformat(), "emulated")
+    with pytest.raises(SeqContention):
+        result.get(timeout=SETTLE_S)
+    with read_session(engine) as session:
+        skips = session.execute(select(SkippedTick.stream, SkippedTick.reason,
+                                       SkippedTick.detail)).all()
+    assert [(s, r) for s, r, _ in skips] == [("events", "failed")]
+    assert "could not allocate" in skips[0][2]

@@ -20,7 +20,7 @@ from emugen.backfill.plan import Plan, Tick
 from emugen.backfill.progress import Progress, Snapshot
 from emugen.backfill.tick import SETTLED, check_same
 from emugen.backpressure import GENERATE_QUEUE, gate, pipeline_depth
-from emugen.db.models import BatchRow
+from emugen.db.models import BatchRow, LandedFile, LandingFailure
 from emugen.db.session import read_session
 from emugen.errors import BackfillInputError
 from emugen.settings import Fleet
@@ -28,6 +28,7 @@ from emugen.vocabulary import Stream
 
 TASK = "emugen.backfill_tick"
 STALL_FACTOR = 10  # no tick reaching gold for this many fleet.stuck_after: give up
+UNLANDED = "unlanded"  # in gold, but landing is on and its file is not landed yet
 
 
 class Fleetlike(Protocol):
@@ -55,6 +56,7 @@ class Outcome:
     gold: int = 0
     records: int = 0
     failed: list[str] = field(default_factory=list)
+    unlanded: list[str] = field(default_factory=list)  # in gold, file not landed
     blocked: list[str] = field(default_factory=list)  # behind a failed company batch
     stalled_s: float | None = None  # set when no tick reached gold for this long
     seconds: float = 0.0
@@ -73,17 +75,32 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
     reading them all a few times a second would cost more than the rest of the loop."""
     found: dict[str, tuple[str, int, str]] = {}
     spec_column = BatchRow.spec if with_spec else literal("")
+    # with landing on, a tick is done once its file is landed too: a batch in gold whose
+    # landing failed (the zone unreachable from that worker) reads as UNLANDED and is sent
+    # again, and a resent tick only lands the file (its stages find their work done)
+    landed = LandedFile.batch_id.is_not(None) if plan.settings.landing.enabled else literal(True)
     with read_session(engine) as session:
         for stream in Stream:
             seqs = [t.spec.seq for t in plan.ticks if t.stream is stream]
             if not seqs:
                 continue
             rows = session.execute(
-                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column)
+                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column,
+                       landed)
+                .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
                 .where(BatchRow.stream == stream.value, BatchRow.seq >= min(seqs),
                        BatchRow.seq <= max(seqs)))
-            found.update({b: (s, n, spec) for b, s, n, spec in rows})
+            found.update({b: (UNLANDED if s == "gold" and not done else s, n, spec)
+                          for b, s, n, spec, done in rows})
     return found
+
+
+def landing_errors(engine: Engine, batch_ids: list[str]) -> list[str]:
+    """The last landing error of each of these batches that has one (the first few)."""
+    with read_session(engine) as session:
+        return list(session.scalars(select(LandingFailure.error)
+                                    .where(LandingFailure.batch_id.in_(batch_ids[:100]))
+                                    .limit(3)))
 
 
 def settled_companies(engine: Engine, upto: int) -> tuple[int, list[int]]:
@@ -171,6 +188,8 @@ class Backfill:
                 outcome.records += tick.records
             elif status == "failed":
                 outcome.failed.append(tick.batch_id)
+            elif status == UNLANDED:
+                outcome.unlanded.append(tick.batch_id)
             elif first_failed is not None and tick.companies_before >= first_failed:
                 outcome.blocked.append(tick.batch_id)
         self._prefix = prefix
@@ -188,27 +207,30 @@ class Backfill:
                                     sum(t.records for t in fresh if t.stream is Stream.events),
                                     outcome.seconds), final=final)
 
-    def _due(self, tick: Tick, status: str) -> bool:
-        """Whether to send the tick now: not done, not waiting on companies, not in flight."""
+    def _due(self, tick: Tick, status: str, queued: int) -> bool:
+        """Whether to send the tick now: not done, not waiting on companies, not in flight.
+
+        A tick sent before is sent again only when it is overdue *and* the queue is empty:
+        while messages wait, it may be one of them (a long queue is not a lost tick), and
+        copies would only make the queue longer. Once the queue is empty, an overdue tick
+        was lost with a worker (kill -9) or its landing failed, and is sent again."""
         if status in ("gold", "failed"):
             return False
         if tick.stream is Stream.events and tick.companies_before > self._prefix:
             return False
         sent = self.sent.get(tick.batch_id)
-        return sent is None or self.now() - sent > self.resend_s
+        return sent is None or (queued == 0 and self.now() - sent > self.resend_s)
 
     def _send_some(self, state: dict[str, tuple[str, int, str]], outcome: Outcome) -> None:
         blocked = set(outcome.blocked)
         done = {t.batch_id for t in self.plan.ticks
                 if state.get(t.batch_id, ("",))[0] in ("gold", "failed")}
         flight = sum(1 for b in self.sent if b not in done)
-        depth: int | None = None
+        depth = queued = self.fleet.depth()
         for tick in self.plan.ticks:
             status = state.get(tick.batch_id, ("",))[0]
-            if tick.batch_id in blocked or not self._due(tick, status):
+            if tick.batch_id in blocked or not self._due(tick, status, queued):
                 continue
-            if depth is None:
-                depth = self.fleet.depth()
             if gate(self.limits, depth, flight) is not None:
                 return
             self.fleet.send(tick.message(self.fingerprint))

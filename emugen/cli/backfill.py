@@ -64,7 +64,7 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
 
 
 def _run(plan, broker_url: str, database_url: str) -> None:  # noqa: ANN001 - Plan loads late
-    from emugen.backfill.dispatch import Backfill, CeleryFleet
+    from emugen.backfill.dispatch import Backfill, CeleryFleet, landing_errors
     from emugen.backfill.progress import Progress
     from emugen.celery import app
     from emugen.cli.options import store_engine
@@ -83,6 +83,11 @@ def _run(plan, broker_url: str, database_url: str) -> None:  # noqa: ANN001 - Pl
         if outcome.failed:
             problems.append(f"{len(outcome.failed)} failed ({', '.join(outcome.failed[:3])}"
                             f"{'…' if len(outcome.failed) > 3 else ''})")
+        if outcome.unlanded:
+            errors = landing_errors(engine, outcome.unlanded)
+            problems.append(f"{len(outcome.unlanded)} in gold whose landing file is missing"
+                            f"{f' (last error: {errors[0]})' if errors else ''}; fix the "
+                            "landing zone")
         if outcome.blocked:
             problems.append(f"{len(outcome.blocked)} blocked behind a failed company batch")
         if outcome.stalled_s is not None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, PlannedCompany
 from emugen.db.session import write_session
-from emugen.errors import BatchNotFound, EmugenError
+from emugen.errors import BatchNotFound, SeqContention
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.log import stage_done
@@ -181,7 +181,7 @@ def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
                    seq=spec.seq, mode=spec.mode.value, injected=len(planned.truth),
                    note=planned.note or "")
         return Landed(batch_id, stream, spec.seq, len(planned), True)
-    raise EmugenError(
+    raise SeqContention(
         f"could not allocate a {stream.value} seq after {ALLOCATION_ATTEMPTS} attempts; "
         "too many generators are racing for the same stream (run one beat)"
     )
