@@ -272,3 +272,14 @@ def test_a_streamed_load_that_meets_a_held_key_is_undone_and_done_the_exact_way(
     with engine.connect() as conn:  # nothing of the streamed try is left
         assert conn.execute(text("SELECT count(*) FROM quarantine")).scalar() == 0
     engine.dispose()
+
+
+def test_silver_read_in_keyset_pages_stores_what_one_page_stores(pg_urls, monkeypatch):
+    from emugen.pipeline import silver
+
+    whole = _filled(pg_urls[0])  # 200-event batches: one page each
+    monkeypatch.setattr(silver, "PAGE", 30)
+    monkeypatch.setattr(silver, "CHUNK", 7)  # pages of 30 split 7+7+7+7+2
+    paged = _filled(pg_urls[1])
+    assert paged == whole
+    assert len(whole["silver_events"]) > 3 * 30  # many pages were read

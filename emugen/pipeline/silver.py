@@ -6,7 +6,7 @@ import json
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,7 @@ from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
 CHUNK = 10_000
+PAGE = 100_000  # bronze rows per query on PostgreSQL (see _bronze_parts)
 _IN_LIMIT = 900  # stay under every backend's bound-parameter limit
 
 COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_at",
@@ -158,18 +159,34 @@ def _refine(session: Session, batch_id: str) -> Refined:
 
 def _refine_rows(session: Session, work: _Pass) -> _Pass:
     """Every bronze row of the batch through the contract, a chunk at a time."""
-    bronze = BronzeRecord.__table__.c
-    # Core, not ORM: rows are tuples, not entities. Fetched whole by the driver, so the
-    # connection is free for a COPY between partitions
-    rows = session.connection().execute(
-        select(bronze.row_no, bronze.payload)
-        .where(bronze.batch_id == work.batch_id).order_by(bronze.row_no)
-    )
-    for part in rows.partitions(CHUNK):
+    for part in _bronze_parts(session, work):
         _refine_chunk(session, work, part)
     if work.load is not None:
         work.load.flush()
     return work
+
+
+def _bronze_parts(session: Session, work: _Pass) -> Iterable[Sequence[Any]]:
+    """The batch's (row_no, payload) tuples in row order, CHUNK at a time. SQLite's cursor
+    fetches as it goes; psycopg fetches a result whole (~0.5 GB for a million rows), so on
+    PostgreSQL keyset pages of PAGE rows, each after the COPY ends (it holds the connection)."""
+    bronze = BronzeRecord.__table__.c
+    query = select(bronze.row_no, bronze.payload).order_by(bronze.row_no)
+    if session.get_bind().dialect.name != "postgresql":
+        yield from session.connection().execute(
+            query.where(bronze.batch_id == work.batch_id)).partitions(CHUNK)
+        return
+    after = -1
+    while True:
+        if work.load is not None:
+            work.load.flush()
+        page = session.connection().execute(query.where(
+            bronze.batch_id == work.batch_id, bronze.row_no > after).limit(PAGE)).all()
+        for first in range(0, len(page), CHUNK):
+            yield page[first:first + CHUNK]
+        if len(page) < PAGE:
+            return
+        after = page[-1][0]
 
 
 def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
