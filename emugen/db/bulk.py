@@ -20,9 +20,11 @@ def bulk_insert(
     rows: Sequence[tuple[Any, ...]],
     *,
     skip_existing: bool = False,
+    stored: bool = False,
 ) -> None:
     """Insert `rows` (tuples in `columns` order); `skip_existing` ignores primary-key clashes
-    (the first of the rows sharing a key lands).
+    (the first of the rows sharing a key lands); `stored`: the rows already hold the values
+    the column types would bind (silver's SQLite rows), so none goes through them again.
 
     On SQLite, Core's executemany spends more time building parameter dicts than SQLite spends
     writing (0.66 s vs 0.26 s for 100k bronze rows), so rows go to the driver directly.
@@ -38,7 +40,8 @@ def bulk_insert(
         statement = table.insert()
         connection.execute(statement, [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    rows = converted(table, columns, rows, dialect)
+    if not stored:
+        rows = converted(table, columns, rows, dialect)
     if dialect.name == "postgresql":
         copy_rows(connection, table, columns, rows, skip_existing=skip_existing)
         return

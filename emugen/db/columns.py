@@ -25,6 +25,19 @@ def sqlite_text_from_stamp(stamp: str) -> str | None:
     return None
 
 
+def _utc(value: datetime) -> datetime:
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(f"naive datetime {value!r}: emugen stores UTC-aware times only")
+    return value.astimezone(UTC) if offset else value
+
+
+def sqlite_text(value: datetime) -> str:
+    """SQLite's stored text for an aware datetime (what UTCDateTime binds there)."""
+    # UTC now: replace the "+00:00" suffix by the "Z" every stored stamp ends with
+    return _utc(value).isoformat("T", "microseconds")[:26] + "Z"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend.
 
@@ -49,15 +62,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value  # already in the storage layout: see sqlite_text_from_stamp
         if isinstance(value, str):
             raise TypeError(f"{value!r}: only SQLite takes a stamp already in its stored text")
-        offset = value.utcoffset()
-        if offset is None:
-            raise ValueError(f"naive datetime {value!r}: emugen stores UTC-aware times only")
-        if offset:
-            value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            # UTC now: replace the "+00:00" suffix by the "Z" every stored stamp ends with
-            return value.isoformat("T", "microseconds")[:26] + "Z"
-        return value
+            return sqlite_text(value)
+        return _utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -63,10 +63,11 @@ def _not_landed(session: Session, target: Any, batch_id: str, accepted: array[in
     """The accepted rows silver did not keep, in row order. Arrays, and a block at a time: a
     million-row batch would otherwise hold ~60 MB of int objects or sort temporaries."""
     # Core, not the ORM: an ORM result fetches every row (a million Row objects) before the
-    # first is seen; the cursor hands them over as they are read
+    # first is seen. A block per fetchmany: iterating row by row is a fetchone call per row
     table = target.__table__.c
-    kept = np.fromiter(session.connection().execute(
-        select(table.row_no).where(table.batch_id == batch_id)).scalars(), dtype=np.int64)
+    result = session.connection().execute(select(table.row_no).where(table.batch_id == batch_id))
+    parts = [np.array(part, dtype=np.int64) for part in result.scalars().partitions(BLOCK * 10)]
+    kept = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     kept.sort()
     rows = np.frombuffer(accepted, dtype=np.int64)
     skipped: list[int] = []

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.db.bulk import bulk_insert
-from emugen.db.columns import sqlite_text_from_stamp
+from emugen.db.columns import sqlite_text, sqlite_text_from_stamp
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -80,11 +80,12 @@ def _event_row(t: dict[str, Any], batch_id: str, row_no: int) -> tuple[Any, ...]
 
 def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int,
                       stamp: str) -> tuple[Any, ...]:
-    """As _event_row, with the timestamp already in SQLite's stored text when it can be."""
+    """As _event_row, each value as SQLite stores it (what the column types would bind)."""
     at, loc = t["event_timestamp"], t["location"]
-    lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
+    lat, lon = (float(loc["lat"]), float(loc["lon"])) if loc else (None, None)
     return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"],
-            sqlite_text_from_stamp(stamp) or at, (at - EPOCH) // MS, lat, lon, batch_id, row_no)
+            sqlite_text_from_stamp(stamp) or sqlite_text(at), (at - EPOCH) // MS, lat, lon,
+            batch_id, row_no)
 
 
 def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
@@ -277,7 +278,10 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
     if work.load is not None:
         work.load.add(valid, rejected)
         return
-    bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True)
+    # Events on SQLite: the rows already hold what the column types would bind (the stamp's
+    # stored text, float coordinates), so bulk_insert skips a conversion pass per row
+    bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True,
+                stored=fast_text)
     bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
 
 
