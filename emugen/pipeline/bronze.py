@@ -185,3 +185,4 @@ def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
         f"could not allocate a {stream.value} seq after {ALLOCATION_ATTEMPTS} attempts; "
         "too many generators are racing for the same stream (run one beat)"
     )
+

@@ -6,7 +6,7 @@ import json
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,6 @@ from emugen.db.bulk import bulk_insert
 from emugen.db.columns import sqlite_text, sqlite_text_from_stamp
 from emugen.db.models import (
     BatchRow,
-    BronzeRecord,
     PlannedCompany,
     Quarantine,
     SilverCompany,
@@ -28,6 +27,7 @@ from emugen.db.models import (
 from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
+from emugen.pipeline.bronze_rows import bronze_parts
 from emugen.pipeline.fastpath import company_of, event_row, match_event
 from emugen.pipeline.log import stage_done
 from emugen.pipeline.repeats import QUARANTINE_COLUMNS, quarantine_repeats
@@ -35,7 +35,7 @@ from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
 CHUNK = 10_000
-PAGE = 100_000  # bronze rows per query on PostgreSQL (see _bronze_parts)
+PAGE = 100_000  # bronze rows per query on PostgreSQL (see bronze_rows.bronze_parts)
 _IN_LIMIT = 900  # stay under every backend's bound-parameter limit
 
 COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_at",
@@ -160,34 +160,12 @@ def _refine(session: Session, batch_id: str) -> Refined:
 
 def _refine_rows(session: Session, work: _Pass) -> _Pass:
     """Every bronze row of the batch through the contract, a chunk at a time."""
-    for part in _bronze_parts(session, work):
+    flush = work.load.flush if work.load is not None else None
+    for part in bronze_parts(session, work.batch_id, CHUNK, PAGE, flush):
         _refine_chunk(session, work, part)
     if work.load is not None:
         work.load.flush()
     return work
-
-
-def _bronze_parts(session: Session, work: _Pass) -> Iterable[Sequence[Any]]:
-    """The batch's (row_no, payload) tuples in row order, CHUNK at a time. SQLite's cursor
-    fetches as it goes; psycopg fetches a result whole (~0.5 GB for a million rows), so on
-    PostgreSQL keyset pages of PAGE rows, each after the COPY ends (it holds the connection)."""
-    bronze = BronzeRecord.__table__.c
-    query = select(bronze.row_no, bronze.payload).order_by(bronze.row_no)
-    if session.get_bind().dialect.name != "postgresql":
-        yield from session.connection().execute(
-            query.where(bronze.batch_id == work.batch_id)).partitions(CHUNK)
-        return
-    after = -1
-    while True:
-        if work.load is not None:
-            work.load.flush()
-        page = session.connection().execute(query.where(
-            bronze.batch_id == work.batch_id, bronze.row_no > after).limit(PAGE)).all()
-        for first in range(0, len(page), CHUNK):
-            yield page[first:first + CHUNK]
-        if len(page) < PAGE:
-            return
-        after = page[-1][0]
 
 
 def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
