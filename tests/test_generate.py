@@ -255,14 +255,44 @@ def test_build_spec_refuses_an_option_it_does_not_know():
         build_spec(make_settings(), "events", 1, watermrk=5)  # type: ignore[call-arg]
 
 
-def test_the_traits_table_holds_no_company_ids_and_ids_for_ordinals_match_the_traits():
-    from emugen.generate.companies import company_ids_for, company_traits, traits_upto
+def test_company_ids_for_ordinals_match_the_traits():
+    from emugen.generate.companies import company_ids_for, company_traits
 
     spec = build_spec(make_settings(), "events", 1, watermark=500)
-    table = traits_upto(spec.seed, 500, spec.company_shape)
-    assert table.company_ids == [] and len(table.ordinals) == 500  # ~40 bytes per company
     full = company_traits(spec.seed, np.arange(500), spec.company_shape)
     picked = np.array([499, 3, 3, 250])
     assert company_ids_for(spec.seed, picked) == {k: full.company_ids[k] for k in (3, 250, 499)}
-    assert np.array_equal(table.drivers, full.drivers) and np.array_equal(table.active,
-                                                                           full.active)
+
+
+def _eligible_from_scratch(spec):
+    from emugen.generate.companies import company_traits
+
+    full = company_traits(spec.seed, np.arange(spec.watermark), spec.company_shape)
+    weight = np.where(full.active, full.drivers, 0)
+    weight[[k for k in spec.excluded_ordinals if k < spec.watermark]] = 0
+    return np.cumsum(weight), full.trucks, full.region_index
+
+
+def test_the_kept_eligible_table_matches_a_fresh_one_as_watermark_and_exclusions_move(
+        monkeypatch):
+    from emugen.generate import eligible as module
+
+    monkeypatch.setattr(module, "_BUILD_STEP", 64)  # several build steps per extension
+    monkeypatch.setattr(module, "_MIN_CAPACITY", 16)  # several reallocations
+    module._TABLES.clear()
+    settings = make_settings(companies={"active_rate": 0.7})
+    steps = [(10, ()), (300, (4, 200)), (120, (4,)), (120, (4, 100)), (900, (5, 700, 4)),
+             (901, (4, 5, 700, 900)), (0, ()), (2000, (4, 5, 700, 900, 1500))]
+    handed = []
+    for watermark, excluded in steps:
+        spec = build_spec(settings, "events", 1, watermark=watermark,
+                          excluded_ordinals=excluded)
+        spec = spec.model_copy(update={"excluded_ordinals": excluded})  # unsorted kept
+        table = module.eligible_drivers(spec)
+        ends, trucks, region = _eligible_from_scratch(spec)
+        assert np.array_equal(table.ends, ends) and table.total == (ends[-1] if watermark else 0)
+        assert np.array_equal(table.trucks, trucks) and np.array_equal(table.region, region)
+        assert table.ends.dtype == np.int32 and table.region.dtype == np.int8
+        handed.append((table, ends))
+    # a view handed to a batch never changes under it, whatever later batches asked
+    assert all(np.array_equal(table.ends, ends) for table, ends in handed)

@@ -71,7 +71,7 @@ class CompanyTraits:
 def company_traits(seed: int, ordinals: np.ndarray, shape: CompanyShape,
                    ids: bool = True) -> CompanyTraits:
     """Derive every company trait for `ordinals` at once (pure, vectorised); `ids` False
-    leaves `company_ids` empty (see traits_upto)."""
+    leaves `company_ids` empty (emugen/generate/eligible.py keeps no ids)."""
     k = np.asarray(ordinals, dtype=np.uint64)
 
     def h(purpose: int) -> np.ndarray:
@@ -90,44 +90,6 @@ def company_traits(seed: int, ordinals: np.ndarray, shape: CompanyShape,
         active=unit(h(_ACTIVE)) < shape.active_rate,
         name_bits=h(_NAME),
     )
-
-
-_TABLES: dict[tuple[int, CompanyShape], CompanyTraits] = {}
-_TABLES_KEPT = 4  # (seed, shape) pairs; a fleet uses one
-
-
-def _joined(a: CompanyTraits, b: CompanyTraits) -> CompanyTraits:
-    def cat(name: str) -> np.ndarray:
-        return np.concatenate((getattr(a, name), getattr(b, name)))
-
-    return CompanyTraits(cat("ordinals"), a.company_ids + b.company_ids, cat("region_index"),
-                         cat("drivers"), cat("trucks"), cat("active"), cat("name_bits"))
-
-
-def traits_upto(seed: int, count: int, shape: CompanyShape) -> CompanyTraits:
-    """Traits of companies 0..count-1; every event batch asks for them.
-
-    One table per (seed, shape) grows as the watermark rises, so a long run neither recomputes
-    all companies per batch nor keeps several near-identical copies (traits are per-ordinal
-    hashes, so extending the table gives exactly what computing it at once would). The table
-    holds no company ids (`company_ids` is empty): a 36-character string per company was
-    most of a worker's growth (~250 bytes per company, +27 MB in a 60-minute soak at 0.1 s);
-    `company_ids_for` derives the ids of the companies a batch actually names.
-    """
-    key = (seed, shape)
-    table = _TABLES.pop(key, None)  # re-inserted below: the dict's order is recency
-    if table is None or len(table.ordinals) < count:
-        have = 0 if table is None else len(table.ordinals)
-        more = company_traits(seed, np.arange(have, count), shape, ids=False)
-        table = more if table is None else _joined(table, more)
-    _TABLES[key] = table
-    while len(_TABLES) > _TABLES_KEPT:
-        del _TABLES[next(iter(_TABLES))]
-    if len(table.ordinals) == count:
-        return table
-    return CompanyTraits(table.ordinals[:count], table.company_ids[:count],
-                         table.region_index[:count], table.drivers[:count],
-                         table.trucks[:count], table.active[:count], table.name_bits[:count])
 
 
 def company_ids_for(seed: int, ordinals: np.ndarray) -> dict[int, str]:

@@ -8,29 +8,16 @@ from typing import Any
 
 import numpy as np
 
-from emugen.generate.companies import REGION_BOX, company_ids_for, traits_upto
+from emugen.generate.companies import REGION_BOX, company_ids_for
+from emugen.generate.eligible import eligible_drivers
 from emugen.generate.seeding import TAG_DRIVER, TAG_TRUCK, mix64, uuid_strings
 from emugen.generate.spec import BatchSpec
 from emugen.vocabulary import EventType, iso_ms, to_ms
 
 
-def eligible_companies(spec: BatchSpec) -> np.ndarray:
-    """Ordinals of active companies below the watermark that silver holds."""
-    if spec.watermark == 0:
-        return np.zeros(0, dtype=np.int64)
-    traits = traits_upto(spec.seed, spec.watermark, spec.company_shape)
-    ok = traits.active.copy()
-    excluded = np.asarray(spec.excluded_ordinals, dtype=np.int64)
-    ok[excluded[excluded < spec.watermark]] = False
-    return np.flatnonzero(ok)
-
-
 def active_drivers(spec: BatchSpec) -> int:
     """How many drivers can emit events in this batch (the Poisson size scales with it)."""
-    live = eligible_companies(spec)
-    if live.size == 0:
-        return 0
-    return int(traits_upto(spec.seed, spec.watermark, spec.company_shape).drivers[live].sum())
+    return eligible_drivers(spec).total
 
 
 def _entity_ids(seed: int, tag: int, ordinal: np.ndarray, index: np.ndarray) -> list[str]:
@@ -98,19 +85,17 @@ class EventColumns:
 
 def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> EventColumns:
     """`count` clean events in time order; drivers are drawn uniformly among eligible drivers."""
-    traits = traits_upto(spec.seed, spec.watermark, spec.company_shape)
-    live = eligible_companies(spec)
-    if live.size == 0 and count:
+    table = eligible_drivers(spec)
+    total = table.total
+    if total == 0 and count:
         raise ValueError("no eligible company below the watermark; count must be 0")
-    per_company = traits.drivers[live]
-    ends = np.cumsum(per_company)
-    # Each driver emits at the same rate, so given the total, drivers are uniform.
-    pick = rng.integers(0, ends[-1], count) if count else np.zeros(0, dtype=np.int64)
-    slot = np.searchsorted(ends, pick, side="right")
-    ordinal = live[slot]
-    driver = pick - (ends[slot] - per_company[slot])
-    del pick, slot
-    truck = (driver % traits.trucks[ordinal]).astype(np.int32)  # a driver keeps one truck
+    # Each driver emits at the same rate, so given the total, drivers are uniform; an
+    # ineligible company adds no drivers to `ends`, so searchsorted never lands on it.
+    pick = rng.integers(0, total, count) if count else np.zeros(0, dtype=np.int64)
+    ordinal = np.searchsorted(table.ends, pick, side="right")
+    driver = pick - table.first_driver(ordinal)
+    del pick
+    truck = (driver % table.trucks[ordinal]).astype(np.int32)  # a driver keeps one truck
     # Narrowed as soon as drawn (the same values): a million-event batch holds these arrays
     # until it is landed, and the temporaries of the draws below come on top.
     ordinal, driver = ordinal.astype(np.int32), driver.astype(np.int32)
@@ -126,7 +111,7 @@ def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Even
     kind = np.searchsorted(cumulative / cumulative[-1], rng.random(count), side="right")
     kind = np.minimum(kind, len(types) - 1).astype(np.uint8)
 
-    region = traits.region_index[ordinal]
+    region = table.region[ordinal]
     lat = _within(REGION_BOX[:, 0][region], REGION_BOX[:, 1][region], rng.random(count))
     lon = _within(REGION_BOX[:, 2][region], REGION_BOX[:, 3][region], rng.random(count))
     del region
