@@ -225,3 +225,38 @@ def test_the_web_reads_beats_new_plan_before_it_wakes_the_page(tmp_path):
         assert shown["streams"]["companies"]["every"] == "every 1 h (production)"
     finally:
         probe.close()
+
+
+def test_commits_faster_than_the_gap_are_coalesced_and_a_lone_one_goes_out_at_once():
+    store = {"n": 0}
+    builds: list[float] = []
+
+    def build() -> dict:
+        builds.append(time.monotonic())
+        return {"n": store["n"]}
+
+    broadcaster = Broadcaster(lambda: store["n"], build, interval=30, pushed=lambda: True)
+
+    async def main() -> float:
+        events = broadcaster.events(None, _never)
+        await _snapshot(events, 5)
+        for _ in range(100):  # a fleet committing every 10 ms for a second
+            store["n"] += 1
+            broadcaster.wake()
+            await asyncio.sleep(0.01)
+        while (await _snapshot(events, 5))["n"] != store["n"]:
+            pass  # the last snapshot carries the last commit
+        await asyncio.sleep(broadcaster.min_gap * 2)  # quiet
+        store["n"] += 1
+        started = time.monotonic()
+        broadcaster.wake()
+        await _snapshot(events, 5)
+        lone = time.monotonic() - started
+        await events.aclose()
+        await broadcaster.stop()
+        return lone
+
+    lone = asyncio.run(main())
+    # ~1 s of commits at one snapshot per 0.2 s: about 6 builds, not 100
+    assert len(builds) <= 1 + 1.5 / broadcaster.min_gap
+    assert lone < broadcaster.min_gap  # no gap to wait out after a quiet spell
