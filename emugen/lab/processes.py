@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,7 @@ class PrivateFleet:
         write_yaml_atomically(self.config_path, self.data)
         self.redis: subprocess.Popen[bytes] | None = None
         self.children: dict[str, Child] = {}
+        self._old_sigterm: Any = None  # the SIGTERM handler to restore at close()
         celery = [sys.executable, "-m", "celery", "-A", "emugen"]
         for i in range(1, workers + 1):
             name = f"worker{i}"
@@ -127,6 +129,7 @@ class PrivateFleet:
         """Redis, the schema, workers (ready to consume), the dashboard, then beat."""
         from emugen.db.session import engine_for, init_db
 
+        self._terminate_as_interrupt()
         self.start_redis()
         init_db(engine_for(self.database_url))
         for name in self.workers:
@@ -250,12 +253,28 @@ class PrivateFleet:
                 names.append(f"{role}-pool")
         return names
 
+    def _terminate_as_interrupt(self) -> None:
+        """SIGTERM (`kill`, a CI timeout) unwinds like Ctrl-C, through close(): by default it
+        ends this process at once and leaves the fleet's processes running, orphaned."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def interrupt(_signum: int, _frame: object) -> None:
+            raise KeyboardInterrupt
+
+        self._old_sigterm = signal.signal(signal.SIGTERM, interrupt)
+
     def close(self) -> None:
-        for role in ("beat", *self.workers, "web"):
-            if role in self.children:
-                self.stop_child(role)
-        if self.redis is not None:
-            stop(self.redis, timeout=10)
+        try:
+            for role in ("beat", *self.workers, "web"):
+                if role in self.children:
+                    self.stop_child(role)
+            if self.redis is not None:
+                stop(self.redis, timeout=10)
+        finally:
+            if self._old_sigterm is not None:
+                signal.signal(signal.SIGTERM, self._old_sigterm)
+                self._old_sigterm = None
         from emugen.db.session import dispose_engines
 
         dispose_engines(self.database_url)

@@ -20,11 +20,12 @@ logger = logging.getLogger("emugen.web")
 HEARTBEAT_S = 5
 RETRY_MS = 1000  # EventSource reconnects after this long
 IDLE_STOP_S = 10  # with no subscriber for this long the database is no longer polled
-# At most one snapshot per MIN_GAP_S: a fleet at 0.1 s commits ~80 times a second, and a build
-# per commit kept `emugen web` at 65 % of a core in a soak (each build ~10-20 ms of queries and
-# JSON), taking it from the workers. A commit after a quiet gap is still pushed at once; one
-# that follows a snapshot closely waits out the gap and goes out with everything after it.
-MIN_GAP_S = 0.2
+# Snapshots take at most 1 / (1 + BUILD_GAP_FACTOR) of the server's time: after a build that
+# took t, the next waits until BUILD_GAP_FACTOR * t has passed. A fleet at 0.1 s commits ~80
+# times a second, and a build per commit kept `emugen web` at 65 % of a core in a soak (each
+# build 10-20 ms of queries and JSON), taken from the workers. Commits a few per second apart
+# (a person watching, `emugen bench sse`) are pushed at once, as before.
+BUILD_GAP_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ class Broadcaster:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue[Event]] = set()
         self._task: asyncio.Task[None] | None = None
-        self.min_gap = MIN_GAP_S
+        self.gap_factor = BUILD_GAP_FACTOR
         self._built_at = float("-inf")  # loop time of the last snapshot published
+        self._build_s = 0.0  # how long that snapshot took to build and hand out
 
     @property
     def subscribers(self) -> int:
@@ -100,13 +102,15 @@ class Broadcaster:
         assert woken is not None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(woken.wait(), interval)
-        rest = self.min_gap - (asyncio.get_running_loop().time() - self._built_at)
+        rest = self.gap_factor * self._build_s - (asyncio.get_running_loop().time()
+                                                  - self._built_at)
         if rest > 0:
             await asyncio.sleep(rest)  # coalesce: the wakes meanwhile make one snapshot
 
     async def poll(self) -> bool:
         """Publish a new snapshot if the version changed; returns whether it did."""
         self._bind()
+        started = asyncio.get_running_loop().time()
         version, data = await asyncio.to_thread(self._check)
         if data is None:
             return False
@@ -114,9 +118,10 @@ class Broadcaster:
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
         self._last_version, self.current = version, event
-        self._built_at = asyncio.get_running_loop().time()
         for queue in list(self._clients):
             offer(queue, event)
+        self._built_at = asyncio.get_running_loop().time()
+        self._build_s = self._built_at - started
         return True
 
     def _check(self) -> tuple[Hashable, dict[str, Any] | None]:

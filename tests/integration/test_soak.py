@@ -40,3 +40,48 @@ def test_a_three_minute_soak_at_one_second_passes_every_criterion(redis_binary, 
     engine = make_engine(f"sqlite:///{out / 'soak.db'}")
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
     engine.dispose()
+
+
+def _running_in(folder) -> list[int]:
+    """Pids of the processes whose working directory is `folder` (the fleet's children)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.path.realpath(entry / "cwd") == str(folder.resolve()):
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.timeout(180)
+def test_a_soak_sent_sigterm_stops_its_whole_fleet_and_leaves_no_process(redis_binary,
+                                                                         tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "soak"
+    soak = subprocess.Popen([sys.executable, "-m", "emugen", "soak", "--duration", "120",
+                             "--no-web", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert soak.stdout is not None
+    seen = []
+    for line in soak.stdout:  # the fleet is up once the soak says so
+        seen.append(line)
+        if "fleet up" in line:
+            break
+    assert _running_in(out), "".join(seen)
+    soak.send_signal(signal.SIGTERM)
+    rest, _ = soak.communicate(timeout=90)
+    assert soak.returncode != 0
+    assert "Traceback" not in rest
+    deadline = time.monotonic() + 10
+    while _running_in(out) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _running_in(out) == []
