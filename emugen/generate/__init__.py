@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from emugen.generate.allocator import keep_big_blocks_mapped
 from emugen.generate.companies import company_columns
 from emugen.generate.events import active_drivers, event_columns
 from emugen.generate.quality import Layout, Plan, Truth, inject, plan_defects
@@ -28,6 +29,9 @@ __all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Draft", "Truth", "build_s
            "generate"]
 
 NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
+# Once per process that generates (workers, `emugen` commands, the benchmarks): big batches'
+# temporaries are unmapped when freed, not left in the heap (allocator.py says why).
+keep_big_blocks_mapped()
 
 
 @dataclass(frozen=True)
