@@ -92,3 +92,21 @@ def test_gold_counts_a_driver_two_batches_share_in_one_window_once(engine):
             build_gold(session, batch_id)
     assert _shared_drivers(engine) > 0
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
+
+
+def test_a_batchs_counted_drivers_are_found_through_the_batch_index_not_a_scan(tmp_path):
+    from sqlalchemy import text
+    from sqlalchemy.dialects import sqlite
+
+    from emugen.db.session import init_db, make_engine
+    from emugen.pipeline.gold import drivers_counted_by
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    init_db(engine)
+    query = drivers_counted_by("events-000000001").compile(
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        plan = " ".join(row[3] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+    engine.dispose()
+    # a scan of the primary key grows with every driver row gold keeps (a soak: 36 ms a batch)
+    assert "ix_gold_window_drivers_batch_id" in plan, plan

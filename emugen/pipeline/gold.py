@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Table, case, distinct, func, literal, select
+from sqlalchemy import Integer, Select, String, Table, case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -121,10 +121,20 @@ def _count_new_drivers(session: Session, batch_id: str, seconds: int) -> dict[tu
     session.execute(dialect_insert(session, seen).from_select(
         ["window_seconds", "window_start_ms", "company_id", "driver_id", "batch_id"], chosen,
     ).on_conflict_do_nothing())
-    return {(int(w), cid): n for w, cid, n in session.execute(
-        select(seen.c.window_start_ms, seen.c.company_id, func.count())
-        .where(seen.c.batch_id == batch_id, seen.c.window_seconds == seconds)
-        .group_by(seen.c.window_start_ms, seen.c.company_id))}
+    return {(int(w), cid): n for w, cid, n in session.execute(drivers_counted_by(batch_id))}
+
+
+def drivers_counted_by(batch_id: str) -> Select[Any]:
+    """(window start, company, drivers) the batch counted first.
+
+    By batch_id alone (its rows all have one window_seconds): with window_seconds in the
+    filter too, SQLite chose the primary key on (window_seconds, ...) for the GROUP BY and
+    scanned every driver row gold ever kept, per batch: 36 ms at 28,000 rows in a soak,
+    growing without bound, against 0.08 ms through the batch_id index."""
+    seen = GoldWindowDriver.__table__
+    return (select(seen.c.window_start_ms, seen.c.company_id, func.count())
+            .where(seen.c.batch_id == batch_id)
+            .group_by(seen.c.window_start_ms, seen.c.company_id))
 
 
 def _add_events(session: Session, batch_id: str, seconds: int) -> set[int]:
