@@ -12,16 +12,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from emugen.db.session import init_db, make_engine, write_session
+from emugen.db.session import make_engine, write_session
 from emugen.lab import peak_rss_mb, private_database
-from emugen.lab.pipeline import _START, _landing_settings
+from emugen.lab.pipeline import land_events, with_companies
 from emugen.pipeline import gold, silver
-from emugen.pipeline.bronze import generate_and_land
-from emugen.pipeline.runner import refine_and_build
-from emugen.vocabulary import Mode, Stream
 
 
 def main() -> None:
@@ -34,14 +30,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, \
             private_database(args.database, Path(folder), "probe") as url:
         engine = make_engine(url)
-        init_db(engine)
-        settings = _landing_settings(folder, "off")
-        companies = generate_and_land(engine, settings, Stream.companies, _START,
-                                      mode=Mode.production)
-        refine_and_build(engine, companies.batch_id)
+        settings, _ = with_companies(engine, folder)
         t0 = time.perf_counter()
-        landed = generate_and_land(engine, settings, Stream.events, _START + timedelta(hours=1),
-                                   mode=Mode.production, size=args.events)
+        landed = land_events(engine, settings, args.events)
         t1, after_bronze = time.perf_counter(), peak_rss_mb()
         with write_session(engine) as session:
             silver.run(session, landed.batch_id)

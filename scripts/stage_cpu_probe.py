@@ -15,15 +15,11 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import timedelta
 
-from emugen.db.session import init_db, write_session
+from emugen.db.session import write_session
 from emugen.lab import peak_rss_mb
-from emugen.lab.pipeline import _START, _landing_settings, bench_engine
+from emugen.lab.pipeline import bench_engine, land_events, with_companies
 from emugen.pipeline import gold, silver
-from emugen.pipeline.bronze import generate_and_land
-from emugen.pipeline.runner import refine_and_build
-from emugen.vocabulary import Mode, Stream
 
 HASHED = ("silver_events", "quarantine", "gold_window_drivers")
 
@@ -42,14 +38,9 @@ def main() -> None:
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     timings = []
     with bench_engine(None) as engine, tempfile.TemporaryDirectory() as zone:
-        settings = _landing_settings(zone, "off")
-        init_db(engine)
-        companies = generate_and_land(engine, settings, Stream.companies, _START,
-                                      mode=Mode.production)
-        refine_and_build(engine, companies.batch_id)
+        settings, _ = with_companies(engine, zone)
         wall, cpu = time.perf_counter(), time.process_time()
-        landed = generate_and_land(engine, settings, Stream.events, _START + timedelta(hours=1),
-                                   mode=Mode.production, size=size)
+        landed = land_events(engine, settings, size)
         timings.append(("gen+bronze", time.perf_counter() - wall, time.process_time() - cpu))
         for name, stage in (("silver", silver), ("gold", gold)):
             wall, cpu = time.perf_counter(), time.process_time()

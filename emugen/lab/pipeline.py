@@ -19,7 +19,7 @@ from emugen.db.models import BronzeRecord
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.lab import bench_settings, peak_rss_mb, private_database
 from emugen.pipeline import gold, silver
-from emugen.pipeline.bronze import generate_and_land
+from emugen.pipeline.bronze import Landed, generate_and_land
 from emugen.pipeline.runner import refine_and_build
 from emugen.settings import Settings
 from emugen.sinks.lander import land
@@ -142,18 +142,30 @@ def _landing_settings(folder: str, landing: str) -> Settings:
         update={"root": folder, "format": landing})})
 
 
+def with_companies(engine: Engine, zone: str, landing: str = "off") -> tuple[Settings, int]:
+    """A fresh store holding one production companies batch settled in silver and gold (what
+    an events batch needs), the settings landing into `zone`, and the companies' count."""
+    settings = _landing_settings(zone, landing)
+    init_db(engine)
+    companies = generate_and_land(engine, settings, Stream.companies, _START,
+                                  mode=Mode.production)
+    refine_and_build(engine, companies.batch_id)
+    return settings, companies.record_count
+
+
+def land_events(engine: Engine, settings: Settings, events: int) -> Landed:
+    """The hour-one production events batch of `events` records, generated and in bronze."""
+    return generate_and_land(engine, settings, Stream.events, _START + timedelta(hours=1),
+                             mode=Mode.production, size=events)
+
+
 def _one_run(events: int, database: str | None, landing: str = "jsonl") -> dict:
     """Companies first (settled in silver), then the timed events batch stage by stage."""
     with bench_engine(database) as engine, \
             tempfile.TemporaryDirectory(prefix="emugen-bench-zone-") as zone:
-        settings = _landing_settings(zone, landing)
-        init_db(engine)
-        companies = generate_and_land(engine, settings, Stream.companies, _START,
-                                      mode=Mode.production)
-        refine_and_build(engine, companies.batch_id)
+        settings, companies = with_companies(engine, zone, landing)
         t0 = time.perf_counter()
-        landed = generate_and_land(engine, settings, Stream.events,
-                                   _START + timedelta(hours=1), mode=Mode.production, size=events)
+        landed = land_events(engine, settings, events)
         t1 = time.perf_counter()
         # the file is written off the stages' path (the lowest-priority land task): timed
         # apart, and not in "end to end", which stays comparable with earlier figures
@@ -178,7 +190,7 @@ def _one_run(events: int, database: str | None, landing: str = "jsonl") -> dict:
         "events": landed.record_count,
         "valid": refined.rows_out,
         "quarantined": refined.rows_in - refined.rows_out,  # silver reads valid + quarantined
-        "companies": companies.record_count,
+        "companies": companies,
         "bronze_s": t1 - t0,
         "silver_s": t2 - t_land,
         "gold_s": t3 - t2,

@@ -17,9 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 
-from emugen.db.models import BatchRow, BronzeRecord, LandedFile, LandingFailure
+from emugen.db.models import BatchRow, LandedFile, LandingFailure
 from emugen.db.session import read_session, write_session
 from emugen.errors import LandingError
+from emugen.pipeline.bronze_rows import keyset_pages
 from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks import filesystem
@@ -64,18 +65,8 @@ def bronze_chunks(conn: Connection | Session, batch_id: str,
                   size: int = CHUNK) -> Iterator[list[str]]:
     """The same records `size` rows at a time (from the last row_no read: no cursor held
     open between chunks), so a million-row batch is never in memory whole."""
-    bronze, first = BronzeRecord.__table__.c, 0
-    while True:
-        rows = conn.execute(
-            select(bronze.row_no, bronze.payload)
-            .where(bronze.batch_id == batch_id, bronze.row_no >= first)
-            .order_by(bronze.row_no).limit(size)).all()
-        if not rows:
-            return
+    for rows in keyset_pages(conn, batch_id, size):
         yield [payload for _, payload in rows]
-        if len(rows) < size:
-            return
-        first = rows[-1][0] + 1
 
 
 def _complete(chunks: Iterable[Sequence[str]],
