@@ -64,3 +64,20 @@ def engine(database_url):
     init_db(engine)
     yield engine
     engine.dispose()
+
+
+# -- Celery's in-process test worker (celery.contrib.pytest) ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def celery_config() -> dict[str, Any]:
+    # kombu's memory transport polls its queues once a second by default: each hop of
+    # generate -> silver -> gold and the worker's shutdown would wait up to that long
+    return {"broker_transport_options": {"polling_interval": 0.01}}
+
+
+@pytest.fixture(scope="session")
+def celery_includes() -> list[str]:
+    # one worker thread for the whole session: starting and stopping one per test cost ~4 s
+    # each (its loop drains the broker with a 2 s timeout between shutdown checks)
+    return ["emugen.tasks", "celery.contrib.testing.tasks"]

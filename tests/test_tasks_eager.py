@@ -27,13 +27,8 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SETTLE_S = 120  # generous: the machine is shared; the test waits for an outcome, not a speed
 
 
-@pytest.fixture(scope="module")
-def celery_includes():
-    return ["emugen.tasks", "celery.contrib.testing.tasks"]
-
-
 @pytest.fixture
-def fleet(tmp_path, monkeypatch, database_url, celery_app, celery_worker):
+def fleet(tmp_path, monkeypatch, database_url, celery_session_app, celery_session_worker):
     """A configured worker runtime behind Celery's in-process test worker."""
     def use(**fleet_limits):
         config = write_config(tmp_path / "emugen.yaml", database_url, fleet=fleet_limits)

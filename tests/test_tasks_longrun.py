@@ -18,11 +18,6 @@ from tests.fleet_helpers import write_config
 pytest_plugins = ("celery.contrib.pytest",)
 
 
-@pytest.fixture(scope="module")
-def celery_includes():
-    return ["emugen.tasks", "celery.contrib.testing.tasks"]
-
-
 @pytest.fixture
 def configured(tmp_path, database_url):
     def use(**fleet):
@@ -39,7 +34,7 @@ def skips(engine) -> list[tuple[str, str]]:
         return [(s.stream, s.reason) for s in session.scalars(select(SkippedTick))]
 
 
-def test_the_prune_task_runs_the_retention_or_says_it_is_off(configured, celery_worker):
+def test_the_prune_task_runs_the_retention_or_says_it_is_off(configured, celery_session_worker):
     engine = configured(retain_batches_for="PT1H")
     run_pipeline(engine, make_settings(), 2)
     # nothing is an hour old yet

@@ -20,7 +20,8 @@ def _logs(folder) -> str:
 def test_no_batch_is_lost_or_doubled_while_workers_die_redis_restarts_and_sqlite_locks(
         redis_binary, tmp_path):
     out = tmp_path / "chaos"
-    result = run_chaos(90, out, interval=0.5, workers=2, faults=Faults(seed=3))
+    # 60 s with a kill every ~7 s: six or so kills and restarts, a Redis restart and a lock
+    result = run_chaos(60, out, interval=0.5, workers=2, faults=Faults(seed=3, kill_every=7))
 
     report = result.report()
     assert result.passed, report + "\n" + _logs(out)
