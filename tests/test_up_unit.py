@@ -210,6 +210,9 @@ def on_term(*_):
     note("term")
     time.sleep(0.3)  # a warm shutdown takes a moment
     note("exit")
+    if mode == "reraise":  # as uvicorn does: a clean shutdown, then die of the signal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
     sys.exit(0)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "stubborn" else on_term)
 if mode == "fail":
@@ -250,6 +253,17 @@ def test_stop_ends_beat_before_signalling_the_workers(tmp_path: Path) -> None:
     assert all(not c.alive for c in fleet.children)
     assert any(line.startswith("beat stopped (exit code 0") for line in said)
     assert (tmp_path / "log" / "worker.log").exists()
+
+
+def test_a_process_that_ends_by_its_sigterm_is_reported_by_the_signal_name(
+        tmp_path: Path) -> None:
+    fleet, out, said = _fleet(tmp_path, {"worker": "ok", "web": "reraise"})
+    fleet.start()
+    _wait_ready(out, ["worker", "web"])
+    fleet.stop(timeout=10)
+    assert "web exit" in out.read_text()
+    assert any(line.startswith("web stopped (by SIGTERM, ") for line in said), said
+    assert any(line.startswith("worker stopped (exit code 0, ") for line in said), said
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
