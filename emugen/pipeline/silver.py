@@ -35,7 +35,7 @@ from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
 CHUNK = 10_000
-PAGE = 100_000  # bronze rows per query on PostgreSQL (see bronze_rows.bronze_parts)
+PAGE = 25_000  # bronze rows per query on PostgreSQL (see bronze_rows.bronze_parts)
 _IN_LIMIT = 900  # stay under every backend's bound-parameter limit
 
 COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_at",
