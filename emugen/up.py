@@ -205,16 +205,7 @@ class Fleet:
             child.reported = True
             seconds = took.get(child.popen.pid, time.monotonic() - began)
             child.signal_group(signal.SIGKILL)  # anything it left behind in its group
-            self.say(f"{child.spec.name} stopped ({_ended(child.popen.returncode)}, "
+            # uvicorn re-raises the SIGTERM it shut down cleanly on: a signal here is not a crash
+            self.say(f"{child.spec.name} stopped ({ended(child.popen.returncode)}, "
                      f"{seconds:.1f} s)")
 
-
-def _ended(code: int) -> str:
-    """How a child ended: its exit code, or the signal that ended it (uvicorn re-raises the
-    SIGTERM it handled once it has shut down cleanly, so `-15` is not a crash)."""
-    if code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"by signal {-code}"

@@ -78,6 +78,7 @@ def celery_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def celery_includes() -> list[str]:
-    # one worker thread for the whole session: starting and stopping one per test cost ~4 s
-    # each (its loop drains the broker with a 2 s timeout between shutdown checks)
+    # session-scoped, as `celery_session_worker` needs: the eager tests share one worker
+    # thread, where starting and stopping one per test cost ~4 s each (its loop drains the
+    # broker with a 2 s timeout between shutdown checks)
     return ["emugen.tasks", "celery.contrib.testing.tasks"]

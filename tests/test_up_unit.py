@@ -251,7 +251,7 @@ def test_stop_ends_beat_before_signalling_the_workers(tmp_path: Path) -> None:
     assert events.index("beat exit") < events.index("worker term")
     assert events.index("beat exit") < events.index("flower term")
     assert all(not c.alive for c in fleet.children)
-    assert any(line.startswith("beat stopped (exit code 0") for line in said)
+    assert any(line.startswith("beat stopped (exited with code 0") for line in said)
     assert (tmp_path / "log" / "worker.log").exists()
 
 
@@ -262,8 +262,8 @@ def test_a_process_that_ends_by_its_sigterm_is_reported_by_the_signal_name(
     _wait_ready(out, ["worker", "web"])
     fleet.stop(timeout=10)
     assert "web exit" in out.read_text()
-    assert any(line.startswith("web stopped (by SIGTERM, ") for line in said), said
-    assert any(line.startswith("worker stopped (exit code 0, ") for line in said), said
+    assert any(line.startswith("web stopped (was killed by SIGTERM, ") for line in said), said
+    assert any(line.startswith("worker stopped (exited with code 0, ") for line in said), said
 
 
 def test_a_process_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
