@@ -26,7 +26,7 @@ from emugen.pipeline.stage import Stage
 from emugen.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.sinks.lander import land as land_files
-from emugen.sinks.lander import reland_missing
+from emugen.sinks.lander import reland_damaged, reland_missing
 from emugen.vocabulary import Mode, Stream
 
 logger = logging.getLogger("emugen.tasks")
@@ -217,8 +217,8 @@ def land(batch_id: str) -> bool:
 
 
 def reap(app: Any) -> list[list[str]]:
-    """Re-send the next stage of every batch a crash or a lost message left idle, and land
-    every batch that has no landing file yet."""
+    """Re-send the next stage of every batch a crash or a lost message left idle, land every
+    batch that has no landing file yet, and land again those whose files were damaged."""
     settings = _runtime.settings()
     engine = _runtime.engine(settings)
     with write_session(engine) as session:
@@ -228,6 +228,9 @@ def reap(app: Any) -> list[list[str]]:
         stage_chain(app, batch_id, stage).apply_async()
     for batch_id in reland_missing(engine, settings.landing, settings.fleet.stuck_after):
         logger.warning("reaper: batch %s had no landing file; landed it", batch_id)
+    for batch_id in reland_damaged(engine, settings.landing):
+        logger.warning("reaper: batch %s had a missing or damaged file or manifest; landed it "
+                       "again", batch_id)
     return [list(c) for c in claimed]
 
 

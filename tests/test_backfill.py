@@ -245,7 +245,7 @@ def test_a_tick_waiting_in_the_queue_is_not_sent_again_however_long_it_waits(eng
 
 def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(engine,
                                                                                tmp_path):
-    from emugen.sinks import lander
+    from emugen.sinks import audit, lander
 
     blocked = tmp_path / "zone"
     blocked.write_text("a file where the landing root should be")  # every write fails
@@ -265,7 +265,7 @@ def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(
     second = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
     assert second.complete and second.unlanded == []
     assert fleet.messages == len(plan.ticks)  # each resent once: it only lands the file
-    assert lander.verify(engine, settings.landing).ok
+    assert audit.verify(engine, settings.landing).ok
 
 
 def test_event_ticks_without_their_companies_in_store_or_range_are_refused(engine):

@@ -21,7 +21,8 @@ from emugen.pipeline.runner import run_pipeline
 from emugen.pipeline.status import format_status, status
 from emugen.settings import parse_settings
 from emugen.sinks import filesystem
-from emugen.sinks.lander import land, reland_missing, verify
+from emugen.sinks.audit import verify
+from emugen.sinks.lander import land, reland_missing
 from tests.conftest import make_settings
 
 DIRTY = {"quality": {"rate": 0.3}}

@@ -14,7 +14,8 @@ from emugen.db.models import BatchRow, LandingFailure
 from emugen.db.session import read_session
 from emugen.pipeline.runner import run_pipeline
 from emugen.sinks import filesystem
-from emugen.sinks.lander import landing_health, reland_missing, verify
+from emugen.sinks.audit import verify
+from emugen.sinks.lander import landing_health, reland_missing
 from tests.conftest import make_settings
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from emugen.errors import LandingError
+
 
 def _open(config_file: Path | None):  # noqa: ANN202 - (settings, engine)
     from emugen.db.session import engine_for, init_db
@@ -28,43 +30,61 @@ def land_group() -> None:
     """The landing zone: every batch in bronze as a file under landing.root."""
 
 
+SHOWN = 50  # problems listed before "... and N more"
+
+
+def _report(found: object, root: str) -> None:
+    from emugen.sinks.audit import Audit
+
+    assert isinstance(found, Audit)
+    for problem in found.problems[:SHOWN]:
+        click.echo(f"  {problem}")
+    if len(found.problems) > SHOWN:
+        click.echo(f"  ... and {len(found.problems) - SHOWN} more")
+    verdict = "OK" if found.ok else (f"{len(found.problems)} PROBLEM(S) in "
+                                     f"{len(found.damaged)} batch(es)")
+    click.echo(f"landing zone {root}: {found.checked} batches checked, {verdict}")
+
+
 @land_group.command("verify")
 @config_option
 def verify_cmd(config_file: Path | None) -> None:
-    """Every batch has its file and manifest with the sha256 recorded; exit 1 when not."""
-    from emugen.sinks.lander import verify
+    """Check every batch's data file (exists, size, sha256) and manifest (exists, parses, and
+    is exactly what was landed); list every problem; exit 1 when there is any.
+
+    Example: emugen land verify --config config/emugen.yaml
+    """
+    from emugen.sinks.audit import verify
 
     settings, engine = _open(config_file)
-    result = verify(engine, settings.landing)
-    for problem in result.problems[:50]:
-        click.echo(f"  {problem}")
-    more = len(result.problems) - 50
-    if more > 0:
-        click.echo(f"  ... and {more} more")
-    verdict = "OK" if result.ok else f"{len(result.problems)} PROBLEM(S)"
-    click.echo(f"landing zone {settings.landing.root}: {result.checked} batches checked, "
-               f"{verdict}")
-    sys.exit(0 if result.ok else 1)
+    found = verify(engine, settings.landing)
+    _report(found, settings.landing.root)
+    sys.exit(0 if found.ok else 1)
 
 
 @land_group.command("repair")
 @config_option
 def repair_cmd(config_file: Path | None) -> None:
-    """Land now every batch that has no file (what the reaper does on its next run)."""
-    from datetime import timedelta
+    """Land again, from bronze, every batch whose file or manifest is missing, damaged or
+    changed (the same bytes and manifest as first landed), then verify; exit 1 when a problem
+    remains.
 
-    from emugen.sinks.lander import landing_health, reland_missing
+    Example: emugen land repair
+    """
+    from emugen.sinks.audit import verify
+    from emugen.sinks.lander import reland
 
     settings, engine = _open(config_file)
     if not settings.landing.enabled:
-        raise click.UsageError("the landing zone is off (landing.enabled: false)")
-    done = reland_missing(engine, settings.landing, timedelta(0), budget_s=3600)
-    from emugen.db.session import read_session
-
-    with read_session(engine) as session:
-        health = landing_health(session)
-    click.echo(f"landed {len(done)} batch(es) into {settings.landing.root}")
-    if health["last_error"] is not None:
-        click.echo(f"still not landed: {health['failing_batches']} batch(es); last error: "
-                   f"{health['last_error']['error']}", err=True)
-        sys.exit(1)
+        raise LandingError("the landing zone is off (landing.enabled: false); turn it on to "
+                           "repair it")
+    damaged = verify(engine, settings.landing).damaged
+    done = reland(engine, settings.landing, damaged)
+    click.echo(f"landed {len(done.landed)} of {len(damaged)} damaged or missing batch(es) "
+               f"again into {settings.landing.root}")
+    for batch_id in done.changed:
+        click.echo(f"  {batch_id}: bronze no longer gives the bytes first landed; landed what "
+                   f"bronze holds now (check it with `emugen replay {batch_id}`)", err=True)
+    after = verify(engine, settings.landing)
+    _report(after, settings.landing.root)
+    sys.exit(0 if after.ok and not done.changed else 1)

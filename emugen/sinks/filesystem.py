@@ -61,10 +61,22 @@ def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     try:
         fs, base = url_to_fs(root, **(storage_options or {}))
     except ImportError as exc:
-        raise LandingError(
-            f"landing root {root}: {exc}; install the extra (pip install 'emugen[s3]')"
-        ) from None
+        raise LandingError(f"landing root {root}: {exc}; {_install_hint(protocol_of(root))}"
+                           ) from None
     return Zone(fs, root, base.rstrip("/") or "/")
+
+
+# The package that serves each protocol fsspec does not bundle: emugen ships an extra for S3
+# only, so any other store names its own package rather than an extra that would not help.
+_PACKAGES = {"s3": "emugen[s3]", "s3a": "emugen[s3]", "gs": "gcsfs", "gcs": "gcsfs",
+             "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "adl": "adlfs"}
+
+
+def _install_hint(protocol: str) -> str:
+    package = _PACKAGES.get(protocol)
+    if package is None:
+        return f"install the fsspec implementation of {protocol!r} into emugen's environment"
+    return f"install it: pip install '{package}'"
 
 
 def write(zone: Zone, relative: str, data: bytes | Iterable[bytes]) -> None:
@@ -99,7 +111,7 @@ def read(zone: Zone, relative: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except Exception as exc:  # noqa: BLE001
-        raise LandingError(describe(zone, relative, exc)) from None
+        raise LandingError(describe(zone, relative, exc, "read")) from None
 
 
 def remove(zone: Zone, relatives: list[str]) -> int:
@@ -116,16 +128,20 @@ def remove(zone: Zone, relatives: list[str]) -> int:
     return removed
 
 
-def describe(zone: Zone, relative: str, exc: BaseException) -> str:
-    """One line naming the root, the cause and the fix."""
+def describe(zone: Zone, relative: str, exc: BaseException, action: str = "write") -> str:
+    """One line naming the root, what could not be done (write, read, remove), the cause and
+    the fix."""
     cause = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     errno = getattr(exc, "errno", None)
-    if isinstance(exc, PermissionError) or errno in _NOT_WRITABLE:
+    if action == "read" and (isinstance(exc, PermissionError) or errno in _NOT_WRITABLE):
+        fix = "make landing.root readable by this user"
+    elif isinstance(exc, PermissionError) or errno in _NOT_WRITABLE:
         fix = "make landing.root a folder the worker's user can write, or point it elsewhere"
     elif errno == _errno.ENOSPC:
         fix = "free space there or point landing.root elsewhere"
     else:
         fix = ("check that landing.root is reachable and its credentials (landing."
                "storage_options or the environment), or set landing.enabled: false")
-    return (f"landing root {zone.root}: cannot write {relative}: {cause}; {fix} "
-            "(the batch stays in bronze; the reaper lands it once the cause is gone)")
+    tail = ("" if action == "read" else
+            " (the batch stays in bronze; the reaper lands it once the cause is gone)")
+    return f"landing root {zone.root}: cannot {action} {relative}: {cause}; {fix}{tail}"

@@ -24,6 +24,7 @@ from emugen.pipeline.bronze_rows import keyset_pages
 from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks import filesystem
+from emugen.sinks.audit import AUDIT_BATCHES, AUDIT_BYTES, audit
 from emugen.sinks.landing import (
     CHUNK,
     BatchFacts,
@@ -32,7 +33,6 @@ from emugen.sinks.landing import (
     data_path,
     data_pieces,
     manifest_file,
-    read_manifest,
 )
 
 logger = logging.getLogger("emugen.landing")
@@ -93,7 +93,12 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         return None
     recent = _failed_at.get(landing.root)
     if not retry_now and recent and time.monotonic() - recent[0] < COOLDOWN_S:
-        _record_failure(engine, landing, batch_id, recent[1])
+        # the error recorded is this batch's: that it was not tried, and the failure (on
+        # another batch's file) that made this process hold off
+        ago = time.monotonic() - recent[0]
+        _record_failure(engine, landing, batch_id,
+                        f"not tried: landing root {landing.root} failed {ago:.1f} s ago, "
+                        f"holding off {COOLDOWN_S:.0f} s (that failure: {recent[1]})")
         return None
     started = time.perf_counter()
     try:
@@ -236,50 +241,52 @@ def landing_health(session: Session) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Verified:
-    """What `emugen land verify` found."""
-
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def verify(engine: Engine, landing: Landing) -> Verified:
-    """Every batch has its file and manifest, and both match the sha256 recorded."""
-    result = Verified()
+def reland(engine: Engine, landing: Landing, batch_ids: Sequence[str]) -> Relanded:
+    """Land these batches again from bronze (the reaper's and `land repair`'s way): the same
+    bytes and the same manifest, since both are functions of bronze and the batch. A batch whose
+    bronze no longer gives the bytes first recorded is listed apart (`changed`), for the caller
+    to report."""
+    result = Relanded()
     with read_session(engine) as session:
-        rows = session.execute(
-            select(BatchRow.batch_id, LandedFile)
-            .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
-            .order_by(BatchRow.batch_id)).all()
-    zones: dict[str, filesystem.Zone] = {}
-    for batch_id, landed in rows:
-        result.checked += 1
-        if landed is None:
-            result.problems.append(f"{batch_id}: not landed")
-            continue
-        if landed.root not in zones:
-            zones[landed.root] = filesystem.open_zone(landed.root, landing.storage_options)
-        result.problems.extend(_check(zones[landed.root], landed))
+        before = dict(session.execute(select(LandedFile.batch_id, LandedFile.sha256)
+                                      .where(LandedFile.batch_id.in_(batch_ids))).all())
+    for batch_id in batch_ids:
+        record = land(engine, landing, batch_id, retry_now=True)
+        if record is None:
+            result.failed.append(batch_id)
+        elif batch_id in before and before[batch_id] != record.sha256:
+            result.changed.append(batch_id)
+        else:
+            result.landed.append(batch_id)
     return result
 
 
-def _check(zone: filesystem.Zone, landed: LandedFile) -> list[str]:
-    import hashlib
+@dataclass
+class Relanded:
+    """What re-landing did: landed as before, landed with other bytes, or not landed."""
 
-    data = filesystem.read(zone, landed.path)
-    if data is None:
-        return [f"{landed.batch_id}: {landed.path} is missing"]
-    if hashlib.sha256(data).hexdigest() != landed.sha256:
-        return [f"{landed.batch_id}: {landed.path} does not match its sha256"]
-    raw = filesystem.read(zone, landed.manifest_path)
-    if raw is None:
-        return [f"{landed.batch_id}: manifest {landed.manifest_path} is missing"]
-    listed = {f["path"]: f["sha256"] for f in read_manifest(raw)["files"]}
-    if listed.get(landed.path) != landed.sha256:
-        return [f"{landed.batch_id}: manifest does not list {landed.path} with its sha256"]
-    return []
+    landed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class _AuditCursor:
+    """Where the reaper's audit goes on next time (per process: any worker may resume it)."""
+
+    after: str | None = None
+
+
+def reland_damaged(engine: Engine, landing: Landing) -> list[str]:
+    """Audit the next slice of landed batches and land again those whose file or manifest is
+    missing, damaged or changed; the ids landed. Each run reads a bounded slice, so the whole
+    zone is covered over successive reaper runs at a fixed cost per run."""
+    if not landing.enabled:
+        return []
+    found, _AuditCursor.after = audit(engine, landing, after=_AuditCursor.after,
+                                      limit=AUDIT_BATCHES, byte_budget=AUDIT_BYTES)
+    # a batch not landed yet may be landing right now: reland_missing waits stuck_after for it
+    landed = {p.batch_id for p in found.problems if p.what != "not landed"}
+    damaged = [b for b in found.damaged if b in landed]
+    if not damaged:
+        return []
+    return reland(engine, landing, damaged).landed

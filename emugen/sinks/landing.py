@@ -238,7 +238,3 @@ def manifest_file(facts: BatchFacts, files: Sequence[LandingFile], fmt: str) -> 
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def read_manifest(data: bytes) -> dict[str, Any]:
-    return json.loads(data.decode("utf-8"))

@@ -22,7 +22,8 @@ from sqlalchemy import select
 from emugen.db.models import BatchRow, LandedFile
 from emugen.db.session import read_session
 from emugen.settings import parse_settings
-from emugen.sinks.lander import FAULT_DELAY_ENV, bronze_lines, verify
+from emugen.sinks.audit import verify
+from emugen.sinks.lander import FAULT_DELAY_ENV, bronze_lines
 from tests.integration.conftest import Fleet, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]

@@ -34,7 +34,7 @@ from emugen.db.session import (
 )
 from emugen.lab import verdict
 from emugen.settings import load_settings
-from emugen.sinks.lander import verify
+from emugen.sinks.audit import verify
 from emugen.supervisor import wait_for
 from emugen.vocabulary import Mode
 from tests.integration.hosts import (
