@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +10,8 @@ import duckdb
 import pyarrow as pa
 from sqlalchemy import text
 
-from emugen.errors import GradeInputError
+from emugen.errors import GradeInputError, GradeInputMissing
+from emugen.grade.paths import expand_paths
 
 READERS = {
     ".parquet": "read_parquet({files}, union_by_name=true)",
@@ -25,6 +25,8 @@ LINE_COLUMNS = ("line", "line_no", "line_number", "_line")
 RAW_COLUMNS = ("payload", "raw", "value", "_corrupt_record", "record")
 ID_COLUMNS = {"events": "event_id", "companies": "company_id"}
 STREAM_OF = {key: stream for stream, key in ID_COLUMNS.items()}
+# fields only an event has (emugen/contract.py): a company has company_id and none of these
+EVENT_ONLY = ("event_id", "driver_id", "truck_id", "event_type", "event_timestamp")
 # a landing-zone file name is its batch id plus the format's suffix
 BATCH_FROM_FILE = ("regexp_replace(regexp_extract({col}::VARCHAR, '[^/]+$'), "
                    "'\\.(jsonl|json|parquet)$', '')")
@@ -48,15 +50,11 @@ def _literal(value: str) -> str:
 
 
 def expand(location: str, label: str) -> list[str]:
-    """The files a path, folder or glob names; an error naming the input when there are none."""
-    path = Path(location)
-    if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.suffix in READERS and p.is_file())
-    else:
-        files = sorted(glob.glob(location, recursive=True)) if glob.has_magic(location) else (
-            [location] if path.exists() else [])
+    """The files a path, folder or glob names, each once by real path (symlinked folders are not
+    followed); an error naming the input when there are none."""
+    files = expand_paths(location, set(READERS))
     if not files:
-        raise GradeInputError(f"{label} input {location}: no such file (or the glob matches "
+        raise GradeInputMissing(f"{label} input {location}: no such file (or the glob matches "
                               "nothing); give a Parquet, JSON Lines or CSV path or glob")
     unreadable = [f for f in files if not os.access(f, os.R_OK)]
     if unreadable:
@@ -80,6 +78,10 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
         con.execute(f"SELECT * FROM {sql} LIMIT 0")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
+        gone = [f for f in files if not os.path.exists(f)]
+        if gone:
+            raise GradeInputMissing(f"{label} input {gone[0]}: vanished while it was read; "
+                                    "grade again once it is written") from None
         raise GradeInputError(f"{label} input {location}: cannot read it as "
                               f"{Path(files[0]).suffix[1:]}: {first}; check that the file is "
                               "complete and its name ends in its real format") from None
@@ -144,8 +146,22 @@ def lineage_exprs(cols: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _routed(cols: dict[str, str]) -> tuple[str, str]:
+    """Both streams in one input (a glob over both silvers): a row is an event when it has any
+    event-only field (an event whose id a defect removed still has its driver), else a company
+    by its own `company_id`."""
+    event_only = [cols[c] for c in EVENT_ONLY if c in cols]
+    is_event = " OR ".join(f"{c} IS NOT NULL" for c in event_only)
+    return (f"CASE WHEN {is_event} THEN {cols['event_id']}::VARCHAR "
+            f"ELSE {cols['company_id']}::VARCHAR END",
+            f"CASE WHEN {is_event} THEN 'events' "
+            f"WHEN {cols['company_id']} IS NOT NULL THEN 'companies' END")
+
+
 def id_expr(cols: dict[str, str], stream: str | None) -> tuple[str, str] | None:
     """SQL for the record's natural id and its stream, from a key column or raw JSON, or None."""
+    if stream is None and "event_id" in cols and "company_id" in cols:
+        return _routed(cols)
     keys = [ID_COLUMNS[stream]] if stream else ["event_id", "company_id"]
     for key in keys:
         if key in cols:
@@ -183,6 +199,11 @@ def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
                 "with --match id")
         keys = f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no"
     else:
+        if stream == "companies" and "event_id" in cols:
+            raise GradeInputError(
+                f"{source.label} input {where}: has event_id, so it holds events, but "
+                "--stream companies reads every row as a company; drop --stream (rows are "
+                "then routed by their own id column) or give the companies alone")
         expr = id_expr(cols, stream)
         if expr is None:
             raise GradeInputError(
