@@ -129,6 +129,28 @@ def test_a_truth_row_no_that_cannot_be_cast_names_the_truth_file(tmp_path):
     assert _one_line(result, 2).startswith(f"truth {truth}: line 4, column row_no: 'three'")
 
 
+@pytest.mark.parametrize(("column", "needle"), [
+    ("TEXT", "row 3 of the query, column row_no: 'zz' is not a whole number"),
+    ("", "row 3 of the query, column row_no: 'zz' is not int like the rows before it"),
+])
+def test_a_row_no_from_a_query_that_cannot_be_cast_names_its_row_and_column(tmp_path, column,
+                                                                            needle):
+    import sqlite3
+
+    truth = _clean_truth(tmp_path)
+    db = tmp_path / "consumer.db"
+    with sqlite3.connect(db) as con:  # SQLite keeps any type in any column
+        con.execute(f"CREATE TABLE silver (batch_id TEXT, row_no {column})")
+        con.executemany("INSERT INTO silver VALUES (?, ?)",
+                        [(B1, "0" if column else 0), (B1, "1" if column else 1), (B1, "zz")])
+    con.close()
+    before = _tree(tmp_path)
+    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", f"sqlite:///{db}",
+                                       "--kept-query", "SELECT * FROM silver"])
+    assert _one_line(result, 2).startswith(f"kept input sqlite:///{db}: {needle}")
+    assert _tree(tmp_path) == before
+
+
 def test_follow_reports_a_deleted_input_folder_each_round_and_resumes_when_it_returns(
         tmp_path, monkeypatch):
     truth = _clean_truth(tmp_path)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import ArgumentError
 
 from emugen.errors import GradeInputError, GradeInputMissing
 from emugen.grade.paths import expand_paths
@@ -88,14 +90,28 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
     return sql
 
 
-def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
-    """The rows a SQL query returns from a SQLAlchemy URL, as one Arrow table."""
+def _read_only(location: str) -> Engine:
+    """An engine that only reads: a consumer's SQLite file is opened read-only, so grading
+    neither creates it nor switches its journal mode (the store's engine does both)."""
     from emugen.db.session import make_engine
 
+    try:
+        url = make_url(location)
+    except ArgumentError:
+        raise GradeInputError(f"input {location} is not a SQLAlchemy URL; use e.g. "
+                              "sqlite:///out/consumer.db or postgresql://user@host/db") from None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return make_engine(location)
+    target = "file:" + quote(os.path.abspath(url.database or "")) + "?mode=ro"
+    return create_engine(url.set(database=target, query={"uri": "true"}))
+
+
+def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
+    """The rows a SQL query returns from a SQLAlchemy URL, as one Arrow table."""
     if not source.query:
         raise GradeInputError(f"{source.label} input {source.location} is a database URL; "
                               f"give the query too (--{source.label}-query 'SELECT ...')")
-    engine = make_engine(source.location)
+    engine = _read_only(source.location)
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(text(source.query))
@@ -111,7 +127,23 @@ def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
                               "until it answers") from None
     finally:
         engine.dispose()
-    return pa.table({n: pa.array(c) for n, c in zip(names, columns, strict=True)})
+    return pa.table({n: _column(source, n, c) for n, c in zip(names, columns, strict=True)})
+
+
+def _column(source: Source, name: str, values: list) -> pa.Array:
+    """One query column as Arrow; a value unlike the rows before it (SQLite keeps any type in
+    any column) is one line naming its row and column."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        kind = type(next((v for v in values if v is not None), None))
+        row = next((i for i, v in enumerate(values)
+                    if v is not None and not isinstance(v, kind)), None)
+        what = (f"row {row + 1} of the query, column {name}: {values[row]!r} is not "
+                f"{kind.__name__} like the rows before it" if row is not None
+                else f"column {name}: {str(exc).splitlines()[0]}")
+        raise GradeInputError(f"{source.label} input {source.location}: {what}; cast it in "
+                              f"the query (CAST({name} AS ...)) or drop that row") from None
 
 
 def register(con: duckdb.DuckDBPyConnection, source: Source) -> str:
