@@ -12,6 +12,7 @@ import pyarrow as pa
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import ArgumentError
 
+from emugen.contract import COMPANY_RULES, EVENT_RULES
 from emugen.errors import GradeInputError, GradeInputMissing
 from emugen.grade.paths import expand_paths
 
@@ -27,8 +28,8 @@ LINE_COLUMNS = ("line", "line_no", "line_number", "_line")
 RAW_COLUMNS = ("payload", "raw", "value", "_corrupt_record", "record")
 ID_COLUMNS = {"events": "event_id", "companies": "company_id"}
 STREAM_OF = {key: stream for stream, key in ID_COLUMNS.items()}
-# fields only an event has (emugen/contract.py): a company has company_id and none of these
-EVENT_ONLY = ("event_id", "driver_id", "truck_id", "event_type", "event_timestamp")
+# fields only an event has: a company has company_id and none of these
+EVENT_ONLY = tuple(r.name for r in EVENT_RULES if r.name not in {c.name for c in COMPANY_RULES})
 # a landing-zone file name is its batch id plus the format's suffix
 BATCH_FROM_FILE = ("regexp_replace(regexp_extract({col}::VARCHAR, '[^/]+$'), "
                    "'\\.(jsonl|json|parquet)$', '')")
