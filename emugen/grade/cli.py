@@ -56,7 +56,8 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
 @click.command("grade")
 @click.option("--kept", required=True, metavar="PATH|URL",
               help="What the pipeline kept (its silver): a Parquet/JSON Lines/CSV path, folder "
-                   "or glob, or a SQLAlchemy URL with --kept-query.")
+                   "or glob (symlinked folders are not followed; each file is read once), or a "
+                   "SQLAlchemy URL with --kept-query.")
 @click.option("--rejected", metavar="PATH|URL", default=None,
               help="What it rejected (quarantine, dead letters); same forms as --kept.")
 @click.option("--kept-query", default=None, metavar="SQL", help="Query for a --kept URL.")
@@ -67,7 +68,8 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
                    "not from the run that produced the output.")
 @click.option("--match", type=click.Choice(["auto", "lineage", "id"]), default="auto",
               show_default=True,
-              help="lineage: by (batch_id, row_no); id: by event_id/company_id and occurrence.")
+              help="lineage: by (batch_id, row_no); id: by event_id/company_id and occurrence "
+                   "(a row with any event field is an event, else a company).")
 @click.option("--duplicates", type=click.Choice(DUPLICATES), default=None,
               help="How the pipeline handles duplicates: `dropped` counts a silently dropped "
                    "copy as caught (default: the config's grade.duplicates, else quarantined).")
