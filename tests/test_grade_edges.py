@@ -238,3 +238,56 @@ def test_a_truth_from_another_run_is_refused_with_how_many_keys_it_holds(tmp_pat
         "keys found); grade against the store or an `emugen export truth` of the run that fed "
         "this pipeline")
     assert _tree(tmp_path) == before
+
+
+def test_a_truth_from_another_seed_is_refused_in_lineage_mode_by_the_ids_at_its_keys(tmp_path):
+    """Another seed has the very same (batch_id, row_no) keys: only the ids tell them apart."""
+    truth = _truth(tmp_path / "truth.parquet", [(B1, r, f"other-seed-{r}", None)
+                                                for r in range(20)])
+    kept = _jsonl(tmp_path / "kept.jsonl", [{"batch_id": B1, "row_no": r, "event_id": f"E{r}"}
+                                            for r in range(20)])
+    before = _tree(tmp_path)
+    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept])
+    assert _one_line(result, 2).startswith(
+        f"truth {truth}: this truth is not from the run that produced this output (0 of 20 "
+        "keys found)")
+    assert _tree(tmp_path) == before
+
+
+def _seeded_store(folder: Path, seed: int) -> Path:
+    import yaml
+
+    from emugen.db.session import engine_for, init_db
+    from emugen.pipeline.runner import run_pipeline
+    from emugen.settings import load_settings
+    from tests.fleet_helpers import write_config
+
+    folder.mkdir()
+    config = write_config(folder / "emugen.yaml", f"sqlite:///{folder / 'store.db'}")
+    data = yaml.safe_load(config.read_text())
+    config.write_text(yaml.safe_dump({**data, "seed": seed}))
+    settings = load_settings(config, env=False)
+    engine = engine_for(settings.database_url)
+    init_db(engine)
+    run_pipeline(engine, settings, 3)
+    return config
+
+
+@pytest.mark.parametrize("match", ["lineage", "id"])
+def test_the_truth_of_a_run_with_another_seed_is_refused(tmp_path, match):
+    ours, theirs = _seeded_store(tmp_path / "a", 7), _seeded_store(tmp_path / "b", 8)
+    out = tmp_path / "out"
+    for stream in ("companies", "events"):
+        assert CliRunner().invoke(main, ["export", "silver", "--stream", stream, "--out",
+                                         str(out / f"silver_{stream}.parquet"), "--config",
+                                         str(ours)]).exit_code == 0
+    truth = str(tmp_path / "truth_b.parquet")
+    assert CliRunner().invoke(main, ["export", "truth", "--out", truth, "--config",
+                                     str(theirs)]).exit_code == 0
+    args = ["grade", "--kept", f"{out}/silver_*.parquet", "--match", match]
+    assert CliRunner().invoke(main, [*args, "--config", str(ours)]).exit_code == 1  # graded
+    before = _tree(tmp_path)
+    message = _one_line(CliRunner().invoke(main, [*args, "--truth", truth]), 2)
+    assert message.startswith(f"truth {truth}: this truth is not from the run that produced "
+                              "this output (0 of ")
+    assert _tree(tmp_path) == before

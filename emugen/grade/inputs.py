@@ -230,7 +230,9 @@ def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
                 f"{', '.join(sorted(cols)) or 'none'}); carry batch_id and row_no, or a file "
                 f"name ({'/'.join(FILE_COLUMNS)}) and line ({'/'.join(LINE_COLUMNS)}), or grade "
                 "with --match id")
-        keys = f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no"
+        ids = id_expr(cols, stream)  # read only by the check that the truth is this run's
+        keys = (f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no, "
+                f"{ids[0] if ids else 'NULL::VARCHAR'} AS natural_id")
     else:
         if stream == "companies" and "event_id" in cols:
             raise GradeInputError(
