@@ -58,7 +58,7 @@ def expand(location: str, label: str) -> list[str]:
     files = expand_paths(location, set(READERS))
     if not files:
         raise GradeInputMissing(f"{label} input {location}: no such file (or the glob matches "
-                              "nothing); give a Parquet, JSON Lines or CSV path or glob")
+                                "nothing); give a Parquet, JSON Lines or CSV path or glob")
     unreadable = [f for f in files if not os.access(f, os.R_OK)]
     if unreadable:
         raise GradeInputError(f"{label} input {unreadable[0]}: permission denied; make it "
@@ -91,18 +91,19 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
     return sql
 
 
-def _read_only(location: str) -> Engine:
+def _read_only(source: Source) -> Engine:
     """An engine that only reads: a consumer's SQLite file is opened read-only, so grading
     neither creates it nor switches its journal mode (the store's engine does both)."""
     from emugen.db.session import make_engine
 
     try:
-        url = make_url(location)
-    except ArgumentError:
-        raise GradeInputError(f"input {location} is not a SQLAlchemy URL; use e.g. "
-                              "sqlite:///out/consumer.db or postgresql://user@host/db") from None
+        url = make_url(source.location)
+    except (ArgumentError, ValueError):  # a port that is not a number is a ValueError
+        raise GradeInputError(f"{source.label} input {source.location} is not a SQLAlchemy URL; "
+                              "use e.g. sqlite:///out/consumer.db or postgresql://user@host/db"
+                              ) from None
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return make_engine(location)
+        return make_engine(source.location)
     target = "file:" + quote(os.path.abspath(url.database or "")) + "?mode=ro"
     return create_engine(url.set(database=target, query={"uri": "true"}))
 
@@ -112,7 +113,7 @@ def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
     if not source.query:
         raise GradeInputError(f"{source.label} input {source.location} is a database URL; "
                               f"give the query too (--{source.label}-query 'SELECT ...')")
-    engine = _read_only(source.location)
+    engine = _read_only(source)
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(text(source.query))
