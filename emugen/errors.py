@@ -89,6 +89,11 @@ class GradeInputError(EmugenError):
     exit_code = 2
 
 
+class GradeInputMissing(GradeInputError):
+    """Raised when a grading input names no file, or one vanished while it was read:
+    `grade --follow` reports it and tries again next round."""
+
+
 class StoreFileGone(EmugenError):
     """Raised when the SQLite file a process has open was deleted or replaced under it."""
 

@@ -179,6 +179,8 @@ def test_the_cli_gate_exits_1_below_the_minimum_and_0_above(tmp_path, truth_file
     (["--kept", "sqlite:///{tmp}/x.db"], "give the query too"),
     (["--kept", "sqlite:///{tmp}/x.db", "--kept-query", "SELECT * FROM nope"],
      "the query failed"),
+    (["--kept", "postgresql://u@h:zz/db", "--kept-query", "SELECT 1"],
+     "kept input postgresql://u@h:zz/db is not a SQLAlchemy URL"),
     (["--kept", "{tmp}/ok.jsonl", "--truth", "{tmp}/noids.csv"],
      "truth {tmp}/noids.csv: no column batch_id"),
 ])

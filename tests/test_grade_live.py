@@ -89,3 +89,30 @@ def test_without_a_grade_section_there_is_no_panel(tmp_path):
     with _client(config) as client:
         assert client.get("/api/snapshot").json()["external"] is None
         assert "emugen_external" not in client.get("/metrics").text
+
+
+def test_a_configured_glob_through_symlink_loops_is_graded_once_by_id_per_stream(tmp_path):
+    """Two symlink loops under the output used to keep `emugen web` walking them forever; one
+    glob over both silvers graded by id used to read every row as an event."""
+    import threading
+
+    from emugen.grade.live import LiveGrade
+
+    config, out = _store(tmp_path, {"kept": "{out}/**/silver_*.parquet", "match": "id"})
+    (out / "sub").mkdir()
+    (out / "sub" / "up").symlink_to(out, target_is_directory=True)
+    (out / "sub" / "self").symlink_to(out / "sub", target_is_directory=True)
+    settings = load_settings(config, env=False)
+    live = LiveGrade(lambda: settings.grade, engine_for(settings.database_url))
+    panels: list = []
+    # a daemon thread: if the walk never ends, the test fails instead of hanging the run
+    worker = threading.Thread(target=lambda: panels.append(live.read()), daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert panels, "the live grade never finished"
+    x = panels[0]
+    assert x["ok"], x["error"]
+    assert x["match"] == "id"
+    # every clean company and event found in its own stream, none pending, none read twice
+    assert {s: (v["pending_batches"], v["lost_clean"], v["false_alarms"])
+            for s, v in x["streams"].items()} == {"companies": (0, 0, 0), "events": (0, 0, 0)}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import duckdb
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy.exc import ArgumentError
 
-from emugen.errors import GradeInputError
+from emugen.contract import COMPANY_RULES, EVENT_RULES
+from emugen.errors import GradeInputError, GradeInputMissing
+from emugen.grade.paths import expand_paths
 
 READERS = {
     ".parquet": "read_parquet({files}, union_by_name=true)",
@@ -25,6 +28,8 @@ LINE_COLUMNS = ("line", "line_no", "line_number", "_line")
 RAW_COLUMNS = ("payload", "raw", "value", "_corrupt_record", "record")
 ID_COLUMNS = {"events": "event_id", "companies": "company_id"}
 STREAM_OF = {key: stream for stream, key in ID_COLUMNS.items()}
+# fields only an event has: a company has company_id and none of these
+EVENT_ONLY = tuple(r.name for r in EVENT_RULES if r.name not in {c.name for c in COMPANY_RULES})
 # a landing-zone file name is its batch id plus the format's suffix
 BATCH_FROM_FILE = ("regexp_replace(regexp_extract({col}::VARCHAR, '[^/]+$'), "
                    "'\\.(jsonl|json|parquet)$', '')")
@@ -48,16 +53,12 @@ def _literal(value: str) -> str:
 
 
 def expand(location: str, label: str) -> list[str]:
-    """The files a path, folder or glob names; an error naming the input when there are none."""
-    path = Path(location)
-    if path.is_dir():
-        files = sorted(str(p) for p in path.rglob("*") if p.suffix in READERS and p.is_file())
-    else:
-        files = sorted(glob.glob(location, recursive=True)) if glob.has_magic(location) else (
-            [location] if path.exists() else [])
+    """The files a path, folder or glob names, each once by real path (symlinked folders are not
+    followed); an error naming the input when there are none."""
+    files = expand_paths(location, set(READERS))
     if not files:
-        raise GradeInputError(f"{label} input {location}: no such file (or the glob matches "
-                              "nothing); give a Parquet, JSON Lines or CSV path or glob")
+        raise GradeInputMissing(f"{label} input {location}: no such file (or the glob matches "
+                                "nothing); give a Parquet, JSON Lines or CSV path or glob")
     unreadable = [f for f in files if not os.access(f, os.R_OK)]
     if unreadable:
         raise GradeInputError(f"{label} input {unreadable[0]}: permission denied; make it "
@@ -80,20 +81,39 @@ def reader_sql(con: duckdb.DuckDBPyConnection, location: str, label: str) -> str
         con.execute(f"SELECT * FROM {sql} LIMIT 0")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
+        gone = [f for f in files if not os.path.exists(f)]
+        if gone:
+            raise GradeInputMissing(f"{label} input {gone[0]}: vanished while it was read; "
+                                    "grade again once it is written") from None
         raise GradeInputError(f"{label} input {location}: cannot read it as "
                               f"{Path(files[0]).suffix[1:]}: {first}; check that the file is "
                               "complete and its name ends in its real format") from None
     return sql
 
 
-def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
-    """The rows a SQL query returns from a SQLAlchemy URL, as one Arrow table."""
+def _read_only(source: Source) -> Engine:
+    """An engine that only reads: a consumer's SQLite file is opened read-only, so grading
+    neither creates it nor switches its journal mode (the store's engine does both)."""
     from emugen.db.session import make_engine
 
+    try:
+        url = make_url(source.location)
+    except (ArgumentError, ValueError):  # a port that is not a number is a ValueError
+        raise GradeInputError(f"{source.label} input {source.location} is not a SQLAlchemy URL; "
+                              "use e.g. sqlite:///out/consumer.db or postgresql://user@host/db"
+                              ) from None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return make_engine(source.location)
+    target = "file:" + quote(os.path.abspath(url.database or "")) + "?mode=ro"
+    return create_engine(url.set(database=target, query={"uri": "true"}))
+
+
+def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
+    """The rows a SQL query returns from a SQLAlchemy URL, as one Arrow table."""
     if not source.query:
         raise GradeInputError(f"{source.label} input {source.location} is a database URL; "
                               f"give the query too (--{source.label}-query 'SELECT ...')")
-    engine = make_engine(source.location)
+    engine = _read_only(source)
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(text(source.query))
@@ -109,7 +129,23 @@ def sql_table(source: Source, chunk: int = 50_000) -> pa.Table:
                               "until it answers") from None
     finally:
         engine.dispose()
-    return pa.table({n: pa.array(c) for n, c in zip(names, columns, strict=True)})
+    return pa.table({n: _column(source, n, c) for n, c in zip(names, columns, strict=True)})
+
+
+def _column(source: Source, name: str, values: list) -> pa.Array:
+    """One query column as Arrow; a value unlike the rows before it (SQLite keeps any type in
+    any column) is one line naming its row and column."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+        kind = type(next((v for v in values if v is not None), None))
+        row = next((i for i, v in enumerate(values)
+                    if v is not None and not isinstance(v, kind)), None)
+        what = (f"row {row + 1} of the query, column {name}: {values[row]!r} is not "
+                f"{kind.__name__} like the rows before it" if row is not None
+                else f"column {name}: {str(exc).splitlines()[0]}")
+        raise GradeInputError(f"{source.label} input {source.location}: {what}; cast it in "
+                              f"the query (CAST({name} AS ...)) or drop that row") from None
 
 
 def register(con: duckdb.DuckDBPyConnection, source: Source) -> str:
@@ -144,8 +180,22 @@ def lineage_exprs(cols: dict[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def _routed(cols: dict[str, str]) -> tuple[str, str]:
+    """Both streams in one input (a glob over both silvers): a row is an event when it has any
+    event-only field (an event whose id a defect removed still has its driver), else a company
+    by its own `company_id`."""
+    event_only = [cols[c] for c in EVENT_ONLY if c in cols]
+    is_event = " OR ".join(f"{c} IS NOT NULL" for c in event_only)
+    return (f"CASE WHEN {is_event} THEN {cols['event_id']}::VARCHAR "
+            f"ELSE {cols['company_id']}::VARCHAR END",
+            f"CASE WHEN {is_event} THEN 'events' "
+            f"WHEN {cols['company_id']} IS NOT NULL THEN 'companies' END")
+
+
 def id_expr(cols: dict[str, str], stream: str | None) -> tuple[str, str] | None:
     """SQL for the record's natural id and its stream, from a key column or raw JSON, or None."""
+    if stream is None and "event_id" in cols and "company_id" in cols:
+        return _routed(cols)
     keys = [ID_COLUMNS[stream]] if stream else ["event_id", "company_id"]
     for key in keys:
         if key in cols:
@@ -181,8 +231,15 @@ def normalise(con: duckdb.DuckDBPyConnection, source: Source, match: str,
                 f"{', '.join(sorted(cols)) or 'none'}); carry batch_id and row_no, or a file "
                 f"name ({'/'.join(FILE_COLUMNS)}) and line ({'/'.join(LINE_COLUMNS)}), or grade "
                 "with --match id")
-        keys = f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no"
+        ids = id_expr(cols, stream)  # read only by the check that the truth is this run's
+        keys = (f"{exprs[0]} AS batch_id, {exprs[1]} AS row_no, "
+                f"{ids[0] if ids else 'NULL::VARCHAR'} AS natural_id")
     else:
+        if stream == "companies" and "event_id" in cols:
+            raise GradeInputError(
+                f"{source.label} input {where}: has event_id, so it holds events, but "
+                "--stream companies reads every row as a company; drop --stream (rows are "
+                "then routed by their own id column) or give the companies alone")
         expr = id_expr(cols, stream)
         if expr is None:
             raise GradeInputError(

@@ -30,7 +30,8 @@ def table(grade: Grade) -> str:
                      f"{s.duplicated:,}, rows without id {s.no_id:,}")
         lines.append(f"  recall {pct(s.recall)}   precision {pct(s.precision)}")
     lines.append("")
-    lines.append(f"total: recall {pct(grade.recall)}   precision {pct(grade.precision)}")
+    lines.append(f"total: recall {pct(grade.recall)}   precision {pct(grade.precision)}   "
+                 f"clean lost {grade.lost_clean:,}")
     if grade.examples:
         lines.append("")
         lines.append("first misses:")

@@ -85,8 +85,10 @@ class Grade:
     def settled_records(self) -> int:
         return self._sum("records") - self._sum("pending_records")
 
-    def gate(self, min_recall: float | None, min_precision: float | None) -> list[str]:
-        """Why this grade fails the CI gate (empty when it passes)."""
+    def gate(self, min_recall: float | None, min_precision: float | None,
+             max_lost: int | None = 0) -> list[str]:
+        """Why this grade fails the CI gate (empty when it passes): recall or precision below
+        their floors, or more clean records lost (neither kept nor rejected) than `max_lost`."""
         if self.settled_records == 0:
             return ["nothing to grade: the consumer's output mentions no batch yet"]
         failures = []
@@ -94,7 +96,14 @@ class Grade:
                                    ("precision", min_precision, self.precision)):
             if floor is not None and value is not None and value < floor:
                 failures.append(f"{name} {value:.4f} < {floor:g}")
+        if max_lost is not None and self.lost_clean > max_lost:
+            failures.append(f"clean lost {self.lost_clean:,} > {max_lost:,} (--max-lost)")
         return failures
+
+    @property
+    def lost_clean(self) -> int:
+        """Clean records the consumer neither kept nor rejected, over every stream."""
+        return self._sum("lost_clean")
 
     def as_dict(self) -> dict:
         streams = {}
@@ -105,7 +114,8 @@ class Grade:
             streams[name] = body
         return {"match": self.match, "duplicates": self.duplicates,
                 "recall": self.recall, "precision": self.precision,
-                "settled_records": self.settled_records, "streams": streams,
+                "settled_records": self.settled_records, "lost_clean": self.lost_clean,
+                "streams": streams,
                 "examples": self.examples}
 
 
