@@ -58,6 +58,9 @@ gate() {
 }
 gate "ruff (lint, complexity C90 <= 12, arguments PLR0913)" .venv/bin/ruff check .
 gate "mypy (types, pydantic plugin, zero errors)" .venv/bin/mypy emugen
+# the docs site builds with every link and anchor resolved (offline: no fonts, no plugins fetch)
+gate "docs (mkdocs build --strict)" env NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict \
+  --quiet --site-dir "$(mktemp -d)"
 
 # With arguments, one plain pytest run of exactly what was asked (scripts/test.sh -k quality).
 if [ "$#" -gt 0 ]; then

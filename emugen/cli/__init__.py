@@ -23,6 +23,15 @@ class EmugenGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def _hidden(command: click.Command) -> click.Command:
+    """A copy of `command` that works under its old name but is not listed in `--help`."""
+    import copy
+
+    alias = copy.copy(command)
+    alias.hidden = True
+    return alias
+
+
 @click.group(cls=EmugenGroup)
 @click.version_option(package_name="emugen")
 def main() -> None:
@@ -45,9 +54,20 @@ from emugen.sinks.cli import land_group  # noqa: E402
 from emugen.web.cli import web_cmd  # noqa: E402 - uvicorn and FastAPI load when run
 
 for _command in (generate_cmd, config_group, db_group, pipeline_group, status_cmd, replay_cmd,
-                 pause_cmd, resume_cmd, clean_cmd, mode_cmd, up_cmd, web_cmd, bench_group,
-                 soak_cmd, chaos_cmd, export_cmd, grade_cmd, land_group, backfill_cmd):
+                 pause_cmd, resume_cmd, clean_cmd, mode_cmd, up_cmd, web_cmd, export_cmd,
+                 grade_cmd, land_group, backfill_cmd):
     main.add_command(_command)
+
+
+@main.group("lab")
+def lab_group() -> None:
+    """The proof tools, apart from the product: benchmarks, soaks and chaos runs."""
+
+
+for _command in (bench_group, soak_cmd, chaos_cmd):
+    lab_group.add_command(_command)
+    # the names they had before the lab group: kept working, listed only under `emugen lab`
+    main.add_command(_hidden(_command))
 
 if __name__ == "__main__":  # pragma: no cover
     main()

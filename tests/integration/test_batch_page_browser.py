@@ -19,7 +19,7 @@ from tests.integration.test_dashboard_browser import (  # noqa: F401 - the brows
     pytestmark,
 )
 
-# Set to copy the screenshot somewhere (e.g. docs/batch-page.png); always saved in tmp_path.
+# Set to copy the screenshot somewhere (e.g. docs/assets/batch-page.png); always saved in tmp_path.
 SCREENSHOT_ENV = "EMUGEN_BATCH_PAGE_PNG"
 EVERY_DEFECT = {d.value for d in DEFECTS_FOR[Stream.events]}
 

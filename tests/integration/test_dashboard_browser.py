@@ -25,7 +25,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-# Set to copy the screenshot somewhere (e.g. docs/dashboard.png); it is always saved in tmp_path.
+# Set to copy the screenshot somewhere (e.g. docs/assets/dashboard.png); always saved in tmp_path.
 SCREENSHOT_ENV = "EMUGEN_DASHBOARD_PNG"
 
 

@@ -21,7 +21,7 @@ from tests.integration.test_dashboard_browser import _answers, browser  # noqa: 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
 
 HISTORY_AFTER_S = 30
-# Set to copy the history section's screenshot somewhere (e.g. docs/history.png).
+# Set to copy the history section's screenshot somewhere (e.g. docs/assets/history.png).
 SCREENSHOT_ENV = "EMUGEN_HISTORY_PNG"
 SERIES_POINTS = """[...document.querySelectorAll('#history path.line')]
   .map(p => [p.closest('figure').id + '/' + p.dataset.series, Number(p.dataset.points)])"""
