@@ -27,7 +27,13 @@ from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.db.models import ControlState
 from emugen.errors import ConfigError, StoreUnknown
 from emugen.files import replace_atomically
-from emugen.settings import ENV_OVERRIDES, Settings, config_path, load_settings
+from emugen.settings import (
+    ENV_LANDING_ROOT,
+    ENV_OVERRIDES,
+    Settings,
+    config_path,
+    load_settings,
+)
 
 logger = logging.getLogger("emugen.applied")
 APPLIED = "applied_config"  # the control_state key beat writes on every accepted reload
@@ -152,10 +158,11 @@ class Standing:
     problem: ConfigError | None = None
     from_store: bool = False
     url_origin: str = "the file"
+    note: str | None = None  # a valid file naming stores the fleet has not restarted onto
 
     def warning(self) -> str | None:
         if self.problem is None:
-            return None
+            return self.note
         why = "; ".join(self.problem.problems)
         where = f"the store at {redact_url(self.settings.database_url)} (from {self.url_origin})"
         if self.from_store:
@@ -171,9 +178,38 @@ class Standing:
 def standing(path: str | os.PathLike[str] | None = None) -> Standing:
     """The file's settings, or, while it is invalid or missing, the store's last applied ones."""
     try:
-        return Standing(load_settings(path))
+        settings = load_settings(path)
     except ConfigError as problem:
         return fallback(path, problem)
+    return _on_running_stores(path, settings)
+
+
+def _on_running_stores(path: str | os.PathLike[str] | None, settings: Settings) -> Standing:
+    """A valid file that names other stores than the fleet on it started on (an edit it has
+    refused until a restart): the fleet's stores, so `pause` pauses the fleet that runs, and a
+    note. A store given by an environment variable is the caller's choice and is kept."""
+    record = recorded_store(path) or {}
+    current = {"database_url": _absolute(settings.database_url),
+               "broker_url": settings.broker_url, "landing_root": settings.landing.root}
+    taken = {**ENV_OVERRIDES, ENV_LANDING_ROOT: "landing_root"}
+    moved = {key: record[key] for var, key in taken.items()
+             if not os.environ.get(var) and record.get(key) and record[key] != current[key]}
+    if not moved:
+        return Standing(settings)
+    landing = settings.landing.model_copy(
+        update={"root": moved.get("landing_root", settings.landing.root)})
+    running = settings.model_copy(update={
+        "database_url": moved.get("database_url", settings.database_url),
+        "broker_url": moved.get("broker_url", settings.broker_url), "landing": landing})
+    names = ", ".join(f"{key} {_shown(current[key])}" for key in moved)
+    using = ", ".join(f"{key} {_shown(value)}" for key, value in moved.items())
+    return Standing(running, note=(
+        f"note: {config_path(path)} names {names}, which the fleet takes when it restarts; "
+        f"using the stores it started on ({using}, recorded in {store_record_path(path)})"))
+
+
+def _shown(value: str) -> str:
+    return redact_url(value) if "://" in value else value
 
 
 def fallback(path: str | os.PathLike[str] | None, problem: ConfigError) -> Standing:

@@ -134,3 +134,38 @@ def test_store_commands_under_an_invalid_file_with_nothing_recorded_open_no_stor
         assert "holds no settings" in err and "no fleet has recorded the store it runs on" in err
         assert len(err.strip().splitlines()) == 1
     assert not (fleet.folder / "var").exists()
+
+
+def test_a_pool_process_forked_after_the_file_moved_the_store_stays_on_its_parents(
+        fleet) -> None:
+    from types import SimpleNamespace
+
+    from emugen.celery import _pin_stores
+
+    store_record_path(fleet.config).unlink()
+    parent = worker.configure(fleet.config)
+    _pin_stores(sender=SimpleNamespace(pool_cls="prefork"))  # celery's worker_init, pre-fork
+    assert '"by": "worker"' in store_record_path(fleet.config).read_text()
+    moved = yaml.safe_load(fleet.config.read_text())
+    moved["database_url"] = f"sqlite:///{fleet.folder / 'other.db'}"
+    fleet.config.write_text(yaml.safe_dump(moved))
+    child = worker.setup_process(fleet.config)  # a pool process replacing a killed one
+    assert child is not parent
+    assert child.settings().database_url == f"sqlite:///{fleet.store}"
+    assert "restart to switch stores" in str(child.watcher.last_error)
+
+
+def test_pause_under_a_valid_file_naming_a_new_store_pauses_the_fleet_that_runs(
+        fleet) -> None:
+    fleet.land(1)
+    moved = yaml.safe_load(fleet.config.read_text())
+    moved["database_url"] = f"sqlite:///{fleet.folder / 'other.db'}"
+    fleet.config.write_text(yaml.safe_dump(moved))
+    fleet.tick()  # refused: the fleet stays on its store until restarted
+    code, out, err = _run("pause")
+    assert (code, out) == (0, "paused\n"), err
+    assert f"names database_url sqlite:///{fleet.folder / 'other.db'}" in err
+    assert "which the fleet takes when it restarts" in err and len(err.splitlines()) == 1
+    with read_session(engine_for(f"sqlite:///{fleet.store}")) as session:
+        assert is_paused(session)
+    assert not (fleet.folder / "other.db").exists()
