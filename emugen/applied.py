@@ -74,7 +74,10 @@ def store_record_path(config: str | os.PathLike[str] | None = None) -> Path:
 
 def record_store(config: str | os.PathLike[str] | None, settings: Settings, by: str) -> None:
     """Write down the store, broker and landing root a fleet process starts on (owner-only:
-    the URLs may carry passwords). Failing to write is a warning: the fleet runs regardless."""
+    the URLs may carry passwords). Failing to write is a warning: the fleet runs regardless.
+    With every location from the environment (containers) there is nothing to record."""
+    if all(os.environ.get(var) for var in [*ENV_OVERRIDES, ENV_LANDING_ROOT]):
+        return
     record = {"database_url": _absolute(settings.database_url),
               "broker_url": settings.broker_url, "landing_root": settings.landing.root,
               "by": by, "pid": os.getpid(), "host": socket.gethostname(),
