@@ -14,10 +14,10 @@ import yaml
 
 from emugen.applied import Standing, fallback
 from emugen.broker import redact_url
-from emugen.config_file import decode, read_config_bytes, refusal
+from emugen.config_file import decode, parse_yaml, read_config_bytes, refusal
 from emugen.errors import ConfigError, StoreUnknown
 from emugen.files import replace_atomically
-from emugen.settings import Settings, config_path, settings_from_text
+from emugen.settings import Settings, config_path, load_settings, settings_from_text
 from emugen.vocabulary import Mode
 
 logger = logging.getLogger("emugen.reload")
@@ -162,7 +162,14 @@ def set_mode(mode: Mode | str,
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    text = decode(read_config_bytes(file), str(file)) if file.exists() else ""
+    if not file.exists():
+        load_settings(file, env=False)  # raises: no such file, saying where emugen looked
+    text = decode(read_config_bytes(file), str(file))
+    if _holds_nothing(text, str(file)):
+        raise ConfigError(str(file), [
+            "the file holds no settings, and a mode line alone would put every other setting "
+            "(the store included) at its default: copy a preset "
+            f"(e.g. cp config/emulated.yaml {file}), then set the mode"])
     try:
         before: Mode | None = settings_from_text(text, str(file), env=False).mode
     except ConfigError:
@@ -175,6 +182,13 @@ def set_mode(mode: Mode | str,
     if updated != text:
         write_atomically(file, updated)
     return before, target
+
+
+def _holds_nothing(text: str, source: str) -> bool:
+    try:
+        return parse_yaml(text, source) in (None, {})
+    except ConfigError:
+        return False  # broken YAML: validating the rewritten text reports it
 
 
 def write_yaml_atomically(path: Path, data: dict[str, Any]) -> None:

@@ -169,3 +169,11 @@ def test_pause_under_a_valid_file_naming_a_new_store_pauses_the_fleet_that_runs(
     with read_session(engine_for(f"sqlite:///{fleet.store}")) as session:
         assert is_paused(session)
     assert not (fleet.folder / "other.db").exists()
+
+
+def test_mode_refuses_to_turn_an_emptied_file_into_a_config_of_defaults(fleet) -> None:
+    fleet.config.write_text("# emptied\n")
+    code, out, err = _run("mode", "production")
+    assert code == 2, out
+    assert "holds no settings, and a mode line alone would put every other setting" in err
+    assert fleet.config.read_text() == "# emptied\n"
