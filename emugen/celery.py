@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE
 from emugen.errors import ConfigError
@@ -70,3 +70,12 @@ def _fresh_runtime(**_: object) -> None:
     from emugen.worker import setup_process
 
     setup_process()
+
+
+@worker_init.connect
+def _pin_stores(sender: object = None, **_: object) -> None:
+    pool = getattr(sender, "pool_cls", "")
+    if "prefork" in (pool if isinstance(pool, str) else getattr(pool, "__module__", "")):
+        from emugen.worker import pin_stores  # a fleet worker, about to fork its pool
+
+        pin_stores()

@@ -19,7 +19,49 @@ MAX_NODES = 2_000  # YAML scalars, lists and mappings; the whole Settings tree h
 MAX_DEPTH = 16  # the Settings tree is 4 levels deep
 _KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last).
+
+    A repeated `seed:` or `database_url:` silently overriding the first is how an edit meant
+    for one place lands in another; the error names the key, its path and both lines.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        where = _paths(self).pop(id(node), "")
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            name = f"{where}.{key}" if where else str(key)
+            try:
+                earlier = first.get(key)
+            except TypeError:  # an unhashable key: the base constructor names it
+                break
+            if earlier is not None:
+                raise YamlShapeError(
+                    f"duplicate key {name!r} at line {earlier} and again at line {line}; "
+                    "YAML would silently keep the last one: keep one of them")
+            first[key] = line
+            _name_children(self, value_node, name)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _paths(loader: Any) -> dict[int, str]:
+    """The dotted path of each mapping node still to be built (for duplicate-key messages)."""
+    if not hasattr(loader, "_emugen_paths"):
+        loader._emugen_paths = {}
+    return loader._emugen_paths  # type: ignore[no-any-return]
+
+
+def _name_children(loader: Any, node: yaml.Node, name: str) -> None:
+    if isinstance(node, yaml.MappingNode):
+        _paths(loader)[id(node)] = name
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _name_children(loader, item, f"{name}[{index}]")
 
 
 def refusal(info: os.stat_result) -> str | None:

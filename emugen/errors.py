@@ -10,6 +10,7 @@
     ├── DatabaseError                    the database URL is unusable or unreachable
     ├── StoreRefused             exit 2  the database refuses a write or a read
     ├── StoreFileGone            exit 2  the SQLite file was deleted under a process
+    ├── StoreUnknown             exit 2  an invalid config file and no store recorded by a fleet
     ├── BatchNotFound                    no batch has that id
     │   └── BatchPruned                  retention deleted that batch
     ├── PageOutOfRange                   a page number past the last page of a listing
@@ -96,6 +97,14 @@ class GradeInputMissing(GradeInputError):
 
 class StoreFileGone(EmugenError):
     """Raised when the SQLite file a process has open was deleted or replaced under it."""
+
+    exit_code = 2
+
+
+class StoreUnknown(EmugenError):
+    """Raised when a store command runs under an invalid or missing config file and no fleet
+    recorded the store it runs on (nor does $EMUGEN_DATABASE_URL or the file name one), so
+    there is no store to open but a default that nobody runs."""
 
     exit_code = 2
 

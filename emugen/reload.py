@@ -13,13 +13,30 @@ from typing import Any
 import yaml
 
 from emugen.applied import Standing, fallback
-from emugen.config_file import decode, read_config_bytes, refusal
-from emugen.errors import ConfigError
+from emugen.broker import redact_url
+from emugen.config_file import decode, parse_yaml, read_config_bytes, refusal
+from emugen.errors import ConfigError, StoreUnknown
 from emugen.files import replace_atomically
-from emugen.settings import Settings, config_path, settings_from_text
+from emugen.settings import Settings, config_path, load_settings, settings_from_text
 from emugen.vocabulary import Mode
 
 logger = logging.getLogger("emugen.reload")
+RESTART = "restart to switch stores"
+
+
+def store_moves(running: Settings, new: Settings) -> list[str]:
+    """One line per store location `new` changes: the database, the broker, the landing root.
+
+    These are never hot-applied. Moving them under a running fleet splits its data (seqs
+    restart in the new store, in-flight batches finish in the old one), so a change waits for
+    a restart, which every process of the fleet then takes at once.
+    """
+    pairs = (("database_url", redact_url(running.database_url), redact_url(new.database_url)),
+             ("broker_url", redact_url(running.broker_url), redact_url(new.broker_url)),
+             ("landing.root", running.landing.root, new.landing.root))
+    return [f"{name}: {old} -> {to} is not applied while the fleet runs on {old}; {RESTART}"
+            for name, old, to in pairs if old != to]
+
 
 @dataclass(frozen=True)
 class Change:
@@ -39,13 +56,16 @@ class ConfigWatcher:
 
     Reading a small file once a second is cheaper than reasoning about mtime resolution,
     editors that write in place, and clocks that jump. A rejected version leaves `settings`
-    (the running config) untouched.
+    (the running config) untouched; so does a valid one that moves a store (`store_moves`).
+    `running` is the config already in force when the watcher starts (a forked worker's
+    parent's, the dashboard's): its stores hold from the first poll on.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, env: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, env: bool = True,
+                 running: Settings | None = None) -> None:
         self.path = config_path(path)
         self.env = env
-        self.settings: Settings | None = None
+        self.settings: Settings | None = running
         self.last_error: ConfigError | None = None
         self._digest: str | None = None
 
@@ -75,6 +95,9 @@ class ConfigWatcher:
                                           env=self.env)
         except ConfigError as exc:
             return self._reject(exc)
+        moves = store_moves(self.settings, settings) if self.settings is not None else []
+        if moves:
+            return self._reject(ConfigError(str(self.path), moves))
         self.settings, self.last_error = settings, None
         return Change(str(self.path), settings, None)
 
@@ -84,7 +107,10 @@ class ConfigWatcher:
         A typo must not keep a worker or beat down while the fleet carries on; with no applied
         config in the store there is nothing to stand on, so `problem` is raised.
         """
-        found = fallback(self.path, problem)
+        try:
+            found = fallback(self.path, problem)
+        except StoreUnknown:
+            raise problem from None
         if not found.from_store:
             raise problem
         logger.warning("%s", found.warning())
@@ -136,7 +162,14 @@ def set_mode(mode: Mode | str,
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    text = decode(read_config_bytes(file), str(file)) if file.exists() else ""
+    if not file.exists():
+        load_settings(file, env=False)  # raises: no such file, saying where emugen looked
+    text = decode(read_config_bytes(file), str(file))
+    if _holds_nothing(text, str(file)):
+        raise ConfigError(str(file), [
+            "the file holds no settings, and a mode line alone would put every other setting "
+            "(the store included) at its default: copy a preset "
+            f"(e.g. cp config/emulated.yaml {file}), then set the mode"])
     try:
         before: Mode | None = settings_from_text(text, str(file), env=False).mode
     except ConfigError:
@@ -149,6 +182,13 @@ def set_mode(mode: Mode | str,
     if updated != text:
         write_atomically(file, updated)
     return before, target
+
+
+def _holds_nothing(text: str, source: str) -> bool:
+    try:
+        return parse_yaml(text, source) in (None, {})
+    except ConfigError:
+        return False  # broken YAML: validating the rewritten text reports it
 
 
 def write_yaml_atomically(path: Path, data: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
 from emugen.announce import announce
-from emugen.applied import record_applied
+from emugen.applied import record_applied, record_store
 from emugen.backpressure import pipeline_depth, tick_hold
 from emugen.beat_lease import BeatLease
 from emugen.broker import fast_client, redact_url
@@ -198,6 +198,8 @@ class EmugenScheduler(Scheduler):
         if not change.accepted:
             logger.error("config rejected; the running config stays in force:\n%s", change.error)
             return
+        if self.settings is None:  # the stores beat starts on (reloads never move them)
+            record_store(self.watcher.path, settings, "beat")
         self.settings = settings
         self.merge_inplace(entries_for(settings))
         self._heap = None  # re-plan every due time now: a new interval applies at once

@@ -14,17 +14,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from emugen.announce import announce
+from emugen.applied import record_store
 from emugen.backpressure import hold_tick, pipeline_depth
 from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
-from emugen.errors import BackfillNotReady, BatchNotFound, SeqContention, StoreFileGone
+from emugen.errors import (
+    BackfillNotReady,
+    BatchNotFound,
+    EmugenError,
+    SeqContention,
+    StoreFileGone,
+)
 from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.stage import Stage
 from emugen.reload import ConfigWatcher
-from emugen.settings import Settings
+from emugen.settings import Settings, config_path
 from emugen.sinks.lander import land as land_files
 from emugen.sinks.lander import reland_damaged, reland_missing
 from emugen.vocabulary import Mode, Stream
@@ -43,8 +50,9 @@ PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time 
 class Runtime:
     """One per worker process: the config file it watches and the stores it has prepared."""
 
-    def __init__(self, config: str | os.PathLike[str] | None = None) -> None:
-        self.watcher = ConfigWatcher(config)
+    def __init__(self, config: str | os.PathLike[str] | None = None,
+                 running: Settings | None = None) -> None:
+        self.watcher = ConfigWatcher(config, running=running)
         self._initialised: set[str] = set()
 
     def settings(self) -> Settings:
@@ -67,22 +75,38 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def configure(config: str | os.PathLike[str] | None = None) -> Runtime:
+def configure(config: str | os.PathLike[str] | None = None,
+              running: Settings | None = None) -> Runtime:
     """Put a fresh runtime, watching `config` (default: $EMUGEN_CONFIG), in force."""
     global _runtime
-    _runtime = Runtime(config)
+    _runtime = Runtime(config, running)
     return _runtime
+
+
+def pin_stores() -> None:
+    """In the worker's main process, before its pool forks (`worker_init`): read the config
+    once and record the stores it names, so every pool process, and one forked later to
+    replace a killed one, stays on them whatever the file says by then."""
+    try:
+        settings = _runtime.settings()
+    except EmugenError as exc:  # each pool process says so again at its first task
+        logger.error("%s", exc)
+        return
+    record_store(_runtime.watcher.path, settings, "worker")
 
 
 def setup_process(config: str | os.PathLike[str] | None = None) -> Runtime:
     """Start a pool process's runtime afresh (from `worker_process_init`).
 
     A forked child must not share its parent's database connections, nor trust the parent's
-    idea of which stores it already prepared.
+    idea of which stores it already prepared; it does keep the parent's config in force (see
+    `pin_stores`), which the file may only change by a reload that moves no store.
     """
     forget_engines()
     logging.getLogger("emugen").setLevel(logging.INFO)
-    return configure(config)
+    parent = _runtime.watcher
+    return configure(config, running=parent.settings if parent.path == config_path(config)
+                     else None)
 
 
 def backoff(retries: int) -> float:

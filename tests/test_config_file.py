@@ -143,3 +143,68 @@ def test_the_watcher_refuses_an_oversized_file_without_reading_it(tmp_path: Path
     change = watcher.poll()
     assert change is not None and "a config file may hold at most" in str(change.error)
     assert watcher.poll() is None
+
+
+# -- a file that holds no settings, or a key given twice, is not a config --------------------
+
+
+NO_MAPPING = {
+    "": "the file is empty",
+    "\n   \n": "the file is empty",
+    "# every line commented out\n# seed: 7\n": "holds no settings",
+    "---\n": "holds no settings",
+    "{}\n": "holds no settings",
+    "emulated\n": "must hold a mapping of keys, got a string",
+    "42\n": "must hold a mapping of keys, got a number",
+    "- mode: emulated\n- seed: 7\n": "must hold a mapping of keys, got a list",
+}
+
+
+def test_a_file_without_a_mapping_of_settings_is_invalid_in_one_line(tmp_path: Path) -> None:
+    # "every default" includes a database URL: an emptied file must never be read as that
+    file = tmp_path / "emugen.yaml"
+    for text, expected in NO_MAPPING.items():
+        file.write_text(text)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(file, env=False)
+        (problem,) = caught.value.problems
+        assert expected in problem and "\n" not in problem, (text, problem)
+
+
+def test_a_key_given_twice_at_the_top_level_names_the_key_and_both_lines(
+        tmp_path: Path) -> None:
+    file = tmp_path / "emugen.yaml"
+    file.write_text("mode: emulated\nseed: 7\ndatabase_url: sqlite:///a.db\nseed: 8\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file, env=False)
+    (problem,) = caught.value.problems
+    assert "duplicate key 'seed' at line 2 and again at line 4" in problem
+
+
+def test_a_key_given_twice_deep_in_the_tree_names_its_path_and_both_lines(
+        tmp_path: Path) -> None:
+    file = tmp_path / "emugen.yaml"
+    file.write_text(textwrap.dedent("""\
+        mode: emulated
+        companies:
+          quality:
+            rate: 0.1
+          emulated:
+            interval: 2
+          quality:
+            rate: 0.2
+        events:
+          quality: {rate: 0.1, rate: 0.3}
+        """))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(file, env=False)
+    # the first duplicate in document order: `quality` repeated under companies
+    assert "duplicate key 'companies.quality' at line 3 and again at line 7" in str(caught.value)
+    file.write_text("mode: emulated\nevents:\n  quality: {rate: 0.1,\n    rate: 0.3}\n")
+    with pytest.raises(ConfigError, match=r"duplicate key 'events\.quality\.rate' at line 3 "
+                                          r"and again at line 4"):
+        load_settings(file, env=False)
+    # the same name in two mappings is no duplicate
+    file.write_text("companies:\n  quality:\n    rate: 0.1\nevents:\n  quality:\n    rate: 0.2\n")
+    settings = load_settings(file, env=False)
+    assert settings.companies.quality.rate == 0.1 and settings.events.quality.rate == 0.2

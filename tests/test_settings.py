@@ -559,8 +559,11 @@ def test_a_valid_file_loads_with_its_values(tmp_path: Path) -> None:
     assert settings.interval(Stream.events) == timedelta(minutes=15)  # left at its default
 
 
-def test_an_empty_file_gives_the_defaults(tmp_path: Path) -> None:
-    assert load_settings(write(tmp_path, "# nothing set\n"), env=False) == Settings()
+def test_a_file_of_comments_is_refused_rather_than_read_as_every_default(
+        tmp_path: Path) -> None:
+    # the defaults include a database URL: "nothing set" must never mean "move to the default"
+    with pytest.raises(ConfigError, match="holds no settings"):
+        load_settings(write(tmp_path, "# nothing set\n"), env=False)
 
 
 def test_the_emulated_preset_behaves_like_the_defaults() -> None:

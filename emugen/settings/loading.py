@@ -75,8 +75,18 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: bool = True) 
 
 
 def settings_from_text(text: str, source: str, env: bool = True) -> Settings:
-    """Validate the YAML text of a config file (the watcher reads once and parses this)."""
-    return parse_settings(parse_yaml(text, source), source, env=env)
+    """Validate the YAML text of a config file (the watcher reads once and parses this).
+
+    A file that holds no settings is refused rather than read as "every default": the
+    defaults include a database URL, and a fleet reloading an emptied file would move to it.
+    """
+    data = parse_yaml(text, source)
+    if data is None or data == {}:
+        what = "is empty" if not text.strip() else "holds no settings (only comments or {})"
+        raise ConfigError(source, [
+            f"the file {what}; a config names at least its mode and store: copy a preset "
+            f"(e.g. cp config/emulated.yaml {source})"])
+    return parse_settings(data, source, env=env)  # refuses a scalar or a list: not a mapping
 
 
 def _kind(value: Any) -> str:

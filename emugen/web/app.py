@@ -43,7 +43,7 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
     path = config_path(config)
     token = token_for(host, environ)
     found = standing(path)  # an invalid file: the store's last applied config, and a warning
-    if found.problem is not None:
+    if found.warning():  # an invalid file, or one naming stores the fleet has not restarted on
         logging.getLogger("emugen.web").warning("%s", found.warning())
     settings = found.settings
     engine = engine_for(settings.database_url)

@@ -36,7 +36,7 @@ class WebState:
         self.config_path, self.settings, self.engine, self.probe = (
             config_path, settings, engine, probe)
         self.token, self.flower_url = token, flower_url
-        self.watcher = ConfigWatcher(config_path)
+        self.watcher = ConfigWatcher(config_path, running=settings)  # its store never moves
         self._watch_lock = threading.Lock()
         self.metrics = Metrics()
         # the fleet's announcements wake the broadcaster at once; its poll is the fallback

@@ -135,3 +135,28 @@ def test_worker_and_beat_start_on_the_last_applied_config_while_the_file_is_inva
         assert "last applied config" in text
     rejected = [r for r in fleet.reloads() if not r.accepted]
     assert rejected and "seed: got 'seven'" in rejected[-1].problems
+
+
+def test_an_emptied_file_and_a_moved_store_leave_the_running_fleet_on_its_store(
+        fleet: Fleet) -> None:
+    good = fleet.write(interval=INTERVAL_S, size=(3, 5)).read_text()
+    fleet.start()
+    wait_for(lambda: len(fleet.batches("events")) >= 2, 60, "two event batches")
+    staged = fleet.config.with_name(".empty.yaml")
+    staged.write_text("")
+    os.replace(staged, fleet.config)  # cp /dev/null config/emugen.yaml, atomically
+    wait_for(lambda: any(not r.accepted and "the file is empty" in (r.problems or "")
+                         for r in fleet.reloads()), 30, "beat to refuse the empty file")
+    other = fleet.folder / "other.db"
+    staged.write_text(good.replace(fleet.database_url, f"sqlite:///{other}"))
+    os.replace(staged, fleet.config)
+    wait_for(lambda: any(not r.accepted and "restart to switch stores" in (r.problems or "")
+                         for r in fleet.reloads()), 30, "beat to refuse the moved store")
+    count = len(fleet.batches("events"))
+    wait_for(lambda: len(fleet.batches("events")) >= count + 3, 60, "three more event batches")
+    seqs = [b.seq for b in fleet.batches("events")]
+    assert seqs == list(range(1, len(seqs) + 1))  # one store, one unbroken sequence
+    assert fleet.database_url in fleet.config.with_name(".emugen.yaml.running.json").read_text()
+    assert "paused" in fleet.emugen("pause")  # the fleet that runs, not the store just named
+    wait_for(lambda: any(s.reason == "paused" for s in fleet.skips()), 30, "a paused tick")
+    assert not other.exists() and not (fleet.folder / "var").exists()
