@@ -6,6 +6,7 @@
     ├── SpecError                exit 2  a batch spec cannot be generated as asked
     ├── ExportError              exit 2  `emugen export` asked for something unknown
     ├── GradeInputError          exit 2  a grading input is missing or unreadable
+    ├── OutputRefused            exit 2  a path given to write to may not or cannot be written
     ├── LandingError                     a batch cannot be written to the landing zone
     ├── DatabaseError                    the database URL is unusable or unreachable
     ├── StoreRefused             exit 2  the database refuses a write or a read
@@ -85,6 +86,14 @@ class ExportError(EmugenError):
 
 class GradeInputError(EmugenError):
     """Raised when a grading input (kept, rejected, truth) is missing, unreadable or has no ids."""
+
+    exit_code = 2
+
+
+class OutputRefused(EmugenError):
+    """Raised when a command is given a path to write that it must not write (the store, a
+    database, a device, a folder, a kernel file, an existing file without --force, a name
+    whose suffix contradicts --format) or cannot write (an OS error); nothing was changed."""
 
     exit_code = 2
 
