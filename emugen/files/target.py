@@ -117,6 +117,17 @@ def _database_in(path: str) -> str | None:
     return next((what for at, magic, what in MAGIC if head[at:at + len(magic)] == magic), None)
 
 
+def _is_own_stdio(real: str) -> bool:
+    """Whether `real` is the file behind fd 0, 1 or 2 (/dev/stdout, `--out f > f`)."""
+    found = os.stat(real)
+    for fd in (0, 1, 2):
+        with suppress(OSError):
+            mine = os.fstat(fd)
+            if (mine.st_dev, mine.st_ino) == (found.st_dev, found.st_ino):
+                return True
+    return False
+
+
 def _is_store(real: str, protected: Iterable[Path]) -> bool:
     for candidate in protected:
         with suppress(OSError):
@@ -134,6 +145,9 @@ def _existing(target: Target, real: str, mode: int, protected: Iterable[Path],
         raise target.refuse(f"is {what}, not a regular file; give a file name on a disk, or "
                             "`-` for stdout")
     _on_a_disk(target, real)
+    if _is_own_stdio(real):
+        raise target.refuse("is this command's own stdin, stdout or stderr; use `-` to "
+                            "write to stdout")
     if _is_store(real, protected):
         raise target.refuse("is the configured store; writing it would destroy the store: "
                             "give another file name")
