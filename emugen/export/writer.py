@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, select
 
 from emugen.export.tables import Export
-from emugen.files.target import Target, scratch, staged, to_stdout
+from emugen.files.target import Target
+from emugen.files.write import scratch, staged, to_stdout
 
 CHUNK = 50_000
 Progress = Callable[[int], None]

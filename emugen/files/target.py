@@ -1,26 +1,21 @@
-"""Whether a path a user typed may be written, and writing it without destroying anything.
+"""Whether a path a user typed may be written: the target of a command's output.
 
 A command's output may go to stdout (`-`) or to a new regular file on a real disk. It never
 goes over the configured store, any database file, a device, a fifo, a socket, a folder or a
 file of the kernel (/proc, /sys, /dev); an existing regular file is replaced only with
-`--force`. The bytes go to a unique hidden temporary beside the target, renamed over it only
-when every byte was written: a failed write leaves the target as it was and no temporary.
-Every OS error becomes one line (an OutputRefused) naming the path, what went wrong and the fix.
+`--force`. Every refusal and OS error is one line (an OutputRefused) naming the path, what it
+is or what went wrong, and the fix; `emugen.files.write` writes the checked target.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
-import sys
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from emugen.errors import OutputRefused
 
@@ -204,74 +199,22 @@ def format_for(target: Target, asked: str | None, allowed: Iterable[str],
     return said if said is not None and said in tuple(allowed) else default
 
 
-def _mode_for(path: Path) -> int:
+def check_folder(value: str | Path, *, option: str, owned: Iterable[str]) -> Path:
+    """A folder a command fills with its own files: new, empty, or holding one of the
+    `owned` names (its earlier run). Never a file, a kernel folder, or someone else's files."""
+    shown = str(value)
+    target = Target(option, shown, None)
     try:
-        return stat.S_IMODE(os.stat(path).st_mode)  # --force keeps the replaced file's mode
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-@contextmanager
-def staged(target: Target) -> Iterator[Path]:
-    """A unique hidden temporary beside the target; renamed over it once the block finished,
-    removed (target untouched) when it raised. OS errors become the target's one line."""
-    assert target.path is not None, "stdout is written directly, never staged"
-    path = target.path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp",
-                                        dir=path.parent)
-        os.close(handle)
+        real = os.path.realpath(shown)
+        _on_a_disk(target, real)
+        if os.path.lexists(shown) and not os.path.isdir(shown):
+            raise target.refuse("is not a folder; give a new or empty folder")
+        found = set(os.listdir(shown)) if os.path.isdir(shown) else set()
     except OSError as exc:
         raise target.failed(exc) from None
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _mode_for(path))
-        # what appeared there meanwhile (a database, a file without --force) is not replaced
-        check_output(target.shown, option=target.option, force=target.force,
-                     protected=target.protected)
-        os.replace(tmp, path)  # atomic within one folder
-    except OSError as exc:
-        raise target.failed(exc) from None
-    finally:
-        with suppress(OSError):
-            tmp.unlink()
-
-
-@contextmanager
-def scratch(target: Target) -> Iterator[Path]:
-    """A private folder for intermediate files (beside the target, on its disk; in the
-    system's temp folder for stdout), removed afterwards with all it holds."""
-    where = None if target.path is None else target.path.parent
-    try:
-        if where is not None:
-            where.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(prefix=".emugen-scratch.", dir=where))
-    except OSError as exc:
-        raise target.failed(exc) from None
-    try:
-        yield folder
-    except OSError as exc:
-        raise target.failed(exc) from None
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@contextmanager
-def to_stdout(target: Target) -> Iterator[BinaryIO]:
-    """stdout's bytes, flushed at the end; a reader that went away (`| head`) is one line."""
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    try:
-        yield out
-        out.flush()
-    except OSError as exc:
-        if exc.errno == errno.EPIPE:  # no more writes at exit: the pipe is gone
-            with suppress(OSError, ValueError, AttributeError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise target.failed(exc) from None
+    if found and not found & set(owned):
+        some = ", ".join(sorted(found)[:3])
+        more = ", ..." if len(found) > 3 else ""
+        raise target.refuse(f"holds other files ({some}{more}) that this command would "
+                            "overwrite or delete; give a new or empty folder")
+    return Path(real)
