@@ -283,3 +283,18 @@ def test_a_read_only_disk_is_one_line_and_the_file_is_unchanged(store, tiny_disk
         subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk.path)], check=True)
     _refused(done, "the file system is read-only; choose a writable folder")
     assert out.read_bytes() == b"a,b\n1,2\n"
+
+
+def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
+    from emugen.errors import OutputRefused
+    from emugen.files.target import check_output
+    from emugen.files.write import staged
+
+    out = tmp_path / "t.jsonl"
+    target = check_output(str(out))
+    with pytest.raises(OutputRefused, match="already exists; add --force"), \
+            staged(target) as tmp:
+        tmp.write_bytes(b"ours\n")
+        out.write_bytes(b"theirs\n")  # another writer, between the check and the rename
+    assert out.read_bytes() == b"theirs\n"
+    _no_temporaries(tmp_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from collections.abc import Iterable
 from contextlib import suppress
@@ -89,7 +90,7 @@ def _mount_type(path: str) -> str | None:
         fields = line.split()
         if " - " not in line or len(fields) < 5:
             continue
-        point = fields[4].encode().decode("unicode_escape")  # \040 is a space
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040: space
         inside = path == point or path.startswith(point.rstrip("/") + "/")
         if inside and len(point) >= len(best):
             best, kind = point, line.split(" - ", 1)[1].split()[0]
