@@ -209,11 +209,15 @@ def test_an_existing_file_is_kept_without_force_and_replaced_with_it(store, monk
     _no_temporaries(store.parent)
 
 
-def test_dash_streams_json_lines_to_stdout_and_the_count_to_stderr(store):
-    done = _emugen(store.parent, "export", "bronze", "--format", "jsonl", "--out", "-")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_dash_streams_text_to_stdout_and_the_count_to_stderr(store, fmt):
+    done = _emugen(store.parent, "export", "bronze", "--format", fmt, "--out", "-")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert len(lines) == 120 and orjson.loads(lines[0])["row_no"] == 0
+    if fmt == "jsonl":
+        assert len(lines) == 120 and orjson.loads(lines[0])["row_no"] == 0
+    else:
+        assert len(lines) == 121 and lines[0].startswith(b'"batch_id","stream","row_no"')
     assert b"120 bronze rows written to stdout" in done.stderr
     assert sorted(p.name for p in store.parent.iterdir()) == ["emugen.db", "emugen.yaml"]
 
