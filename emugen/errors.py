@@ -6,6 +6,8 @@
     ├── SpecError                exit 2  a batch spec cannot be generated as asked
     ├── ExportError              exit 2  `emugen export` asked for something unknown
     ├── GradeInputError          exit 2  a grading input is missing or unreadable
+    │   └── GradeInputMissing    exit 2  an input vanished (`grade --follow` retries)
+    ├── OutputRefused            exit 2  a path given to write to may not or cannot be written
     ├── LandingError                     a batch cannot be written to the landing zone
     ├── DatabaseError                    the database URL is unusable or unreachable
     ├── StoreRefused             exit 2  the database refuses a write or a read
@@ -93,6 +95,14 @@ class GradeInputError(EmugenError):
 class GradeInputMissing(GradeInputError):
     """Raised when a grading input names no file, or one vanished while it was read:
     `grade --follow` reports it and tries again next round."""
+
+
+class OutputRefused(EmugenError):
+    """Raised when a command is given a path to write that it must not write (the store, a
+    database, a device, a folder, a kernel file, an existing file without --force, a name
+    whose suffix contradicts --format) or cannot write (an OS error); nothing was changed."""
+
+    exit_code = 2
 
 
 class StoreFileGone(EmugenError):

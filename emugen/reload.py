@@ -16,7 +16,7 @@ from emugen.applied import Standing, fallback
 from emugen.broker import redact_url
 from emugen.config_file import decode, parse_yaml, read_config_bytes, refusal
 from emugen.errors import ConfigError, StoreUnknown
-from emugen.files import replace_atomically
+from emugen.files.atomic import replace_atomically
 from emugen.settings import Settings, config_path, load_settings, settings_from_text
 from emugen.vocabulary import Mode
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from emugen.cli.options import config_option, iso
 from emugen.generate import build_spec, generate
 from emugen.settings import MAX_BATCH, load_settings
 from emugen.vocabulary import Mode, Stream
+
+if TYPE_CHECKING:
+    from emugen.files.target import Target
 
 
 @click.command("generate")
@@ -30,14 +34,17 @@ from emugen.vocabulary import Mode, Stream
               help="companies: ordinal of the first company (default: (seq-1) x max batch size).")
 @click.option("--watermark", type=click.IntRange(min=0), default=None,
               help="events: companies 0..W-1 may appear (default: one company batch's worth).")
-@click.option("--truth", "truth_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write the injected-defect truth here as JSON Lines.")
+@click.option("--truth", "truth_file", default=None, metavar="FILE",
+              help="Write the injected-defect truth here as JSON Lines (a new file; checked "
+                   "before the batch is printed).")
+@click.option("--force", is_flag=True, help="Replace --truth when it exists.")
 def generate_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         stream: str, seq: int, config_file: Path | None, mode: str | None,
                  size: int | None, scheduled_at: str | None, first_ordinal: int | None,
-                 watermark: int | None, truth_file: Path | None) -> None:
+                 watermark: int | None, truth_file: str | None, force: bool) -> None:
     """Print batch SEQ of STREAM (companies | events) as JSON Lines on stdout."""
     settings = load_settings(config_file)
+    truth = None if truth_file is None else _truth_target(truth_file, force)
     active = Mode(mode or settings.mode)
     company_batch = settings.cadence(Stream.companies, active)
     per_batch = getattr(company_batch, "max_batch_size", 1)
@@ -57,11 +64,21 @@ def generate_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     out.flush()
     if batch.note:
         click.echo(f"emugen: {batch.note}", err=True)
-    if truth_file is not None:
-        with truth_file.open("w", encoding="utf-8") as fh:
-            for t in batch.truth:
-                fh.write(json.dumps({
-                    "row_no": t.row_no, "defect": t.defect.value, "field": t.field,
-                    "original": t.original, "injected": t.injected,
-                    "expected_reason": t.expected_reason.value,
-                }) + "\n")
+    if truth is not None:
+        from emugen.files.write import write_output
+
+        write_output(truth, "".join(json.dumps({
+            "row_no": t.row_no, "defect": t.defect.value, "field": t.field,
+            "original": t.original, "injected": t.injected,
+            "expected_reason": t.expected_reason.value,
+        }) + "\n" for t in batch.truth).encode("utf-8"))
+
+
+def _truth_target(value: str, force: bool) -> Target:
+    """--truth's file, checked before anything is printed: stdout carries the batch itself."""
+    from emugen.files.target import check_output
+
+    target = check_output(value, option="--truth", force=force)
+    if target.is_stdout:
+        raise target.refuse("stdout carries the batch; give a file name for the truth")
+    return target

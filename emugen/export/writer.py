@@ -1,12 +1,12 @@
-"""Writing an export in chunks: rows stream from the store to the file, never all in memory."""
+"""Writing an export in chunks: rows stream from the store to the file (or stdout), never all
+in memory."""
 
 from __future__ import annotations
 
-import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pyarrow as pa
@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from sqlalchemy import Engine, func, select
 
 from emugen.export.tables import Export
+from emugen.files.target import Target
+from emugen.files.write import scratch, staged, to_stdout
 
 CHUNK = 50_000
 Progress = Callable[[int], None]
@@ -40,29 +42,19 @@ def record_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
         schema=schema)
 
 
-@contextmanager
-def staged(out: Path) -> Iterator[Path]:
-    """A hidden temporary name beside `out`, renamed over it only when writing succeeded."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class Sink:
-    """One open output file of a format; `write` takes Arrow batches or raw store rows."""
+    """One open output of a format (a file, or stdout's bytes); `write` takes Arrow batches."""
 
-    def __init__(self, path: Path, fmt: str, schema: pa.Schema):
+    def __init__(self, out: Path | BinaryIO, fmt: str, schema: pa.Schema):
         self.fmt, self.schema, self.names = fmt, schema, schema.names
+        self.owned = isinstance(out, Path)  # stdout is flushed, never closed
         if fmt == "parquet":
-            self.writer: Any = pq.ParquetWriter(path, schema)
+            self.writer: Any = pq.ParquetWriter(out if isinstance(out, Path) else _Tell(out),
+                                                schema)
         elif fmt == "csv":
-            self.writer = pa_csv.CSVWriter(path, schema)
+            self.writer = pa_csv.CSVWriter(out, schema)
         else:
-            self.writer = path.open("wb")
+            self.writer = out.open("wb") if isinstance(out, Path) else out
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.fmt == "jsonl":
@@ -74,73 +66,109 @@ class Sink:
             self.writer.write_batch(batch)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.owned or self.fmt != "jsonl":
+            self.writer.close()
 
 
-def write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str, out: Path,
-                  progress: Progress | None = None) -> int:
-    """Write every batch to `out` (atomically); the number of rows written."""
+class _Tell:
+    """A write-only stream that counts its bytes: Parquet asks for its position, which a pipe
+    cannot tell."""
+
+    def __init__(self, out: BinaryIO):
+        self.out, self.at, self.closed = out, 0, False
+
+    def write(self, data: bytes) -> int:
+        self.at += self.out.write(data) or 0
+        return len(data)
+
+    def tell(self) -> int:
+        return self.at
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def close(self) -> None:
+        self.out.flush()
+        self.closed = True
+
+
+def _write_all(sink: Sink, batches: Iterator[pa.RecordBatch], progress: Progress | None) -> int:
     written = 0
-    with staged(out) as tmp:
-        sink = Sink(tmp, fmt, schema)
-        try:
-            for batch in batches:
-                sink.write(batch)
-                written += batch.num_rows
-                if progress:
-                    progress(batch.num_rows)
-        finally:
-            sink.close()
+    try:
+        for batch in batches:
+            sink.write(batch)
+            written += batch.num_rows
+            if progress:
+                progress(batch.num_rows)
+    finally:
+        sink.close()
     return written
 
 
-def export_table(engine: Engine, export: Export, fmt: str, out: Path,
+def write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str,
+                  target: Target, progress: Progress | None = None) -> int:
+    """Write every batch to the target (a file atomically, or stdout as it comes); the number
+    of rows written."""
+    if target.is_stdout:
+        with to_stdout(target) as out:
+            return _write_all(Sink(out, fmt, schema), batches, progress)
+    with staged(target) as tmp:
+        return _write_all(Sink(tmp, fmt, schema), batches, progress)
+
+
+def export_table(engine: Engine, export: Export, fmt: str, target: Target,
                  progress: Progress | None = None) -> int:
-    """A layer of the store to `out`, chunk by chunk."""
+    """A layer of the store to the target, chunk by chunk."""
     batches = (record_batch(rows, export.schema) for rows in chunks(engine, export))
-    return write_batches(batches, export.schema, fmt, out, progress)
+    return write_batches(batches, export.schema, fmt, target, progress)
 
 
-def export_truth(engine: Engine, export: Export, fmt: str, out: Path,
+def export_truth(engine: Engine, export: Export, fmt: str, target: Target,
                  progress: Progress | None = None) -> int:
-    """The truth to `out`, with each record's occurrence number (DuckDB spills, not Python)."""
+    """The truth to the target, with each record's occurrence number (DuckDB spills, not
+    Python), staged in a private scratch folder beside it."""
+    from emugen.grade.truth import truth_batch
+
+    with scratch(target) as folder:
+        stage = folder / "stage.parquet"
+        batches = (truth_batch(rows) for rows in chunks(engine, export))
+        written = _write_all(Sink(stage, "parquet", export.schema), batches, progress)
+        if target.is_stdout:
+            copy = folder / f"truth.{fmt}"
+            _number(stage, copy, fmt, folder, target)
+            with to_stdout(target) as out, copy.open("rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
+        else:
+            with staged(target) as tmp:
+                _number(stage, tmp, fmt, folder, target)
+    return written
+
+
+def _number(stage: Path, out: Path, fmt: str, folder: Path, target: Target) -> None:
+    """COPY the staged truth to `out`, numbering each id's occurrences, sorted."""
     import duckdb
 
-    from emugen.grade.truth import OCCURRENCE, truth_batch
+    from emugen.grade.truth import OCCURRENCE
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.with_name(f".{out.name}.stage.parquet")
+    con = duckdb.connect()
     try:
-        written = 0
-        sink = Sink(stage, "parquet", export.schema)
-        try:
-            for rows in chunks(engine, export):
-                sink.write(truth_batch(rows))
-                written += len(rows)
-                if progress:
-                    progress(len(rows))
-        finally:
-            sink.close()
-        con = duckdb.connect()
-        try:
-            # occurrence numbers need every record of an id: DuckDB sorts out of core, in a
-            # fixed budget, so the export's memory does not grow with the store
-            con.execute("SET memory_limit = '160MB'")
-            con.execute("SET threads = 1")
-            con.execute("SET enable_progress_bar = false")
-            con.execute(f"SET temp_directory = {_literal(str(out.parent / '.duckdb-tmp'))}")
-            options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true",
-                       "jsonl": "FORMAT json"}[fmt]
-            with staged(out) as tmp:
-                con.execute(
-                    f"COPY (SELECT *, {OCCURRENCE} AS occurrence FROM read_parquet("
-                    f"{_literal(str(stage))}) ORDER BY batch_id, row_no) TO "
-                    f"{_literal(str(tmp))} ({options})")
-        finally:
-            con.close()
+        # occurrence numbers need every record of an id: DuckDB sorts out of core, in a
+        # fixed budget, so the export's memory does not grow with the store
+        con.execute("SET memory_limit = '160MB'")
+        con.execute("SET threads = 1")
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET temp_directory = {_literal(str(folder / 'duckdb-tmp'))}")
+        options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true",
+                   "jsonl": "FORMAT json"}[fmt]
+        con.execute(
+            f"COPY (SELECT *, {OCCURRENCE} AS occurrence FROM read_parquet("
+            f"{_literal(str(stage))}) ORDER BY batch_id, row_no) TO "
+            f"{_literal(str(out))} ({options})")
+    except duckdb.IOException as exc:
+        raise target.refuse(f"cannot write: {str(exc).splitlines()[0]} ({target.shown} is "
+                            "unchanged)") from None
     finally:
-        stage.unlink(missing_ok=True)
-    return written
+        con.close()
 
 
 def _literal(value: str) -> str:

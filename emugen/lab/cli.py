@@ -44,29 +44,34 @@ def suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "shorter fleet runs."),
         click.option("--database", default=None, metavar="URL",
                      help="Also run (a)-(c) on this PostgreSQL (private schema, dropped after)."),
-        click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-                     default=Path("bench.json"), show_default=True,
-                     help="Write every figure here as JSON."),
+        click.option("--out", default="bench.json", show_default=True, metavar="FILE|-",
+                     help="Write every figure here as JSON (`-`: stdout, the table then goes "
+                          "to stderr); checked before the run."),
+        click.option("--force", is_flag=True, help="Replace --out when it exists."),
     ]):
         f = option(f)
     return f
 
 
-def run_suite(quick: bool, database: str | None, out: Path) -> None:
+def run_suite(quick: bool, database: str | None, out: str, force: bool) -> None:
+    from emugen.files.target import check_output
+    from emugen.files.write import write_output
     from emugen.lab.suite import bench_all, table
 
+    target = check_output(out, force=force)  # refused now, not after minutes of measuring
     result = bench_all(quick=quick, database=database,
                        progress=lambda line: click.echo(line, err=True))
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    click.echo(table(result))
-    click.echo(f"figures written to {out}")
+    write_output(target, (json.dumps(result, indent=2, default=str) + "\n").encode())
+    click.echo(table(result), err=target.is_stdout)
+    click.echo(f"figures written to {'stdout' if target.is_stdout else out}",
+               err=target.is_stdout)
 
 
 @click.command("all")
 @suite_options
-def all_cmd(quick: bool, database: str | None, out: Path) -> None:
+def all_cmd(quick: bool, database: str | None, out: str, force: bool) -> None:
     """(a) pipeline, (b) fleet latency, (c) sustainable cadence, (d) dashboard freshness."""
-    run_suite(quick, database, out)
+    run_suite(quick, database, out, force)
 
 
 @click.command("cadence")
@@ -83,6 +88,18 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
     click.echo(json.dumps(result, indent=2) if as_json else format_cadence(result))
 
 
+# what a soak or chaos run leaves in its --out folder: a folder holding one is an earlier run's
+LAB_FILES = ("verdict.json", "soak.csv", "latency.csv", "soak.svg", "soak.db")
+
+
+def _own_folder(out: Path) -> None:
+    """Refuse an --out folder that is a file, the kernel's, or holds files of another kind
+    (the run writes emugen.yaml, logs and soak.db there and deletes an old soak.db)."""
+    from emugen.files.target import check_folder
+
+    check_folder(out, option="--out", owned=LAB_FILES)
+
+
 @click.command("soak")
 @click.option("--duration", type=DURATION, required=True,
               help="How long the fleet generates: 180, 3m, 1h, PT1H.")
@@ -90,7 +107,7 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
               help="Tick interval of both streams.")
 @click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
               help="Worker processes (each -c 1).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               default=Path("var/soak"), show_default=True,
               help="Folder for soak.csv, soak.svg, verdict.json, the logs and soak.db.")
 @click.option("--no-web", is_flag=True, help="Do not run the dashboard.")
@@ -108,6 +125,7 @@ def soak_cmd(**opts: Any) -> None:
     """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL."""
     from emugen.lab.soak import SoakOptions, run_soak
 
+    _own_folder(opts["out"])
     retain, every = opts["retain"], opts["prune_interval"]
     fleet = {} if retain is None else {"retain_batches_for": retain, "prune_interval": every}
     options = SoakOptions(duration=opts["duration"], interval=opts["interval"],
@@ -127,7 +145,7 @@ def soak_cmd(**opts: Any) -> None:
 @click.option("--duration", type=DURATION, default="120", show_default=True)
 @click.option("--interval", type=DURATION, default="0.5", show_default=True)
 @click.option("--workers", type=click.IntRange(2, 16), default=2, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=click.Path(path_type=Path),
               default=Path("var/chaos"), show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seeds the kill plan.")
 @click.option("--lock-seconds", type=click.FloatRange(0.5, 25), default=5.0, show_default=True,
@@ -139,6 +157,7 @@ def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: i
     """Soak while killing workers, restarting Redis and locking SQLite; exit 0 on PASS."""
     from emugen.lab.chaos import Faults, run_chaos
 
+    _own_folder(out)
     click.echo(f"chaos: {duration:g} s at {interval:g} s with {workers} workers; output in "
                f"{out}", err=True)
     result = run_chaos(duration, out, interval=interval, workers=workers,
@@ -179,12 +198,13 @@ def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
 @click.group("bench", invoke_without_command=True)
 @suite_options
 @click.pass_context
-def bench_group(ctx: click.Context, quick: bool, database: str | None, out: Path) -> None:
+def bench_group(ctx: click.Context, quick: bool, database: str | None, out: str,
+                force: bool) -> None:
     """Benchmarks: each figure printed beside its baseline, measured in the same run.
 
     With no subcommand: `emugen bench all` (the options here are its options)."""
     if ctx.invoked_subcommand is None:
-        run_suite(quick, database, out)
+        run_suite(quick, database, out, force)
 
 
 @bench_group.command("generate")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from emugen.errors import LandingError
-from emugen.files import replace_atomically
+from emugen.files.atomic import replace_atomically
 
 LOCAL = ("file", "local")
 _NOT_WRITABLE = (_errno.EACCES, _errno.EPERM, _errno.EROFS, _errno.ENOTDIR, _errno.EISDIR)
