@@ -26,7 +26,7 @@ from emugen.broker import redact_url
 from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.db.models import ControlState
 from emugen.errors import ConfigError, StoreUnknown
-from emugen.files import replace_atomically
+from emugen.files.atomic import replace_atomically
 from emugen.settings import (
     ENV_LANDING_ROOT,
     ENV_OVERRIDES,
