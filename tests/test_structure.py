@@ -168,7 +168,7 @@ def test_the_generators_import_nothing_from_the_store_pipeline_celery_or_web():
 
 
 def test_the_pipeline_imports_nothing_from_web_tasks_or_the_lab():
-    edges = forbidden_edges("emugen.pipeline", ("emugen.web", "emugen.tasks", "emugen.lab"))
+    edges = forbidden_edges("emugen.pipeline", ("emugen.web", "emugen.fleet.tasks", "emugen.lab"))
     assert not edges, f"emugen/pipeline/ must not reach up: {edges}"
 
 
@@ -183,7 +183,7 @@ def test_no_stage_imports_another_stage():
 
 
 def test_beats_scheduler_does_not_import_the_tasks_module():
-    edges = forbidden_edges("emugen.schedule", ("emugen.tasks",))
+    edges = forbidden_edges("emugen.fleet.schedule", ("emugen.fleet.tasks",))
     assert not edges, f"beat must not load the worker's module: {edges}"
 
 

@@ -23,18 +23,18 @@ from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
-from emugen.control import set_paused
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, read_session, write_session
 from emugen.errors import FleetStartError
+from emugen.fleet.control import set_paused
+from emugen.fleet.supervisor import wait_for
 from emugen.lab import verdict as v
 from emugen.lab.chart import soak_svg
 from emugen.lab.processes import PrivateFleet
 from emugen.lab.procfs import rss_mb
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.retention import tally
-from emugen.stats import percentile
-from emugen.supervisor import wait_for
+from emugen.status.stats import percentile
 
 DRAIN_TIMEOUT_S = 180
 
@@ -168,7 +168,8 @@ class Sampler:
                 self._gold_since = max(gold, self._gold_since or gold)
 
     def _queues(self) -> dict[str, int | None]:
-        from emugen.backpressure import GENERATE_QUEUE, PIPELINE_QUEUE, queue_depth
+        from emugen.fleet.backpressure import queue_depth
+        from emugen.fleet.names import GENERATE_QUEUE, PIPELINE_QUEUE
 
         try:
             client = self.fleet.redis_client()

@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from emugen.broker import free_port
-from emugen.supervisor import FleetStartError, spawn, wait_for
-from emugen.supervisor import stop as stop_process
+from emugen.fleet.broker import free_port
+from emugen.fleet.supervisor import FleetStartError, spawn, wait_for
+from emugen.fleet.supervisor import stop as stop_process
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
@@ -134,7 +134,7 @@ def _wait_healthy(client: Any, url: str, server: subprocess.Popen, log: Path) ->
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
-    from emugen.web.batches import summary
+    from emugen.status.batches import summary
 
     s = summary(values)
     mean = sum(values) / len(values) if values else None
@@ -163,9 +163,9 @@ class Server:
 
 def _commit(engine: Any, settings: Any, stream: Any, at: Any, redis_url: str) -> float:
     """One batch through every layer, each stage announcing its commit as a worker's does
-    (emugen.worker.run_stage); returns when the gold commit returned."""
-    from emugen.announce import announce
+    (emugen.fleet.worker.run_stage); returns when the gold commit returned."""
     from emugen.db.session import write_session
+    from emugen.fleet.announce import announce
     from emugen.pipeline import gold, silver
     from emugen.pipeline.bronze import Origin, generate_and_land
 
@@ -188,7 +188,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
     s (today's poll, the fallback). Land batches one at a time in this process, each stage
     announcing as a worker does, and time each gold commit to the first snapshot showing it at
     each server's SSE client, and at a client polling /api/snapshot like the page's fallback."""
-    from emugen.broker import start_private
+    from emugen.fleet.broker import start_private
 
     with tempfile.TemporaryDirectory(prefix="emugen-bench-sse-") as tmp:
         folder = Path(tmp)

@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from emugen.applied import Standing, fallback
-from emugen.config_file import decode, read_config_bytes, refusal
 from emugen.errors import ConfigError
-from emugen.files import replace_atomically
+from emugen.files.atomic import replace_atomically
+from emugen.fleet.applied import Standing, fallback
 from emugen.settings import Settings, config_path, settings_from_text
+from emugen.settings.yaml_file import decode, read_config_bytes, refusal
 from emugen.vocabulary import Mode
 
 logger = logging.getLogger("emugen.reload")

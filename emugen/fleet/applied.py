@@ -13,11 +13,11 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from emugen.broker import redact_url
-from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.db.models import ControlState
 from emugen.errors import ConfigError
+from emugen.fleet.broker import redact_url
 from emugen.settings import ENV_OVERRIDES, Settings, config_path, load_settings
+from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes
 
 logger = logging.getLogger("emugen.applied")
 APPLIED = "applied_config"  # the control_state key beat writes on every accepted reload

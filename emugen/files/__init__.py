@@ -1,0 +1,6 @@
+"""How emugen writes files: the lowest layer above the vocabulary and the errors.
+
+`atomic` replaces a file whole (a reader sees the old version or the new one); `storage` names
+the fsspec protocol of a storage root (the landing zone's) and refuses an unknown one.
+May import only vocabulary, errors and contract.
+"""
