@@ -6,6 +6,6 @@ pause/skip/reload control state, the config watcher (`reload`), what beat plans 
 `announce`), the broker a local fleet starts, the process supervisor, `emugen up` and
 Flower's login.
 
-May import: vocabulary/errors/contract, files, settings, generate, db, pipeline, sinks,
+May import: vocabulary/errors/contract, files, settings, generate, db, sinks, pipeline,
 export, grade and backfill. Never status, web, lab or cli (they read or drive the fleet).
 """

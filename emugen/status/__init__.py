@@ -5,5 +5,5 @@ from the same reads here (`report.batch_tally`, `report.control`, `report.layer_
 `batches`, `quality`), so the two views cannot disagree about what the store holds.
 
 May import everything below it: vocabulary/errors/contract, files, settings, generate, db,
-pipeline, sinks/export/grade/backfill and fleet. Never web, lab or cli.
+sinks, pipeline, export/grade/backfill and fleet. Never web, lab or cli.
 """
