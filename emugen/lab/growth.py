@@ -23,6 +23,7 @@ import resource
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -45,16 +46,15 @@ def best_ms(f: Callable[[], Any], n: int = 20) -> float:
 
 
 def probe(settings: Settings, made: int) -> str:
-    excluded = sorted(random.Random(1).sample(range(made), round(made * REJECTED_SHARE)))
+    excluded = tuple(sorted(random.Random(1).sample(range(made), round(made * REJECTED_SHARE))))
     spec = build_spec(settings, "events", 5, watermark=made, excluded_ordinals=excluded)
     raw = spec.model_dump_json()
     active_drivers(spec)
     extend, draw = [], []
     for i in range(1, 21):  # the watermark rises by one company batch per event batch
         moved = spec.model_copy(update={"watermark": made + 10 * i})
-        extend.append(best_ms(lambda s=moved: active_drivers(s), 1))
-        draw.append(best_ms(lambda s=moved, i=i: event_columns(
-            s, 12, np.random.default_rng(i)), 1))
+        extend.append(best_ms(partial(active_drivers, moved), 1))
+        draw.append(best_ms(partial(event_columns, moved, 12, np.random.default_rng(i)), 1))
     mark = {"ordinal": made, "excluded": excluded}
     listed = (best_ms(lambda: json.dumps(mark))
               + best_ms(lambda: build_spec(settings, "events", 5, watermark=made,
