@@ -13,6 +13,11 @@ class Mode(StrEnum):
     emulated = "emulated"
 
 
+# Gold's window width per mode: short enough to watch fill up in emulated mode, an hour at
+# production volume (gold, the store's migrations and the dashboard all cut windows by it).
+WINDOW_SECONDS = {Mode.emulated: 60, Mode.production: 3600}
+
+
 class Stream(StrEnum):
     companies = "companies"
     events = "events"

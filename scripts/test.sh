@@ -57,7 +57,11 @@ gate() {
   fi
 }
 gate "ruff (lint, complexity C90 <= 12, arguments PLR0913)" .venv/bin/ruff check .
+gate "ruff format (the formatter's style; run: .venv/bin/ruff format .)" \
+  .venv/bin/ruff format --check .
 gate "mypy (types, pydantic plugin, zero errors)" .venv/bin/mypy emugen
+gate "structure (layers point down, no import circle, module sizes)" \
+  .venv/bin/python -m pytest -q tests/test_structure.py
 # the docs site builds with every link and anchor resolved (offline: no fonts, no plugins fetch)
 gate "docs (mkdocs build --strict)" env NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict \
   --quiet --site-dir "$(mktemp -d)"

@@ -81,4 +81,4 @@ def celery_includes() -> list[str]:
     # session-scoped, as `celery_session_worker` needs: the eager tests share one worker
     # thread, where starting and stopping one per test cost ~4 s each (its loop drains the
     # broker with a 2 s timeout between shutdown checks)
-    return ["emugen.tasks", "celery.contrib.testing.tasks"]
+    return ["emugen.fleet.tasks", "celery.contrib.testing.tasks"]

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from emugen.backfill.dispatch import Backfill
 from emugen.backfill.plan import Plan, plan_backfill
 from emugen.backfill.progress import Progress
 from emugen.backfill.tick import TickMessage, run_tick
@@ -20,6 +19,7 @@ from emugen.cli import main
 from emugen.db.models import BatchRow, SilverCompany
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.errors import BackfillConflict, BackfillInputError, BackfillNotReady
+from emugen.fleet.backfill import Backfill
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.runner import refine_and_build
 from emugen.settings import Settings

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
-from emugen.control import clean, set_paused
 from emugen.db.models import BatchRow, InjectedDefect, Quarantine
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.fleet.control import clean, set_paused
 from emugen.pipeline.retention import prune
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import load_settings

@@ -7,8 +7,8 @@ import time
 import fakeredis
 import pytest
 
-from emugen.beat_lease import KEY, BeatLease
 from emugen.errors import BeatAlreadyRunning
+from emugen.fleet.beat_lease import KEY, BeatLease
 
 
 @pytest.fixture

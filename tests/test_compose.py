@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from emugen.up import read_procfile, resolve
+from emugen.fleet.up import read_procfile, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 APP = ("worker", "beat", "flower", "web")  # the Procfile's processes, one service each
@@ -256,7 +256,7 @@ def test_the_bucket_service_creates_the_landing_bucket_on_the_stand_in_and_rerun
     """Its command, with its environment, against moto's S3 server on a free local port."""
     from moto.server import ThreadedMotoServer
 
-    from emugen.broker import free_port
+    from emugen.fleet.broker import free_port
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

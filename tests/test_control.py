@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from emugen.cli import main
-from emugen.control import clean, is_paused, record_skip, set_paused
 from emugen.db.models import BatchRow, BronzeRecord, SilverEvent
 from emugen.db.session import read_session, write_session
 from emugen.errors import NotPaused
+from emugen.fleet.control import clean, is_paused, record_skip, set_paused
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
 from tests.fleet_helpers import write_config

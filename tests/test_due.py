@@ -11,10 +11,10 @@ import pytest
 from celery import Celery
 from celery.beat import Scheduler
 
-from emugen import announce, due
 from emugen.cli.up import summary_line
-from emugen.pipeline.status import format_status
-from emugen.schedule import entries_for
+from emugen.fleet import announce, due
+from emugen.fleet.schedule import entries_for
+from emugen.status.report import format_status
 from tests.conftest import make_settings
 
 T0 = datetime(2026, 12, 2, 13, 0, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def test_after_a_switch_to_production_the_plan_is_the_hour_and_quarter_beat_will
     now = datetime.now(UTC)
     for entry in beat.schedule.values():
         entry.last_run_at = now - timedelta(seconds=3)
-    # a reload merges the new entries in place: each keeps its last run (emugen.schedule._apply)
+    # a reload merges the new entries in place: each keeps its last run (fleet.schedule._apply)
     beat.merge_inplace(entries_for(make_settings(mode="production")))
     plan = due.plan(beat.schedule, "production")
     for stream, every in (("companies", 3600), ("events", 900)):

@@ -94,9 +94,9 @@ def test_the_ast_check_finds_an_exception_defined_outside(tmp_path: Path) -> Non
 
 
 def test_an_unreachable_database_names_the_fix() -> None:
-    from emugen.broker import free_port
     from emugen.db.session import init_db, make_engine
     from emugen.errors import DatabaseError
+    from emugen.fleet.broker import free_port
 
     # a free port on loopback: nothing listens there, so the connection is refused at once
     engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from emugen.broker import free_port
 from emugen.errors import FlowerLoginMissing
-from emugen.flower_login import require_login
-from emugen.up import PROCESSES, flower_auth, read_procfile, resolve
+from emugen.fleet.broker import free_port
+from emugen.fleet.flower_login import require_login
+from emugen.fleet.up import PROCESSES, flower_auth, read_procfile, resolve
 from tests.fleet_helpers import write_config
 
 REPO = Path(__file__).resolve().parents[1]

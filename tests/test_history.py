@@ -13,7 +13,7 @@ from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.runner import run_pipeline
-from emugen.stats import percentile
+from emugen.status.stats import percentile
 from emugen.web import history as h
 from emugen.web.history import BUCKETS, WINDOWS, HistoryCache, history, history_key
 from tests.conftest import make_settings
@@ -113,7 +113,7 @@ def test_each_chart_buckets_the_window_as_the_rows_say(placed):
     assert dict(map(tuple, series["companies"]))[_bucket(NOW) * BUCKET_MS] == 20.0  # 1 in 3 s
     assert len(series["events"]) == 4  # the batch 1000 s ago is outside the window
 
-    # tick -> gold: nearest-rank p50/p95 per bucket, as emugen.stats defines them
+    # tick -> gold: nearest-rank p50/p95 per bucket, as emugen.status.stats defines them
     lat = charts["latency"]["series"]
     assert [at for at, _ in lat["p50"]] == sorted(b * BUCKET_MS for b in want["latencies"])
     for (at, p50), (_, p95) in zip(lat["p50"], lat["p95"], strict=True):

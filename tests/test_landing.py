@@ -18,11 +18,11 @@ from emugen.db.session import read_session
 from emugen.errors import ConfigError
 from emugen.pipeline.retention import prune
 from emugen.pipeline.runner import run_pipeline
-from emugen.pipeline.status import format_status, status
 from emugen.settings import parse_settings
 from emugen.sinks import filesystem
 from emugen.sinks.audit import verify
 from emugen.sinks.lander import land, reland_missing
+from emugen.status.report import format_status, status
 from tests.conftest import make_settings
 
 DIRTY = {"quality": {"rate": 0.3}}
@@ -273,8 +273,8 @@ def test_duckdb_reads_the_zone_with_hive_partitions_and_counts_what_bronze_holds
 
 
 def test_clean_removes_the_landing_files_with_the_layers(engine, tmp_path):
-    from emugen.control import clean, set_paused
     from emugen.db.session import write_session
+    from emugen.fleet.control import clean, set_paused
 
     root = tmp_path / "zone"
     settings = landing_settings(root)
@@ -288,7 +288,7 @@ def test_clean_removes_the_landing_files_with_the_layers(engine, tmp_path):
 
 
 def test_health_is_degraded_naming_the_landing_root_until_the_batch_is_landed(engine, tmp_path):
-    from emugen.web.snapshot import health
+    from emugen.status.health import health
 
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")

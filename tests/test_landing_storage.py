@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from emugen.broker import free_port
 from emugen.db.models import BatchRow, LandingFailure
 from emugen.db.session import read_session
+from emugen.fleet.broker import free_port
 from emugen.pipeline.runner import run_pipeline
 from emugen.sinks import filesystem
 from emugen.sinks.audit import verify

@@ -13,11 +13,11 @@ import yaml
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from emugen import worker
-from emugen.applied import applied_settings, lenient_urls, record_applied
 from emugen.cli import main
-from emugen.control import is_paused, record_reload
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.fleet import worker
+from emugen.fleet.applied import applied_settings, lenient_urls, record_applied
+from emugen.fleet.control import is_paused, record_reload
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import load_settings
 from emugen.vocabulary import Mode

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from emugen.lab.proxy import Route, serve
 
 DELAY = 0.05

@@ -14,10 +14,10 @@ import fakeredis
 import pytest
 from sqlalchemy import select
 
-from emugen import announce, due, worker
-from emugen.broker import free_port
 from emugen.db.models import BatchRow
 from emugen.db.session import read_session
+from emugen.fleet import announce, due, worker
+from emugen.fleet.broker import free_port
 from emugen.pipeline import gold, silver
 from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.vocabulary import Stream

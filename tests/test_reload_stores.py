@@ -14,13 +14,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from emugen import worker
-from emugen.applied import store_record_path
 from emugen.cli import main
-from emugen.control import is_paused, last_reload
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, read_session
+from emugen.fleet.applied import store_record_path
+from emugen.fleet.control import is_paused, last_reload
+from emugen.fleet.schedule import EmugenScheduler
 from emugen.pipeline.bronze import generate_and_land
-from emugen.schedule import EmugenScheduler
 from tests.fleet_helpers import write_config
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, event, func, select
 
-from emugen.control import clean, record_reload, record_skip, set_paused
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -21,11 +20,12 @@ from emugen.db.models import (
     SkippedTick,
 )
 from emugen.db.session import read_session, write_session
+from emugen.fleet.control import clean, record_reload, record_skip, set_paused
+from emugen.fleet.schedule import entries_for
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.retention import prune
 from emugen.pipeline.runner import run_pipeline
 from emugen.pipeline.watermark import company_floor, company_watermark, pruned_floor
-from emugen.schedule import entries_for
 from tests.conftest import make_settings
 from tests.store_helpers import gold_tables
 

@@ -15,7 +15,7 @@ from emugen.db.models import SCHEMA_VERSION
 from emugen.db.session import init_db, make_engine, read_session
 from emugen.pipeline.replay import replay
 from emugen.pipeline.runner import run_pipeline
-from emugen.pipeline.status import status
+from emugen.status.report import status
 from tests.conftest import make_settings
 from tests.store_helpers import gold_from_scratch, gold_tables
 from tests.test_gold import _shared_drivers

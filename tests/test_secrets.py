@@ -14,12 +14,14 @@ from tests.fleet_helpers import write_config
 
 PASSWORD = "Pl4nted-s3cret"
 # Commands that run a fleet or a benchmark for seconds to minutes; they print URLs only
-# through emugen.broker.redact_url (see up.py) or none at all, and are exercised elsewhere.
+# through emugen.fleet.broker.redact_url (see up.py) or none at all, and are exercised elsewhere.
 LONG_RUNNING = {("up",), ("web",), ("soak",), ("chaos",), ("bench", "generate"),
                 ("bench", "pipeline"), ("bench", "fleet"), ("bench", "sse"), ("bench", "all"),
                 ("bench", "cadence"), ("bench", "grade"), ("bench", "export"),
                 ("bench", "landing"), ("bench", "json-types"),
-                ("bench", "history"), ("bench", "batchpage"), ("bench", "backfill")}
+                ("bench", "history"), ("bench", "batchpage"), ("bench", "backfill"),
+                ("bench", "probe", "stage-cpu"), ("bench", "probe", "silver-memory"),
+                ("bench", "probe", "stages"), ("bench", "probe", "growth")}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "check"), [], None),

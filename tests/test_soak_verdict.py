@@ -6,10 +6,10 @@ import xml.etree.ElementTree as ET
 
 from sqlalchemy import delete
 
-from emugen.control import record_skip
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import BatchRow, SilverEvent
 from emugen.db.session import write_session
+from emugen.fleet.control import record_skip
 from emugen.lab import verdict as v
 from emugen.lab.chaos import Chaos
 from emugen.lab.chart import soak_svg

@@ -2,7 +2,7 @@
 
 import math
 
-from emugen.stats import percentile
+from emugen.status.stats import percentile
 
 
 def test_nearest_rank_picks_the_smallest_value_covering_the_percentage():

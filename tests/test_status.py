@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from emugen.control import record_reload, record_skip, set_paused
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, read_session, write_session
+from emugen.fleet.control import record_reload, record_skip, set_paused
 from emugen.pipeline.runner import run_pipeline
-from emugen.pipeline.status import batch_tally, control, layer_latencies, status
-from emugen.web.snapshot import health
+from emugen.status.health import health
+from emugen.status.report import batch_tally, control, layer_latencies, status
 from tests.conftest import make_settings
 
 PROBE: dict[str, Any] = {

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from emugen.cli import main
-from emugen.control import is_paused
-from emugen.db import outage
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.errors import StoreFileGone
+from emugen.fleet import outage
+from emugen.fleet.control import is_paused
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import load_settings
 from emugen.web.app import create_app
@@ -182,7 +182,7 @@ def test_an_expired_tick_the_full_store_refuses_is_parked_not_only_logged(
         small_disk: SmallDisk, monkeypatch):
     from types import SimpleNamespace
 
-    from emugen import tasks, worker
+    from emugen.fleet import tasks, worker
 
     config, engine = _store(small_disk.path.parent, small_disk.path / "emugen.db", rounds=0)
     worker.configure(config)
@@ -222,8 +222,8 @@ def test_beat_parks_the_paused_skip_a_full_store_refuses_instead_of_sending_the_
         small_disk: SmallDisk, monkeypatch):
     from types import SimpleNamespace
 
-    from emugen.control import set_paused
-    from emugen.schedule import EmugenScheduler
+    from emugen.fleet.control import set_paused
+    from emugen.fleet.schedule import EmugenScheduler
 
     config, engine = _store(small_disk.path.parent, small_disk.path / "emugen.db", rounds=0)
     with write_session(engine) as session:

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from emugen.errors import EmugenError
-from emugen.reload import write_yaml_atomically
-from emugen.supervisor import (
+from emugen.fleet.reload import write_yaml_atomically
+from emugen.fleet.supervisor import (
     FleetStartError,
     ended,
     spawn,

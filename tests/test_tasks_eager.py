@@ -11,12 +11,12 @@ import fakeredis
 import pytest
 from sqlalchemy import func, select
 
-from emugen import tasks, worker
-from emugen.backpressure import gate, pipeline_depth, priority_keys, queue_depth
-from emugen.control import set_paused, skip_counts
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.errors import SeqContention
+from emugen.fleet import tasks, worker
+from emugen.fleet.backpressure import gate, pipeline_depth, priority_keys, queue_depth
+from emugen.fleet.control import set_paused, skip_counts
 from emugen.pipeline.bronze import generate_and_land
 from emugen.pipeline.reconcile import reconcile
 from emugen.settings import Fleet, load_settings

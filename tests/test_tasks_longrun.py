@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from emugen import tasks, worker
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, init_db, read_session
+from emugen.fleet import tasks, worker
 from emugen.pipeline.runner import run_pipeline
 from tests.conftest import make_settings
 from tests.fleet_helpers import write_config

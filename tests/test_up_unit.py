@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emugen import broker
-from emugen.broker import answers, ensure_broker, free_port, redact_url
 from emugen.cli import main
 from emugen.cli.up import summary_line
 from emugen.errors import BrokerError, FlowerAuthError
-from emugen.up import (
+from emugen.fleet import broker
+from emugen.fleet.broker import answers, ensure_broker, free_port, redact_url
+from emugen.fleet.up import (
     PROCESSES,
     Fleet,
     ProcessDef,

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from emugen.backpressure import priority_keys
-from emugen.broker import free_port
 from emugen.cli import main
-from emugen.control import record_reload, record_skip
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, write_session
 from emugen.errors import InsecureBinding
+from emugen.fleet.backpressure import priority_keys
+from emugen.fleet.broker import free_port
+from emugen.fleet.control import record_reload, record_skip
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import load_settings
 from emugen.vocabulary import Stream

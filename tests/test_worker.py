@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
-from emugen import worker
 from emugen.db.session import dispose_engines, engine_for
-from emugen.worker import backoff, stage_chain
+from emugen.fleet import worker
+from emugen.fleet.worker import backoff, stage_chain
 
 
 def test_a_pool_process_starts_without_its_parents_engines(tmp_path):

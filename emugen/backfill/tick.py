@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from emugen.db.models import BatchRow
 from emugen.db.session import read_session, write_session
+from emugen.db.stage_log import stage_done
 from emugen.errors import BackfillConflict, BackfillNotReady
 from emugen.generate import BatchSpec, draft, gc_paused
 from emugen.pipeline import bronze, gold, silver
-from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks.lander import land
 from emugen.vocabulary import Stream

@@ -3,6 +3,8 @@
 Each area keeps its commands beside it (generate, config, db, pipeline, status and control here;
 up, web, the lab, the landing zone, export and grade in their own `cli.py`). Every module here
 imports click and the light settings only: heavy machinery loads inside the command that runs.
+
+May import every package; nothing imports it but `emugen/__main__.py`.
 """
 
 from __future__ import annotations

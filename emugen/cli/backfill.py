@@ -64,10 +64,10 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
 
 
 def _run(plan, broker_url: str, database_url: str) -> None:  # noqa: ANN001 - Plan loads late
-    from emugen.backfill.dispatch import Backfill, CeleryFleet, landing_errors
     from emugen.backfill.progress import Progress
     from emugen.celery import app
     from emugen.cli.options import store_engine
+    from emugen.fleet.backfill import Backfill, CeleryFleet, landing_errors
 
     app.conf.broker_url = broker_url  # this config's broker, not the default one
     try:

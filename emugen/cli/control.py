@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from emugen.broker import redact_url
 from emugen.cli.options import config_option, store_engine, store_settings
+from emugen.fleet.broker import redact_url
 from emugen.settings import Settings, config_path
 from emugen.vocabulary import Mode
 
@@ -29,10 +29,10 @@ def resume_cmd(config_file: Path | None) -> None:
 
 
 def _set_paused(config_file: Path | None, paused: bool) -> bool:
-    from emugen.announce import announce
-    from emugen.control import set_paused
-    from emugen.db.outage import refusals
     from emugen.db.session import write_session
+    from emugen.fleet.announce import announce
+    from emugen.fleet.control import set_paused
+    from emugen.fleet.outage import refusals
 
     settings = store_settings(config_file)
     with refusals("pause the fleet" if paused else "resume the fleet", settings.database_url), \
@@ -48,8 +48,8 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
 @config_option
 def clean_cmd(yes: bool, config_file: Path | None) -> None:
     """Wipe every layer, the truth and the counters (only while paused)."""
-    from emugen.control import clean, require_paused
     from emugen.db.session import read_session, write_session
+    from emugen.fleet.control import clean, require_paused
 
     settings = store_settings(config_file)
     engine = store_engine(settings)
@@ -58,7 +58,7 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     if not yes:
         click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
                       abort=True)
-    from emugen.announce import announce
+    from emugen.fleet.announce import announce
 
     with write_session(engine) as session:
         cleaned = clean(session, settings.landing)
@@ -72,7 +72,7 @@ def _purge_queues(settings: Settings) -> str:
     try:
         from kombu import Connection
 
-        from emugen.backpressure import purge_queues
+        from emugen.fleet.backpressure import purge_queues
 
         with Connection(settings.broker_url, connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1)
@@ -89,7 +89,7 @@ def _purge_queues(settings: Settings) -> str:
 @config_option
 def mode_cmd(mode: str, config_file: Path | None) -> None:
     """Switch the config file to MODE (atomic rewrite; beat applies it within a second)."""
-    from emugen.reload import set_mode
+    from emugen.fleet.reload import set_mode
 
     before, after = set_mode(mode, config_file)
     path = config_path(config_file)

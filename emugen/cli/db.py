@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from emugen.broker import redact_url
 from emugen.cli.options import config_option, store_engine
+from emugen.fleet.broker import redact_url
 from emugen.settings import load_settings
 
 

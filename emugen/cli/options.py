@@ -29,7 +29,7 @@ def iso(value: str | None) -> datetime | None:
 def store_settings(config_file: Path | None) -> Settings:
     """Settings for commands that only read or control the store: with an invalid file they
     run on the store's last applied config, and say so (the fleet does the same)."""
-    from emugen.applied import standing
+    from emugen.fleet.applied import standing
 
     found = standing(config_file)
     warning = found.warning()

@@ -18,10 +18,11 @@ from emugen.settings import load_settings
 @config_option
 def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     """Counts per layer, quarantine by reason, reconciliation, the latest batches."""
-    from emugen.db.outage import client_for, refusals, store_state
     from emugen.db.session import read_session
-    from emugen.due import read_quietly
-    from emugen.pipeline.status import format_status, status
+    from emugen.fleet.due import read_quietly
+    from emugen.fleet.outage import client_for, refusals
+    from emugen.status.report import format_status, status
+    from emugen.status.store import store_state
 
     settings = store_settings(config_file)
     client = client_for(settings.broker_url)

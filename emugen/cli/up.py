@@ -1,4 +1,4 @@
-"""`emugen up`: the console, the live summary and the command; the fleet itself is emugen.up."""
+"""`emugen up`: the console, the live summary and the command; the fleet itself is fleet/up.py."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from emugen.errors import FleetError
-from emugen.supervisor import ended
-from emugen.up import (
+from emugen.fleet.supervisor import ended
+from emugen.fleet.up import (
     LOG_DIR,
     PROCESSES,
     STOP_TIMEOUT_S,
@@ -88,7 +88,7 @@ def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) ->
     if paused:
         parts.append("PAUSED (emugen resume)")
     elif report.get("due") is not None:
-        from emugen.due import brief
+        from emugen.fleet.due import brief
 
         parts.append(brief(report["due"]))
     return " | ".join(parts)
@@ -96,10 +96,10 @@ def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) ->
 
 def read_summary(engine: Any, client: Any = None) -> str:
     """The summary line; `client` (the broker's Redis) gives beat's plan of what is due."""
-    from emugen.control import is_paused
     from emugen.db.session import read_session
-    from emugen.due import read_quietly
-    from emugen.pipeline.status import status
+    from emugen.fleet.control import is_paused
+    from emugen.fleet.due import read_quietly
+    from emugen.status.report import status
 
     try:
         due = read_quietly(client)
@@ -163,9 +163,9 @@ def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
 def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
     """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
     dashboard; print a live summary; Ctrl-C stops everything cleanly."""
-    from emugen.broker import ensure_broker, redact_url
-    from emugen.db.outage import client_for
     from emugen.db.session import engine_for, init_db
+    from emugen.fleet.broker import ensure_broker, redact_url
+    from emugen.fleet.outage import client_for
     from emugen.settings import config_path, load_settings
     from emugen.vocabulary import Stream
 

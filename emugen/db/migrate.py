@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from emugen.db.bulk import dialect_insert
 from emugen.db.columns import UTCDateTime
 from emugen.db.models import Base, BatchRow, GoldWindowDriver, SilverEvent
+from emugen.vocabulary import WINDOW_SECONDS
 
 # The versions (models.SCHEMA_VERSION is the current one):
 # 3: SQLite stamps as ISO-8601 UTC text, PostgreSQL JSON columns as jsonb
@@ -113,8 +114,6 @@ def _jsonb_columns(session: Session) -> None:
 def _counted_drivers(session: Session) -> None:
     """Version 4: gold adds each batch's distinct drivers once (gold_window_drivers); record
     those the gold of an earlier emugen already counted, from silver, so none counts twice."""
-    from emugen.pipeline.gold import WINDOW_SECONDS  # the pipeline imports the store
-
     width = case(*((BatchRow.mode == mode.value, s * 1000)
                    for mode, s in WINDOW_SECONDS.items()))
     seconds, window = width // 1000, SilverEvent.event_ms // width * width

@@ -21,10 +21,6 @@ from emugen.errors import DatabaseError
 BUSY_TIMEOUT_MS = 30_000
 
 
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite files get their folder, WAL, a busy timeout, IMMEDIATE"""
     try:

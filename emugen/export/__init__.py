@@ -1,4 +1,7 @@
-"""`emugen export`: the store's layers and the truth as Parquet, JSON Lines or CSV, in chunks."""
+"""`emugen export`: the store's layers and the truth as Parquet, JSON Lines or CSV, in chunks.
+
+May import everything up to the pipeline, and grade (for the truth's shape).
+"""
 
 KINDS = ("bronze", "silver", "quarantine", "gold", "truth")
 FORMATS = ("parquet", "jsonl", "csv")

@@ -1,4 +1,7 @@
-"""Pure generation: `generate(spec)` turns a batch spec into its records and its defect truth."""
+"""Pure generation: `generate(spec)` turns a batch spec into its records and its defect truth.
+
+May import vocabulary, errors, contract and settings: never the store or anything above it.
+"""
 
 from __future__ import annotations
 

@@ -153,7 +153,3 @@ def company_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Co
     span = to_ms(spec.interval_end) - start
     onboarded = start + np.sort(np.floor(rng.random(count) * span).astype(np.int64))
     return CompanyColumns(traits, onboarded)
-
-
-def company_id_of(seed: int, ordinal: int, shape: CompanyShape) -> str:
-    return company_traits(seed, np.array([ordinal]), shape).company_ids[0]

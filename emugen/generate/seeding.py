@@ -62,8 +62,3 @@ def uuid_strings(hi: np.ndarray, lo: np.ndarray) -> list[str]:
             hexed[:, 16:20], dash, hexed[:, 20:]]
     joined = np.ascontiguousarray(np.concatenate(cols, axis=1)).view("S36").ravel()
     return joined.astype("U36").tolist()
-
-
-def stochastic_round(value: float, u: float) -> int:
-    """floor(value + u): exact in expectation, off by less than one in any single batch."""
-    return int(np.floor(value + u))

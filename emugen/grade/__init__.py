@@ -1,1 +1,4 @@
-"""Grading an outside pipeline's output against the truth emugen recorded out of band."""
+"""Grading an outside pipeline's output against the truth emugen recorded out of band.
+
+May import everything up to the pipeline.
+"""

@@ -2,6 +2,8 @@
 
 Each benchmark figure is printed beside a baseline measured in the same run. Nothing here is
 imported by the product, and the lab never imports the CLI (emugen.cli registers lab.cli).
+
+May import everything below it, and web (the benches drive a real dashboard).
 """
 
 from __future__ import annotations

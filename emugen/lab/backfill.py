@@ -20,12 +20,12 @@ from emugen.backfill.plan import Plan, plan_backfill
 from emugen.backfill.tick import TickMessage, run_tick
 from emugen.db.models import BatchRow
 from emugen.db.session import dispose_engines, init_db, make_engine, read_session
+from emugen.fleet.reload import write_yaml_atomically
+from emugen.fleet.supervisor import spawn
 from emugen.lab import private_database
 from emugen.lab.processes import PrivateFleet
 from emugen.lab.procfs import busy_share, cpu_seconds, machine_jiffies
-from emugen.reload import write_yaml_atomically
 from emugen.settings import parse_settings
-from emugen.supervisor import spawn
 from emugen.vocabulary import Stream
 
 CLOCK_START = datetime(2026, 1, 1, tzinfo=UTC)

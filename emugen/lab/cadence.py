@@ -21,14 +21,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from emugen.backpressure import in_flight
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import engine_for, read_session
+from emugen.fleet.backpressure import in_flight
+from emugen.fleet.supervisor import wait_for
 from emugen.lab import private_database
 from emugen.lab.fleet import floor_latencies, settled
 from emugen.lab.processes import PrivateFleet
-from emugen.stats import percentile
-from emugen.supervisor import wait_for
+from emugen.status.stats import percentile
 
 STEPS = (1.0, 0.5, 0.25, 0.2, 0.15, 0.1)
 SETTLE_S = 2.0

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from emugen.fleet.supervisor import wait_for
 from emugen.lab.processes import PrivateFleet
 from emugen.lab.soak import SoakOptions, SoakResult, run_soak
-from emugen.supervisor import wait_for
 
 CHAOS_FLEET = {"stuck_after": 3, "reaper_interval": 1}
 RESTART_AFTER_S = 1.0

@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from emugen.lab.probe_cli import probe_group
+
 
 class Duration(click.ParamType):
     """Seconds, a short form (90s, 60m, 1h) or ISO-8601 (PT1H), as in the config file."""
@@ -205,6 +207,9 @@ def bench_group(ctx: click.Context, quick: bool, database: str | None, out: str,
     With no subcommand: `emugen bench all` (the options here are its options)."""
     if ctx.invoked_subcommand is None:
         run_suite(quick, database, out, force)
+
+
+bench_group.add_command(probe_group)
 
 
 @bench_group.command("generate")

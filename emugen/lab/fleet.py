@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, make_engine, read_session
+from emugen.fleet.supervisor import wait_for
 from emugen.lab import private_database
 from emugen.lab.processes import PrivateFleet
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
-from emugen.stats import percentile
-from emugen.supervisor import wait_for
+from emugen.status.stats import percentile
 
 WARMUP_BATCHES = 3  # per stream: the worker's first tasks pay for imports and connections
 

@@ -131,7 +131,7 @@ def bench_history(batches: int = 50_000, database: str | None = None, repeat: in
     from emugen.db.models import BatchRow
     from emugen.db.session import init_db, read_session
     from emugen.lab.pipeline import bench_engine
-    from emugen.web.batches import latency
+    from emugen.status.batches import latency
     from emugen.web.history import CHARTS, Frame, history
 
     rng = random.Random(seed)

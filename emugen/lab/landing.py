@@ -33,10 +33,10 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
 
     from emugen.db.models import LandedFile
     from emugen.db.session import engine_for, read_session
+    from emugen.fleet.reload import write_yaml_atomically
+    from emugen.fleet.supervisor import wait_for
     from emugen.lab.fleet import all_batches, settled
     from emugen.lab.processes import PrivateFleet
-    from emugen.reload import write_yaml_atomically
-    from emugen.supervisor import wait_for
 
     with PrivateFleet(folder, url, interval, size=(size, size)) as fleet:
         fleet.data = {**fleet.data, "landing": landing}
@@ -62,7 +62,7 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
 def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
                         fmt: str) -> dict[str, Any]:
     from emugen.lab import private_database
-    from emugen.stats import percentile
+    from emugen.status.stats import percentile
 
     runs: dict[str, list[float]] = {"off": [], "on": []}
     counts = {"off": [0, 0], "on": [0, 0]}

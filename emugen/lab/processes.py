@@ -1,6 +1,6 @@
 """A private fleet for benchmarks, soak and chaos runs: redis-server, workers, beat, dashboard.
 
-Every process is started, awaited and stopped by emugen.supervisor, logging to a file in the
+Every process is started, awaited and stopped by emugen.fleet.supervisor, logging to a file in the
 run's folder. Resident memory and process states come from /proc (procfs.py; no psutil needed).
 """
 
@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emugen.broker import free_port, redis_binary
 from emugen.errors import FleetStartError
+from emugen.fleet.broker import free_port, redis_binary
+from emugen.fleet.names import QUEUES
+from emugen.fleet.reload import write_yaml_atomically
+from emugen.fleet.supervisor import kill_group, spawn, stop, wait_for
 from emugen.lab.procfs import child_pids, proc_state
-from emugen.reload import write_yaml_atomically
-from emugen.supervisor import kill_group, spawn, stop, wait_for
 
 READY_TIMEOUT_S = 60
 
@@ -93,7 +94,7 @@ class PrivateFleet:
             name = f"worker{i}"
             # mingle and gossip only talk to other workers; skipping them saves ~1 s per start
             self.children[name] = Child(name, [
-                *celery, "worker", "-Q", "generate,pipeline", "-c", "1", "-n", f"{name}@%h",
+                *celery, "worker", "-Q", ",".join(QUEUES), "-c", "1", "-n", f"{name}@%h",
                 "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                 folder / f"{name}.log")
         self.web_port = free_port() if web and web_available() else None

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -16,9 +14,10 @@ from typing import Any
 
 import click
 
-from emugen.broker import free_port
-from emugen.supervisor import FleetStartError, spawn, wait_for
-from emugen.supervisor import stop as stop_process
+from emugen.fleet.broker import free_port
+from emugen.fleet.supervisor import stop as stop_process
+from emugen.fleet.supervisor import wait_for
+from emugen.lab.webserver import bench_config, start_web, wait_healthy
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
@@ -100,41 +99,8 @@ def _poll(client: Any, url: str, every: float, into: Arrivals, request_ms: list[
         stop.wait(max(0.0, due - time.perf_counter()))
 
 
-def _config(folder: Path, name: str, broker_url: str) -> Path:
-    """A config on the shared bench store; the broker decides whether commits are pushed."""
-    import yaml
-
-    data = {"mode": "emulated", "seed": 42, "database_url": f"sqlite:///{folder / 'bench.db'}",
-            "broker_url": broker_url,
-            "companies": {"emulated": {"interval": 10, "min_batch_size": 5, "max_batch_size": 5}},
-            "events": {"emulated": {"interval": 10, "min_batch_size": 5, "max_batch_size": 20}}}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    return path
-
-
-def _start_server(config: Path, port: int, server_poll: float, log: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")}
-    return spawn([sys.executable, "-m", "emugen", "web", "--port", str(port), "--config",
-                  str(config), "--poll-interval", str(server_poll)], log, env=env)
-
-
-def _wait_healthy(client: Any, url: str, server: subprocess.Popen, log: Path) -> None:
-    def healthy() -> bool:
-        if server.poll() is not None:
-            raise FleetStartError(
-                f"emugen web exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            return client.get(f"{url}/api/health").status_code == 200
-        except Exception:  # noqa: BLE001 - not listening yet
-            return False
-
-    wait_for(healthy, 30, f"emugen web to answer /api/health (its log: {log})")
-
-
 def _stats(values: list[float]) -> dict[str, float | None]:
-    from emugen.web.batches import summary
+    from emugen.status.batches import summary
 
     s = summary(values)
     mean = sum(values) / len(values) if values else None
@@ -163,9 +129,9 @@ class Server:
 
 def _commit(engine: Any, settings: Any, stream: Any, at: Any, redis_url: str) -> float:
     """One batch through every layer, each stage announcing its commit as a worker's does
-    (emugen.worker.run_stage); returns when the gold commit returned."""
-    from emugen.announce import announce
+    (emugen.fleet.worker.run_stage); returns when the gold commit returned."""
     from emugen.db.session import write_session
+    from emugen.fleet.announce import announce
     from emugen.pipeline import gold, silver
     from emugen.pipeline.bronze import Origin, generate_and_land
 
@@ -188,7 +154,7 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
     s (today's poll, the fallback). Land batches one at a time in this process, each stage
     announcing as a worker does, and time each gold commit to the first snapshot showing it at
     each server's SSE client, and at a client polling /api/snapshot like the page's fallback."""
-    from emugen.broker import start_private
+    from emugen.fleet.broker import start_private
 
     with tempfile.TemporaryDirectory(prefix="emugen-bench-sse-") as tmp:
         folder = Path(tmp)
@@ -228,8 +194,8 @@ class SseRun:
 
         self.folder, self.redis_url = folder, redis_url
         self.server_poll, self.poll_interval = server_poll, poll_interval
-        self.push_config = _config(folder, "push", redis_url)
-        self.settings = load_settings(_config(folder, "poll", "memory://"), env=False)
+        self.push_config = bench_config(folder, "push", redis_url)
+        self.settings = load_settings(bench_config(folder, "poll", "memory://"), env=False)
         self.engine = make_engine(self.settings.database_url)
         init_db(self.engine)
         self.servers: list[Server] = []
@@ -243,9 +209,9 @@ class SseRun:
         for name, config in (("push", self.push_config), ("poll", self.folder / "poll.yaml")):
             port, log = free_port(), self.folder / f"web-{name}.log"
             self.servers.append(Server(name, f"http://127.0.0.1:{port}",
-                                       _start_server(config, port, self.server_poll, log), log))
+                                       start_web(config, port, self.server_poll, log), log))
         for server in self.servers:
-            _wait_healthy(self.clients[0], server.url, server.process, server.log)
+            wait_healthy(self.clients[0], server.url, server.process, server.log)
         self.threads = [threading.Thread(target=_read_stream, daemon=True, args=(
             self.clients[1 + n], s.url, s.arrivals, self.stop)) for n, s in enumerate(self.servers)]
         self.threads.append(threading.Thread(target=_poll, daemon=True, args=(

@@ -29,11 +29,11 @@ from emugen.db.models import (
     SkippedTick,
 )
 from emugen.db.session import read_session
-from emugen.pipeline.gold import WINDOW_SECONDS, company_windows, region_windows
+from emugen.pipeline.gold import company_windows, region_windows
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.retention import tally
-from emugen.stats import percentile
-from emugen.vocabulary import Mode
+from emugen.status.stats import percentile
+from emugen.vocabulary import WINDOW_SECONDS, Mode
 
 RSS_GROWTH_LIMIT = 1.10
 LATENCY_GROWTH_LIMIT = 1.20

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from emugen.db.bulk import bulk_insert
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect, PlannedCompany
 from emugen.db.session import write_session
+from emugen.db.stage_log import stage_done
 from emugen.errors import BatchNotFound, SeqContention
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
-from emugen.pipeline.log import stage_done
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Settings

@@ -21,13 +21,10 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
+from emugen.db.stage_log import stage_done
 from emugen.errors import BatchNotFound, StageOrderError
-from emugen.pipeline.log import stage_done
 from emugen.pipeline.stage import StageResult, since_ms
-from emugen.vocabulary import EPOCH, MS, EventType, Mode, Stream
-
-# A window short enough to watch fill up in emulated mode, an hour at production volume.
-WINDOW_SECONDS = {Mode.emulated: 60, Mode.production: 3600}
+from emugen.vocabulary import EPOCH, MS, WINDOW_SECONDS, EventType, Mode, Stream
 
 
 @dataclass(frozen=True)

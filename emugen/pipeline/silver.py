@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
+from emugen.db.bronze_rows import bronze_parts
 from emugen.db.bulk import bulk_insert
 from emugen.db.columns import sqlite_text, sqlite_text_from_stamp
 from emugen.db.models import (
@@ -24,12 +25,11 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
+from emugen.db.stage_log import stage_done
 from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
-from emugen.pipeline.bronze_rows import bronze_parts
 from emugen.pipeline.fastpath import company_of, event_row, match_event
-from emugen.pipeline.log import stage_done
 from emugen.pipeline.repeats import QUARANTINE_COLUMNS, quarantine_repeats
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream

@@ -1,4 +1,7 @@
-"""The configuration: a frozen pydantic tree loaded from YAML, exported as one namespace."""
+"""The configuration: a frozen pydantic tree loaded from YAML, exported as one namespace.
+
+May import vocabulary, errors and files only.
+"""
 
 from emugen.settings.fields import (
     MAX_BATCH,

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.errors import ConfigError
 from emugen.settings.model import Settings
 from emugen.settings.problems import problems
+from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes
 
 DEFAULT_CONFIG = Path("config/emugen.yaml")
 ENV_CONFIG = "EMUGEN_CONFIG"

@@ -88,7 +88,7 @@ class Landing(Frozen):
     @field_validator("root")
     @classmethod
     def _known_protocol(cls, value: str) -> str:
-        from emugen.sinks.filesystem import check_root
+        from emugen.files.storage import check_root
 
         return check_root(value)
 

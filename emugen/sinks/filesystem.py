@@ -11,28 +11,10 @@ from typing import Any
 
 from emugen.errors import LandingError
 from emugen.files.atomic import replace_atomically
+from emugen.files.storage import protocol_of
 
 LOCAL = ("file", "local")
 _NOT_WRITABLE = (_errno.EACCES, _errno.EPERM, _errno.EROFS, _errno.ENOTDIR, _errno.EISDIR)
-
-
-def protocol_of(root: str) -> str:
-    from fsspec.utils import get_protocol
-
-    return get_protocol(root)
-
-
-def check_root(root: str) -> str:
-    """The root as given, when fsspec knows its protocol (a ValueError naming it otherwise)."""
-    from fsspec.registry import known_implementations, registry
-
-    protocol = protocol_of(root)
-    if protocol not in known_implementations and protocol not in registry:
-        raise ValueError(
-            f"got {root!r}: unknown storage protocol {protocol!r}; use a local path, "
-            "file:///abs/path or an fsspec URL such as s3://bucket/prefix"
-        )
-    return root
 
 
 @dataclass(frozen=True)

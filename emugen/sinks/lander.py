@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
 
+from emugen.db.bronze_rows import keyset_pages
 from emugen.db.models import BatchRow, LandedFile, LandingFailure
 from emugen.db.session import read_session, write_session
+from emugen.db.stage_log import stage_done
 from emugen.errors import LandingError
-from emugen.pipeline.bronze_rows import keyset_pages
-from emugen.pipeline.log import stage_done
 from emugen.settings import Landing
 from emugen.sinks import filesystem
 from emugen.sinks.audit import AUDIT_BATCHES, AUDIT_BYTES, audit

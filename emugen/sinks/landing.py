@@ -74,10 +74,6 @@ def jsonl_pieces(chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
             yield ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def jsonl_bytes(lines: Sequence[str]) -> bytes:
-    return b"".join(jsonl_pieces([lines]))
-
-
 class _Pipe:
     """A write-only file for pyarrow that hands over what was written since the last take()."""
 
@@ -212,11 +208,6 @@ class Digest:
             self.sha.update(piece)
             self.bytes += len(piece)
             yield piece
-
-
-def data_file(facts: BatchFacts, lines: Sequence[str], fmt: str) -> LandingFile:
-    data = b"".join(data_pieces(facts, [lines], fmt))
-    return LandingFile(data_path(facts, fmt), data, len(lines))
 
 
 def manifest_file(facts: BatchFacts, files: Sequence[LandingFile], fmt: str) -> LandingFile:

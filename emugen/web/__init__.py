@@ -1,4 +1,7 @@
-"""The dashboard and HTTP API (`emugen web`): FastAPI over the same database the fleet writes."""
+"""The dashboard and HTTP API (`emugen web`): FastAPI over the same database the fleet writes.
+
+May import everything below it (status, fleet and down); the lab sits beside it.
+"""
 
 # How often the server checks the database for a change to push: the mean push delay is half
 # of it (docs/BENCHMARKS.md, `emugen bench sse`); the check reads one index (~0.5 ms).

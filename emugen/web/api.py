@@ -10,14 +10,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.exc import SQLAlchemyError
 
-from emugen.announce import announce
-from emugen.control import clean, set_paused
 from emugen.db.session import read_session, write_session
 from emugen.errors import ConfigError, LandingError, NotPaused
-from emugen.reload import set_mode
+from emugen.fleet.announce import announce
+from emugen.fleet.control import clean, set_paused
+from emugen.fleet.reload import set_mode
+from emugen.status.batches import batches_page, latency
+from emugen.status.quality import quality
 from emugen.vocabulary import Stream
-from emugen.web.batches import batches_page, latency
-from emugen.web.quality import quality
 from emugen.web.schemas import ModeChange, Problem
 from emugen.web.security import cross_origin, token_problem
 from emugen.web.state import WebState

@@ -17,9 +17,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import SQLAlchemyError
 
 from emugen import __version__
-from emugen.applied import standing
 from emugen.db.session import engine_for, init_db
 from emugen.errors import StoreFileGone
+from emugen.fleet.applied import standing
 from emugen.settings import config_path
 from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, batch_api, openapi
 from emugen.web.limits import BodyLimit

@@ -12,7 +12,7 @@ from emugen.db.models import BatchRow
 from emugen.errors import BatchNotFound, BatchPruned
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.retention import pruned_through
-from emugen.web.batches import batch_row
+from emugen.status.batches import batch_row
 
 # what /batches/<id> accepts: `events-000000042` (batch_id_for pads seqs to 9 digits)
 BATCH_ID_PATTERN = r"^(companies|events)-[0-9]{9,18}$"

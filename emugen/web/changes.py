@@ -20,8 +20,7 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
-from emugen.pipeline.gold import WINDOW_SECONDS
-from emugen.vocabulary import EPOCH, MS, EventType, Mode
+from emugen.vocabulary import EPOCH, MS, WINDOW_SECONDS, EventType, Mode
 
 MAX_ROWS = 1000
 

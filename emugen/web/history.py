@@ -86,7 +86,7 @@ def throughput_query(frame: Frame) -> Select[int, str, int]:
 
 
 def latency_query(frame: Frame) -> Select[Any]:
-    """Nearest-rank p50/p95 of tick -> gold per bucket (emugen.stats.percentile, in SQL):
+    """Nearest-rank p50/p95 of tick -> gold per bucket (emugen.status.stats.percentile, in SQL):
     the value ranked ceil(p * n) in its bucket, by window functions both databases have."""
     timed = (select(frame.bucket(BatchRow.generated_at).label("b"),
                     millis_between(BatchRow.scheduled_at, BatchRow.gold_at).label("ms"))

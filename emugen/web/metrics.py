@@ -13,12 +13,12 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from emugen.control import is_paused, skip_counts
 from emugen.db.models import BatchRow
+from emugen.fleet.control import is_paused, skip_counts
 from emugen.pipeline.reconcile import reconcile
+from emugen.status.batches import LAYERS, WORK, layer_latencies
+from emugen.status.quality import injected_by_stream
 from emugen.vocabulary import Mode
-from emugen.web.batches import LAYERS, WORK, layer_latencies
-from emugen.web.quality import injected_by_stream
 
 BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 LAG = timedelta(seconds=120)  # a gold commit can become visible after a later-stamped one

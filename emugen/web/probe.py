@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from emugen.backpressure import QUEUES, purge_queues, queue_depth
-from emugen.broker import fast_client
-from emugen.db.outage import outage
-from emugen.due import read as read_due
+from emugen.fleet.backpressure import purge_queues, queue_depth
+from emugen.fleet.broker import fast_client
+from emugen.fleet.due import read as read_due
+from emugen.fleet.names import QUEUES
+from emugen.fleet.outage import outage
 
 logger = logging.getLogger("emugen.web")
 Pinger = Callable[[], dict[str, Any] | None]
@@ -68,7 +69,7 @@ class BrokerProbe:
             "queues": None,
             "workers": {"ok": None, "alive": [], "checked_at": None, "error": None},
             "store": {"fault": None, "parked_ticks": None},
-            "due": None,  # beat's plan (emugen.due), None while no beat publishes one
+            "due": None,  # beat's plan (emugen.fleet.due), None while no beat publishes one
         }
         if not self.redis:
             note = f"not a Redis broker ({urlsplit(url).scheme}://): no queue depths or pings"

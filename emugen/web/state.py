@@ -13,13 +13,13 @@ from typing import Any
 from sqlalchemy import Engine
 
 from emugen.db.session import read_session
-from emugen.reload import ConfigWatcher
+from emugen.fleet.reload import ConfigWatcher
 from emugen.settings import Settings
-from emugen.web import snapshot as snap
+from emugen.status import health as snap
+from emugen.status.quality import quality
 from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key, status_counts
 from emugen.web.metrics import Metrics
 from emugen.web.probe import BrokerProbe
-from emugen.web.quality import quality
 from emugen.web.stream import Broadcaster
 from emugen.web.subscription import Subscriber
 

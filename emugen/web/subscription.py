@@ -1,4 +1,4 @@
-"""The dashboard's subscription to the fleet's announcements (emugen.announce) on the broker."""
+"""The dashboard's subscription to the fleet's announcements (fleet.announce) on the broker."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from emugen.announce import CHANNEL, is_redis, kind
+from emugen.fleet.announce import CHANNEL, is_redis, kind
 
 logger = logging.getLogger("emugen.web")
 RETRY_S = 1.0  # a lost subscription is retried this often (meanwhile the server polls fast)

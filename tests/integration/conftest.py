@@ -20,13 +20,13 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from emugen import broker
-from emugen.broker import free_port
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
 from emugen.db.session import dispose_engines, engine_for, read_session
 from emugen.errors import BrokerError
-from emugen.reload import write_yaml_atomically
-from emugen.supervisor import kill_group, spawn, stop, wait_for
+from emugen.fleet import broker
+from emugen.fleet.broker import free_port
+from emugen.fleet.reload import write_yaml_atomically
+from emugen.fleet.supervisor import kill_group, spawn, stop, wait_for
 from tests.fleet_helpers import write_config
 
 __all__ = ["REPO_ROOT", "Batch", "Fleet", "Proc", "now", "wait_for"]

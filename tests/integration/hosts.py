@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from emugen.supervisor import kill_group, spawn, wait_for
+from emugen.fleet.supervisor import kill_group, spawn, wait_for
 from tests.fleet_helpers import write_config
 from tests.integration.conftest import REPO_ROOT, Proc
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from emugen.broker import redis_binary
 from emugen.db.models import BatchRow
 from emugen.db.session import dispose_engines, engine_for, read_session
 from emugen.errors import BrokerError
+from emugen.fleet.broker import redis_binary
+from emugen.fleet.supervisor import kill_group, wait_for
 from emugen.lab.backfill import CLOCK_START, BackfillFleet
-from emugen.supervisor import kill_group, wait_for
 from tests.conftest import PG_URL, _postgres_or_skip
 from tests.store_helpers import digests
 

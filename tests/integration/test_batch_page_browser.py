@@ -8,9 +8,9 @@ import shutil
 
 from sqlalchemy import select, update
 
-from emugen.broker import free_port
 from emugen.db.models import BatchRow, InjectedDefect, Quarantine
 from emugen.db.session import read_session, write_session
+from emugen.fleet.broker import free_port
 from emugen.vocabulary import DEFECTS_FOR, Stream
 from tests.integration.conftest import wait_for
 from tests.integration.test_dashboard_browser import (  # noqa: F401 - the browser fixture

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from tests.integration.test_dashboard_browser import _skip_or_fail, browser  # noqa: F401
 from tests.integration.test_web_process import web_server
 from tests.test_web_api import Store, serve

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import yaml
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import wait_for
 from tests.test_web_api import Store, serve
 

@@ -11,9 +11,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from emugen.broker import free_port
 from emugen.db.models import BatchRow
 from emugen.db.session import read_session
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import wait_for
 from tests.integration.test_dashboard_a11y import axe_violations, blocking
 from tests.integration.test_dashboard_browser import _answers, browser  # noqa: F401

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 import httpx
 import pytest
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import Fleet, wait_for
 from tests.integration.test_dashboard_browser import browser  # noqa: F401 - the fixture
 

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from emugen.backpressure import PIPELINE_QUEUE, priority_keys
 from emugen.db.models import SilverCompany, SilverEvent
 from emugen.db.session import read_session
-from emugen.pipeline.gold import WINDOW_SECONDS
+from emugen.fleet.backpressure import priority_keys
+from emugen.fleet.names import PIPELINE_QUEUE
 from emugen.pipeline.reconcile import reconcile
-from emugen.vocabulary import Mode
+from emugen.vocabulary import WINDOW_SECONDS, Mode
 from tests.integration.conftest import Batch, Fleet, now, wait_for
 from tests.store_helpers import gold_from_scratch, gold_tables
 

@@ -10,9 +10,9 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import Fleet, Proc, wait_for
-from tests.test_config_file import ALIAS_BOMB
+from tests.test_yaml_file import ALIAS_BOMB
 
 INTERVAL_S = 1.0
 HOLD_S = 6.0  # each hostile file stays in place this long (six ticks per stream)

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from emugen.control import set_paused
 from emugen.db.models import BatchRow
 from emugen.db.session import (
     dispose_engines,
@@ -32,10 +31,11 @@ from emugen.db.session import (
     read_session,
     write_session,
 )
+from emugen.fleet.control import set_paused
+from emugen.fleet.supervisor import wait_for
 from emugen.lab import verdict
 from emugen.settings import load_settings
 from emugen.sinks.audit import verify
-from emugen.supervisor import wait_for
 from emugen.vocabulary import Mode
 from tests.integration.hosts import (
     AWS,

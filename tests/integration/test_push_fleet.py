@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from emugen.broker import free_port
 from emugen.db.models import BatchRow
 from emugen.db.session import read_session
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]

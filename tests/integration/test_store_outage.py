@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from emugen.db.models import BatchRow, SkippedTick
-from emugen.db.outage import PARKED_KEY
 from emugen.db.session import read_session
+from emugen.fleet.outage import PARKED_KEY
 from emugen.web.app import create_app
 from tests import disk_helpers
 from tests.disk_helpers import SmallDisk

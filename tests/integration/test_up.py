@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from emugen.broker import answers, free_port
-from emugen.supervisor import wait_for
+from emugen.fleet.broker import answers, free_port
+from emugen.fleet.supervisor import wait_for
 from tests.fleet_helpers import write_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
@@ -130,7 +130,7 @@ def test_up_runs_the_fleet_and_ctrl_c_stops_every_process(
         text = out.read_text()
         assert "started a private redis-server" in text and "var/log" in text
         assert "http://127.0.0.1:5555" in text and "Flower login: emugen / " in text
-        # the summary line names each stream's next tick, as beat plans it (emugen.due)
+        # the summary line names each stream's next tick, as beat plans it (emugen.fleet.due)
         wait_for(lambda: re.search(r"\| next: companies \d\d:\d\d:\d\d \((in \d+ s|now)\), "
                                    r"events \d\d:\d\d:\d\d", out.read_text()), 10,
                  "the summary line to show the next ticks")

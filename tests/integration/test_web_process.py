@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emugen.broker import free_port
+from emugen.fleet.broker import free_port
 from tests.integration.conftest import REPO_ROOT, wait_for
 from tests.test_web_api import Store
 

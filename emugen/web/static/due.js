@@ -15,7 +15,7 @@
   const $ = (id) => document.getElementById(id);
   let due = null, skew = 0, heard = 0;
 
-  // mirrors emugen.due.countdown: coarse, as a person reads a timetable
+  // mirrors emugen.fleet.due.countdown: coarse, as a person reads a timetable
   function countdown(seconds) {
     if (seconds < 0.5) return "now";
     if (seconds < 90) return `in ${Math.round(seconds)} s`;

@@ -1,8 +1,8 @@
-"""The one read model of the store, for `emugen status` and the dashboard alike.
+"""`emugen status`'s report, and the reads it shares with the dashboard's (`health`).
 
-Counts per layer, batches per stream and status, the fleet's control state (pause, skips,
-reloads), reconciliation and stage latencies are each computed here once; `web/snapshot.py`
-builds the dashboard's health and snapshot from these same functions.
+Batches per stream and status, the fleet's control state (pause, skips, reloads) and stage
+latencies are each computed here once; `health.health` builds the dashboard's view from these
+same functions, and both take the store's unseen state from `store`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
-from emugen.due import view as due_view
+from emugen.fleet.due import view as due_view
 from emugen.pipeline.reconcile import reconcile
 from emugen.sinks.lander import landing_health
 
@@ -64,7 +64,7 @@ def reload_view(row: ConfigReload | None) -> dict[str, Any] | None:
 
 def control(session: Session) -> dict[str, Any]:
     """The fleet's control state: pause, skipped ticks by reason, the last reload and rejection."""
-    from emugen.control import is_paused, last_reload, paused_since, skip_counts
+    from emugen.fleet.control import is_paused, last_reload, paused_since, skip_counts
 
     since = paused_since(session)
     skips = skip_counts(session)
@@ -80,8 +80,8 @@ def _count(session: Session, model: Any) -> int:
 
 def status(session: Session, latest: int = 10, store: dict[str, Any] | None = None,
            due: tuple[dict[str, Any] | None, str | None] = (None, None)) -> dict[str, Any]:
-    """The report; `store` (from emugen.db.outage.store_state) and `due` (beat's plan and
-    why it is missing, from emugen.due.read_quietly) say what reading the store cannot."""
+    """The report; `store` (from status.store.store_state) and `due` (beat's plan and
+    why it is missing, from emugen.fleet.due.read_quietly) say what reading the store cannot."""
     by_status: dict[str, dict[str, int]] = {}
     for stream, state, n, _records in batch_tally(session):
         by_status.setdefault(stream, {})[state] = n

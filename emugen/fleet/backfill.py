@@ -19,14 +19,14 @@ from sqlalchemy import Engine, literal, select
 from emugen.backfill.plan import Plan, Tick
 from emugen.backfill.progress import Progress, Snapshot
 from emugen.backfill.tick import SETTLED, check_same
-from emugen.backpressure import GENERATE_QUEUE, gate, pipeline_depth
 from emugen.db.models import BatchRow, LandedFile, LandingFailure
 from emugen.db.session import read_session
 from emugen.errors import BackfillInputError
+from emugen.fleet.backpressure import gate, pipeline_depth
+from emugen.fleet.names import BACKFILL_TICK, GENERATE_QUEUE
 from emugen.settings import Fleet
 from emugen.vocabulary import Stream
 
-TASK = "emugen.backfill_tick"
 STALL_FACTOR = 10  # no tick reaching gold for this many fleet.stuck_after: give up
 UNLANDED = "unlanded"  # in gold, but landing is on and its file is not landed yet
 
@@ -44,7 +44,7 @@ class CeleryFleet:
         self.app = app
 
     def send(self, message: dict[str, Any]) -> None:
-        self.app.send_task(TASK, args=(message,))
+        self.app.send_task(BACKFILL_TICK, args=(message,))
 
     def depth(self) -> int:
         return pipeline_depth(self.app, GENERATE_QUEUE)

@@ -1,4 +1,8 @@
-"""What the dashboard shows at one moment: health, latency, quality, recent batches."""
+"""What the dashboard shows at one moment: health, latency, quality, recent batches.
+
+Built from the same reads as `emugen status` (`report.batch_tally`, `report.control`,
+`store.store_view`), so the page and the CLI never disagree about the store.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from emugen.control import is_paused, last_reload
-from emugen.db import outage, storefile
 from emugen.db.models import BatchRow, ConfigReload, SkippedTick
-from emugen.due import view as due_view
 from emugen.errors import ConfigError
-from emugen.pipeline.status import batch_tally, control
+from emugen.fleet.control import is_paused, last_reload
+from emugen.fleet.due import view as due_view
 from emugen.settings import Settings
 from emugen.sinks.lander import landing_health
+from emugen.status.batches import latency, recent
+from emugen.status.quality import quality
+from emugen.status.report import batch_tally, control
+from emugen.status.store import store_health
 from emugen.vocabulary import Stream
-from emugen.web.batches import latency, recent
-from emugen.web.quality import quality
 
 THROUGHPUT_WINDOW_S = 300
 MIN_RATE_WINDOW_S = 60
@@ -141,18 +145,9 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
         "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
         "store": store,
         "landing": landing,
-        # what beat plans next per stream (published on the broker; see emugen.due)
+        # what beat plans next per stream (published on the broker; see emugen.fleet.due)
         "due": due_view(probe.get("due"), now, ctl["paused"]),
     }
-
-
-def store_health(session: Session, probe: dict[str, Any]) -> dict[str, Any]:
-    """What reading the store cannot show: its file deleted, its writes refused (via Redis)."""
-    file_problem = storefile.problem(session.get_bind())
-    seen = probe.get("store") or {"fault": None, "parked_ticks": None}
-    return {**seen, "file_problem": file_problem,
-            "ok": file_problem is None and seen["fault"] is None,
-            "problems": outage.problems(file_problem, seen["fault"], seen["parked_ticks"])}
 
 
 def snapshot(session: Session, config: dict[str, Any], probe: dict[str, Any],

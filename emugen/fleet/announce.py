@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from emugen.broker import fast_client
+from emugen.fleet.broker import fast_client
 
 logger = logging.getLogger("emugen.announce")
 CHANNEL = "emugen:changes"

@@ -10,13 +10,11 @@ from typing import Any, Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from emugen.control import is_paused, record_skip
 from emugen.db.models import BatchRow
+from emugen.fleet.control import is_paused, record_skip
+from emugen.fleet.names import PIPELINE_QUEUE, QUEUES
 from emugen.settings import Fleet
 
-PIPELINE_QUEUE = "pipeline"
-GENERATE_QUEUE = "generate"
-QUEUES = (GENERATE_QUEUE, PIPELINE_QUEUE)
 # kombu's Redis transport keeps each priority level in its own list: name, name\x06\x163, ...
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (0, 3, 6, 9)

@@ -22,11 +22,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
-from emugen.broker import redact_url
-from emugen.config_file import decode, parse_yaml, read_config_bytes
 from emugen.db.models import ControlState
 from emugen.errors import ConfigError, StoreUnknown
 from emugen.files.atomic import replace_atomically
+from emugen.fleet.broker import redact_url
 from emugen.settings import (
     ENV_LANDING_ROOT,
     ENV_OVERRIDES,
@@ -34,6 +33,7 @@ from emugen.settings import (
     config_path,
     load_settings,
 )
+from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes
 
 logger = logging.getLogger("emugen.applied")
 APPLIED = "applied_config"  # the control_state key beat writes on every accepted reload

@@ -11,23 +11,23 @@ from celery.beat import Scheduler
 from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
-from emugen.announce import announce
-from emugen.applied import record_applied, record_store
-from emugen.backpressure import pipeline_depth, tick_hold
-from emugen.beat_lease import BeatLease
-from emugen.broker import fast_client, redact_url
-from emugen.control import record_reload, record_skip
-from emugen.db import outage, storefile
+from emugen.db import storefile
 from emugen.db.session import engine_for, init_db, read_session, write_session
-from emugen.due import DuePublisher, plan, publisher_for
 from emugen.errors import BeatAlreadyRunning, StoreFileGone
-from emugen.reload import Change, ConfigWatcher
+from emugen.fleet import outage
+from emugen.fleet.announce import announce
+from emugen.fleet.applied import record_applied, record_store
+from emugen.fleet.backpressure import pipeline_depth, tick_hold
+from emugen.fleet.beat_lease import BeatLease
+from emugen.fleet.broker import fast_client, redact_url
+from emugen.fleet.control import record_reload, record_skip
+from emugen.fleet.due import DuePublisher, plan, publisher_for
+from emugen.fleet.names import GENERATE_BATCH, GENERATE_QUEUE, PIPELINE_QUEUE, PRUNE, REAP
+from emugen.fleet.reload import Change, ConfigWatcher
 from emugen.settings import Settings
 from emugen.vocabulary import Stream
 
 logger = logging.getLogger("emugen.schedule")
-GENERATE = "emugen.generate_batch"
-REAP = "emugen.reap"
 
 
 def entries_for(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -40,24 +40,24 @@ def entries_for(settings: Settings) -> dict[str, dict[str, Any]]:
     for stream in Stream:
         every = settings.interval(stream)
         entries[f"generate-{stream.value}"] = {
-            "task": GENERATE,
+            "task": GENERATE_BATCH,
             "schedule": schedule(every),
             "args": (stream.value,),
             "kwargs": {"mode": settings.mode.value},
-            "options": {"queue": "generate", "expires": every.total_seconds()},
+            "options": {"queue": GENERATE_QUEUE, "expires": every.total_seconds()},
         }
     reaper = settings.fleet.reaper_interval
     entries["reap"] = {
         "task": REAP,
         "schedule": schedule(reaper),
-        "options": {"queue": "pipeline", "expires": reaper.total_seconds()},
+        "options": {"queue": PIPELINE_QUEUE, "expires": reaper.total_seconds()},
     }
     if settings.fleet.retain_batches_for is not None:
         every = settings.fleet.prune_interval
         entries["prune"] = {
-            "task": "emugen.prune",
+            "task": PRUNE,
             "schedule": schedule(every),
-            "options": {"queue": "pipeline", "expires": every.total_seconds()},
+            "options": {"queue": PIPELINE_QUEUE, "expires": every.total_seconds()},
         }
     return entries
 
@@ -222,7 +222,7 @@ class EmugenScheduler(Scheduler):
     def apply_entry(self, entry: Any, producer: Any = None) -> None:
         if entry.task == REAP and self.settings is not None and self._pipeline_full():
             return None
-        if entry.task != GENERATE or self.settings is None:
+        if entry.task != GENERATE_BATCH or self.settings is None:
             return super().apply_entry(entry, producer=producer)
         stream = entry.args[0]
         at = tick_time()

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from emugen.announce import announce
-from emugen.db.outage import client_for
+from emugen.fleet.announce import announce
+from emugen.fleet.outage import client_for
 from emugen.vocabulary import Stream
 
 logger = logging.getLogger("emugen.due")

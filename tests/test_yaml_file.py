@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from emugen.config_file import MAX_CONFIG_BYTES, MAX_NODES
 from emugen.errors import ConfigError
-from emugen.reload import ConfigWatcher
+from emugen.fleet.reload import ConfigWatcher
 from emugen.settings import load_settings
+from emugen.settings.yaml_file import MAX_CONFIG_BYTES, MAX_NODES
 
 # Each hostile case runs in a child with a memory ceiling and a deadline, so a regression
 # fails the test instead of eating the shared machine (the old reader took 3 GB and minutes).

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from emugen.broker import child_options
 from emugen.errors import FleetStartError
+from emugen.fleet.broker import child_options
 
 T = TypeVar("T")
 

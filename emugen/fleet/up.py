@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emugen.errors import FlowerAuthError
-from emugen.supervisor import ended, kill_group, spawn, terminate_together
+from emugen.fleet.names import QUEUES
+from emugen.fleet.supervisor import ended, kill_group, spawn, terminate_together
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ProcessDef:
 # The fleet, in start order. The repo-root Procfile lists the same commands (a test checks),
 # so `honcho start` / `foreman start` and `emugen up` run the same thing.
 PROCESSES: tuple[ProcessDef, ...] = (
-    ProcessDef("worker", "celery -A emugen worker -Q generate,pipeline --concurrency 2 "
+    ProcessDef("worker", f"celery -A emugen worker -Q {','.join(QUEUES)} --concurrency 2 "
                          "--loglevel INFO", essential=True),
     ProcessDef("beat", "celery -A emugen beat --loglevel INFO", essential=True),
     # Basic auth comes from FLOWER_BASIC_AUTH; Flower keeps every task in memory: bound it.
@@ -165,7 +166,7 @@ class Fleet:
         return f" | down: {', '.join(names)}" if names else ""
 
     def describe_death(self, child: Child) -> str:
-        from emugen.broker import tail
+        from emugen.fleet.broker import tail
 
         name = child.spec.name
         if child.error is not None:

@@ -19,12 +19,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from emugen.broker import fast_client
-from emugen.control import record_skip
-from emugen.db import storefile
 from emugen.db.models import BatchRow, SkippedTick
 from emugen.db.session import write_session
 from emugen.errors import StoreFileGone, StoreRefused
+from emugen.fleet.broker import fast_client
+from emugen.fleet.control import record_skip
 
 logger = logging.getLogger("emugen.store")
 FAULT_KEY = "emugen:store:fault"
@@ -187,21 +186,6 @@ def drain(engine: Engine, client: Any, source: str) -> int:
 
 
 # -- what readers show -------------------------------------------------------------------------
-
-
-def store_state(engine: Engine, client: Any) -> dict[str, Any]:
-    """The store as its readers cannot see it by reading: a deleted file, refused writes,
-    parked ticks. `ok` is False while any of them holds."""
-    file_problem = storefile.problem(engine)
-    seen: dict[str, Any] = {"fault": None, "parked_ticks": None, "broker_error": None}
-    if client is not None:
-        try:
-            seen.update(outage(client))
-        except Exception as exc:  # noqa: BLE001 - the broker's own outage is reported elsewhere
-            seen["broker_error"] = describe(exc)
-    return {**seen, "file_problem": file_problem,
-            "ok": file_problem is None and seen["fault"] is None,
-            "problems": problems(file_problem, seen["fault"], seen["parked_ticks"])}
 
 
 def problems(file_problem: str | None, fault: dict[str, Any] | None,

@@ -13,10 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from emugen.announce import announce
-from emugen.applied import record_store
-from emugen.backpressure import hold_tick, pipeline_depth
-from emugen.db import outage
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
 from emugen.errors import (
@@ -26,11 +22,16 @@ from emugen.errors import (
     SeqContention,
     StoreFileGone,
 )
+from emugen.fleet import outage
+from emugen.fleet.announce import announce
+from emugen.fleet.applied import record_store
+from emugen.fleet.backpressure import hold_tick, pipeline_depth
+from emugen.fleet.names import LAND_BATCH, STAGE_TASKS
+from emugen.fleet.reload import ConfigWatcher
 from emugen.pipeline.bronze import Origin, generate_and_land
 from emugen.pipeline.recovery import claim_stuck, mark_failed
 from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.stage import Stage
-from emugen.reload import ConfigWatcher
 from emugen.settings import Settings, config_path
 from emugen.sinks.lander import land as land_files
 from emugen.sinks.lander import reland_damaged, reland_missing
@@ -41,8 +42,6 @@ TRANSIENT = (OperationalError,)  # locked/unreachable database: worth a retry
 MAX_BACKOFF_S = 20  # below the broker's visibility timeout, so a retry is never re-delivered
 # kombu's Redis transport pops priority 0 (every other message) before 9, across both queues
 LAND_PRIORITY = 9
-STAGE_TASKS = {"silver": "emugen.to_silver", "gold": "emugen.to_gold"}
-LAND_TASK = "emugen.land_batch"
 NOT_READY_S = 1  # a backfill event tick waiting for its companies asks again this often
 PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time limit)
 
@@ -126,7 +125,7 @@ def dispatch(app: Any, settings: Settings, batch_id: str) -> None:
     if settings.landing.enabled:
         # beside the chain, at the lowest priority: the worker writes the file when no
         # generate/silver/gold message waits, so the landing zone stays off tick -> gold
-        app.send_task(LAND_TASK, (batch_id,), priority=LAND_PRIORITY)
+        app.send_task(LAND_BATCH, (batch_id,), priority=LAND_PRIORITY)
 
 
 def refused(settings: Settings, source: str, exc: BaseException) -> None:

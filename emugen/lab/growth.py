@@ -1,25 +1,20 @@
 """Per-event-batch costs that grow with the company count, measured without a database.
 
-    .venv/bin/python scripts/growth_probe.py              # docs/BENCHMARKS.md, issue 15 item 4
-    .venv/bin/python scripts/growth_probe.py --replay     # memory over a soak's growth
-    .venv/bin/python scripts/growth_probe.py --replay --growth 2   # eligible.GROWTH
-
-Timings: for 10,000, 100,000 and 360,000 companies (the last is ten hours at 1 s) with the
+`probe`: for 10,000, 100,000 and 360,000 companies (the last is ten hours at 1 s) with the
 share of rejected companies a soak showed (4.5 %): raising the watermark by one company batch
 (`active_drivers`, which extends the kept table), drawing one emulated event batch, and
 handling the excluded-ordinal list (the settled mark's JSON, building, dumping and parsing
 the spec, the generator's array). Best of 20.
 
---replay: the 60-minute soak at 0.1 s in one process: the watermark rises from 20,000 to
+`replay`: the 60-minute soak at 0.1 s in one process: the watermark rises from 20,000 to
 130,709 companies one company batch (10) at a time, the excluded list grows with it and
 arrives as a fresh tuple each batch (as a worker parses it from the spec), and each step
 sizes and draws one event batch. Prints RSS and tracemalloc's live bytes before and after.
-Only public functions are called, so the same script measures an older checkout too.
+Only public functions are called, so the same command measures an older checkout too.
 """
 
 from __future__ import annotations
 
-import argparse
 import bisect
 import gc
 import json
@@ -28,6 +23,7 @@ import resource
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -50,16 +46,15 @@ def best_ms(f: Callable[[], Any], n: int = 20) -> float:
 
 
 def probe(settings: Settings, made: int) -> str:
-    excluded = sorted(random.Random(1).sample(range(made), round(made * REJECTED_SHARE)))
+    excluded = tuple(sorted(random.Random(1).sample(range(made), round(made * REJECTED_SHARE))))
     spec = build_spec(settings, "events", 5, watermark=made, excluded_ordinals=excluded)
     raw = spec.model_dump_json()
     active_drivers(spec)
     extend, draw = [], []
     for i in range(1, 21):  # the watermark rises by one company batch per event batch
         moved = spec.model_copy(update={"watermark": made + 10 * i})
-        extend.append(best_ms(lambda s=moved: active_drivers(s), 1))
-        draw.append(best_ms(lambda s=moved, i=i: event_columns(
-            s, 12, np.random.default_rng(i)), 1))
+        extend.append(best_ms(partial(active_drivers, moved), 1))
+        draw.append(best_ms(partial(event_columns, moved, 12, np.random.default_rng(i)), 1))
     mark = {"ordinal": made, "excluded": excluded}
     listed = (best_ms(lambda: json.dumps(mark))
               + best_ms(lambda: build_spec(settings, "events", 5, watermark=made,
@@ -109,24 +104,3 @@ def replay(settings: Settings, traced: bool) -> str:
     return (f"replay {REPLAY_FROM:,} -> {REPLAY_TO:,} companies in {len(steps):,} event batches "
             f"({took:.1f} s): RSS {rss_before:.1f} -> {rss_mb():.1f} MB "
             f"(+{rss_mb() - rss_before:.1f} MB){traced_note}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replay", action="store_true")
-    parser.add_argument("--traced", action="store_true", help="with tracemalloc (slower)")
-    parser.add_argument("--growth", type=float, help="eligible.GROWTH for the replay")
-    args = parser.parse_args()
-    settings = Settings()
-    if args.growth is not None:
-        from emugen.generate import eligible
-        eligible.GROWTH = args.growth
-    if args.replay:
-        print(replay(settings, args.traced))
-        return
-    for made in (10_000, 100_000, 360_000):
-        print(probe(settings, made))
-
-
-if __name__ == "__main__":
-    main()

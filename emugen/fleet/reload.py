@@ -12,12 +12,12 @@ from typing import Any
 
 import yaml
 
-from emugen.applied import Standing, fallback
-from emugen.broker import redact_url
-from emugen.config_file import decode, parse_yaml, read_config_bytes, refusal
 from emugen.errors import ConfigError, StoreUnknown
 from emugen.files.atomic import replace_atomically
+from emugen.fleet.applied import Standing, fallback
+from emugen.fleet.broker import redact_url
 from emugen.settings import Settings, config_path, load_settings, settings_from_text
+from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes, refusal
 from emugen.vocabulary import Mode
 
 logger = logging.getLogger("emugen.reload")

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow
-from emugen.pipeline.status import layer_latencies
-from emugen.stats import percentile
+from emugen.status.report import layer_latencies
+from emugen.status.stats import percentile
 
 STATUSES = ("bronze", "silver", "gold", "failed")
 # Each layer's latency is the time from the previous stage's commit to its own (queueing
