@@ -51,7 +51,8 @@ from emugen.cli.status import replay_cmd, status_cmd  # noqa: E402
 from emugen.cli.up import up_cmd  # noqa: E402
 from emugen.export.cli import export_cmd  # noqa: E402 - pyarrow loads when run
 from emugen.grade.cli import grade_cmd  # noqa: E402 - DuckDB loads when run
-from emugen.lab.cli import bench_group, chaos_cmd, soak_cmd  # noqa: E402
+from emugen.lab.cli import bench_group  # noqa: E402
+from emugen.lab.runs_cli import chaos_cmd, soak_cmd  # noqa: E402
 from emugen.sinks.cli import land_group  # noqa: E402
 from emugen.web.cli import web_cmd  # noqa: E402 - uvicorn and FastAPI load when run
 
