@@ -136,7 +136,11 @@ def set_mode(mode: Mode | str,
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    text = decode(read_config_bytes(file), str(file)) if file.exists() else ""
+    if not file.exists():  # a mode is a line of a config: there must be a config to hold it
+        raise ConfigError(str(file), [
+            f"no such file (looked at {file.absolute()}); write one with `emugen init "
+            f"--preset {target.value}`, or pass --config"])
+    text = decode(read_config_bytes(file), str(file))
     try:
         before: Mode | None = settings_from_text(text, str(file), env=False).mode
     except ConfigError:

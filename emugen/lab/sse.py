@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from emugen.broker import free_port
+from emugen.errors import import_extra
 from emugen.supervisor import FleetStartError, spawn, wait_for
 from emugen.supervisor import stop as stop_process
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
@@ -221,8 +222,7 @@ class SseRun:
 
     def __init__(self, folder: Path, redis_url: str, server_poll: float,
                  poll_interval: float) -> None:
-        import httpx
-
+        httpx = import_extra("httpx", "lab", "emugen bench sse")  # before anything starts
         from emugen.db.session import init_db, make_engine
         from emugen.settings import load_settings
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emugen.errors import LandingError
+from emugen.errors import LandingError, import_extra
 from emugen.files import replace_atomically
 
 LOCAL = ("file", "local")
@@ -61,9 +61,9 @@ def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     try:
         fs, base = url_to_fs(root, **(storage_options or {}))
     except ImportError as exc:
-        raise LandingError(
-            f"landing root {root}: {exc}; install the extra (pip install 'emugen[s3]')"
-        ) from None
+        if protocol_of(root) in ("s3", "s3a"):
+            import_extra("s3fs", "s3", f"the landing root {root}")
+        raise LandingError(f"landing root {root}: {exc}") from None
     return Zone(fs, root, base.rstrip("/") or "/")
 
 
