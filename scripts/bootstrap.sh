@@ -42,7 +42,7 @@ log=.venv/bootstrap.log
 started=$SECONDS
 check="import emugen"
 [ "$spec" = "." ] || check="import emugen, pytest"
-if .venv/bin/python -c "$check" >/dev/null 2>&1; then
+if .venv/bin/python -I -c "$check" >/dev/null 2>&1; then  # -I: not ./emugen from here
   say "updating $what in .venv (quick when nothing changed) ..."
 else
   say "installing $what into .venv: $size on a first run ..."
