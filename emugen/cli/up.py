@@ -260,7 +260,8 @@ def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int,
         flower_url = next(p.url for p in processes if p.name == "flower")
         env = {**os.environ, "EMUGEN_CONFIG": str(path.resolve()),
                "EMUGEN_BROKER_URL": settings.broker_url, "FLOWER_BASIC_AUTH": auth.value,
-               FLEET_ENV: fleet_id, "EMUGEN_FLOWER_URL": flower_url or "",
+               FLEET_ENV: fleet_id,  # the page links our Flower unless told otherwise
+               "EMUGEN_FLOWER_URL": os.environ.get("EMUGEN_FLOWER_URL") or flower_url or "",
                "PYTHONUNBUFFERED": "1"}  # logs reach the files as they happen
         fleet = Fleet(processes, env, LOG_DIR, console.say)
         console.say(f"processes (output in {LOG_DIR}/<name>.log):")
