@@ -115,13 +115,16 @@ def _get(url: str, headers: Mapping[str, str], timeout: float) -> tuple[int, dic
         return 0, {}
 
 
-def serves_fleet(url: str, fleet_id: str, timeout: float = 1.0) -> bool:
-    """True when the emugen dashboard at `url` belongs to the fleet `fleet_id` (its header)."""
-    _, headers = _get(f"{url}/api/health", {}, timeout)
+def serves_fleet(url: str, fleet_id: str, timeout: float = 2.0) -> bool:
+    """True when the emugen dashboard at `url` belongs to the fleet `fleet_id` (its header).
+
+    Every response carries the header: a static file is the cheapest, where /api/health asks
+    the database and the workers (slow while they start)."""
+    _, headers = _get(f"{url}/static/dashboard.css", {}, timeout)
     return {k.lower(): v for k, v in headers.items()}.get(FLEET_HEADER.lower()) == fleet_id
 
 
-def flower_accepts(url: str, user: str, password: str, timeout: float = 1.0) -> bool:
+def flower_accepts(url: str, user: str, password: str, timeout: float = 2.0) -> bool:
     """True when the server at `url` lets in `user:password` and nobody else: a Flower with the
     login `emugen up` made (a random password), not one that lets everyone in."""
     def status(secret: str) -> int:

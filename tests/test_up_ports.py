@@ -154,6 +154,7 @@ def test_the_dashboard_stamps_every_response_with_the_fleet_id_up_gave_it(
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/health").headers["x-emugen-fleet"] == "f1eet"
         assert client.get("/no/such/page").headers["x-emugen-fleet"] == "f1eet"
+        assert client.get("/static/dashboard.css").headers["x-emugen-fleet"] == "f1eet"
     plain = create_app(config, environ={})
     with TestClient(plain, base_url="http://127.0.0.1") as client:
         assert "x-emugen-fleet" not in client.get("/api/health").headers
