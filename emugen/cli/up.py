@@ -160,7 +160,7 @@ class Banner:
 
     def __init__(self, children: Sequence[Child], probes: Mapping[str, Probe],
                  say: Callable[[str], None], extra: Mapping[str, str] | None = None,
-                 wait_s: float = 60.0) -> None:
+                 wait_s: float = 120.0) -> None:
         self.pending = [c for c in children if c.spec.url and c.spec.name in probes]
         self.probes, self.say, self.extra, self.wait_s = probes, say, extra or {}, wait_s
         self.started = time.monotonic()
