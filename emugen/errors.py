@@ -2,6 +2,8 @@
 
     EmugenError                  exit 1 unless a class says otherwise
     ├── ConfigError              exit 2  a config file or value is invalid
+    ├── InitRefused              exit 2  `emugen init` would overwrite a config
+    ├── MissingExtra             exit 2  an optional dependency (an extra) is not installed
     ├── YamlShapeError                   internal: parse_yaml turns it into a ConfigError
     ├── SpecError                exit 2  a batch spec cannot be generated as asked
     ├── ExportError              exit 2  `emugen export` asked for something unknown
@@ -21,6 +23,7 @@
     ├── BrokerError                      no usable Redis at the broker URL
     ├── BeatAlreadyRunning       exit 3  another beat holds the lease
     ├── FleetError                       a process `emugen up` needs died or did not start
+    ├── PortTaken                exit 2  a port `emugen up` would serve on is in use
     ├── FleetStartError                  a process of the lab's private fleet did not start
     ├── FlowerLoginMissing       exit 2  Flower would start without a login
     ├── FlowerAuthError          exit 2  FLOWER_BASIC_AUTH is malformed
@@ -37,6 +40,9 @@ the web API answers 4xx with the message as JSON. No other module defines an exc
 """
 
 from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 
 class EmugenError(Exception):
@@ -60,6 +66,37 @@ class ConfigError(EmugenError):
             f"invalid configuration in {source} ({len(problems)} problem"
             f"{'s' if len(problems) != 1 else ''}):\n{lines}"
         )
+
+
+class InitRefused(EmugenError):
+    """Raised when `emugen init` would overwrite a config file that is already there (without
+    --force) or cannot write one where it was asked to."""
+
+    exit_code = 2
+
+
+class MissingExtra(EmugenError):
+    """Raised when a feature needs an optional dependency that is not installed; the message
+    names the `pip install 'emugen[extra]'` that brings it."""
+
+    exit_code = 2
+
+
+def import_extra(module: str, extra: str, purpose: str) -> ModuleType:
+    """`module`, imported; MissingExtra naming the extra to install when it is not there.
+
+    Optional dependencies are imported through this, where they are used, so that a plain
+    `pip install emugen` runs everything that does not need them.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] != module.split(".")[0]:
+            raise  # the package is there but broken: its own error says more
+        raise MissingExtra(
+            f"{purpose} needs the Python package {module.split('.')[0]!r}, which is not "
+            f"installed: pip install 'emugen[{extra}]' (or uv pip install 'emugen[{extra}]')"
+        ) from None
 
 
 class SpecError(EmugenError):
@@ -174,6 +211,13 @@ class BeatAlreadyRunning(EmugenError):
 class FleetError(EmugenError):
     """Raised when a process the fleet cannot run without (`emugen up`) died or could not be
     started."""
+
+
+class PortTaken(EmugenError):
+    """Raised when a port `emugen up` would serve the dashboard or Flower on is already in use;
+    the message names the port and the option that chooses another."""
+
+    exit_code = 2
 
 
 class FleetStartError(EmugenError):

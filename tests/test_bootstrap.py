@@ -59,3 +59,52 @@ def test_a_first_install_prints_progress_and_no_pyenv_or_setuptools_noise(tmp_pa
     assert all(line.startswith("bootstrap: ") for line in lines), output
     assert "creating .venv with" in output and "ready in" in output
     assert (tmp_path / ".venv" / "bootstrap.log").exists()
+
+
+def _tiny_fleet(root: Path) -> None:
+    """The tiny project with an `emugen` command that only says how it was called, a dev extra
+    (a small package), and scripts/up.sh beside bootstrap.sh."""
+    _tiny_project(root)
+    shutil.copy(REPO / "scripts" / "up.sh", root / "scripts" / "up.sh")
+    (root / "tiny" / "__init__.py").write_text(
+        "import sys\n\ndef main():\n    print('emugen called with', sys.argv[1:])\n")
+    text = (root / "pyproject.toml").read_text()
+    text = text.replace("dev = []", 'dev = ["iniconfig"]')
+    text = text.replace("[project.optional-dependencies]",
+                        '[project.scripts]\nemugen = "tiny:main"\n\n'
+                        "[project.optional-dependencies]")
+    (root / "pyproject.toml").write_text(text)
+
+
+def test_up_installs_the_runtime_without_the_dev_extras_once_then_runs_emugen_up(
+        tmp_path: Path) -> None:
+    _tiny_fleet(tmp_path)
+    env = {**os.environ, "PYTHON": sys.executable, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+    def up(*args: str) -> str:
+        done = subprocess.run(["bash", "scripts/up.sh", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    first = up("--web-port", "8100")
+    assert "installing emugen (the runtime, no dev extras)" in first
+    assert "emugen called with ['up', '--web-port', '8100']" in first
+    venv_python = str(tmp_path / ".venv" / "bin" / "python")
+    dev_missing = subprocess.run([venv_python, "-c", "import iniconfig"], capture_output=True)
+    assert dev_missing.returncode != 0  # the dev extra was not installed
+
+    second = up()
+    assert "bootstrap:" not in second  # installed already: straight to `emugen up`
+    assert "emugen called with ['up']" in second
+
+    # scripts/test.sh's install (the dev extra) coexists with it in the same .venv
+    dev = subprocess.run(["bash", "scripts/bootstrap.sh"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert dev.returncode == 0, dev.stdout + dev.stderr
+    assert subprocess.run([venv_python, "-c", "import iniconfig, tiny"]).returncode == 0
+    assert "bootstrap:" not in up()
+
+    (tmp_path / "pyproject.toml").write_text(
+        (tmp_path / "pyproject.toml").read_text().replace('version = "0.1"', 'version = "0.2"'))
+    assert "emugen (the runtime, no dev extras) in" in up()  # pyproject changed: installs again

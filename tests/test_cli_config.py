@@ -94,7 +94,7 @@ def test_a_missing_file_exits_2_and_suggests_a_preset(runner: CliRunner, tmp_pat
     result = runner.invoke(main, ["config", "check", str(missing)])
     assert result.exit_code == 2, result.output
     assert str(missing) in result.output
-    assert "cp config/emulated.yaml" in result.output
+    assert "`emugen init`" in result.output
 
 
 def test_malformed_yaml_exits_2_with_the_line(runner: CliRunner, tmp_path: Path) -> None:

@@ -576,7 +576,7 @@ def test_the_emulated_preset_behaves_like_the_defaults() -> None:
     assert preset.events.event_types == default.events.event_types
 
 
-def test_a_missing_file_names_the_path_and_suggests_copying_a_preset(tmp_path: Path) -> None:
+def test_a_missing_file_names_the_path_and_suggests_emugen_init(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "emugen.yaml"
     with pytest.raises(ConfigError) as caught:
         load_settings(missing)
@@ -584,7 +584,7 @@ def test_a_missing_file_names_the_path_and_suggests_copying_a_preset(tmp_path: P
     assert str(missing) in message
     assert caught.value.source == str(missing)
     assert "no such file" in message
-    assert f"cp config/emulated.yaml {missing}" in message
+    assert "`emugen init`" in message and "cp config/" not in message
 
 
 def test_malformed_yaml_is_reported_with_its_line_number(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from emugen.settings import load_settings
 def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     """Counts per layer, quarantine by reason, reconciliation, the latest batches."""
     from emugen.db.session import read_session
+    from emugen.fleet.beat_lease import read_lease
+    from emugen.fleet.broker import redact_url
     from emugen.fleet.due import read_quietly
     from emugen.fleet.outage import client_for, refusals
     from emugen.status.report import format_status, status
@@ -26,11 +28,13 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
 
     settings = store_settings(config_file)
     client = client_for(settings.broker_url)
+    running, note = read_lease(client)
+    beat = (running, f"{note} {redact_url(settings.broker_url)}" if running is False else note)
     with refusals("read the status", settings.database_url):
         engine = store_engine(settings)
         with read_session(engine) as session:
             report = status(session, latest, store_state(engine, client),
-                            read_quietly(client))
+                            read_quietly(client), beat)
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 

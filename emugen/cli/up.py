@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 import click
 
 from emugen.errors import FleetError
-from emugen.fleet.supervisor import ended
+from emugen.fleet.supervisor import FLEET_ENV, ended, flower_accepts, serves_fleet
 from emugen.fleet.up import (
     LOG_DIR,
     PROCESSES,
@@ -23,7 +25,9 @@ from emugen.fleet.up import (
     Child,
     Fleet,
     FlowerAuth,
+    check_ports,
     flower_auth,
+    on_ports,
 )
 
 # Heavy modules (redis, SQLAlchemy, the pipeline) are imported inside the command, so that
@@ -140,14 +144,64 @@ class Signals:
         return self.count > 1
 
 
+Probe = Callable[[str], bool]  # url -> does it answer as this fleet?
+
+
+class Banner:
+    """The URLs `up` prints: each one only after it answered as this fleet.
+
+    A port can be served by somebody else's dashboard or Flower (our process then dies on
+    "address in use", or has not bound yet): its URL would lead the user to the wrong fleet.
+    So each URL waits for its probe (`probes[name]`) to say it is ours; a process that died,
+    or did not answer as ours within `wait_s`, gets no URL but a warning.
+    """
+
+    EVERY_S = 0.5
+
+    def __init__(self, children: Sequence[Child], probes: Mapping[str, Probe],
+                 say: Callable[[str], None], extra: Mapping[str, str] | None = None,
+                 wait_s: float = 120.0) -> None:
+        self.pending = [c for c in children if c.spec.url and c.spec.name in probes]
+        self.probes, self.say, self.extra, self.wait_s = probes, say, extra or {}, wait_s
+        self.started = time.monotonic()
+        self.next_probe = 0.0
+
+    def poll(self) -> None:
+        if not self.pending or time.monotonic() < self.next_probe:
+            return
+        self.next_probe = time.monotonic() + self.EVERY_S
+        for child in list(self.pending):
+            spec = child.spec
+            assert spec.url is not None
+            if not child.alive:  # fleet.check says how it died
+                self.pending.remove(child)
+            elif self.probes[spec.name](spec.url):
+                self.pending.remove(child)
+                self.say(f"{spec.title or spec.name:10} {spec.url}")
+                if spec.name in self.extra:
+                    self.say(self.extra[spec.name])
+            elif time.monotonic() - self.started > self.wait_s:
+                self.pending.remove(child)
+                self.say(f"WARNING: {spec.url} did not answer as this fleet's {spec.title} "
+                         f"within {self.wait_s:g} s, so it is not shown; see {child.log_path}")
+
+
+def _probes(fleet_id: str, auth: FlowerAuth) -> dict[str, Probe]:
+    user, _, password = auth.value.split(",")[0].partition(":")
+    return {"web": lambda url: serves_fleet(url, fleet_id),
+            "flower": lambda url: flower_accepts(url, user, password)}
+
+
 def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
-              client: Any = None) -> Child | None:
+              client: Any = None, banner: Banner | None = None) -> Child | None:
     """Watch until a stop is asked (None) or an essential process dies (that process)."""
     next_summary = time.monotonic() + SUMMARY_EVERY_S
     while not signals.stop:
         dead = fleet.check()
         if dead is not None:
             return dead
+        if banner is not None:
+            banner.poll()
         if time.monotonic() >= next_summary:
             console.summary(read_summary(engine, client) + fleet.down())
             next_summary = time.monotonic() + SUMMARY_EVERY_S
@@ -160,9 +214,21 @@ def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
               default=None, help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
 @click.option("--stop-timeout", type=click.FloatRange(min=1), default=STOP_TIMEOUT_S,
               show_default=True, help="Seconds each process gets to stop before it is killed.")
-def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
+@click.option("--web-port", type=click.IntRange(1, 65535), envvar="EMUGEN_WEB_PORT",
+              default=8000, show_default=True, show_envvar=True,
+              help="Port of the dashboard on 127.0.0.1; a taken one is refused up front.")
+@click.option("--flower-port", type=click.IntRange(1, 65535), envvar="EMUGEN_FLOWER_PORT",
+              default=5555, show_default=True, show_envvar=True,
+              help="Port of Flower on 127.0.0.1; a taken one is refused up front.")
+def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int,
+           flower_port: int) -> None:
     """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
-    dashboard; print a live summary; Ctrl-C stops everything cleanly."""
+    dashboard; print a live summary; Ctrl-C stops everything cleanly.
+
+    \b
+    Example (another fleet already on 8000 and 5555):
+      emugen up --web-port 8100 --flower-port 5655
+    """
     from emugen.db.session import engine_for, init_db
     from emugen.fleet.broker import ensure_broker, redact_url
     from emugen.fleet.outage import client_for
@@ -173,6 +239,8 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
     path = config_path(config_file)
     settings = load_settings(path)
     auth = flower_auth(os.environ)
+    processes = on_ports(PROCESSES, {"web": web_port, "flower": flower_port})
+    check_ports(processes)  # before anything starts: a busy port is somebody else's server
     console.say(f"emugen up: {path} (mode {settings.mode.value}, companies every "
                 f"{settings.interval(Stream.companies).total_seconds():g} s, events every "
                 f"{settings.interval(Stream.events).total_seconds():g} s)")
@@ -188,17 +256,25 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
         engine = engine_for(settings.database_url)
         init_db(engine)
         console.say(f"database: {redact_url(settings.database_url)} ready")
+        fleet_id = secrets.token_hex(8)  # the dashboard names it: see Banner
+        flower_url = next(p.url for p in processes if p.name == "flower")
         env = {**os.environ, "EMUGEN_CONFIG": str(path.resolve()),
                "EMUGEN_BROKER_URL": settings.broker_url, "FLOWER_BASIC_AUTH": auth.value,
+               FLEET_ENV: fleet_id,  # the page links our Flower unless told otherwise
+               "EMUGEN_FLOWER_URL": os.environ.get("EMUGEN_FLOWER_URL") or flower_url or "",
                "PYTHONUNBUFFERED": "1"}  # logs reach the files as they happen
-        fleet = Fleet(PROCESSES, env, LOG_DIR, console.say)
+        fleet = Fleet(processes, env, LOG_DIR, console.say)
         console.say(f"processes (output in {LOG_DIR}/<name>.log):")
         with Signals() as signals:
             try:
                 fleet.start()
-                _print_urls(console, auth)
+                banner = Banner(fleet.children, _probes(fleet_id, auth), console.say,
+                                {"flower": _login_line(auth)})
+                console.say("the dashboard's and Flower's URLs follow once they answer as this "
+                            f"fleet; Ctrl-C stops everything; a summary follows every "
+                            f"{SUMMARY_EVERY_S:g} s")
                 dead = supervise(fleet, engine, console, signals,
-                                 client_for(settings.broker_url))
+                                 client_for(settings.broker_url), banner)
                 if dead is None:
                     console.say("stopping the fleet (Ctrl-C again to stop waiting)")
             finally:
@@ -215,14 +291,8 @@ def up_cmd(config_file: Path | None, stop_timeout: float) -> None:
     console.say("emugen up: everything stopped")
 
 
-def _print_urls(console: Console, auth: FlowerAuth) -> None:
-    for spec in PROCESSES:
-        if spec.url:
-            console.say(f"{spec.title or spec.name:10} {spec.url}")
+def _login_line(auth: FlowerAuth) -> str:
     if auth.generated:
-        console.say(f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
-                    "FLOWER_BASIC_AUTH=user:password to choose your own)")
-    else:
-        console.say(f"Flower login: {auth.user} / (the password in FLOWER_BASIC_AUTH)")
-    console.say("Ctrl-C stops everything; a summary follows every "
-                f"{SUMMARY_EVERY_S:g} s")
+        return (f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
+                "FLOWER_BASIC_AUTH=user:password to choose your own)")
+    return f"Flower login: {auth.user} / (the password in FLOWER_BASIC_AUTH)"

@@ -1,13 +1,19 @@
-"""PostgreSQL bulk loads with COPY: binary rows into the table, or through a staging table."""
+"""PostgreSQL bulk loads with COPY: binary rows into the table, or through a staging table.
+
+psycopg (the `postgres` extra) is imported where a load runs: only a PostgreSQL engine gets
+here, and `db.session.engine_for` has already checked that psycopg is installed.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy import Connection, Table
+
+if TYPE_CHECKING:
+    import psycopg
 
 _TYPES = "emugen_copy_types"  # connection.info key: table name -> {column: type oid}
 _JSON_OIDS = {114, 3802}  # json, jsonb: binary COPY wants their own wire format, not text
@@ -23,6 +29,8 @@ def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
     concurrent transaction inserts in between makes that COPY fail, and the rows then go
     through a staging table and INSERT … ON CONFLICT DO NOTHING, which waits for it.
     """
+    import psycopg
+
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.Connection), "the PostgreSQL engine runs on psycopg 3"
     types = column_types(connection, raw, table)

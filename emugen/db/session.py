@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
-from emugen.errors import DatabaseError
+from emugen.errors import DatabaseError, import_extra
 
 # Any lock held longer than this is a bug or a stuck process; fail loudly instead of hanging.
 BUSY_TIMEOUT_MS = 30_000
@@ -32,6 +32,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         ) from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the one we ship
+    if parsed.drivername == "postgresql+psycopg":  # an extra: say which, not a traceback
+        import_extra("psycopg", "postgres", "a PostgreSQL database_url")
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
 

@@ -1,18 +1,23 @@
-"""A stage's new rows on PostgreSQL through one COPY held open across its chunks."""
+"""A stage's new rows on PostgreSQL through one COPY held open across its chunks.
+
+psycopg is imported where it runs (only on a PostgreSQL engine): see db/copy.py.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from emugen.db.bulk import converted
 from emugen.db.copy import column_types, copy_into, copy_rows
 from emugen.db.seen import SeenKeys
+
+if TYPE_CHECKING:
+    import psycopg
 
 T = TypeVar("T")
 _HELD_BACK = 10_000  # rows that wait for the exact path before it runs (bounds memory)
@@ -33,6 +38,8 @@ class StreamLoad:
 
     def __init__(self, session: Session, table: Table, columns: Sequence[str],
                  quarantine: Table, quarantine_columns: Sequence[str]) -> None:
+        import psycopg
+
         self._connection = session.connection()
         raw = self._connection.connection.driver_connection
         assert isinstance(raw, psycopg.Connection), "the PostgreSQL engine runs on psycopg 3"
@@ -98,6 +105,8 @@ class StreamLoad:
 def fast_or_exact(session: Session, fast: Callable[[], T], exact: Callable[[], T]) -> T:
     """`fast()` (a StreamLoad's run); if a key it believed new was held after all (a
     redelivered or replayed batch, a concurrent one), undo it and run `exact()` instead."""
+    import psycopg
+
     raw = session.connection().connection.driver_connection
     assert isinstance(raw, psycopg.Connection), "the PostgreSQL engine runs on psycopg 3"
     raw.execute("SAVEPOINT emugen_stream")

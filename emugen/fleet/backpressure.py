@@ -1,19 +1,29 @@
-"""The backpressure gate: is the pipeline keeping up, or should this tick be skipped?"""
+"""The backpressure gate: is the pipeline keeping up, or should this tick be skipped?
+
+And one hold that is not a skip: an events tick waits while no company is in silver.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow
+from emugen.db.session import engine_for, read_session
 from emugen.fleet.control import is_paused, record_skip
 from emugen.fleet.names import PIPELINE_QUEUE, QUEUES
-from emugen.settings import Fleet
+from emugen.pipeline.watermark import usable_companies
+from emugen.settings import Fleet, Settings
+from emugen.vocabulary import Stream
+
+logger = logging.getLogger("emugen.backpressure")
+HOLD_RETRY_S = 1.0  # a held events tick is due again this soon
 
 # kombu's Redis transport keeps each priority level in its own list: name, name\x06\x163, ...
 _PRIORITY_SEP = "\x06\x16"
@@ -94,3 +104,55 @@ def hold_tick(session: Session, limits: Fleet, depth: Callable[[], int], stream:
     if skip is not None:
         record_skip(session, stream, at, skip.reason, skip.detail)
     return skip
+
+
+class CompaniesFirst:
+    """Beat's rule that companies come first: an events batch picks its drivers among the
+    companies already in silver, so one generated before any is there is empty.
+
+    On a store with none, beat's first tick makes the companies entry due at once (`start`),
+    and each events tick is held (`hold`: unsent, so no seq used and no skip recorded) and
+    due again HOLD_RETRY_S later, until a company batch has reached silver.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+        self.holding = False  # said once per hold in the log, not every second
+
+    def missing(self, settings: Settings | None) -> bool:
+        """True while no company is in silver (a database error counts as False)."""
+        if settings is None:
+            return False
+        try:
+            with read_session(engine_for(settings.database_url)) as session:
+                return usable_companies(session) == 0
+        except Exception:  # noqa: BLE001 - never hold the fleet on a database hiccup
+            logger.exception("could not tell whether a company is in silver; not holding")
+            return False
+
+    def start(self, beat: Any) -> None:
+        """Once, at beat's first tick: on a store without companies, send theirs now."""
+        if not self.started:
+            self.started = True
+            if self.missing(beat.settings):
+                _due_in(beat, f"generate-{Stream.companies.value}", 0.0)
+
+    def hold(self, beat: Any, name: str) -> bool:
+        """Whether to hold back this events tick (entry `name`); if so it is due again soon."""
+        held = self.missing(beat.settings)
+        if held and not self.holding:
+            logger.info("events tick held: no company is in silver yet, so its batch would be "
+                        "empty; it goes out once the first company batch is (no seq used)")
+        self.holding = held
+        if held:
+            _due_in(beat, name, HOLD_RETRY_S)
+        return held
+
+
+def _due_in(beat: Any, name: str, seconds: float) -> None:
+    """Make beat's entry `name` due `seconds` from now (its interval counts from then on)."""
+    entry = beat.schedule.get(name)
+    if entry is not None:
+        entry.last_run_at = beat.app.now() - entry.schedule.run_every + timedelta(
+            seconds=seconds)
+        beat._heap = None  # Celery's Scheduler re-plans every due time at its next tick

@@ -77,3 +77,20 @@ class BeatLease:
         """Let a successor start at once (only if the lease is still ours)."""
         if self.holder() == self.token:
             self.store.delete(KEY)
+
+
+def read_lease(client: Any) -> tuple[bool | None, str]:
+    """(does a beat hold the lease right now?, what to say): how `emugen status` tells a
+    running fleet from a store that a past run or an in-process `pipeline run` filled.
+
+    None when it cannot be told: no Redis broker (`client` is None) or the broker did not answer.
+    """
+    if client is None:
+        return None, "the broker is not Redis, so no beat lease can be read"
+    try:
+        holder = _text(client.get(KEY))
+    except Exception as exc:  # noqa: BLE001 - a status must not fail on a broker outage
+        return None, f"the broker did not answer ({str(exc).strip() or type(exc).__name__})"
+    if holder is None:
+        return False, "no beat holds the lease on the broker"
+    return True, f"beat {holder}"

@@ -16,7 +16,7 @@ from emugen.errors import ConfigError, StoreUnknown
 from emugen.files.atomic import replace_atomically
 from emugen.fleet.applied import Standing, fallback
 from emugen.fleet.broker import redact_url
-from emugen.settings import Settings, config_path, load_settings, settings_from_text
+from emugen.settings import Settings, config_path, settings_from_text
 from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes, refusal
 from emugen.vocabulary import Mode
 
@@ -162,14 +162,16 @@ def set_mode(mode: Mode | str,
     except ValueError:
         raise ConfigError(str(file), [
             f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
-    if not file.exists():
-        load_settings(file, env=False)  # raises: no such file, saying where emugen looked
+    if not file.exists():  # a mode is a line of a config: there must be a config to hold it
+        raise ConfigError(str(file), [
+            f"no such file (looked at {file.absolute()}); write one with `emugen init "
+            f"--preset {target.value}`, or pass --config"])
     text = decode(read_config_bytes(file), str(file))
     if _holds_nothing(text, str(file)):
         raise ConfigError(str(file), [
             "the file holds no settings, and a mode line alone would put every other setting "
-            "(the store included) at its default: copy a preset "
-            f"(e.g. cp config/emulated.yaml {file}), then set the mode"])
+            "(the store included) at its default: write one with `emugen init --preset "
+            f"{target.value} --force`, then set the mode"])
     try:
         before: Mode | None = settings_from_text(text, str(file), env=False).mode
     except ConfigError:

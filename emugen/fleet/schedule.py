@@ -17,7 +17,7 @@ from emugen.errors import BeatAlreadyRunning, StoreFileGone
 from emugen.fleet import outage
 from emugen.fleet.announce import announce
 from emugen.fleet.applied import record_applied, record_store
-from emugen.fleet.backpressure import pipeline_depth, tick_hold
+from emugen.fleet.backpressure import CompaniesFirst, pipeline_depth, tick_hold
 from emugen.fleet.beat_lease import BeatLease
 from emugen.fleet.broker import fast_client, redact_url
 from emugen.fleet.control import record_reload, record_skip
@@ -79,6 +79,7 @@ class EmugenScheduler(Scheduler):
         self._renewed = 0.0
         self._store_watched = 0.0
         self.due: DuePublisher | None = None
+        self.companies_first = CompaniesFirst()  # on a fresh store: companies, then events
         super().__init__(*args, **kwargs)
 
     # -- configuration -----------------------------------------------------------------------
@@ -98,6 +99,7 @@ class EmugenScheduler(Scheduler):
         self._apply(change)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        self.companies_first.start(self)
         self._renew_lease()
         self._watch_store()
         change = self.watcher.poll()
@@ -225,6 +227,8 @@ class EmugenScheduler(Scheduler):
         if entry.task != GENERATE_BATCH or self.settings is None:
             return super().apply_entry(entry, producer=producer)
         stream = entry.args[0]
+        if stream == Stream.events.value and self.companies_first.hold(self, entry.name):
+            return None  # held, not skipped: no seq used, no skip recorded
         at = tick_time()
         previous = self._last_tick.get(stream)
         if previous is not None and at <= previous:

@@ -2,16 +2,20 @@
 
 Each child runs in its own session (so a signal reaches its pool children too), logs to a file
 and dies with the parent that started it (broker.child_options). One `wait_for` polls for
-readiness; `stop` asks politely, then kills the whole group after a grace.
+readiness; `stop` asks politely, then kills the whole group after a grace. A port can be served
+by somebody else's server: `serves_fleet` and `flower_accepts` tell ours apart.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -92,3 +96,39 @@ def ended(returncode: int) -> str:
         with contextlib.suppress(ValueError):
             return f"was killed by {signal.Signals(-returncode).name}"
     return f"exited with code {returncode}"
+
+
+FLEET_HEADER = "X-Emugen-Fleet"  # the dashboard's answer: the id `emugen up` gave this run
+FLEET_ENV = "EMUGEN_FLEET_ID"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
+def _get(url: str, headers: Mapping[str, str], timeout: float) -> tuple[int, dict[str, str]]:
+    """(status, headers) of GET `url`; (0, {}) when nothing answers."""
+    request = urllib.request.Request(url, headers=dict(headers))
+    try:
+        with _DIRECT.open(request, timeout=timeout) as response:
+            return response.status, dict(response.headers.items())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers.items())
+    except (OSError, ValueError):
+        return 0, {}
+
+
+def serves_fleet(url: str, fleet_id: str, timeout: float = 2.0) -> bool:
+    """True when the emugen dashboard at `url` belongs to the fleet `fleet_id` (its header).
+
+    Every response carries the header: a static file is the cheapest, where /api/health asks
+    the database and the workers (slow while they start)."""
+    _, headers = _get(f"{url}/static/dashboard.css", {}, timeout)
+    return {k.lower(): v for k, v in headers.items()}.get(FLEET_HEADER.lower()) == fleet_id
+
+
+def flower_accepts(url: str, user: str, password: str, timeout: float = 2.0) -> bool:
+    """True when the server at `url` lets in `user:password` and nobody else: a Flower with the
+    login `emugen up` made (a random password), not one that lets everyone in."""
+    def status(secret: str) -> int:
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        return _get(url, {"Authorization": f"Basic {token}"}, timeout)[0]
+
+    return status(password) == 200 and status(password + "-not-it") == 401

@@ -8,17 +8,20 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emugen.errors import FlowerAuthError
+from emugen.errors import FlowerAuthError, PortTaken
 from emugen.fleet.names import QUEUES
 from emugen.fleet.supervisor import ended, kill_group, spawn, terminate_together
+
+HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,20 @@ class ProcessDef:
     name: str
     command: str
     essential: bool  # without worker or beat nothing is generated: their death stops the fleet
-    url: str | None = None
+    port: int | None = None  # where it serves (its `--port` in `command`)
     title: str | None = None  # how the URL is announced
+    option: str | None = None  # the `emugen up` option that chooses the port ...
+    env: str | None = None  # ... and its environment variable
+
+    @property
+    def url(self) -> str | None:
+        return None if self.port is None else f"http://{HOST}:{self.port}"
+
+    def on_port(self, port: int) -> ProcessDef:
+        """The same process serving on `port` (its command's `--port` rewritten)."""
+        assert self.port is not None, f"{self.name} serves no port"
+        command = re.sub(rf"(--port[= ]){self.port}\b", rf"\g<1>{port}", self.command)
+        return replace(self, command=command, port=port)
 
 
 # The fleet, in start order. The repo-root Procfile lists the same commands (a test checks),
@@ -38,11 +53,53 @@ PROCESSES: tuple[ProcessDef, ...] = (
     ProcessDef("beat", "celery -A emugen beat --loglevel INFO", essential=True),
     # Basic auth comes from FLOWER_BASIC_AUTH; Flower keeps every task in memory: bound it.
     ProcessDef("flower", "celery -A emugen flower --address=127.0.0.1 --port=5555 "
-                         "--max_tasks=10000", essential=False, url="http://127.0.0.1:5555",
-               title="Flower"),
-    ProcessDef("web", "emugen web --host 127.0.0.1 --port 8000", essential=False,
-               url="http://127.0.0.1:8000", title="dashboard"),
+                         "--max_tasks=10000", essential=False, port=5555, title="Flower",
+               option="--flower-port", env="EMUGEN_FLOWER_PORT"),
+    ProcessDef("web", "emugen web --host 127.0.0.1 --port 8000", essential=False, port=8000,
+               title="dashboard", option="--web-port", env="EMUGEN_WEB_PORT"),
 )
+
+
+def on_ports(processes: Sequence[ProcessDef], ports: Mapping[str, int | None],
+             ) -> tuple[ProcessDef, ...]:
+    """`processes` with the ports asked for by name (None keeps a process's own)."""
+    chosen = {name: port for name, port in ports.items() if port is not None}
+    return tuple(spec.on_port(chosen[spec.name]) if spec.name in chosen else spec
+                 for spec in processes)
+
+
+def port_refusal(port: int, host: str = HOST) -> str | None:
+    """Why nothing of ours could listen on `port` now (None when it is free).
+
+    Bound as uvicorn and Tornado bind (SO_REUSEADDR), so a port left in TIME_WAIT by an
+    earlier run counts as free, and one that anybody listens on does not.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def check_ports(processes: Sequence[ProcessDef]) -> None:
+    """PortTaken for the first port that is taken (or asked for twice), before anything starts."""
+    seen: dict[int, ProcessDef] = {}
+    for spec in processes:
+        if spec.port is None:
+            continue
+        other = seen.get(spec.port)
+        if other is not None:
+            raise PortTaken(f"{other.option} and {spec.option} both ask for port {spec.port}; "
+                            f"give the {spec.title} another one ({spec.option} PORT)")
+        seen[spec.port] = spec
+        problem = port_refusal(spec.port)
+        if problem is not None:
+            raise PortTaken(
+                f"port {spec.port} on {HOST}, where the {spec.title} would listen, is taken "
+                f"({problem}): another program (perhaps another emugen fleet) serves there; "
+                f"choose a free one with {spec.option} PORT (or ${spec.env}), or stop that program")
 STOP_FIRST = ("beat",)  # no new ticks while the workers drain
 LOG_DIR = Path("var/log")
 SUMMARY_EVERY_S = 2.0

@@ -6,13 +6,15 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-
+from emugen.errors import import_extra
 from emugen.generate import build_spec, draft
 from emugen.lab import bench_settings, private_database
 from emugen.vocabulary import Mode
+
+if TYPE_CHECKING:
+    import psycopg
 
 KINDS = ("text", "json", "jsonb")
 
@@ -43,6 +45,7 @@ def _load(conn: psycopg.Connection, kind: str, rows: list[tuple[int, str]]) -> f
 def bench_json_types(database: str, events: int = 100_000, repeat: int = 3) -> dict[str, Any]:
     """Best-of-`repeat` seconds per column type (alternated in one run) to store and read the
     bench batch's payloads, and whether each type keeps them as generated."""
+    psycopg = import_extra("psycopg", "postgres", "emugen bench json-types")
     spec = build_spec(bench_settings(), "events", 1, watermark=2_000, size=events,
                       mode=Mode.production)
     planned = draft(spec)

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from emugen.errors import import_extra
 from emugen.fleet.broker import free_port
 from emugen.fleet.supervisor import stop as stop_process
 from emugen.fleet.supervisor import wait_for
@@ -187,8 +188,7 @@ class SseRun:
 
     def __init__(self, folder: Path, redis_url: str, server_poll: float,
                  poll_interval: float) -> None:
-        import httpx
-
+        httpx = import_extra("httpx", "lab", "emugen bench sse")  # before anything starts
         from emugen.db.session import init_db, make_engine
         from emugen.settings import load_settings
 

@@ -95,15 +95,8 @@ def raise_floor(session: Session, ids: list[str]) -> None:
     _set_mark(session, COMPANY_FLOOR, floor, rejected)
 
 
-def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
-    """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
-    ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
-
-    The walk starts from a mark in control_state rather than at ordinal 0 (see
-    the module docstring): the settled prefix found by an earlier walk, or the floor below
-    which retention pruned the batch rows. Without it every event batch would read every
-    company batch ever made (16 ms per event batch after an hour at a 1 s interval, growing).
-    """
+def _walk(session: Session) -> tuple[int, int, list[int]]:
+    """(the floor the walk started from, the watermark W, the ordinals below W not in silver)."""
     floor, below = company_floor(session)
     rows = session.execute(
         select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
@@ -123,6 +116,29 @@ def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
             excluded.extend(range(first, first + count))
         else:
             excluded.extend(json.loads(rejected or "[]"))
+    return floor, watermark, excluded
+
+
+def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
+    """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
+    ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
+
+    The walk starts from a mark in control_state rather than at ordinal 0 (see
+    the module docstring): the settled prefix found by an earlier walk, or the floor below
+    which retention pruned the batch rows. Without it every event batch would read every
+    company batch ever made (16 ms per event batch after an hour at a 1 s interval, growing).
+    """
+    floor, watermark, excluded = _walk(session)
     if watermark > floor:
         mark_settled(session, watermark, excluded)
     return watermark, tuple(excluded)
+
+
+def usable_companies(session: Session) -> int:
+    """How many companies an event batch generated now could pick drivers from (reads only).
+
+    Zero means its batch would be empty ("no company is in silver yet"): beat holds the
+    events tick until this is positive.
+    """
+    _, watermark, excluded = _walk(session)
+    return watermark - len(set(excluded))

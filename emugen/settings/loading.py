@@ -20,6 +20,8 @@ ENV_HOME = "EMUGEN_HOME"  # a checkout or deployment folder holding config/emuge
 # the file, so the file alone says what a run produced (SC-004).
 ENV_OVERRIDES = {"EMUGEN_DATABASE_URL": "database_url", "EMUGEN_BROKER_URL": "broker_url"}
 ENV_LANDING_ROOT = "EMUGEN_LANDING_ROOT"  # landing.root
+INIT_HINT = ("write one with `emugen init` (config/emugen.yaml here, from the emulated preset; "
+             "--preset production for production volume)")
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -69,8 +71,8 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: bool = True) 
         raw = read_config_bytes(file)
     except FileNotFoundError:
         raise ConfigError(str(file), [
-            f"no such file (looked at {file.absolute()}, {config_origin(path)}); copy a "
-            f"preset (e.g. cp config/emulated.yaml {file}) or pass --config"]) from None
+            f"no such file (looked at {file.absolute()}, {config_origin(path)}); "
+            f"{INIT_HINT} or pass --config"]) from None
     return settings_from_text(decode(raw, str(file)), str(file), env=env)
 
 

@@ -70,7 +70,7 @@ def refusal(info: os.stat_result) -> str | None:
         kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
         return (f"cannot read the file: it is {kind}, not a regular file; point the config "
                 "at a YAML file "
-                "(e.g. cp config/emulated.yaml config/emugen.yaml)")
+                "(`emugen init` writes config/emugen.yaml from a preset)")
     if info.st_size > MAX_CONFIG_BYTES:
         return too_big(info.st_size)
     return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emugen.errors import LandingError
+from emugen.errors import LandingError, import_extra
 from emugen.files.atomic import replace_atomically
 from emugen.files.storage import protocol_of
 
@@ -43,14 +43,16 @@ def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     try:
         fs, base = url_to_fs(root, **(storage_options or {}))
     except ImportError as exc:
+        if protocol_of(root) in ("s3", "s3a"):  # the one store emugen ships an extra for
+            import_extra("s3fs", "s3", f"the landing root {root}")
         raise LandingError(f"landing root {root}: {exc}; {_install_hint(protocol_of(root))}"
                            ) from None
     return Zone(fs, root, base.rstrip("/") or "/")
 
 
 # The package that serves each protocol fsspec does not bundle: emugen ships an extra for S3
-# only, so any other store names its own package rather than an extra that would not help.
-_PACKAGES = {"s3": "emugen[s3]", "s3a": "emugen[s3]", "gs": "gcsfs", "gcs": "gcsfs",
+# only (MissingExtra names it), so any other store names its own package, not that extra.
+_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs",
              "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "adl": "adlfs"}
 
 

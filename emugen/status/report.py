@@ -79,9 +79,11 @@ def _count(session: Session, model: Any) -> int:
 
 
 def status(session: Session, latest: int = 10, store: dict[str, Any] | None = None,
-           due: tuple[dict[str, Any] | None, str | None] = (None, None)) -> dict[str, Any]:
-    """The report; `store` (from status.store.store_state) and `due` (beat's plan and
-    why it is missing, from emugen.fleet.due.read_quietly) say what reading the store cannot."""
+           due: tuple[dict[str, Any] | None, str | None] = (None, None),
+           beat: tuple[bool | None, str] | None = None) -> dict[str, Any]:
+    """The report; `store` (from status.store.store_state), `due` (beat's plan and why it is
+    missing, from emugen.fleet.due.read_quietly) and `beat` (whether a beat holds its lease,
+    from emugen.fleet.beat_lease.read_lease) say what reading the store cannot."""
     by_status: dict[str, dict[str, int]] = {}
     for stream, state, n, _records in batch_tally(session):
         by_status.setdefault(stream, {})[state] = n
@@ -90,6 +92,8 @@ def status(session: Session, latest: int = 10, store: dict[str, Any] | None = No
         .limit(latest)
     ).all()
     fleet = _fleet(session)
+    running, note = beat if beat is not None else (None, "the broker was not asked")
+    fleet.update(running=running, beat=note)
     return {
         "fleet": fleet,
         "store": store,
@@ -147,9 +151,9 @@ def format_status(s: dict[str, Any]) -> str:
     skips = "  ".join(f"{k} {v}" for k, v in sorted(fleet["skipped_ticks"].items())) or "none"
     store = s.get("store") or {}
     problems = store.get("problems") or []
-    state = "PAUSED" if fleet["paused"] else "running"
+    state = _fleet_state(fleet)
     if problems:  # what a reader of the store alone would miss comes first
-        state = f"DEGRADED ({state.lower()})"
+        state = f"DEGRADED ({state})"
     lines = [f"fleet: {state}  skipped ticks: {skips}"]
     lines.extend(f"store: {problem}" for problem in problems)
     if reload is not None:
@@ -182,6 +186,18 @@ def format_status(s: dict[str, Any]) -> str:
                      f"{f(b['generate_ms']):>7} {f(b['bronze_ms']):>8} {f(b['silver_ms']):>8} "
                      f"{f(b['gold_ms']):>7} {f(b['tick_to_gold_ms']):>10}")
     return "\n".join(lines)
+
+
+def _fleet_state(fleet: dict[str, Any]) -> str:
+    """`running (beat ...)`, `PAUSED (...)`, `no fleet running (...)` or `unknown (...)`: from
+    beat's lease on the broker, not from the store (a store outlives the fleet that filled it)."""
+    running, note = fleet.get("running"), fleet.get("beat") or "the broker was not asked"
+    paused = ", paused" if fleet["paused"] else ""
+    if running is None:
+        return f"unknown ({note}{paused})"
+    if not running:
+        return f"no fleet running ({note}{paused}; `emugen up` starts one)"
+    return f"{'PAUSED' if fleet['paused'] else 'running'} ({note})"
 
 
 def _due_lines(due: dict[str, Any] | None) -> list[str]:

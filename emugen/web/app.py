@@ -20,9 +20,10 @@ from emugen import __version__
 from emugen.db.session import engine_for, init_db
 from emugen.errors import StoreFileGone
 from emugen.fleet.applied import standing
+from emugen.fleet.supervisor import FLEET_ENV
 from emugen.settings import config_path
 from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S, api, batch_api, openapi
-from emugen.web.limits import BodyLimit
+from emugen.web.limits import BodyLimit, FleetStamp
 from emugen.web.probe import BrokerProbe
 from emugen.web.security import LoopbackHosts, is_loopback, token_for
 from emugen.web.state import WebState
@@ -64,6 +65,9 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
     app.state.web = state
     if is_loopback(host):
         app.add_middleware(LoopbackHosts, extra=allowed_hosts)
+    fleet_id = environ.get(FLEET_ENV)
+    if fleet_id:  # `emugen up` checks it before it prints this dashboard's URL
+        app.add_middleware(FleetStamp, fleet_id=fleet_id)
     app.add_middleware(BodyLimit)  # outermost: a huge body is refused before anything reads it
     app.include_router(api.router)
     app.include_router(batch_api.router)  # /batches/<id> and /api/batches/<id>/...

@@ -1,4 +1,7 @@
-"""Request body limit: a control body is a few bytes, so anything large is refused unread."""
+"""Request body limit: a control body is a few bytes, so anything large is refused unread.
+
+Also the fleet stamp: every response of a dashboard that `emugen up` started names its fleet.
+"""
 
 from __future__ import annotations
 
@@ -80,3 +83,23 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+class FleetStamp:
+    """ASGI middleware: every HTTP response carries `X-Emugen-Fleet: <fleet_id>`, the id that
+    `emugen up` made for this run, so it can tell its own dashboard from another on the port."""
+
+    def __init__(self, app: ASGIApp, fleet_id: str) -> None:
+        self.app, self.stamp = app, (b"x-emugen-fleet", fleet_id.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), self.stamp]}
+            await send(message)
+
+        await self.app(scope, receive, stamped)

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -73,11 +72,6 @@ def running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def port_busy(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def status(folder: Path, env: dict[str, str]) -> dict:
     done = subprocess.run([sys.executable, "-m", "emugen", "status", "--json", "--latest", "0"],
                           cwd=folder, env=env, capture_output=True, text=True, timeout=30)
@@ -97,12 +91,13 @@ def test_up_runs_the_fleet_and_ctrl_c_stops_every_process(
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"}
     env.update(PYTHONPATH=str(folder), PYTHONUNBUFFERED="1")  # the copy's code, not the repo's
-    flower_expected = not port_busy(5555)  # someone else's Flower there: ours cannot bind
+    web_port, flower_port = free_port(), free_port()  # never another fleet's 8000 and 5555
     out = tmp_path / "up.out"
     started = time.monotonic()
     with out.open("wb") as sink:
         # its own process group, so the Ctrl-C below reaches exactly what a terminal's would
-        up = subprocess.Popen([sys.executable, "-m", "emugen", "up"], cwd=folder, env=env,
+        up = subprocess.Popen([sys.executable, "-m", "emugen", "up", "--web-port", str(web_port),
+                               "--flower-port", str(flower_port)], cwd=folder, env=env,
                               stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               start_new_session=True)
     seen: dict[int, str] = {}
@@ -121,15 +116,18 @@ def test_up_runs_the_fleet_and_ctrl_c_stops_every_process(
 
         seen.update(descendants(up.pid))
         commands = list(seen.values())
-        expected = ["redis-server", "emugen worker", "emugen beat"]
-        expected += ["emugen flower"] if flower_expected else []
+        expected = ["redis-server", "emugen worker", "emugen beat", "emugen flower"]
         for part in expected:
             assert any(part in c for c in commands), f"no {part} among {commands}"
         assert answers(broker_url), "the private redis-server does not answer"
         assert (folder / "var" / "redis").is_dir()
         text = out.read_text()
         assert "started a private redis-server" in text and "var/log" in text
-        assert "http://127.0.0.1:5555" in text and "Flower login: emugen / " in text
+        # each URL once it answered as this fleet, the login after Flower's
+        wait_for(lambda: f"dashboard  http://127.0.0.1:{web_port}\n" in out.read_text(), 30,
+                 "the dashboard's URL")
+        wait_for(lambda: re.search(rf"Flower +http://127.0.0.1:{flower_port}\nFlower login: "
+                                   "emugen / ", out.read_text()), 30, "Flower's URL and login")
         # the summary line names each stream's next tick, as beat plans it (emugen.fleet.due)
         wait_for(lambda: re.search(r"\| next: companies \d\d:\d\d:\d\d \((in \d+ s|now)\), "
                                    r"events \d\d:\d\d:\d\d", out.read_text()), 10,
