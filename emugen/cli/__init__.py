@@ -65,7 +65,12 @@ for _command in (init_cmd, generate_cmd, config_group, db_group, pipeline_group,
 
 @main.group("lab")
 def lab_group() -> None:
-    """The proof tools, apart from the product: benchmarks, soaks and chaos runs."""
+    """The proof tools, apart from the product: benchmarks, soaks and chaos runs.
+
+    \b
+    Example:
+      emugen lab bench pipeline
+    """
 
 
 for _command in (bench_group, soak_cmd, chaos_cmd):

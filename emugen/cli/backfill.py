@@ -41,6 +41,10 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
     Each message carries its tick's full spec, so workers need only their store's URLs.
     Rerun it after any interruption: batches already in gold are skipped, half-done ones
     finished. Exits 0 once every tick is in gold (with its file landed, when landing is on).
+
+    \b
+    Example:
+      emugen backfill --from 2026-01-01T00:00:00Z --to 2026-01-02T00:00:00Z --dry-run
     """
     from emugen.backfill.plan import parse_streams, parse_when, plan_backfill
 

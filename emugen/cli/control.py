@@ -17,14 +17,24 @@ from emugen.vocabulary import Mode
 @click.command("pause")
 @config_option
 def pause_cmd(config_file: Path | None) -> None:
-    """Stop new batches (beat records each tick as skipped); in-flight ones finish."""
+    """Stop new batches (beat records each tick as skipped); in-flight ones finish.
+
+    \b
+    Example:
+      emugen pause
+    """
     click.echo("paused" if _set_paused(config_file, True) else "already paused")
 
 
 @click.command("resume")
 @config_option
 def resume_cmd(config_file: Path | None) -> None:
-    """Start generating again; seqs continue where they stopped."""
+    """Start generating again; seqs continue where they stopped.
+
+    \b
+    Example:
+      emugen resume
+    """
     click.echo("resumed" if _set_paused(config_file, False) else "already running")
 
 
@@ -47,7 +57,12 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @config_option
 def clean_cmd(yes: bool, config_file: Path | None) -> None:
-    """Wipe every layer, the truth and the counters (only while paused)."""
+    """Wipe every layer, the truth and the counters (only while paused).
+
+    \b
+    Example:
+      emugen pause && emugen clean --yes
+    """
     from emugen.db.session import read_session, write_session
     from emugen.fleet.control import clean, require_paused
 
@@ -88,7 +103,12 @@ def _purge_queues(settings: Settings) -> str:
 @click.argument("mode", type=click.Choice([m.value for m in Mode]))
 @config_option
 def mode_cmd(mode: str, config_file: Path | None) -> None:
-    """Switch the config file to MODE (atomic rewrite; beat applies it within a second)."""
+    """Switch the config file to MODE (atomic rewrite; beat applies it within a second).
+
+    \b
+    Example:
+      emugen mode production
+    """
     from emugen.fleet.reload import set_mode
 
     before, after = set_mode(mode, config_file)

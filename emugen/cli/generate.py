@@ -42,7 +42,12 @@ def generate_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         stream: str, seq: int, config_file: Path | None, mode: str | None,
                  size: int | None, scheduled_at: str | None, first_ordinal: int | None,
                  watermark: int | None, truth_file: str | None, force: bool) -> None:
-    """Print batch SEQ of STREAM (companies | events) as JSON Lines on stdout."""
+    """Print batch SEQ of STREAM (companies | events) as JSON Lines on stdout.
+
+    \b
+    Example:
+      emugen generate events --seq 3 --truth truth.jsonl > events-3.jsonl
+    """
     settings = load_settings(config_file)
     truth = None if truth_file is None else _truth_target(truth_file, force)
     active = Mode(mode or settings.mode)

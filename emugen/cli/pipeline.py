@@ -13,7 +13,12 @@ from emugen.vocabulary import Stream
 
 @click.group("pipeline")
 def pipeline_group() -> None:
-    """Run batches through bronze -> silver -> gold in this process (no broker)."""
+    """Run batches through bronze -> silver -> gold in this process (no broker).
+
+    \b
+    Example:
+      emugen pipeline run --batches 3
+    """
 
 
 @pipeline_group.command("run")
@@ -26,7 +31,12 @@ def pipeline_group() -> None:
 @config_option
 def pipeline_run(batches: int, stream: str | None, size: int | None,
                  config_file: Path | None) -> None:
-    """Land, refine and aggregate N batches of each stream, then print a summary."""
+    """Land, refine and aggregate N batches of each stream, then print a summary.
+
+    \b
+    Example:
+      emugen pipeline run --batches 3 --stream events --size 100
+    """
     from emugen.db.session import read_session
     from emugen.pipeline.reconcile import reconcile
     from emugen.pipeline.runner import STREAM_ORDER, run_pipeline

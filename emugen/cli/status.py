@@ -14,10 +14,17 @@ from emugen.settings import load_settings
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--latest", type=click.IntRange(min=0), default=10, show_default=True)
+@click.option("--latest", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many of the newest batches to list.")
 @config_option
 def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
-    """Counts per layer, quarantine by reason, reconciliation, the latest batches."""
+    """Counts per layer, quarantine by reason, reconciliation, the latest batches.
+
+    \b
+    Examples:
+      emugen status
+      emugen status --json --latest 20
+    """
     from emugen.db.session import read_session
     from emugen.fleet.beat_lease import read_lease
     from emugen.fleet.broker import redact_url
@@ -42,7 +49,12 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
 @click.argument("batch_id")
 @config_option
 def replay_cmd(batch_id: str, config_file: Path | None) -> None:
-    """Regenerate BATCH_ID from its stored spec; exit 0 if bronze is identical, 1 if not."""
+    """Regenerate BATCH_ID from its stored spec; exit 0 if bronze is identical, 1 if not.
+
+    \b
+    Example:
+      emugen replay events-000000042
+    """
     from emugen.db.session import read_session
     from emugen.pipeline.replay import replay
 

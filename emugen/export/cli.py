@@ -60,7 +60,13 @@ def _store_file(database_url: str) -> Path | None:
 def export_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         kind: str, fmt: str | None, stream: str | None, since: str | None, until: str | None,
         out: str, force: bool, config_file: Path | None) -> None:
-    """Write KIND from the store to OUT in chunks (constant memory), with a progress bar."""
+    """Write KIND from the store to OUT in chunks (constant memory), with a progress bar.
+
+    \b
+    Examples:
+      emugen export truth --out truth.parquet
+      emugen export gold --stream events --out - --format csv | head
+    """
     _choice("KIND", kind, KINDS)
     _choice("--format", fmt, FORMATS)
     from emugen.db.session import engine_for, init_db

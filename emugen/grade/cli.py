@@ -89,7 +89,8 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
 @click.option("--follow", is_flag=True,
               help="Re-grade every --every seconds, printing only the figures that changed "
                    "(and one line for a round whose input is missing).")
-@click.option("--every", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--every", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="With --follow: seconds between two grades.")
 @click.option("--rounds", type=click.IntRange(min=1), default=None,
               help="With --follow: stop after N rounds (default: until Ctrl-C).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -103,7 +104,12 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     """Score a pipeline's kept and rejected records against the injected truth.
 
     Exit 0 when recall and precision reach their minimums and no more than --max-lost clean
-    records were lost, 1 when not, 2 on bad input."""
+    records were lost, 1 when not, 2 on bad input.
+
+    \b
+    Example:
+      emugen grade --kept 'out/silver_*.parquet' --rejected out/quarantine.parquet
+    """
     from emugen.grade.grader import Job, run
     from emugen.grade.report import as_json as render_json
     from emugen.grade.report import table

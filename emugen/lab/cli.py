@@ -48,18 +48,30 @@ def run_suite(quick: bool, database: str | None, out: str, force: bool) -> None:
 @click.command("all")
 @suite_options
 def all_cmd(quick: bool, database: str | None, out: str, force: bool) -> None:
-    """(a) pipeline, (b) fleet latency, (c) sustainable cadence, (d) dashboard freshness."""
+    """(a) pipeline, (b) fleet latency, (c) sustainable cadence, (d) dashboard freshness.
+
+    \b
+    Example:
+      emugen lab bench all --quick
+    """
     run_suite(quick, database, out, force)
 
 
 @click.command("cadence")
-@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Worker processes (each -c 1).")
 @click.option("--database", default=None, metavar="URL",
               help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
-@click.option("--step-seconds", type=click.FloatRange(min=2), default=10, show_default=True)
+@click.option("--step-seconds", type=click.FloatRange(min=2), default=10, show_default=True,
+              help="How long each cadence step lasts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json: bool) -> None:
-    """Highest sustainable cadence: step the interval down (1 s ... 0.1 s) until it skips."""
+    """Highest sustainable cadence: step the interval down (1 s ... 0.1 s) until it skips.
+
+    \b
+    Example:
+      emugen lab bench cadence --workers 2
+    """
     from emugen.lab.cadence import bench_cadence, format_cadence
 
     result = bench_cadence(workers, database, step_seconds=step_seconds)
@@ -67,11 +79,18 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
 
 
 @click.command("grade")
-@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True,
+              help="Records in the synthetic truth.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
-    """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join."""
+    """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join.
+
+    \b
+    Example:
+      emugen lab bench grade --records 1000000
+    """
     from emugen.lab.grade import bench_grade, format_grade
 
     result = bench_grade(records, repeat)
@@ -79,12 +98,19 @@ def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
 
 
 @click.command("export")
-@click.option("--rows", type=click.IntRange(min=10), default=2_000_000, show_default=True)
+@click.option("--rows", type=click.IntRange(min=10), default=2_000_000, show_default=True,
+              help="Rows exported at the larger size (the smaller is a tenth of it).")
 @click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "csv"]),
-              default="parquet", show_default=True)
+              default="parquet", show_default=True,
+              help="File format of the export.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
-    """Peak RSS of `emugen export` bronze and truth at N/10 and N records (flat = streaming)."""
+    """Peak RSS of `emugen export` bronze and truth at N/10 and N records (flat = streaming).
+
+    \b
+    Example:
+      emugen lab bench export --rows 2000000
+    """
     from emugen.lab.export import bench_export, format_export
 
     result = bench_export(rows, fmt)
@@ -101,7 +127,12 @@ def bench_group(ctx: click.Context, quick: bool, database: str | None, out: str,
                 force: bool) -> None:
     """Benchmarks: each figure printed beside its baseline, measured in the same run.
 
-    With no subcommand: `emugen bench all` (the options here are its options)."""
+    With no subcommand: `emugen bench all` (the options here are its options).
+
+    \b
+    Example:
+      emugen lab bench --quick --out bench.json
+    """
     if ctx.invoked_subcommand is None:
         run_suite(quick, database, out, force)
 
@@ -110,11 +141,18 @@ bench_group.add_command(probe_group)
 
 
 @bench_group.command("generate")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Events in the benchmarked batch.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
-    """Generate one production driver batch in memory; compare with json.dumps and a naive loop."""
+    """Generate one production driver batch in memory; compare with json.dumps and a naive loop.
+
+    \b
+    Example:
+      emugen lab bench generate --events 100000 --repeat 3
+    """
     from emugen.lab.generate import bench_generate, format_generate
 
     result = bench_generate(events=events, repeat=repeat)
@@ -124,10 +162,17 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
 @bench_group.command("json-types")
 @click.option("--database", required=True, metavar="URL",
               help="A PostgreSQL URL (the tables go in a private schema, dropped after).")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Events in the benchmarked batch.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
-    """Bronze payloads and a spec as text, json and jsonb on PostgreSQL: time and fidelity."""
+    """Bronze payloads and a spec as text, json and jsonb on PostgreSQL: time and fidelity.
+
+    \b
+    Example:
+      emugen lab bench json-types --database postgresql://postgres@127.0.0.1:5432/test
+    """
     from emugen.lab.jsontypes import bench_json_types, format_json_types
 
     if not database.startswith("postgres"):
@@ -137,11 +182,13 @@ def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
 
 
 @bench_group.command("pipeline")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Events in the benchmarked batch.")
 @click.option("--database", default=None, metavar="URL",
               help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
                    "default: a temporary SQLite file.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--landing", type=click.Choice(["jsonl", "parquet", "off"]), default="jsonl",
               show_default=True, help="Land the batch's file in this format (timed apart).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
@@ -149,7 +196,12 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, landing: 
                        as_json: bool) -> None:
     """One production driver batch generate -> bronze -> land -> silver -> gold, vs the
     SQLite floor; a size other than 100,000 runs beside the 100,000-event baseline, each
-    size in a fresh process."""
+    size in a fresh process.
+
+    \b
+    Example:
+      emugen lab bench pipeline --events 1000000 --repeat 1
+    """
     from emugen.lab.pipeline import bench_sizes, format_sizes
 
     result = bench_sizes(events=events, database=database, repeat=repeat, landing=landing)
@@ -157,15 +209,23 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, landing: 
 
 
 @bench_group.command("fleet")
-@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True)
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True,
+              help="How long each fleet run lasts.")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Tick interval of both streams.")
+@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Records per batch.")
 @click.option("--database", default=None, metavar="URL",
               help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | None,
                     as_json: bool) -> None:
-    """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor."""
+    """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor.
+
+    \b
+    Example:
+      emugen lab bench fleet --seconds 60
+    """
     from emugen.lab.fleet import bench_fleet, format_fleet
 
     result = bench_fleet(seconds=seconds, interval=interval, size=size, database=database)
@@ -173,14 +233,21 @@ def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | 
 
 
 @bench_group.command("batchpage")
-@click.option("--events", type=click.IntRange(min=100), default=100_000, show_default=True)
+@click.option("--events", type=click.IntRange(min=100), default=100_000, show_default=True,
+              help="Events in the benchmarked batch.")
 @click.option("--database", default=None, metavar="URL",
               help="A PostgreSQL URL (private schema, dropped after); default: a temporary "
                    "SQLite file.")
-@click.option("--repeat", type=click.IntRange(min=3), default=20, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=3), default=20, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
-    """The batch page's first and last records page of a big batch vs count(*) of its rows."""
+    """The batch page's first and last records page of a big batch vs count(*) of its rows.
+
+    \b
+    Example:
+      emugen lab bench batchpage --events 100000
+    """
     from emugen.lab.batchpage import bench_batchpage, format_batchpage
 
     result = bench_batchpage(events, database, repeat)
@@ -194,7 +261,12 @@ def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json:
               help="A PostgreSQL URL (private schemas); default: temporary SQLite files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_backfill_cmd(days: float, database: str | None, as_json: bool) -> None:
-    """`emugen backfill` of a simulated week at ~2,000 drivers: 1 and 2 workers vs in-process."""
+    """`emugen backfill` of a simulated week at ~2,000 drivers: 1 and 2 workers vs in-process.
+
+    \b
+    Example:
+      emugen lab bench backfill --days 7
+    """
     from emugen.lab.backfill import bench_backfill, format_backfill
 
     result = bench_backfill(days=days, database=database)

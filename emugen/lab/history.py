@@ -24,14 +24,21 @@ SKIP_SHARE = 0.01  # one tick in a hundred skipped
 
 
 @click.command("history")
-@click.option("--batches", type=click.IntRange(min=1_000), default=50_000, show_default=True)
+@click.option("--batches", type=click.IntRange(min=1_000), default=50_000, show_default=True,
+              help="How many batches to measure.")
 @click.option("--database", default=None, metavar="URL",
               help="A PostgreSQL URL (private schema, dropped after); default: a temporary "
                    "SQLite file.")
-@click.option("--repeat", type=click.IntRange(min=1), default=7, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=7, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def history_cmd(batches: int, database: str | None, repeat: int, as_json: bool) -> None:
-    """/api/history's 1 h query on N batches at 1 s cadence, beside /api/latency and a count."""
+    """/api/history's 1 h query on N batches at 1 s cadence, beside /api/latency and a count.
+
+    \b
+    Example:
+      emugen lab bench history --batches 50000
+    """
     result = bench_history(batches=batches, database=database, repeat=repeat)
     click.echo(json.dumps(result, indent=2) if as_json else format_history(result))
 

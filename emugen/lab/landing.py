@@ -177,20 +177,29 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
 @click.command("landing")
 @click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True,
               help="Length of each fleet run.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True)
-@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Tick interval of both streams.")
+@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Records per batch.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Pairs of fleet runs (off/on, then on/off, ...).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
               show_default=True, help="Landing format of the fleet runs.")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Events in the benchmarked batch.")
+@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Runs per figure; the best is reported beside every run's.")
 @click.option("--skip-fleet", is_flag=True, help="Only the Parquet figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def landing_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         seconds: float, interval: float, size: int, rounds: int, fmt: str,
                 events: int, repeat: int, skip_fleet: bool, as_json: bool) -> None:
-    """Landing zone cost: fleet tick -> gold p95 on vs off; Parquet vs pyarrow write_table."""
+    """Landing zone cost: fleet tick -> gold p95 on vs off; Parquet vs pyarrow write_table.
+
+    \b
+    Example:
+      emugen lab bench landing --seconds 30 --rounds 4
+    """
     parquet = bench_parquet(events, repeat)
     fleet = None if skip_fleet else bench_fleet_landing(seconds, interval, size, rounds, fmt)
     if as_json:

@@ -68,7 +68,12 @@ def _own_folder(out: Path) -> None:
 @click.option("--prune-interval", type=DURATION, default="60", show_default=True,
               help="fleet.prune_interval when --retain is given.")
 def soak_cmd(**opts: Any) -> None:
-    """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL."""
+    """Run the real fleet, sample RSS/queues/latency/reconciliation; exit 0 on PASS, 1 on FAIL.
+
+    \b
+    Example:
+      emugen lab soak --duration 5m --interval 0.5
+    """
     from emugen.lab.soak import SoakOptions, run_soak
 
     _own_folder(opts["out"])
@@ -88,11 +93,15 @@ def soak_cmd(**opts: Any) -> None:
 
 
 @click.command("chaos")
-@click.option("--duration", type=DURATION, default="120", show_default=True)
-@click.option("--interval", type=DURATION, default="0.5", show_default=True)
-@click.option("--workers", type=click.IntRange(2, 16), default=2, show_default=True)
+@click.option("--duration", type=DURATION, default="120", show_default=True,
+              help="How long the fleet generates: 120, 2m, PT2M.")
+@click.option("--interval", type=DURATION, default="0.5", show_default=True,
+              help="Tick interval of both streams.")
+@click.option("--workers", type=click.IntRange(2, 16), default=2, show_default=True,
+              help="Worker processes (each -c 1).")
 @click.option("--out", type=click.Path(path_type=Path),
-              default=Path("var/chaos"), show_default=True)
+              default=Path("var/chaos"), show_default=True,
+              help="Folder for the verdict, the samples, the logs and the store.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seeds the kill plan.")
 @click.option("--lock-seconds", type=click.FloatRange(0.5, 25), default=5.0, show_default=True,
               help="How long the SQLite write lock is held (busy timeout is 30 s).")
@@ -100,7 +109,12 @@ def soak_cmd(**opts: Any) -> None:
               help="Mean seconds between worker kills.")
 def chaos_cmd(duration: float, interval: float, workers: int, out: Path, seed: int,
               lock_seconds: float, kill_every: float) -> None:
-    """Soak while killing workers, restarting Redis and locking SQLite; exit 0 on PASS."""
+    """Soak while killing workers, restarting Redis and locking SQLite; exit 0 on PASS.
+
+    \b
+    Example:
+      emugen lab chaos --duration 60
+    """
     from emugen.lab.chaos import Faults, run_chaos
 
     _own_folder(out)

@@ -25,7 +25,8 @@ PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream 
 
 
 @click.command("sse")
-@click.option("--batches", type=click.IntRange(min=1), default=120, show_default=True)
+@click.option("--batches", type=click.IntRange(min=1), default=120, show_default=True,
+              help="How many batches to measure.")
 @click.option("--poll-interval", type=click.FloatRange(0.05, 10.0), default=PAGE_POLL_S,
               show_default=True, help="The polling fallback's period (the page's is 1 s).")
 @click.option("--server-poll", type=click.FloatRange(0.01, 10.0), default=POLL_INTERVAL_S,
@@ -33,7 +34,12 @@ PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream 
               help="How often `emugen web` checks the database for a change (--poll-interval).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool) -> None:
-    """Gold commit -> snapshot at an SSE client, p50/p95, beside the polling fallback."""
+    """Gold commit -> snapshot at an SSE client, p50/p95, beside the polling fallback.
+
+    \b
+    Example:
+      emugen lab bench sse --batches 120
+    """
     result = bench_sse(batches=batches, poll_interval=poll_interval, server_poll=server_poll)
     click.echo(json.dumps(result, indent=2) if as_json else format_sse(result))
 

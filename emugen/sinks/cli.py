@@ -27,7 +27,12 @@ config_option = click.option(
 
 @click.group("land")
 def land_group() -> None:
-    """The landing zone: every batch in bronze as a file under landing.root."""
+    """The landing zone: every batch in bronze as a file under landing.root.
+
+    \b
+    Example:
+      emugen land verify
+    """
 
 
 SHOWN = 50  # problems listed before "... and N more"

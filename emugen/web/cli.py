@@ -13,7 +13,8 @@ from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on. Anything but loopback needs EMUGEN_WEB_TOKEN, which "
                    "control endpoints then require as 'Authorization: Bearer <token>'.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
 @click.option("--flower-url", envvar="EMUGEN_FLOWER_URL", default=DEFAULT_FLOWER_URL,
@@ -24,10 +25,16 @@ from emugen.web import DEFAULT_FLOWER_URL, POLL_INTERVAL_S
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="On loopback, also answer requests whose Host header is NAME (e.g. behind a "
                    "reverse proxy); other names are refused (DNS rebinding).")
-@click.option("--access-log/--no-access-log", default=False, show_default=True)
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every HTTP request (uvicorn's access log).")
 def web_cmd(host: str, port: int, config_file: Path | None, flower_url: str,
             poll_interval: float, allowed_hosts: tuple[str, ...], access_log: bool) -> None:
-    """Serve the live dashboard and the HTTP API (OpenAPI at /docs, Prometheus at /metrics)."""
+    """Serve the live dashboard and the HTTP API (OpenAPI at /docs, Prometheus at /metrics).
+
+    \b
+    Example:
+      emugen web --port 8100
+    """
     import uvicorn
 
     from emugen.settings import config_path
