@@ -22,6 +22,10 @@ from emugen.supervisor import stop as stop_process
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
 PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream is down
+# The push's target on a quiet machine: its p95 within this, and within this share of the
+# server poll's p95 measured on the same commits.
+TARGET_PUSH_P95_MS = 30.0
+TARGET_PUSH_TO_POLL = 0.5
 
 
 @click.command("sse")
@@ -32,10 +36,16 @@ PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream 
               show_default=True,
               help="How often `emugen web` checks the database for a change (--poll-interval).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help=f"Exit 1 unless push p95 <= {TARGET_PUSH_P95_MS:g} ms and <= "
+                   f"{TARGET_PUSH_TO_POLL:g}x the server poll's p95 in this run.")
+def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool,
+            strict: bool) -> None:
     """Gold commit -> snapshot at an SSE client, p50/p95, beside the polling fallback."""
     result = bench_sse(batches=batches, poll_interval=poll_interval, server_poll=server_poll)
     click.echo(json.dumps(result, indent=2) if as_json else format_sse(result))
+    if strict and not result["target"]["met"]:
+        sys.exit(1)
 
 
 class Arrivals:
@@ -142,9 +152,19 @@ def _stats(values: list[float]) -> dict[str, float | None]:
             {"p50": s["p50"], "p95": s["p95"], "max": s["max"], "mean": mean}.items()}
 
 
-def _ratio(slow: float | None, fast: float | None) -> float | None:
+def _ratio(slow: float | None, fast: float | None, digits: int = 1) -> float | None:
     """How many times `fast` beats `slow`; None when either side has no figure (or fast is 0)."""
-    return round(slow / fast, 1) if slow is not None and fast else None
+    return round(slow / fast, digits) if slow is not None and fast else None
+
+
+def target(push_p95: float | None, poll_p95: float | None) -> dict[str, Any]:
+    """The push's target, judged on one run: p95 within TARGET_PUSH_P95_MS and within
+    TARGET_PUSH_TO_POLL of the server poll's p95 on the same commits."""
+    ratio = _ratio(push_p95, poll_p95, 2)
+    met = (push_p95 is not None and ratio is not None and push_p95 <= TARGET_PUSH_P95_MS
+           and ratio <= TARGET_PUSH_TO_POLL)
+    return {"push_p95_ms": TARGET_PUSH_P95_MS, "push_to_poll": TARGET_PUSH_TO_POLL,
+            "ratio_p95": ratio, "met": met}
 
 
 @dataclass
@@ -210,6 +230,9 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
         "sse_ms": pushed, "sse_poll_ms": checked, "polling_ms": page,
         "push_gain_p50": _ratio(checked["p50"], pushed["p50"]),
         "push_gain_p95": _ratio(checked["p95"], pushed["p95"]),
+        "push_to_poll_p50": _ratio(pushed["p50"], checked["p50"], 2),
+        "push_to_poll_p95": _ratio(pushed["p95"], checked["p95"], 2),
+        "target": target(pushed["p95"], checked["p95"]),
         "ratio_p50": _ratio(page["p50"], pushed["p50"]),
         "ratio_p95": _ratio(page["p95"], pushed["p95"]),
         "snapshot_request_ms": _stats(run.request_ms),
@@ -322,6 +345,15 @@ def format_sse(r: dict[str, Any]) -> str:
             r["sse_poll_ms"]),
         row(f"page polling /api/snapshot every {r['poll_interval_s']:g} s", r["polling_ms"]),
         gain("server poll / push", r["push_gain_p50"], r["push_gain_p95"]),
+        gain("push / server poll", r["push_to_poll_p50"], r["push_to_poll_p95"]),
         gain("page polling / push", r["ratio_p50"], r["ratio_p95"]),
         row("GET /api/snapshot itself", r["snapshot_request_ms"]),
+        target_line(r),
     ])
+
+
+def target_line(r: dict[str, Any]) -> str:
+    t = r["target"]
+    return (f"target: push p95 <= {t['push_p95_ms']:g} ms and <= {t['push_to_poll']:g}x the "
+            f"server poll's p95: {'MET' if t['met'] else 'NOT MET'} (push p95 "
+            f"{r['sse_ms']['p95']} ms, {t['ratio_p95']}x the poll's {r['sse_poll_ms']['p95']} ms)")
