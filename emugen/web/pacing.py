@@ -12,9 +12,9 @@ The rule (docs/DECISIONS.md, "Snapshots are pushed at once and paced only under 
   that produced a snapshot spends what it took. Only when the credit is spent, which takes
   sustained back-to-back builds (a fleet at 0.1 s announces ~80 commits a second), does the
   next build wait for it to come back to zero. In that steady state a build of t is followed by
-  a gap of t * (1 - share) / share (4t at a fifth), which keeps `emugen web` near a fifth of a
-  core instead of the 65 % that one build per commit cost. One commit's chain (bronze, silver,
-  gold, each a build of a few ms) never comes near `burst_s`, so it is never paced.
+  a gap of t * (1 - share) / share (4t at a fifth): builds take about a fifth of the server's
+  time, where one build per commit cost 65 % of a core. One commit's chain (bronze, silver,
+  gold, each a build of a few ms) never comes near `burst_s`, so on its own it is never paced.
 
 No asyncio and no threads here: the clock is injected, so the logic is tested with a fake one
 (tests/test_push_pacing.py), and emugen.web.stream's broadcaster does the waiting.
