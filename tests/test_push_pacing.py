@@ -19,9 +19,10 @@ class Clock:
 
 
 def _build(pacer: Pacer, clock: Clock, took: float, built: bool = True) -> None:
+    """A build that took `took` s on an idle machine: its CPU time is its wall time."""
     pacer.start()
     clock.advance(took)
-    pacer.finish(built)
+    pacer.finish(took if built else None)
 
 
 def test_a_change_after_a_quiet_spell_is_built_at_once():
@@ -45,7 +46,7 @@ def test_a_burst_of_changes_during_a_build_makes_exactly_one_build_after_it():
         clock.advance(0.0004)
         pacer.wake()
         assert pacer.delay() is None  # decided when the build ends, not now
-    pacer.finish()
+    pacer.finish(0.02)
     assert pacer.delay() == 0.0  # the trailing build, at once
     _build(pacer, clock, 0.02)
     assert pacer.delay() is None  # it carried all fifty: nothing more to build
@@ -59,13 +60,13 @@ def test_gold_announced_during_silvers_build_is_built_right_after_it_with_no_gap
     clock.advance(0.004)
     pacer.wake()  # silver commits while bronze's snapshot is built
     clock.advance(0.016)
-    pacer.finish()
+    pacer.finish(0.02)
     assert pacer.delay() == 0.0
     pacer.start()  # silver's snapshot
     clock.advance(0.005)
     pacer.wake()  # gold commits meanwhile
     clock.advance(0.015)
-    pacer.finish()
+    pacer.finish(0.02)
     assert pacer.delay() == 0.0  # no pacing gap behind silver
 
 
@@ -76,6 +77,19 @@ def test_what_is_not_built_is_not_charged():
         pacer.wake()
         assert pacer.delay() == 0.0
         _build(pacer, clock, 0.01, built=False)
+
+
+def test_a_build_slowed_by_a_busy_machine_is_charged_its_cpu_time_not_its_wall_time():
+    clock = Clock()
+    pacer = Pacer(clock)
+    for _ in range(20):  # 20 builds back to back, each 0.2 s waiting for the CPU, 5 ms using it
+        pacer.wake()
+        assert pacer.delay() == 0.0
+        pacer.start()
+        clock.advance(0.2)
+        pacer.finish(0.005)
+    pacer.wake()
+    assert pacer.delay() == 0.0
 
 
 def test_sustained_load_is_paced_to_the_builds_share_of_the_time():

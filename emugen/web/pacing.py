@@ -9,7 +9,7 @@ The rule (docs/DECISIONS.md, "Snapshots are pushed at once and paced only under 
   right after it, with no gap in between.
 - **CPU guard.** Building may take at most `share` of the server's time, measured as a credit
   of build seconds: it refills at `share` seconds per second, up to `burst_s`, and every build
-  that produced a snapshot spends what it took. Only when the credit is spent, which takes
+  that produced a snapshot spends the CPU time it used. Only when the credit is spent, which takes
   sustained back-to-back builds (a fleet at 0.1 s announces ~80 commits a second), does the
   next build wait for it to come back to zero. In that steady state a build of t is followed by
   a gap of t * (1 - share) / share (4t at a fifth): builds take about a fifth of the server's
@@ -41,7 +41,6 @@ class Pacer:
         self.building = False
         self._credit = burst_s  # seconds of building allowed now (negative: owed)
         self._credit_at = clock()
-        self._started = 0.0
 
     def wake(self) -> None:
         """Something changed: the next build must come after this moment."""
@@ -59,17 +58,16 @@ class Pacer:
         """A build begins: it carries every change pending until now."""
         self.pending, self.building = False, True
         self._refill()
-        self._started = self._clock()
 
-    def finish(self, built: bool = True) -> float:
-        """The build ended; returns what it took. Only a build that produced a snapshot is
-        charged: a check that found nothing new costs one indexed read."""
+    def finish(self, spent: float | None) -> None:
+        """The build ended. `spent` is the CPU time it used, charged to the credit (CPU, not
+        wall time: on a busy machine a build waits for the CPU far longer than it uses it);
+        None when it produced no snapshot: a check that found nothing new is one indexed read."""
         self.building = False
-        took = self._clock() - self._started
-        if built:  # what accrued during the build offsets its cost before the cap applies
-            self._credit = min(self.burst_s, self._credit - took * (1 - self.share))
-            self._credit_at = self._started + took
-        return took
+        now = self._clock()
+        accrued = (now - self._credit_at) * self.share  # what accrued during the build
+        self._credit = min(self.burst_s, self._credit + accrued - (spent or 0.0))
+        self._credit_at = now
 
     def _refill(self) -> float:
         now = self._clock()

@@ -114,27 +114,31 @@ class Broadcaster:
         if delay:
             await asyncio.sleep(delay)  # spent its share: the wakes meanwhile make one build
 
-    async def poll(self) -> bool:
-        """Publish a new snapshot if the version changed; returns whether it did."""
+    async def poll(self) -> float | None:
+        """Publish a new snapshot if the version changed; returns the CPU seconds that took
+        (the pacer's charge), or None when nothing changed."""
         self._bind()
-        version, data = await asyncio.to_thread(self._check)
+        version, data, spent = await asyncio.to_thread(self._check)
         if data is None:
-            return False
+            return None
+        started = time.thread_time()
         self._seq += 1
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
         self._last_version, self.current = version, event
         for queue in list(self._clients):
             offer(queue, event)
-        return True
+        return spent + time.thread_time() - started
 
-    def _check(self) -> tuple[Hashable, dict[str, Any] | None]:
-        """In a worker thread: the version, and the snapshot if it changed. One hop off the
-        event loop, not two: a pushed commit should not queue for a thread twice."""
+    def _check(self) -> tuple[Hashable, dict[str, Any] | None, float]:
+        """In a worker thread: the version, the snapshot if it changed, and the CPU time they
+        took. One hop off the event loop, not two: a pushed commit should not queue for a
+        thread twice."""
+        started = time.thread_time()
         version = self._version()
         if version == self._last_version and self.current is not None:
-            return version, None
-        return version, self._build()
+            return version, None, time.thread_time() - started
+        return version, self._build(), time.thread_time() - started
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -144,14 +148,14 @@ class Broadcaster:
                 # cleared before the poll: a wake() during the poll means another change
                 self._woken.clear()
             self.pacer.start()
-            built = False
+            spent = None
             try:
-                built = await self.poll()
+                spent = await self.poll()
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the stream
                 logger.warning("snapshot poll failed (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1)
             finally:
-                self.pacer.finish(built)
+                self.pacer.finish(spent)
             if self._clients:
                 idle_since = None
             else:
