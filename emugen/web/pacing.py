@@ -7,14 +7,14 @@ The rule (docs/DECISIONS.md, "Snapshots are pushed at once and paced only under 
   ends, exactly one more build follows, and it reads the store as it is then, so it carries all
   of them. A gold commit announced while silver's snapshot is being built is therefore built
   right after it, with no gap in between.
-- **CPU guard.** Building may take at most `share` of the server's time, measured as a credit
-  of build seconds: it refills at `share` seconds per second, up to `burst_s`, and every build
-  that produced a snapshot spends the CPU time it used. Only when the credit is spent, which takes
+- **CPU guard.** Building may use at most `share` of a core, measured as a credit of CPU
+  seconds: it refills at `share` seconds per second, up to `burst_s`, and every build that
+  produced a snapshot spends the CPU time it used. Only when the credit is spent, which takes
   sustained back-to-back builds (a fleet at 0.1 s announces ~80 commits a second), does the
-  next build wait for it to come back to zero. In that steady state a build of t is followed by
-  a gap of t * (1 - share) / share (4t at a fifth): builds take about a fifth of the server's
-  time, where one build per commit cost 65 % of a core. One commit's chain (bronze, silver,
-  gold, each a build of a few ms) never comes near `burst_s`, so on its own it is never paced.
+  next build wait for it to come back to zero. In that steady state a build using t of CPU is
+  followed by a gap of t * (1 - share) / share (4t at a fifth): builds use about a fifth of a
+  core, where one build per commit cost 65 %. One commit's chain (bronze, silver, gold, each a
+  build of a few ms) never comes near `burst_s`, so on its own it is never paced.
 
 No asyncio and no threads here: the clock is injected, so the logic is tested with a fake one
 (tests/test_push_pacing.py), and emugen.web.stream's broadcaster does the waiting.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-BUILD_SHARE = 0.2  # under sustained load, builds take at most this share of the server's time
+BUILD_SHARE = 0.2  # under sustained load, builds use at most this share of a core
 BURST_S = 0.25  # seconds of building allowed back to back before the share applies
 
 
