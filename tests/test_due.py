@@ -13,7 +13,7 @@ from celery.beat import Scheduler
 
 from emugen.cli.up import summary_line
 from emugen.fleet import announce, due
-from emugen.fleet.schedule import entries_for
+from emugen.fleet.entries import entries_for
 from emugen.status.report import format_status
 from tests.conftest import make_settings
 

@@ -53,7 +53,13 @@ def test_an_announcement_wakes_the_broadcaster_long_before_its_timed_poll():
     redis = fakeredis.FakeRedis()
     store = {"n": 0}
     heard: list[str] = []
-    broadcaster = Broadcaster(lambda: store["n"], lambda: {"n": store["n"]}, interval=30,
+    checks: list[int] = []
+
+    def version() -> int:
+        checks.append(store["n"])
+        return store["n"]
+
+    broadcaster = Broadcaster(version, lambda: {"n": store["n"]}, interval=30,
                               pushed=lambda: subscriber.listening)
 
     def on_message(kind: str) -> None:
@@ -67,7 +73,9 @@ def test_an_announcement_wakes_the_broadcaster_long_before_its_timed_poll():
         events = broadcaster.events(None, _never)
         assert (await _snapshot(events, 5))["n"] == 0
         subscriber.start()
-        while not subscriber.listening:
+        # the subscription's own wake has been looked at (nothing new), so only the
+        # announcement below can bring the commit before the timed poll
+        while len(checks) < 2:
             await asyncio.sleep(0.01)
         store["n"] = 1  # the commit, then its announcement
         started = time.monotonic()
@@ -227,39 +235,52 @@ def test_the_web_reads_beats_new_plan_before_it_wakes_the_page(tmp_path):
         probe.close()
 
 
-def test_commits_faster_than_snapshots_are_built_are_coalesced_and_a_lone_one_goes_at_once():
+def test_commits_during_a_build_make_one_build_right_after_it_with_no_pause(monkeypatch):
     store = {"n": 0}
-    builds: list[float] = []
-    build_s = 0.02
+    built: list[int] = []
+    entered, release = threading.Event(), threading.Event()
+    release.set()
 
     def build() -> dict:
-        time.sleep(build_s)  # a snapshot's queries and JSON
-        builds.append(time.monotonic())
-        return {"n": store["n"]}
+        n = store["n"]  # what a build reads when it starts
+        entered.set()
+        release.wait(10)  # a slow snapshot: its queries and JSON
+        built.append(n)
+        return {"n": n}
 
+    paused: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recorded_sleep(delay: float, *args: object) -> object:
+        if delay > 0:
+            paused.append(delay)
+        return await real_sleep(delay, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
     broadcaster = Broadcaster(lambda: store["n"], build, interval=30, pushed=lambda: True)
-    gap = broadcaster.gap_factor * build_s
 
-    async def main() -> float:
+    async def main() -> list[int]:
         events = broadcaster.events(None, _never)
         await _snapshot(events, 5)
-        for _ in range(100):  # a fleet committing every 10 ms for a second
+        entered.clear()
+        release.clear()
+        store["n"] = 1  # bronze commits: its build starts at once, and is slow
+        broadcaster.wake()
+        assert await asyncio.to_thread(entered.wait, 5)
+        for _ in range(50):  # silver, gold and more commit while it runs
             store["n"] += 1
             broadcaster.wake()
-            await asyncio.sleep(0.01)
-        while (await _snapshot(events, 5))["n"] != store["n"]:
-            pass  # the last snapshot carries the last commit
-        await asyncio.sleep(gap * 2)  # quiet
-        store["n"] += 1
-        started = time.monotonic()
-        broadcaster.wake()
-        await _snapshot(events, 5)
-        lone = time.monotonic() - started
+        await asyncio.to_thread(lambda: None)  # the wakes have reached the loop
+        release.set()
+        seen = [(await _snapshot(events, 5))["n"]]
+        while seen[-1] != store["n"]:
+            seen.append((await _snapshot(events, 5))["n"])
+        assert not broadcaster.pacer.pending  # nothing left for another build
         await events.aclose()
         await broadcaster.stop()
-        return lone
+        return seen
 
-    lone = asyncio.run(main())
-    # building takes at most a fifth of the time: ~1.2 s / 0.1 s per build, not 100 builds
-    assert len(builds) <= 2 + 1.5 / (build_s + gap)
-    assert lone < gap  # after a quiet spell, a commit is not held back
+    seen = asyncio.run(main())
+    assert seen == [1, 51]  # the slow build, then exactly one carrying all fifty
+    assert built == [0, 1, 51]
+    assert paused == []  # the build after it was not held back by a pacing gap

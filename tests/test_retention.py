@@ -21,7 +21,7 @@ from emugen.db.models import (
 )
 from emugen.db.session import read_session, write_session
 from emugen.fleet.control import clean, record_reload, record_skip, set_paused
-from emugen.fleet.schedule import entries_for
+from emugen.fleet.entries import entries_for
 from emugen.pipeline.reconcile import reconcile
 from emugen.pipeline.retention import prune
 from emugen.pipeline.runner import run_pipeline

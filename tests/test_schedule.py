@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from emugen.errors import ConfigError
+from emugen.fleet.entries import entries_for, tick_time
 from emugen.fleet.reload import ConfigWatcher, set_mode
-from emugen.fleet.schedule import entries_for, tick_time
 from tests.conftest import make_settings
 from tests.fleet_helpers import write_config
 

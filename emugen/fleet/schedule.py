@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from celery.beat import Scheduler
-from celery.schedules import schedule
 from sqlalchemy.exc import SQLAlchemyError
 
 from emugen.db import storefile
@@ -22,50 +21,13 @@ from emugen.fleet.beat_lease import BeatLease
 from emugen.fleet.broker import fast_client, redact_url
 from emugen.fleet.control import record_reload, record_skip
 from emugen.fleet.due import DuePublisher, plan, publisher_for
-from emugen.fleet.names import GENERATE_BATCH, GENERATE_QUEUE, PIPELINE_QUEUE, PRUNE, REAP
+from emugen.fleet.entries import entries_for, tick_time
+from emugen.fleet.names import GENERATE_BATCH, REAP
 from emugen.fleet.reload import Change, ConfigWatcher
 from emugen.settings import Settings
 from emugen.vocabulary import Stream
 
 logger = logging.getLogger("emugen.schedule")
-
-
-def entries_for(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Beat entries for the active mode: one generator per stream, the reaper, the pruner.
-
-    Each message expires after about one interval: a tick that waited that long is stale,
-    and the next one is already on its way.
-    """
-    entries: dict[str, dict[str, Any]] = {}
-    for stream in Stream:
-        every = settings.interval(stream)
-        entries[f"generate-{stream.value}"] = {
-            "task": GENERATE_BATCH,
-            "schedule": schedule(every),
-            "args": (stream.value,),
-            "kwargs": {"mode": settings.mode.value},
-            "options": {"queue": GENERATE_QUEUE, "expires": every.total_seconds()},
-        }
-    reaper = settings.fleet.reaper_interval
-    entries["reap"] = {
-        "task": REAP,
-        "schedule": schedule(reaper),
-        "options": {"queue": PIPELINE_QUEUE, "expires": reaper.total_seconds()},
-    }
-    if settings.fleet.retain_batches_for is not None:
-        every = settings.fleet.prune_interval
-        entries["prune"] = {
-            "task": PRUNE,
-            "schedule": schedule(every),
-            "options": {"queue": PIPELINE_QUEUE, "expires": every.total_seconds()},
-        }
-    return entries
-
-
-def tick_time(now: datetime | None = None) -> datetime:
-    """The tick key: UTC, to the millisecond (the resolution batch intervals use)."""
-    now = now or datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class EmugenScheduler(Scheduler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +19,14 @@ from emugen.errors import import_extra
 from emugen.fleet.broker import free_port
 from emugen.fleet.supervisor import stop as stop_process
 from emugen.fleet.supervisor import wait_for
+from emugen.lab.sse_report import (
+    TARGET_PUSH_P95_MS,
+    TARGET_PUSH_TO_POLL,
+    format_sse,
+    ratio,
+    stats,
+    target,
+)
 from emugen.lab.webserver import bench_config, start_web, wait_healthy
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
 
@@ -33,15 +42,21 @@ PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream 
               show_default=True,
               help="How often `emugen web` checks the database for a change (--poll-interval).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help=f"Exit 1 unless push p95 <= {TARGET_PUSH_P95_MS:g} ms and <= "
+                   f"{TARGET_PUSH_TO_POLL:g}x the server poll's p95 in this run.")
+def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool,
+            strict: bool) -> None:
     """Gold commit -> snapshot at an SSE client, p50/p95, beside the polling fallback.
 
     \b
     Example:
-      emugen lab bench sse --batches 120
+      emugen lab bench sse --batches 120 --strict
     """
     result = bench_sse(batches=batches, poll_interval=poll_interval, server_poll=server_poll)
     click.echo(json.dumps(result, indent=2) if as_json else format_sse(result))
+    if strict and not result["target"]["met"]:
+        sys.exit(1)
 
 
 class Arrivals:
@@ -106,20 +121,6 @@ def _poll(client: Any, url: str, every: float, into: Arrivals, request_ms: list[
         stop.wait(max(0.0, due - time.perf_counter()))
 
 
-def _stats(values: list[float]) -> dict[str, float | None]:
-    from emugen.status.batches import summary
-
-    s = summary(values)
-    mean = sum(values) / len(values) if values else None
-    return {k: None if v is None else round(v, 1) for k, v in
-            {"p50": s["p50"], "p95": s["p95"], "max": s["max"], "mean": mean}.items()}
-
-
-def _ratio(slow: float | None, fast: float | None) -> float | None:
-    """How many times `fast` beats `slow`; None when either side has no figure (or fast is 0)."""
-    return round(slow / fast, 1) if slow is not None and fast else None
-
-
 @dataclass
 class Server:
     """One `emugen web` of the run and the SSE client that listens to it."""
@@ -176,16 +177,19 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
                 run.close()
         finally:
             redis.stop()
-    pushed, checked, page = (_stats(figures[k]) for k in ("push", "poll", "page"))
+    pushed, checked, page = (stats(figures[k]) for k in ("push", "poll", "page"))
     return {
         "batches": batches, "server_poll_s": server_poll, "poll_interval_s": poll_interval,
         "quiet_poll_s": max(server_poll, QUIET_POLL_S),
         "sse_ms": pushed, "sse_poll_ms": checked, "polling_ms": page,
-        "push_gain_p50": _ratio(checked["p50"], pushed["p50"]),
-        "push_gain_p95": _ratio(checked["p95"], pushed["p95"]),
-        "ratio_p50": _ratio(page["p50"], pushed["p50"]),
-        "ratio_p95": _ratio(page["p95"], pushed["p95"]),
-        "snapshot_request_ms": _stats(run.request_ms),
+        "push_gain_p50": ratio(checked["p50"], pushed["p50"]),
+        "push_gain_p95": ratio(checked["p95"], pushed["p95"]),
+        "push_to_poll_p50": ratio(pushed["p50"], checked["p50"], 2),
+        "push_to_poll_p95": ratio(pushed["p95"], checked["p95"], 2),
+        "target": target(pushed["p95"], checked["p95"]),
+        "ratio_p50": ratio(page["p50"], pushed["p50"]),
+        "ratio_p95": ratio(page["p95"], pushed["p95"]),
+        "snapshot_request_ms": stats(run.request_ms),
     }
 
 
@@ -274,26 +278,3 @@ def _await_subscription(client: Any, push: Server) -> None:
         return bool(client.get(f"{push.url}/api/snapshot").json().get("pushed"))
 
     wait_for(subscribed, 15, f"the push server to subscribe to the announcements\n{push.tail()}")
-
-
-def format_sse(r: dict[str, Any]) -> str:
-    width = 44
-
-    def row(name: str, s: dict[str, Any]) -> str:
-        return f"{name:{width}} " + " ".join(f"{s[k]:>8.1f}" for k in ("p50", "p95", "max", "mean"))
-
-    def gain(name: str, p50: float | None, p95: float | None) -> str:
-        return f"{name:{width}} {p50!s:>7}x {p95!s:>7}x"
-
-    return "\n".join([
-        f"gold commit -> snapshot at the client, {r['batches']} batches (ms), both servers "
-        "on one store in the same run",
-        f"{'':{width}} {'p50':>8} {'p95':>8} {'max':>8} {'mean':>8}",
-        row(f"SSE, pushed on commit (poll {r['quiet_poll_s']:g} s fallback)", r["sse_ms"]),
-        row(f"SSE, server polls every {r['server_poll_s'] * 1000:g} ms (no broker)",
-            r["sse_poll_ms"]),
-        row(f"page polling /api/snapshot every {r['poll_interval_s']:g} s", r["polling_ms"]),
-        gain("server poll / push", r["push_gain_p50"], r["push_gain_p95"]),
-        gain("page polling / push", r["ratio_p50"], r["ratio_p95"]),
-        row("GET /api/snapshot itself", r["snapshot_request_ms"]),
-    ])

@@ -7,11 +7,13 @@ import contextlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from emugen.web import POLL_INTERVAL_S, QUIET_POLL_S
+from emugen.web.pacing import Pacer
 
 logger = logging.getLogger("emugen.web")
 # A quiet stream carries an `alive` event this often: it keeps proxies from closing the
@@ -20,12 +22,6 @@ logger = logging.getLogger("emugen.web")
 HEARTBEAT_S = 5
 RETRY_MS = 1000  # EventSource reconnects after this long
 IDLE_STOP_S = 10  # with no subscriber for this long the database is no longer polled
-# Snapshots take at most 1 / (1 + BUILD_GAP_FACTOR) of the server's time: after a build that
-# took t, the next waits until BUILD_GAP_FACTOR * t has passed. A fleet at 0.1 s commits ~80
-# times a second, and a build per commit kept `emugen web` at 65 % of a core in a soak (each
-# build 10-20 ms of queries and JSON), taken from the workers. Commits a few per second apart
-# (a person watching, `emugen bench sse`) are pushed at once, as before.
-BUILD_GAP_FACTOR = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,10 @@ class Broadcaster:
     Last-Event-ID) gets nothing until the next change; any other id gets the current snapshot
     at once, which supersedes every one it missed.
 
+    When to build is `pacer`'s decision (emugen.web.pacing): a change after a quiet spell is
+    built at once, changes during a build make exactly one build right after it, and only
+    sustained load is paced.
+
     Fan-out is one single-slot queue per client, filled by the one polling task. Nothing is
     shared that a client could hold: a shared Condition broke for good ("Lock is not
     acquired") when many waiting clients were cancelled at once (NOTES.md).
@@ -61,7 +61,7 @@ class Broadcaster:
 
     def __init__(self, version: Callable[[], Hashable], build: Callable[[], dict[str, Any]],
                  interval: float = POLL_INTERVAL_S, *,
-                 pushed: Callable[[], bool] = lambda: False) -> None:
+                 pushed: Callable[[], bool] = lambda: False, pacer: Pacer | None = None) -> None:
         self._version, self._build, self.interval = version, build, interval
         self.quiet_interval = max(interval, QUIET_POLL_S)
         self._pushed = pushed
@@ -73,9 +73,8 @@ class Broadcaster:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: set[asyncio.Queue[Event]] = set()
         self._task: asyncio.Task[None] | None = None
-        self.gap_factor = BUILD_GAP_FACTOR
-        self._built_at = float("-inf")  # loop time of the last snapshot published
-        self._build_s = 0.0  # how long that snapshot took to build and hand out
+        # touched on the event loop's thread only (wake() hops there)
+        self.pacer = pacer or Pacer(time.monotonic)
 
     @property
     def subscribers(self) -> int:
@@ -89,48 +88,57 @@ class Broadcaster:
 
     def wake(self) -> None:
         """Poll now (from any thread): an announcement says the store just changed."""
-        loop, woken = self._loop, self._woken
-        if loop is None or woken is None or loop.is_closed():
+        loop = self._loop
+        if loop is None or self._woken is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # the loop closed in between: nobody to wake
-            loop.call_soon_threadsafe(woken.set)
+            loop.call_soon_threadsafe(self._woken_here, self._woken)
+
+    def _woken_here(self, woken: asyncio.Event) -> None:
+        """On the loop: a wake during a build makes the build after it (the pacer's trailing
+        build); one after it, the next build."""
+        if woken is self._woken:  # not a wake meant for a loop that has been replaced
+            self.pacer.wake()
+            woken.set()
 
     async def _pause(self) -> None:
-        """Until the next timed poll, or an earlier wake()."""
+        """Until the next timed poll or an earlier wake(), then as long as the pacer says."""
         interval = self.quiet_interval if self._pushed() else self.interval
         woken = self._woken
         assert woken is not None
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(woken.wait(), interval)
-        rest = self.gap_factor * self._build_s - (asyncio.get_running_loop().time()
-                                                  - self._built_at)
-        if rest > 0:
-            await asyncio.sleep(rest)  # coalesce: the wakes meanwhile make one snapshot
+        if not self.pacer.pending:  # else a change came during the build: build again now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), interval)
+            self.pacer.wake()  # woken or the timed poll: either way, look at the store
+        delay = self.pacer.delay()
+        if delay:
+            await asyncio.sleep(delay)  # spent its share: the wakes meanwhile make one build
 
-    async def poll(self) -> bool:
-        """Publish a new snapshot if the version changed; returns whether it did."""
+    async def poll(self) -> float | None:
+        """Publish a new snapshot if the version changed; returns the CPU seconds that took
+        (the pacer's charge), or None when nothing changed."""
         self._bind()
-        started = asyncio.get_running_loop().time()
-        version, data = await asyncio.to_thread(self._check)
+        version, data, spent = await asyncio.to_thread(self._check)
         if data is None:
-            return False
+            return None
+        started = time.thread_time()
         self._seq += 1
         event_id = f"{self._boot}-{self._seq}"
         event = Event(event_id, json.dumps({**data, "id": event_id}, separators=(",", ":")))
         self._last_version, self.current = version, event
         for queue in list(self._clients):
             offer(queue, event)
-        self._built_at = asyncio.get_running_loop().time()
-        self._build_s = self._built_at - started
-        return True
+        return spent + time.thread_time() - started
 
-    def _check(self) -> tuple[Hashable, dict[str, Any] | None]:
-        """In a worker thread: the version, and the snapshot if it changed. One hop off the
-        event loop, not two: a pushed commit should not queue for a thread twice."""
+    def _check(self) -> tuple[Hashable, dict[str, Any] | None, float]:
+        """In a worker thread: the version, the snapshot if it changed, and the CPU time they
+        took. One hop off the event loop, not two: a pushed commit should not queue for a
+        thread twice."""
+        started = time.thread_time()
         version = self._version()
         if version == self._last_version and self.current is not None:
-            return version, None
-        return version, self._build()
+            return version, None, time.thread_time() - started
+        return version, self._build(), time.thread_time() - started
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -139,11 +147,15 @@ class Broadcaster:
             if self._woken is not None:
                 # cleared before the poll: a wake() during the poll means another change
                 self._woken.clear()
+            self.pacer.start()
+            spent = None
             try:
-                await self.poll()
+                spent = await self.poll()
             except Exception as exc:  # noqa: BLE001 - a database hiccup must not end the stream
                 logger.warning("snapshot poll failed (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1)
+            finally:
+                self.pacer.finish(spent)
             if self._clients:
                 idle_since = None
             else:
