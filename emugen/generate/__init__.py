@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from emugen.generate.allocator import keep_big_blocks_mapped
+from emugen.generate.arrival import Arrived, Delivery, arrive
 from emugen.generate.companies import company_columns
 from emugen.generate.events import active_drivers, event_columns
 from emugen.generate.quality import Layout, Plan, Truth, inject, plan_defects
@@ -25,8 +26,8 @@ from emugen.generate.spec import (
 )
 from emugen.vocabulary import Stream
 
-__all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Draft", "Truth", "build_spec", "draft",
-           "generate"]
+__all__ = ["GENERATOR_VERSION", "Arrived", "Batch", "BatchSpec", "Draft", "Truth", "build_spec",
+           "draft", "generate"]
 
 NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
 # Once per process that generates (workers, `emugen` commands, the benchmarks): big batches'
@@ -42,6 +43,8 @@ class Batch:
     records: list[dict[str, Any]]
     truth: list[Truth]
     note: str | None = None
+    arrivals: tuple[Arrived, ...] = ()  # late and redelivered rows (arrival ledger)
+    delay: int = 0  # later batches whose landing files are released before this one's
 
     def lines(self) -> list[str]:
         """Each record as one compact JSON line, exactly as bronze stores it."""
@@ -93,9 +96,11 @@ class Draft:
     """A generated batch whose rows are built on demand, chunk by chunk (for landing)."""
 
     spec: BatchSpec
-    layout: Layout
+    layout: Layout | Delivery
     truth: list[Truth]
     note: str | None = None
+    arrivals: tuple[Arrived, ...] = ()  # late and redelivered rows (arrival ledger)
+    delay: int = 0  # later batches whose landing files are released before this one's
 
     def __len__(self) -> int:
         return len(self.layout)
@@ -117,7 +122,16 @@ def draft(spec: BatchSpec) -> Draft:
     make = company_columns if spec.stream is Stream.companies else event_columns
     columns = make(spec, total - plan.duplicates, records_rng)
     layout, truth = inject(spec, columns, plan, quality)
-    return Draft(spec=spec, layout=layout, truth=truth, note=note)
+    if spec.arrival is None:
+        return Draft(spec=spec, layout=layout, truth=truth, note=note)
+    arrived = arrive(spec, layout, truth, _redraft)
+    return Draft(spec=spec, layout=arrived.layout, truth=arrived.truth, note=note,
+                 arrivals=arrived.ledger, delay=arrived.delay)
+
+
+def _redraft(source: BatchSpec) -> tuple[Layout | Delivery, list[Truth]]:
+    drafted = draft(source)
+    return drafted.layout, drafted.truth
 
 
 def generate(spec: BatchSpec) -> Batch:
@@ -125,4 +139,5 @@ def generate(spec: BatchSpec) -> Batch:
     with gc_paused():
         planned = draft(spec)
         records = [row for rows in planned.chunks() for row in rows]
-    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note)
+    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note,
+                 arrivals=planned.arrivals, delay=planned.delay)
