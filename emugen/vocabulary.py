@@ -13,6 +13,10 @@ class Mode(StrEnum):
     emulated = "emulated"
 
 
+# Gold's window per mode: short enough to watch fill up emulated, an hour at production volume.
+WINDOW_SECONDS = {Mode.emulated: 60, Mode.production: 3600}
+
+
 class Stream(StrEnum):
     companies = "companies"
     events = "events"

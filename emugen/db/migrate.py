@@ -17,13 +17,14 @@ from emugen.db.models import Base, BatchRow, GoldWindowDriver, SilverEvent
 #    gold_window_drivers (gold adds each batch's share)
 # 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
 #    indexes for the watermark walk and the reaper's landing check
+# 6: arrival_ledger (db/ledger.py), a new table: create_all adds it, no step here
 
 # the PostgreSQL type of every JSON column (a version-2 store's text is converted)
 JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
                             "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
                 "config_reloads": {"problems": "jsonb"}}
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2, 3, 4)
+UPGRADABLE = (2, 3, 4, 5)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
 # the batch_id-only ones they replace would only slow every silver insert
 SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
@@ -39,9 +40,10 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction.
+    """Bring a version-2 to -5 store to the current version inside the caller's transaction.
 
-    New indexes need no step here: init_db creates any missing index after this runs.
+    New tables and indexes need no step here: init_db creates them (create_all before this
+    runs, the indexes after).
     """
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":

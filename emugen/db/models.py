@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 5  # what each version changed: emugen/db/migrate.py
+SCHEMA_VERSION = 6  # what each version changed: emugen/db/migrate.py
 
 
 class Base(DeclarativeBase):

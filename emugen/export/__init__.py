@@ -1,5 +1,6 @@
-"""`emugen export`: the store's layers and the truth as Parquet, JSON Lines or CSV, in chunks."""
+"""`emugen export`: the store's layers, the truth and the arrival ledger as Parquet, JSON Lines
+or CSV, in chunks."""
 
-KINDS = ("bronze", "silver", "quarantine", "gold", "truth")
+KINDS = ("bronze", "silver", "quarantine", "gold", "truth", "arrivals")
 FORMATS = ("parquet", "jsonl", "csv")
 STREAMS = ("companies", "events")

@@ -25,9 +25,7 @@ from emugen.errors import BatchNotFound, StageOrderError
 from emugen.pipeline.log import stage_done
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, EventType, Mode, Stream
-
-# A window short enough to watch fill up in emulated mode, an hour at production volume.
-WINDOW_SECONDS = {Mode.emulated: 60, Mode.production: 3600}
+from emugen.vocabulary import WINDOW_SECONDS as WINDOW_SECONDS  # gold's windows, re-exported
 
 
 @dataclass(frozen=True)
