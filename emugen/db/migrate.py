@@ -17,7 +17,7 @@ from emugen.db.models import Base, BatchRow, GoldWindowDriver, SilverEvent
 #    gold_window_drivers (gold adds each batch's share)
 # 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
 #    indexes for the watermark walk and the reaper's landing check
-# 6: arrival_ledger (db/ledger.py), a new table: create_all adds it, no step here
+# 6: arrival_ledger (db/ledger.py), a new table that create_all adds; batches.redelivered_count
 
 # the PostgreSQL type of every JSON column (a version-2 store's text is converted)
 JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
@@ -28,8 +28,9 @@ UPGRADABLE = (2, 3, 4, 5)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
 # the batch_id-only ones they replace would only slow every silver insert
 SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
-# columns version 5 adds to an existing table: (table, column), each nullable
-ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"))
+# columns versions 5 and 6 add to an existing table: (table, column), each nullable
+ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"),
+                 ("batches", "redelivered_count"))
 
 
 def lock(session: Session) -> None:
@@ -58,7 +59,7 @@ def upgrade(session: Session, found: int) -> None:
 
 
 def _add_columns(session: Session) -> None:
-    """Version 5's nullable columns, added where missing (a store that already has them, e.g.
+    """Versions 5 and 6's nullable columns, added where missing (a store that has them, e.g.
     one stamped back to an older version by a test, is left as it is)."""
     connection = session.connection()
     dialect = connection.dialect

@@ -10,7 +10,7 @@ import orjson
 
 from emugen.contract import RULES, TIME_FIELD, Rule
 from emugen.generate.seeding import TAG_PHANTOM, mix64, uuid_strings
-from emugen.generate.spec import BatchSpec
+from emugen.generate.spec import BatchSpec, late_horizon_ms
 from emugen.settings.arrival import DEFECT_EXTRA_FIELDS
 from emugen.vocabulary import Defect, iso_one, to_ms
 
@@ -78,8 +78,10 @@ def _bad_enum(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) ->
 def _boundary(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     start, end = to_ms(spec.interval_start), to_ms(spec.interval_end)
     span = end - start
-    # before the interval, or at/after its end: for a just-closed interval that is the future
-    moment = start - 1 - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
+    # before the interval (and past the late horizon, if late data is declared), or at/after
+    # its end: for a just-closed interval that is the future
+    horizon = late_horizon_ms(spec)
+    moment = start - 1 - horizon - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
     return _set(record, TIME_FIELD[spec.stream], iso_one(moment))
 
 

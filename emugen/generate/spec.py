@@ -250,6 +250,12 @@ def build_spec(
     )
 
 
+def late_horizon_ms(spec: BatchSpec) -> int:
+    """How far before its interval a record of this batch may lie and still be valid (late)."""
+    late = spec.arrival.late if spec.arrival is not None else None
+    return 0 if late is None else late.max_lateness_ms
+
+
 def arrival_spec(arrival: Arrival, seq: int, sources: tuple[BatchSpec, ...]) -> ArrivalSpec | None:
     """The arrival part of batch `seq`'s spec; `sources` are the earlier batches' specs (any
     order, any number): those within `max_age` are kept, without their own sources."""

@@ -12,10 +12,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from emugen.contract import Reason, Rejection
 from emugen.db.bulk import bulk_insert
 from emugen.db.ledger import DELAYED_ENTRY, DRIFT_ENTRY, LEDGER_COLUMNS, ArrivalEntry
 from emugen.db.models import BatchRow
 from emugen.generate import BatchSpec, Draft
+from emugen.generate.spec import late_horizon_ms
 from emugen.vocabulary import EPOCH, WINDOW_SECONDS, Stream
 
 LedgerRow = tuple[Any, ...]  # in LEDGER_COLUMNS order
@@ -71,3 +73,36 @@ def source_specs(session: Session, stream: Stream, seq: int, max_age: int) -> tu
         select(BatchRow.spec).where(BatchRow.stream == stream.value,
                                     BatchRow.seq >= max(1, seq - max_age), BatchRow.seq < seq))
     return tuple(BatchSpec.model_validate_json(t) for t in texts)
+
+
+# -- what silver needs of the arrival conditions (recorded at landing, like planned companies)
+
+def redelivered_rows(session: Session, batch_id: str) -> frozenset[int]:
+    """The rows of a batch that are redelivered copies: silver drops them, counted."""
+    return frozenset(session.scalars(
+        select(ArrivalEntry.row_no).where(ArrivalEntry.batch_id == batch_id,
+                                          ArrivalEntry.condition == "redelivered")))
+
+
+def earliest_valid(spec: BatchSpec) -> datetime:
+    """The first event time silver accepts: the interval start, less the declared lateness."""
+    return spec.interval_start - timedelta(milliseconds=late_horizon_ms(spec))
+
+
+def drift_field(spec: BatchSpec) -> str | None:
+    """The field a batch's contract version adds (version 2), else None."""
+    arrival = spec.arrival
+    if arrival is None or arrival.drift is None or arrival.contract_version < 2:
+        return None
+    return arrival.drift.field
+
+
+def without_drift(item: Any, field: str) -> Any:
+    """A record of contract version 2 as version 1 checks it: the optional drift field, a
+    number when present, taken out; a drift field of another type is a schema_mismatch."""
+    if not isinstance(item, dict) or field not in item:
+        return item
+    value = item.pop(field)
+    if value is None or (type(value) in (int, float)):
+        return item
+    return Rejection(Reason.schema_mismatch, field, f"{field}: expected a number")
