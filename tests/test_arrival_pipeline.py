@@ -101,3 +101,27 @@ def test_a_batch_whose_counts_do_not_add_up_is_reported_unbalanced(engine):
     assert not found.ok
     assert list(found.unbalanced) == ["events-000000003"]
     assert "redelivered" in found.as_dict()["unbalanced"]["events-000000003"]
+
+
+def test_gold_counts_a_revision_for_each_batch_whose_late_records_reopen_a_closed_window(engine):
+    settings = make_settings(events={"quality": {"rate": 0.1}, "arrival": {
+        "late": {"rate": 0.3, "max_lateness": "PT90S"}}})
+    run_pipeline(engine, settings, 8, size=40)
+    from collections import Counter
+
+    from emugen.db.ledger import GoldWindowRevision
+    from emugen.vocabulary import EPOCH, MS
+
+    expected: Counter[int] = Counter()
+    with read_session(engine) as session:
+        late = session.execute(select(ArrivalEntry.batch_id, ArrivalEntry.belongs_to_window,
+                                      BatchRow.interval_start)
+                               .join(BatchRow, BatchRow.batch_id == ArrivalEntry.batch_id)
+                               .where(ArrivalEntry.condition == "late")).all()
+        reopened = {(b, (w - EPOCH) // MS) for b, w, start in late
+                    if w + (60 * 1000) * MS <= start}
+        expected.update(w for _, w in reopened)
+        revised = dict(session.execute(select(GoldWindowRevision.window_start_ms,
+                                              GoldWindowRevision.revisions)).all())
+    assert expected and revised == dict(expected)
+    assert gold_tables(engine) == gold_from_scratch(engine, 60)

@@ -39,3 +39,14 @@ class ArrivalEntry(Base):
 LEDGER_COLUMNS = ("batch_id", "entry", "row_no", "condition", "belongs_to_window", "lateness_ms",
                   "original_batch_id", "original_row_no", "released_after_batch_id", "stream",
                   "from_seq", "contract_version", "field")
+
+
+class GoldWindowRevision(Base):
+    """How often a gold window was revised: batches that added to it after it had closed (an
+    interval starting at or after the window's end), which only late data does. A window no
+    late record touched has no row here."""
+
+    __tablename__ = "gold_window_revisions"
+    window_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    revisions: Mapped[int] = mapped_column(Integer)

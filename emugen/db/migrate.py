@@ -17,7 +17,8 @@ from emugen.db.models import Base, BatchRow, GoldWindowDriver, SilverEvent
 #    gold_window_drivers (gold adds each batch's share)
 # 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
 #    indexes for the watermark walk and the reaper's landing check
-# 6: arrival_ledger (db/ledger.py), a new table that create_all adds; batches.redelivered_count
+# 6: arrival_ledger and gold_window_revisions (db/ledger.py), new tables that create_all adds;
+#    batches.redelivered_count
 
 # the PostgreSQL type of every JSON column (a version-2 store's text is converted)
 JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
