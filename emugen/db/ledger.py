@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from emugen.db.columns import UTCDateTime
@@ -34,6 +34,9 @@ class ArrivalEntry(Base):
     from_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     contract_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     field: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    # each landed file asks which delayed batches waited for it
+    __table_args__ = (Index("ix_arrival_ledger_released_after", "released_after_batch_id"),)
 
 
 LEDGER_COLUMNS = ("batch_id", "entry", "row_no", "condition", "belongs_to_window", "lateness_ms",

@@ -229,6 +229,11 @@ def _rows_at(layout: Layout | Delivery, rows: np.ndarray) -> list[dict[str, Any]
     return own.columns.rows_at(_column_rows(own, rows))
 
 
+def delay_of(spec: BatchSpec) -> int:
+    """How many later batches' files land before this batch's (0: on time); from the spec."""
+    return 0 if spec.arrival is None else _delay(spec, spec.arrival)
+
+
 def _delay(spec: BatchSpec, arrival: ArrivalSpec) -> int:
     if arrival.delayed is None:
         return 0
