@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import BatchRow, Quarantine, SilverEvent
@@ -125,3 +125,18 @@ def test_gold_counts_a_revision_for_each_batch_whose_late_records_reopen_a_close
                                               GoldWindowRevision.revisions)).all())
     assert expected and revised == dict(expected)
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
+
+
+def test_metrics_count_each_arrival_condition_per_stream_from_the_ledger(engine):
+    from emugen.web.metrics import StoreCollector, figures
+
+    run_pipeline(engine, arriving_settings(), 4, size=40)
+    collector = StoreCollector()
+    with read_session(engine) as session:
+        collector.figures = figures(session)
+        expected = dict(session.execute(select(ArrivalEntry.condition, func.count())
+                                        .group_by(ArrivalEntry.condition)).all())
+    samples = {s.labels["condition"]: s.value for family in collector.collect()
+               if family.name == "emugen_arrivals" for s in family.samples
+               if s.labels.get("stream") == "events"}
+    assert samples == expected and samples["late"] > 0 and samples["drift"] == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.contract import Reason, Rejection
@@ -106,3 +106,12 @@ def without_drift(item: Any, field: str) -> Any:
     if value is None or (type(value) in (int, float)):
         return item
     return Rejection(Reason.schema_mismatch, field, f"{field}: expected a number")
+
+
+def arrival_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(stream, condition, entries) over the ledger: late and redelivered records, delayed
+    batches and drift points."""
+    return [(s, c, n) for s, c, n in session.execute(
+        select(BatchRow.stream, ArrivalEntry.condition, func.count())
+        .join(BatchRow, BatchRow.batch_id == ArrivalEntry.batch_id)
+        .group_by(BatchRow.stream, ArrivalEntry.condition))]
