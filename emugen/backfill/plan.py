@@ -18,6 +18,7 @@ from emugen.generate import BatchSpec, batch_size, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.bronze import batch_id_for
 from emugen.settings import Settings, parse_settings
+from emugen.settings.arrival import MAX_AGE
 from emugen.vocabulary import Mode, Stream
 
 MAX_TICKS = 1_000_000  # a year of 15-minute ticks is 35,040; far past this is a typo
@@ -201,12 +202,18 @@ def plan_backfill(settings: Settings, start: datetime, end: datetime,
             excluded.extend(batch.excluded)
         used = max(used, before)
         spec = build_spec(settings, Stream.events, seq, mode=mode, watermark=watermark,
-                          excluded_ordinals=tuple(excluded))
+                          excluded_ordinals=tuple(excluded), sources=_sources(ticks, seq))
         ticks.append(_tick(spec, spec.interval_end, before))
     ticks.sort(key=lambda t: (t.scheduled_at, _TIE[t.stream]))
     counts = {s: (sum(1 for t in ticks if t.stream is s),
                   sum(t.records for t in ticks if t.stream is s)) for s in streams}
     return Plan(settings, start, end, ticks, needed, counts)
+
+
+def _sources(ticks: list[Tick], seq: int) -> tuple[BatchSpec, ...]:
+    """The event specs a redelivered copy in batch `seq` may copy from (build_spec keeps
+    those within max_age), as the live fleet reads them from the store."""
+    return tuple(t.spec for t in ticks[-MAX_AGE:] if t.stream is Stream.events and t.spec.seq < seq)
 
 
 def _tick(spec: BatchSpec, at: datetime, before: int) -> Tick:

@@ -18,18 +18,21 @@ from emugen.vocabulary import WINDOW_SECONDS
 #    gold_window_drivers (gold adds each batch's share)
 # 5: batches.task_id (the generate task, for Flower), batches.queue_depth (history chart);
 #    indexes for the watermark walk and the reaper's landing check
+# 6: arrival_ledger and gold_window_revisions (db/ledger.py), new tables that create_all adds;
+#    batches.redelivered_count
 
 # the PostgreSQL type of every JSON column (a version-2 store's text is converted)
 JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
                             "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
                 "config_reloads": {"problems": "jsonb"}}
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
-UPGRADABLE = (2, 3, 4)
+UPGRADABLE = (2, 3, 4, 5)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
 # the batch_id-only ones they replace would only slow every silver insert
 SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
-# columns version 5 adds to an existing table: (table, column), each nullable
-ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"))
+# columns versions 5 and 6 add to an existing table: (table, column), each nullable
+ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"),
+                 ("batches", "redelivered_count"))
 
 
 def lock(session: Session) -> None:
@@ -40,9 +43,10 @@ def lock(session: Session) -> None:
 
 
 def upgrade(session: Session, found: int) -> None:
-    """Bring a version-2, -3 or -4 store to version 5 inside the caller's transaction.
+    """Bring a version-2 to -5 store to the current version inside the caller's transaction.
 
-    New indexes need no step here: init_db creates any missing index after this runs.
+    New tables and indexes need no step here: init_db creates them (create_all before this
+    runs, the indexes after).
     """
     if found == 2:
         if session.get_bind().dialect.name == "sqlite":
@@ -57,7 +61,7 @@ def upgrade(session: Session, found: int) -> None:
 
 
 def _add_columns(session: Session) -> None:
-    """Version 5's nullable columns, added where missing (a store that already has them, e.g.
+    """Versions 5 and 6's nullable columns, added where missing (a store that has them, e.g.
     one stamped back to an older version by a test, is left as it is)."""
     connection = session.connection()
     dialect = connection.dialect

@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from emugen.db.columns import JSONText, UTCDateTime
 
-SCHEMA_VERSION = 5  # what each version changed: emugen/db/migrate.py
+SCHEMA_VERSION = 6  # what each version changed: emugen/db/migrate.py
 
 
 class Base(DeclarativeBase):
@@ -61,6 +61,8 @@ class BatchRow(Base):
     valid_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     corrupted_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     quarantined_by_reason: Mapped[str | None] = mapped_column(JSONText, nullable=True)
+    # redelivered copies silver dropped (not defects): landed = valid + corrupted + these
+    redelivered_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status: Mapped[str] = mapped_column(String(16))  # bronze | silver | gold | failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)

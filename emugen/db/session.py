@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session
 
+from emugen.db import ledger as _ledger  # noqa: F401  (its table joins Base.metadata)
 from emugen.db import migrate, storefile
 from emugen.db.models import SCHEMA_VERSION, Base, SchemaVersion
 from emugen.errors import DatabaseError, import_extra

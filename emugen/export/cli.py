@@ -1,4 +1,4 @@
-"""`emugen export`: a layer of the store, or the truth, to a file."""
+"""`emugen export`: a layer of the store, the truth or the arrival ledger, to a file."""
 
 from __future__ import annotations
 

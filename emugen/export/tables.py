@@ -12,6 +12,7 @@ from sqlalchemy import Boolean, Float, Integer, Select, Table, and_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.columns import UTCDateTime
+from emugen.db.ledger import LEDGER_COLUMNS, ArrivalEntry
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -63,6 +64,12 @@ def _in_time(batch: Table, since: datetime | None, until: datetime | None) -> li
     return where
 
 
+def _check_interval(since: datetime | None, until: datetime | None) -> None:
+    if since and until and since >= until:
+        raise ExportError(f"--since {since.isoformat()} is not before --until "
+                          f"{until.isoformat()}; give an interval that is not empty")
+
+
 def export_for(kind: str, stream: str | None, since: datetime | None,
                until: datetime | None) -> Export:
     """The query of `kind` (filtered by stream and by the batch's scheduled time)."""
@@ -70,11 +77,11 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
         raise ExportError(f"table {kind!r} is not exportable; use one of {', '.join(KINDS)}")
     if stream is not None and stream not in STREAMS:
         raise ExportError(f"--stream {stream!r} is not a stream; use companies or events")
-    if since and until and since >= until:
-        raise ExportError(f"--since {since.isoformat()} is not before --until "
-                          f"{until.isoformat()}; give an interval that is not empty")
+    _check_interval(since, until)
     batch = BatchRow.__table__
     by_batch = _in_time(batch, since, until)
+    if kind == "arrivals":
+        return _arrivals(stream, by_batch)
     if kind == "truth":
         from emugen.grade.truth import TRUTH_SCHEMA, truth_query
 
@@ -111,4 +118,15 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
     query = select(*cols).select_from(
         table.join(batch, and_(batch.c.batch_id == table.c.batch_id))
     ).where(*where).order_by(*order)
+    return Export(query, _schema(cols))
+
+
+def _arrivals(stream: str | None, by_batch: list[Any]) -> Export:
+    """The arrival ledger: late and redelivered rows, delayed batches, drift points."""
+    ledger, batch = ArrivalEntry.__table__, BatchRow.__table__
+    cols = [ledger.c[name] for name in LEDGER_COLUMNS if name != "entry"]
+    where = list(by_batch) + ([batch.c.stream == stream] if stream else [])
+    query = select(*cols).select_from(
+        ledger.join(batch, batch.c.batch_id == ledger.c.batch_id)
+    ).where(*where).order_by(ledger.c.batch_id, ledger.c.entry)
     return Export(query, _schema(cols))

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
+from emugen.db.ledger import ArrivalEntry, GoldWindowRevision
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -91,8 +92,9 @@ class Cleaned:
 
 
 # children before parents, so nothing is ever left pointing at a deleted batch
-_WIPED = (GoldCompanyWindow, GoldRegionWindow, GoldWindowDriver, Quarantine, SilverEvent,
-          SilverCompany, InjectedDefect, PlannedCompany, BronzeRecord, BatchRow, SkippedTick)
+_WIPED = (GoldCompanyWindow, GoldRegionWindow, GoldWindowDriver, GoldWindowRevision, Quarantine,
+          SilverEvent, SilverCompany, InjectedDefect, ArrivalEntry, PlannedCompany, BronzeRecord,
+          BatchRow, SkippedTick)
 
 
 def require_paused(session: Session) -> None:

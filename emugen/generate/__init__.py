@@ -6,6 +6,7 @@ May import vocabulary, errors, contract and settings: never the store or anythin
 from __future__ import annotations
 
 import gc
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import orjson
 
 from emugen.generate.allocator import keep_big_blocks_mapped
+from emugen.generate.arrival import Arrived, Delivery, arrive
 from emugen.generate.companies import company_columns
 from emugen.generate.events import active_drivers, event_columns
 from emugen.generate.quality import Layout, Plan, Truth, inject, plan_defects
@@ -25,11 +27,12 @@ from emugen.generate.spec import (
     PoissonSize,
     UniformSize,
     build_spec,
+    without_sources,
 )
 from emugen.vocabulary import Stream
 
-__all__ = ["GENERATOR_VERSION", "Batch", "BatchSpec", "Draft", "Truth", "build_spec", "draft",
-           "generate"]
+__all__ = ["GENERATOR_VERSION", "Arrived", "Batch", "BatchSpec", "Draft", "Truth", "build_spec",
+           "draft", "generate"]
 
 NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
 # Once per process that generates (workers, `emugen` commands, the benchmarks): big batches'
@@ -45,6 +48,8 @@ class Batch:
     records: list[dict[str, Any]]
     truth: list[Truth]
     note: str | None = None
+    arrivals: tuple[Arrived, ...] = ()  # late and redelivered rows (arrival ledger)
+    delay: int = 0  # later batches whose landing files are released before this one's
 
     def lines(self) -> list[str]:
         """Each record as one compact JSON line, exactly as bronze stores it."""
@@ -96,9 +101,11 @@ class Draft:
     """A generated batch whose rows are built on demand, chunk by chunk (for landing)."""
 
     spec: BatchSpec
-    layout: Layout
+    layout: Layout | Delivery
     truth: list[Truth]
     note: str | None = None
+    arrivals: tuple[Arrived, ...] = ()  # late and redelivered rows (arrival ledger)
+    delay: int = 0  # later batches whose landing files are released before this one's
 
     def __len__(self) -> int:
         return len(self.layout)
@@ -120,7 +127,37 @@ def draft(spec: BatchSpec) -> Draft:
     make = company_columns if spec.stream is Stream.companies else event_columns
     columns = make(spec, total - plan.duplicates, records_rng)
     layout, truth = inject(spec, columns, plan, quality)
-    return Draft(spec=spec, layout=layout, truth=truth, note=note)
+    if spec.arrival is None:
+        return Draft(spec=spec, layout=layout, truth=truth, note=note)
+    arrived = arrive(spec, layout, truth, _redraft)
+    if spec.arrival.redelivered is not None:  # later batches copy from this one's own rows
+        _remember(without_sources(spec).model_dump_json(), (arrived.layout, arrived.truth))
+    return Draft(spec=spec, layout=arrived.layout, truth=arrived.truth, note=note,
+                 arrivals=arrived.ledger, delay=arrived.delay)
+
+
+# Drafts of recent batches that later batches may copy from (redelivered), by spec: a worker
+# that made batch n drafts nothing again to copy from it in n+1..n+max_age. Bounded in rows.
+_SOURCES: OrderedDict[str, tuple[Layout | Delivery, list[Truth]]] = OrderedDict()
+_SOURCE_ROWS = 400_000
+
+
+def _redraft(source: BatchSpec) -> tuple[Layout | Delivery, list[Truth]]:
+    key = source.model_dump_json()
+    found = _SOURCES.get(key)
+    if found is None:
+        drafted = draft(source)
+        found = _remember(key, (drafted.layout, drafted.truth))
+    return found
+
+
+def _remember(key: str, drafted: tuple[Layout | Delivery, list[Truth]]
+              ) -> tuple[Layout | Delivery, list[Truth]]:
+    _SOURCES[key] = drafted
+    _SOURCES.move_to_end(key)
+    while len(_SOURCES) > 1 and sum(len(layout) for layout, _ in _SOURCES.values()) > _SOURCE_ROWS:
+        _SOURCES.popitem(last=False)
+    return drafted
 
 
 def generate(spec: BatchSpec) -> Batch:
@@ -128,4 +165,5 @@ def generate(spec: BatchSpec) -> Batch:
     with gc_paused():
         planned = draft(spec)
         records = [row for rows in planned.chunks() for row in rows]
-    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note)
+    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note,
+                 arrivals=planned.arrivals, delay=planned.delay)

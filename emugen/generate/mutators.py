@@ -10,7 +10,8 @@ import orjson
 
 from emugen.contract import RULES, TIME_FIELD, Rule
 from emugen.generate.seeding import TAG_PHANTOM, mix64, uuid_strings
-from emugen.generate.spec import BatchSpec
+from emugen.generate.spec import BatchSpec, late_horizon_ms
+from emugen.settings.arrival import DEFECT_EXTRA_FIELDS
 from emugen.vocabulary import Defect, iso_one, to_ms
 
 _STRING_KINDS = ("uuid", "text", "enum", "timestamp")
@@ -18,7 +19,7 @@ _BAD_ENUM = {
     "region": ("EMEA", "APAC", "LATAM", "us", "Europe", "North America"),
     "event_type": ("START_DRIVING", "driving", "stopped", "delivery", "Delivered", "idle"),
 }
-_EXTRA_FIELDS = ("_ingested_at", "source_system", "notes", "speed_kmh", "schema_version")
+_EXTRA_FIELDS = DEFECT_EXTRA_FIELDS  # a drift field may never be one of them
 
 
 # -- mutators: (spec, record, 4 uniforms, index) -> (field, original JSON, injected JSON) --
@@ -77,8 +78,10 @@ def _bad_enum(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) ->
 def _boundary(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     start, end = to_ms(spec.interval_start), to_ms(spec.interval_end)
     span = end - start
-    # before the interval, or at/after its end: for a just-closed interval that is the future
-    moment = start - 1 - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
+    # before the interval (and past the late horizon, if late data is declared), or at/after
+    # its end: for a just-closed interval that is the future
+    horizon = late_horizon_ms(spec)
+    moment = start - 1 - horizon - int(u[2] * span) if u[1] < 0.5 else end + int(u[2] * span)
     return _set(record, TIME_FIELD[spec.stream], iso_one(moment))
 
 
@@ -94,10 +97,22 @@ def _wrong_type(rule: Rule, value: Any, u: float) -> Any:
     return int(u * 1_000_000) if u < 0.7 else [value]
 
 
+def _early_drift_field(spec: BatchSpec) -> tuple[str, ...]:
+    """Before a configured drift point, its field is an unknown field: a producer that ships
+    the new column before the contract allows it."""
+    arrival = spec.arrival
+    if arrival is None or arrival.drift is None or arrival.contract_version > 1:
+        return ()
+    return (arrival.drift.field,)
+
+
 def _schema(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> Mutation:
     if u[0] < 0.3:  # an unknown extra field, the way upstream schema drift looks
-        field = _pick(_EXTRA_FIELDS, u[1])
-        value = round(float(u[2]) * 120, 1) if field == "speed_kmh" else f"v{int(u[2] * 9) + 1}"
+        early = _early_drift_field(spec)
+        field = _pick(_EXTRA_FIELDS + early, u[1])
+        value = (round(float(u[2]) * 120, 1) if field == "speed_kmh"
+                 else round(float(u[2]) * 500_000, 1) if early and field == early[0]
+                 else f"v{int(u[2] * 9) + 1}")
         record[field] = value
         return field, None, json_text(value)
     rule = _pick(RULES[spec.stream], u[1])

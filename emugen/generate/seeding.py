@@ -8,7 +8,9 @@ from emugen.vocabulary import Stream
 
 # Stable small integers for names that enter seeds: renaming a Python enum must not move data.
 STREAM_CODE = {Stream.companies: 1, Stream.events: 2}
-PURPOSE_CODE = {"size": 1, "records": 2, "quality": 3}
+# each arrival condition has its own sub-stream, so turning one on moves no other draw
+PURPOSE_CODE = {"size": 1, "records": 2, "quality": 3, "late": 4, "order": 5, "redelivered": 6,
+                "delayed": 7, "drift": 8}
 # Tags for counter-based hashes of entities that live outside any one batch.
 TAG_COMPANY, TAG_DRIVER, TAG_TRUCK, TAG_PHANTOM = 101, 102, 103, 104
 

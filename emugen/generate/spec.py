@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal, TypedDict, Unpack
+from typing import Annotated, Any, Literal, TypedDict, Unpack
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from emugen.errors import SpecError
 from emugen.settings import MAX_BATCH, Frozen, ProductionEventCadence, Settings
+from emugen.settings.arrival import Arrival
 from emugen.vocabulary import DEFECTS_FOR, Defect, EventType, Mode, Stream
 
 # Bump when generated content changes for an unchanged spec; replay refuses other versions.
@@ -49,6 +56,39 @@ class CompanyShape(Frozen):
     active_rate: float = Field(ge=0, le=1)
 
 
+class LateSpec(Frozen):
+    rate: float = Field(ge=0, le=1)
+    max_lateness_ms: int = Field(ge=1)
+
+
+class RedeliveredSpec(Frozen):
+    rate: float = Field(ge=0, le=1)
+    max_age: int = Field(ge=1)
+    # the specs of the batches copies come from (their own copies left out), newest first
+    sources: tuple[BatchSpec, ...] = ()
+
+
+class DelayedSpec(Frozen):
+    rate: float = Field(ge=0, le=1)
+    max_delay: int = Field(ge=1)
+
+
+class DriftSpec(Frozen):
+    from_seq: int = Field(ge=1)
+    field: str
+
+
+class ArrivalSpec(Frozen):
+    """A batch's arrival conditions; absent from a spec whose stream has them all off."""
+
+    contract_version: int = Field(1, ge=1)  # 2 once the drift field is part of the contract
+    late: LateSpec | None = None
+    out_of_order: bool = False
+    redelivered: RedeliveredSpec | None = None
+    delayed: DelayedSpec | None = None
+    drift: DriftSpec | None = None
+
+
 class BatchSpec(Frozen):
     """`generate(spec)` is a pure function of this: same spec, byte-identical batch."""
 
@@ -69,6 +109,15 @@ class BatchSpec(Frozen):
     location_missing_rate: float = Field(0.0, ge=0, le=1)
     quality_rate: float = Field(0.0, ge=0, le=1)
     quality_weights: dict[Defect, float] = Field(default_factory=dict)
+    arrival: ArrivalSpec | None = None  # events only; None: on time, once, in order, one schema
+
+    @model_serializer(mode="wrap")
+    def _arrival_only_when_on(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # a spec without arrival conditions serialises exactly as before they existed
+        data: dict[str, Any] = handler(self)
+        if self.arrival is None:
+            data.pop("arrival", None)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchSpec:
@@ -81,6 +130,8 @@ class BatchSpec(Frozen):
         unknown = set(self.quality_weights) - set(DEFECTS_FOR[self.stream])
         if unknown:
             raise ValueError(f"defects {sorted(unknown)} do not apply to {self.stream.value}")
+        if self.arrival is not None and self.stream is not Stream.events:
+            raise ValueError("arrival conditions only apply to the events stream")
         return self
 
     @property
@@ -139,6 +190,7 @@ class SpecOptions(TypedDict, total=False):
     excluded_ordinals: tuple[int, ...]  # events: companies not to reference (retired)
     size: int | None  # a fixed record count instead of the cadence's rule
     mode: Mode | str | None  # instead of the config's mode
+    sources: tuple[BatchSpec, ...]  # events: earlier batches' specs, for redelivered copies
 
 
 def build_spec(
@@ -193,4 +245,45 @@ def build_spec(
         ),
         quality_rate=quality.rate,
         quality_weights={d: w for d, w in quality.weights(stream).items() if w > 0},
+        arrival=arrival_spec(settings.events.arrival, seq, options.get("sources", ()))
+        if stream is Stream.events else None,
     )
+
+
+def late_horizon_ms(spec: BatchSpec) -> int:
+    """How far before its interval a record of this batch may lie and still be valid (late)."""
+    late = spec.arrival.late if spec.arrival is not None else None
+    return 0 if late is None else late.max_lateness_ms
+
+
+def arrival_spec(arrival: Arrival, seq: int, sources: tuple[BatchSpec, ...]) -> ArrivalSpec | None:
+    """The arrival part of batch `seq`'s spec; `sources` are the earlier batches' specs (any
+    order, any number): those within `max_age` are kept, without their own sources."""
+    if arrival.off:
+        return None
+    late, redo, delayed, drift = arrival.late, arrival.redelivered, arrival.delayed, arrival.drift
+    kept: tuple[BatchSpec, ...] = ()
+    if redo is not None:
+        near = sorted((s for s in sources if 0 < seq - s.seq <= redo.max_age),
+                      key=lambda s: -s.seq)
+        kept = tuple(without_sources(s) for s in near)
+    return ArrivalSpec(
+        contract_version=2 if drift is not None and seq >= drift.from_seq else 1,
+        late=None if late is None else LateSpec(
+            rate=late.rate, max_lateness_ms=late.max_lateness // timedelta(milliseconds=1)),
+        out_of_order=arrival.out_of_order,
+        redelivered=None if redo is None else RedeliveredSpec(
+            rate=redo.rate, max_age=redo.max_age, sources=kept),
+        delayed=None if delayed is None else DelayedSpec(rate=delayed.rate,
+                                                         max_delay=delayed.max_delay),
+        drift=None if drift is None else DriftSpec(from_seq=drift.from_seq, field=drift.field),
+    )
+
+
+def without_sources(spec: BatchSpec) -> BatchSpec:
+    """`spec` as a source of copies: its own rows only (its copies come after them)."""
+    arrival = spec.arrival
+    if arrival is None or arrival.redelivered is None or not arrival.redelivered.sources:
+        return spec
+    redo = arrival.redelivered.model_copy(update={"sources": ()})
+    return spec.model_copy(update={"arrival": arrival.model_copy(update={"redelivered": redo})})

@@ -19,6 +19,7 @@ from emugen.db.stage_log import stage_done
 from emugen.errors import BatchNotFound, SeqContention
 from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
+from emugen.pipeline.arrivals import source_specs, write_ledger
 from emugen.pipeline.stage import StageResult, since_ms
 from emugen.pipeline.watermark import company_watermark
 from emugen.settings import Settings
@@ -71,9 +72,12 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
         ) or 0
     else:
         watermark, excluded = company_watermark(session)
+    redelivered = settings.events.arrival.redelivered
+    sources = (source_specs(session, stream, seq, redelivered.max_age)
+               if stream is Stream.events and redelivered is not None else ())
     return build_spec(settings, stream, seq, scheduled_at=scheduled_at,
                       first_ordinal=first_ordinal, watermark=watermark,
-                      excluded_ordinals=excluded, size=size, mode=mode)
+                      excluded_ordinals=excluded, size=size, mode=mode, sources=sources)
 
 
 def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled_at: datetime,
@@ -141,6 +145,7 @@ def _write_rows(session: Session, batch_id: str, planned: Draft) -> None:
         [(batch_id, t.row_no, t.defect.value, t.field, t.original, t.injected,
           t.expected_reason.value) for t in planned.truth],
     )
+    write_ledger(session, batch_id, planned)  # the arrival ledger, out of band like the truth
     if isinstance(planned.layout.columns, CompanyColumns):
         # what silver needs from the spec, recorded here so it never runs the generator
         bulk_insert(session, PlannedCompany.__table__, ("batch_id", "row_no", "company_id"),

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from emugen.db.bulk import dialect_insert
+from emugen.db.ledger import GoldWindowRevision
 from emugen.db.models import (
     BatchRow,
     GoldCompanyWindow,
@@ -216,6 +217,10 @@ def build_gold(session: Session, batch_id: str) -> Built:
     seconds = WINDOW_SECONDS[Mode(batch.mode)]
     add = _add_events if Stream(batch.stream) is Stream.events else _add_companies
     windows = sorted(add(session, batch_id, seconds))
+    opened = (batch.interval_start - EPOCH) // MS  # windows ending by then had closed
+    closed = [w for w in windows if w + seconds * 1000 <= opened]
+    _add(session, GoldWindowRevision.__table__, ("revisions",),
+         [{"window_seconds": seconds, "window_start_ms": w, "revisions": 1} for w in closed])
     batch.status = "gold"
     batch.gold_at = datetime.now(UTC)
     batch.gold_ms = (time.perf_counter() - started) * 1000

@@ -47,6 +47,8 @@ class DefectTally:
 class Reconciliation:
     by_defect: dict[str, DefectTally] = field(default_factory=dict)
     false_alarms: dict[str, int] = field(default_factory=dict)  # clean rows rejected, by reason
+    # refined batches where landed != kept + quarantined + redelivered copies dropped
+    unbalanced: dict[str, str] = field(default_factory=dict)
 
     @property
     def injected(self) -> int:
@@ -71,10 +73,11 @@ class Reconciliation:
 
     @property
     def ok(self) -> bool:
-        return self.caught == self.settled and not self.false_alarms
+        return self.caught == self.settled and not self.false_alarms and not self.unbalanced
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {"unbalanced": self.unbalanced} if self.unbalanced else {}
+        return shown | {
             "injected": self.injected, "caught": self.caught, "missed": self.missed,
             "caught_pct": round(self.caught_pct, 3), "ok": self.ok,
             "false_alarms": self.false_alarms,
@@ -112,7 +115,22 @@ def reconcile(session: Session, batch_id: str | None = None) -> Reconciliation:
         .group_by(Quarantine.reason)
     )
     result.false_alarms = {reason: n for reason, n in session.execute(alarms)}
+    result.unbalanced = _unbalanced(session, batch_id)
     return result
+
+
+def _unbalanced(session: Session, batch_id: str | None) -> dict[str, str]:
+    """Conservation per refined batch: every landed record is kept, quarantined or dropped as
+    a redelivered copy. The batches where that does not add up, each with its sum."""
+    dropped = func.coalesce(BatchRow.redelivered_count, 0)
+    query = (select(BatchRow.batch_id, BatchRow.record_count, BatchRow.valid_count,
+                    BatchRow.corrupted_count, dropped)
+             .where(BatchRow.status.in_(REFINED), BatchRow.valid_count.is_not(None),
+                    BatchRow.record_count
+                    != BatchRow.valid_count + BatchRow.corrupted_count + dropped,
+                    *([] if batch_id is None else [BatchRow.batch_id == batch_id])))
+    return {b: f"landed {n:,} != kept {k:,} + quarantined {q:,} + redelivered {r:,}"
+            for b, n, k, q, r in session.execute(query)}
 
 
 def run(session: Session, batch_id: str) -> StageResult:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
 from emugen.errors import BatchNotFound, EmugenError
 from emugen.generate import GENERATOR_VERSION, BatchSpec, draft, gc_paused
+from emugen.pipeline.arrivals import ledger_rows, recorded_ledger
 
 _SHOWN = 5
 
@@ -23,14 +24,17 @@ class ReplayReport:
     missing: int = 0  # rows the regenerated batch has and bronze lacks
     extra: int = 0  # rows bronze has and the regenerated batch lacks
     truth_matches: bool = True
+    ledger_matches: bool = True  # the arrival ledger
 
     @property
     def identical(self) -> bool:
-        return not (self.differing or self.missing or self.extra) and self.truth_matches
+        return (not (self.differing or self.missing or self.extra) and self.truth_matches
+                and self.ledger_matches)
 
     def summary(self) -> str:
         if self.identical:
-            return f"{self.batch_id}: identical ({self.rows} rows and the truth regenerated)"
+            return (f"{self.batch_id}: identical ({self.rows} rows, the truth and the arrival "
+                    "ledger regenerated)")
         parts = []
         if self.differing:
             shown = ", ".join(map(str, self.differing[:_SHOWN]))
@@ -43,6 +47,8 @@ class ReplayReport:
             parts.append(f"{self.extra} rows in bronze that the spec does not produce")
         if not self.truth_matches:
             parts.append("the recorded truth differs from the regenerated truth")
+        if not self.ledger_matches:
+            parts.append("the recorded arrival ledger differs from the regenerated one")
         return f"{self.batch_id}: DIFFERENT: " + "; ".join(parts)
 
 
@@ -80,4 +86,5 @@ def replay(session: Session, batch_id: str) -> ReplayReport:
     regenerated = [(t.row_no, t.defect.value, t.field, t.original, t.injected)
                    for t in planned.truth]
     report.truth_matches = [tuple(r) for r in recorded] == regenerated
+    report.ledger_matches = recorded_ledger(session, batch_id) == ledger_rows(batch_id, planned)
     return report

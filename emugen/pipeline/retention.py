@@ -40,6 +40,7 @@ from sqlalchemy import CursorResult, Delete, Engine, and_, delete, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -62,7 +63,8 @@ from emugen.vocabulary import Mode, Stream
 logger = logging.getLogger("emugen.retention")
 
 _PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
-_CHILD_TABLES = (BronzeRecord, InjectedDefect, SilverEvent, Quarantine, PlannedCompany)
+_CHILD_TABLES = (BronzeRecord, InjectedDefect, ArrivalEntry, SilverEvent, Quarantine,
+                 PlannedCompany)
 # control_state key prefix: the highest seq of each stream whose batch retention deleted, so
 # a reader asking for a missing batch can tell "pruned" from "never was" (clean drops it)
 PRUNED_THROUGH = "pruned_through:"

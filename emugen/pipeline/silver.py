@@ -29,6 +29,7 @@ from emugen.db.stage_log import stage_done
 from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.errors import BatchNotFound, StageOrderError
 from emugen.generate import BatchSpec, gc_paused
+from emugen.pipeline.arrivals import drift_field, earliest_valid, redelivered_rows, without_drift
 from emugen.pipeline.fastpath import company_of, event_row, match_event
 from emugen.pipeline.repeats import QUARANTINE_COLUMNS, quarantine_repeats
 from emugen.pipeline.stage import StageResult, since_ms
@@ -131,6 +132,8 @@ class _Pass:
     accepted: array[int] = field(default_factory=lambda: array("q"))  # passed, in row order
     reasons: Counter[str] = field(default_factory=Counter)
     load: StreamLoad | None = None  # PostgreSQL's first try: one open COPY (db/stream.py)
+    redelivered: frozenset[int] = frozenset()  # rows that are copies of earlier batches' rows
+    dropped: int = 0  # ... of which this many were seen (dropped, not quarantined)
 
     @property
     def stream(self) -> Stream:
@@ -192,7 +195,9 @@ def _start(session: Session, batch: BatchRow, stream: bool = False) -> _Pass:
     load = StreamLoad(session, target.__table__, columns, Quarantine.__table__,
                       QUARANTINE_COLUMNS) if stream else None
     return _Pass(batch.batch_id, spec, target, columns,
-                 is_events and session.get_bind().dialect.name == "sqlite", load=load)
+                 is_events and session.get_bind().dialect.name == "sqlite", load=load,
+                 redelivered=redelivered_rows(session, batch.batch_id) if spec.arrival else
+                 frozenset())
 
 
 def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -> Context:
@@ -206,7 +211,7 @@ def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -
         work.load.flush()  # the lookup below needs the connection the COPY holds
     present = _existing(session, SilverCompany.company_id, wanted)
     work.known.update({cid: cid in present for cid in wanted})
-    return Context(work.spec.interval_start, work.spec.interval_end,
+    return Context(earliest_valid(work.spec), work.spec.interval_end,
                    {c for c, ok in work.known.items() if ok})
 
 
@@ -229,8 +234,13 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
     to_row = _event_row if stream is Stream.events else _company_row
     valid: list[tuple[Any, ...]] = []
     rejected: list[tuple[Any, ...]] = []
-    accept = work.accepted.append
+    accept, drift = work.accepted.append, drift_field(work.spec)
     for row_no, payload, item in items:
+        if row_no in work.redelivered:  # a copy of a row an earlier batch landed: dropped
+            work.dropped += 1
+            continue
+        if drift is not None:
+            item = without_drift(item, drift)
         if isinstance(item, tuple):
             row = event_row(item, ctx, fast_text, batch_id, row_no)
             if row is not None:
@@ -238,6 +248,7 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
                 valid.append(row)
                 continue
             item = parse(payload)  # the contract says exactly which rule it breaks
+            item = item if drift is None else without_drift(item, drift)
         if isinstance(item, Rejection):
             rejection = item
         else:
@@ -275,6 +286,7 @@ def _record(session: Session, batch: BatchRow, work: _Pass, repeats: int,
     batch.corrupted_count = sum(work.reasons.values())
     batch.quarantined_by_reason = json.dumps(dict(sorted(work.reasons.items())))
     batch.excluded_ordinals = excluded
+    batch.redelivered_count = work.dropped
     stage_done(batch.batch_id, "silver", batch.record_count, batch.silver_ms, valid=valid_count,
                quarantined=batch.corrupted_count)
     return Refined(batch.batch_id, valid_count, batch.corrupted_count, dict(work.reasons))

@@ -107,6 +107,17 @@ class Settings(Frozen):
     grade: GradeTarget | None = None
     landing: Landing = Landing()
 
+    @model_validator(mode="after")
+    def _lateness_within_retention(self) -> Settings:
+        late, retain = self.events.arrival.late, self.fleet.retain_batches_for
+        if late is not None and retain is not None and late.max_lateness > retain:
+            raise ValueError(
+                f"events.arrival.late.max_lateness: got {late.max_lateness.total_seconds():g} "
+                f"seconds, beyond fleet.retain_batches_for ({retain.total_seconds():g} seconds): "
+                "a late record would belong to a window whose batches are pruned; lower it or "
+                "keep batches longer")
+        return self
+
     def cadence(self, stream: Stream, mode: Mode | None = None) -> Cadence:
         """The cadence block of `stream` in `mode` (default: the active mode)."""
         section = self.companies if Stream(stream) is Stream.companies else self.events
@@ -123,6 +134,8 @@ class Settings(Frozen):
         """A short hash of everything that shapes data (URLs excluded), stored with each batch."""
         shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet",
                                                        "grade", "landing"})
+        if self.events.arrival.off:  # the fingerprint of a config without arrival stays as it was
+            del shaping["events"]["arrival"]
         return hashlib.sha256(repr(sorted(_flatten(shaping))).encode()).hexdigest()[:16]
 
 

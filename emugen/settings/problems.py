@@ -31,6 +31,8 @@ def _describe(err: Any) -> str:
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected", "")
         return f"{loc}: got {_short(value)}; allowed: {expected}"
+    if kind == "value_error" and not err["loc"]:  # a whole-config check names its own fields
+        return str(msg)
     if kind == "value_error":  # our own validators already name the value where it helps
         return f"{loc}: {msg}" if "got" in msg else f"{loc}: got {_short(value)}; {msg}"
     return f"{loc}: got {_short(value)}; {msg[0].lower()}{msg[1:]}"

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from emugen.settings.arrival import Arrival
 from emugen.settings.fields import MAX_BATCH, Count, Frozen, Interval, Rate, Real, Weight
 from emugen.vocabulary import DEFECTS_FOR, Defect, EventType, Stream
 
@@ -168,6 +169,8 @@ class EventsSettings(Frozen):
     production: ProductionEventCadence = ProductionEventCadence()
     emulated: EmulatedEventCadence = EmulatedEventCadence()
     quality: Quality = Quality()
+    # late, out-of-order, redelivered, delayed data and schema drift: all off by default
+    arrival: Arrival = Arrival()
 
     @field_validator("event_types")
     @classmethod

@@ -34,6 +34,7 @@ from emugen.sinks.landing import (
     data_pieces,
     manifest_file,
 )
+from emugen.sinks.release import held_back, not_held, released_by
 
 logger = logging.getLogger("emugen.landing")
 # Test hook only: seconds to wait between the bronze commit and the file write, so a test can
@@ -103,9 +104,13 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
     started = time.perf_counter()
     try:
         with engine.connect() as conn:
+            waiting = released_by(conn, batch_id)  # delayed batches released at this tick
             facts = read_facts(conn, batch_id)
             if facts is None:
                 return None  # cleaned or pruned meanwhile
+            if held_back(conn, batch_id):  # a delayed batch: released at a later tick
+                _release(engine, landing, waiting)
+                return None
             _fault_window(batch_id)
             # bronze is read chunk by chunk while the file is written
             record = write_files(landing, facts, bronze_chunks(conn, batch_id))
@@ -116,6 +121,7 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         _failed_at.pop(landing.root, None)
         stage_done(batch_id, "landing", record["rows"], (time.perf_counter() - started) * 1000,
                    path=record["path"], bytes=record["bytes"])
+        _release(engine, landing, waiting)  # after this tick's own file
         return LandedFile(**record)
     except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
         message = str(exc) if isinstance(exc, LandingError) else (
@@ -124,6 +130,12 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         _failed_at[landing.root] = (time.monotonic(), message)
         _record_failure(engine, landing, batch_id, message)
         return None
+
+
+def _release(engine: Engine, landing: Landing, waiting: list[str]) -> None:
+    """Land the delayed batches that waited for this tick, after its own file."""
+    for held in waiting:
+        land(engine, landing, held, retry_now=True)
 
 
 def write_files(landing: Landing, facts: BatchFacts,
@@ -187,7 +199,7 @@ def unlanded(session: Session, older_than: timedelta, now: datetime | None = Non
     return list(session.scalars(
         select(BatchRow.batch_id)
         .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
-        .where(~landed.exists(), BatchRow.bronze_at < cutoff)
+        .where(~landed.exists(), BatchRow.bronze_at < cutoff, not_held(BatchRow.batch_id))
         .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id).limit(limit)))
 
 

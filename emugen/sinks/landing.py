@@ -223,8 +223,26 @@ def manifest_file(facts: BatchFacts, files: Sequence[LandingFile], fmt: str) -> 
         "files": [{"path": f.path, "rows": f.rows, "bytes": f.size, "sha256": f.sha256}
                   for f in files],
     }
+    body.update(_arrival(body["spec"]))
     data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")
     return LandingFile(manifest_path(facts), data, 0)
+
+
+def _arrival(spec: dict[str, Any]) -> dict[str, Any]:
+    """With arrival conditions: the contract version the batch was generated under, and for
+    a delayed batch the batch whose file it was released after (no key otherwise)."""
+    if "arrival" not in spec:
+        return {}
+    from emugen.generate import BatchSpec
+    from emugen.generate.arrival import delay_of
+
+    parsed = BatchSpec.model_validate(spec)
+    assert parsed.arrival is not None
+    out: dict[str, Any] = {"contract_version": parsed.arrival.contract_version}
+    delay = delay_of(parsed)
+    if delay:
+        out["released_after"] = f"{parsed.stream.value}-{parsed.seq + delay:09d}"
+    return out
 
 
 def _iso(value: datetime) -> str:

@@ -70,8 +70,8 @@ def test_the_readme_tour_works_when_pasted(tmp_path: Path, redis_binary: str):
     # more dirty records than the preset's 5 %, so that an invalid_enum (which the tour's
     # weakened pipeline lets through) is injected within a few batches rather than minutes
     config = folder / "config" / "emugen.yaml"
-    config.write_text(config.read_text(encoding="utf-8").replace("rate: 0.05", "rate: 0.5"),
-                      encoding="utf-8")
+    config.write_text(re.sub(r"(?m)^(\s+)rate: 0\.05\b", r"\1rate: 0.5",
+                             config.read_text(encoding="utf-8")), encoding="utf-8")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"}
     env.update(PYTHONPATH=str(folder), PYTHONUNBUFFERED="1",
