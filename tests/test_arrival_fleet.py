@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import yaml
 from sqlalchemy import select
 
-from emugen import tasks, worker
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, init_db, read_session
+from emugen.fleet import tasks, worker
 from emugen.generate import BatchSpec, draft
 from emugen.pipeline.arrivals import ledger_rows, recorded_ledger
 from emugen.pipeline.reconcile import reconcile

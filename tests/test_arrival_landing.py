@@ -13,7 +13,7 @@ from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import BatchRow, LandedFile
 from emugen.db.session import read_session
 from emugen.pipeline.runner import run_pipeline
-from emugen.sinks.lander import unlanded
+from emugen.sinks.relander import unlanded
 from tests.conftest import make_settings
 
 

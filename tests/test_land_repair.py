@@ -16,7 +16,7 @@ from emugen.db.session import engine_for, init_db, read_session
 from emugen.errors import LandingError
 from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
-from emugen.sinks import audit, filesystem, lander
+from emugen.sinks import audit, filesystem, lander, relander
 from emugen.sinks.audit import verify
 from tests.conftest import SIMULATED
 
@@ -124,11 +124,11 @@ def test_a_batch_never_landed_is_repaired_as_well(zone):
 
 def test_the_reaper_lands_damaged_batches_again_slice_by_slice(zone, monkeypatch):
     _damage(zone)
-    monkeypatch.setattr(lander, "AUDIT_BATCHES", 3)
-    monkeypatch.setattr(lander._AuditCursor, "after", None)
+    monkeypatch.setattr(relander, "AUDIT_BATCHES", 3)
+    monkeypatch.setattr(relander._AuditCursor, "after", None)
     relanded: list[str] = []
     for _ in range(4):  # 10 batches, 3 per run: the whole zone in four runs
-        relanded += lander.reland_damaged(zone.engine, zone.settings.landing)
+        relanded += relander.reland_damaged(zone.engine, zone.settings.landing)
     assert len(relanded) == 9 and len(set(relanded)) == 9
     assert verify(zone.engine, zone.settings.landing).ok
     assert zone.files() == zone.original
@@ -139,8 +139,8 @@ def test_a_reaper_audit_never_lands_a_batch_that_may_still_be_landing(zone):
     with zone.engine.begin() as conn:
         conn.execute(LandedFile.__table__.delete().where(
             LandedFile.batch_id == victim.batch_id))
-    lander._AuditCursor.after = None
-    assert lander.reland_damaged(zone.engine, zone.settings.landing) == []
+    relander._AuditCursor.after = None
+    assert relander.reland_damaged(zone.engine, zone.settings.landing) == []
 
 
 def test_a_refused_read_says_it_could_not_read_not_write():

@@ -21,7 +21,8 @@ from emugen.pipeline.runner import run_pipeline
 from emugen.settings import parse_settings
 from emugen.sinks import filesystem
 from emugen.sinks.audit import verify
-from emugen.sinks.lander import land, reland_missing
+from emugen.sinks.lander import land
+from emugen.sinks.relander import reland_missing
 from emugen.status.report import format_status, status
 from tests.conftest import make_settings
 

@@ -15,7 +15,8 @@ from emugen.fleet.broker import free_port
 from emugen.pipeline.runner import run_pipeline
 from emugen.sinks import filesystem
 from emugen.sinks.audit import verify
-from emugen.sinks.lander import landing_health, reland_missing
+from emugen.sinks.lander import landing_health
+from emugen.sinks.relander import reland_missing
 from tests.conftest import make_settings
 
 

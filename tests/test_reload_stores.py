@@ -13,10 +13,10 @@ from celery import Celery
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from emugen import worker
 from emugen.cli import main
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, read_session
+from emugen.fleet import worker
 from emugen.fleet.applied import store_record_path
 from emugen.fleet.control import is_paused, last_reload
 from emugen.fleet.schedule import EmugenScheduler
@@ -140,7 +140,7 @@ def test_a_pool_process_forked_after_the_file_moved_the_store_stays_on_its_paren
         fleet) -> None:
     from types import SimpleNamespace
 
-    from emugen.celery import _pin_stores
+    from emugen.fleet.app import _pin_stores
 
     store_record_path(fleet.config).unlink()
     parent = worker.configure(fleet.config)

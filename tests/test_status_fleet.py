@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from emugen import broker
 from emugen.cli import main
 from emugen.errors import BrokerError
+from emugen.fleet import broker
 from emugen.fleet.beat_lease import BeatLease, read_lease
 from emugen.fleet.broker import ensure_broker, fast_client, free_port
 from emugen.status.report import format_status

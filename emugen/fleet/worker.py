@@ -34,7 +34,7 @@ from emugen.pipeline.retention import prune as prune_batches
 from emugen.pipeline.stage import Stage
 from emugen.settings import Settings, config_path
 from emugen.sinks.lander import land as land_files
-from emugen.sinks.lander import reland_damaged, reland_missing
+from emugen.sinks.relander import reland_damaged, reland_missing
 from emugen.vocabulary import Mode, Stream
 
 logger = logging.getLogger("emugen.tasks")

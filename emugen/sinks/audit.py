@@ -24,6 +24,7 @@ from emugen.errors import LandingError
 from emugen.settings import Landing
 from emugen.sinks import filesystem
 from emugen.sinks.landing import BatchFacts, LandingFile, manifest_file
+from emugen.sinks.release import not_held
 
 # What the reaper audits per run: a slice of the landed batches, bounded by count and by the
 # bytes it reads, so a zone of a million files costs each run the same (it cycles through).
@@ -125,9 +126,11 @@ _FACTS = (BatchRow.batch_id, BatchRow.stream, BatchRow.seq, BatchRow.mode, Batch
 
 def _rows(engine: Engine, after: str | None,
           limit: int | None) -> Sequence[tuple[BatchFacts, LandedFile | None]]:
-    """(facts, landed row or None) of every batch in bronze, by batch id, after `after`."""
+    """(facts, landed row or None) of every batch in bronze, by batch id, after `after`; a
+    delayed batch still waiting for its release is not due yet, so it is left out."""
     query = (select(*_FACTS, LandedFile)
              .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
+             .where(not_held(BatchRow.batch_id))
              .order_by(BatchRow.batch_id))
     if after is not None:
         query = query.where(BatchRow.batch_id > after)

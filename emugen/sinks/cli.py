@@ -77,7 +77,7 @@ def repair_cmd(config_file: Path | None) -> None:
     Example: emugen land repair
     """
     from emugen.sinks.audit import verify
-    from emugen.sinks.lander import reland
+    from emugen.sinks.relander import reland
 
     settings, engine = _open(config_file)
     if not settings.landing.enabled:

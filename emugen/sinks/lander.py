@@ -1,4 +1,4 @@
-"""Landing batches: bronze's rows to the zone after commit, the bookkeeping, re-landing, pruning.
+"""Landing batches: bronze's rows to the zone after commit, the bookkeeping, pruning.
 
 A landing failure never raises out of here: it is recorded per batch (landing_failures),
 logged, and the batch goes on to silver and gold; the reaper lands it once the cause is gone.
@@ -10,8 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -19,12 +18,11 @@ from sqlalchemy.orm import Session
 
 from emugen.db.bronze_rows import keyset_pages
 from emugen.db.models import BatchRow, LandedFile, LandingFailure
-from emugen.db.session import read_session, write_session
+from emugen.db.session import write_session
 from emugen.db.stage_log import stage_done
 from emugen.errors import LandingError
 from emugen.settings import Landing
 from emugen.sinks import filesystem
-from emugen.sinks.audit import AUDIT_BATCHES, AUDIT_BYTES, audit
 from emugen.sinks.landing import (
     CHUNK,
     BatchFacts,
@@ -34,13 +32,12 @@ from emugen.sinks.landing import (
     data_pieces,
     manifest_file,
 )
-from emugen.sinks.release import held_back, not_held, released_by
+from emugen.sinks.release import held_back, released_by
 
 logger = logging.getLogger("emugen.landing")
 # Test hook only: seconds to wait between the bronze commit and the file write, so a test can
 # kill -9 the worker inside that window reproducibly. Unset in every real run.
 FAULT_DELAY_ENV = "EMUGEN_LANDING_TEST_DELAY_S"
-RELAND_LIMIT = 200  # batches per reaper run
 # After a failure this process skips the zone for a while (recording why) instead of paying a
 # refusing endpoint's retries (~9 s with botocore's defaults) on every batch; the reaper retries.
 COOLDOWN_S = 10.0
@@ -190,36 +187,6 @@ def _record_failure(engine: Engine, landing: Landing, batch_id: str, message: st
         logger.exception("could not record the landing failure of %s", batch_id)
 
 
-def unlanded(session: Session, older_than: timedelta, now: datetime | None = None,
-             limit: int = RELAND_LIMIT) -> list[str]:
-    """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file,
-    those that failed least often first, so one batch that cannot land blocks no other."""
-    cutoff = (now or datetime.now(UTC)) - older_than
-    landed = select(LandedFile.batch_id).where(LandedFile.batch_id == BatchRow.batch_id)
-    return list(session.scalars(
-        select(BatchRow.batch_id)
-        .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
-        .where(~landed.exists(), BatchRow.bronze_at < cutoff, not_held(BatchRow.batch_id))
-        .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id).limit(limit)))
-
-
-def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
-                   budget_s: float = 10.0) -> list[str]:
-    """Land every batch a crash or an outage left without its file; the ids landed."""
-    if not landing.enabled:
-        return []
-    with read_session(engine) as session:
-        missing = unlanded(session, older_than)
-    deadline, done = time.monotonic() + budget_s, []
-    for batch_id in missing:
-        if time.monotonic() > deadline:
-            break
-        if land(engine, landing, batch_id, retry_now=True) is None:
-            break  # the cause is still there: one error per run, not one per batch
-        done.append(batch_id)
-    return done
-
-
 def remove_files(landing: Landing, session: Session, ids: list[str]) -> int:
     """Delete the landed files and manifests of these batches, then their bookkeeping rows.
 
@@ -251,54 +218,3 @@ def landing_health(session: Session) -> dict[str, Any]:
             "batch_id": last.batch_id, "root": last.root, "error": last.error,
             "attempts": last.attempts, "at": last.at.isoformat()},
     }
-
-
-def reland(engine: Engine, landing: Landing, batch_ids: Sequence[str]) -> Relanded:
-    """Land these batches again from bronze (the reaper's and `land repair`'s way): the same
-    bytes and the same manifest, since both are functions of bronze and the batch. A batch whose
-    bronze no longer gives the bytes first recorded is listed apart (`changed`), for the caller
-    to report."""
-    result = Relanded()
-    with read_session(engine) as session:
-        before = dict(session.execute(select(LandedFile.batch_id, LandedFile.sha256)
-                                      .where(LandedFile.batch_id.in_(batch_ids))).all())
-    for batch_id in batch_ids:
-        record = land(engine, landing, batch_id, retry_now=True)
-        if record is None:
-            result.failed.append(batch_id)
-        elif batch_id in before and before[batch_id] != record.sha256:
-            result.changed.append(batch_id)
-        else:
-            result.landed.append(batch_id)
-    return result
-
-
-@dataclass
-class Relanded:
-    """What re-landing did: landed as before, landed with other bytes, or not landed."""
-
-    landed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-
-class _AuditCursor:
-    """Where the reaper's audit goes on next time (per process: any worker may resume it)."""
-
-    after: str | None = None
-
-
-def reland_damaged(engine: Engine, landing: Landing) -> list[str]:
-    """Audit the next slice of landed batches and land again those whose file or manifest is
-    missing, damaged or changed; the ids landed. Each run reads a bounded slice, so the whole
-    zone is covered over successive reaper runs at a fixed cost per run."""
-    if not landing.enabled:
-        return []
-    found, _AuditCursor.after = audit(engine, landing, after=_AuditCursor.after,
-                                      limit=AUDIT_BATCHES, byte_budget=AUDIT_BYTES)
-    # a batch not landed yet may be landing right now: reland_missing waits stuck_after for it
-    landed = {p.batch_id for p in found.problems if p.what != "not landed"}
-    damaged = [b for b in found.damaged if b in landed]
-    if not damaged:
-        return []
-    return reland(engine, landing, damaged).landed
