@@ -8,14 +8,16 @@ would), so every spec is known before any batch exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from emugen.contract import Context, Rejection, check, parse
 from emugen.errors import BackfillInputError
 from emugen.generate import BatchSpec, batch_size, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
+from emugen.generate.exclusions import Exclusions, Ledger
 from emugen.pipeline.bronze import batch_id_for
 from emugen.settings import Settings, parse_settings
 from emugen.vocabulary import Mode, Stream
@@ -24,27 +26,49 @@ MAX_TICKS = 1_000_000  # a year of 15-minute ticks is 35,040; far past this is a
 _TIE = {Stream.events: 0, Stream.companies: 1}  # at one instant, events cannot have seen them
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tick:
-    """One batch to make: its spec, its tick time, and the company batches it waits for."""
+    """One batch to make: where it sits, its tick time, and the company batches it waits for.
 
-    spec: BatchSpec
+    Its spec is built when asked for (a message, a check), not kept: a ten-year plan holds
+    438,000 ticks, and a spec object each would not fit in a few hundred megabytes."""
+
+    stream: Stream
+    seq: int
     scheduled_at: datetime
     records: int  # expected record count, duplicates included (known from the spec)
+    maker: Maker
     companies_before: int = 0  # events: company batches 1..n must be in silver first
+    position: int = 0  # companies: the first ordinal; events: the watermark
+    exclusions: Exclusions | None = None  # events: the companies silver will not hold
 
     @property
-    def stream(self) -> Stream:
-        return self.spec.stream
+    def spec(self) -> BatchSpec:
+        return self.maker.spec(self.stream, self.seq, self.position, self.exclusions)
 
     @property
     def batch_id(self) -> str:
-        return batch_id_for(self.spec.stream, self.spec.seq)
+        return batch_id_for(self.stream, self.seq)
 
     def message(self, fingerprint: str) -> dict[str, object]:
         """The Celery message: everything a worker needs besides its store's URLs."""
         return {"spec": self.spec.model_dump_json(), "scheduled_at": self.scheduled_at.isoformat(),
                 "fingerprint": fingerprint, "companies_before": self.companies_before}
+
+
+@dataclass(frozen=True)
+class Maker:
+    """What every tick of a plan shares: the settings and mode its specs are built from."""
+
+    settings: Settings
+    mode: Mode
+
+    def spec(self, stream: Stream, seq: int, position: int,
+             exclusions: Exclusions | None) -> BatchSpec:
+        if stream is Stream.companies:
+            return build_spec(self.settings, stream, seq, mode=self.mode, first_ordinal=position)
+        return build_spec(self.settings, stream, seq, mode=self.mode, watermark=position,
+                          exclusions=exclusions)
 
 
 @dataclass(frozen=True)
@@ -127,9 +151,12 @@ def _check_range(settings: Settings, start: datetime, end: datetime, streams: It
 class CompanyBatch:
     """What a company batch leaves for later event batches: its ordinals, and the rejected."""
 
-    spec: BatchSpec
+    seq: int
+    first_ordinal: int
     ordinals: int
     excluded: tuple[int, ...]
+    records: int
+    scheduled_at: datetime
 
 
 def settle_companies(spec: BatchSpec) -> CompanyBatch:
@@ -153,19 +180,18 @@ def settle_companies(spec: BatchSpec) -> CompanyBatch:
                 kept.add(result["company_id"])
     ids = columns.traits.company_ids
     excluded = tuple(spec.first_ordinal + i for i, cid in enumerate(ids) if cid not in kept)
-    return CompanyBatch(spec, len(columns), excluded)
+    return CompanyBatch(spec.seq, spec.first_ordinal, len(columns), excluded,
+                        batch_size(spec)[0], spec.interval_end)
 
 
-def company_ledger(settings: Settings, mode: Mode, upto: int) -> list[CompanyBatch]:
+def company_ledger(settings: Settings, mode: Mode, upto: int) -> Iterator[CompanyBatch]:
     """Company batches 1..upto in order, each starting where the previous one ended."""
-    ledger: list[CompanyBatch] = []
     first = 0
     for seq in range(1, upto + 1):
         batch = settle_companies(build_spec(settings, Stream.companies, seq, mode=mode,
                                             first_ordinal=first))
-        ledger.append(batch)
+        yield batch
         first += batch.ordinals
-    return ledger
 
 
 def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
@@ -176,9 +202,36 @@ def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
         Stream.companies, mode))
 
 
+class _Walk:
+    """The company batches folded in so far: the watermark, and the run's exclusion ledger."""
+
+    def __init__(self, batches: Iterator[CompanyBatch], maker: Maker, keep: range) -> None:
+        self.batches, self.maker, self.keep = batches, maker, keep
+        self.used = self.watermark = 0
+        self.ledger = Ledger()
+        self.ticks: list[Tick] = []
+
+    def upto(self, count: int) -> None:
+        """Fold company batches in until `count` of them are (the watermark only grows)."""
+        for batch in islice(self.batches, max(0, count - self.used)):
+            self.used += 1
+            self.watermark += batch.ordinals
+            self.ledger.extend(batch.excluded)
+            if batch.seq in self.keep:
+                self.ticks.append(Tick(Stream.companies, batch.seq, batch.scheduled_at,
+                                       batch.records, self.maker, 0, batch.first_ordinal))
+
+    def event(self, seq: int, before: int) -> None:
+        self.upto(before)
+        exclusions = self.ledger.reference()
+        spec = self.maker.spec(Stream.events, seq, self.watermark, exclusions)
+        self.ticks.append(Tick(Stream.events, seq, spec.interval_end, batch_size(spec)[0],
+                               self.maker, before, self.watermark, exclusions))
+
+
 def plan_backfill(settings: Settings, start: datetime, end: datetime,
                   streams: tuple[Stream, ...], mode: Mode = Mode.production) -> Plan:
-    """Every tick of (start, end] for `streams`, with full specs, in clock order."""
+    """Every tick of (start, end] for `streams`, in clock order (specs built when asked)."""
     settings = on_clock(settings, start)
     _check_range(settings, start, end, streams, mode)
     event_seqs = seqs_in(settings, Stream.events, mode, start, end) if Stream.events in streams \
@@ -189,25 +242,13 @@ def plan_backfill(settings: Settings, start: datetime, end: datetime,
     length = settings.interval(Stream.events, mode)
     needed = companies_before(settings, mode, settings.clock.start + length * event_seqs[-1]) \
         if event_seqs else 0
-    ledger = company_ledger(settings, mode, max(needed, company_seqs.stop - 1))
-    ticks = [_tick(c.spec, c.spec.interval_end, 0) for c in ledger if c.spec.seq in company_seqs]
-    watermark, used = 0, 0
-    excluded: list[int] = []
+    last = max(needed, company_seqs.stop - 1)
+    walk = _Walk(company_ledger(settings, mode, last), Maker(settings, mode), company_seqs)
     for seq in event_seqs:
-        at = settings.clock.start + length * seq
-        before = companies_before(settings, mode, at)
-        for batch in ledger[used:before]:  # the watermark only grows with the clock
-            watermark += batch.ordinals
-            excluded.extend(batch.excluded)
-        used = max(used, before)
-        spec = build_spec(settings, Stream.events, seq, mode=mode, watermark=watermark,
-                          excluded_ordinals=tuple(excluded))
-        ticks.append(_tick(spec, spec.interval_end, before))
+        walk.event(seq, companies_before(settings, mode, settings.clock.start + length * seq))
+    walk.upto(last)
+    ticks = walk.ticks
     ticks.sort(key=lambda t: (t.scheduled_at, _TIE[t.stream]))
     counts = {s: (sum(1 for t in ticks if t.stream is s),
                   sum(t.records for t in ticks if t.stream is s)) for s in streams}
     return Plan(settings, start, end, ticks, needed, counts)
-
-
-def _tick(spec: BatchSpec, at: datetime, before: int) -> Tick:
-    return Tick(spec, at, batch_size(spec)[0], before)
