@@ -15,12 +15,14 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.engine import make_url
 
-from emugen.backfill.plan import Plan, Tick
+from emugen.backfill.plan import Plan
+from emugen.backfill.ticks import STREAMS, Tick
 from emugen.generate import draft, gc_paused
-from emugen.generate.exclusions import known
 from emugen.generate.spec import FixedSize
+from emugen.pipeline.bronze import batch_id_for
 from emugen.settings import Settings
 from emugen.sinks.filesystem import LOCAL, protocol_of
 from emugen.vocabulary import Stream
@@ -78,11 +80,9 @@ def duration(seconds: float) -> str:
 
 
 def line_bytes(tick: Tick) -> float:
-    """The mean JSON line of this tick's stream, from SAMPLE records of its own spec."""
-    spec = tick.spec
-    if spec.exclusions is not None and known(spec.exclusions) is None:
-        spec = spec.model_copy(update={"exclusions": None})  # its list left memory: none
-    spec = spec.model_copy(update={"size": FixedSize(count=SAMPLE)})
+    """The mean JSON line of this tick's stream, from SAMPLE records of its own spec (an early
+    tick: its companies' table is small, and the lines are as long as later ones)."""
+    spec = tick.spec.model_copy(update={"size": FixedSize(count=SAMPLE)})
     with gc_paused():
         lines = [line for chunk in draft(spec).line_chunks() for line in chunk]
     return (sum(len(line.encode()) for line in lines) + len(lines)) / max(1, len(lines))
@@ -91,19 +91,22 @@ def line_bytes(tick: Tick) -> float:
 def estimate(plan: Plan, done: set[str] | None = None) -> Estimate:
     """The bytes and time of the plan's ticks not in `done` (batch ids already in the store)."""
     done = done or set()
-    per_line: dict[Stream, float] = {}
-    records = ticks = 0
-    store = landing = 0.0
-    for tick in reversed(plan.ticks):  # the newest first: its spec's ledger is still loaded
-        if tick.batch_id in done:
+    ticks, columns = 0, plan.ticks
+    records = store = landing = 0.0
+    for stream in Stream:
+        code = STREAMS.index(stream)
+        index = np.flatnonzero(columns.stream == code)
+        left = index[[batch_id_for(stream, int(seq)) not in done
+                      for seq in columns.seq[index].tolist()]] if done else index
+        if not len(left):
             continue
-        if tick.stream not in per_line:
-            per_line[tick.stream] = line_bytes(tick)
-        size = tick.records * per_line[tick.stream]
-        ticks, records, store = ticks + 1, records + tick.records, store + size * STORE_PER_LINE
+        counted = int(columns.records[left].sum())
+        busy = left[columns.records[left] > 0]  # an event tick before any company has none
+        size = counted * line_bytes(columns[int(busy[0] if len(busy) else left[0])])
+        ticks, records, store = ticks + len(left), records + counted, store + size * STORE_PER_LINE
         if plan.settings.landing.enabled:
-            landing += size + MANIFEST_BYTES
-    return Estimate(ticks, records, int(store), int(landing))
+            landing += size + MANIFEST_BYTES * len(left)
+    return Estimate(ticks, int(records), int(store), int(landing))
 
 
 def _existing(path: Path) -> Path:

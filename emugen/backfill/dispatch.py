@@ -17,9 +17,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, literal, or_, select
 
-from emugen.backfill.plan import Plan, Tick
+from emugen.backfill.plan import Plan
 from emugen.backfill.progress import Progress, Snapshot
 from emugen.backfill.tick import CLAIM, SETTLED, check_same
+from emugen.backfill.ticks import Tick
 from emugen.backpressure import GENERATE_QUEUE, gate, pipeline_depth
 from emugen.db.models import BatchRow, ControlState, LandedFile, LandingFailure
 from emugen.db.session import read_session
@@ -82,15 +83,15 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
     landed = LandedFile.batch_id.is_not(None) if plan.settings.landing.enabled else literal(True)
     with read_session(engine) as session:
         for stream in Stream:
-            seqs = [t.seq for t in plan.ticks if t.stream is stream]
-            if not seqs:
+            seqs = plan.ticks.seqs(stream)
+            if not len(seqs):
                 continue
             rows = session.execute(
                 select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column,
                        landed)
                 .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
-                .where(BatchRow.stream == stream.value, BatchRow.seq >= min(seqs),
-                       BatchRow.seq <= max(seqs)))
+                .where(BatchRow.stream == stream.value, BatchRow.seq >= int(seqs[0]),
+                       BatchRow.seq <= int(seqs[-1])))
             found.update({b: (UNLANDED if s == "gold" and not done else s, n, spec)
                           for b, s, n, spec, done in rows})
     return found
@@ -147,7 +148,7 @@ def check_store(engine: Engine, plan: Plan) -> None:
     for tick in plan.ticks:
         if tick.batch_id in state:
             check_same(state[tick.batch_id][2], tick.spec, tick.batch_id)
-    planned = {t.seq for t in plan.ticks if t.stream is Stream.companies}
+    planned = set(plan.ticks.seqs(Stream.companies).tolist())
     with read_session(engine) as session:
         stored = set(session.scalars(select(BatchRow.seq).where(
             BatchRow.stream == Stream.companies.value, BatchRow.seq <= plan.companies_needed)))

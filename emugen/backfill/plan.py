@@ -13,62 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 
+import numpy as np
+
+from emugen.backfill.ticks import Maker, Tick, TickBuilder, TickColumns
 from emugen.contract import Context, Rejection, check, parse
 from emugen.errors import BackfillInputError
 from emugen.generate import BatchSpec, batch_size, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
-from emugen.generate.exclusions import Exclusions, Ledger
-from emugen.pipeline.bronze import batch_id_for
+from emugen.generate.exclusions import Ledger
 from emugen.settings import Settings, parse_settings
 from emugen.vocabulary import Mode, Stream
 
 MAX_TICKS = 1_000_000  # a year of 15-minute ticks is 35,040; far past this is a typo
-_TIE = {Stream.events: 0, Stream.companies: 1}  # at one instant, events cannot have seen them
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """One batch to make: where it sits, its tick time, and the company batches it waits for.
-
-    Its spec is built when asked for (a message, a check), not kept: a ten-year plan holds
-    438,000 ticks, and a spec object each would not fit in a few hundred megabytes."""
-
-    stream: Stream
-    seq: int
-    scheduled_at: datetime
-    records: int  # expected record count, duplicates included (known from the spec)
-    maker: Maker
-    companies_before: int = 0  # events: company batches 1..n must be in silver first
-    position: int = 0  # companies: the first ordinal; events: the watermark
-    exclusions: Exclusions | None = None  # events: the companies silver will not hold
-
-    @property
-    def spec(self) -> BatchSpec:
-        return self.maker.spec(self.stream, self.seq, self.position, self.exclusions)
-
-    @property
-    def batch_id(self) -> str:
-        return batch_id_for(self.stream, self.seq)
-
-    def message(self, fingerprint: str) -> dict[str, object]:
-        """The Celery message: everything a worker needs besides its store's URLs."""
-        return {"spec": self.spec.model_dump_json(), "scheduled_at": self.scheduled_at.isoformat(),
-                "fingerprint": fingerprint, "companies_before": self.companies_before}
-
-
-@dataclass(frozen=True)
-class Maker:
-    """What every tick of a plan shares: the settings and mode its specs are built from."""
-
-    settings: Settings
-    mode: Mode
-
-    def spec(self, stream: Stream, seq: int, position: int,
-             exclusions: Exclusions | None) -> BatchSpec:
-        if stream is Stream.companies:
-            return build_spec(self.settings, stream, seq, mode=self.mode, first_ordinal=position)
-        return build_spec(self.settings, stream, seq, mode=self.mode, watermark=position,
-                          exclusions=exclusions)
 
 
 @dataclass(frozen=True)
@@ -76,13 +32,13 @@ class Plan:
     settings: Settings  # on the simulated clock the ticks follow
     start: datetime
     end: datetime
-    ticks: list[Tick]  # in clock order (events before companies at the same instant)
+    ticks: TickColumns  # in clock order (events before companies at the same instant)
     companies_needed: int  # company batches 1..n the event ticks reference
     counts: dict[Stream, tuple[int, int]] = field(default_factory=dict)  # ticks, records
 
     @property
     def records(self) -> int:
-        return sum(t.records for t in self.ticks)
+        return int(self.ticks.records.sum())
 
 
 def parse_when(option: str, value: str) -> datetime:
@@ -149,14 +105,15 @@ def _check_range(settings: Settings, start: datetime, end: datetime, streams: It
 
 @dataclass(frozen=True)
 class CompanyBatch:
-    """What a company batch leaves for later event batches: its ordinals, and the rejected."""
+    """What a company batch leaves for later event batches: its ordinals, the rejected, and
+    the drivers the others add to the eligible ones (active, not rejected)."""
 
     seq: int
     first_ordinal: int
     ordinals: int
     excluded: tuple[int, ...]
     records: int
-    scheduled_at: datetime
+    drivers: int
 
 
 def settle_companies(spec: BatchSpec) -> CompanyBatch:
@@ -178,10 +135,13 @@ def settle_companies(spec: BatchSpec) -> CompanyBatch:
                                                                         record, ctx)
             if not isinstance(result, Rejection):
                 kept.add(result["company_id"])
-    ids = columns.traits.company_ids
-    excluded = tuple(spec.first_ordinal + i for i, cid in enumerate(ids) if cid not in kept)
+    traits = columns.traits
+    held = np.fromiter((cid in kept for cid in traits.company_ids), dtype=bool,
+                       count=len(traits.company_ids))
+    excluded = tuple(spec.first_ordinal + int(i) for i in np.flatnonzero(~held))
+    drivers = int(traits.drivers[held & traits.active.astype(bool)].sum())
     return CompanyBatch(spec.seq, spec.first_ordinal, len(columns), excluded,
-                        batch_size(spec)[0], spec.interval_end)
+                        batch_size(spec)[0], drivers)
 
 
 def company_ledger(settings: Settings, mode: Mode, upto: int) -> Iterator[CompanyBatch]:
@@ -203,30 +163,36 @@ def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
 
 
 class _Walk:
-    """The company batches folded in so far: the watermark, and the run's exclusion ledger."""
+    """The company batches folded in so far: the watermark, the eligible drivers, and the
+    run's exclusion ledger; it adds each tick to the plan as it goes."""
 
-    def __init__(self, batches: Iterator[CompanyBatch], maker: Maker, keep: range) -> None:
-        self.batches, self.maker, self.keep = batches, maker, keep
-        self.used = self.watermark = 0
+    def __init__(self, batches: Iterator[CompanyBatch], ticks: TickBuilder, keep: range) -> None:
+        self.batches, self.ticks, self.keep = batches, ticks, keep
+        self.used = self.watermark = self.drivers = 0
         self.ledger = Ledger()
-        self.ticks: list[Tick] = []
 
     def upto(self, count: int) -> None:
         """Fold company batches in until `count` of them are (the watermark only grows)."""
         for batch in islice(self.batches, max(0, count - self.used)):
             self.used += 1
             self.watermark += batch.ordinals
+            self.drivers += batch.drivers
             self.ledger.extend(batch.excluded)
             if batch.seq in self.keep:
-                self.ticks.append(Tick(Stream.companies, batch.seq, batch.scheduled_at,
-                                       batch.records, self.maker, 0, batch.first_ordinal))
+                self.ticks.add(Tick(Stream.companies, batch.seq, batch.records, self.ticks.maker,
+                                    0, batch.first_ordinal))
 
     def event(self, seq: int, before: int) -> None:
         self.upto(before)
         exclusions = self.ledger.reference()
-        spec = self.maker.spec(Stream.events, seq, self.watermark, exclusions)
-        self.ticks.append(Tick(Stream.events, seq, spec.interval_end, batch_size(spec)[0],
-                               self.maker, before, self.watermark, exclusions))
+        maker = self.ticks.maker
+        spec = build_spec(maker.settings, Stream.events, seq, mode=maker.mode,
+                          watermark=self.watermark, exclusions=exclusions)
+        # the eligible drivers counted as the companies settled: the generator's own count
+        # would build its per-company table (7 bytes a company) just to sum it
+        records = batch_size(spec, drivers=self.drivers)[0]
+        self.ticks.add(Tick(Stream.events, seq, records, maker, before, self.watermark,
+                            self.ticks.boundary(exclusions)))
 
 
 def plan_backfill(settings: Settings, start: datetime, end: datetime,
@@ -243,12 +209,11 @@ def plan_backfill(settings: Settings, start: datetime, end: datetime,
     needed = companies_before(settings, mode, settings.clock.start + length * event_seqs[-1]) \
         if event_seqs else 0
     last = max(needed, company_seqs.stop - 1)
-    walk = _Walk(company_ledger(settings, mode, last), Maker(settings, mode), company_seqs)
+    builder = TickBuilder(Maker(settings, mode))
+    walk = _Walk(company_ledger(settings, mode, last), builder, company_seqs)
     for seq in event_seqs:
         walk.event(seq, companies_before(settings, mode, settings.clock.start + length * seq))
     walk.upto(last)
-    ticks = walk.ticks
-    ticks.sort(key=lambda t: (t.scheduled_at, _TIE[t.stream]))
-    counts = {s: (sum(1 for t in ticks if t.stream is s),
-                  sum(t.records for t in ticks if t.stream is s)) for s in streams}
+    ticks = builder.freeze(walk.ledger.ordinals)
+    counts = {s: (len(ticks.seqs(s)), ticks.records_of(s)) for s in streams}
     return Plan(settings, start, end, ticks, needed, counts)

@@ -62,8 +62,8 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
     click.echo(f"backfill ({plan.start.isoformat()}, {plan.end.isoformat()}] on the simulated "
                f"clock from {origin.isoformat()}, mode {mode_name}:")
     for stream, (ticks, records) in plan.counts.items():
-        seqs = [t.seq for t in plan.ticks if t.stream is stream]
-        where = f" (seq {seqs[0]}..{seqs[-1]})" if seqs else ""
+        seqs = plan.ticks.seqs(stream)
+        where = f" (seq {seqs[0]}..{seqs[-1]})" if len(seqs) else ""
         click.echo(f"  {stream.value:<9} {ticks:>9,} ticks{where}  {records:>14,} records "
                    "expected")
     if dry_run:

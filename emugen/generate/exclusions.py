@@ -99,6 +99,10 @@ class Ledger:
         self._hash.update(_bytes(new))
         self._reference = remember(self._ordinals[:self.count], self._hash.hexdigest()[:32])
 
+    @property
+    def ordinals(self) -> np.ndarray:
+        return self._ordinals[:self.count]
+
     def reference(self) -> Exclusions:
         """The reference to every ordinal so far (kept loaded while it is among the newest)."""
         if known(self._reference) is None:
