@@ -209,3 +209,28 @@ def test_a_referenced_list_is_the_sha256_of_its_ordinals():
     ordinals = np.array([5, 9, 40], dtype=np.int64)
     assert remember(ordinals).digest == hashlib.sha256(ordinals.astype("<i8").tobytes()
                                                        ).hexdigest()[:32]
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.6, 1.0])
+def test_settling_a_company_batch_rejects_what_checking_every_line_rejects(rate):
+    from emugen.backfill.plan import settle_companies
+    from emugen.contract import Context, Rejection, check, parse
+
+    settings = make_settings(mode="production", seed=11, companies={"quality": {"rate": rate}})
+    first = 0
+    for seq in range(1, 41):
+        spec = build_spec(settings, "companies", seq, mode=Mode.production, first_ordinal=first)
+        settled = settle_companies(spec)
+        planned, ctx = draft(spec), Context(spec.interval_start, spec.interval_end, None)
+        kept = set()
+        for lines in planned.line_chunks():
+            for line in lines:
+                record = parse(line)
+                result = record if isinstance(record, Rejection) else check(
+                    Stream.companies, record, ctx)
+                if not isinstance(result, Rejection):
+                    kept.add(result["company_id"])
+        ids = planned.layout.columns.traits.company_ids
+        assert settled.excluded == tuple(first + i for i, c in enumerate(ids) if c not in kept)
+        assert settled.records == len(planned)
+        first += settled.ordinals

@@ -95,12 +95,17 @@ def _check_budget(plan, engine, confirmed: bool,  # noqa: ANN001 - Plan loads la
                               "or split the range (--to earlier)")
     if needs.records <= confirm_above or confirmed:
         return
-    ask = (f"{needs.records:,} records is above --confirm-above {confirm_above:,}")
-    if not sys.stdin.isatty():
+    ask = f"it would write {needs.records:,} records, more than --confirm-above {confirm_above:,}"
+    if not _interactive():
         raise BackfillRefused(f"backfill not started: {ask}; rerun with --yes to start it")
-    if not click.confirm(f"{ask}. Start writing?", default=False):
+    if not click.confirm(f"{ask[0].upper()}{ask[1:]}. Start writing?", default=False):
         raise BackfillRefused(f"backfill not started: {ask} and it was not confirmed; "
                               "rerun with --yes to start it")
+
+
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer the confirmation."""
+    return sys.stdin.isatty()
 
 
 def _run(plan, engine, broker_url: str) -> None:  # noqa: ANN001 - Plan loads late
