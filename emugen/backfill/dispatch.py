@@ -73,8 +73,8 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
                 ) -> dict[str, tuple[str, int, str]]:
     """batch id -> (status, record count, spec or "") for every batch at the plan's seqs.
 
-    The loop asks without the specs: an event spec lists every rejected company ordinal, so
-    reading them all a few times a second would cost more than the rest of the loop."""
+    The loop asks without the specs: reading every spec a few times a second would cost more
+    than the rest of the loop."""
     found: dict[str, tuple[str, int, str]] = {}
     spec_column = BatchRow.spec if with_spec else literal("")
     # with landing on, a tick is done once its file is landed too: a batch in gold whose
