@@ -84,7 +84,8 @@ def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
             if row.status == "bronze":
                 bronze.run(session, batch_id)  # rows already there: left alone
             return row.status
-        load_exclusions(session, tick.spec)  # the companies' rejections, as this store has them
+    with read_session(engine) as session:  # the companies' rejections, as this store has them
+        load_exclusions(session, tick.spec)
     started = time.perf_counter()
     with gc_paused():  # outside the write transaction: SQLite's one writer is not held for it
         planned = draft(tick.spec)
