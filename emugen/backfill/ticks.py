@@ -141,14 +141,30 @@ class TickBuilder:
 
     def freeze(self, ordinals: np.ndarray) -> TickColumns:
         """The ticks in clock order; `ordinals`: the exclusion ledger they name prefixes of."""
-        columns = {name: np.frombuffer(values, dtype=np.int64) if values else
-                   np.zeros(0, dtype=np.int64) for name, values in self._columns.items()}
-        step = {code: self.maker.settings.interval(stream, self.maker.mode) // timedelta(
-            microseconds=1) for code, stream in enumerate(STREAMS)}
-        when = columns["seq"] * np.where(columns["stream"] == 0, step[0], step[1])
-        order = np.lexsort((columns["stream"], when))
-        self.maker.counts = np.frombuffer(self._counts, dtype=np.int64) if self._counts \
-            else np.zeros(0, dtype=np.int64)
+        count = len(self)
+        stream = np.frombuffer(self._columns["stream"], dtype=np.int64) if count else \
+            np.zeros(0, dtype=np.int64)
+        seq = np.frombuffer(self._columns["seq"], dtype=np.int64) if count else stream
+        step = [self.maker.settings.interval(s, self.maker.mode) // timedelta(microseconds=1)
+                for s in STREAMS]
+        order = np.lexsort((stream, seq * np.where(stream == 0, step[0], step[1])))
+        del stream, seq
+        columns = {}
+        for name, dtype in _DTYPES.items():  # one column at a time: the builder's is let go
+            values = np.frombuffer(self._columns[name], dtype=np.int64) if count else \
+                np.zeros(0, dtype=np.int64)
+            columns[name] = values[order].astype(dtype)
+            del values
+            self._columns[name] = array("q")
+        self.maker.counts = np.array(self._counts, dtype=np.int64)
         self.maker.digests = np.frombuffer(bytes(self._digests), dtype="S32")
         self.maker.ordinals = ordinals
-        return TickColumns(self.maker, {name: values[order] for name, values in columns.items()})
+        return TickColumns(self.maker, columns)
+
+    def __len__(self) -> int:
+        return len(self._columns["seq"])
+
+
+# ~33 bytes a tick once frozen (a ledger index and the company batches waited for fit int32)
+_DTYPES = {"stream": np.int8, "seq": np.int64, "records": np.int64, "before": np.int32,
+           "position": np.int64, "ledger": np.int32}
