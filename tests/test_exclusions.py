@@ -234,3 +234,21 @@ def test_settling_a_company_batch_rejects_what_checking_every_line_rejects(rate)
         assert settled.excluded == tuple(first + i for i, c in enumerate(ids) if c not in kept)
         assert settled.records == len(planned)
         first += settled.ordinals
+
+
+def test_a_worker_that_never_saw_the_plan_loads_each_ticks_rejections_from_its_store(
+        engine, monkeypatch):
+    from emugen.backfill.tick import TickMessage, run_tick
+
+    settings = rejecting_settings()
+    plan = plan_backfill(settings, START, START + timedelta(hours=4),
+                         (Stream.companies, Stream.events))
+    messages = [TickMessage.parse(t.message("fp")) for t in plan.ticks]
+    assert any(m.spec.exclusions and m.spec.exclusions.count for m in messages)
+    forget_loaded_lists(monkeypatch)  # as a worker process: only the store to read them from
+    for tick in messages:
+        assert run_tick(engine, plan.settings.landing, tick, worker="w") == "gold"
+    forget_loaded_lists(monkeypatch)
+    with read_session(engine) as session:
+        last = max(t.batch_id for t in plan.ticks if t.stream is Stream.events)
+        assert replay(session, last).identical
