@@ -6,6 +6,7 @@
     ├── MissingExtra             exit 2  an optional dependency (an extra) is not installed
     ├── YamlShapeError                   internal: parse_yaml turns it into a ConfigError
     ├── SpecError                exit 2  a batch spec cannot be generated as asked
+    │   └── ExclusionsUnknown    exit 2  a spec's excluded companies are not loaded here
     ├── ExportError              exit 2  `emugen export` asked for something unknown
     ├── GradeInputError          exit 2  a grading input is missing or unreadable
     │   └── GradeInputMissing    exit 2  an input vanished (`grade --follow` retries)
@@ -32,6 +33,7 @@
     ├── BackfillConflict         exit 2  the store holds other batches at a backfill's seqs
     ├── BackfillNotReady                 internal: an event tick's companies are not in silver
     ├── BackfillIncomplete               a backfill ended with ticks not in gold
+    ├── BackfillRefused          exit 2  a backfill would not fit, or needs --yes
     └── SeqContention                    internal: racing generators took every seq tried
 
 The CLI prints the message of any EmugenError on one line and exits with its `exit_code`;
@@ -103,6 +105,12 @@ class SpecError(EmugenError):
     """Raised when a batch spec cannot be generated as asked (bad size, unknown stream, ...)."""
 
     exit_code = 2
+
+
+class ExclusionsUnknown(SpecError):
+    """Raised when an event spec names its excluded companies by reference and this process
+    has not loaded that list (from the store that holds its run, or a backfill's plan), or the
+    store's list differs; regenerate it through its own store (`emugen replay`)."""
 
 
 class FlowerLoginMissing(EmugenError):
@@ -253,6 +261,14 @@ class BackfillConflict(EmugenError):
 class BackfillNotReady(EmugenError):
     """Raised when a backfill event tick runs before the company batches it references are in
     silver; the task retries it shortly (the command dispatches it only after them anyway)."""
+
+
+class BackfillRefused(EmugenError):
+    """Raised when `emugen backfill` will not start writing: its estimated bytes exceed the
+    free space on the store's or the landing root's filesystem, or its records exceed
+    --confirm-above and nobody confirmed (--yes, or a yes on a terminal)."""
+
+    exit_code = 2
 
 
 class BackfillIncomplete(EmugenError):

@@ -10,6 +10,7 @@ import numpy as np
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.generate import Batch
 from emugen.generate.companies import company_traits
+from emugen.generate.eligible import excluded_of
 from emugen.vocabulary import Stream
 
 
@@ -23,7 +24,7 @@ class Verdict:
 def known_companies(batch: Batch) -> set[str]:
     spec = batch.spec
     ids = company_traits(spec.seed, np.arange(spec.watermark), spec.company_shape).company_ids
-    excluded = set(spec.excluded_ordinals)
+    excluded = set(excluded_of(spec).tolist())  # listed, or by reference (loaded)
     return {cid for k, cid in enumerate(ids) if k not in excluded}
 
 

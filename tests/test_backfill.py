@@ -14,9 +14,9 @@ from sqlalchemy import Engine, select
 
 from emugen.backfill.plan import Plan, plan_backfill
 from emugen.backfill.progress import Progress
-from emugen.backfill.tick import TickMessage, run_tick
+from emugen.backfill.tick import CLAIM, TickMessage, run_tick
 from emugen.cli import main
-from emugen.db.models import BatchRow, SilverCompany
+from emugen.db.models import BatchRow, ControlState, SilverCompany
 from emugen.db.session import init_db, make_engine, read_session, write_session
 from emugen.errors import BackfillConflict, BackfillInputError, BackfillNotReady
 from emugen.fleet.backfill import Backfill
@@ -327,3 +327,68 @@ def test_a_backfill_with_no_broker_to_send_to_exits_1_saying_so(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip() == done.stderr.strip().splitlines()[-1]
     assert "no broker answers at redis://127.0.0.1:1/0" in done.stderr
+
+
+class TakenFleet:
+    """A fleet whose workers take every message at once (the queue stays empty) and never
+    finish: `on_send` says what a worker leaves in the store when it takes one."""
+
+    def __init__(self, on_send) -> None:
+        self.on_send = on_send
+        self.sent: list[str] = []
+
+    def send(self, message: dict) -> None:
+        tick = TickMessage.parse(message)
+        self.sent.append(tick.batch_id)
+        self.on_send(tick)
+
+    def depth(self) -> int:
+        return 0
+
+
+class FakeClock:
+    """Monotonic seconds that move 20 s each time they are read."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        self.t += 20.0
+        return self.t
+
+
+def _companies_plan(hours: int = 2) -> tuple[Settings, Plan]:
+    settings = small_settings(fleet={"stuck_after": 60})
+    return settings, plan_backfill(settings, START, START + timedelta(hours=hours),
+                                   (Stream.companies,))
+
+
+def test_a_tick_a_worker_has_started_is_not_sent_again_while_its_claim_is_fresh(engine):
+    from emugen.backfill.tick import claim
+
+    settings, plan = _companies_plan()
+    fleet = TakenFleet(lambda tick: claim(engine, tick.batch_id, "w1"))
+    outcome = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0, now=FakeClock()).run()
+    assert outcome.stalled_s is not None  # nothing reached gold: the workers never finish
+    assert sorted(fleet.sent) == sorted(t.batch_id for t in plan.ticks)  # each sent once
+
+
+def test_a_tick_whose_bronze_landed_moments_ago_is_not_sent_again(engine):
+    from emugen.backfill.tick import ensure_bronze
+
+    settings, plan = _companies_plan(hours=1)
+    fleet = TakenFleet(lambda tick: ensure_bronze(engine, tick, "w1"))  # then silver never comes
+    Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0, now=FakeClock()).run()
+    assert fleet.sent == [plan.ticks[0].batch_id]
+
+
+def test_a_tick_whose_worker_went_quiet_past_stuck_after_is_sent_again(engine):
+    def stale(tick: TickMessage) -> None:
+        with write_session(engine) as session:
+            session.merge(ControlState(key=CLAIM + tick.batch_id, value="w1",
+                                       updated_at=datetime.now(UTC) - timedelta(seconds=61)))
+
+    settings, plan = _companies_plan(hours=1)
+    fleet = TakenFleet(stale)
+    Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0, now=FakeClock()).run()
+    assert len(fleet.sent) > 1 and set(fleet.sent) == {plan.ticks[0].batch_id}

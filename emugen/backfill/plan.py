@@ -1,51 +1,33 @@
-"""A backfill's plan: every tick of a range on the simulated clock, each with its full spec.
+"""A backfill's plan: every tick of a range on the simulated clock, each spec known up front.
 
 Pure: no store, no broker. The company watermark of an event tick follows from the clock (the
 company batches scheduled strictly before it), and the companies silver will reject follow
 from those batches' specs (they are generated and checked by the contract here, as silver
-would), so every spec is known before any batch exists.
+would), so every spec is known before any batch exists. The rejected companies go into one
+exclusion ledger that event specs name prefixes of (generate/exclusions.py), and the ticks
+are kept as columns (ticks.py): a ten-year plan stays within a few megabytes of the process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
+import numpy as np
+
+from emugen.backfill.ticks import Maker, Tick, TickBuilder, TickColumns
 from emugen.contract import Context, Rejection, check, parse
 from emugen.errors import BackfillInputError
-from emugen.generate import BatchSpec, batch_size, build_spec, draft, gc_paused
+from emugen.generate import BatchSpec, batch_size, build_spec, draft, gc_paused, to_lines
 from emugen.generate.companies import CompanyColumns
-from emugen.pipeline.bronze import batch_id_for
+from emugen.generate.exclusions import Ledger
+from emugen.generate.quality import Layout
 from emugen.settings import Settings, parse_settings
-from emugen.settings.arrival import MAX_AGE
 from emugen.vocabulary import Mode, Stream
 
 MAX_TICKS = 1_000_000  # a year of 15-minute ticks is 35,040; far past this is a typo
-_TIE = {Stream.events: 0, Stream.companies: 1}  # at one instant, events cannot have seen them
-
-
-@dataclass(frozen=True)
-class Tick:
-    """One batch to make: its spec, its tick time, and the company batches it waits for."""
-
-    spec: BatchSpec
-    scheduled_at: datetime
-    records: int  # expected record count, duplicates included (known from the spec)
-    companies_before: int = 0  # events: company batches 1..n must be in silver first
-
-    @property
-    def stream(self) -> Stream:
-        return self.spec.stream
-
-    @property
-    def batch_id(self) -> str:
-        return batch_id_for(self.spec.stream, self.spec.seq)
-
-    def message(self, fingerprint: str) -> dict[str, object]:
-        """The Celery message: everything a worker needs besides its store's URLs."""
-        return {"spec": self.spec.model_dump_json(), "scheduled_at": self.scheduled_at.isoformat(),
-                "fingerprint": fingerprint, "companies_before": self.companies_before}
 
 
 @dataclass(frozen=True)
@@ -53,13 +35,13 @@ class Plan:
     settings: Settings  # on the simulated clock the ticks follow
     start: datetime
     end: datetime
-    ticks: list[Tick]  # in clock order (events before companies at the same instant)
+    ticks: TickColumns  # in clock order (events before companies at the same instant)
     companies_needed: int  # company batches 1..n the event ticks reference
     counts: dict[Stream, tuple[int, int]] = field(default_factory=dict)  # ticks, records
 
     @property
     def records(self) -> int:
-        return sum(t.records for t in self.ticks)
+        return int(self.ticks.records.sum())
 
 
 def parse_when(option: str, value: str) -> datetime:
@@ -126,47 +108,61 @@ def _check_range(settings: Settings, start: datetime, end: datetime, streams: It
 
 @dataclass(frozen=True)
 class CompanyBatch:
-    """What a company batch leaves for later event batches: its ordinals, and the rejected."""
+    """What a company batch leaves for later event batches: its ordinals, the rejected, and
+    the drivers the others add to the eligible ones (active, not rejected)."""
 
-    spec: BatchSpec
+    seq: int
+    first_ordinal: int
     ordinals: int
     excluded: tuple[int, ...]
+    records: int
+    drivers: int
 
 
 def settle_companies(spec: BatchSpec) -> CompanyBatch:
     """The batch's distinct companies and those silver will reject, from its spec alone.
 
-    Silver keeps a planned company exactly when one of its rows passes the contract (rows
-    in order, first occurrence wins); the same check runs here on the generated lines.
+    Silver keeps a planned company exactly when one of its rows passes the contract. A clean
+    row always passes (the generator's promise, which tests/audit.py checks row by row), and
+    a duplicate is a clean copy; so only the mutated rows of companies without a copy are
+    built and checked here, as silver checks them (a twentieth of the rows: building every
+    company's name was most of a ten-year plan's time). A worker's load of the store's list
+    checks the result: a different list is refused by its digest, never used.
     """
     with gc_paused():
         planned = draft(spec)
-    columns = planned.layout.columns
+    layout = planned.layout
+    assert isinstance(layout, Layout)  # companies have no arrival conditions: no copies appended
+    columns = layout.columns
     assert isinstance(columns, CompanyColumns)
+    copied = set(layout.originals.tolist())
+    suspects = np.array(sorted(b for b in layout.mutated if b not in copied), dtype=np.int64)
+    traits = columns.traits
+    ids = traits.company_ids
+    kept = set(ids) - {ids[b] for b in suspects.tolist()}
     ctx = Context(spec.interval_start, spec.interval_end, None)
-    kept: set[str] = set()
-    for lines in planned.line_chunks():
-        for line in lines:
+    with gc_paused():
+        for line in to_lines(layout.base_rows(suspects)):
             record = parse(line)
             result = record if isinstance(record, Rejection) else check(Stream.companies,
                                                                         record, ctx)
             if not isinstance(result, Rejection):
                 kept.add(result["company_id"])
-    ids = columns.traits.company_ids
-    excluded = tuple(spec.first_ordinal + i for i, cid in enumerate(ids) if cid not in kept)
-    return CompanyBatch(spec, len(columns), excluded)
+    held = np.fromiter((cid in kept for cid in ids), dtype=bool, count=len(ids))
+    excluded = tuple(spec.first_ordinal + int(i) for i in np.flatnonzero(~held))
+    drivers = int(traits.drivers[held & traits.active.astype(bool)].sum())
+    return CompanyBatch(spec.seq, spec.first_ordinal, len(columns), excluded,
+                        len(layout), drivers)
 
 
-def company_ledger(settings: Settings, mode: Mode, upto: int) -> list[CompanyBatch]:
+def company_ledger(settings: Settings, mode: Mode, upto: int) -> Iterator[CompanyBatch]:
     """Company batches 1..upto in order, each starting where the previous one ended."""
-    ledger: list[CompanyBatch] = []
     first = 0
     for seq in range(1, upto + 1):
         batch = settle_companies(build_spec(settings, Stream.companies, seq, mode=mode,
                                             first_ordinal=first))
-        ledger.append(batch)
+        yield batch
         first += batch.ordinals
-    return ledger
 
 
 def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
@@ -177,9 +173,42 @@ def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
         Stream.companies, mode))
 
 
+class _Walk:
+    """The company batches folded in so far: the watermark, the eligible drivers, and the
+    run's exclusion ledger; it adds each tick to the plan as it goes."""
+
+    def __init__(self, batches: Iterator[CompanyBatch], ticks: TickBuilder, keep: range) -> None:
+        self.batches, self.ticks, self.keep = batches, ticks, keep
+        self.used = self.watermark = self.drivers = 0
+        self.ledger = Ledger()
+
+    def upto(self, count: int) -> None:
+        """Fold company batches in until `count` of them are (the watermark only grows)."""
+        for batch in islice(self.batches, max(0, count - self.used)):
+            self.used += 1
+            self.watermark += batch.ordinals
+            self.drivers += batch.drivers
+            self.ledger.extend(batch.excluded)
+            if batch.seq in self.keep:
+                self.ticks.add(Tick(Stream.companies, batch.seq, batch.records, self.ticks.maker,
+                                    0, batch.first_ordinal))
+
+    def event(self, seq: int, before: int) -> None:
+        self.upto(before)
+        exclusions = self.ledger.reference()
+        maker = self.ticks.maker
+        spec = build_spec(maker.settings, Stream.events, seq, mode=maker.mode,
+                          watermark=self.watermark, exclusions=exclusions)
+        # the eligible drivers counted as the companies settled: the generator's own count
+        # would build its per-company table (7 bytes a company) just to sum it
+        records = batch_size(spec, drivers=self.drivers)[0]
+        self.ticks.add(Tick(Stream.events, seq, records, maker, before, self.watermark,
+                            self.ticks.boundary(exclusions)))
+
+
 def plan_backfill(settings: Settings, start: datetime, end: datetime,
                   streams: tuple[Stream, ...], mode: Mode = Mode.production) -> Plan:
-    """Every tick of (start, end] for `streams`, with full specs, in clock order."""
+    """Every tick of (start, end] for `streams`, in clock order (specs built when asked)."""
     settings = on_clock(settings, start)
     _check_range(settings, start, end, streams, mode)
     event_seqs = seqs_in(settings, Stream.events, mode, start, end) if Stream.events in streams \
@@ -190,31 +219,12 @@ def plan_backfill(settings: Settings, start: datetime, end: datetime,
     length = settings.interval(Stream.events, mode)
     needed = companies_before(settings, mode, settings.clock.start + length * event_seqs[-1]) \
         if event_seqs else 0
-    ledger = company_ledger(settings, mode, max(needed, company_seqs.stop - 1))
-    ticks = [_tick(c.spec, c.spec.interval_end, 0) for c in ledger if c.spec.seq in company_seqs]
-    watermark, used = 0, 0
-    excluded: list[int] = []
+    last = max(needed, company_seqs.stop - 1)
+    builder = TickBuilder(Maker(settings, mode))
+    walk = _Walk(company_ledger(settings, mode, last), builder, company_seqs)
     for seq in event_seqs:
-        at = settings.clock.start + length * seq
-        before = companies_before(settings, mode, at)
-        for batch in ledger[used:before]:  # the watermark only grows with the clock
-            watermark += batch.ordinals
-            excluded.extend(batch.excluded)
-        used = max(used, before)
-        spec = build_spec(settings, Stream.events, seq, mode=mode, watermark=watermark,
-                          excluded_ordinals=tuple(excluded), sources=_sources(ticks, seq))
-        ticks.append(_tick(spec, spec.interval_end, before))
-    ticks.sort(key=lambda t: (t.scheduled_at, _TIE[t.stream]))
-    counts = {s: (sum(1 for t in ticks if t.stream is s),
-                  sum(t.records for t in ticks if t.stream is s)) for s in streams}
+        walk.event(seq, companies_before(settings, mode, settings.clock.start + length * seq))
+    walk.upto(last)
+    ticks = builder.freeze(walk.ledger.ordinals)
+    counts = {s: (len(ticks.seqs(s)), ticks.records_of(s)) for s in streams}
     return Plan(settings, start, end, ticks, needed, counts)
-
-
-def _sources(ticks: list[Tick], seq: int) -> tuple[BatchSpec, ...]:
-    """The event specs a redelivered copy in batch `seq` may copy from (build_spec keeps
-    those within max_age), as the live fleet reads them from the store."""
-    return tuple(t.spec for t in ticks[-MAX_AGE:] if t.stream is Stream.events and t.spec.seq < seq)
-
-
-def _tick(spec: BatchSpec, at: datetime, before: int) -> Tick:
-    return Tick(spec, at, batch_size(spec)[0], before)

@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from emugen.db.models import BatchRow
+from emugen.db.models import BatchRow, ControlState
 from emugen.db.session import read_session, write_session
 from emugen.db.stage_log import stage_done
 from emugen.errors import BackfillConflict, BackfillNotReady
 from emugen.generate import BatchSpec, draft, gc_paused
 from emugen.pipeline import bronze, gold, silver
+from emugen.pipeline.watermark import load_exclusions
 from emugen.settings import Landing
 from emugen.sinks.lander import land
 from emugen.vocabulary import Stream
 
 SETTLED = ("silver", "gold", "failed")  # a company batch no event batch waits for any more
+# control_state key of a tick a worker has started and not finished: the command does not send
+# such a tick again while it is younger than fleet.stuck_after (its bronze transaction, which
+# can take minutes for a large batch, shows nothing in the store until it commits)
+CLAIM = "backfill:"
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,8 @@ def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
             if row.status == "bronze":
                 bronze.run(session, batch_id)  # rows already there: left alone
             return row.status
+    with read_session(engine) as session:  # the companies' rejections, as this store has them
+        load_exclusions(session, tick.spec)
     started = time.perf_counter()
     with gc_paused():  # outside the write transaction: SQLite's one writer is not held for it
         planned = draft(tick.spec)
@@ -114,8 +122,11 @@ def run_tick(engine: Engine, landing: Landing, tick: TickMessage,
                                                                    tick.companies_before):
         raise BackfillNotReady(f"{tick.batch_id} needs company batches 1..{tick.companies_before}"
                                " in silver first")
+    claim(engine, tick.batch_id, worker)
     status = ensure_bronze(engine, tick, worker)
     if status == "failed":
+        with write_session(engine) as session:
+            release(session, tick.batch_id)
         return status
     if landing.enabled:
         land(engine, landing, tick.batch_id)
@@ -124,4 +135,21 @@ def run_tick(engine: Engine, landing: Landing, tick: TickMessage,
             silver.run(session, tick.batch_id)
     with write_session(engine) as session:
         gold.run(session, tick.batch_id)
+        release(session, tick.batch_id)
     return "gold"
+
+
+def claim(engine: Engine, batch_id: str, worker: str | None) -> None:
+    """Record that a worker started this tick now (committed at once, so the command sees it)."""
+    with write_session(engine) as session:
+        row = session.get(ControlState, CLAIM + batch_id)
+        now = datetime.now(UTC)
+        if row is None:
+            session.add(ControlState(key=CLAIM + batch_id, value=worker or "", updated_at=now))
+        else:
+            row.value, row.updated_at = worker or "", now
+
+
+def release(session: Session, batch_id: str) -> None:
+    """Forget the tick's claim: it is finished (its batch row says how)."""
+    session.execute(delete(ControlState).where(ControlState.key == CLAIM + batch_id))

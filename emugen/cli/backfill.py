@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from emugen.cli.options import config_option
-from emugen.errors import BackfillIncomplete, BackfillInputError, BrokerError
+from emugen.errors import BackfillIncomplete, BackfillInputError, BackfillRefused, BrokerError
 from emugen.settings import load_settings
 from emugen.vocabulary import Mode
 
@@ -33,19 +33,29 @@ def _mode(value: str) -> Mode:
               help="Whose cadence the ticks follow: production | emulated.")
 @config_option
 @click.option("--dry-run", is_flag=True,
-              help="Print the ticks and the expected records; touch neither broker nor store.")
+              help="Print the ticks, records and estimate; touch neither broker nor store.")
+@click.option("--yes", "confirmed", is_flag=True,
+              help="Start without asking, however large (see --confirm-above).")
+@click.option("--confirm-above", default=10_000_000, show_default=True, metavar="RECORDS",
+              type=click.IntRange(min=0),
+              help="Ask before writing more than this many records (no terminal: needs --yes).")
 def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PLR0913
-                 config_file: Path | None, dry_run: bool) -> None:
+                 config_file: Path | None, dry_run: bool, confirmed: bool,
+                 confirm_above: int) -> None:
     """Make every batch of a range of simulated time on the Celery fleet, through gold.
 
     Each message carries its tick's full spec, so workers need only their store's URLs.
     Rerun it after any interruption: batches already in gold are skipped, half-done ones
     finished. Exits 0 once every tick is in gold (with its file landed, when landing is on).
+    Before writing it prints its estimate of records, bytes and time, refuses (exit 2) when
+    the bytes do not fit the free space of the store's and the landing root's filesystems,
+    and asks (or needs --yes) above --confirm-above records.
 
     \b
     Example:
       emugen backfill --from 2026-01-01T00:00:00Z --to 2026-01-02T00:00:00Z --dry-run
     """
+    from emugen.backfill.budget import estimate
     from emugen.backfill.plan import parse_streams, parse_when, plan_backfill
 
     settings = load_settings(config_file)
@@ -56,21 +66,55 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
     click.echo(f"backfill ({plan.start.isoformat()}, {plan.end.isoformat()}] on the simulated "
                f"clock from {origin.isoformat()}, mode {mode_name}:")
     for stream, (ticks, records) in plan.counts.items():
-        seqs = [t.spec.seq for t in plan.ticks if t.stream is stream]
-        where = f" (seq {seqs[0]}..{seqs[-1]})" if seqs else ""
+        seqs = plan.ticks.seqs(stream)
+        where = f" (seq {seqs[0]}..{seqs[-1]})" if len(seqs) else ""
         click.echo(f"  {stream.value:<9} {ticks:>9,} ticks{where}  {records:>14,} records "
                    "expected")
     if dry_run:
+        click.echo(estimate(plan).line())
         return
     if config_file is not None:  # the Celery app reads its broker from the same file
         os.environ["EMUGEN_CONFIG"] = str(config_file)
-    _run(plan, settings.broker_url, settings.database_url)
+    from emugen.cli.options import store_engine
+
+    engine = store_engine(plan.settings.model_copy(update={"database_url":
+                                                           settings.database_url}))
+    _check_budget(plan, engine, confirmed, confirm_above)
+    _run(plan, engine, settings.broker_url)
 
 
-def _run(plan, broker_url: str, database_url: str) -> None:  # noqa: ANN001 - Plan loads late
+def _check_budget(plan, engine, confirmed: bool,  # noqa: ANN001 - Plan loads late
+                  confirm_above: int) -> None:
+    """Print the estimate of what is left to write; refuse what does not fit or is unconfirmed."""
+    from emugen.backfill.budget import estimate, room
+    from emugen.fleet.backfill import store_state
+
+    needs = estimate(plan, set(store_state(engine, plan)))
+    click.echo(needs.line())
+    space = room(plan.settings, needs)
+    for note in space.notes:
+        click.echo(f"  note: {note}")
+    if space.short:
+        raise BackfillRefused(f"backfill does not fit: {'; '.join(space.short)}; free space "
+                              "or split the range (--to earlier)")
+    if needs.records <= confirm_above or confirmed:
+        return
+    ask = f"it would write {needs.records:,} records, more than --confirm-above {confirm_above:,}"
+    if not _interactive():
+        raise BackfillRefused(f"backfill not started: {ask}; rerun with --yes to start it")
+    if not click.confirm(f"{ask[0].upper()}{ask[1:]}. Start writing?", default=False):
+        raise BackfillRefused(f"backfill not started: {ask} and it was not confirmed; "
+                              "rerun with --yes to start it")
+
+
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer the confirmation."""
+    return sys.stdin.isatty()
+
+
+def _run(plan, engine, broker_url: str) -> None:  # noqa: ANN001 - Plan loads late
     from emugen.backfill.progress import Progress
     from emugen.celery import app
-    from emugen.cli.options import store_engine
     from emugen.fleet.backfill import Backfill, CeleryFleet, landing_errors
 
     app.conf.broker_url = broker_url  # this config's broker, not the default one
@@ -79,7 +123,6 @@ def _run(plan, broker_url: str, database_url: str) -> None:  # noqa: ANN001 - Pl
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; all mean "no broker"
         raise BrokerError(f"no broker answers at {broker_url} ({exc}); start Redis and the "
                           "workers (`celery -A emugen worker`)") from None
-    engine = store_engine(plan.settings.model_copy(update={"database_url": database_url}))
     outcome = Backfill(engine, plan, CeleryFleet(app), plan.settings.fleet,
                        Progress(sys.stderr)).run()
     if not outcome.complete:

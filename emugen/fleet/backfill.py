@@ -12,14 +12,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, literal, select
+from sqlalchemy import Engine, literal, or_, select
 
-from emugen.backfill.plan import Plan, Tick
+from emugen.backfill.plan import Plan
 from emugen.backfill.progress import Progress, Snapshot
-from emugen.backfill.tick import SETTLED, check_same
-from emugen.db.models import BatchRow, LandedFile, LandingFailure
+from emugen.backfill.tick import CLAIM, SETTLED, check_same
+from emugen.backfill.ticks import Tick
+from emugen.db.models import BatchRow, ControlState, LandedFile, LandingFailure
 from emugen.db.session import read_session
 from emugen.errors import BackfillInputError
 from emugen.fleet.backpressure import gate, pipeline_depth
@@ -71,8 +73,8 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
                 ) -> dict[str, tuple[str, int, str]]:
     """batch id -> (status, record count, spec or "") for every batch at the plan's seqs.
 
-    The loop asks without the specs: an event spec lists every rejected company ordinal, so
-    reading them all a few times a second would cost more than the rest of the loop."""
+    The loop asks without the specs: reading every spec a few times a second would cost more
+    than the rest of the loop."""
     found: dict[str, tuple[str, int, str]] = {}
     spec_column = BatchRow.spec if with_spec else literal("")
     # with landing on, a tick is done once its file is landed too: a batch in gold whose
@@ -81,15 +83,15 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
     landed = LandedFile.batch_id.is_not(None) if plan.settings.landing.enabled else literal(True)
     with read_session(engine) as session:
         for stream in Stream:
-            seqs = [t.spec.seq for t in plan.ticks if t.stream is stream]
-            if not seqs:
+            seqs = plan.ticks.seqs(stream)
+            if not len(seqs):
                 continue
             rows = session.execute(
                 select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column,
                        landed)
                 .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
-                .where(BatchRow.stream == stream.value, BatchRow.seq >= min(seqs),
-                       BatchRow.seq <= max(seqs)))
+                .where(BatchRow.stream == stream.value, BatchRow.seq >= int(seqs[0]),
+                       BatchRow.seq <= int(seqs[-1])))
             found.update({b: (UNLANDED if s == "gold" and not done else s, n, spec)
                           for b, s, n, spec, done in rows})
     return found
@@ -101,6 +103,26 @@ def landing_errors(engine: Engine, batch_ids: list[str]) -> list[str]:
         return list(session.scalars(select(LandingFailure.error)
                                     .where(LandingFailure.batch_id.in_(batch_ids[:100]))
                                     .limit(3)))
+
+
+def running(engine: Engine, batch_ids: list[str], within: timedelta) -> set[str]:
+    """Those of these ticks a worker is still on: started (claimed) or past a stage within
+    `within` (fleet.stuck_after). Older than that, the worker is taken for lost, as the
+    reaper takes a batch idle that long before a stage."""
+    if not batch_ids:
+        return set()
+    since = datetime.now(UTC) - within
+    found: set[str] = set()
+    with read_session(engine) as session:
+        for start in range(0, len(batch_ids), 500):
+            part = batch_ids[start:start + 500]
+            claims = session.scalars(select(ControlState.key).where(
+                ControlState.key.in_([CLAIM + b for b in part]), ControlState.updated_at >= since))
+            found.update(key.removeprefix(CLAIM) for key in claims)
+            found.update(session.scalars(select(BatchRow.batch_id).where(
+                BatchRow.batch_id.in_(part), BatchRow.status.in_(("bronze", "silver")),
+                or_(BatchRow.bronze_at >= since, BatchRow.silver_at >= since))))
+    return found
 
 
 def settled_companies(engine: Engine, upto: int) -> tuple[int, list[int]]:
@@ -126,7 +148,7 @@ def check_store(engine: Engine, plan: Plan) -> None:
     for tick in plan.ticks:
         if tick.batch_id in state:
             check_same(state[tick.batch_id][2], tick.spec, tick.batch_id)
-    planned = {t.spec.seq for t in plan.ticks if t.stream is Stream.companies}
+    planned = set(plan.ticks.seqs(Stream.companies).tolist())
     with read_session(engine) as session:
         stored = set(session.scalars(select(BatchRow.seq).where(
             BatchRow.stream == Stream.companies.value, BatchRow.seq <= plan.companies_needed)))
@@ -208,12 +230,13 @@ class Backfill:
                                     outcome.seconds), final=final)
 
     def _due(self, tick: Tick, status: str, queued: int) -> bool:
-        """Whether to send the tick now: not done, not waiting on companies, not in flight.
+        """Whether to send the tick now, or (when sent before) again: not done, not waiting
+        on companies, and either never sent or overdue.
 
-        A tick sent before is sent again only when it is overdue *and* the queue is empty:
-        while messages wait, it may be one of them (a long queue is not a lost tick), and
-        copies would only make the queue longer. Once the queue is empty, an overdue tick
-        was lost with a worker (kill -9) or its landing failed, and is sent again."""
+        A tick sent before is overdue only when the queue is empty: while messages wait, it
+        may be one of them (a long queue is not a lost tick), and copies would only make the
+        queue longer. An overdue tick is sent again unless a worker is still on it (see
+        `running`): it was lost with a worker (kill -9), or its landing failed."""
         if status in ("gold", "failed"):
             return False
         if tick.stream is Stream.events and tick.companies_before > self._prefix:
@@ -227,9 +250,12 @@ class Backfill:
                 if state.get(t.batch_id, ("",))[0] in ("gold", "failed")}
         flight = sum(1 for b in self.sent if b not in done)
         depth = queued = self.fleet.depth()
-        for tick in self.plan.ticks:
-            status = state.get(tick.batch_id, ("",))[0]
-            if tick.batch_id in blocked or not self._due(tick, status, queued):
+        due = [t for t in self.plan.ticks if t.batch_id not in blocked
+               and self._due(t, state.get(t.batch_id, ("",))[0], queued)]
+        busy = running(self.engine, [t.batch_id for t in due if t.batch_id in self.sent],
+                       self.limits.stuck_after)
+        for tick in due:
+            if tick.batch_id in busy:
                 continue
             if gate(self.limits, depth, flight) is not None:
                 return

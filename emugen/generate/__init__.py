@@ -61,13 +61,15 @@ def to_lines(records: list[dict[str, Any]]) -> list[str]:
     return [dumps(r).decode() for r in records]
 
 
-def batch_size(spec: BatchSpec) -> tuple[int, str | None]:
+def batch_size(spec: BatchSpec, drivers: int | None = None) -> tuple[int, str | None]:
     """The record count of a batch, duplicates included, and why it is 0 when it must be.
 
     An event batch whose watermark admits no eligible company is empty by rule (whatever
-    min_batch_size says): events need drivers, drivers need a company in silver.
+    min_batch_size says): events need drivers, drivers need a company in silver. `drivers`:
+    the eligible drivers below the watermark, when the caller counted them already.
     """
-    drivers = active_drivers(spec) if spec.stream is Stream.events else None
+    if spec.stream is Stream.events and drivers is None:
+        drivers = active_drivers(spec)
     if drivers == 0:
         return 0, NO_COMPANIES
     rng = substream(spec.seed, spec.stream, spec.seq, "size")

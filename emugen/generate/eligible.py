@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emugen.generate.companies import company_traits
+from emugen.generate.exclusions import resolve
 from emugen.generate.spec import BatchSpec, CompanyShape
 
 # Capacity grows by this factor: a rising watermark appends one company batch per event batch,
@@ -47,6 +48,7 @@ class _Table:
         self.shape = shape
         self.count = 0
         self.excluded = np.zeros(0, dtype=np.int64)  # sorted, all < count
+        self.digest: str | None = None  # of the referenced list `excluded` was last checked on
         self.ends = np.empty(0, dtype=np.int32)
         self.trucks = np.empty(0, dtype=self._trucks_type())
         self.region = np.empty(0, dtype=np.int8)
@@ -70,6 +72,7 @@ class _Table:
         self.region = moved(self.region, np.int8)
         self.count = keep
         self.excluded = self.excluded[:np.searchsorted(self.excluded, keep)]
+        self.digest = None
 
     def extend(self, seed: int, upto: int, excluded: np.ndarray) -> None:
         """Fill companies count..upto-1 in place (beyond every view handed out)."""
@@ -109,6 +112,20 @@ _TABLES: dict[tuple[int, CompanyShape], _Table] = {}
 _LOCK = threading.Lock()
 
 
+def excluded_of(spec: BatchSpec) -> np.ndarray:
+    """The spec's excluded ordinals below its watermark, sorted and distinct: resolved from its
+    reference, or read from the list an older (or hand-made) spec carries."""
+    if spec.exclusions is not None:
+        listed = resolve(spec.exclusions, f"{spec.stream.value} batch {spec.seq}")
+        return listed[:np.searchsorted(listed, spec.watermark)]
+    rejected = spec.excluded_ordinals  # a tuple of ints: fromiter reads it ~2x faster
+    excluded = np.fromiter(rejected, dtype=np.int64, count=len(rejected))
+    excluded = excluded[excluded < spec.watermark]
+    if excluded.size > 1 and not bool(np.all(excluded[1:] > excluded[:-1])):
+        excluded = np.unique(excluded)  # build_spec sorts; a hand-made spec may not
+    return excluded
+
+
 def eligible_drivers(spec: BatchSpec) -> Eligible:
     """The eligible drivers of the companies below spec.watermark that silver holds.
 
@@ -117,20 +134,19 @@ def eligible_drivers(spec: BatchSpec) -> Eligible:
     the kept one below the watermark (another fleet's rejections) rebuilds from there on.
     """
     upto = spec.watermark
-    rejected = spec.excluded_ordinals  # a tuple of ints: fromiter reads it ~2x faster
-    excluded = np.fromiter(rejected, dtype=np.int64, count=len(rejected))
-    excluded = excluded[excluded < upto]
-    if excluded.size > 1 and not bool(np.all(excluded[1:] > excluded[:-1])):
-        excluded = np.unique(excluded)  # build_spec sorts; a hand-made spec may not
+    excluded = excluded_of(spec)
+    digest = spec.exclusions.digest if spec.exclusions is not None else None
     key = (spec.seed, spec.company_shape)
     with _LOCK:
         table = _TABLES.pop(key, None) or _Table(spec.company_shape)
         _TABLES[key] = table  # re-inserted: the dict's order is recency
         while len(_TABLES) > _TABLES_KEPT:
             del _TABLES[next(iter(_TABLES))]
-        valid = _agree_below(table.excluded, excluded, min(table.count, upto))
-        if valid < min(table.count, upto):
-            table.reallocate(len(table.ends), valid)
+        if digest is None or digest != table.digest:  # the same list needs no second look
+            valid = _agree_below(table.excluded, excluded, min(table.count, upto))
+            if valid < min(table.count, upto):
+                table.reallocate(len(table.ends), valid)
         if upto > table.count:
             table.extend(spec.seed, upto, excluded)
+            table.digest = digest
         return table.view(upto)

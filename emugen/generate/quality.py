@@ -102,6 +102,15 @@ class Layout:
     def __len__(self) -> int:
         return len(self.order)
 
+    def base_rows(self, index: np.ndarray) -> list[dict[str, Any]]:
+        """Base rows `index` (ascending) as their first landing shows them: mutated or clean."""
+        rows = self.columns.rows_at(index)
+        for i, row in zip(index.tolist(), rows, strict=True):
+            k = self.mutated.get(i)
+            if k is not None:
+                MUTATORS[self.defects[k]](self.spec, row, self.draws[k], i)
+        return rows
+
     def chunks(self, size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         """The rows in landing order, `size` at a time, so a big batch never sits in memory."""
         n = len(self.columns)

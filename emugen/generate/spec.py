@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from emugen.errors import SpecError
+from emugen.generate.exclusions import Exclusions
 from emugen.settings import MAX_BATCH, Frozen, ProductionEventCadence, Settings
 from emugen.settings.arrival import Arrival
 from emugen.vocabulary import DEFECTS_FOR, Defect, EventType, Mode, Stream
@@ -102,8 +103,11 @@ class BatchSpec(Frozen):
     size: SizeRule
     first_ordinal: int = Field(0, ge=0, le=MAX_ORDINAL)  # companies: the first one onboarded
     watermark: int = Field(0, ge=0, le=MAX_ORDINAL)  # events: companies 0..watermark-1 appear
-    # events: ordinals below the watermark that silver does not hold (their record was defective)
+    # events: ordinals below the watermark that silver does not hold (their record was
+    # defective, or their batch failed). Written by reference (see generate.exclusions): the
+    # list is what specs made before carry, and what a hand-made spec may still give.
     excluded_ordinals: tuple[int, ...] = ()
+    exclusions: Exclusions | None = None
     company_shape: CompanyShape
     event_types: dict[EventType, float] = Field(default_factory=dict)
     location_missing_rate: float = Field(0.0, ge=0, le=1)
@@ -127,6 +131,8 @@ class BatchSpec(Frozen):
             raise ValueError("size.max must be ≥ size.min")
         if isinstance(self.size, PoissonSize) and self.stream is not Stream.events:
             raise ValueError("a poisson size only applies to the events stream")
+        if self.exclusions is not None and self.excluded_ordinals:
+            raise ValueError("give excluded_ordinals or exclusions, not both")
         unknown = set(self.quality_weights) - set(DEFECTS_FOR[self.stream])
         if unknown:
             raise ValueError(f"defects {sorted(unknown)} do not apply to {self.stream.value}")
@@ -187,7 +193,8 @@ class SpecOptions(TypedDict, total=False):
     scheduled_at: datetime | None  # beat's tick; None: the interval follows from seq alone
     first_ordinal: int  # companies: the ordinal of the batch's first company
     watermark: int  # events: how many companies exist to reference
-    excluded_ordinals: tuple[int, ...]  # events: companies not to reference (retired)
+    excluded_ordinals: tuple[int, ...]  # events: companies not to reference, listed
+    exclusions: Exclusions | None  # events: the same by reference to the run's ledger
     size: int | None  # a fixed record count instead of the cadence's rule
     mode: Mode | str | None  # instead of the config's mode
     sources: tuple[BatchSpec, ...]  # events: earlier batches' specs, for redelivered copies
@@ -204,6 +211,7 @@ def build_spec(
     first_ordinal = options.get("first_ordinal", 0)
     watermark = options.get("watermark", 0)
     excluded_ordinals = options.get("excluded_ordinals", ())
+    exclusions = options.get("exclusions")
     size = options.get("size")
     mode = options.get("mode")
     try:
@@ -234,6 +242,7 @@ def build_spec(
         first_ordinal=first_ordinal if stream is Stream.companies else 0,
         watermark=watermark if stream is Stream.events else 0,
         excluded_ordinals=tuple(sorted(excluded_ordinals)) if stream is Stream.events else (),
+        exclusions=exclusions if stream is Stream.events else None,
         company_shape=CompanyShape(
             drivers_min=companies.drivers_per_company.min,
             drivers_max=companies.drivers_per_company.max,

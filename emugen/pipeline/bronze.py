@@ -21,7 +21,11 @@ from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.arrivals import source_specs, write_ledger
 from emugen.pipeline.stage import StageResult, since_ms
-from emugen.pipeline.watermark import company_watermark
+from emugen.pipeline.watermark import (
+    company_watermark,
+    exclusions_reference,
+    load_exclusions,
+)
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 
@@ -61,7 +65,7 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
     last = session.scalar(select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value))
     seq = (last or 0) + 1
     first_ordinal, watermark = 0, 0
-    excluded: tuple[int, ...] = ()
+    exclusions = None
     if stream is Stream.companies:
         # the latest company batch ends where the next one starts (ordinals are handed out in
         # seq order): one probe of the (stream, seq) key, where max(first + count) read every
@@ -72,12 +76,13 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
         ) or 0
     else:
         watermark, excluded = company_watermark(session)
+        exclusions = exclusions_reference(excluded)  # by reference: a spec stays small
     redelivered = settings.events.arrival.redelivered
     sources = (source_specs(session, stream, seq, redelivered.max_age)
                if stream is Stream.events and redelivered is not None else ())
     return build_spec(settings, stream, seq, scheduled_at=scheduled_at,
                       first_ordinal=first_ordinal, watermark=watermark,
-                      excluded_ordinals=excluded, size=size, mode=mode, sources=sources)
+                      exclusions=exclusions, size=size, mode=mode, sources=sources)
 
 
 def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled_at: datetime,
@@ -125,8 +130,10 @@ def run(session: Session, batch_id: str) -> StageResult:
                           .limit(1)) is not None:
             return StageResult(batch_id, "bronze", batch.record_count, batch.record_count,
                                since_ms(started), "already in bronze")
+        spec = BatchSpec.model_validate_json(batch.spec)
+        load_exclusions(session, spec)
         with gc_paused():
-            planned = draft(BatchSpec.model_validate_json(batch.spec))
+            planned = draft(spec)
     _write_rows(session, batch_id, planned)
     batch.bronze_at = datetime.now(UTC)
     return StageResult(batch_id, "bronze", len(planned), len(planned), since_ms(started))

@@ -12,6 +12,7 @@ from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
 from emugen.errors import BatchNotFound, EmugenError
 from emugen.generate import GENERATOR_VERSION, BatchSpec, draft, gc_paused
 from emugen.pipeline.arrivals import ledger_rows, recorded_ledger
+from emugen.pipeline.watermark import load_exclusions
 
 _SHOWN = 5
 
@@ -62,6 +63,7 @@ def replay(session: Session, batch_id: str) -> ReplayReport:
             f"emugen has version {GENERATOR_VERSION}; replay it with the emugen that made it"
         )
     spec = BatchSpec.model_validate_json(batch.spec)
+    load_exclusions(session, spec)
     report = ReplayReport(batch_id)
     stored = session.execute(
         select(BronzeRecord.row_no, BronzeRecord.payload)

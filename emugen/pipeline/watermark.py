@@ -2,6 +2,8 @@
 
 Two marks in `control_state` let the walk start past ordinal 0: the settled prefix an earlier
 walk found (a checkpoint), and the floor below which retention pruned the batch rows.
+The same rows give back the excluded companies an event spec names by reference
+(`load_exclusions`), so a batch is regenerated from the store that holds its run.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emugen.db.models import BatchRow, ControlState
+from emugen.errors import ExclusionsUnknown
+from emugen.generate import BatchSpec
+from emugen.generate.exclusions import Exclusions, digest_of, known, remember
 from emugen.vocabulary import Stream
 
 COMPANY_FLOOR = "company_floor"  # companies below it: their batch rows were pruned
@@ -95,30 +101,6 @@ def raise_floor(session: Session, ids: list[str]) -> None:
     _set_mark(session, COMPANY_FLOOR, floor, rejected)
 
 
-def _walk(session: Session) -> tuple[int, int, list[int]]:
-    """(the floor the walk started from, the watermark W, the ordinals below W not in silver)."""
-    floor, below = company_floor(session)
-    rows = session.execute(
-        select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
-               BatchRow.excluded_ordinals)
-        .where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
-        .order_by(BatchRow.first_ordinal)
-    ).all()
-    watermark, excluded = floor, list(below)
-    for first, count, status, rejected in rows:
-        if first != watermark or status not in ("silver", "gold", "failed"):
-            break
-        watermark += count
-        if status == "failed":
-            # Its retries ran out, so nothing will refine it: treat every company it planned as
-            # absent. Waiting for it instead would freeze the watermark (and every later event
-            # batch's choice of companies) for good.
-            excluded.extend(range(first, first + count))
-        else:
-            excluded.extend(json.loads(rejected or "[]"))
-    return floor, watermark, excluded
-
-
 def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
     """Companies 0..W-1 are settled (every company batch below W is refined or failed), and the
     ordinals among them that are not in silver: rejected by silver, or planned by a failed batch.
@@ -128,7 +110,7 @@ def company_watermark(session: Session) -> tuple[int, tuple[int, ...]]:
     which retention pruned the batch rows. Without it every event batch would read every
     company batch ever made (16 ms per event batch after an hour at a 1 s interval, growing).
     """
-    floor, watermark, excluded = _walk(session)
+    floor, watermark, excluded = _settled(session)
     if watermark > floor:
         mark_settled(session, watermark, excluded)
     return watermark, tuple(excluded)
@@ -140,5 +122,80 @@ def usable_companies(session: Session) -> int:
     Zero means its batch would be empty ("no company is in silver yet"): beat holds the
     events tick until this is positive.
     """
-    _, watermark, excluded = _walk(session)
+    _, watermark, excluded = _settled(session)
     return watermark - len(set(excluded))
+
+
+def _settled(session: Session) -> tuple[int, int, list[int]]:
+    """(the floor the walk started from, the watermark W, the ordinals below W not in silver)."""
+    floor, below = company_floor(session)
+    watermark, excluded = _walk(session, floor, below, None)
+    return floor, watermark, excluded
+
+
+def _walk(session: Session, floor: int, below: tuple[int, ...],
+          upto: int | None) -> tuple[int, list[int]]:
+    """From a mark, over the settled company batches in ordinal order (those below `upto`)."""
+    query = select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
+                   BatchRow.excluded_ordinals).where(
+        BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
+    if upto is not None:
+        query = query.where(BatchRow.first_ordinal < upto)
+    watermark, excluded = floor, list(below)
+    for first, count, status, rejected in session.execute(query.order_by(BatchRow.first_ordinal)):
+        if first != watermark or status not in ("silver", "gold", "failed"):
+            break
+        watermark += count
+        if status == "failed":
+            # Its retries ran out, so nothing will refine it: treat every company it planned as
+            # absent. Waiting for it instead would freeze the watermark (and every later event
+            # batch's choice of companies) for good.
+            excluded.extend(range(first, first + count))
+        else:
+            excluded.extend(json.loads(rejected or "[]"))
+    return watermark, excluded
+
+
+def exclusions_reference(excluded: tuple[int, ...]) -> Exclusions:
+    """What an event spec carries for this excluded list (kept loaded in this process)."""
+    return remember(np.asarray(excluded, dtype=np.int64))
+
+
+# The last list each store gave `load_exclusions`: a backfill's event ticks come in clock
+# order, each naming a few more companies than the last, so a worker walks on from there
+# rather than over every company batch of the run each time.
+_LOADED: dict[str, tuple[int, np.ndarray]] = {}
+
+
+def load_exclusions(session: Session, spec: BatchSpec) -> None:
+    """Load the excluded companies `spec` names by reference from this store, so `draft(spec)`
+    finds them; ExclusionsUnknown when the store's differ (another run's store)."""
+    reference = spec.exclusions
+    if reference is None or known(reference) is not None:
+        return
+    bind = session.get_bind()
+    store = str(bind.engine.url)
+    ordinals = _store_exclusions(session, spec.watermark, _LOADED.get(store))
+    if digest_of(ordinals) != reference.digest:
+        ordinals = _store_exclusions(session, spec.watermark, None)  # not from a stale start
+    if digest_of(ordinals) != reference.digest:
+        raise ExclusionsUnknown(
+            f"{spec.stream.value} batch {spec.seq} names {reference.count:,} excluded companies "
+            f"(digest {reference.digest}), and this store's company batches below its "
+            f"watermark {spec.watermark:,} exclude {len(ordinals):,} others; regenerate it "
+            "with the store its run wrote")
+    remember(ordinals, reference.digest)
+    _LOADED[store] = (spec.watermark, ordinals)
+
+
+def _store_exclusions(session: Session, watermark: int,
+                      start: tuple[int, np.ndarray] | None) -> np.ndarray:
+    """The excluded ordinals below `watermark` as the store holds them, sorted."""
+    floor, below = company_floor(session)
+    if start is not None and floor < start[0] <= watermark:
+        floor, below = start[0], tuple(start[1].tolist())
+    if floor >= watermark:
+        excluded = [o for o in below if o < watermark]
+    else:
+        _, excluded = _walk(session, floor, below, watermark)
+    return np.asarray(excluded, dtype=np.int64)
