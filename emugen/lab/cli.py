@@ -274,12 +274,13 @@ def bench_backfill_cmd(days: float, database: str | None, as_json: bool) -> None
 
 
 def _register_bench() -> None:
+    from emugen.lab.firstgold import first_gold_cmd
     from emugen.lab.history import history_cmd
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
 
     for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, export_cmd,
-                    history_cmd):
+                    history_cmd, first_gold_cmd):
         bench_group.add_command(command)
 
 
