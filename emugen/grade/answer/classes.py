@@ -1,0 +1,124 @@
+"""Per wrong cell, what each cause would change: the value of the cell with each class of
+records taken out of (or put into) the expected count, computed in one pass of DuckDB SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from emugen.grade.answer.expected import DISTINCT, HITS, metrics_of
+
+# records the policy counts, which a consumer may have missed: taking them out lowers the cell
+NEGATIVE = {"late_dropped": "counted_lo AND late", "delayed_missed": "counted_lo AND delayed",
+            "clean_rejected": "counted_lo AND coalesce(NOT kept, false)"}
+# records the policy does not count, which a consumer may have counted: putting them in raises it
+POSITIVE = {"late_counted": "eligible AND NOT counted_hi",
+            "redelivered_counted": "valid AND copy", "defect_counted": "NOT valid",
+            "unreleased": "valid AND NOT copy AND NOT released"}
+CLASSES = {**NEGATIVE, **POSITIVE}
+EXAMPLES = 3
+
+
+@dataclass
+class Effect:
+    """One class of records in one cell: what they change in the metric, how many, which."""
+
+    delta: int
+    count: int
+    examples: list[dict] = field(default_factory=list)
+
+
+Effects = dict[tuple[int, str, str], dict[str, Effect]]  # (w, key, metric) -> cause -> effect
+
+
+def _example(batch_id: str, row_no: int, record_id: str | None, stream: str) -> dict:
+    name = "event_id" if stream == "events" else "company_id"
+    return {"batch_id": batch_id, "row_no": row_no, name: record_id}
+
+
+def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
+    """The effect of every class on every metric of the cells in `wrong_keys(w, key)`."""
+    tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
+    additive = [m for m in metrics_of(table) if m not in DISTINCT]
+    aggs = []
+    for m in additive:
+        hit = HITS[table][m]
+        aggs.append(f"count(*) FILTER (WHERE {hit}) AS \"n_{m}\"")
+        aggs.append(f"(list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no) "
+                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}] AS \"x_{m}\"")
+    rows = con.execute(f"""
+        WITH r AS (SELECT c.* FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key)),
+        tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
+                   WHERE cls IS NOT NULL)
+        SELECT w, key, cls, {', '.join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
+    out: Effects = {}
+    for row in rows:
+        w, key, cls = row[0], row[1], row[2]
+        sign = -1 if cls in NEGATIVE else 1
+        for i, m in enumerate(additive):
+            n, examples = row[3 + 2 * i], row[4 + 2 * i]
+            if n:
+                out.setdefault((w, key, m), {})[cls] = Effect(
+                    sign * n, n, [_example(*e.values()) if isinstance(e, dict) else _example(*e)
+                                  for e in examples or []])
+    if table == "company":
+        _driver_effects(con, out)
+    return out
+
+
+def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
+    """active_drivers is a distinct count: a class changes it by the drivers only it adds (or
+    the counted drivers only it holds)."""
+    flags, sums = [], []
+    for name, pred in CLASSES.items():
+        flags.append(f"bool_or({pred}) AS \"has_{name}\"")
+        if name in NEGATIVE:
+            flags.append(f"bool_or(counted_lo AND NOT ({pred})) AS \"rest_{name}\"")
+            sums.append(f"-count(*) FILTER (WHERE lo AND NOT \"rest_{name}\") AS \"{name}\"")
+        else:
+            sums.append(f"count(*) FILTER (WHERE \"has_{name}\" AND NOT hi) AS \"{name}\"")
+    rows = con.execute(f"""
+        WITH r AS (SELECT c.* FROM cells_company c SEMI JOIN wrong_keys USING (w, key)),
+        d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
+                     {', '.join(flags)}
+              FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
+        SELECT w, key, {', '.join(sums)} FROM d GROUP BY w, key""").fetchall()
+    for row in rows:
+        w, key = row[0], row[1]
+        for name, delta in zip(CLASSES, row[2:], strict=True):
+            if not delta:
+                continue
+            examples = out.get((w, key, "events"), {}).get(name)
+            out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
+                int(delta), abs(int(delta)), list(examples.examples) if examples else [])
+
+
+def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[tuple, int]:
+    """(w, key) -> shift in ms, for wrong rows whose every metric equals the expected value of
+    the same key one window, or whole hours (a time zone), away."""
+    n = len(metrics_of(table))
+    shifts = sorted({width_ms, -width_ms, *(h * 3_600_000 for h in range(-14, 15) if h)})
+    rows = con.execute(f"""
+        WITH s AS (SELECT unnest({shifts}) AS s),
+        g AS (SELECT g.* FROM got g SEMI JOIN wrong_keys USING (w, key)),
+        m AS (SELECT g.w, g.key, s.s, coalesce(g.value, 0) BETWEEN coalesce(e.lo, 0)
+                     AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS some
+              FROM g CROSS JOIN s
+              LEFT JOIN exp_long e ON e.key = g.key AND e.metric = g.metric AND e.w = g.w + s.s)
+        SELECT w, key, arg_min(s, abs(s)) FROM (
+            SELECT w, key, s FROM m GROUP BY w, key, s
+            HAVING bool_and(ok) AND bool_or(some) AND count(*) = {n})
+        GROUP BY w, key""").fetchall()
+    return {(w, key): s for w, key, s in rows}
+
+
+def cell_records(con: duckdb.DuckDBPyConnection, table: str) -> dict[tuple, tuple[int, list]]:
+    """(w, key) -> (records landed in the cell, a few counted ones) for the wrong rows."""
+    rows = con.execute(f"""
+        SELECT w, key, count(*),
+               (list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no)
+                FILTER (WHERE counted_hi))[1:{EXAMPLES}]
+        FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key) GROUP BY w, key""").fetchall()
+    return {(w, key): (n, [_example(*(e.values() if isinstance(e, dict) else e))
+                           for e in examples or []]) for w, key, n, examples in rows}

@@ -1,0 +1,135 @@
+"""Compare the consumer's gold with the expected gold; explain every wrong cell.
+
+For each wrong (window, key, metric) the alternative values of the cell are the expected
+value with each class of records (classes.py) taken out or put in. The smallest combination of
+whole classes that gives what the consumer got is the explanation; else the whole row moved by
+a window or by whole hours (`window_shifted`); else part of one class (a consumer that lost
+some of the late records, say); else `no_such_window` when no record lands in the cell at all;
+else `unexplained`, with the cell's records.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import duckdb
+
+from emugen.grade.answer.classes import (
+    NEGATIVE,
+    Effect,
+    cell_records,
+    class_effects,
+    shifted,
+)
+from emugen.grade.answer.policy import Tolerance
+
+CAUSES = ("late_dropped", "late_counted", "redelivered_counted", "defect_counted",
+          "clean_rejected", "delayed_missed", "window_shifted", "no_such_window", "unexplained")
+PREFERENCE = ("late_dropped", "late_counted", "redelivered_counted", "defect_counted",
+              "clean_rejected", "delayed_missed", "unreleased")
+
+
+def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_ms: float,
+            width_ms: int) -> dict:
+    """`cmp`: every cell with lo, hi, got, and its state (ok | wrong | pending)."""
+    top = con.execute("SELECT max(w) FROM got").fetchall()[0][0]
+    later = f"w > {int(top)}" if top is not None else "true"
+    if pending_after_ms != float("inf"):  # a watermark has not passed the window's end yet
+        later += f" OR w + {width_ms} > {int(pending_after_ms)}"
+    allowed_lo = f"greatest({tolerance.absolute}, {tolerance.relative} * abs(lo))"
+    allowed_hi = f"greatest({tolerance.absolute}, {tolerance.relative} * abs(hi))"
+    con.execute(f"""
+        CREATE OR REPLACE TABLE cmp AS
+        WITH j AS (
+          SELECT coalesce(e.w, g.w) AS w, coalesce(e.key, g.key) AS key,
+                 coalesce(e.metric, g.metric) AS metric, coalesce(e.lo, 0) AS lo,
+                 coalesce(e.hi, 0) AS hi, g.value AS got
+          FROM exp_long e FULL OUTER JOIN got g
+            ON e.w = g.w AND e.key = g.key AND e.metric = g.metric)
+        SELECT *, CASE
+            WHEN coalesce(got, 0) >= lo - {allowed_lo} AND coalesce(got, 0) <= hi + {allowed_hi}
+              THEN 'ok'
+            WHEN got IS NULL AND ({later}) THEN 'pending'
+            ELSE 'wrong' END AS state
+        FROM j""")
+    con.execute("CREATE OR REPLACE TABLE wrong_keys AS SELECT DISTINCT w, key FROM cmp "
+                "WHERE state = 'wrong'")
+    counts = dict(con.execute("SELECT state, count(*) FROM cmp GROUP BY state").fetchall())
+    return {"cells": sum(counts.values()), "ok": counts.get("ok", 0),
+            "wrong": counts.get("wrong", 0), "pending": counts.get("pending", 0)}
+
+
+def _search(effects: dict[str, Effect], target: float, slack: float) -> list[dict] | None:
+    """The smallest set of whole classes whose deltas add up to `target`, as causes."""
+    names = [n for n in PREFERENCE if n in effects and effects[n].delta]
+    for size in range(1, len(names) + 1):
+        for combo in combinations(names, size):
+            if abs(sum(effects[n].delta for n in combo) - target) <= slack:
+                return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
+                        for n in combo]
+    return None
+
+
+def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
+    """Part of one class: the consumer lost (or added) some, not all, of its records."""
+    for name in PREFERENCE:
+        effect = effects.get(name)
+        if effect and effect.delta and (effect.delta > 0) == (target > 0) \
+                and abs(effect.delta) >= abs(target):
+            share = round(abs(target))
+            return [{"cause": name, "count": share, "examples": effect.examples[:share]}]
+    return None
+
+
+def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
+            tolerance: Tolerance) -> tuple[list[dict], int]:
+    """Every wrong cell with its causes (worst first); how many turned out to be pending
+    (only records of a delayed batch not released yet are missing)."""
+    wrong = con.execute("SELECT w, key, metric, lo, hi, got FROM cmp WHERE state = 'wrong' "
+                        "ORDER BY greatest(abs(coalesce(got, 0) - lo), abs(coalesce(got, 0) - hi)) "
+                        "DESC, w, key, metric").fetchall()
+    if not wrong:
+        return [], 0
+    effects = class_effects(con, table)
+    moved = shifted(con, table, width_ms)
+    records = cell_records(con, table)
+    cells, pending = [], 0
+    for w, key, metric, lo, hi, got in wrong:
+        value = 0 if got is None else got
+        target = value - lo if value < lo else value - hi
+        slack = tolerance.allowed(hi)
+        found = effects.get((w, key, metric), {})
+        causes = _search(found, target, slack)
+        if causes is not None and all(c["cause"] == "unreleased" for c in causes):
+            pending += 1
+            continue
+        if causes is None and (w, key) in moved:
+            causes = [{"cause": "window_shifted", "count": int(value),
+                       "shift_ms": moved[(w, key)], "examples": []}]
+        causes = causes or _partial(found, target)
+        if causes is None:
+            landed, examples = records.get((w, key), (0, []))
+            causes = [{"cause": "no_such_window" if not landed else "unexplained",
+                       "count": landed, "examples": examples}]
+        cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
+                "difference": value - (lo if value < lo else hi),
+                "causes": [c for c in causes if c["cause"] != "unreleased"]}
+        if lo == hi:
+            cell["expected"] = lo
+        else:
+            cell["expected_lo"], cell["expected_hi"] = lo, hi
+        cells.append(cell)
+    return cells, pending
+
+
+def by_cause(cells: list[dict]) -> dict[str, int]:
+    """Wrong cells per cause (a cell with two causes counts under each)."""
+    out = dict.fromkeys(CAUSES, 0)
+    for cell in cells:
+        for cause in {c["cause"] for c in cell["causes"]}:
+            out[cause] = out.get(cause, 0) + 1
+    return out
+
+
+def negative(cause: str) -> bool:
+    return cause in NEGATIVE
