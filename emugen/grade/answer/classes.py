@@ -103,12 +103,12 @@ def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[t
         WITH s AS (SELECT unnest({shifts}) AS s),
         g AS (SELECT g.* FROM got g SEMI JOIN wrong_keys USING (w, key)),
         m AS (SELECT g.w, g.key, s.s, coalesce(g.value, 0) BETWEEN coalesce(e.lo, 0)
-                     AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS some
+                     AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS nonzero
               FROM g CROSS JOIN s
               LEFT JOIN exp_long e ON e.key = g.key AND e.metric = g.metric AND e.w = g.w + s.s)
         SELECT w, key, arg_min(s, abs(s)) FROM (
             SELECT w, key, s FROM m GROUP BY w, key, s
-            HAVING bool_and(ok) AND bool_or(some) AND count(*) = {n})
+            HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
         GROUP BY w, key""").fetchall()
     return {(w, key): s for w, key, s in rows}
 

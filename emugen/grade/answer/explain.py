@@ -25,8 +25,10 @@ from emugen.grade.answer.policy import Tolerance
 
 CAUSES = ("late_dropped", "late_counted", "redelivered_counted", "defect_counted",
           "clean_rejected", "delayed_missed", "window_shifted", "no_such_window", "unexplained")
-PREFERENCE = ("late_dropped", "late_counted", "redelivered_counted", "defect_counted",
-              "clean_rejected", "delayed_missed", "unreleased")
+# which class names a difference first when several would: a delayed batch's records are late
+# because the batch was delayed, so that is the cause named
+PREFERENCE = ("delayed_missed", "late_dropped", "late_counted", "redelivered_counted",
+              "defect_counted", "clean_rejected", "unreleased")
 
 
 def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_ms: float,
