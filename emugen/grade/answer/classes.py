@@ -109,6 +109,9 @@ def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[t
         SELECT w, key, arg_min(s, abs(s)) FROM (
             SELECT w, key, s FROM m GROUP BY w, key, s
             HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
+        -- a shifted row leaves the window it belongs to wrong (or empty) in the consumer's gold
+        WHERE (w + s, key) NOT IN (SELECT (c.w, c.key) FROM cmp c WHERE c.got IS NOT NULL
+                                   AND (c.w, c.key) NOT IN (SELECT (w, key) FROM wrong_keys))
         GROUP BY w, key""").fetchall()
     return {(w, key): s for w, key, s in rows}
 
@@ -117,7 +120,8 @@ def cell_records(con: duckdb.DuckDBPyConnection, table: str) -> dict[tuple, tupl
     """(w, key) -> (records landed in the cell, a few counted ones) for the wrong rows."""
     rows = con.execute(f"""
         SELECT w, key, count(*),
-               (list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no)
+               (list((batch_id, row_no, record_id, stream)
+                     ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
         FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key) GROUP BY w, key""").fetchall()
     return {(w, key): (n, [_example(*(e.values() if isinstance(e, dict) else e))

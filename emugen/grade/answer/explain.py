@@ -61,9 +61,16 @@ def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_
             "wrong": counts.get("wrong", 0), "pending": counts.get("pending", 0)}
 
 
+def _order(effects: dict[str, Effect]) -> list[str]:
+    """The classes present, in PREFERENCE order; a clean record the consumer's own silver
+    lacks is named as rejected first: that is known, not inferred."""
+    names = [n for n in PREFERENCE if n in effects and effects[n].delta]
+    return sorted(names, key=lambda n: n != "clean_rejected")
+
+
 def _search(effects: dict[str, Effect], target: float, slack: float) -> list[dict] | None:
     """The smallest set of whole classes whose deltas add up to `target`, as causes."""
-    names = [n for n in PREFERENCE if n in effects and effects[n].delta]
+    names = _order(effects)
     for size in range(1, len(names) + 1):
         for combo in combinations(names, size):
             if abs(sum(effects[n].delta for n in combo) - target) <= slack:
@@ -74,7 +81,7 @@ def _search(effects: dict[str, Effect], target: float, slack: float) -> list[dic
 
 def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
     """Part of one class: the consumer lost (or added) some, not all, of its records."""
-    for name in PREFERENCE:
+    for name in _order(effects):
         effect = effects.get(name)
         if effect and effect.delta and (effect.delta > 0) == (target > 0) \
                 and abs(effect.delta) >= abs(target):
