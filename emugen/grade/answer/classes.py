@@ -26,15 +26,28 @@ class Effect:
 
     delta: int
     count: int
-    examples: list[dict] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # a few records, as ID_TEXT
+
+    @property
+    def examples(self) -> list[dict]:
+        return examples_of(self.texts)
 
 
 Effects = dict[tuple[int, str, str], dict[str, Effect]]  # (w, key, metric) -> cause -> effect
 
 
-def _example(batch_id: str, row_no: int, record_id: str | None, stream: str) -> dict:
+# a record's id in one string: DuckDB hands strings to Python far faster than structs
+ID_TEXT = "stream || '\t' || batch_id || '\t' || row_no || '\t' || coalesce(record_id, '')"
+
+
+def _example(text: str) -> dict:
+    stream, batch_id, row_no, record_id = text.split("\t")
     name = "event_id" if stream == "events" else "company_id"
-    return {"batch_id": batch_id, "row_no": row_no, name: record_id}
+    return {"batch_id": batch_id, "row_no": int(row_no), name: record_id or None}
+
+
+def examples_of(texts: list[str] | None) -> list[dict]:
+    return [_example(t) for t in texts or []]
 
 
 def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
@@ -45,7 +58,7 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
     for m in additive:
         hit = HITS[table][m]
         aggs.append(f"count(*) FILTER (WHERE {hit}) AS \"n_{m}\"")
-        aggs.append(f"(list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no) "
+        aggs.append(f"(list({ID_TEXT} ORDER BY k, batch_id, row_no) "
                     f"FILTER (WHERE {hit}))[1:{EXAMPLES}] AS \"x_{m}\"")
     rows = con.execute(f"""
         WITH r AS (SELECT c.* FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key)),
@@ -59,9 +72,7 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
         for i, m in enumerate(additive):
             n, examples = row[3 + 2 * i], row[4 + 2 * i]
             if n:
-                out.setdefault((w, key, m), {})[cls] = Effect(
-                    sign * n, n, [_example(*e.values()) if isinstance(e, dict) else _example(*e)
-                                  for e in examples or []])
+                out.setdefault((w, key, m), {})[cls] = Effect(sign * n, n, examples)
     if table == "company":
         _driver_effects(con, out)
     return out
@@ -91,17 +102,18 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
                 continue
             examples = out.get((w, key, "events"), {}).get(name)
             out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), list(examples.examples) if examples else [])
+                int(delta), abs(int(delta)), list(examples.texts) if examples else [])
 
 
-def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[tuple, int]:
-    """(w, key) -> shift in ms, for wrong rows whose every metric equals the expected value of
-    the same key one window, or whole hours (a time zone), away."""
+def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
+            keys: str) -> dict[tuple, int]:
+    """(w, key) -> shift in ms, for the rows in table `keys` whose every metric equals the
+    expected value of the same key one window, or whole hours (a time zone), away."""
     n = len(metrics_of(table))
     shifts = sorted({width_ms, -width_ms, *(h * 3_600_000 for h in range(-14, 15) if h)})
     rows = con.execute(f"""
         WITH s AS (SELECT unnest({shifts}) AS s),
-        g AS (SELECT g.* FROM got g SEMI JOIN wrong_keys USING (w, key)),
+        g AS (SELECT g.* FROM got g SEMI JOIN {keys} USING (w, key)),
         m AS (SELECT g.w, g.key, s.s, coalesce(g.value, 0) BETWEEN coalesce(e.lo, 0)
                      AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS nonzero
               FROM g CROSS JOIN s
@@ -116,13 +128,12 @@ def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[t
     return {(w, key): s for w, key, s in rows}
 
 
-def cell_records(con: duckdb.DuckDBPyConnection, table: str) -> dict[tuple, tuple[int, list]]:
-    """(w, key) -> (records landed in the cell, a few counted ones) for the wrong rows."""
+def cell_records(con: duckdb.DuckDBPyConnection, table: str,
+                 keys: str) -> dict[tuple, tuple[int, list]]:
+    """(w, key) -> (records landed in the cell, a few counted ones) for the rows in `keys`."""
     rows = con.execute(f"""
         SELECT w, key, count(*),
-               (list((batch_id, row_no, record_id, stream)
-                     ORDER BY stream DESC, k, batch_id, row_no)
+               (list({ID_TEXT} ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
-        FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key) GROUP BY w, key""").fetchall()
-    return {(w, key): (n, [_example(*(e.values() if isinstance(e, dict) else e))
-                           for e in examples or []]) for w, key, n, examples in rows}
+        FROM cells_{table} c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
+    return {(w, key): (n, examples_of(examples)) for w, key, n, examples in rows}

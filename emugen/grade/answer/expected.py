@@ -25,7 +25,8 @@ DISTINCT = {"active_drivers": "driver_id"}  # metrics counted as distinct values
 
 
 def drop_sql(policy: Policy, width_ms: int) -> tuple[str, str]:
-    """(dropped for certain, dropped at most): predicates over `rec` joined with `progress`."""
+    """(dropped for certain, dropped at most): predicates over a record and its file's
+    `progress`."""
     end = f"(w + {width_ms})"
     if policy.kind == "watermark":
         certain = f"coalesce({end} <= p.before_2 - {policy.delay_ms}, false)"
@@ -45,13 +46,22 @@ def judge(con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int) -> None
     certain, at_most = drop_sql(policy, width_ms)
     con.execute(f"""
         CREATE OR REPLACE TABLE judged AS
-        SELECT r.*, NULL::BOOLEAN AS kept, valid AND NOT copy AND released AS eligible,
+        WITH r AS (
+          SELECT p.*, f.k, f.delayed, f.released, f.before_1, f.before_2,
+                 p.event_ms // {width_ms} * {width_ms} AS w,
+                 c.batch_id IS NOT NULL AS copy, l.condition = 'late' AS ledger_late
+          FROM parsed p JOIN progress f USING (stream, batch_id)
+          LEFT JOIN copies c ON c.batch_id = p.batch_id AND c.row_no = p.row_no
+          LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
+               AND l.condition = 'late')
+        SELECT * EXCLUDE (before_1, before_2, ledger_late), NULL::BOOLEAN AS kept,
+               valid AND NOT copy AND released AS eligible,
                valid AND NOT copy AND released AND NOT {certain} AS counted_hi,
                valid AND NOT copy AND released AND NOT {at_most} AS counted_lo,
                valid AND NOT copy AND released AND {at_most} AS dropped,
-               coalesce(ledger_late, false) OR coalesce(w + {width_ms} <= p.before_1, false)
+               coalesce(ledger_late, false) OR coalesce(w + {width_ms} <= before_1, false)
                  AS late
-        FROM rec r JOIN progress p USING (stream, k)""")
+        FROM r p""")
     con.execute("""
         CREATE OR REPLACE VIEW cells_company AS
         SELECT *, company_id AS key FROM judged

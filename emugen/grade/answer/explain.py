@@ -14,6 +14,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import duckdb
+import pyarrow as pa
 
 from emugen.grade.answer.classes import (
     NEGATIVE,
@@ -92,6 +93,32 @@ def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
     return None
 
 
+def _target(lo: int, hi: int, got: float | None) -> float:
+    value = 0 if got is None else got
+    return value - lo if value < lo else value - hi
+
+
+def _causes(found: dict[str, Effect], target: float, slack: float,
+            shift: int | None) -> list[dict] | None:
+    """One whole class, else a shifted row, else part of one class, else several classes."""
+    causes = _search(found, target, slack, 1)
+    if causes is None and shift is not None:
+        causes = [{"cause": "window_shifted", "count": 1, "shift_ms": shift, "examples": []}]
+    return causes or _partial(found, target) or _search(found, target, slack, len(found))
+
+
+def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,
+          causes: list[dict]) -> dict:
+    cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
+            "difference": _target(lo, hi, got),
+            "causes": [c for c in causes if c["cause"] != "unreleased"]}
+    if lo == hi:
+        cell["expected"] = lo
+    else:
+        cell["expected_lo"], cell["expected_hi"] = lo, hi
+    return cell
+
+
 def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
             tolerance: Tolerance) -> tuple[list[dict], int]:
     """Every wrong cell with its causes (worst first); how many turned out to be pending
@@ -102,19 +129,20 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     if not wrong:
         return [], 0
     effects = class_effects(con, table)
-    moved = shifted(con, table, width_ms)
-    records = cell_records(con, table)
+    # rows no single whole class explains: only these are searched for a shift, or listed
+    open_keys = sorted({(w, key) for w, key, metric, lo, hi, got in wrong
+                        if _search(effects.get((w, key, metric), {}), _target(lo, hi, got),
+                                   tolerance.allowed(hi), 1) is None})
+    con.register("open_arrow", pa.table({"w": pa.array([k[0] for k in open_keys], pa.int64()),
+                                         "key": pa.array([k[1] for k in open_keys], pa.string())}))
+    con.execute("CREATE OR REPLACE TABLE open_keys AS SELECT * FROM open_arrow")
+    con.unregister("open_arrow")
+    moved = shifted(con, table, width_ms, "open_keys") if open_keys else {}
+    records = cell_records(con, table, "open_keys") if open_keys else {}
     cells, pending = [], 0
     for w, key, metric, lo, hi, got in wrong:
-        value = 0 if got is None else got
-        target = value - lo if value < lo else value - hi
-        slack = tolerance.allowed(hi)
-        found = effects.get((w, key, metric), {})
-        causes = _search(found, target, slack, 1)
-        if causes is None and (w, key) in moved:
-            causes = [{"cause": "window_shifted", "count": int(value),
-                       "shift_ms": moved[(w, key)], "examples": []}]
-        causes = causes or _partial(found, target) or _search(found, target, slack, len(found))
+        causes = _causes(effects.get((w, key, metric), {}), _target(lo, hi, got),
+                         tolerance.allowed(hi), moved.get((w, key)))
         if causes is not None and all(c["cause"] == "unreleased" for c in causes):
             pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
@@ -122,14 +150,7 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
             landed, examples = records.get((w, key), (0, []))
             causes = [{"cause": "no_such_window" if not landed else "unexplained",
                        "count": landed, "examples": examples}]
-        cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
-                "difference": value - (lo if value < lo else hi),
-                "causes": [c for c in causes if c["cause"] != "unreleased"]}
-        if lo == hi:
-            cell["expected"] = lo
-        else:
-            cell["expected_lo"], cell["expected_hi"] = lo, hi
-        cells.append(cell)
+        cells.append(_cell(w, key, metric, lo, hi, got, causes))
     return cells, pending
 
 

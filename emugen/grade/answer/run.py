@@ -73,7 +73,7 @@ def pending_after(con: duckdb.DuckDBPyConnection, policy: Policy) -> float:
     """The end of the last window a watermark has surely passed, or +inf."""
     if policy.kind != "watermark":
         return float("inf")
-    row = con.execute("SELECT before_1 FROM progress WHERE stream = 'events' "
+    row = con.execute("SELECT before_1 FROM progress WHERE stream = 'events' AND released "
                       "ORDER BY k DESC LIMIT 1").fetchall()
     return float(row[0][0] - policy.delay_ms) if row and row[0][0] is not None else float("inf")
 
@@ -89,7 +89,7 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
             raise GradeInputError(f"truth {job.truth_path or 'the store'}: no records; land "
                                   "some batches first (`emugen pipeline run`)")
         load_ledger(con, engine if job.truth_path is None else None, job.arrivals_path)
-        build_records(con, gold.width_ms)
+        build_records(con)
         judge(con, job.policy, gold.width_ms)
         if job.kept is not None:
             mark_kept(con, job.kept, job.rejected)
