@@ -297,8 +297,8 @@ def _register_bench() -> None:
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
 
-    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, grade_gold_cmd, export_cmd,
-                    history_cmd):
+    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, grade_gold_cmd,
+                    export_cmd, history_cmd):
         bench_group.add_command(command)
 
 

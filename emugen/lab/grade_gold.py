@@ -14,9 +14,8 @@ from emugen.grade.answer.run import GoldJob, run_gold
 from emugen.grade.inputs import Source
 from emugen.lab import best_of, peak_rss_mb
 
-BATCH = 100_000
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-INTERVAL_MS = 360_000  # each batch of 100,000 events spans 6 minutes: 6 one-minute windows
+INTERVAL_MS = 360_000  # each batch spans 6 minutes: 6 one-minute windows
 
 # every field is a hash of the record's ordinal: a copy (2 % of the records after the first
 # batch, of a valid record) is the record one batch before it, byte for byte
@@ -26,11 +25,12 @@ CREATE OR REPLACE MACRO late_ms(i) AS CASE WHEN hash(i * 19) % 100 < 5
 CREATE OR REPLACE MACRO defective(i) AS hash(i * 29) % 100 < 5;
 CREATE OR REPLACE TABLE fx AS
 WITH ids AS (SELECT range AS i FROM range({{records}})),
-src AS (SELECT i, CASE WHEN i >= {BATCH} AND hash(i * 31) % 100 < 2 AND NOT defective(i - {BATCH})
-                       THEN i - {BATCH} END AS copy_of FROM ids)
+src AS (SELECT i, CASE WHEN i >= {{batch}} AND hash(i * 31) % 100 < 2
+                            AND NOT defective(i - {{batch}}) THEN i - {{batch}} END AS copy_of
+        FROM ids)
 SELECT i, coalesce(copy_of, i) AS s, copy_of IS NOT NULL AS is_copy,
-       'events-' || lpad((i // {BATCH} + 1)::VARCHAR, 9, '0') AS batch_id,
-       (i % {BATCH})::BIGINT AS row_no
+       'events-' || lpad((i // {{batch}} + 1)::VARCHAR, 9, '0') AS batch_id,
+       (i % {{batch}})::BIGINT AS row_no
 FROM src;
 CREATE OR REPLACE TABLE truth AS
 SELECT batch_id, 'events' AS stream, row_no, 'e' || s AS natural_id,
@@ -40,9 +40,10 @@ SELECT batch_id, 'events' AS stream, row_no, 'e' || s AS natural_id,
        '{{"event_id":"e' || s || '","company_id":"c' || hash(s) % 1000 ||
        '","driver_id":"d' || hash(s * 7) % 5000 || '","event_type":"' ||
        CASE WHEN NOT is_copy AND defective(i) THEN 'teleported'
-            ELSE ['start_driving', 'stopped_driving', 'delivered'][(hash(s * 13) % 3 + 1)::BIGINT] END ||
+            ELSE ['start_driving', 'stopped_driving', 'delivered'][(hash(s * 13) % 3 + 1)::BIGINT]
+       END ||
        '","event_timestamp":"' ||
-       strftime(epoch_ms(({START_MS} + (s // {BATCH}) * {INTERVAL_MS}
+       strftime(epoch_ms(({START_MS} + (s // {{batch}}) * {INTERVAL_MS}
                 + hash(s * 17) % {INTERVAL_MS} - late_ms(s))::BIGINT), '%Y-%m-%dT%H:%M:%S.%gZ')
        || '"}}' AS payload,
        1 + is_copy::INT AS occurrence
@@ -79,7 +80,9 @@ def make_fixture(records: int, folder: Path) -> dict[str, str]:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        for statement in FIXTURE.replace("{records}", str(records)).split(";"):
+        batch = max(records // 10, 100)  # ten batches, as in the landing zone
+        sql = FIXTURE.replace("{records}", str(records)).replace("{batch}", str(batch))
+        for statement in sql.split(";"):
             if statement.strip():
                 con.execute(statement)
         con.execute(f"COPY truth TO '{paths['truth']}' (FORMAT parquet)")

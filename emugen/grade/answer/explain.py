@@ -71,15 +71,21 @@ def _order(effects: dict[str, Effect]) -> list[str]:
 
 
 def _search(effects: dict[str, Effect], target: float, slack: float,
-            most: int) -> list[dict] | None:
+            most: int) -> list[str] | None:
     """The smallest set of at most `most` whole classes whose deltas add up to `target`."""
     names = _order(effects)
     for size in range(1, min(most, len(names)) + 1):
         for combo in combinations(names, size):
             if abs(sum(effects[n].delta for n in combo) - target) <= slack:
-                return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
-                        for n in combo]
+                return list(combo)
     return None
+
+
+def _whole(effects: dict[str, Effect], names: list[str] | None) -> list[dict] | None:
+    if names is None:
+        return None
+    return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
+            for n in names]
 
 
 def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
@@ -101,10 +107,11 @@ def _target(lo: int, hi: int, got: float | None) -> float:
 def _causes(found: dict[str, Effect], target: float, slack: float,
             shift: int | None) -> list[dict] | None:
     """One whole class, else a shifted row, else part of one class, else several classes."""
-    causes = _search(found, target, slack, 1)
+    causes = _whole(found, _search(found, target, slack, 1))
     if causes is None and shift is not None:
         causes = [{"cause": "window_shifted", "count": 1, "shift_ms": shift, "examples": []}]
-    return causes or _partial(found, target) or _search(found, target, slack, len(found))
+    return causes or _partial(found, target) or _whole(
+        found, _search(found, target, slack, len(found)))
 
 
 def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,
