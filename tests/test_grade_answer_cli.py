@@ -145,3 +145,25 @@ def test_bad_gold_input_is_one_line_naming_it_and_exit_2(store, tmp_path, rows, 
 def test_grade_without_kept_or_gold_says_what_to_give(store):
     code, text = _cli("grade", "--config", str(store))
     assert code == 2 and "--gold" in text and "--kept" in text
+
+
+def test_json_of_filter_and_answer_is_one_document_with_gold_beside(store, tmp_path):
+    for s in ("companies", "events"):
+        _export(store, "silver", tmp_path / f"silver_{s}.parquet", s)
+    rejected = _export(store, "quarantine", tmp_path / "q.parquet")
+    gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
+    code, text = _cli("grade", "--kept", str(tmp_path / "silver_*.parquet"), "--rejected",
+                      rejected, "--gold", gold, "--config", str(store), "--json")
+    assert code == 0, text
+    document = json.loads(text)
+    assert document["recall"] == 1.0 and document["gold"]["wrong"] == 0
+    assert document["gold"]["verdict"] == "PASS" and document["gold"]["cells"] > 20
+
+
+def test_follow_regrades_and_prints_a_line_when_the_counts_change(store, tmp_path):
+    gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
+    code, text = _cli("grade", "--gold", gold, "--config", str(store), "--follow", "--rounds",
+                      "2", "--every", "0.1")
+    assert code == 0, text
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "gold: 0 wrong of" in lines[0], text  # unchanged: one line
