@@ -26,7 +26,7 @@ class Effect:
 
     delta: int
     count: int
-    texts: list[str] = field(default_factory=list)  # a few records, as ID_TEXT
+    texts: str | list[str] = field(default_factory=list)  # a few records, as ID_TEXT
 
     @property
     def examples(self) -> list[dict]:
@@ -46,7 +46,10 @@ def _example(text: str) -> dict:
     return {"batch_id": batch_id, "row_no": int(row_no), name: record_id or None}
 
 
-def examples_of(texts: list[str] | None) -> list[dict]:
+def examples_of(texts: list[str] | str | None) -> list[dict]:
+    """Example records from ID_TEXT strings (a list, or one string of lines)."""
+    if isinstance(texts, str):
+        texts = texts.split("\n") if texts else []
     return [_example(t) for t in texts or []]
 
 
@@ -58,10 +61,10 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
     for m in additive:
         hit = HITS[table][m]
         aggs.append(f"count(*) FILTER (WHERE {hit}) AS \"n_{m}\"")
-        aggs.append(f"(list({ID_TEXT} ORDER BY k, batch_id, row_no) "
-                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}] AS \"x_{m}\"")
+        aggs.append(f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
+                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\"")
     rows = con.execute(f"""
-        WITH r AS (SELECT c.* FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key)),
+        WITH r AS (SELECT * FROM wrong_records),
         tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
                    WHERE cls IS NOT NULL)
         SELECT w, key, cls, {', '.join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
@@ -90,7 +93,7 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
         else:
             sums.append(f"count(*) FILTER (WHERE \"has_{name}\" AND NOT hi) AS \"{name}\"")
     rows = con.execute(f"""
-        WITH r AS (SELECT c.* FROM cells_company c SEMI JOIN wrong_keys USING (w, key)),
+        WITH r AS (SELECT * FROM wrong_records),
         d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
                      {', '.join(flags)}
               FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
@@ -102,7 +105,7 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
                 continue
             examples = out.get((w, key, "events"), {}).get(name)
             out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), list(examples.texts) if examples else [])
+                int(delta), abs(int(delta)), examples.texts if examples else [])
 
 
 def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
@@ -135,5 +138,5 @@ def cell_records(con: duckdb.DuckDBPyConnection, table: str,
         SELECT w, key, count(*),
                (list({ID_TEXT} ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
-        FROM cells_{table} c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
+        FROM wrong_records c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
     return {(w, key): (n, examples_of(examples)) for w, key, n, examples in rows}

@@ -136,10 +136,11 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     if not wrong:
         return [], 0
     effects = class_effects(con, table)
-    # rows no single whole class explains: only these are searched for a shift, or listed
-    open_keys = sorted({(w, key) for w, key, metric, lo, hi, got in wrong
-                        if _search(effects.get((w, key, metric), {}), _target(lo, hi, got),
-                                   tolerance.allowed(hi), 1) is None})
+    # one whole class first; only the rows it leaves open are searched for a shift, or listed
+    first = [_search(effects.get((w, key, metric), {}), _target(lo, hi, got),
+                     tolerance.allowed(hi), 1) for w, key, metric, lo, hi, got in wrong]
+    open_keys = sorted({(row[0], row[1]) for row, names in zip(wrong, first, strict=True)
+                        if names is None})
     con.register("open_arrow", pa.table({"w": pa.array([k[0] for k in open_keys], pa.int64()),
                                          "key": pa.array([k[1] for k in open_keys], pa.string())}))
     con.execute("CREATE OR REPLACE TABLE open_keys AS SELECT * FROM open_arrow")
@@ -147,9 +148,10 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     moved = shifted(con, table, width_ms, "open_keys") if open_keys else {}
     records = cell_records(con, table, "open_keys") if open_keys else {}
     cells, pending = [], 0
-    for w, key, metric, lo, hi, got in wrong:
-        causes = _causes(effects.get((w, key, metric), {}), _target(lo, hi, got),
-                         tolerance.allowed(hi), moved.get((w, key)))
+    for (w, key, metric, lo, hi, got), names in zip(wrong, first, strict=True):
+        found = effects.get((w, key, metric), {})
+        causes = _whole(found, names) if names is not None else _causes(
+            found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
         if causes is not None and all(c["cause"] == "unreleased" for c in causes):
             pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
