@@ -167,3 +167,26 @@ def test_follow_regrades_and_prints_a_line_when_the_counts_change(store, tmp_pat
     assert code == 0, text
     lines = text.strip().splitlines()
     assert len(lines) == 1 and "gold: 0 wrong of" in lines[0], text  # unchanged: one line
+
+
+def test_gold_as_a_hive_partitioned_folder_and_as_a_duckdb_query_passes(store, tmp_path):
+    gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
+    folder, db = tmp_path / "hive", tmp_path / "consumer.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(f"COPY (SELECT *, window_start_ms // 60000 % 2 AS half FROM '{gold}') TO "
+                f"'{folder}' (FORMAT parquet, PARTITION_BY (half))")
+    con.execute(f"CREATE TABLE g AS SELECT window_start AS ws, company_id AS cid, events AS n, "
+                f"* EXCLUDE (window_start, company_id, events, window_start_ms) FROM '{gold}'")
+    con.close()
+    assert any("half=" in p.name for p in folder.iterdir())
+    code, text = _cli("grade", "--gold", str(folder), "--config", str(store))
+    assert code == 0 and text.startswith("PASS"), text
+    code, text = _cli("grade", "--gold", f"duckdb:///{db}", "--gold-query", "SELECT * FROM g",
+                      "--columns", "window_start=ws,company_id=cid,events=n",
+                      "--config", str(store))
+    assert code == 0 and text.startswith("PASS"), text
+
+
+def test_a_window_start_that_is_not_a_time_is_named(store, tmp_path):
+    text = _bad(tmp_path, store, [{**ROW, "window_start": "yesterday"}])
+    assert "'yesterday'" in text and "window_start" in text

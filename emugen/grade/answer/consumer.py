@@ -41,7 +41,7 @@ def register_gold(con: duckdb.DuckDBPyConnection, source: Source) -> str:
                                   "--gold-query 'SELECT ...'")
         try:
             other = duckdb.connect(path, read_only=True)
-            table = other.execute(source.query).to_arrow_table()
+            table = other.sql(source.query).to_arrow_table()
             other.close()
         except duckdb.Error as exc:
             raise GradeInputError(f"gold input {source.location}: the query failed: "
