@@ -1,6 +1,7 @@
 """Property: for random small landings with arrival conditions (late, out of order,
 redelivered, delayed) and defects, the expected gold under `exact` equals a naive
-recomputation, and each change made to a consumer's gold is explained by exactly its cause."""
+recomputation, the watermark and lookback gold equal an engine simulated file by file, and each
+change made to a consumer's gold is explained by exactly its cause."""
 
 from __future__ import annotations
 
