@@ -53,8 +53,39 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
         pass
 
 
+def _answer(options, stream, truth, engine, filter_inputs, as_json, following):  # noqa: ANN001, ANN202, PLR0913
+    """Grade the gold; alone, exit with its verdict; with --kept, whether it passed (the
+    filter is graded after it, and the command exits 1 if either fails)."""
+    from emugen.grade.answer.command import follow as follow_gold
+    from emugen.grade.answer.command import gold_job, grade_answer
+    from emugen.grade.answer.run import run_gold
+
+    kept, kept_query, rejected, rejected_query = filter_inputs
+    sources = _sources(kept, rejected, kept_query, rejected_query) if kept else (None, None)
+    job = gold_job(options, stream, truth, *sources)
+    if following[0]:
+        follow_gold(job, lambda j: run_gold(j, engine), following[1], following[2])
+        sys.exit(0)
+    report, ok, gold_json = grade_answer(job, options, engine, as_json)
+    if kept is None:
+        click.echo(report)
+        sys.exit(0 if ok else 1)
+    if not as_json:
+        click.echo(report)
+    return ok, gold_json  # with --json, one document: the filter's, with its `gold` beside
+
+
+def with_gold(filter_json: str, gold: dict) -> str:
+    """The filter's JSON document with the answer's under `gold`."""
+    import orjson
+
+    document = orjson.loads(filter_json)
+    document["gold"] = gold
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
 @click.command("grade")
-@click.option("--kept", required=True, metavar="PATH|URL",
+@click.option("--kept", default=None, metavar="PATH|URL",
               help="What the pipeline kept (its silver): a Parquet/JSON Lines/CSV path, folder "
                    "or glob (symlinked folders are not followed; each file is read once), or a "
                    "SQLAlchemy URL with --kept-query.")
@@ -93,6 +124,30 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
               help="With --follow: seconds between two grades.")
 @click.option("--rounds", type=click.IntRange(min=1), default=None,
               help="With --follow: stop after N rounds (default: until Ctrl-C).")
+@click.option("--gold", default=None, metavar="PATH|URL",
+              help="The pipeline's gold (per company or per region per window): a Parquet/JSON "
+                   "Lines/CSV file or folder (hive partitions too), or a URL with --gold-query.")
+@click.option("--gold-query", default=None, metavar="SQL", help="Query for a --gold URL.")
+@click.option("--columns", default=None, metavar="TARGET=YOURS,...",
+              help="Map gold columns, e.g. window_start=ws,company_id=cid,events=n "
+                   "(default: `emugen export gold`'s names).")
+@click.option("--window", default=None, metavar="DURATION",
+              help="Window length, e.g. 1min or 1h (default: the gold's window_seconds, "
+                   "else 60s).")
+@click.option("--policy", default="exact", show_default=True,
+              metavar="exact|watermark=D|lookback=N",
+              help="The pipeline's declared lateness policy.")
+@click.option("--trigger", type=click.Choice(["per-batch", "any"]), default="any",
+              show_default=True,
+              help="per-batch: one landed file per micro-batch in release order (watermark "
+                   "exact); any: a [lo, hi] band.")
+@click.option("--tolerance", default=None, metavar="abs=K,rel=R",
+              help="Accept |got - expected| <= max(K, R * expected).")
+@click.option("--arrivals", default=None, metavar="PATH",
+              help="A file from `emugen export arrivals` (default: the store's, with the store's "
+                   "truth).")
+@click.option("--max-wrong-cells", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Exit 1 when more gold cells are wrong.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Config file (the store, and the grade: section).")
 def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
@@ -100,15 +155,23 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         rejected_query: str | None, truth: str | None, match: str,
         duplicates: str | None, stream: str | None, no_pending: bool, examples: int,
         min_recall: float, min_precision: float, max_lost: int, as_json: bool, follow: bool,
-        every: float, rounds: int | None, config_file: Path | None) -> None:
+        every: float, rounds: int | None, gold: str | None, gold_query: str | None,
+        columns: str | None, window: str | None, policy: str, trigger: str,
+        tolerance: str | None, arrivals: str | None, max_wrong_cells: int,
+        config_file: Path | None) -> None:
     """Score a pipeline's kept and rejected records against the injected truth.
 
-    Exit 0 when recall and precision reach their minimums and no more than --max-lost clean
-    records were lost, 1 when not, 2 on bad input.
+    With --gold, grade its answer too (or alone): every gold cell against the gold its
+    declared --policy should produce, each wrong cell explained by record ids.
+
+    Exit 0 when recall and precision reach their minimums, no more than --max-lost clean
+    records were lost (and no more than --max-wrong-cells gold cells are wrong), 1 when not,
+    2 on bad input.
 
     \b
-    Example:
+    Examples:
       emugen grade --kept 'out/silver_*.parquet' --rejected out/quarantine.parquet
+      emugen grade --gold out/gold_company_window.parquet --policy watermark=10s
     """
     from emugen.grade.grader import Job, run
     from emugen.grade.report import as_json as render_json
@@ -119,10 +182,18 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     settings = (load_settings(config_file)
                 if truth is None or config_file or config_path().exists() else None)
     target = settings.grade if settings else None
-    policy = duplicates or (target.duplicates if target else "quarantined")
-    kept_source, rejected_source = _sources(kept, rejected, kept_query, rejected_query)
-    job = Job(kept=kept_source, rejected=rejected_source, truth_path=truth, match=match,
-              duplicates=policy, stream=stream, pending=not no_pending, examples=examples)
+    dup_policy = duplicates or (target.duplicates if target else "quarantined")
+    if kept is None and gold is None:
+        from emugen.errors import GradeInputError
+
+        raise GradeInputError("grade what? give --kept PATH (the filter), --gold PATH (the "
+                              "answer), or both")
+    answer = None
+    if gold is not None:
+        from emugen.grade.answer.command import AnswerOptions
+
+        answer = AnswerOptions(gold, gold_query, columns, window, policy, trigger, tolerance,
+                               arrivals, max_wrong_cells)
     engine = None
     if truth is None:
         from emugen.db.session import engine_for, init_db
@@ -130,14 +201,24 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         assert settings is not None
         engine = engine_for(settings.database_url)
         init_db(engine)
+    gold_ok, gold_json = True, None
+    if answer is not None:
+        gold_ok, gold_json = _answer(answer, stream, truth, engine,
+                          (kept, kept_query, rejected, rejected_query), as_json,
+                          (follow, every, rounds))
+    assert kept is not None
+    kept_source, rejected_source = _sources(kept, rejected, kept_query, rejected_query)
+    job = Job(kept=kept_source, rejected=rejected_source, truth_path=truth, match=match,
+              duplicates=dup_policy, stream=stream, pending=not no_pending, examples=examples)
     if follow:
         _follow(job, engine, every, rounds)
         return
     grade = run(job, engine)
     failures = grade.gate(min_recall, min_precision, max_lost)
     if as_json:
-        click.echo(render_json(grade, failures))
+        click.echo(render_json(grade, failures) if gold_json is None
+                   else with_gold(render_json(grade, failures), gold_json))
     else:
         click.echo(table(grade))
         click.echo("PASS" if not failures else "FAIL: " + "; ".join(failures))
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if failures or not gold_ok else 0)

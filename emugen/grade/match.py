@@ -30,9 +30,12 @@ CASE
   WHEN kept THEN 'escaped'
   WHEN rejected THEN 'caught'
   WHEN defect = 'duplicate' AND {dropped} THEN 'caught'
+  WHEN defect = 'redelivered' THEN 'caught'
   ELSE 'lost'
 END
 """
+# A redelivered copy crossed batches: a pipeline de-duplicating by id drops it silently,
+# which is right whatever --duplicates says (that option is about copies within a batch).
 
 
 def _lineage_keys(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,13 +10,15 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
-from sqlalchemy import Engine, Select, and_, select
+from sqlalchemy import Engine, Select, String, and_, case, cast, literal, select
 
+from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import BatchRow, BronzeRecord, InjectedDefect
 from emugen.errors import GradeInputError
 from emugen.vocabulary import Stream
 
 KEY_FIELD = {Stream.companies.value: "company_id", Stream.events.value: "event_id"}
+REDELIVERED = "redelivered"  # the truth's name for a redelivered copy, beside the defects
 
 TRUTH_SCHEMA = pa.schema([
     ("batch_id", pa.string()), ("stream", pa.string()), ("row_no", pa.int64()),
@@ -64,12 +66,25 @@ def truth_query(stream: str | None = None, since: datetime | None = None,
         where.append(batch.scheduled_at >= since)
     if until:
         where.append(batch.scheduled_at < until)
+    # A redelivered copy (the arrival ledger) is valid data, but a pipeline must not count it
+    # twice: its truth row says `redelivered`, naming the original; silver's reason for it would
+    # be `duplicate`. It is never also a defect (copies are made of clean rows).
+    a = ArrivalEntry.__table__.c
+    copy = a.condition.is_not(None)
     return (
-        select(b.batch_id, batch.stream, b.row_no, d.defect, d.field, d.original, d.injected,
-               d.expected_reason, b.payload)
+        select(b.batch_id, batch.stream, b.row_no,
+               case((copy, literal(REDELIVERED)), else_=d.defect),
+               case((copy, literal(KEY_FIELD[Stream.events.value])), else_=d.field),
+               case((copy, a.original_batch_id + literal(" row ")
+                     + cast(a.original_row_no, String)), else_=d.original),
+               d.injected, case((copy, literal("duplicate")), else_=d.expected_reason),
+               b.payload)
         .join(BatchRow.__table__, batch.batch_id == b.batch_id)
         .outerjoin(InjectedDefect.__table__,
                    and_(d.batch_id == b.batch_id, d.row_no == b.row_no))
+        .outerjoin(ArrivalEntry.__table__,
+                   and_(a.batch_id == b.batch_id, a.row_no == b.row_no,
+                        a.condition == REDELIVERED))
         .where(*where)
         .order_by(b.batch_id, b.row_no)
     )

@@ -1,0 +1,93 @@
+"""The expected gold of each declared policy, on small cases computed by hand (docs:
+explanation/grading-the-answer.md). Windows are 30 s; event times are seconds since the epoch.
+
+The landing is the one Spark's watermark was measured on: files in release order
+f0 [100], f1 [125], f2 [112, 117], f3 [140], f4 [105, 119, 121], f5 [108, 150], f6 [200]."""
+
+from __future__ import annotations
+
+import pytest
+
+from emugen.grade.answer.policy import Tolerance
+from tests.answer_helpers import Landing, cell_of, grade
+
+SPARK = ([100], [125], [112, 117], [140], [105, 119, 121], [108, 150], [200])
+
+
+def spark_landing() -> Landing:
+    return Landing().files(*SPARK)
+
+
+def test_exact_counts_every_valid_record_in_its_window_however_late(tmp_path):
+    result = grade(tmp_path, spark_landing(), [(90, "c1", 6), (120, "c1", 3), (150, "c1", 1),
+                                               (180, "c1", 0), (200 // 30 * 30, "c1", 1)])
+    assert result["wrong"] == 0 and result["cells"] > 0, result["wrong_cells"]
+
+
+def test_watermark_per_batch_counts_what_spark_counted_and_names_the_dropped_row(tmp_path):
+    # Spark emitted [90, 120) with 5 rows: 108 (file 5) was dropped, 105 and 119 (file 4) not
+    result = grade(tmp_path, spark_landing(), [(90, "c1", 5)], "watermark=10s", "per-batch")
+    assert result["wrong"] == 0, result["wrong_cells"]
+    # [120, 150) onwards: the last batch's watermark (150 - 10) has not passed their end
+    assert result["pending"] > 0
+    exact_gold = grade(tmp_path, spark_landing(), [(90, "c1", 6)], "watermark=10s", "per-batch")
+    cell = cell_of(exact_gold, 90)
+    assert (cell["expected"], cell["got"]) == (5, 6)
+    assert [c["cause"] for c in cell["causes"]] == ["late_counted"]
+    assert cell["causes"][0]["examples"][0]["batch_id"] == "events-000000006"
+
+
+def test_watermark_without_a_per_batch_trigger_is_a_band_from_the_eager_engine_to_exact(tmp_path):
+    # the eager engine filters file k with max(files < k) - 10 s: 105, 119 (140 - 10 >= 120)
+    # and 108 go, 112 and 117 stay (125 - 10 < 120): lo 3, hi 6
+    for got in (3, 5, 6):
+        assert grade(tmp_path, spark_landing(), [(90, "c1", got)], "watermark=10s")["wrong"] == 0
+    result = grade(tmp_path, spark_landing(), [(90, "c1", 2)], "watermark=10s")
+    cell = cell_of(result, 90)
+    assert (cell["expected_lo"], cell["expected_hi"], cell["got"]) == (3, 6, 2)
+
+
+@pytest.mark.parametrize(("lookback", "expected"), [(0, 1), (1, 6)])
+def test_lookback_freezes_windows_older_than_n_before_the_newest_one_already_built(
+        tmp_path, lookback, expected):
+    # lookback 0: file 2's run starts at window 120 (the newest built): 112, 117 land frozen
+    result = grade(tmp_path, spark_landing(), [(90, "c1", expected)], f"lookback={lookback}")
+    assert result["wrong"] == 0, result["wrong_cells"]
+    assert result["cells"] >= 1
+
+
+def test_records_a_policy_loses_are_named_apart_from_the_pipelines_own_bugs(tmp_path):
+    # a consumer that counted everything, graded under lookback 0: the extra are late_counted
+    result = grade(tmp_path, spark_landing(), [(90, "c1", 6)], "lookback=0")
+    cell = cell_of(result, 90)
+    assert cell["expected"] == 1 and cell["causes"][0]["cause"] == "late_counted"
+    assert cell["causes"][0]["count"] == 5
+    row = next(c for c in result["conservation"] if c["window_start_ms"] == 90_000)
+    assert (row["landed"], row["counted"], row["dropped_late"]) == (6, 1, 5) and row["balanced"]
+
+
+def test_a_delayed_batch_counts_in_the_order_it_was_released(tmp_path):
+    # file 2 ([112, 117]) waits for file 4 ([105, 119, 121]): released after it, at k = 4,
+    # when the previous batch's watermark is max(100, 125, 140) - 10 = 130 >= 120: dropped
+    landing = spark_landing()
+    landing.delay(3, until=5)
+    result = grade(tmp_path, landing, [(90, "c1", 5)], "watermark=10s", "per-batch")
+    cell = cell_of(result, 90)
+    assert cell["expected"] == 3, cell  # 100, 105, 119
+    assert {c["cause"] for c in cell["causes"]} == {"late_counted"}
+
+
+def test_a_tolerance_accepts_a_difference_within_it(tmp_path):
+    # one extra event: its events and start_driving cells are both one over
+    assert grade(tmp_path, spark_landing(), [(90, "c1", 7)])["wrong"] == 2
+    assert grade(tmp_path, spark_landing(), [(90, "c1", 7)],
+                 tolerance=Tolerance(absolute=1))["wrong"] == 0
+
+
+def test_a_window_shorter_than_the_golds_own_is_refused_naming_the_spacing(tmp_path):
+    from emugen.errors import GradeInputError
+
+    landing = Landing().files([100], [130], [160], [190])
+    # an hourly-looking consumer graded with 30 s windows: 60 s apart, data at 120 and 180
+    with pytest.raises(GradeInputError, match="60 s apart"):
+        grade(tmp_path, landing, [(90, "c1", 2), (150, "c1", 2)])
