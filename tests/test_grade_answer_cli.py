@@ -204,8 +204,8 @@ def test_a_filter_that_drops_redelivered_copies_passes_and_one_that_keeps_them_f
     assert copies > 0
     kept = "SELECT batch_id, row_no FROM read_parquet('{t}') WHERE {w}"
     rejected = tmp_path / "rejected.parquet"
-    duckdb.sql(f"COPY ({kept.format(t=truth, w='defect IS NOT NULL AND defect <> $$redelivered$$')})"
-               f" TO '{rejected}' (FORMAT parquet)")
+    broken = "defect IS NOT NULL AND defect <> $$redelivered$$"
+    duckdb.sql(f"COPY ({kept.format(t=truth, w=broken)}) TO '{rejected}' (FORMAT parquet)")
     deduped, naive = tmp_path / "deduped.parquet", tmp_path / "naive.parquet"
     duckdb.sql(f"COPY ({kept.format(t=truth, w='defect IS NULL')}) TO '{deduped}' "
                "(FORMAT parquet)")
