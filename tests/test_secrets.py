@@ -20,7 +20,7 @@ LONG_RUNNING = {("up",), ("web",), ("lab", "soak"), ("lab", "chaos")} | {
         ("generate",), ("pipeline",), ("fleet",), ("sse",), ("all",), ("cadence",), ("grade",),
         ("export",), ("landing",), ("json-types",), ("history",), ("batchpage",), ("backfill",),
         ("probe", "stage-cpu"), ("probe", "silver-memory"), ("probe", "stages"),
-        ("probe", "growth"), ("first-gold",))}
+        ("probe", "growth"), ("first-gold",), ("grade-gold",))}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("init",), ["init-here"], None),  # a folder of its own: the test's config stays its own
