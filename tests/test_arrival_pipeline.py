@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import BatchRow, Quarantine, SilverEvent
@@ -125,3 +125,31 @@ def test_gold_counts_a_revision_for_each_batch_whose_late_records_reopen_a_close
                                               GoldWindowRevision.revisions)).all())
     assert expected and revised == dict(expected)
     assert gold_tables(engine) == gold_from_scratch(engine, 60)
+
+
+def test_metrics_count_each_arrival_condition_per_stream_from_the_ledger(engine):
+    from emugen.web.metrics import StoreCollector, figures
+
+    run_pipeline(engine, arriving_settings(), 4, size=40)
+    collector = StoreCollector()
+    with read_session(engine) as session:
+        collector.figures = figures(session)
+        expected = dict(session.execute(select(ArrivalEntry.condition, func.count())
+                                        .group_by(ArrivalEntry.condition)).all())
+    samples = {s.labels["condition"]: s.value for family in collector.collect()
+               if family.name == "emugen_arrivals" for s in family.samples
+               if s.labels.get("stream") == "events"}
+    assert samples == expected and samples["late"] > 0 and samples["drift"] == 1
+
+
+def test_status_shows_each_streams_arrival_counts_and_its_contract_version(engine):
+    from emugen.pipeline.status import format_status, status
+
+    run_pipeline(engine, arriving_settings(), 4, size=40)
+    with read_session(engine) as session:
+        report = status(session)
+        expected = dict(session.execute(select(ArrivalEntry.condition, func.count())
+                                        .group_by(ArrivalEntry.condition)).all())
+    assert report["arrivals"] == {"events": {**expected, "contract_version": 2}}
+    line = next(t for t in format_status(report).splitlines() if t.startswith("arrivals:"))
+    assert "contract_version 2" in line and f"late {expected['late']}" in line

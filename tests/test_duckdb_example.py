@@ -71,3 +71,14 @@ def test_the_weakened_medallion_lets_exactly_the_invalid_enums_escape(landed):
     assert injected and escaped == injected
     assert {e["defect"] for e in grade["examples"]} == {"invalid_enum"}
     assert code == 1 and grade["precision"] == 1.0
+
+
+def test_the_duckdb_medallions_gold_passes_exact_for_both_tables(landed):
+    tmp, config, _ = landed
+    out = _medallion(tmp, "answer")
+    for table in ("gold_company_window", "gold_region_window"):
+        result = CliRunner().invoke(main, ["grade", "--gold", str(out / f"{table}.parquet"),
+                                           "--config", str(config), "--json"])
+        assert result.exit_code == 0, result.output
+        gold = json.loads(result.output)["gold"]
+        assert gold["wrong"] == 0 and gold["cells"] > 10, gold["wrong_cells"][:3]

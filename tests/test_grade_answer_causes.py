@@ -84,3 +84,27 @@ def test_a_region_gold_is_graded_from_the_companies_and_their_events(tmp_path):
     result = run_gold(GoldJob(Source("gold", str(tmp_path / "region.jsonl")), width_ms=30_000,
                               truth_path=truth, arrivals_path=arrivals))
     assert result["table"] == "region" and result["wrong"] == 0 and result["cells"] == 3
+
+
+def test_with_the_consumers_silver_a_clean_record_it_rejected_is_named_and_split(tmp_path):
+    landing = Landing().files([100, 101, 102])
+    truth, arrivals = landing.write(tmp_path)
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("".join(f'{{"batch_id": "events-000000001", "row_no": {n}}}\n'
+                            for n in (0, 2)))
+    gold = tmp_path / "g.jsonl"
+    gold.write_text(f'{{"window_start": "{iso(90)}", "company_id": "c1", "events": 3, '
+                    '"start_driving": 3, "stopped_driving": 0, "delivered": 0, '
+                    '"active_drivers": 1}\n')
+    result = run_gold(GoldJob(Source("gold", str(tmp_path / "g.jsonl")), width_ms=30_000,
+                              truth_path=truth, arrivals_path=arrivals,
+                              kept=Source("kept", str(kept))))
+    assert result["wrong"] == 0  # the gold is right although its silver lost a record
+    gold.write_text(gold.read_text().replace('"events": 3, "start_driving": 3',
+                                             '"events": 2, "start_driving": 2'))
+    result = run_gold(GoldJob(Source("gold", str(tmp_path / "g.jsonl")), width_ms=30_000,
+                              truth_path=truth, arrivals_path=arrivals,
+                              kept=Source("kept", str(kept))))
+    cell = cell_of(result, 90)
+    assert causes(cell) == {"clean_rejected": [("events-000000001", 1, "e1-1")]}
+    assert (cell["filter"], cell["aggregation"]) == (-1, 0)

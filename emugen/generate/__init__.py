@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from emugen.generate.spec import (
     PoissonSize,
     UniformSize,
     build_spec,
+    without_sources,
 )
 from emugen.vocabulary import Stream
 
@@ -125,13 +127,34 @@ def draft(spec: BatchSpec) -> Draft:
     if spec.arrival is None:
         return Draft(spec=spec, layout=layout, truth=truth, note=note)
     arrived = arrive(spec, layout, truth, _redraft)
+    if spec.arrival.redelivered is not None:  # later batches copy from this one's own rows
+        _remember(without_sources(spec).model_dump_json(), (arrived.layout, arrived.truth))
     return Draft(spec=spec, layout=arrived.layout, truth=arrived.truth, note=note,
                  arrivals=arrived.ledger, delay=arrived.delay)
 
 
+# Drafts of recent batches that later batches may copy from (redelivered), by spec: a worker
+# that made batch n drafts nothing again to copy from it in n+1..n+max_age. Bounded in rows.
+_SOURCES: OrderedDict[str, tuple[Layout | Delivery, list[Truth]]] = OrderedDict()
+_SOURCE_ROWS = 400_000
+
+
 def _redraft(source: BatchSpec) -> tuple[Layout | Delivery, list[Truth]]:
-    drafted = draft(source)
-    return drafted.layout, drafted.truth
+    key = source.model_dump_json()
+    found = _SOURCES.get(key)
+    if found is None:
+        drafted = draft(source)
+        found = _remember(key, (drafted.layout, drafted.truth))
+    return found
+
+
+def _remember(key: str, drafted: tuple[Layout | Delivery, list[Truth]]
+              ) -> tuple[Layout | Delivery, list[Truth]]:
+    _SOURCES[key] = drafted
+    _SOURCES.move_to_end(key)
+    while len(_SOURCES) > 1 and sum(len(layout) for layout, _ in _SOURCES.values()) > _SOURCE_ROWS:
+        _SOURCES.popitem(last=False)
+    return drafted
 
 
 def generate(spec: BatchSpec) -> Batch:

@@ -21,7 +21,8 @@ def _sources(kept: str, rejected: str | None, kept_query: str | None,
 
 
 def _answer(options, stream, truth, engine, filter_inputs, as_json, following):  # noqa: ANN001, ANN202, PLR0913
-    """Grade the gold; with --kept also, grade the filter after it (exit 1 if either fails)."""
+    """Grade the gold; alone, exit with its verdict; with --kept, whether it passed (the
+    filter is graded after it, and the command exits 1 if either fails)."""
     from emugen.grade.answer.command import follow as follow_gold
     from emugen.grade.answer.command import gold_job, grade_answer
     from emugen.grade.answer.run import run_gold
@@ -32,10 +33,22 @@ def _answer(options, stream, truth, engine, filter_inputs, as_json, following): 
     if following[0]:
         follow_gold(job, lambda j: run_gold(j, engine), following[1], following[2])
         sys.exit(0)
-    report, ok = grade_answer(job, options, engine, as_json)
-    click.echo(report)
-    if kept is None or not ok:
+    report, ok, gold_json = grade_answer(job, options, engine, as_json)
+    if kept is None:
+        click.echo(report)
         sys.exit(0 if ok else 1)
+    if not as_json:
+        click.echo(report)
+    return ok, gold_json  # with --json, one document: the filter's, with its `gold` beside
+
+
+def with_gold(filter_json: str, gold: dict) -> str:
+    """The filter's JSON document with the answer's under `gold`."""
+    import orjson
+
+    document = orjson.loads(filter_json)
+    document["gold"] = gold
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
 
 
 @click.command("grade")
@@ -140,9 +153,11 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         assert settings is not None
         engine = engine_for(settings.database_url)
         init_db(engine)
+    gold_ok, gold_json = True, None
     if answer is not None:
-        _answer(answer, stream, truth, engine, (kept, kept_query, rejected, rejected_query),
-                as_json, (follow, every, rounds))
+        gold_ok, gold_json = _answer(answer, stream, truth, engine,
+                          (kept, kept_query, rejected, rejected_query), as_json,
+                          (follow, every, rounds))
     assert kept is not None
     kept_source, rejected_source = _sources(kept, rejected, kept_query, rejected_query)
     job = Job(kept=kept_source, rejected=rejected_source, truth_path=truth, match=match,
@@ -165,8 +180,9 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     grade = run(job, engine)
     failures = grade.gate(min_recall, min_precision)
     if as_json:
-        click.echo(render_json(grade, failures))
+        click.echo(render_json(grade, failures) if gold_json is None
+                   else with_gold(render_json(grade, failures), gold_json))
     else:
         click.echo(table(grade))
         click.echo("PASS" if not failures else "FAIL: " + "; ".join(failures))
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if failures or not gold_ok else 0)

@@ -160,6 +160,19 @@ def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_grade(result))
 
 
+@click.command("grade-gold")
+@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def grade_gold_cmd(records: int, repeat: int, as_json: bool) -> None:
+    """`emugen grade --gold` on N events with arrival conditions vs a hand-written DuckDB
+    GROUP BY + FULL OUTER JOIN of the same files."""
+    from emugen.lab.grade_gold import bench_grade_gold, format_grade_gold
+
+    result = bench_grade_gold(records, repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_grade_gold(result))
+
+
 @click.command("export")
 @click.option("--rows", type=click.IntRange(min=10), default=2_000_000, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "csv"]),
@@ -284,8 +297,8 @@ def _register_bench() -> None:
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
 
-    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, export_cmd,
-                    history_cmd):
+    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, grade_gold_cmd,
+                    export_cmd, history_cmd):
         bench_group.add_command(command)
 
 

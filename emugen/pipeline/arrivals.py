@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from emugen.contract import Reason, Rejection
@@ -106,3 +106,26 @@ def without_drift(item: Any, field: str) -> Any:
     if value is None or (type(value) in (int, float)):
         return item
     return Rejection(Reason.schema_mismatch, field, f"{field}: expected a number")
+
+
+def arrival_counts(session: Session) -> list[tuple[str, str, int]]:
+    """(stream, condition, entries) over the ledger: late and redelivered records, delayed
+    batches and drift points."""
+    return [(s, c, n) for s, c, n in session.execute(
+        select(BatchRow.stream, ArrivalEntry.condition, func.count())
+        .join(BatchRow, BatchRow.batch_id == ArrivalEntry.batch_id)
+        .group_by(BatchRow.stream, ArrivalEntry.condition))]
+
+
+def arrival_summary(session: Session) -> dict[str, dict[str, int]]:
+    """Per stream with arrival conditions: ledger entries by condition, and the contract
+    version its newest batch was generated under (what `emugen status` shows)."""
+    summary: dict[str, dict[str, int]] = {}
+    for stream, condition, n in arrival_counts(session):
+        summary.setdefault(stream, {})[condition] = n
+    for stream, counts in summary.items():
+        newest = session.scalar(select(BatchRow.spec).where(BatchRow.stream == stream)
+                                .order_by(BatchRow.seq.desc()).limit(1))
+        arrival = BatchSpec.model_validate_json(newest).arrival if newest else None
+        counts["contract_version"] = arrival.contract_version if arrival else 1
+    return summary

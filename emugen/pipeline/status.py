@@ -25,6 +25,7 @@ from emugen.db.models import (
     SilverEvent,
 )
 from emugen.due import view as due_view
+from emugen.pipeline.arrivals import arrival_summary
 from emugen.pipeline.reconcile import reconcile
 from emugen.sinks.lander import landing_health
 
@@ -108,6 +109,7 @@ def status(session: Session, latest: int = 10, store: dict[str, Any] | None = No
             .order_by(Quarantine.reason)
         ).all()),
         "reconciliation": reconcile(session).as_dict(),
+        "arrivals": arrival_summary(session),
         "landing": landing_health(session),
         "latest": [
             {
@@ -170,6 +172,11 @@ def format_status(s: dict[str, Any]) -> str:
     lines.append(f"reconciliation: {verdict}  injected {r['injected']}  caught {r['caught']} "
                  f"({r['caught_pct']:.1f} %)  missed {r['missed']}  false alarms "
                  f"{sum(r['false_alarms'].values())}")
+    lines.extend(f"arrivals: {stream} " + "  ".join(f"{k} {v}" for k, v in sorted(c.items()))
+                 for stream, c in sorted(s.get("arrivals", {}).items()))
+    if r.get("unbalanced"):
+        lines.append(f"conservation: {len(r['unbalanced'])} batches do not add up: "
+                     + "; ".join(f"{b}: {why}" for b, why in sorted(r["unbalanced"].items())[:3]))
     lines.append(_landing_line(s["landing"]))
     lines.append("latest:  batch                  status records valid quar  "
                  "gen_ms  →bronze  →silver   →gold  tick→gold")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from emugen.control import is_paused, skip_counts
 from emugen.db.models import BatchRow
+from emugen.pipeline.arrivals import arrival_counts
 from emugen.pipeline.reconcile import reconcile
 from emugen.vocabulary import Mode
 from emugen.web.batches import LAYERS, WORK, layer_latencies
@@ -43,6 +44,7 @@ def figures(session: Session, mode: str | None = None) -> dict[str, Any]:
         "defects": {d: vars(t) for d, t in r.by_defect.items()},
         "false_alarms": r.false_alarms,
         "skips": skip_counts(session),
+        "arrivals": arrival_counts(session),
         "paused": is_paused(session),
     }
 
@@ -85,7 +87,12 @@ class StoreCollector(Collector):
                                     labels=["reason"])
         for reason, n in f.get("skips", {}).items():
             skips.add_metric([reason], n)
-        yield from (batches, records, injected, outcomes, pending, alarms, skips)
+        arrivals = CounterMetricFamily(
+            "emugen_arrivals", "Arrival ledger entries: late and redelivered records, delayed "
+            "batches, drift points", labels=["stream", "condition"])
+        for stream, condition, n in f.get("arrivals", ()):
+            arrivals.add_metric([stream, condition], n)
+        yield from (batches, records, injected, outcomes, pending, alarms, skips, arrivals)
         yield GaugeMetricFamily("emugen_paused", "1 while the fleet is paused",
                                 value=int(bool(f.get("paused"))))
         yield from _mode_and_freshness(f)

@@ -26,15 +26,31 @@ class Effect:
 
     delta: int
     count: int
-    examples: list[dict] = field(default_factory=list)
+    texts: str | list[str] = field(default_factory=list)  # a few records, as ID_TEXT
+
+    @property
+    def examples(self) -> list[dict]:
+        return examples_of(self.texts)
 
 
 Effects = dict[tuple[int, str, str], dict[str, Effect]]  # (w, key, metric) -> cause -> effect
 
 
-def _example(batch_id: str, row_no: int, record_id: str | None, stream: str) -> dict:
+# a record's id in one string: DuckDB hands strings to Python far faster than structs
+ID_TEXT = "stream || '\t' || batch_id || '\t' || row_no || '\t' || coalesce(record_id, '')"
+
+
+def _example(text: str) -> dict:
+    stream, batch_id, row_no, record_id = text.split("\t")
     name = "event_id" if stream == "events" else "company_id"
-    return {"batch_id": batch_id, "row_no": row_no, name: record_id}
+    return {"batch_id": batch_id, "row_no": int(row_no), name: record_id or None}
+
+
+def examples_of(texts: list[str] | str | None) -> list[dict]:
+    """Example records from ID_TEXT strings (a list, or one string of lines)."""
+    if isinstance(texts, str):
+        texts = texts.split("\n") if texts else []
+    return [_example(t) for t in texts or []]
 
 
 def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
@@ -45,10 +61,10 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
     for m in additive:
         hit = HITS[table][m]
         aggs.append(f"count(*) FILTER (WHERE {hit}) AS \"n_{m}\"")
-        aggs.append(f"(list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no) "
-                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}] AS \"x_{m}\"")
+        aggs.append(f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
+                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\"")
     rows = con.execute(f"""
-        WITH r AS (SELECT c.* FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key)),
+        WITH r AS (SELECT * FROM wrong_records),
         tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
                    WHERE cls IS NOT NULL)
         SELECT w, key, cls, {', '.join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
@@ -59,9 +75,7 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
         for i, m in enumerate(additive):
             n, examples = row[3 + 2 * i], row[4 + 2 * i]
             if n:
-                out.setdefault((w, key, m), {})[cls] = Effect(
-                    sign * n, n, [_example(*e.values()) if isinstance(e, dict) else _example(*e)
-                                  for e in examples or []])
+                out.setdefault((w, key, m), {})[cls] = Effect(sign * n, n, examples)
     if table == "company":
         _driver_effects(con, out)
     return out
@@ -79,7 +93,7 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
         else:
             sums.append(f"count(*) FILTER (WHERE \"has_{name}\" AND NOT hi) AS \"{name}\"")
     rows = con.execute(f"""
-        WITH r AS (SELECT c.* FROM cells_company c SEMI JOIN wrong_keys USING (w, key)),
+        WITH r AS (SELECT * FROM wrong_records),
         d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
                      {', '.join(flags)}
               FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
@@ -91,17 +105,18 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
                 continue
             examples = out.get((w, key, "events"), {}).get(name)
             out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), list(examples.examples) if examples else [])
+                int(delta), abs(int(delta)), examples.texts if examples else [])
 
 
-def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[tuple, int]:
-    """(w, key) -> shift in ms, for wrong rows whose every metric equals the expected value of
-    the same key one window, or whole hours (a time zone), away."""
+def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
+            keys: str) -> dict[tuple, int]:
+    """(w, key) -> shift in ms, for the rows in table `keys` whose every metric equals the
+    expected value of the same key one window, or whole hours (a time zone), away."""
     n = len(metrics_of(table))
     shifts = sorted({width_ms, -width_ms, *(h * 3_600_000 for h in range(-14, 15) if h)})
     rows = con.execute(f"""
         WITH s AS (SELECT unnest({shifts}) AS s),
-        g AS (SELECT g.* FROM got g SEMI JOIN wrong_keys USING (w, key)),
+        g AS (SELECT g.* FROM got g SEMI JOIN {keys} USING (w, key)),
         m AS (SELECT g.w, g.key, s.s, coalesce(g.value, 0) BETWEEN coalesce(e.lo, 0)
                      AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS nonzero
               FROM g CROSS JOIN s
@@ -109,16 +124,19 @@ def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int) -> dict[t
         SELECT w, key, arg_min(s, abs(s)) FROM (
             SELECT w, key, s FROM m GROUP BY w, key, s
             HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
+        -- a shifted row leaves the window it belongs to wrong (or empty) in the consumer's gold
+        WHERE (w + s, key) NOT IN (SELECT (c.w, c.key) FROM cmp c WHERE c.got IS NOT NULL
+                                   AND (c.w, c.key) NOT IN (SELECT (w, key) FROM wrong_keys))
         GROUP BY w, key""").fetchall()
     return {(w, key): s for w, key, s in rows}
 
 
-def cell_records(con: duckdb.DuckDBPyConnection, table: str) -> dict[tuple, tuple[int, list]]:
-    """(w, key) -> (records landed in the cell, a few counted ones) for the wrong rows."""
+def cell_records(con: duckdb.DuckDBPyConnection, table: str,
+                 keys: str) -> dict[tuple, tuple[int, list]]:
+    """(w, key) -> (records landed in the cell, a few counted ones) for the rows in `keys`."""
     rows = con.execute(f"""
         SELECT w, key, count(*),
-               (list((batch_id, row_no, record_id, stream) ORDER BY k, batch_id, row_no)
+               (list({ID_TEXT} ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
-        FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key) GROUP BY w, key""").fetchall()
-    return {(w, key): (n, [_example(*(e.values() if isinstance(e, dict) else e))
-                           for e in examples or []]) for w, key, n, examples in rows}
+        FROM wrong_records c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
+    return {(w, key): (n, examples_of(examples)) for w, key, n, examples in rows}

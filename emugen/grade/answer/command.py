@@ -15,7 +15,7 @@ from emugen.grade.answer.policy import (
     parse_policy,
     parse_tolerance,
 )
-from emugen.grade.answer.report import as_json, text, verdict
+from emugen.grade.answer.report import as_json, for_json, text, verdict
 from emugen.grade.answer.run import GoldJob, run_gold
 from emugen.grade.inputs import Source
 
@@ -76,7 +76,9 @@ def follow(job: GoldJob, grade: Callable[[GoldJob], dict], every: float,
 
 
 def grade_answer(job: GoldJob, options: AnswerOptions, engine: object,
-                 json_out: bool) -> tuple[str, bool]:
-    """Grade once: the report and whether it passes the gate."""
+                 json_out: bool) -> tuple[str, bool, dict]:
+    """Grade once: the report, whether it passes the gate, and its `gold` JSON object."""
     result = run_gold(job, engine)  # type: ignore[arg-type]
-    return render(result, options, json_out), verdict(result, options.max_wrong_cells) == "PASS"
+    return (render(result, options, json_out),
+            verdict(result, options.max_wrong_cells) == "PASS",
+            for_json(result, options.max_wrong_cells))

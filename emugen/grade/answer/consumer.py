@@ -41,7 +41,7 @@ def register_gold(con: duckdb.DuckDBPyConnection, source: Source) -> str:
                                   "--gold-query 'SELECT ...'")
         try:
             other = duckdb.connect(path, read_only=True)
-            table = other.execute(source.query).to_arrow_table()
+            table = other.sql(source.query).to_arrow_table()
             other.close()
         except duckdb.Error as exc:
             raise GradeInputError(f"gold input {source.location}: the query failed: "
@@ -121,6 +121,8 @@ def load_gold(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str,
               stream: str | None, width_ms: int | None) -> Gold:
     """`got(w, key, metric, value)` from the consumer's gold, checked; which table it is."""
     where = register_gold(con, source)
+    if not con.execute("SELECT count(*) FROM gold_raw").fetchall()[0][0]:
+        raise GradeInputError(f"gold {where}: no rows; grade once the pipeline has written gold")
     cols = columns_of(con, "gold_raw")
     table = detect_table(cols, mapping, stream, where)
     key_name = KEY_COLUMN[table]
@@ -144,8 +146,6 @@ def load_gold(con: duckdb.DuckDBPyConnection, source: Source, mapping: dict[str,
         assert column is not None
         _bad_value(con, column, f"try_cast({column} AS DOUBLE)", mapping.get(m, m), where,
                    "a number")
-    if not con.execute("SELECT count(*) FROM gold_raw").fetchall()[0][0]:
-        raise GradeInputError(f"gold {where}: no rows; grade once the pipeline has written gold")
     width = check_window(con, cols, mapping, start, width_ms, where)
     parts = [f"SELECT w, key, '{m}' AS metric, try_cast({_column(cols, mapping, m)} AS DOUBLE) "
              f"AS value FROM g" for m in metrics]

@@ -25,7 +25,8 @@ DISTINCT = {"active_drivers": "driver_id"}  # metrics counted as distinct values
 
 
 def drop_sql(policy: Policy, width_ms: int) -> tuple[str, str]:
-    """(dropped for certain, dropped at most): predicates over `rec` joined with `progress`."""
+    """(dropped for certain, dropped at most): predicates over a record and its file's
+    `progress`."""
     end = f"(w + {width_ms})"
     if policy.kind == "watermark":
         certain = f"coalesce({end} <= p.before_2 - {policy.delay_ms}, false)"
@@ -40,18 +41,37 @@ def drop_sql(policy: Policy, width_ms: int) -> tuple[str, str]:
     return "false", "false"
 
 
-def judge(con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int) -> None:
-    """`judged`: every record with its policy flags, and `cells_company` / `cells_region`."""
+def judge(con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int,
+          with_kept: bool = False) -> None:
+    """The view `judged`: every record with its policy flags (and `kept`, from the table
+    `kept_rows`, when the consumer's silver is given); `cells_company` / `cells_region`.
+
+    A view, not a table: the expected gold reads it once, and the explanations read a copy
+    of only the wrong cells' records (`wrong_records`)."""
     certain, at_most = drop_sql(policy, width_ms)
+    kept = "kr.batch_id IS NOT NULL" if with_kept else "NULL::BOOLEAN"
+    kept_join = ("LEFT JOIN kept_rows kr ON kr.batch_id = p.batch_id AND kr.row_no = p.row_no"
+                 if with_kept else "")
     con.execute(f"""
-        CREATE OR REPLACE TABLE judged AS
-        SELECT r.*, NULL::BOOLEAN AS kept, valid AND NOT copy AND released AS eligible,
+        CREATE OR REPLACE VIEW judged AS
+        WITH r AS (
+          SELECT p.*, f.k, f.delayed, f.released, f.before_1, f.before_2,
+                 p.event_ms // {width_ms} * {width_ms} AS w,
+                 c.batch_id IS NOT NULL AS copy, l.condition = 'late' AS ledger_late,
+                 {kept} AS kept
+          FROM parsed p JOIN progress f USING (stream, batch_id)
+          LEFT JOIN copies c ON c.batch_id = p.batch_id AND c.row_no = p.row_no
+          LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
+               AND l.condition = 'late'
+          {kept_join})
+        SELECT * EXCLUDE (before_1, before_2, ledger_late),
+               valid AND NOT copy AND released AS eligible,
                valid AND NOT copy AND released AND NOT {certain} AS counted_hi,
                valid AND NOT copy AND released AND NOT {at_most} AS counted_lo,
                valid AND NOT copy AND released AND {at_most} AS dropped,
-               coalesce(ledger_late, false) OR coalesce(w + {width_ms} <= p.before_1, false)
+               coalesce(ledger_late, false) OR coalesce(w + {width_ms} <= before_1, false)
                  AS late
-        FROM rec r JOIN progress p USING (stream, k)""")
+        FROM r p""")
     con.execute("""
         CREATE OR REPLACE VIEW cells_company AS
         SELECT *, company_id AS key FROM judged
@@ -78,6 +98,13 @@ def metric_sql(table: str, metric: str, flag: str) -> str:
     if metric in DISTINCT:
         return f"count(DISTINCT {DISTINCT[metric]}) FILTER (WHERE {flag})"
     return f"count(*) FILTER (WHERE {flag} AND {HITS[table][metric]})"
+
+
+def keep_wrong_records(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`wrong_records`: the records of the cells in `wrong_keys`, read once for every
+    explanation."""
+    con.execute(f"CREATE OR REPLACE TABLE wrong_records AS SELECT c.* FROM cells_{table} c "
+                "SEMI JOIN wrong_keys USING (w, key)")
 
 
 def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:

@@ -1,11 +1,12 @@
 """Compare the consumer's gold with the expected gold; explain every wrong cell.
 
 For each wrong (window, key, metric) the alternative values of the cell are the expected
-value with each class of records (classes.py) taken out or put in. The smallest combination of
-whole classes that gives what the consumer got is the explanation; else the whole row moved by
-a window or by whole hours (`window_shifted`); else part of one class (a consumer that lost
-some of the late records, say); else `no_such_window` when no record lands in the cell at all;
-else `unexplained`, with the cell's records.
+value with each class of records (classes.py) taken out or put in. One whole class that gives
+what the consumer got is the explanation; else the whole row moved by a window or by whole
+hours (`window_shifted`, every metric of the row equal to the other window's); else part of
+one class (a consumer that lost some of the late records, say); else the smallest combination
+of whole classes; else `no_such_window` when no record lands in the cell at all; else
+`unexplained`, with the cell's records.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from itertools import combinations
 
 import duckdb
+import pyarrow as pa
 
 from emugen.grade.answer.classes import (
     NEGATIVE,
@@ -61,26 +63,67 @@ def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_
             "wrong": counts.get("wrong", 0), "pending": counts.get("pending", 0)}
 
 
-def _search(effects: dict[str, Effect], target: float, slack: float) -> list[dict] | None:
-    """The smallest set of whole classes whose deltas add up to `target`, as causes."""
+def _order(effects: dict[str, Effect]) -> list[str]:
+    """The classes present, in PREFERENCE order; a clean record the consumer's own silver
+    lacks is named as rejected first: that is known, not inferred."""
     names = [n for n in PREFERENCE if n in effects and effects[n].delta]
-    for size in range(1, len(names) + 1):
+    return sorted(names, key=lambda n: n != "clean_rejected")
+
+
+def _search(effects: dict[str, Effect], target: float, slack: float,
+            most: int) -> list[str] | None:
+    """The smallest set of at most `most` whole classes whose deltas add up to `target`."""
+    names = _order(effects)
+    for size in range(1, min(most, len(names)) + 1):
         for combo in combinations(names, size):
             if abs(sum(effects[n].delta for n in combo) - target) <= slack:
-                return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
-                        for n in combo]
+                return list(combo)
     return None
+
+
+def _whole(effects: dict[str, Effect], names: list[str] | None) -> list[dict] | None:
+    if names is None:
+        return None
+    return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
+            for n in names]
 
 
 def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
     """Part of one class: the consumer lost (or added) some, not all, of its records."""
-    for name in PREFERENCE:
+    for name in _order(effects):
         effect = effects.get(name)
         if effect and effect.delta and (effect.delta > 0) == (target > 0) \
                 and abs(effect.delta) >= abs(target):
             share = round(abs(target))
             return [{"cause": name, "count": share, "examples": effect.examples[:share]}]
     return None
+
+
+def _target(lo: int, hi: int, got: float | None) -> float:
+    value = 0 if got is None else got
+    return value - lo if value < lo else value - hi
+
+
+def _causes(found: dict[str, Effect], target: float, slack: float,
+            shift: int | None) -> list[dict] | None:
+    """One whole class, else a shifted row, else part of one class, else several classes."""
+    causes = _whole(found, _search(found, target, slack, 1))
+    if causes is None and shift is not None:
+        causes = [{"cause": "window_shifted", "count": 1, "shift_ms": shift, "examples": []}]
+    return causes or _partial(found, target) or _whole(
+        found, _search(found, target, slack, len(found)))
+
+
+def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,
+          causes: list[dict]) -> dict:
+    cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
+            "difference": _target(lo, hi, got),
+            "causes": [c for c in causes if c["cause"] != "unreleased"]}
+    if lo == hi:
+        cell["expected"] = lo
+    else:
+        cell["expected_lo"], cell["expected_hi"] = lo, hi
+    return cell
 
 
 def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
@@ -93,34 +136,30 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     if not wrong:
         return [], 0
     effects = class_effects(con, table)
-    moved = shifted(con, table, width_ms)
-    records = cell_records(con, table)
+    # one whole class first; only the rows it leaves open are searched for a shift, or listed
+    first = [_search(effects.get((w, key, metric), {}), _target(lo, hi, got),
+                     tolerance.allowed(hi), 1) for w, key, metric, lo, hi, got in wrong]
+    open_keys = sorted({(row[0], row[1]) for row, names in zip(wrong, first, strict=True)
+                        if names is None})
+    con.register("open_arrow", pa.table({"w": pa.array([k[0] for k in open_keys], pa.int64()),
+                                         "key": pa.array([k[1] for k in open_keys], pa.string())}))
+    con.execute("CREATE OR REPLACE TABLE open_keys AS SELECT * FROM open_arrow")
+    con.unregister("open_arrow")
+    moved = shifted(con, table, width_ms, "open_keys") if open_keys else {}
+    records = cell_records(con, table, "open_keys") if open_keys else {}
     cells, pending = [], 0
-    for w, key, metric, lo, hi, got in wrong:
-        value = 0 if got is None else got
-        target = value - lo if value < lo else value - hi
-        slack = tolerance.allowed(hi)
+    for (w, key, metric, lo, hi, got), names in zip(wrong, first, strict=True):
         found = effects.get((w, key, metric), {})
-        causes = _search(found, target, slack)
+        causes = _whole(found, names) if names is not None else _causes(
+            found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
         if causes is not None and all(c["cause"] == "unreleased" for c in causes):
-            pending += 1
+            pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
-        if causes is None and (w, key) in moved:
-            causes = [{"cause": "window_shifted", "count": int(value),
-                       "shift_ms": moved[(w, key)], "examples": []}]
-        causes = causes or _partial(found, target)
         if causes is None:
             landed, examples = records.get((w, key), (0, []))
             causes = [{"cause": "no_such_window" if not landed else "unexplained",
                        "count": landed, "examples": examples}]
-        cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
-                "difference": value - (lo if value < lo else hi),
-                "causes": [c for c in causes if c["cause"] != "unreleased"]}
-        if lo == hi:
-            cell["expected"] = lo
-        else:
-            cell["expected_lo"], cell["expected_hi"] = lo, hi
-        cells.append(cell)
+        cells.append(_cell(w, key, metric, lo, hi, got, causes))
     return cells, pending
 
 

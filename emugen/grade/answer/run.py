@@ -10,7 +10,14 @@ from sqlalchemy import Engine
 
 from emugen.errors import GradeInputError
 from emugen.grade.answer.consumer import load_gold
-from emugen.grade.answer.expected import conservation, expected, judge, metric_sql, metrics_of
+from emugen.grade.answer.expected import (
+    conservation,
+    expected,
+    judge,
+    keep_wrong_records,
+    metric_sql,
+    metrics_of,
+)
 from emugen.grade.answer.explain import by_cause, compare, explain
 from emugen.grade.answer.policy import Policy, Tolerance
 from emugen.grade.answer.records import build_records, load_ledger
@@ -35,30 +42,31 @@ class GoldJob:
 
 
 def mark_kept(con: duckdb.DuckDBPyConnection, kept: Source, rejected: Source | None) -> None:
-    """`judged.kept`: whether the consumer's silver holds the record (by lineage, else by id
-    and occurrence)."""
+    """`kept_rows(batch_id, row_no)`: the records the consumer's silver holds (by lineage,
+    else by id and occurrence in release order)."""
     sources = [s for s in (kept, rejected) if s is not None]
     mode = detect_match(con, sources)
     normalise(con, kept, mode, None)
     if mode == "lineage":
-        con.execute("""CREATE OR REPLACE TABLE judged AS
-            SELECT j.* EXCLUDE (kept), k.batch_id IS NOT NULL AS kept FROM judged j
-            LEFT JOIN (SELECT DISTINCT batch_id, row_no FROM kept) k USING (batch_id, row_no)""")
+        con.execute("CREATE OR REPLACE TABLE kept_rows AS SELECT DISTINCT batch_id, row_no "
+                    "FROM kept")
         return
-    con.execute("""CREATE OR REPLACE TABLE judged AS
-        WITH j AS (SELECT *, row_number() OVER (PARTITION BY stream, record_id
-                                                ORDER BY k, batch_id, row_no) AS occ FROM judged),
+    con.execute("""CREATE OR REPLACE TABLE kept_rows AS
+        WITH j AS (SELECT p.batch_id, p.row_no, p.stream, p.record_id,
+                          row_number() OVER (PARTITION BY p.stream, p.record_id
+                                             ORDER BY f.k, p.batch_id, p.row_no) AS occ
+                   FROM parsed p JOIN files f USING (stream, batch_id)),
         k AS (SELECT natural_id, stream, row_number() OVER (PARTITION BY stream, natural_id
                                                            ORDER BY ord) AS occ FROM kept)
-        SELECT j.* EXCLUDE (kept, occ), k.natural_id IS NOT NULL AS kept FROM j
-        LEFT JOIN k ON k.natural_id = j.record_id AND k.stream = j.stream AND k.occ = j.occ""")
+        SELECT j.batch_id, j.row_no FROM j
+        JOIN k ON k.natural_id = j.record_id AND k.stream = j.stream AND k.occ = j.occ""")
 
 
 def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None:
     """Each wrong cell's difference as filter (expected vs gold from the pipeline's own
     silver) and aggregation (that gold vs what it wrote)."""
     parts = [f"SELECT w, key, '{m}' AS metric, {metric_sql(table, m, 'kept')} AS v "
-             f"FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key) GROUP BY w, key"
+             f"FROM wrong_records GROUP BY w, key"
              for m in metrics_of(table)]
     own = {(w, k, m): v for w, k, m, v in con.execute(" UNION ALL ".join(parts)).fetchall()}
     for cell in cells:
@@ -73,7 +81,7 @@ def pending_after(con: duckdb.DuckDBPyConnection, policy: Policy) -> float:
     """The end of the last window a watermark has surely passed, or +inf."""
     if policy.kind != "watermark":
         return float("inf")
-    row = con.execute("SELECT before_1 FROM progress WHERE stream = 'events' "
+    row = con.execute("SELECT before_1 FROM progress WHERE stream = 'events' AND released "
                       "ORDER BY k DESC LIMIT 1").fetchall()
     return float(row[0][0] - policy.delay_ms) if row and row[0][0] is not None else float("inf")
 
@@ -89,12 +97,13 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
             raise GradeInputError(f"truth {job.truth_path or 'the store'}: no records; land "
                                   "some batches first (`emugen pipeline run`)")
         load_ledger(con, engine if job.truth_path is None else None, job.arrivals_path)
-        build_records(con, gold.width_ms)
-        judge(con, job.policy, gold.width_ms)
+        build_records(con)
         if job.kept is not None:
             mark_kept(con, job.kept, job.rejected)
+        judge(con, job.policy, gold.width_ms, with_kept=job.kept is not None)
         expected(con, gold.table, job.policy.band)
         counts = compare(con, job.tolerance, pending_after(con, job.policy), gold.width_ms)
+        keep_wrong_records(con, gold.table)
         cells, late_pending = explain(con, gold.table, gold.width_ms, job.tolerance)
         if job.kept is not None and cells:
             split(con, gold.table, cells)
