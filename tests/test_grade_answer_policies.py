@@ -82,3 +82,12 @@ def test_a_tolerance_accepts_a_difference_within_it(tmp_path):
     assert grade(tmp_path, spark_landing(), [(90, "c1", 7)])["wrong"] == 2
     assert grade(tmp_path, spark_landing(), [(90, "c1", 7)],
                  tolerance=Tolerance(absolute=1))["wrong"] == 0
+
+
+def test_a_window_shorter_than_the_golds_own_is_refused_naming_the_spacing(tmp_path):
+    from emugen.errors import GradeInputError
+
+    landing = Landing().files([100], [130], [160], [190])
+    # an hourly-looking consumer graded with 30 s windows: 60 s apart, data at 120 and 180
+    with pytest.raises(GradeInputError, match="60 s apart"):
+        grade(tmp_path, landing, [(90, "c1", 2), (150, "c1", 2)])

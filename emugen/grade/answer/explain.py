@@ -2,11 +2,11 @@
 
 For each wrong (window, key, metric) the alternative values of the cell are the expected
 value with each class of records (classes.py) taken out or put in. One whole class that gives
-what the consumer got is the explanation; else the whole row moved by a window or by whole
-hours (`window_shifted`, every metric of the row equal to the other window's); else part of
-one class (a consumer that lost some of the late records, say); else the smallest combination
-of whole classes; else `no_such_window` when no record lands in the cell at all; else
-`unexplained`, with the cell's records.
+what the consumer got is the explanation; else part of one class (a consumer that lost some of
+the late records, say); else the whole row moved by a window or by whole hours
+(`window_shifted`, every metric of the row equal to the other window's); else the smallest
+combination of whole classes; else `no_such_window` when no record lands in the cell at all;
+else `unexplained`, with the cell's records.
 """
 
 from __future__ import annotations
@@ -106,12 +106,14 @@ def _target(lo: int, hi: int, got: float | None) -> float:
 
 def _causes(found: dict[str, Effect], target: float, slack: float,
             shift: int | None) -> list[dict] | None:
-    """One whole class, else a shifted row, else part of one class, else several classes."""
-    causes = _whole(found, _search(found, target, slack, 1))
+    """One whole class, else part of one class, else a shifted row, else several classes.
+
+    Part of a class comes before a shift: with small counts a row often equals a neighbour's
+    by chance, while a class big enough to hold the difference is evidence in the cell."""
+    causes = _whole(found, _search(found, target, slack, 1)) or _partial(found, target)
     if causes is None and shift is not None:
         causes = [{"cause": "window_shifted", "count": 1, "shift_ms": shift, "examples": []}]
-    return causes or _partial(found, target) or _whole(
-        found, _search(found, target, slack, len(found)))
+    return causes or _whole(found, _search(found, target, slack, len(found)))
 
 
 def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,

@@ -4,6 +4,8 @@ declared policy from the truth and the arrival ledger, compare, explain, account
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
+from math import gcd
 
 import duckdb
 from sqlalchemy import Engine
@@ -77,6 +79,27 @@ def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None
         cell["aggregation"] = (cell["got"] or 0) - silver
 
 
+def check_grid(con: duckdb.DuckDBPyConnection, width_ms: int, where: str) -> None:
+    """Refuse a window shorter than the gold's own: its windows lie k > 1 windows apart while
+    the data fills the windows between them."""
+    starts = sorted(int(r[0]) for r in con.execute(
+        "SELECT DISTINCT w FROM got WHERE w IS NOT NULL").fetchall())
+    if len(starts) < 2:
+        return
+    low, high = starts[0], starts[-1]
+    spacing = reduce(gcd, (w - low for w in starts[1:]))
+    if spacing <= width_ms or spacing % width_ms:
+        return
+    between = con.execute(
+        f"SELECT count(*) FROM exp_long WHERE w > {low} AND w < {high} "
+        f"AND (w - {low}) % {spacing} <> 0").fetchall()[0][0]
+    if between:
+        raise GradeInputError(
+            f"gold {where}: its windows are {spacing / 1000:g} s apart but the data fills "
+            f"{width_ms / 1000:g}-second windows between them; give the window the pipeline "
+            f"uses with --window (e.g. --window {spacing // 1000}s)")
+
+
 def pending_after(con: duckdb.DuckDBPyConnection, policy: Policy) -> float:
     """The end of the last window a watermark has surely passed, or +inf."""
     if policy.kind != "watermark":
@@ -102,6 +125,7 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
             mark_kept(con, job.kept, job.rejected)
         judge(con, job.policy, gold.width_ms, with_kept=job.kept is not None)
         expected(con, gold.table, job.policy.band)
+        check_grid(con, gold.width_ms, gold.where)
         counts = compare(con, job.tolerance, pending_after(con, job.policy), gold.width_ms)
         keep_wrong_records(con, gold.table)
         cells, late_pending = explain(con, gold.table, gold.width_ms, job.tolerance)
