@@ -16,8 +16,16 @@ SELECT regexp_extract(filename, '([a-z]+)-[0-9]+\.jsonl$', 1) AS stream,
        (line - 1)::BIGINT AS row_no, payload
 FROM lines WHERE line <= last_line;
 
--- The batch intervals the landing zone's manifests give (boundary checks need them).
+-- The batch intervals the landing zone's manifests give (boundary checks need them). With
+-- arrival conditions a record may lie up to the declared max_lateness before its interval
+-- (late data is valid: `earliest`), and contract version 2 adds an optional field.
 CREATE OR REPLACE TABLE batches AS
-SELECT batch_id, stream, interval_start::TIMESTAMPTZ AS interval_start,
-       interval_end::TIMESTAMPTZ AS interval_end
-FROM read_json($manifest_files, format = 'auto', union_by_name = true);
+SELECT m ->> 'batch_id' AS batch_id, m ->> 'stream' AS stream,
+       (m ->> 'interval_start')::TIMESTAMPTZ AS interval_start,
+       (m ->> 'interval_end')::TIMESTAMPTZ AS interval_end,
+       (m ->> 'interval_start')::TIMESTAMPTZ - to_milliseconds(
+           coalesce((m -> 'spec' -> 'arrival' -> 'late' ->> 'max_lateness_ms')::BIGINT, 0))
+           AS earliest,
+       CASE WHEN coalesce((m ->> 'contract_version')::INTEGER, 1) >= 2
+            THEN m -> 'spec' -> 'arrival' -> 'drift' ->> 'field' END AS drift_field
+FROM (SELECT content::JSON AS m FROM read_text($manifest_files));

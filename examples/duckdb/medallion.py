@@ -86,17 +86,19 @@ def field_checks(name: str, kind: str, nullable: bool, allowed: tuple | None,
 def reason_sql(stream: str, weak: bool) -> str:
     """One CASE naming the first rule a record breaks (reason and field), or NULL when clean."""
     names = [f[0] for f in CONTRACT[stream]]
+    # keys the contract does not know (the field contract version 2 adds aside)
+    unknown = (f"list_filter(json_keys(j), lambda k: NOT list_contains({_quote(names)}, k) "
+               "AND k IS DISTINCT FROM b.drift_field)")
     when = [("j IS NULL", "unparseable", "NULL"),
-            (f"len(list_filter(json_keys(j), lambda k: NOT list_contains({_quote(names)}, k))) > 0",
-             "schema_mismatch",
-             f"list_filter(json_keys(j), lambda k: NOT list_contains({_quote(names)}, k))[1]")]
+            (f"len({unknown}) > 0", "schema_mismatch", f"{unknown}[1]")]
     when += [(f"NOT list_contains(json_keys(j), '{n}')", "missing_field", f"'{n}'")
              for n in names]
     for name, kind, nullable, allowed in CONTRACT[stream]:
         when += [(c, r, f"'{name}'") for c, r in field_checks(name, kind, nullable, allowed,
                                                                 weak)]
     stamp = f"json_extract_string(j, '$.{TIME_FIELD[stream]}')::TIMESTAMPTZ"
-    when.append((f"NOT ({stamp} >= b.interval_start AND {stamp} < b.interval_end)",
+    # a late record, up to the declared max_lateness before the interval, is valid data
+    when.append((f"NOT ({stamp} >= b.earliest AND {stamp} < b.interval_end)",
                  "boundary_violation", f"'{TIME_FIELD[stream]}'"))
     reason = " ".join(f"WHEN {c} THEN '{r}'" for c, r, _ in when)
     field = " ".join(f"WHEN {c} THEN {f}" for c, _, f in when)
@@ -112,8 +114,10 @@ def run_sql(con: duckdb.DuckDBPyConnection, path: Path, params: dict) -> None:
             con.execute(body, used)
 
 
-def silver(con: duckdb.DuckDBPyConnection, weak: bool) -> None:
-    """Contract checks, then the company reference, then first-occurrence de-duplication."""
+def silver(con: duckdb.DuckDBPyConnection, weak: bool, per_file: bool = False) -> None:
+    """Contract checks, then the company reference, then first-occurrence de-duplication
+    (across every landed file; `per_file`, the naive consumer's bug: within each file only)."""
+    scope = "batch_id, " if per_file else ""
     for stream in ("companies", "events"):
         con.execute(f"""
             CREATE OR REPLACE TABLE checked_{stream} AS
@@ -132,7 +136,7 @@ def silver(con: duckdb.DuckDBPyConnection, weak: bool) -> None:
             CREATE OR REPLACE TABLE decided_{stream} AS
             SELECT batch_id, row_no, payload, j,
                    CASE WHEN reason IS NOT NULL THEN reason {orphan}
-                        WHEN row_number() OVER (PARTITION BY reason IS NULL,
+                        WHEN row_number() OVER (PARTITION BY {scope}reason IS NULL,
                              json_extract_string(j, '$.{key}') ORDER BY batch_id, row_no) > 1
                         THEN 'duplicate' END AS reason,
                    CASE WHEN reason IS NOT NULL THEN field
@@ -161,7 +165,8 @@ def silver(con: duckdb.DuckDBPyConnection, weak: bool) -> None:
     """)
 
 
-def medallion(root: Path, out: Path, weak: bool = False) -> dict[str, int]:
+def medallion(root: Path, out: Path, weak: bool = False,
+              per_file: bool = False) -> dict[str, int]:
     """Run every layer; write the tables as Parquet into `out`; their row counts."""
     jsonl = sorted(glob.glob(str(root / "*" / "date=*" / "hour=*" / "*.jsonl")))
     manifests = sorted(glob.glob(str(root / "_manifests" / "*" / "*.json")))
@@ -170,7 +175,7 @@ def medallion(root: Path, out: Path, weak: bool = False) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     run_sql(con, HERE / "bronze.sql", {"jsonl_files": jsonl, "manifest_files": manifests})
-    silver(con, weak)
+    silver(con, weak, per_file)
     run_sql(con, HERE / "gold.sql", {})
     counts = {}
     for table in ("silver_companies", "silver_events", "quarantine", "gold_company_window",

@@ -100,16 +100,18 @@ def field_checks(name: str, kind: str, allowed: tuple[str, ...], weaken: bool) -
 def rejection(stream: str, weaken: bool) -> Column:
     """A struct (reason, field) for the first rule a record breaks, NULL for a clean record.
 
-    Needs columns `v` (the parsed variant), `keys` (top-level keys in document order) and
-    `interval_start`/`interval_end` (the batch's interval, from its manifest).
+    Needs columns `v` (the parsed variant), `keys` (top-level keys in document order),
+    `earliest`/`interval_end` (the batch's interval from its manifest, its start less the
+    declared lateness) and `drift_field` (the field contract version 2 adds, or NULL).
     """
     fields = FIELDS[stream]
     names = [f[0] for f in fields]
     time = TIME_FIELD[stream]
+    # a key the contract does not know (the drift field of contract version 2 aside)
+    unknown = f"filter(keys, k -> k NOT IN ({_sql_list(names)}) AND NOT k <=> drift_field)"
     whens = [
         ("v IS NULL OR schema_of_variant(v) NOT LIKE 'OBJECT<%'", "'unparseable'", "NULL"),
-        (f"size(filter(keys, k -> k NOT IN ({_sql_list(names)}))) > 0", "'schema_mismatch'",
-         f"filter(keys, k -> k NOT IN ({_sql_list(names)}))[0]"),
+        (f"size({unknown}) > 0", "'schema_mismatch'", f"{unknown}[0]"),
         (f"size(filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))) > 0",
          "'missing_field'",
          f"filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))[0]"),
@@ -118,7 +120,8 @@ def rejection(stream: str, weaken: bool) -> Column:
         whens += [(cond, f"'{reason}'", f"'{name}'")
                   for cond, reason in field_checks(name, kind, allowed, weaken)]
     stamp = f"try_to_timestamp({_text('$.' + time)}, \"{STAMP_FORMAT}\")"
-    whens.append((f"{stamp} < interval_start OR {stamp} >= interval_end",
+    # a late record (up to the declared max_lateness before the interval) is valid data
+    whens.append((f"{stamp} < earliest OR {stamp} >= interval_end",
                   "'boundary_violation'", f"'{time}'"))
     cases = " ".join(f"WHEN {cond} THEN named_struct('reason', {reason}, 'field', {field})"
                      for cond, reason, field in whens)
@@ -130,7 +133,8 @@ def _stamp(name: str) -> Column:
 
 
 def checked(rows: DataFrame, stream: str, weaken: bool) -> DataFrame:
-    """Raw rows (batch_id, row_no, payload, interval_*) with `rejected` and the typed fields."""
+    """Raw rows (batch_id, row_no, payload, earliest, interval_end, drift_field) with
+    `rejected` and the typed fields."""
     parsed = (rows.withColumn("v", F.expr("try_parse_json(payload)"))
               .withColumn("keys", F.expr("json_object_keys(payload)")))
     typed = [F.expr(_text(f"$.{name}")).alias(name) for name, kind, _ in FIELDS[stream]

@@ -18,7 +18,7 @@ import shutil
 import signal
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession, Window
@@ -27,6 +27,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType, Tim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from contract import checked  # noqa: E402 - a sibling module of this script
+from watermark import events_or_empty, lateness_horizon, watermark_gold  # noqa: E402
 
 # The landing zone's Parquet columns (row_no is read as a long whether it was written 32- or
 # 64-bit). Nothing else is set on the reader: the path and this schema are enough.
@@ -66,7 +67,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "one line naming its cause")
     p.add_argument("--weaken", action="store_true",
                    help="drop the enum check: invalid region/event_type values reach silver")
+    p.add_argument("--watermark-seconds", type=float, default=None,
+                   help="the streaming gold's watermark delay (default: the landing's lateness "
+                        "horizon from its manifests, else 120)")
+    p.add_argument("--watermark-out", type=Path, default=None,
+                   help="where the watermarked gold goes (default OUT/gold/watermark)")
+    p.add_argument("--streaming-gold-only", action="store_true",
+                   help="skip the gold recomputed in each micro-batch (gold/company_window, "
+                        "gold/region_window): write the watermarked gold only")
     args = p.parse_args(argv)
+    if args.watermark_seconds is not None and args.watermark_seconds < 0:
+        p.error("--watermark-seconds must be 0 or more")
     if args.max_files < 1 or args.trigger_seconds <= 0 or args.window_seconds < 1:
         p.error("--max-files, --trigger-seconds and --window-seconds must be positive")
     if not args.landing.is_dir():
@@ -75,9 +86,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def manifest_interval(root: Path, stream: str, batch_id: str,
-                      wait: float) -> tuple[datetime, datetime]:
-    """The batch's interval from its manifest's spec, waiting for a manifest still being written.
+def manifest_bounds(root: Path, stream: str, batch_id: str,
+                    wait: float) -> tuple[datetime, datetime, datetime, str | None]:
+    """The batch's interval from its manifest's spec (waiting for a manifest still being
+    written), the earliest event time it may hold (the interval start less the declared
+    `max_lateness`: late data is valid) and the field its contract version adds, if any.
 
     The boundary check needs the interval the batch covers, and only the manifest says it (a
     simulated clock's interval has nothing to do with the tick time in `scheduled_at`).
@@ -93,8 +106,13 @@ def manifest_interval(root: Path, stream: str, batch_id: str,
     spec = doc.get("spec", doc)
     if isinstance(spec, str):  # a spec kept as JSON text
         spec = json.loads(spec)
-    return (datetime.fromisoformat(spec["interval_start"]),
-            datetime.fromisoformat(spec["interval_end"]))
+    start = datetime.fromisoformat(spec["interval_start"])
+    arrival = spec.get("arrival") or {}
+    late_ms = (arrival.get("late") or {}).get("max_lateness_ms", 0)
+    drift = arrival.get("drift") or {}
+    field = drift.get("field") if arrival.get("contract_version", 1) >= 2 else None
+    return (start, datetime.fromisoformat(spec["interval_end"]),
+            start - timedelta(milliseconds=late_ms), field)
 
 
 def stage(df: DataFrame, out: Path, table: str, epoch: int) -> None:
@@ -193,7 +211,7 @@ def build_gold(spark: SparkSession, out: Path, seconds: int, touched: list[int])
     if not touched:
         return
     companies = spark.read.parquet(str(out / "silver/companies")).drop("epoch")
-    events = (spark.read.parquet(str(out / "silver/events")).drop("epoch")
+    events = (events_or_empty(spark, out / "silver/events")
               .withColumn("window_start_ms", window_of("event_timestamp", seconds))
               .where(F.col("window_start_ms").isin(touched)))
     count = lambda kind: F.count_if(F.col("event_type") == kind)  # noqa: E731
@@ -229,12 +247,17 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
         if not landed:
             return
         bounds = spark.createDataFrame(
-            [(b, *manifest_interval(args.landing, s, b, args.manifest_wait)) for b, s in landed],
-            "batch_id string, interval_start timestamp, interval_end timestamp")
+            [(b, *manifest_bounds(args.landing, s, b, args.manifest_wait)) for b, s in landed],
+            "batch_id string, interval_start timestamp, interval_end timestamp, "
+            "earliest timestamp, drift_field string")
         rows = rows.join(F.broadcast(bounds), "batch_id")
         companies, events, quarantine = refine(spark, rows, args.out, epoch, args.weaken)
         tables = {"silver/companies": companies, "silver/events": events,
                   "quarantine": quarantine}
+        if not any(s == "events" for _, s in landed):
+            # one silver events file per landed events file, none for a companies-only
+            # micro-batch: the watermark query then runs a micro-batch per landed events file
+            del tables["silver/events"]
         for table, df in tables.items():
             stage(df, args.out, table, epoch)
         publish(args.out, tuple(tables), epoch)
@@ -242,6 +265,8 @@ def micro_batch(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 
         print(f"{datetime.now():%H:%M:%S} epoch {epoch} published in "
               f"{time.monotonic() - started:.1f} s: {', '.join(b for b, _ in landed)}",
               flush=True)
+        if args.streaming_gold_only:
+            return
         started = time.monotonic()
         touched = (events.select(window_of("event_timestamp", args.window_seconds).alias("w"))
                    .unionByName(companies.select(
@@ -269,6 +294,16 @@ def session(verbose: bool) -> SparkSession:
     return spark
 
 
+def streaming_gold(spark: SparkSession, args: argparse.Namespace):  # noqa: ANN201 - a writer
+    """The watermarked gold query over published silver (watermark.py)."""
+    delay = (lateness_horizon(args.landing) if args.watermark_seconds is None
+             else args.watermark_seconds)
+    out = args.watermark_out or args.out / "gold" / "watermark"
+    print(f"{datetime.now():%H:%M:%S} watermarked gold: delay {delay:g} s -> {out}", flush=True)
+    return watermark_gold(spark, args.out / "silver" / "events", out, delay,
+                          args.window_seconds, args.max_files)
+
+
 def run(args: argparse.Namespace) -> None:
     spark = session(args.verbose)
     source = (spark.readStream.schema(LANDING_SCHEMA)
@@ -277,24 +312,30 @@ def run(args: argparse.Namespace) -> None:
               .parquet(str(args.landing / "*" / "date=*" / "hour=*" / "*.parquet")))
     writer = (source.writeStream.foreachBatch(micro_batch(spark, args))
               .option("checkpointLocation", str(args.out / "_checkpoint")))
-    if args.once:
-        query = writer.trigger(availableNow=True).start()
-        query.awaitTermination()
+    if args.once:  # silver first, then the streaming gold over all of it
+        writer.trigger(availableNow=True).start().awaitTermination()
+        streaming_gold(spark, args).trigger(availableNow=True).start().awaitTermination()
         return
-    query = writer.trigger(processingTime=f"{args.trigger_seconds} seconds").start()
+    every = f"{args.trigger_seconds} seconds"
+    queries = [writer.trigger(processingTime=every).start()]
+    (args.out / "silver" / "events").mkdir(parents=True, exist_ok=True)
+    queries.append(streaming_gold(spark, args).trigger(processingTime=every).start())
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda number, _frame: stopping.append(number))
-    while query.isActive and not stopping:
-        query.awaitTermination(1)
+    while all(q.isActive for q in queries) and not stopping:
+        queries[0].awaitTermination(1)
     # Let the micro-batch in flight finish, so gold is not left behind silver until a restart.
     # (Stopping mid-batch is safe anyway: the epoch is not committed, so a restart re-runs it.)
     deadline = time.monotonic() + 120
-    while query.isActive and query.status["isTriggerActive"] and time.monotonic() < deadline:
-        time.sleep(0.2)
-    query.stop()
-    if query.exception() is not None:
-        raise query.exception()
+    for query in queries:
+        while (query.isActive and query.status["isTriggerActive"]
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+        query.stop()
+    for query in queries:
+        if query.exception() is not None:
+            raise query.exception()
 
 
 def main(argv: list[str] | None = None) -> int:
