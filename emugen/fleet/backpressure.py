@@ -110,9 +110,10 @@ class CompaniesFirst:
     """Beat's rule that companies come first: an events batch picks its drivers among the
     companies already in silver, so one generated before any is there is empty.
 
-    On a store with none, beat's first tick makes the companies entry due at once (`start`),
-    and each events tick is held (`hold`: unsent, so no seq used and no skip recorded) and
-    due again HOLD_RETRY_S later, until a company batch has reached silver.
+    On a store with none, beat's first tick makes the companies entry due at once and the
+    events entry due right after it (`start`); each events tick is held (`hold`: unsent, so
+    no seq used and no skip recorded) and due again HOLD_RETRY_S later, until a company batch
+    has reached silver.
     """
 
     def __init__(self) -> None:
@@ -131,11 +132,14 @@ class CompaniesFirst:
             return False
 
     def start(self, beat: Any) -> None:
-        """Once, at beat's first tick: on a store without companies, send theirs now."""
+        """Once, at beat's first tick: on a store without companies, send theirs now, and make
+        the first events tick due right behind it (held until the companies are in silver), so
+        a new fleet's first gold does not wait out a whole events interval."""
         if not self.started:
             self.started = True
             if self.missing(beat.settings):
                 _due_in(beat, f"generate-{Stream.companies.value}", 0.0)
+                _due_in(beat, f"generate-{Stream.events.value}", HOLD_RETRY_S)
 
     def hold(self, beat: Any, name: str) -> bool:
         """Whether to hold back this events tick (entry `name`); if so it is due again soon."""
