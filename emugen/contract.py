@@ -145,7 +145,10 @@ def _location_field(rule: Rule, v: Any) -> Broken:
 
 
 _FIELD_CHECKS = dict.fromkeys(("uuid", "text", "enum", "timestamp"), _string_field) | {
-    "bool": _bool_field, "count": _count_field, "location": _location_field}
+    "bool": _bool_field,
+    "count": _count_field,
+    "location": _location_field,
+}
 
 
 def _field(rule: Rule, v: Any) -> Broken:
@@ -190,28 +193,49 @@ def _fast_event(r: Any, ctx: Context) -> dict[str, Any] | None:
         kind, stamp, loc = r["event_type"], r["event_timestamp"], r["location"]
     except KeyError:
         return None
-    if not (type(eid) is str and type(cid) is str and type(did) is str and type(tid) is str
-            and type(kind) is str and type(stamp) is str):
+    if not (
+        type(eid) is str
+        and type(cid) is str
+        and type(did) is str
+        and type(tid) is str
+        and type(kind) is str
+        and type(stamp) is str
+    ):
         return None
     # one regex over the four ids at once; equal 36-char lengths keep the slices aligned
-    if not (len(eid) == len(cid) == len(did) == len(tid) == 36
-            and _uuids(eid + cid + did + tid) and kind in _EVENT_TYPES and _stamp(stamp)):
+    if not (
+        len(eid) == len(cid) == len(did) == len(tid) == 36
+        and _uuids(eid + cid + did + tid)
+        and kind in _EVENT_TYPES
+        and _stamp(stamp)
+    ):
         return None
     if loc is not None:
         if type(loc) is not dict or len(loc) != 2:
             return None
         lat: Any = loc.get("lat")  # Any: the type() tests below are the narrowing
         lon: Any = loc.get("lon")
-        if not (type(lat) in (int, float) and type(lon) in (int, float)
-                and -90 <= lat <= 90 and -180 <= lon <= 180):
+        if not (
+            type(lat) in (int, float)
+            and type(lon) in (int, float)
+            and -90 <= lat <= 90
+            and -180 <= lon <= 180
+        ):
             return None
     moment = _moment_inside(stamp, ctx)
     if moment is None:
         return None
     if ctx.known_companies is not None and cid not in ctx.known_companies:
         return None
-    return {"event_id": eid, "company_id": cid, "driver_id": did, "truck_id": tid,
-            "event_type": kind, "event_timestamp": moment, "location": loc}
+    return {
+        "event_id": eid,
+        "company_id": cid,
+        "driver_id": did,
+        "truck_id": tid,
+        "event_type": kind,
+        "event_timestamp": moment,
+        "location": loc,
+    }
 
 
 def _fast_company(r: Any, ctx: Context) -> dict[str, Any] | None:
@@ -222,18 +246,38 @@ def _fast_company(r: Any, ctx: Context) -> dict[str, Any] | None:
         stamp, drivers, trucks = r["onboarded_at"], r["drivers_count"], r["trucks_count"]
     except KeyError:
         return None
-    if not (type(cid) is str and type(name) is str and type(region) is str
-            and type(active) is bool and type(stamp) is str and type(drivers) is int
-            and type(trucks) is int):
+    if not (
+        type(cid) is str
+        and type(name) is str
+        and type(region) is str
+        and type(active) is bool
+        and type(stamp) is str
+        and type(drivers) is int
+        and type(trucks) is int
+    ):
         return None
-    if not (_UUID.match(cid) and name.strip() and len(name) <= MAX_TEXT and region in _REGIONS
-            and _stamp(stamp) and 1 <= drivers <= MAX_COUNT and 1 <= trucks <= MAX_COUNT):
+    if not (
+        _UUID.match(cid)
+        and name.strip()
+        and len(name) <= MAX_TEXT
+        and region in _REGIONS
+        and _stamp(stamp)
+        and 1 <= drivers <= MAX_COUNT
+        and 1 <= trucks <= MAX_COUNT
+    ):
         return None
     moment = _moment_inside(stamp, ctx)
     if moment is None:
         return None
-    return {"company_id": cid, "company_name": name, "region": region, "active": active,
-            "onboarded_at": moment, "drivers_count": drivers, "trucks_count": trucks}
+    return {
+        "company_id": cid,
+        "company_name": name,
+        "region": region,
+        "active": active,
+        "onboarded_at": moment,
+        "drivers_count": drivers,
+        "trucks_count": trucks,
+    }
 
 
 _FAST = {Stream.events: _fast_event, Stream.companies: _fast_company}
@@ -274,9 +318,12 @@ def _context_rejection(stream: Stream, typed: dict[str, Any], ctx: Context) -> R
     """The batch-level rules: the interval boundary, then the company reference."""
     moment = typed[TIME_FIELD[stream]]
     if not ctx.interval_start <= moment < ctx.interval_end:
-        return Rejection(Reason.boundary_violation, TIME_FIELD[stream],
-                         f"{moment.isoformat()} is outside [{ctx.interval_start.isoformat()}, "
-                         f"{ctx.interval_end.isoformat()})")
+        return Rejection(
+            Reason.boundary_violation,
+            TIME_FIELD[stream],
+            f"{moment.isoformat()} is outside [{ctx.interval_start.isoformat()}, "
+            f"{ctx.interval_end.isoformat()})",
+        )
     known = ctx.known_companies
     if stream is Stream.events and known is not None and typed["company_id"] not in known:
         return Rejection(Reason.orphan_reference, "company_id", "company is not in silver")

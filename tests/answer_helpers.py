@@ -24,21 +24,46 @@ class Landing:
     rows: list[dict] = field(default_factory=list)
     ledger: list[dict] = field(default_factory=list)
 
-    def event(self, seq: int, at: float, *, driver: str = "d1", event_id: str | None = None,
-              defect: str | None = None, copy_of: tuple[int, int] | None = None) -> dict:
+    def event(
+        self,
+        seq: int,
+        at: float,
+        *,
+        driver: str = "d1",
+        event_id: str | None = None,
+        defect: str | None = None,
+        copy_of: tuple[int, int] | None = None,
+    ) -> dict:
         """One start_driving event of company c1 in file `seq`."""
         batch = f"events-{seq:09d}"
         row_no = sum(1 for r in self.rows if r["batch_id"] == batch)
         eid = event_id or f"e{seq}-{row_no}"
-        payload = {"event_id": eid, "company_id": "c1", "driver_id": driver,
-                   "event_type": "start_driving", "event_timestamp": iso(at)}
-        row = {"batch_id": batch, "stream": "events", "row_no": row_no, "natural_id": eid,
-               "defect": defect, "payload": json.dumps(payload)}
+        payload = {
+            "event_id": eid,
+            "company_id": "c1",
+            "driver_id": driver,
+            "event_type": "start_driving",
+            "event_timestamp": iso(at),
+        }
+        row = {
+            "batch_id": batch,
+            "stream": "events",
+            "row_no": row_no,
+            "natural_id": eid,
+            "defect": defect,
+            "payload": json.dumps(payload),
+        }
         self.rows.append(row)
         if copy_of is not None:
-            self.ledger.append({"batch_id": batch, "row_no": row_no, "condition": "redelivered",
-                                "original_batch_id": f"events-{copy_of[0]:09d}",
-                                "original_row_no": copy_of[1]})
+            self.ledger.append(
+                {
+                    "batch_id": batch,
+                    "row_no": row_no,
+                    "condition": "redelivered",
+                    "original_batch_id": f"events-{copy_of[0]:09d}",
+                    "original_row_no": copy_of[1],
+                }
+            )
         return row
 
     def files(self, *times: list[float]) -> Landing:
@@ -49,21 +74,32 @@ class Landing:
         return self
 
     def delay(self, seq: int, until: int) -> None:
-        self.ledger.append({"batch_id": f"events-{seq:09d}", "row_no": None,
-                            "condition": "delayed",
-                            "released_after_batch_id": f"events-{until:09d}"})
+        self.ledger.append(
+            {
+                "batch_id": f"events-{seq:09d}",
+                "row_no": None,
+                "condition": "delayed",
+                "released_after_batch_id": f"events-{until:09d}",
+            }
+        )
 
     def late(self, seq: int, row_no: int) -> None:
-        self.ledger.append({"batch_id": f"events-{seq:09d}", "row_no": row_no,
-                            "condition": "late"})
+        self.ledger.append({"batch_id": f"events-{seq:09d}", "row_no": row_no, "condition": "late"})
 
     def company(self, company_id: str, region: str, at: float, seq: int = 1) -> None:
         batch = f"companies-{seq:09d}"
         row_no = sum(1 for r in self.rows if r["batch_id"] == batch)
         payload = {"company_id": company_id, "region": region, "onboarded_at": iso(at)}
-        self.rows.append({"batch_id": batch, "stream": "companies", "row_no": row_no,
-                          "natural_id": company_id, "defect": None,
-                          "payload": json.dumps(payload)})
+        self.rows.append(
+            {
+                "batch_id": batch,
+                "stream": "companies",
+                "row_no": row_no,
+                "natural_id": company_id,
+                "defect": None,
+                "payload": json.dumps(payload),
+            }
+        )
 
     def write(self, folder: Path) -> tuple[str, str]:
         truth, arrivals = folder / "truth.jsonl", folder / "arrivals.jsonl"
@@ -73,8 +109,15 @@ class Landing:
         return str(truth), str(arrivals)
 
 
-COMPANY_ROW = ("window_start", "company_id", "events", "start_driving", "stopped_driving",
-               "delivered", "active_drivers")
+COMPANY_ROW = (
+    "window_start",
+    "company_id",
+    "events",
+    "start_driving",
+    "stopped_driving",
+    "delivered",
+    "active_drivers",
+)
 
 
 def gold_file(folder: Path, rows: list[tuple], name: str = "gold.jsonl") -> str:
@@ -91,22 +134,38 @@ def gold_file(folder: Path, rows: list[tuple], name: str = "gold.jsonl") -> str:
     return str(path)
 
 
-def grade(folder: Path, landing: Landing, rows: list[tuple], policy: str = "exact",
-          trigger: str = "any", window_s: int = 30, tolerance: Tolerance | None = None) -> dict:
+def grade(
+    folder: Path,
+    landing: Landing,
+    rows: list[tuple],
+    policy: str = "exact",
+    trigger: str = "any",
+    window_s: int = 30,
+    tolerance: Tolerance | None = None,
+) -> dict:
     truth, arrivals = landing.write(folder)
-    job = GoldJob(gold=Source("gold", gold_file(folder, rows)), width_ms=window_s * 1000,
-                  policy=parse_policy(policy, trigger) if policy else Policy(),
-                  tolerance=tolerance or Tolerance(), truth_path=truth, arrivals_path=arrivals)
+    job = GoldJob(
+        gold=Source("gold", gold_file(folder, rows)),
+        width_ms=window_s * 1000,
+        policy=parse_policy(policy, trigger) if policy else Policy(),
+        tolerance=tolerance or Tolerance(),
+        truth_path=truth,
+        arrivals_path=arrivals,
+    )
     return run_gold(job)
 
 
 def causes(cell: dict) -> dict[str, list[tuple]]:
     """cause -> the (batch_id, row_no, event_id) of its examples."""
-    return {c["cause"]: [(e["batch_id"], e["row_no"], e.get("event_id")) for e in c["examples"]]
-            for c in cell["causes"]}
+    return {
+        c["cause"]: [(e["batch_id"], e["row_no"], e.get("event_id")) for e in c["examples"]]
+        for c in cell["causes"]
+    }
 
 
 def cell_of(result: dict, window_s: int, metric: str = "events", key: str = "c1") -> dict:
-    return next(c for c in result["wrong_cells"]
-                if c["window_start_ms"] == window_s * 1000 and c["metric"] == metric
-                and c["key"] == key)
+    return next(
+        c
+        for c in result["wrong_cells"]
+        if c["window_start_ms"] == window_s * 1000 and c["metric"] == metric and c["key"] == key
+    )

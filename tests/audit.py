@@ -61,7 +61,8 @@ def audit(batch: Batch, verdict: Verdict | None = None) -> Verdict:
 
 
 def ordinals_of(batch: Batch) -> np.ndarray:
-    ids = company_traits(batch.spec.seed, np.arange(batch.spec.watermark),
-                         batch.spec.company_shape).company_ids
+    ids = company_traits(
+        batch.spec.seed, np.arange(batch.spec.watermark), batch.spec.company_shape
+    ).company_ids
     index = {cid: k for k, cid in enumerate(ids)}
     return np.array([index[r["company_id"]] for r in batch.records if r.get("company_id") in index])

@@ -23,8 +23,12 @@ class SmallDisk:
 
     def mount(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs",
-                        str(self.path)], check=True, capture_output=True, text=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size}", "tmpfs", str(self.path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def fill(self) -> None:
         with self.filler.open("ab", buffering=0) as out:

@@ -6,19 +6,25 @@ import hashlib
 
 from sqlalchemy import Engine, select
 
-from emugen.db.models import (
-    Base,
-    GoldCompanyWindow,
-    GoldRegionWindow,
-    SilverCompany,
-    SilverEvent,
-)
+from emugen.db.models import Base, GoldCompanyWindow, GoldRegionWindow, SilverCompany, SilverEvent
 from emugen.db.session import read_session
 from emugen.pipeline.gold import company_windows, region_windows
 
 # stage timestamps and durations differ from run to run by nature
-VOLATILE = {"generated_at", "bronze_at", "silver_at", "gold_at", "generate_ms", "bronze_ms",
-            "silver_ms", "gold_ms", "applied_at", "worker", "task_id", "queue_depth"}
+VOLATILE = {
+    "generated_at",
+    "bronze_at",
+    "silver_at",
+    "gold_at",
+    "generate_ms",
+    "bronze_ms",
+    "silver_ms",
+    "gold_ms",
+    "applied_at",
+    "worker",
+    "task_id",
+    "queue_depth",
+}
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple]]:
@@ -67,8 +73,12 @@ def digests(engine: Engine) -> dict[str, str]:
         for table in Base.metadata.sorted_tables:
             if table.name in NOT_DATA:
                 continue
-            cols = [c for c in table.c if c.name not in VOLATILE | {"redispatched_at"}
-                    and (table.name, c.name) not in COMPLETION_ORDER]
+            cols = [
+                c
+                for c in table.c
+                if c.name not in VOLATILE | {"redispatched_at"}
+                and (table.name, c.name) not in COMPLETION_ORDER
+            ]
             rows = sorted(repr(tuple(r)) for r in conn.execute(select(*cols)))
             out[table.name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
     return out

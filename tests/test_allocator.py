@@ -25,8 +25,9 @@ print(rss() - base)
 
 
 def _retained_mb(prelude: str) -> float:
-    done = subprocess.run([sys.executable, "-c", prelude + PATTERN], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + PATTERN], check=True, capture_output=True, text=True
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 

@@ -102,7 +102,8 @@ def citation_problems(text: str) -> list[str]:
 def test_every_file_and_name_the_doc_cites_exists(doc):
     text = (REPO / doc).read_text(encoding="utf-8")
     assert not citation_problems(text), f"{doc} cites what is not there:\n" + "\n".join(
-        citation_problems(text))
+        citation_problems(text)
+    )
 
 
 def test_the_architecture_page_follows_a_batch_in_at_most_150_lines_without_outside_notes():
@@ -112,9 +113,11 @@ def test_the_architecture_page_follows_a_batch_in_at_most_150_lines_without_outs
 
 
 def test_the_checker_catches_a_missing_file_a_missing_function_and_a_wrong_pair():
-    planted = ("`emugen/fleet/nowhere.py`; `fleet.worker.no_such_function`; "
-               "`fleet/worker.py` (`generate`, `not_there`); `fleet.worker.generate`; "
-               "`x = x + EXCLUDED.x`")
+    planted = (
+        "`emugen/fleet/nowhere.py`; `fleet.worker.no_such_function`; "
+        "`fleet/worker.py` (`generate`, `not_there`); `fleet.worker.generate`; "
+        "`x = x + EXCLUDED.x`"
+    )
     assert citation_problems(planted) == [
         "emugen/fleet/nowhere.py: no such file (nor a unique one of that name in emugen/)",
         "`fleet.worker.no_such_function`: emugen/fleet/worker.py defines no no_such_function",

@@ -21,13 +21,18 @@ from tests.test_arrival_pipeline import silver_events, valid_records
 pytest_plugins = ("celery.contrib.pytest",)
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SETTLE_S = 120
-ARRIVING = {"late": {"rate": 0.4, "max_lateness": "PT3S"}, "out_of_order": True,
-            "redelivered": {"rate": 0.4, "max_age": 2}, "delayed": {"rate": 0.5, "max_delay": 1},
-            "drift": {"from_seq": 3}}
+ARRIVING = {
+    "late": {"rate": 0.4, "max_lateness": "PT3S"},
+    "out_of_order": True,
+    "redelivered": {"rate": 0.4, "max_age": 2},
+    "delayed": {"rate": 0.5, "max_delay": 1},
+    "drift": {"from_seq": 3},
+}
 
 
 def test_the_fleet_lands_refines_and_builds_arriving_data_exactly(
-        tmp_path, monkeypatch, database_url, celery_session_app, celery_session_worker):
+    tmp_path, monkeypatch, database_url, celery_session_app, celery_session_worker
+):
     config = write_config(tmp_path / "emugen.yaml", database_url, size=(6, 12))
     data = yaml.safe_load(config.read_text())
     data["events"]["arrival"] = ARRIVING

@@ -18,19 +18,28 @@ from tests.conftest import make_settings
 
 
 def delayed_settings(root: Path, **arrival: object):
-    return make_settings(landing={"root": str(root)}, events={
-        "arrival": arrival or {"delayed": {"rate": 0.6, "max_delay": 2},
-                               "drift": {"from_seq": 2}}})
+    return make_settings(
+        landing={"root": str(root)},
+        events={
+            "arrival": arrival
+            or {"delayed": {"rate": 0.6, "max_delay": 2}, "drift": {"from_seq": 2}}
+        },
+    )
 
 
 def test_a_delayed_batchs_file_lands_after_the_tick_it_waits_for_in_its_own_partition(
-        engine, tmp_path):
+    engine, tmp_path
+):
     root = tmp_path / "land"
     run_pipeline(engine, delayed_settings(root), 10, size=10)
     with read_session(engine) as session:
-        waits = dict(session.execute(select(ArrivalEntry.batch_id,
-                                            ArrivalEntry.released_after_batch_id)
-                                     .where(ArrivalEntry.condition == "delayed")).all())
+        waits = dict(
+            session.execute(
+                select(ArrivalEntry.batch_id, ArrivalEntry.released_after_batch_id).where(
+                    ArrivalEntry.condition == "delayed"
+                )
+            ).all()
+        )
         batches = {b.batch_id: b for b in session.scalars(select(BatchRow))}
         files = {f.batch_id: f for f in session.scalars(select(LandedFile))}
         stale = unlanded(session, timedelta(0))
@@ -57,15 +66,17 @@ def test_without_arrival_conditions_a_manifest_has_no_arrival_keys(engine, tmp_p
     root = tmp_path / "land"
     run_pipeline(engine, make_settings(landing={"root": str(root)}), 1, size=5)
     with read_session(engine) as session:
-        path = session.scalar(select(LandedFile.manifest_path)
-                              .where(LandedFile.batch_id == "events-000000001"))
+        path = session.scalar(
+            select(LandedFile.manifest_path).where(LandedFile.batch_id == "events-000000001")
+        )
     manifest = json.loads((root / path).read_text())
     assert "contract_version" not in manifest and "released_after" not in manifest
     assert "arrival" not in manifest["spec"]
 
 
 def test_the_landed_files_manifests_and_exported_ledger_disclose_exactly_what_happened(
-        engine, database_url, tmp_path):
+    engine, database_url, tmp_path
+):
     """An outsider's audit: from the zone and `emugen export arrivals` alone, recompute the
     late, redelivered, delayed and drift entries; none undisclosed, none that did not happen."""
     import yaml
@@ -76,19 +87,32 @@ def test_the_landed_files_manifests_and_exported_ledger_disclose_exactly_what_ha
 
     root = tmp_path / "land"
     settings = delayed_settings(
-        root, late={"rate": 0.2, "max_lateness": "PT20S"}, out_of_order=True,
-        redelivered={"rate": 0.2, "max_age": 2}, delayed={"rate": 0.4, "max_delay": 2},
-        drift={"from_seq": 4})
+        root,
+        late={"rate": 0.2, "max_lateness": "PT20S"},
+        out_of_order=True,
+        redelivered={"rate": 0.2, "max_age": 2},
+        delayed={"rate": 0.4, "max_delay": 2},
+        drift={"from_seq": 4},
+    )
     run_pipeline(engine, settings, 8, size=30)
     config = tmp_path / "emugen.yaml"
     config.write_text(yaml.safe_dump({"database_url": database_url, "clock": SIMULATED}))
     out = tmp_path / "arrivals.jsonl"
-    assert CliRunner().invoke(main, ["export", "arrivals", "--format", "jsonl", "--out",
-                                     str(out), "--config", str(config)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(
+            main,
+            ["export", "arrivals", "--format", "jsonl", "--out", str(out), "--config", str(config)],
+        )
+        .exit_code
+        == 0
+    )
     ledger = [json.loads(line) for line in out.read_text().splitlines()]
 
-    manifests = sorted((json.loads(p.read_text()) for p in root.glob("_manifests/events/*.json")),
-                       key=lambda m: m["seq"])
+    manifests = sorted(
+        (json.loads(p.read_text()) for p in root.glob("_manifests/events/*.json")),
+        key=lambda m: m["seq"],
+    )
     found = _recomputed(root, manifests)
     assert {c[0] for c in found} == {"late", "redelivered", "delayed", "drift"}
     assert found == _disclosed(ledger, {m["batch_id"] for m in manifests})
@@ -130,8 +154,15 @@ def _disclosed(ledger: list[dict], landed: set[str]) -> set[tuple]:
         if r["condition"] == "late":
             disclosed.add(("late", r["batch_id"], r["row_no"]))
         elif r["condition"] == "redelivered" and r["original_batch_id"] in landed:
-            disclosed.add(("redelivered", r["batch_id"], r["row_no"], r["original_batch_id"],
-                           r["original_row_no"]))
+            disclosed.add(
+                (
+                    "redelivered",
+                    r["batch_id"],
+                    r["row_no"],
+                    r["original_batch_id"],
+                    r["original_row_no"],
+                )
+            )
         elif r["condition"] == "delayed":
             disclosed.add(("delayed", r["batch_id"], r["released_after_batch_id"]))
         elif r["condition"] == "drift":

@@ -30,9 +30,13 @@ from tests.test_backfill import (  # noqa: F401  (second_engine: a fixture)
     small_settings,
 )
 
-ARRIVING = {"late": {"rate": 0.2, "max_lateness": "PT20S"}, "out_of_order": True,
-            "redelivered": {"rate": 0.2, "max_age": 2}, "delayed": {"rate": 0.5, "max_delay": 2},
-            "drift": {"from_seq": 3}}
+ARRIVING = {
+    "late": {"rate": 0.2, "max_lateness": "PT20S"},
+    "out_of_order": True,
+    "redelivered": {"rate": 0.2, "max_age": 2},
+    "delayed": {"rate": 0.5, "max_delay": 2},
+    "drift": {"from_seq": 3},
+}
 
 
 def arriving_settings():
@@ -56,8 +60,7 @@ def test_bronze_lands_each_batchs_arrival_ledger_as_its_spec_regenerates_it(engi
     conditions = {r[3] for rows in stored.values() for r in rows}
     assert conditions == {"late", "redelivered", "delayed", "drift"}
     drift = [r for rows in stored.values() for r in rows if r[3] == "drift"]
-    assert [(r[0], r[9:]) for r in drift] == [("events-000000003",
-                                               ("events", 3, 2, "odometer_km"))]
+    assert [(r[0], r[9:]) for r in drift] == [("events-000000003", ("events", 3, 2, "odometer_km"))]
     copies = [r for rows in stored.values() for r in rows if r[3] == "redelivered"]
     assert all(r[6] < r[0] and r[7] is not None for r in copies)  # an earlier batch's row
 
@@ -65,22 +68,35 @@ def test_bronze_lands_each_batchs_arrival_ledger_as_its_spec_regenerates_it(engi
 def test_replay_reports_a_ledger_that_differs_from_the_regenerated_one(engine):
     run_pipeline(engine, arriving_settings(), 2, size=40)
     with write_session(engine) as session:
-        session.execute(text("UPDATE arrival_ledger SET lateness_ms = lateness_ms + 1 "
-                             "WHERE condition = 'late'"))
+        session.execute(
+            text("UPDATE arrival_ledger SET lateness_ms = lateness_ms + 1 WHERE condition = 'late'")
+        )
     with read_session(engine) as session:
         report = replay(session, "events-000000002")
     assert not report.identical
     assert "arrival ledger differs" in report.summary()
 
 
-def test_export_arrivals_writes_the_ledger_and_never_the_entry_key(engine, database_url,
-                                                                   tmp_path):
+def test_export_arrivals_writes_the_ledger_and_never_the_entry_key(engine, database_url, tmp_path):
     run_pipeline(engine, arriving_settings(), 4, size=40)
     config = tmp_path / "emugen.yaml"
     config.write_text(yaml.safe_dump({"database_url": database_url, "clock": SIMULATED}))
     out = tmp_path / "arrivals.jsonl"
-    result = CliRunner().invoke(main, ["export", "arrivals", "--format", "jsonl", "--stream",
-                                       "events", "--out", str(out), "--config", str(config)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "export",
+            "arrivals",
+            "--format",
+            "jsonl",
+            "--stream",
+            "events",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in Path(out).read_text().splitlines()]
     with read_session(engine) as session:
@@ -94,8 +110,13 @@ def test_export_arrivals_writes_the_ledger_and_never_the_entry_key(engine, datab
 
 def test_a_backfill_lands_the_same_arrival_ledger_as_the_live_fleet(engine, second_engine):  # noqa: F811
     settings = small_settings()
-    settings = settings.model_copy(update={"events": settings.events.model_copy(
-        update={"arrival": arriving_settings().events.arrival})})
+    settings = settings.model_copy(
+        update={
+            "events": settings.events.model_copy(
+                update={"arrival": arriving_settings().events.arrival}
+            )
+        }
+    )
     plan = plan_backfill(settings, START, START + timedelta(hours=2), BOTH)
     live_in_order(engine, settings, plan)
     backfill_shuffled(second_engine, plan, seed=3)

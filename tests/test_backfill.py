@@ -35,18 +35,24 @@ def small_settings(**overrides: object) -> Settings:
     """Production cadence at a tenth of the volume, so hours of ticks run in seconds."""
     return make_settings(
         mode="production",
-        companies={"production": {"interval": "PT1H", "min_batch_size": 8, "max_batch_size": 12},
-                   "quality": {"rate": 0.2}},
-        events={"production": {"interval": "PT15M", "events_per_driver": 0.5},
-                "quality": {"rate": 0.1}},
-        **overrides)
+        companies={
+            "production": {"interval": "PT1H", "min_batch_size": 8, "max_batch_size": 12},
+            "quality": {"rate": 0.2},
+        },
+        events={
+            "production": {"interval": "PT15M", "events_per_driver": 0.5},
+            "quality": {"rate": 0.1},
+        },
+        **overrides,
+    )
 
 
 def live_in_order(engine: Engine, settings: Settings, plan: Plan) -> None:
     """What beat and the workers do, one tick after another: seq and watermark from the store."""
     for tick in plan.ticks:
-        landed = generate_and_land(engine, settings, tick.stream, tick.scheduled_at,
-                                   mode=Mode.production)
+        landed = generate_and_land(
+            engine, settings, tick.stream, tick.scheduled_at, mode=Mode.production
+        )
         assert landed.seq == tick.spec.seq
         refine_and_build(engine, landed.batch_id)
 
@@ -84,8 +90,7 @@ def second_engine(database_url, tmp_path):
         engine.dispose()
 
 
-def test_a_backfill_finishing_in_any_order_equals_live_generation_in_order(engine,
-                                                                           second_engine):
+def test_a_backfill_finishing_in_any_order_equals_live_generation_in_order(engine, second_engine):
     settings = small_settings()
     plan = plan_backfill(settings, START, START + timedelta(hours=5), BOTH)
     assert plan.counts[Stream.events][1] > 500  # the range has real events in it
@@ -95,8 +100,11 @@ def test_a_backfill_finishing_in_any_order_equals_live_generation_in_order(engin
     assert live == backfilled
     assert gold_tables(second_engine) == gold_from_scratch(second_engine, 3600)
     with read_session(engine) as session:
-        quarantined = session.scalar(select(BatchRow.corrupted_count).where(
-            BatchRow.stream == "companies", BatchRow.seq == 2))
+        quarantined = session.scalar(
+            select(BatchRow.corrupted_count).where(
+                BatchRow.stream == "companies", BatchRow.seq == 2
+            )
+        )
     assert quarantined, "the companies stream must reject some records for the test to bite"
 
 
@@ -113,28 +121,51 @@ def test_an_event_ticks_watermark_counts_the_companies_scheduled_strictly_before
 
 
 def test_the_ticks_of_a_range_are_the_batches_whose_interval_ends_inside_it():
-    plan = plan_backfill(small_settings(), START + timedelta(minutes=10),
-                         START + timedelta(hours=2), BOTH)
+    plan = plan_backfill(
+        small_settings(), START + timedelta(minutes=10), START + timedelta(hours=2), BOTH
+    )
     events = [t.spec.seq for t in plan.ticks if t.stream is Stream.events]
     companies = [t.spec.seq for t in plan.ticks if t.stream is Stream.companies]
     assert events == list(range(1, 9)) and companies == [1, 2]
     assert all(t.spec.interval_end == t.scheduled_at for t in plan.ticks)
 
 
-@pytest.mark.parametrize(("start", "end", "streams", "says"), [
-    ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "companies,events", "--to"),
-    ("2026-01-01T00:00:00", "2026-01-02T00:00:00Z", "companies,events", "no timezone"),
-    ("2026-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "companies,events", "at most 1,000,000"),
-    ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z", "companies,trucks", "--streams 'companies,"),
-    ("2025-12-31T00:00:00Z", "2026-01-02T00:00:00Z", "events", "before the simulated clock"),
-    ("last week", "2026-01-02T00:00:00Z", "events", "not an ISO-8601 time"),
-])
-def test_bad_backfill_input_is_one_line_naming_the_option_with_exit_2(tmp_path, start, end,
-                                                                       streams, says):
+@pytest.mark.parametrize(
+    ("start", "end", "streams", "says"),
+    [
+        ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "companies,events", "--to"),
+        ("2026-01-01T00:00:00", "2026-01-02T00:00:00Z", "companies,events", "no timezone"),
+        ("2026-01-01T00:00:00Z", "9999-12-31T00:00:00Z", "companies,events", "at most 1,000,000"),
+        (
+            "2026-01-01T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "companies,trucks",
+            "--streams 'companies,",
+        ),
+        ("2025-12-31T00:00:00Z", "2026-01-02T00:00:00Z", "events", "before the simulated clock"),
+        ("last week", "2026-01-02T00:00:00Z", "events", "not an ISO-8601 time"),
+    ],
+)
+def test_bad_backfill_input_is_one_line_naming_the_option_with_exit_2(
+    tmp_path, start, end, streams, says
+):
     config = tmp_path / "emugen.yaml"
     config.write_text("clock: {kind: simulated, start: 2026-01-01T00:00:00Z}\n")
-    result = CliRunner().invoke(main, ["backfill", "--from", start, "--to", end, "--streams",
-                                       streams, "--config", str(config), "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "backfill",
+            "--from",
+            start,
+            "--to",
+            end,
+            "--streams",
+            streams,
+            "--config",
+            str(config),
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 2, result.output
     message = result.output.strip()
     assert says in message and "\n" not in message and "Traceback" not in message
@@ -144,19 +175,27 @@ def test_a_dry_run_prints_the_ticks_and_records_of_each_stream_and_touches_no_st
     config = tmp_path / "emugen.yaml"
     database = tmp_path / "never.db"
     config.write_text(f"database_url: sqlite:///{database}\nbroker_url: redis://127.0.0.1:1/0\n")
-    result = CliRunner().invoke(main, ["backfill", "--from", "2026-01-01T00:00:00Z", "--to",
-                                       "2026-01-01T06:00:00Z", "--config", str(config),
-                                       "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "backfill",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2026-01-01T06:00:00Z",
+            "--config",
+            str(config),
+            "--dry-run",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    plan = plan_backfill(make_settings(), START, START + timedelta(hours=6), BOTH,
-                         Mode.production)
+    plan = plan_backfill(make_settings(), START, START + timedelta(hours=6), BOTH, Mode.production)
     assert "companies         6 ticks (seq 1..6)" in result.output
     assert f"{plan.counts[Stream.events][1]:,} records expected" in result.output
     assert not database.exists()
 
 
-def test_a_tick_run_twice_or_after_its_bronze_alone_leaves_one_identical_batch(engine,
-                                                                               tmp_path):
+def test_a_tick_run_twice_or_after_its_bronze_alone_leaves_one_identical_batch(engine, tmp_path):
     settings = small_settings()
     plan = plan_backfill(settings, START, START + timedelta(hours=2), BOTH)
     ticks = [TickMessage.parse(t.message("fp")) for t in plan.ticks]
@@ -183,8 +222,9 @@ def test_a_tick_whose_seq_holds_another_spec_is_refused(engine):
     settings = small_settings()
     plan = plan_backfill(settings, START, START + timedelta(hours=1), (Stream.companies,))
     run_tick(engine, settings.landing, TickMessage.parse(plan.ticks[0].message("fp")))
-    other = plan_backfill(small_settings(seed=43), START, START + timedelta(hours=1),
-                          (Stream.companies,))
+    other = plan_backfill(
+        small_settings(seed=43), START, START + timedelta(hours=1), (Stream.companies,)
+    )
     with pytest.raises(BackfillConflict, match="another spec"):
         run_tick(engine, settings.landing, TickMessage.parse(other.ticks[0].message("fp")))
 
@@ -211,21 +251,22 @@ class InProcessFleet:
 
 def test_the_dispatcher_stops_at_the_queue_limit_and_finishes_every_tick_in_gold(engine):
     # stuck_after sets the stall limit (10x): the first run gives up 2 s after its last gold
-    settings = small_settings(fleet={"max_queue_depth": 3, "max_in_flight": 100,
-                                     "stuck_after": 0.2})
+    settings = small_settings(
+        fleet={"max_queue_depth": 3, "max_in_flight": 100, "stuck_after": 0.2}
+    )
     plan = plan_backfill(settings, START, START + timedelta(hours=3), BOTH)
     fleet = InProcessFleet(engine, plan, hold=3)
     out = io.StringIO()
-    backfill = Backfill(engine, plan, fleet, settings.fleet, Progress(out, tty=False),
-                        poll_s=0.0)
+    backfill = Backfill(engine, plan, fleet, settings.fleet, Progress(out, tty=False), poll_s=0.0)
     outcome = backfill.run()
     assert not outcome.complete and outcome.stalled_s is not None
     assert fleet.depth() == 3
     while fleet.held:  # the queued three reach a worker after all
         run_tick(engine, settings.landing, TickMessage.parse(fleet.held.pop(0)))
     fleet.hold = 0
-    outcome = Backfill(engine, plan, fleet, settings.fleet, Progress(out, tty=False),
-                       poll_s=0.0).run()
+    outcome = Backfill(
+        engine, plan, fleet, settings.fleet, Progress(out, tty=False), poll_s=0.0
+    ).run()
     assert outcome.complete and outcome.gold == len(plan.ticks)
     assert outcome.sent == len(plan.ticks) - 3  # the three in gold are not sent again
     again = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
@@ -234,8 +275,9 @@ def test_the_dispatcher_stops_at_the_queue_limit_and_finishes_every_tick_in_gold
 
 
 def test_a_tick_waiting_in_the_queue_is_not_sent_again_however_long_it_waits(engine):
-    settings = small_settings(fleet={"max_queue_depth": 10, "max_in_flight": 100,
-                                     "stuck_after": 0.1})
+    settings = small_settings(
+        fleet={"max_queue_depth": 10, "max_in_flight": 100, "stuck_after": 0.1}
+    )
     plan = plan_backfill(settings, START, START + timedelta(hours=3), BOTH)
     fleet = InProcessFleet(engine, plan, hold=3)  # the last three wait for a worker forever
     outcome = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
@@ -243,14 +285,14 @@ def test_a_tick_waiting_in_the_queue_is_not_sent_again_however_long_it_waits(eng
     assert fleet.messages == outcome.sent  # each tick sent once: no copies of queued ones
 
 
-def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(engine,
-                                                                               tmp_path):
+def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(engine, tmp_path):
     from emugen.sinks import audit, lander
 
     blocked = tmp_path / "zone"
     blocked.write_text("a file where the landing root should be")  # every write fails
-    settings = small_settings(fleet={"stuck_after": 0.1},
-                              landing={"enabled": True, "root": str(blocked)})
+    settings = small_settings(
+        fleet={"stuck_after": 0.1}, landing={"enabled": True, "root": str(blocked)}
+    )
     plan = plan_backfill(settings, START, START + timedelta(hours=2), (Stream.companies,))
     fleet = InProcessFleet(engine, plan)
     first = Backfill(engine, plan, fleet, settings.fleet, poll_s=0.0).run()
@@ -270,8 +312,9 @@ def test_a_tick_in_gold_whose_landing_failed_is_sent_again_until_its_file_lands(
 
 def test_event_ticks_without_their_companies_in_store_or_range_are_refused(engine):
     settings = small_settings()
-    plan = plan_backfill(settings, START + timedelta(hours=2), START + timedelta(hours=3),
-                         (Stream.events,))
+    plan = plan_backfill(
+        settings, START + timedelta(hours=2), START + timedelta(hours=3), (Stream.events,)
+    )
     with pytest.raises(BackfillInputError, match="--streams companies,events"):
         Backfill(engine, plan, InProcessFleet(engine, plan), settings.fleet).run()
 
@@ -285,16 +328,25 @@ def test_a_half_done_tick_is_finished_by_a_rerun(engine):
     ensure_bronze(engine, tick, None)
     with write_session(engine) as session:
         assert session.get(BatchRow, tick.batch_id).status == "bronze"
-    outcome = Backfill(engine, plan, InProcessFleet(engine, plan), settings.fleet,
-                       poll_s=0.0).run()
+    outcome = Backfill(engine, plan, InProcessFleet(engine, plan), settings.fleet, poll_s=0.0).run()
     assert outcome.complete and outcome.sent == 1
 
 
 def test_the_progress_line_gives_rates_and_an_eta(tmp_path: Path):
     from emugen.backfill.progress import Snapshot, line
 
-    text = line(Snapshot(batches=10, total=40, records=1000, expected=4000, fresh_batches=10,
-                         fresh_records=1000, fresh_events=900, seconds=2.0))
+    text = line(
+        Snapshot(
+            batches=10,
+            total=40,
+            records=1000,
+            expected=4000,
+            fresh_batches=10,
+            fresh_records=1000,
+            fresh_events=900,
+            seconds=2.0,
+        )
+    )
     assert "10/40 ticks" in text and "5.0 batches/s" in text and "450 events/s" in text
     assert "ETA 0:00:06" in text
 
@@ -318,12 +370,27 @@ def test_a_backfill_with_no_broker_to_send_to_exits_1_saying_so(tmp_path):
     import sys
 
     config = tmp_path / "emugen.yaml"
-    config.write_text(f"database_url: sqlite:///{tmp_path / 's.db'}\n"
-                      "broker_url: redis://127.0.0.1:1/0\n")
-    done = subprocess.run([sys.executable, "-m", "emugen", "backfill", "--from",
-                           "2026-01-01T00:00:00Z", "--to", "2026-01-01T01:00:00Z", "--config",
-                           str(config)], capture_output=True, text=True, timeout=60,
-                          cwd=tmp_path)
+    config.write_text(
+        f"database_url: sqlite:///{tmp_path / 's.db'}\nbroker_url: redis://127.0.0.1:1/0\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emugen",
+            "backfill",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2026-01-01T01:00:00Z",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == done.stderr.strip().splitlines()[-1]
     assert "no broker answers at redis://127.0.0.1:1/0" in done.stderr
@@ -359,8 +426,9 @@ class FakeClock:
 
 def _companies_plan(hours: int = 2) -> tuple[Settings, Plan]:
     settings = small_settings(fleet={"stuck_after": 60})
-    return settings, plan_backfill(settings, START, START + timedelta(hours=hours),
-                                   (Stream.companies,))
+    return settings, plan_backfill(
+        settings, START, START + timedelta(hours=hours), (Stream.companies,)
+    )
 
 
 def test_a_tick_a_worker_has_started_is_not_sent_again_while_its_claim_is_fresh(engine):
@@ -385,8 +453,13 @@ def test_a_tick_whose_bronze_landed_moments_ago_is_not_sent_again(engine):
 def test_a_tick_whose_worker_went_quiet_past_stuck_after_is_sent_again(engine):
     def stale(tick: TickMessage) -> None:
         with write_session(engine) as session:
-            session.merge(ControlState(key=CLAIM + tick.batch_id, value="w1",
-                                       updated_at=datetime.now(UTC) - timedelta(seconds=61)))
+            session.merge(
+                ControlState(
+                    key=CLAIM + tick.batch_id,
+                    value="w1",
+                    updated_at=datetime.now(UTC) - timedelta(seconds=61),
+                )
+            )
 
     settings, plan = _companies_plan(hours=1)
     fleet = TakenFleet(stale)

@@ -35,21 +35,34 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 
 # -- sizes, seqs and ordinals ----------------------------------------------------------------
 
+
 def test_a_size_over_the_batch_bound_is_refused_before_generating(settings) -> None:
     with pytest.raises(SpecError, match=f"size must be between 0 and {MAX_BATCH:,}"):
         build_spec(settings, "companies", 1, size=10_000_000)
 
 
 def test_generate_refuses_a_size_over_the_batch_bound_in_one_line(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["generate", "companies", "--seq", "1", "--config",
-                                  str(PRESET), "--size", str(MAX_BATCH + 1)])
+    result = runner.invoke(
+        main,
+        [
+            "generate",
+            "companies",
+            "--seq",
+            "1",
+            "--config",
+            str(PRESET),
+            "--size",
+            str(MAX_BATCH + 1),
+        ],
+    )
     assert result.exit_code == 2
     assert f"0<=x<={MAX_BATCH}" in result.output and "Traceback" not in result.output
 
 
 def test_pipeline_run_refuses_a_size_over_the_batch_bound(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["pipeline", "run", "--config", str(PRESET),
-                                  "--size", str(10_000_000)])
+    result = runner.invoke(
+        main, ["pipeline", "run", "--config", str(PRESET), "--size", str(10_000_000)]
+    )
     assert result.exit_code == 2 and f"0<=x<={MAX_BATCH}" in result.output
 
 
@@ -77,17 +90,20 @@ def test_a_seq_that_runs_the_simulated_clock_past_9999_is_a_clear_error(settings
 
 
 def test_a_huge_seq_on_the_command_line_exits_2_without_a_traceback(runner: CliRunner) -> None:
-    result = runner.invoke(main, ["generate", "companies", "--config", str(PRESET),
-                                  "--seq", str(MAX_SEQ)])
+    result = runner.invoke(
+        main, ["generate", "companies", "--config", str(PRESET), "--seq", str(MAX_SEQ)]
+    )
     assert result.exit_code == 2, result.output
     assert "every company id stays distinct" in result.output
     assert not isinstance(result.exception, OverflowError)
-    too_big = runner.invoke(main, ["generate", "events", "--config", str(PRESET),
-                                   "--seq", str(2**64)])
+    too_big = runner.invoke(
+        main, ["generate", "events", "--config", str(PRESET), "--seq", str(2**64)]
+    )
     assert too_big.exit_code == 2 and "--seq" in too_big.output
 
 
 # -- bytes on stdout -------------------------------------------------------------------------
+
 
 def _generate_bytes(encoding: str | None) -> tuple[int, bytes, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMUGEN_")}
@@ -95,9 +111,26 @@ def _generate_bytes(encoding: str | None) -> tuple[int, bytes, str]:
     if encoding:
         env["PYTHONIOENCODING"] = encoding
     done = subprocess.run(
-        [sys.executable, "-m", "emugen", "generate", "companies", "--seq", "3", "--size", "400",
-         "--config", str(PRESET), "--at", "2026-01-01T00:00:10Z"],
-        capture_output=True, env=env, timeout=120, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "emugen",
+            "generate",
+            "companies",
+            "--seq",
+            "3",
+            "--size",
+            "400",
+            "--config",
+            str(PRESET),
+            "--at",
+            "2026-01-01T00:00:10Z",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
     return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
 
 
@@ -113,10 +146,10 @@ def test_generate_writes_the_same_utf8_bytes_whatever_the_stdout_encoding() -> N
 
 # -- duplicate-only quality ------------------------------------------------------------------
 
+
 def test_a_duplicate_only_rate_odd_batches_cannot_meet_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_settings({"events": {"quality": {"rate": 0.5, "disabled": NOT_DUPLICATE}}},
-                       env=False)
+        parse_settings({"events": {"quality": {"rate": 0.5, "disabled": NOT_DUPLICATE}}}, env=False)
     (problem,) = caught.value.problems
     assert "a batch of 5 records has room for 2" in problem
     assert "events.emulated batch sizes 5..20 the rate can be at most 0.4" in problem
@@ -125,20 +158,31 @@ def test_a_duplicate_only_rate_odd_batches_cannot_meet_is_refused() -> None:
 def test_a_batch_of_one_with_only_duplicates_is_refused_not_silently_clean() -> None:
     others = [d for d in NOT_DUPLICATE if d != "orphan_reference"]
     with pytest.raises(ConfigError, match="can be at most 0 "):
-        parse_settings({"companies": {"quality": {"rate": 0.5, "disabled": others},
-                                      "emulated": {"min_batch_size": 1, "max_batch_size": 1}}},
-                       env=False)
+        parse_settings(
+            {
+                "companies": {
+                    "quality": {"rate": 0.5, "disabled": others},
+                    "emulated": {"min_batch_size": 1, "max_batch_size": 1},
+                }
+            },
+            env=False,
+        )
 
 
 def test_at_the_allowed_rate_every_odd_batch_gets_its_exact_share_of_duplicates() -> None:
-    settings = make_settings(events={"quality": {"rate": 0.4, "disabled": NOT_DUPLICATE},
-                                     "emulated": {"min_batch_size": 5, "max_batch_size": 5}})
+    settings = make_settings(
+        events={
+            "quality": {"rate": 0.4, "disabled": NOT_DUPLICATE},
+            "emulated": {"min_batch_size": 5, "max_batch_size": 5},
+        }
+    )
     for seq in range(1, 41):
         batch = generate(build_spec(settings, Stream.events, seq, watermark=30))
         assert [t.defect for t in batch.truth] == [Defect.duplicate, Defect.duplicate], seq
 
 
 # -- documentation agrees with the contract --------------------------------------------------
+
 
 def test_the_documented_precedence_for_a_blank_id_is_the_one_the_contract_applies() -> None:
     decisions = (REPO / "docs" / "DECISIONS.md").read_text(encoding="utf-8")
@@ -148,16 +192,22 @@ def test_the_documented_precedence_for_a_blank_id_is_the_one_the_contract_applie
     assert order.index("`empty_string`") < order.index("(non-UUID id)")
     start, end = make_settings().clock.start, make_settings().clock.start
     ctx = Context(start, end, known_companies=set())
-    record = {"event_id": "   ", "company_id": "x", "driver_id": "x", "truck_id": "x",
-              "event_type": "delivered", "event_timestamp": "2026-01-01T00:00:00Z",
-              "location": None}
+    record = {
+        "event_id": "   ",
+        "company_id": "x",
+        "driver_id": "x",
+        "truck_id": "x",
+        "event_type": "delivered",
+        "event_timestamp": "2026-01-01T00:00:00Z",
+        "location": None,
+    }
     assert check(Stream.events, record, ctx).reason is Reason.empty_string
 
 
 # -- defaults and locations said aloud -------------------------------------------------------
 
-def test_config_check_says_when_the_seed_is_the_default(runner: CliRunner,
-                                                        tmp_path: Path) -> None:
+
+def test_config_check_says_when_the_seed_is_the_default(runner: CliRunner, tmp_path: Path) -> None:
     file = tmp_path / "emugen.yaml"
     file.write_text("mode: emulated\n")
     result = runner.invoke(main, ["config", "check", str(file)])
@@ -168,7 +218,8 @@ def test_config_check_says_when_the_seed_is_the_default(runner: CliRunner,
 
 
 def test_emugen_home_finds_the_config_from_any_directory(
-        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     (home / "config" / "emugen.yaml").write_text("mode: production\nseed: 5\n")
@@ -182,7 +233,8 @@ def test_emugen_home_finds_the_config_from_any_directory(
 
 
 def test_a_missing_config_says_where_emugen_looked(
-        runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(main, ["config", "check"])
     assert result.exit_code == 2
@@ -190,5 +242,7 @@ def test_a_missing_config_says_where_emugen_looked(
     assert "set $EMUGEN_HOME or pass --config" in result.output
     monkeypatch.setenv("EMUGEN_HOME", str(tmp_path / "nowhere"))
     result = runner.invoke(main, ["config", "check"])
-    assert f"looked at {tmp_path / 'nowhere' / 'config' / 'emugen.yaml'}, from $EMUGEN_HOME" \
+    assert (
+        f"looked at {tmp_path / 'nowhere' / 'config' / 'emugen.yaml'}, from $EMUGEN_HOME"
         in result.output
+    )

@@ -42,8 +42,9 @@ def test_the_chunk_size_changes_no_generated_byte_and_no_truth(size, spec):
 
 
 def _facts(rows: int) -> BatchFacts:
-    return BatchFacts("events-000000004", "events", 4, "production", "{}", AT - timedelta(hours=1),
-                      AT, AT, rows)
+    return BatchFacts(
+        "events-000000004", "events", 4, "production", "{}", AT - timedelta(hours=1), AT, AT, rows
+    )
 
 
 @hsettings(max_examples=30, deadline=None)
@@ -56,15 +57,20 @@ def test_the_chunk_size_changes_no_landed_byte(size, fmt):
 
 
 def test_parquet_past_one_row_group_gets_one_per_row_group_and_reads_back_whole(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(landing, "ROW_GROUP", 1000)
     lines = REFERENCE[Stream.events][0]
     path = tmp_path / "f.parquet"
-    path.write_bytes(b"".join(data_pieces(_facts(len(lines)), [lines[:700], lines[700:]],
-                                          "parquet")))
+    path.write_bytes(
+        b"".join(data_pieces(_facts(len(lines)), [lines[:700], lines[700:]], "parquet"))
+    )
     parquet = pq.ParquetFile(path)
     assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)] == [
-        1000, 1000, 500]
+        1000,
+        1000,
+        500,
+    ]
     table = parquet.read()
     assert table.column("payload").to_pylist() == lines
     assert table.column("row_no").to_pylist() == list(range(len(lines)))
@@ -93,13 +99,21 @@ def _refined(tmp_path: Path, name: str) -> object:
 
 @pytest.mark.parametrize("chunk", [7, 999])
 def test_silver_writes_the_same_rows_in_the_same_order_whatever_its_chunk_size(
-        tmp_path, monkeypatch, chunk):
+    tmp_path, monkeypatch, chunk
+):
     reference = _refined(tmp_path, "reference")
     monkeypatch.setattr(silver, "CHUNK", chunk)
     monkeypatch.setattr(bronze, "CHUNK", chunk)
     chunked = _refined(tmp_path, "chunked")
-    for table in ("bronze_records", "injected_defects", "silver_events", "silver_companies",
-                  "quarantine", "gold_company_window", "gold_region_window"):
+    for table in (
+        "bronze_records",
+        "injected_defects",
+        "silver_events",
+        "silver_companies",
+        "quarantine",
+        "gold_company_window",
+        "gold_region_window",
+    ):
         assert _table_digest(chunked, table) == _table_digest(reference, table), table
     reference.dispose()
     chunked.dispose()
@@ -128,8 +142,14 @@ def test_a_silver_failing_midway_leaves_no_row_and_the_batch_in_bronze(tmp_path,
         silver.run(session, events.batch_id)
     with read_session(engine) as session:
         assert session.scalar(select(func.count()).select_from(SilverEvent)) == 0
-        assert session.scalar(select(func.count()).select_from(Quarantine)
-                              .where(Quarantine.batch_id == events.batch_id)) == 0
+        assert (
+            session.scalar(
+                select(func.count())
+                .select_from(Quarantine)
+                .where(Quarantine.batch_id == events.batch_id)
+            )
+            == 0
+        )
         assert session.get(BatchRow, events.batch_id).status == "bronze"
     engine.dispose()
 
@@ -149,8 +169,9 @@ def test_a_bronze_failing_midway_leaves_no_batch_and_no_record(tmp_path, monkeyp
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_a_landing_failing_midway_leaves_no_file_and_no_temporary(tmp_path, monkeypatch, fmt):
     engine = _store(tmp_path, "l")
-    settings = make_settings(landing={"enabled": True, "root": str(tmp_path / "zone"),
-                                      "format": fmt})
+    settings = make_settings(
+        landing={"enabled": True, "root": str(tmp_path / "zone"), "format": fmt}
+    )
     landed = generate_and_land(engine, settings, "companies", AT)
     real = lander.bronze_chunks
 

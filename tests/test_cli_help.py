@@ -41,8 +41,9 @@ def test_every_command_shows_an_example_that_parses(path, command):
         target: click.Command = main
         ctx = None
         while isinstance(target, click.Group) and words and words[0] in target.commands:
-            ctx = target.make_context(target.name or "emugen", [], parent=ctx,
-                                      resilient_parsing=True)
+            ctx = target.make_context(
+                target.name or "emugen", [], parent=ctx, resilient_parsing=True
+            )
             target = target.commands[words.pop(0)]
         try:
             target.make_context(target.name or "", list(words), parent=ctx)
@@ -53,8 +54,11 @@ def test_every_command_shows_an_example_that_parses(path, command):
 
 @pytest.mark.parametrize(("path", "command"), ALL, ids=[" ".join(p) for p, _ in ALL])
 def test_every_option_says_what_it_does(path, command):
-    silent = [p.opts[0] for p in command.params
-              if isinstance(p, click.Option) and not p.help and p.name != "help"]
+    silent = [
+        p.opts[0]
+        for p in command.params
+        if isinstance(p, click.Option) and not p.help and p.name != "help"
+    ]
     assert not silent, f"emugen {' '.join(path)}: options without help: {silent}"
 
 

@@ -55,8 +55,9 @@ class Beat:
 
 @pytest.fixture
 def store(tmp_path: Path) -> tuple[Path, Any]:
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}",
-                          interval=30)  # nothing falls due by itself during the test
+    config = write_config(
+        tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}", interval=30
+    )  # nothing falls due by itself during the test
     engine = engine_for(load_settings(config, env=False).database_url)
     init_db(engine)
     return config, engine
@@ -68,7 +69,8 @@ def _count(engine: Any, model: Any) -> int:
 
 
 def test_on_a_fresh_store_the_first_companies_tick_goes_out_at_once(
-        store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config, _ = store
     beat = Beat(config, monkeypatch)
     assert beat.tick() == ["generate-companies"]  # not an interval (30 s) later
@@ -78,12 +80,13 @@ def test_on_a_fresh_store_the_first_companies_tick_goes_out_at_once(
 
 
 def test_an_events_tick_is_held_without_a_seq_until_companies_reach_silver_then_is_not_empty(
-        store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config, engine = store
     settings = load_settings(config, env=False)
     beat = Beat(config, monkeypatch)
     assert beat.tick() == ["generate-companies"]
-    (_, (_, tick)), = beat.sent
+    ((_, (_, tick)),) = beat.sent
     landed = generate_and_land(engine, settings, Stream.companies, datetime.fromisoformat(tick))
 
     beat.make_due("generate-events")
@@ -103,11 +106,13 @@ def test_an_events_tick_is_held_without_a_seq_until_companies_reach_silver_then_
 
 
 def test_a_store_that_already_has_companies_keeps_beats_cadence(
-        store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    store: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config, engine = store
     settings = load_settings(config, env=False)
-    landed = generate_and_land(engine, settings, Stream.companies,
-                               datetime.now(UTC) - timedelta(minutes=1))
+    landed = generate_and_land(
+        engine, settings, Stream.companies, datetime.now(UTC) - timedelta(minutes=1)
+    )
     refine_and_build(engine, landed.batch_id)
     beat = Beat(config, monkeypatch)
     assert beat.tick() == []  # nothing due: no extra companies tick on a restart

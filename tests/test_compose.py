@@ -48,11 +48,13 @@ def test_the_worker_service_scales(services: dict[str, Any]) -> None:
         assert fixed not in worker, fixed
     assert "replicas" not in worker.get("deploy", {})
     assert not [v for v in worker.get("volumes", []) if not str(v).endswith(":ro")], (
-        "a worker writes nothing on a volume: replicas share no files")
+        "a worker writes nothing on a volume: replicas share no files"
+    )
 
 
 def test_the_landing_zone_is_the_s3_stand_in_and_its_bucket_exists_first(
-        services: dict[str, Any]) -> None:
+    services: dict[str, Any],
+) -> None:
     assert services["s3"]["image"].startswith("motoserver/moto:")
     bucket_cmd = " ".join(argv(services["bucket"]["command"]))
     assert services["bucket"]["depends_on"]["s3"]["condition"] == "service_healthy"
@@ -62,7 +64,8 @@ def test_the_landing_zone_is_the_s3_stand_in_and_its_bucket_exists_first(
         assert root.startswith("s3://") and env["AWS_ENDPOINT_URL_S3"] == "http://s3:5000"
         assert f"'{root.removeprefix('s3://').split('/')[0]}'" in bucket_cmd
         assert services[name]["depends_on"]["bucket"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
 
 
 def test_commands_match_the_procfile(services: dict[str, Any]) -> None:
@@ -74,20 +77,21 @@ def test_commands_match_the_procfile(services: dict[str, Any]) -> None:
 
 
 def test_exactly_one_beat(services: dict[str, Any]) -> None:
-    beats = [name for name, svc in services.items()
-             if "beat" in argv(svc.get("command", []))]
+    beats = [name for name, svc in services.items() if "beat" in argv(svc.get("command", []))]
     assert beats == ["beat"]
     assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
     for svc in services.values():
         assert "-B" not in argv(svc.get("command", [])) and "--beat" not in argv(
-            svc.get("command", []))
+            svc.get("command", [])
+        )
 
 
 def test_every_app_service_runs_the_one_image(services: dict[str, Any]) -> None:
     app = {name: svc for name, svc in services.items() if "build" in svc or name in APP}
     assert set(APP) <= set(app)
     assert {(str(svc.get("build")), svc.get("image")) for svc in app.values()} == {
-        (".", "emugen:local")}
+        (".", "emugen:local")
+    }
     assert (REPO / "Dockerfile").is_file()
 
 
@@ -108,7 +112,8 @@ def test_tables_are_created_once_before_workers_and_beat(services: dict[str, Any
     assert init["restart"] == "no"
     for name in ("worker", "beat", "web"):
         assert services[name]["depends_on"]["init"]["condition"] == (
-            "service_completed_successfully")
+            "service_completed_successfully"
+        )
 
 
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) -> None:
@@ -118,8 +123,7 @@ def test_every_long_running_service_has_a_healthcheck(services: dict[str, Any]) 
     assert "/healthcheck" in " ".join(services["flower"]["healthcheck"]["test"])
 
 
-def test_flower_and_web_are_published_on_the_host_loopback_only(
-        services: dict[str, Any]) -> None:
+def test_flower_and_web_are_published_on_the_host_loopback_only(services: dict[str, Any]) -> None:
     for name, port in (("flower", 5555), ("web", 8000)):
         assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}"]
     for name, svc in services.items():
@@ -145,8 +149,10 @@ def test_dockerfile_installs_the_package_with_postgres_and_runs_unprivileged() -
 # -- each service's command, run with its environment, as its container would -------------------
 
 # What the operator exports before `docker compose up` (the file's header says so).
-HOST_ENV = {"FLOWER_BASIC_AUTH": "admin:compose-test-password",
-            "EMUGEN_WEB_TOKEN": "compose-test-token-0123456789abcdef"}
+HOST_ENV = {
+    "FLOWER_BASIC_AUTH": "admin:compose-test-password",
+    "EMUGEN_WEB_TOKEN": "compose-test-token-0123456789abcdef",
+}
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
 
@@ -156,6 +162,7 @@ class ComposeRefuses(Exception):
 
 def interpolate(value: str, host: dict[str, str]) -> str:
     """compose's variable substitution (`$$`, `${V}`, `${V:-default}`, `${V:?error}`)."""
+
     def one(m: re.Match[str]) -> str:
         if m[0] == "$$":
             return "$"
@@ -165,6 +172,7 @@ def interpolate(value: str, host: dict[str, str]) -> str:
         if op in (":-", "-") and (given is None or (op == ":-" and not given)):
             return arg
         return given or ""
+
     return _VARIABLE.sub(one, value)
 
 
@@ -182,7 +190,8 @@ def container_env(service: dict[str, Any], host: dict[str, str], folder: Path) -
 
 
 def test_compose_refuses_to_start_the_dashboard_or_flower_without_their_secrets(
-        services: dict[str, Any]) -> None:
+    services: dict[str, Any],
+) -> None:
     for name, variable in (("web", "EMUGEN_WEB_TOKEN"), ("flower", "FLOWER_BASIC_AUTH")):
         without = {k: v for k, v in HOST_ENV.items() if k != variable}
         with pytest.raises(ComposeRefuses, match=variable):
@@ -201,17 +210,28 @@ def _program(argv: list[str]) -> list[str]:
 
 @pytest.mark.integration
 def test_every_app_service_starts_with_its_own_environment_and_passes_its_healthcheck(
-        services: dict[str, Any], tmp_path: Path) -> None:
+    services: dict[str, Any], tmp_path: Path
+) -> None:
     if subprocess.run(_in_own_network(["true"]), capture_output=True).returncode != 0:
         if os.environ.get("CI"):
             pytest.fail("CI is set but `unshare --net` does not work here (needs root)")
         pytest.skip("`unshare --net` needs root; CI runs this")
+
     def run(name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        env = {**container_env(services[name], HOST_ENV, tmp_path),
-               "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        env = {
+            **container_env(services[name], HOST_ENV, tmp_path),
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+        }
         log = (tmp_path / f"{name}.log").open("wb")
-        return subprocess.Popen(_in_own_network(_program(argv)), env=env, cwd=tmp_path,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            _in_own_network(_program(argv)),
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log(name: str) -> str:
         return (tmp_path / f"{name}.log").read_text(errors="replace")[-3000:]
@@ -229,7 +249,9 @@ def test_every_app_service_starts_with_its_own_environment_and_passes_its_health
                 assert procs[name].poll() is None, f"{name} exited:\n{log(name)}"
                 probe = subprocess.run(
                     ["nsenter", f"--net=/proc/{procs[name].pid}/ns/net", *_program(check)],
-                    capture_output=True, timeout=30)
+                    capture_output=True,
+                    timeout=30,
+                )
                 if probe.returncode == 0:
                     break
                 assert time.monotonic() < deadline, f"{name} never healthy:\n{log(name)}"
@@ -245,14 +267,18 @@ def test_every_app_service_starts_with_its_own_environment_and_passes_its_health
 
 def test_the_compose_file_is_valid_against_the_compose_spec() -> None:
     checker = Path(sys.executable).parent / "check-jsonschema"  # the dev extra installs it
-    done = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec",
-                           str(REPO / "docker-compose.yml")], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(REPO / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_the_bucket_service_creates_the_landing_bucket_on_the_stand_in_and_reruns(
-        services: dict[str, Any], tmp_path: Path) -> None:
+    services: dict[str, Any], tmp_path: Path
+) -> None:
     """Its command, with its environment, against moto's S3 server on a free local port."""
     from moto.server import ThreadedMotoServer
 
@@ -263,21 +289,33 @@ def test_the_bucket_service_creates_the_landing_bucket_on_the_stand_in_and_rerun
     server.start()
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}",
-                      aws_access_key_id="moto", aws_secret_access_key="moto",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+        region_name="us-east-1",
+    )
     root = services["worker"]["environment"]["EMUGEN_LANDING_ROOT"]
     bucket = root.removeprefix("s3://").split("/")[0]
     try:
         # moto shares its buckets among every server in one process: compare before and after
         before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         assert bucket not in before
-        env = {**container_env(services["bucket"], HOST_ENV, tmp_path),
-               "PATH": os.environ["PATH"], "HOME": str(tmp_path),
-               "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}"}
+        env = {
+            **container_env(services["bucket"], HOST_ENV, tmp_path),
+            "PATH": os.environ["PATH"],
+            "HOME": str(tmp_path),
+            "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{port}",
+        }
         for _ in range(2):  # a restarted stack runs it again
-            done = subprocess.run(_program(argv(services["bucket"]["command"])), env=env,
-                                  capture_output=True, text=True, timeout=60)
+            done = subprocess.run(
+                _program(argv(services["bucket"]["command"])),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert done.returncode == 0, done.stderr
         after = {b["Name"] for b in s3.list_buckets()["Buckets"]}
         assert after - before == {bucket}

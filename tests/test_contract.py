@@ -46,60 +46,101 @@ def test_a_clean_company_passes_and_a_null_location_is_valid_data():
 
 CASES = [
     ("an unknown extra field", EVENT | {"speed": 3}, Reason.schema_mismatch, "speed"),
-    ("a missing field", {k: v for k, v in EVENT.items() if k != "truck_id"},
-     Reason.missing_field, "truck_id"),
+    (
+        "a missing field",
+        {k: v for k, v in EVENT.items() if k != "truck_id"},
+        Reason.missing_field,
+        "truck_id",
+    ),
     ("a null id", EVENT | {"driver_id": None}, Reason.null_value, "driver_id"),
     ("an id that is a number", EVENT | {"event_id": 5}, Reason.schema_mismatch, "event_id"),
     ("an id that is not a UUID", EVENT | {"event_id": "abc"}, Reason.schema_mismatch, "event_id"),
     ("a blank id", EVENT | {"truck_id": "  "}, Reason.empty_string, "truck_id"),
     ("an unknown event type", EVENT | {"event_type": "idle"}, Reason.invalid_enum, "event_type"),
-    ("an upper-case event type", EVENT | {"event_type": "DELIVERED"}, Reason.invalid_enum,
-     "event_type"),
-    ("a timestamp without zone", EVENT | {"event_timestamp": "2026-01-01T00:00:05"},
-     Reason.malformed_timestamp, "event_timestamp"),
-    ("month 13", EVENT | {"event_timestamp": "2026-13-01T00:00:05Z"},
-     Reason.malformed_timestamp, "event_timestamp"),
-    ("an epoch number as timestamp", EVENT | {"event_timestamp": 1767225605},
-     Reason.schema_mismatch, "event_timestamp"),
-    ("a time before the interval", EVENT | {"event_timestamp": "2025-12-31T23:59:59.999Z"},
-     Reason.boundary_violation, "event_timestamp"),
-    ("a time at the interval's end", EVENT | {"event_timestamp": "2026-01-01T00:00:10Z"},
-     Reason.boundary_violation, "event_timestamp"),
-    ("latitude 91", EVENT | {"location": {"lat": 91, "lon": 0}}, Reason.out_of_range,
-     "location"),
+    (
+        "an upper-case event type",
+        EVENT | {"event_type": "DELIVERED"},
+        Reason.invalid_enum,
+        "event_type",
+    ),
+    (
+        "a timestamp without zone",
+        EVENT | {"event_timestamp": "2026-01-01T00:00:05"},
+        Reason.malformed_timestamp,
+        "event_timestamp",
+    ),
+    (
+        "month 13",
+        EVENT | {"event_timestamp": "2026-13-01T00:00:05Z"},
+        Reason.malformed_timestamp,
+        "event_timestamp",
+    ),
+    (
+        "an epoch number as timestamp",
+        EVENT | {"event_timestamp": 1767225605},
+        Reason.schema_mismatch,
+        "event_timestamp",
+    ),
+    (
+        "a time before the interval",
+        EVENT | {"event_timestamp": "2025-12-31T23:59:59.999Z"},
+        Reason.boundary_violation,
+        "event_timestamp",
+    ),
+    (
+        "a time at the interval's end",
+        EVENT | {"event_timestamp": "2026-01-01T00:00:10Z"},
+        Reason.boundary_violation,
+        "event_timestamp",
+    ),
+    ("latitude 91", EVENT | {"location": {"lat": 91, "lon": 0}}, Reason.out_of_range, "location"),
     ("a location as text", EVENT | {"location": "40,-73"}, Reason.schema_mismatch, "location"),
-    ("a location with a boolean", EVENT | {"location": {"lat": True, "lon": 1.0}},
-     Reason.schema_mismatch, "location"),
-    ("an unknown company", EVENT | {"company_id": "7a0c5b4e-2c35-4c31-8a8e-0a6a3bb1f3d1"},
-     Reason.orphan_reference, "company_id"),
+    (
+        "a location with a boolean",
+        EVENT | {"location": {"lat": True, "lon": 1.0}},
+        Reason.schema_mismatch,
+        "location",
+    ),
+    (
+        "an unknown company",
+        EVENT | {"company_id": "7a0c5b4e-2c35-4c31-8a8e-0a6a3bb1f3d1"},
+        Reason.orphan_reference,
+        "company_id",
+    ),
 ]
 COMPANY_CASES = [
     ("zero drivers", COMPANY | {"drivers_count": 0}, Reason.out_of_range, "drivers_count"),
     ("a count as text", COMPANY | {"trucks_count": "9"}, Reason.schema_mismatch, "trucks_count"),
-    ("a count as a float", COMPANY | {"trucks_count": 9.0}, Reason.schema_mismatch,
-     "trucks_count"),
+    ("a count as a float", COMPANY | {"trucks_count": 9.0}, Reason.schema_mismatch, "trucks_count"),
     ("active as a string", COMPANY | {"active": "true"}, Reason.schema_mismatch, "active"),
     ("active as 1", COMPANY | {"active": 1}, Reason.schema_mismatch, "active"),
     ("an empty name", COMPANY | {"company_name": ""}, Reason.empty_string, "company_name"),
-    ("a name over 200 characters", COMPANY | {"company_name": "x" * 201}, Reason.out_of_range,
-     "company_name"),
+    (
+        "a name over 200 characters",
+        COMPANY | {"company_name": "x" * 201},
+        Reason.out_of_range,
+        "company_name",
+    ),
     ("region in lower case", COMPANY | {"region": "eu"}, Reason.invalid_enum, "region"),
 ]
 
 
 @pytest.mark.parametrize(("what", "record", "reason", "field"), CASES, ids=[c[0] for c in CASES])
-def test_an_event_with_a_broken_rule_is_rejected_with_its_reason_and_field(what, record, reason,
-                                                                           field):
+def test_an_event_with_a_broken_rule_is_rejected_with_its_reason_and_field(
+    what, record, reason, field
+):
     result = check(Stream.events, record, CTX)
     assert isinstance(result, Rejection), what
     assert (result.reason, result.field) == (reason, field)
     assert result.detail
 
 
-@pytest.mark.parametrize(("what", "record", "reason", "field"), COMPANY_CASES,
-                         ids=[c[0] for c in COMPANY_CASES])
-def test_a_company_with_a_broken_rule_is_rejected_with_its_reason_and_field(what, record, reason,
-                                                                            field):
+@pytest.mark.parametrize(
+    ("what", "record", "reason", "field"), COMPANY_CASES, ids=[c[0] for c in COMPANY_CASES]
+)
+def test_a_company_with_a_broken_rule_is_rejected_with_its_reason_and_field(
+    what, record, reason, field
+):
     result = check(Stream.companies, record, CTX)
     assert isinstance(result, Rejection)
     assert (result.reason, result.field) == (reason, field)
@@ -130,13 +171,15 @@ def test_the_fast_path_and_the_rule_table_agree_on_every_generated_record():
     from tests.audit import known_companies
     from tests.conftest import make_settings
 
-    settings = make_settings(companies={"quality": {"rate": 0.5}},
-                             events={"quality": {"rate": 0.5}})
+    settings = make_settings(
+        companies={"quality": {"rate": 0.5}}, events={"quality": {"rate": 0.5}}
+    )
     compared = 0
     for stream in Stream:
         for seq in range(1, 40):
-            batch = generate(build_spec(settings, stream, seq, size=40, watermark=30,
-                                        first_ordinal=seq * 40))
+            batch = generate(
+                build_spec(settings, stream, seq, size=40, watermark=30, first_ordinal=seq * 40)
+            )
             known = known_companies(batch) if stream is Stream.events else None
             ctx = Context(batch.spec.interval_start, batch.spec.interval_end, known)
             for line in batch.lines():

@@ -28,16 +28,21 @@ def test_the_readme_fits_in_150_lines():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_page_reads_like_a_development_log(page: Path):
-    found = [(n, m.group(0)) for n, line in enumerate(
-        prose(page.read_text(encoding="utf-8")).splitlines(), 1) for m in DIARY.finditer(line)]
+    found = [
+        (n, m.group(0))
+        for n, line in enumerate(prose(page.read_text(encoding="utf-8")).splitlines(), 1)
+        for m in DIARY.finditer(line)
+    ]
     assert not found, f"{page.relative_to(ROOT)}: {found[:5]}"
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", ROOT / "CHANGELOG.md"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [ROOT / "README.md", ROOT / "CHANGELOG.md"], ids=lambda p: p.name)
 def test_every_relative_link_in_the_readme_and_changelog_resolves(page: Path):
-    missing = [target for target, _ in LINK.findall(page.read_text(encoding="utf-8"))
-               if "://" not in target and not (page.parent / target).exists()]
+    missing = [
+        target
+        for target, _ in LINK.findall(page.read_text(encoding="utf-8"))
+        if "://" not in target and not (page.parent / target).exists()
+    ]
     assert not missing, f"{page.name} links to missing files: {missing}"
 
 

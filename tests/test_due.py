@@ -34,11 +34,21 @@ def test_the_plan_is_each_streams_last_tick_plus_its_interval():
     beat.schedule["generate-companies"].last_run_at = T0
     beat.schedule["generate-events"].last_run_at = T0 + timedelta(seconds=4)
     plan = due.plan(beat.schedule, "emulated")
-    assert plan == {"mode": "emulated", "streams": {
-        "companies": {"last_at": T0.isoformat(), "interval_s": 10.0,
-                      "next_at": (T0 + timedelta(seconds=10)).isoformat()},
-        "events": {"last_at": (T0 + timedelta(seconds=4)).isoformat(), "interval_s": 10.0,
-                   "next_at": (T0 + timedelta(seconds=14)).isoformat()}}}
+    assert plan == {
+        "mode": "emulated",
+        "streams": {
+            "companies": {
+                "last_at": T0.isoformat(),
+                "interval_s": 10.0,
+                "next_at": (T0 + timedelta(seconds=10)).isoformat(),
+            },
+            "events": {
+                "last_at": (T0 + timedelta(seconds=4)).isoformat(),
+                "interval_s": 10.0,
+                "next_at": (T0 + timedelta(seconds=14)).isoformat(),
+            },
+        },
+    }
 
 
 def test_after_a_switch_to_production_the_plan_is_the_hour_and_quarter_beat_will_wait():
@@ -64,26 +74,55 @@ def test_a_naive_last_run_is_read_as_utc():
     assert plan["streams"]["companies"]["next_at"] == "2026-12-02T13:00:10+00:00"
 
 
-@pytest.mark.parametrize(("seconds", "said"), [
-    (10, "10 s"), (0.5, "0.5 s"), (90, "1 min 30 s"), (900, "15 min"), (3600, "1 h"),
-    (5400, "1 h 30 min"), (86400, "24 h")])
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (10, "10 s"),
+        (0.5, "0.5 s"),
+        (90, "1 min 30 s"),
+        (900, "15 min"),
+        (3600, "1 h"),
+        (5400, "1 h 30 min"),
+        (86400, "24 h"),
+    ],
+)
 def test_intervals_are_said_as_people_say_them(seconds, said):
     assert due.span(seconds) == said
 
 
-@pytest.mark.parametrize(("seconds", "said"), [
-    (-3, "now"), (0.2, "now"), (42.4, "in 42 s"), (89, "in 89 s"), (2220, "in 37 min"),
-    (3900, "in 1 h 5 min"), (7200, "in 2 h")])
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (-3, "now"),
+        (0.2, "now"),
+        (42.4, "in 42 s"),
+        (89, "in 89 s"),
+        (2220, "in 37 min"),
+        (3900, "in 1 h 5 min"),
+        (7200, "in 2 h"),
+    ],
+)
 def test_the_countdown_is_coarse_as_a_timetable(seconds, said):
     assert due.countdown(seconds) == said
 
 
 def _published() -> dict:
-    return {"mode": "production", "published_at": T0.isoformat(), "streams": {
-        "companies": {"last_at": T0.isoformat(), "interval_s": 3600.0,
-                      "next_at": (T0 + timedelta(hours=1)).isoformat()},
-        "events": {"last_at": T0.isoformat(), "interval_s": 900.0,
-                   "next_at": (T0 + timedelta(minutes=15)).isoformat()}}}
+    return {
+        "mode": "production",
+        "published_at": T0.isoformat(),
+        "streams": {
+            "companies": {
+                "last_at": T0.isoformat(),
+                "interval_s": 3600.0,
+                "next_at": (T0 + timedelta(hours=1)).isoformat(),
+            },
+            "events": {
+                "last_at": T0.isoformat(),
+                "interval_s": 900.0,
+                "next_at": (T0 + timedelta(minutes=15)).isoformat(),
+            },
+        },
+    }
 
 
 def test_the_view_names_the_next_batch_its_countdown_and_the_production_interval():
@@ -93,14 +132,14 @@ def test_the_view_names_the_next_batch_its_countdown_and_the_production_interval
     assert companies["line"] == "next companies batch 14:00:00, in 37 min · every 1 h (production)"
     assert companies["in_s"] == 37 * 60
     assert shown["streams"]["events"]["when"] == "next events batch 13:15:00, now"
-    assert due.brief(shown) == ("next: companies 14:00:00 (in 37 min), "
-                                "events 13:15:00 (now)")
+    assert due.brief(shown) == ("next: companies 14:00:00 (in 37 min), events 13:15:00 (now)")
 
 
 def test_a_paused_fleet_shows_paused_instead_of_a_countdown():
     shown = due.view(_published(), T0, paused=True)
     assert shown["streams"]["companies"]["line"] == (
-        "companies batches paused · every 1 h (production)")
+        "companies batches paused · every 1 h (production)"
+    )
     assert "emugen resume" in shown["note"]
     assert due.brief(shown) == "next: paused"
 
@@ -114,8 +153,7 @@ def test_without_a_plan_nothing_is_claimed_and_the_reason_is_given():
     assert down["note"].startswith("the broker did not answer (refused)")
 
 
-def test_the_publisher_writes_on_change_refreshes_quietly_and_announces_only_changes(
-        monkeypatch):
+def test_the_publisher_writes_on_change_refreshes_quietly_and_announces_only_changes(monkeypatch):
     redis = fakeredis.FakeRedis()
     heard = redis.pubsub()
     heard.subscribe(announce.CHANNEL)
@@ -140,6 +178,7 @@ def test_the_publisher_writes_on_change_refreshes_quietly_and_announces_only_cha
 def test_a_broker_that_refuses_the_plan_does_not_stop_beat_and_is_logged_once(caplog):
     # a Celery test worker run earlier may have left the root logger at ERROR
     caplog.set_level(logging.WARNING, logger=due.logger.name)
+
     class Down:
         def set(self, *args, **kwargs):
             raise ConnectionError("connection refused")
@@ -156,15 +195,26 @@ def test_a_broker_that_refuses_the_plan_does_not_stop_beat_and_is_logged_once(ca
 
 def test_status_and_the_up_summary_line_show_what_is_due():
     shown = due.view(_published(), T0 + timedelta(minutes=23), paused=False)
-    report = {"fleet": {"paused": False, "skipped_ticks": {}, "last_reload": None},
-              "store": None, "due": shown, "batches": {}, "layers": {"quarantine": 0},
-              "quarantine_by_reason": {}, "latest": [],
-              "reconciliation": {"ok": True, "injected": 0, "caught": 0, "caught_pct": 100.0,
-                                 "missed": 0, "false_alarms": {}},
-              "landing": {"files": 0, "last_error": None}}
+    report = {
+        "fleet": {"paused": False, "skipped_ticks": {}, "last_reload": None},
+        "store": None,
+        "due": shown,
+        "batches": {},
+        "layers": {"quarantine": 0},
+        "quarantine_by_reason": {},
+        "latest": [],
+        "reconciliation": {
+            "ok": True,
+            "injected": 0,
+            "caught": 0,
+            "caught_pct": 100.0,
+            "missed": 0,
+            "false_alarms": {},
+        },
+        "landing": {"files": 0, "last_error": None},
+    }
     text = format_status(report)
-    assert "due (UTC):\n  next companies batch 14:00:00, in 37 min · every 1 h (production)" \
-        in text
+    assert "due (UTC):\n  next companies batch 14:00:00, in 37 min · every 1 h (production)" in text
     assert "next events batch 13:15:00, now · every 15 min (production)" in text
     line = summary_line(report, T0 + timedelta(minutes=23))
     assert line.endswith("next: companies 14:00:00 (in 37 min), events 13:15:00 (now)")

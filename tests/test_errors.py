@@ -16,8 +16,11 @@ from emugen.errors import EmugenError
 
 PACKAGE = Path(emugen.__file__).parent
 # Exception bases a module could subclass without naming EmugenError.
-EXCEPTION_NAMES = {name for name, value in vars(builtins).items()
-                   if isinstance(value, type) and issubclass(value, BaseException)}
+EXCEPTION_NAMES = {
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
 
 
 def _subclasses(cls: type) -> list[type]:
@@ -48,8 +51,9 @@ def _error_classes_defined_in(path: Path, root: Path = PACKAGE.parent) -> list[s
         grew = False
         for node in classes:
             bases = {ast.unparse(base).rsplit(".", 1)[-1] for base in node.bases}
-            is_error = (bases & (EXCEPTION_NAMES | errors_here.keys())
-                        or any(b.endswith(("Error", "Exception")) for b in bases))
+            is_error = bases & (EXCEPTION_NAMES | errors_here.keys()) or any(
+                b.endswith(("Error", "Exception")) for b in bases
+            )
             if is_error and node.name not in errors_here:
                 errors_here[node.name] = node.lineno
                 grew = True
@@ -59,13 +63,15 @@ def _error_classes_defined_in(path: Path, root: Path = PACKAGE.parent) -> list[s
 
 def test_every_error_class_lives_in_the_errors_module() -> None:
     _import_every_module()
-    elsewhere = [f"{c.__module__}.{c.__qualname__}" for c in _subclasses(EmugenError)
-                 if c.__module__ != errors.__name__]
+    elsewhere = [
+        f"{c.__module__}.{c.__qualname__}"
+        for c in _subclasses(EmugenError)
+        if c.__module__ != errors.__name__
+    ]
     assert elsewhere == []
 
 
-@pytest.mark.parametrize("cls", [EmugenError, *_subclasses(EmugenError)],
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [EmugenError, *_subclasses(EmugenError)], ids=lambda c: c.__name__)
 def test_every_error_class_says_when_it_is_raised(cls: type) -> None:
     doc = cls.__dict__.get("__doc__") or ""
     assert doc.startswith("Raised when"), f"{cls.__name__}: {doc!r}"
@@ -87,8 +93,10 @@ def test_no_module_but_errors_defines_an_exception() -> None:
 
 def test_the_ast_check_finds_an_exception_defined_outside(tmp_path: Path) -> None:
     module = tmp_path / "stray.py"
-    module.write_text("class Oops(ValueError):\n    pass\n\n\nclass Worse(Oops):\n    pass\n"
-                      "\n\nclass Plain:\n    pass\n")
+    module.write_text(
+        "class Oops(ValueError):\n    pass\n\n\nclass Worse(Oops):\n    pass\n"
+        "\n\nclass Plain:\n    pass\n"
+    )
     found = [line.split()[-1] for line in _error_classes_defined_in(module, tmp_path)]
     assert found == ["Oops", "Worse"]
 

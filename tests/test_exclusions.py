@@ -39,8 +39,9 @@ OLD_SPECS = {
     '"delivered":0.25},"location_missing_rate":0.05,"quality_rate":0.2,"quality_weights":'
     '{"missing_field":1.0,"null_value":1.0,"malformed_timestamp":1.0,"invalid_enum":1.0,'
     '"duplicate":1.0,"boundary_violation":1.0,"schema_mismatch":1.0,"out_of_range":1.0,'
-    '"empty_string":1.0,"orphan_reference":1.0}}':
-        "94e65802d07aedf3da25b90b46b257dc5bfab53394802c169519e41721cff3b1",
+    '"empty_string":1.0,"orphan_reference":1.0}}': (
+        "94e65802d07aedf3da25b90b46b257dc5bfab53394802c169519e41721cff3b1"
+    ),
     '{"generator_version":1,"seed":20261125,"stream":"events","seq":2,"mode":"production",'
     '"interval_start":"2026-01-01T00:15:00Z","interval_end":"2026-01-01T00:30:00Z",'
     '"size":{"kind":"poisson","per_driver":0.05},"first_ordinal":0,"watermark":40,'
@@ -49,8 +50,9 @@ OLD_SPECS = {
     '"delivered":0.25},"location_missing_rate":0.05,"quality_rate":0.2,"quality_weights":'
     '{"missing_field":1.0,"null_value":1.0,"malformed_timestamp":1.0,"invalid_enum":1.0,'
     '"duplicate":1.0,"boundary_violation":1.0,"schema_mismatch":1.0,"out_of_range":1.0,'
-    '"empty_string":1.0,"orphan_reference":1.0}}':
-        "e3b17d7dcff6d60255c042a7ad254e6ae4a4f367de459eb09c67c5398a467b77",
+    '"empty_string":1.0,"orphan_reference":1.0}}': (
+        "e3b17d7dcff6d60255c042a7ad254e6ae4a4f367de459eb09c67c5398a467b77"
+    ),
 }
 
 
@@ -58,10 +60,13 @@ def rejecting_settings(**overrides: object):
     """Production companies of which silver rejects many; few events, so plans are quick."""
     return make_settings(
         mode="production",
-        companies={"production": {"interval": "PT1H", "min_batch_size": 100,
-                                  "max_batch_size": 100}, "quality": {"rate": 0.6}},
+        companies={
+            "production": {"interval": "PT1H", "min_batch_size": 100, "max_batch_size": 100},
+            "quality": {"rate": 0.6},
+        },
         events={"production": {"interval": "PT15M", "events_per_driver": 0.001}},
-        **overrides)
+        **overrides,
+    )
 
 
 def forget_loaded_lists(monkeypatch) -> None:
@@ -74,8 +79,12 @@ def forget_loaded_lists(monkeypatch) -> None:
 
 @pytest.mark.parametrize("hours", [24, 96, 240])
 def test_an_event_spec_stays_small_however_many_companies_were_rejected_before_it(hours):
-    plan = plan_backfill(rejecting_settings(), START, START + timedelta(hours=hours),
-                         (Stream.companies, Stream.events))
+    plan = plan_backfill(
+        rejecting_settings(),
+        START,
+        START + timedelta(hours=hours),
+        (Stream.companies, Stream.events),
+    )
     last = plan.ticks[len(plan.ticks) - 2]  # the last event tick (a company tick ends it)
     assert last.stream is Stream.events
     spec = last.spec
@@ -99,8 +108,9 @@ def test_a_spec_stored_with_a_plain_list_generates_its_pinned_bytes_as_does_its_
 
 def test_a_spec_naming_a_list_nobody_loaded_is_refused_in_one_line_naming_replay():
     settings = make_settings()
-    spec = build_spec(settings, "events", 4, watermark=40,
-                      exclusions=Exclusions(count=3, digest="0" * 32))
+    spec = build_spec(
+        settings, "events", 4, watermark=40, exclusions=Exclusions(count=3, digest="0" * 32)
+    )
     with pytest.raises(ExclusionsUnknown, match="names 3 excluded companies.*emugen replay"):
         draft(spec)
     with pytest.raises(ValueError, match="not both"):
@@ -108,14 +118,17 @@ def test_a_spec_naming_a_list_nobody_loaded_is_refused_in_one_line_naming_replay
 
 
 def test_a_live_event_spec_is_small_and_replays_from_the_store_in_a_fresh_process(
-        engine, monkeypatch):
+    engine, monkeypatch
+):
     settings = rejecting_settings()
     for hour in range(12):
-        landed = generate_and_land(engine, settings, Stream.companies,
-                                   START + timedelta(hours=hour), mode=Mode.production)
+        landed = generate_and_land(
+            engine, settings, Stream.companies, START + timedelta(hours=hour), mode=Mode.production
+        )
         refine_and_build(engine, landed.batch_id)
-    events = generate_and_land(engine, settings, Stream.events, START + timedelta(hours=12),
-                               mode=Mode.production, size=300)
+    events = generate_and_land(
+        engine, settings, Stream.events, START + timedelta(hours=12), mode=Mode.production, size=300
+    )
     with read_session(engine) as session:
         stored = session.scalar(select(BatchRow.spec).where(BatchRow.batch_id == events.batch_id))
     spec = BatchSpec.model_validate_json(stored)
@@ -130,8 +143,9 @@ def test_a_live_event_spec_is_small_and_replays_from_the_store_in_a_fresh_proces
 def test_an_event_batch_stored_with_a_plain_list_replays_identically(engine, monkeypatch):
     spec = BatchSpec.model_validate_json(next(iter(OLD_SPECS)))
     with write_session(engine) as session:
-        land_bronze(session, draft(spec), fingerprint="old", scheduled_at=spec.interval_end,
-                    generate_ms=0.0)
+        land_bronze(
+            session, draft(spec), fingerprint="old", scheduled_at=spec.interval_end, generate_ms=0.0
+        )
     forget_loaded_lists(monkeypatch)
     with read_session(engine) as session:
         report = replay(session, "events-000000003")
@@ -147,13 +161,16 @@ def test_a_store_whose_rejections_differ_from_the_spec_is_refused(engine, monkey
     import numpy as np
 
     other = remember(np.array([0, 1], dtype=np.int64))  # not what silver rejected
-    spec = build_spec(settings, "events", 5, watermark=watermark, exclusions=other,
-                      mode=Mode.production)
+    spec = build_spec(
+        settings, "events", 5, watermark=watermark, exclusions=other, mode=Mode.production
+    )
     forget_loaded_lists(monkeypatch)
     from emugen.pipeline.watermark import load_exclusions
 
-    with read_session(engine) as session, pytest.raises(ExclusionsUnknown,
-                                                        match="this store's company batches"):
+    with (
+        read_session(engine) as session,
+        pytest.raises(ExclusionsUnknown, match="this store's company batches"),
+    ):
         load_exclusions(session, spec)
 
 
@@ -170,9 +187,24 @@ finally:
 def _dry_run_peak_kb(config: Path, days: float) -> int:
     end = START + timedelta(days=days)
     done = subprocess.run(
-        [sys.executable, "-c", RSS, "backfill", "--from", START.isoformat(), "--to",
-         end.isoformat(), "--dry-run", "--config", str(config)],
-        capture_output=True, text=True, check=True, timeout=600)
+        [
+            sys.executable,
+            "-c",
+            RSS,
+            "backfill",
+            "--from",
+            START.isoformat(),
+            "--to",
+            end.isoformat(),
+            "--dry-run",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return int(done.stderr.strip().splitlines()[-1])
 
 
@@ -184,7 +216,8 @@ def test_a_long_dry_run_peaks_no_higher_than_a_two_hour_one(tmp_path):
         "companies:\n  production: {interval: PT1H, min_batch_size: 100, max_batch_size: 100}\n"
         "  quality: {rate: 0.6}\n"
         "events:\n  production: {interval: PT15M, events_per_driver: 0.0001}\n"
-        "landing: {enabled: false}\n")
+        "landing: {enabled: false}\n"
+    )
     short = _dry_run_peak_kb(config, 2 / 24)
     long = _dry_run_peak_kb(config, 14)  # 2,016 ticks; ~16,000 companies rejected by the end
     # a list per spec grew this by ~45 MB (quadratic in the range); columns and a reference
@@ -193,8 +226,9 @@ def test_a_long_dry_run_peaks_no_higher_than_a_two_hour_one(tmp_path):
 
 
 def test_the_plans_expected_records_are_what_each_event_tick_generates():
-    plan = plan_backfill(rejecting_settings(), START, START + timedelta(hours=30),
-                         (Stream.companies, Stream.events))
+    plan = plan_backfill(
+        rejecting_settings(), START, START + timedelta(hours=30), (Stream.companies, Stream.events)
+    )
     checked = 0
     for tick in plan.ticks:
         if tick.stream is Stream.events and tick.records:
@@ -207,8 +241,10 @@ def test_a_referenced_list_is_the_sha256_of_its_ordinals():
     import numpy as np
 
     ordinals = np.array([5, 9, 40], dtype=np.int64)
-    assert remember(ordinals).digest == hashlib.sha256(ordinals.astype("<i8").tobytes()
-                                                       ).hexdigest()[:32]
+    assert (
+        remember(ordinals).digest
+        == hashlib.sha256(ordinals.astype("<i8").tobytes()).hexdigest()[:32]
+    )
 
 
 @pytest.mark.parametrize("rate", [0.05, 0.6, 1.0])
@@ -226,8 +262,11 @@ def test_settling_a_company_batch_rejects_what_checking_every_line_rejects(rate)
         for lines in planned.line_chunks():
             for line in lines:
                 record = parse(line)
-                result = record if isinstance(record, Rejection) else check(
-                    Stream.companies, record, ctx)
+                result = (
+                    record
+                    if isinstance(record, Rejection)
+                    else check(Stream.companies, record, ctx)
+                )
                 if not isinstance(result, Rejection):
                     kept.add(result["company_id"])
         ids = planned.layout.columns.traits.company_ids
@@ -237,12 +276,14 @@ def test_settling_a_company_batch_rejects_what_checking_every_line_rejects(rate)
 
 
 def test_a_worker_that_never_saw_the_plan_loads_each_ticks_rejections_from_its_store(
-        engine, monkeypatch):
+    engine, monkeypatch
+):
     from emugen.backfill.tick import TickMessage, run_tick
 
     settings = rejecting_settings()
-    plan = plan_backfill(settings, START, START + timedelta(hours=4),
-                         (Stream.companies, Stream.events))
+    plan = plan_backfill(
+        settings, START, START + timedelta(hours=4), (Stream.companies, Stream.events)
+    )
     messages = [TickMessage.parse(t.message("fp")) for t in plan.ticks]
     assert any(m.spec.exclusions and m.spec.exclusions.count for m in messages)
     forget_loaded_lists(monkeypatch)  # as a worker process: only the store to read them from

@@ -15,8 +15,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 # import names of what only the extras (postgres, s3, spark, lab, dev) install
-EXTRAS_ONLY = ("psycopg", "psycopg_binary", "s3fs", "pyspark", "httpx", "pytest", "hypothesis",
-               "fakeredis", "playwright", "schemathesis", "moto", "boto3", "botocore", "mypy")
+EXTRAS_ONLY = (
+    "psycopg",
+    "psycopg_binary",
+    "s3fs",
+    "pyspark",
+    "httpx",
+    "pytest",
+    "hypothesis",
+    "fakeredis",
+    "playwright",
+    "schemathesis",
+    "moto",
+    "boto3",
+    "botocore",
+    "mypy",
+)
 
 BLOCKER = textwrap.dedent(f"""
     import sys
@@ -34,16 +48,24 @@ BLOCKER = textwrap.dedent(f"""
 """)
 
 
-def run_without_extras(code: str, cwd: Path, env: dict[str, str] | None = None,
-                       ) -> subprocess.CompletedProcess[str]:
+def run_without_extras(
+    code: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EMUGEN_")}
     clean.update(env or {}, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", BLOCKER + textwrap.dedent(code)], cwd=cwd,
-                          env=clean, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)],
+        cwd=cwd,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_every_module_imports_without_the_extras(tmp_path: Path) -> None:
-    done = run_without_extras("""
+    done = run_without_extras(
+        """
         import importlib, pkgutil
         import emugen
         failed = []
@@ -55,13 +77,16 @@ def test_every_module_imports_without_the_extras(tmp_path: Path) -> None:
             except ImportError as exc:
                 failed.append(f"{info.name}: {exc}")
         print("\\n".join(failed) or "all imported")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "all imported"
 
 
 def test_init_pipeline_run_and_status_work_without_the_extras(tmp_path: Path) -> None:
-    done = run_without_extras("""
+    done = run_without_extras(
+        """
         import sys
         from emugen.cli import main
         for argv in (["init"], ["pipeline", "run", "--size", "5"], ["status"]):
@@ -69,7 +94,9 @@ def test_init_pipeline_run_and_status_work_without_the_extras(tmp_path: Path) ->
                 main(argv, standalone_mode=False)
             except SystemExit as exc:
                 sys.exit(f"{argv} exited {exc.code}")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 batches" in done.stdout and "fleet:" in done.stdout
 
@@ -81,17 +108,22 @@ def _one_line_exit_2(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_a_postgresql_database_without_psycopg_names_the_postgres_extra(tmp_path: Path) -> None:
-    done = run_without_extras("""
+    done = run_without_extras(
+        """
         from emugen.cli import main
         main(["init"], standalone_mode=False)
         main(["status"], prog_name="emugen")
-    """, tmp_path, {"EMUGEN_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"})
+    """,
+        tmp_path,
+        {"EMUGEN_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test"},
+    )
     line = _one_line_exit_2(done)
     assert "pip install 'emugen[postgres]'" in line and "PostgreSQL" in line
 
 
 def test_an_s3_landing_root_without_s3fs_names_the_s3_extra(tmp_path: Path) -> None:
-    done = run_without_extras("""
+    done = run_without_extras(
+        """
         import sys
         from emugen.errors import MissingExtra
         from emugen.sinks.filesystem import open_zone
@@ -99,7 +131,9 @@ def test_an_s3_landing_root_without_s3fs_names_the_s3_extra(tmp_path: Path) -> N
             open_zone("s3://bucket/landing", {})
         except MissingExtra as exc:
             sys.exit(f"{exc.exit_code} {exc}")
-    """, tmp_path)
+    """,
+        tmp_path,
+    )
     assert "2 the landing root s3://bucket/landing needs" in done.stderr
     assert "pip install 'emugen[s3]'" in done.stderr
 
@@ -108,9 +142,13 @@ def test_every_extra_a_message_names_is_an_extra_of_pyproject() -> None:
     import re
     import tomllib
 
-    named = {m for path in (REPO / "emugen").rglob("*.py")
-             for m in re.findall(r'import_extra\([^,]+, "(\w+)"', path.read_text())}
+    named = {
+        m
+        for path in (REPO / "emugen").rglob("*.py")
+        for m in re.findall(r'import_extra\([^,]+, "(\w+)"', path.read_text())
+    }
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     assert named == {"postgres", "s3", "lab"}
     assert named <= set(extras)

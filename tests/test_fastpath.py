@@ -42,7 +42,8 @@ def _fast_row(line: str, ctx: Context, stored_text: bool) -> tuple | None:
 
 @pytest.mark.parametrize("stored_text", [True, False])
 def test_every_line_of_a_dirty_batch_gets_the_same_row_from_the_fast_path_as_from_the_contract(
-        stored_text):
+    stored_text,
+):
     settings = make_settings(events={"quality": {"rate": 0.6}})
     spec = build_spec(settings, "events", 3, scheduled_at=AT, size=3000, watermark=100)
     batch = generate(spec)
@@ -66,30 +67,60 @@ _UUID = st.uuids().map(str)
 def event_lines(draw):
     """Event JSON as a feed might send it: clean values, edge values, and other layouts."""
     record = {
-        "event_id": draw(_UUID), "company_id": draw(_UUID), "driver_id": draw(_UUID),
+        "event_id": draw(_UUID),
+        "company_id": draw(_UUID),
+        "driver_id": draw(_UUID),
         "truck_id": draw(_UUID),
-        "event_type": draw(st.sampled_from(["delivered", "start_driving", "stopped_driving",
-                                            "idle", "Delivered"])),
-        "event_timestamp": draw(st.one_of(
-            st.datetimes(min_value=datetime(2026, 3, 1, 10), max_value=datetime(2026, 3, 1, 13))
-            .map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"),
-            st.sampled_from(["2026-03-01T11:59:60.000Z", "2026-02-30T11:00:00.000Z",
-                             "2026-03-01T11:00:00Z", "2026-03-01T11:00:00.000000Z"]))),
-        "location": draw(st.one_of(st.none(), st.fixed_dictionaries({
-            "lat": st.one_of(st.floats(-95, 95), st.integers(-91, 91)),
-            "lon": st.one_of(st.floats(-185, 185), st.integers(-181, 181))}))),
+        "event_type": draw(
+            st.sampled_from(["delivered", "start_driving", "stopped_driving", "idle", "Delivered"])
+        ),
+        "event_timestamp": draw(
+            st.one_of(
+                st.datetimes(
+                    min_value=datetime(2026, 3, 1, 10), max_value=datetime(2026, 3, 1, 13)
+                ).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"),
+                st.sampled_from(
+                    [
+                        "2026-03-01T11:59:60.000Z",
+                        "2026-02-30T11:00:00.000Z",
+                        "2026-03-01T11:00:00Z",
+                        "2026-03-01T11:00:00.000000Z",
+                    ]
+                ),
+            )
+        ),
+        "location": draw(
+            st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {
+                        "lat": st.one_of(st.floats(-95, 95), st.integers(-91, 91)),
+                        "lon": st.one_of(st.floats(-185, 185), st.integers(-181, 181)),
+                    }
+                ),
+            )
+        ),
     }
     text = orjson.dumps(record).decode()
     if draw(st.booleans()):
         return text
-    return draw(st.sampled_from([text.replace(":", ": ", 1), text.upper(), text + " ",
-                                 text.replace('"lat"', '"lat","lat"', 0)]))
+    return draw(
+        st.sampled_from(
+            [
+                text.replace(":", ": ", 1),
+                text.upper(),
+                text + " ",
+                text.replace('"lat"', '"lat","lat"', 0),
+            ]
+        )
+    )
 
 
 @hsettings(max_examples=400, deadline=None)
 @given(line=event_lines(), stored_text=st.booleans(), known=st.booleans())
 def test_the_fast_path_never_accepts_what_the_contract_rejects_nor_changes_a_value(
-        line, stored_text, known):
+    line, stored_text, known
+):
     record = parse(line)
     company = record.get("company_id") if isinstance(record, dict) else None
     ctx = Context(START, END, {company} if known else set())

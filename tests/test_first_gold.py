@@ -21,7 +21,16 @@ def test_first_gold_waits_for_an_events_batch_with_records_in_gold(tmp_path: Pat
 
 
 def test_the_report_says_which_target_was_missed():
-    text = format_first_gold({"cold_s": 35.0, "warm_s": None, "in_process_s": 2.0, "load": 1.0,
-                              "target_cold_s": 40.0, "target_warm_s": 10.0, "met": False})
+    text = format_first_gold(
+        {
+            "cold_s": 35.0,
+            "warm_s": None,
+            "in_process_s": 2.0,
+            "load": 1.0,
+            "target_cold_s": 40.0,
+            "target_warm_s": 10.0,
+            "met": False,
+        }
+    )
     assert "warm (installed):      not within the limit" in text
     assert "target: NOT MET" in text

@@ -22,13 +22,16 @@ def test_no_login_anywhere_is_refused_with_the_variable_to_set() -> None:
         require_login(["--port=5555"], {"FLOWER_BASIC_AUTH": "  "})
 
 
-@pytest.mark.parametrize(("argv", "environ"), [
-    ([], {"FLOWER_BASIC_AUTH": "admin:pw"}),
-    ([], {"FLOWER_AUTH": ".*@example\\.com"}),
-    (["--basic-auth=admin:pw"], {}),
-    (["--basic_auth=admin:pw"], {}),
-    (["--auth=.*@example\\.com"], {}),
-])
+@pytest.mark.parametrize(
+    ("argv", "environ"),
+    [
+        ([], {"FLOWER_BASIC_AUTH": "admin:pw"}),
+        ([], {"FLOWER_AUTH": ".*@example\\.com"}),
+        (["--basic-auth=admin:pw"], {}),
+        (["--basic_auth=admin:pw"], {}),
+        (["--auth=.*@example\\.com"], {}),
+    ],
+)
 def test_any_of_flowers_own_logins_is_accepted(argv, environ) -> None:
     require_login(argv, environ)
 
@@ -39,13 +42,22 @@ def test_the_login_emugen_up_makes_up_passes_the_guard() -> None:
 
 def _run_flower(command: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     # a broker nobody listens on: the pre-guard Flower would idle here instead of exiting
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}",
-                          broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    config = write_config(
+        tmp_path / "emugen.yaml",
+        f"sqlite:///{tmp_path / 'e.db'}",
+        broker_url=f"redis://127.0.0.1:{free_port()}/0",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "EMUGEN_"))}
     argv = resolve(command)
     argv[argv.index("--port=5555")] = f"--port={free_port()}"
-    return subprocess.run(argv, env={**env, "EMUGEN_CONFIG": str(config), **extra}, cwd=REPO,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        argv,
+        env={**env, "EMUGEN_CONFIG": str(config), **extra},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_the_procfiles_flower_refuses_to_start_without_a_login(tmp_path) -> None:

@@ -35,14 +35,22 @@ def digest(batch) -> str:
 
 def run_cli(*args: str) -> bytes:
     return subprocess.run(
-        [sys.executable, "-m", "emugen", "generate", *args],
-        check=True, capture_output=True,
+        [sys.executable, "-m", "emugen", "generate", *args], check=True, capture_output=True
     ).stdout
 
 
 def test_the_same_spec_gives_byte_identical_output_in_two_separate_processes():
-    args = ("events", "--seq", "7", "--at", "2026-03-01T12:00:00Z", "--watermark", "50",
-            "--size", "400")
+    args = (
+        "events",
+        "--seq",
+        "7",
+        "--at",
+        "2026-03-01T12:00:00Z",
+        "--watermark",
+        "50",
+        "--size",
+        "400",
+    )
     first, second = run_cli(*args), run_cli(*args)
     assert first == second
     assert first.count(b"\n") == 400
@@ -69,8 +77,10 @@ def test_the_same_seed_stream_seq_and_size_give_identical_records_in_either_mode
         for mode in (Mode.emulated, Mode.production)
     ]
     # The interval length is a mode's own number; with the same interval the bytes agree.
-    same_interval = {"interval_start": specs[0].interval_start,
-                     "interval_end": specs[0].interval_end}
+    same_interval = {
+        "interval_start": specs[0].interval_start,
+        "interval_end": specs[0].interval_end,
+    }
     production = specs[1].model_copy(update=same_interval)
     assert specs[0].mode != production.mode
     assert digest(generate(specs[0])) == digest(generate(production))
@@ -82,19 +92,24 @@ def golden_batch(stream: str, seq: int, mode: str):
         companies={"quality": {"rate": 0.2}},
         events={"quality": {"rate": 0.2}, "production": {"events_per_driver": 0.05}},
     )
-    return generate(build_spec(settings, stream, seq, watermark=40, first_ordinal=(seq - 1) * 10,
-                               mode=mode))
+    return generate(
+        build_spec(settings, stream, seq, watermark=40, first_ordinal=(seq - 1) * 10, mode=mode)
+    )
 
 
 PINNED = {
-    ("companies", 1, "emulated"):
-        "498f0d0605e9bc5d149284d1c43cf5baf6e2ddb56b6499dff8dc94fcbfebf253",
-    ("events", 3, "emulated"):
-        "c371c43e6b3b616e7cc1cce36dee4b7fd905e06cc7e28ec12cd3152b1641087e",
-    ("events", 2, "production"):
-        "28c62a86b52d4ca28cff1388f4b395193abd35b1bd90fb67fa77bb7a44c04b0d",
-    ("companies", 4, "production"):
-        "46804c0051908ade243b1762d754fa90cded08f2df046c474652712100e728f0",
+    (
+        "companies",
+        1,
+        "emulated",
+    ): "498f0d0605e9bc5d149284d1c43cf5baf6e2ddb56b6499dff8dc94fcbfebf253",
+    ("events", 3, "emulated"): "c371c43e6b3b616e7cc1cce36dee4b7fd905e06cc7e28ec12cd3152b1641087e",
+    ("events", 2, "production"): "28c62a86b52d4ca28cff1388f4b395193abd35b1bd90fb67fa77bb7a44c04b0d",
+    (
+        "companies",
+        4,
+        "production",
+    ): "46804c0051908ade243b1762d754fa90cded08f2df046c474652712100e728f0",
 }
 
 
@@ -112,12 +127,15 @@ def test_golden_hashes_pin_the_generator_output(key):
     seq=st.integers(1, 10_000),
     rate=st.floats(0, 1),
 )
-def test_emulated_batches_hold_between_min_and_max_records_duplicates_included(low, extra, seq,
-                                                                               rate):
-    settings = make_settings(events={
-        "emulated": {"min_batch_size": low, "max_batch_size": low + extra},
-        "quality": {"rate": rate},
-    })
+def test_emulated_batches_hold_between_min_and_max_records_duplicates_included(
+    low, extra, seq, rate
+):
+    settings = make_settings(
+        events={
+            "emulated": {"min_batch_size": low, "max_batch_size": low + extra},
+            "quality": {"rate": rate},
+        }
+    )
     batch = generate(build_spec(settings, "events", seq, watermark=25))
     assert low <= len(batch.records) <= low + extra
     assert batch_size(batch.spec)[0] == len(batch.records)
@@ -180,8 +198,10 @@ def test_inactive_companies_emit_no_events():
 
 def test_company_batches_onboard_consecutive_ordinals_matching_what_events_reference():
     settings = make_settings(companies={"quality": {"rate": 0.0}}, events={"quality": {"rate": 0}})
-    firsts = [generate(build_spec(settings, "companies", s, first_ordinal=(s - 1) * 10))
-              for s in (1, 2, 3)]
+    firsts = [
+        generate(build_spec(settings, "companies", s, first_ordinal=(s - 1) * 10))
+        for s in (1, 2, 3)
+    ]
     ids = [r["company_id"] for b in firsts for r in b.records]
     events = generate(build_spec(settings, "events", 1, watermark=30, size=500))
     assert len(set(ids)) == 30
@@ -190,8 +210,9 @@ def test_company_batches_onboard_consecutive_ordinals_matching_what_events_refer
 
 @pytest.mark.parametrize("stream", ["companies", "events"])
 def test_clean_records_lie_inside_the_interval_that_just_closed(stream):
-    settings = make_settings(clock={"kind": "wall"}, companies={"quality": {"rate": 0}},
-                             events={"quality": {"rate": 0}})
+    settings = make_settings(
+        clock={"kind": "wall"}, companies={"quality": {"rate": 0}}, events={"quality": {"rate": 0}}
+    )
     spec = build_spec(settings, stream, 4, scheduled_at=AT, watermark=20, size=300)
     assert spec.interval_end == AT and spec.interval_start == AT - spec.interval
     field = "onboarded_at" if stream == "companies" else "event_timestamp"
@@ -205,16 +226,17 @@ def test_a_simulated_clock_derives_the_interval_from_seq():
     settings = make_settings()
     spec = build_spec(settings, "events", 3, watermark=5)
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    assert (spec.interval_start, spec.interval_end) == (start + timedelta(seconds=20),
-                                                        start + timedelta(seconds=30))
+    assert (spec.interval_start, spec.interval_end) == (
+        start + timedelta(seconds=20),
+        start + timedelta(seconds=30),
+    )
 
 
 def test_ids_are_valid_uuids_and_event_ids_are_unique_across_batches():
     settings = make_settings(events={"quality": {"rate": 0}})
     seen: set[str] = set()
     for seq in range(1, 21):
-        for record in generate(build_spec(settings, "events", seq, watermark=50,
-                                          size=500)).records:
+        for record in generate(build_spec(settings, "events", seq, watermark=50, size=500)).records:
             for key in ("event_id", "company_id", "driver_id", "truck_id"):
                 assert uuid.UUID(record[key]).version == 4
             assert record["event_id"] not in seen
@@ -227,12 +249,18 @@ def test_a_driver_keeps_one_company_and_one_truck():
     for seq in (1, 2, 3):
         for r in generate(build_spec(settings, "events", seq, watermark=8, size=800)).records:
             assert owner.setdefault(r["driver_id"], (r["company_id"], r["truck_id"])) == (
-                r["company_id"], r["truck_id"])
+                r["company_id"],
+                r["truck_id"],
+            )
 
 
 def test_event_types_follow_their_configured_weights():
-    settings = make_settings(events={"quality": {"rate": 0}, "event_types": {
-        "start_driving": 0.0, "stopped_driving": 1.0, "delivered": 3.0}})
+    settings = make_settings(
+        events={
+            "quality": {"rate": 0},
+            "event_types": {"start_driving": 0.0, "stopped_driving": 1.0, "delivered": 3.0},
+        }
+    )
     records = generate(build_spec(settings, "events", 1, watermark=20, size=8000)).records
     kinds = [r["event_type"] for r in records]
     assert "start_driving" not in kinds
@@ -273,20 +301,26 @@ def _eligible_from_scratch(spec):
     return np.cumsum(weight), full.trucks, full.region_index
 
 
-def test_the_kept_eligible_table_matches_a_fresh_one_as_watermark_and_exclusions_move(
-        monkeypatch):
+def test_the_kept_eligible_table_matches_a_fresh_one_as_watermark_and_exclusions_move(monkeypatch):
     from emugen.generate import eligible as module
 
     monkeypatch.setattr(module, "_BUILD_STEP", 64)  # several build steps per extension
     monkeypatch.setattr(module, "_MIN_CAPACITY", 16)  # several reallocations
     module._TABLES.clear()
     settings = make_settings(companies={"active_rate": 0.7})
-    steps = [(10, ()), (300, (4, 200)), (120, (4,)), (120, (4, 100)), (900, (5, 700, 4)),
-             (901, (4, 5, 700, 900)), (0, ()), (2000, (4, 5, 700, 900, 1500))]
+    steps = [
+        (10, ()),
+        (300, (4, 200)),
+        (120, (4,)),
+        (120, (4, 100)),
+        (900, (5, 700, 4)),
+        (901, (4, 5, 700, 900)),
+        (0, ()),
+        (2000, (4, 5, 700, 900, 1500)),
+    ]
     handed = []
     for watermark, excluded in steps:
-        spec = build_spec(settings, "events", 1, watermark=watermark,
-                          excluded_ordinals=excluded)
+        spec = build_spec(settings, "events", 1, watermark=watermark, excluded_ordinals=excluded)
         spec = spec.model_copy(update={"excluded_ordinals": excluded})  # unsorted kept
         table = module.eligible_drivers(spec)
         ends, trucks, region = _eligible_from_scratch(spec)

@@ -50,12 +50,15 @@ def _refined_batches(engine, rounds: int) -> list[str]:  # noqa: ANN001
 
 
 def test_workers_building_gold_at_once_in_different_orders_leave_gold_equal_to_silver(
-        engine, database_url):
+    engine, database_url
+):
     ids = _refined_batches(engine, 10)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_build_all, args=(database_url, ids, seed, start))
-             for seed in range(WORKERS)]
+    procs = [
+        ctx.Process(target=_build_all, args=(database_url, ids, seed, start))
+        for seed in range(WORKERS)
+    ]
     for p in procs:
         p.start()
     start.set()
@@ -77,10 +80,14 @@ def _shared_drivers(engine) -> int:  # noqa: ANN001
     window = SilverEvent.event_ms // 60_000
     triple = (window, SilverEvent.company_id, SilverEvent.driver_id)
     with read_session(engine) as session:
-        shares = session.scalar(select(func.count()).select_from(
-            select(SilverEvent.batch_id, *triple).distinct().subquery()))
-        distinct = session.scalar(select(func.count()).select_from(
-            select(*triple).distinct().subquery()))
+        shares = session.scalar(
+            select(func.count()).select_from(
+                select(SilverEvent.batch_id, *triple).distinct().subquery()
+            )
+        )
+        distinct = session.scalar(
+            select(func.count()).select_from(select(*triple).distinct().subquery())
+        )
     return shares - distinct
 
 
@@ -104,7 +111,8 @@ def test_a_batchs_counted_drivers_are_found_through_the_batch_index_not_a_scan(t
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     init_db(engine)
     query = drivers_counted_by("events-000000001").compile(
-        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+    )
     with engine.connect() as conn:
         plan = " ".join(row[3] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
     engine.dispose()

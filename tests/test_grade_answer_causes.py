@@ -15,7 +15,8 @@ def test_a_redelivered_copy_counted_twice_is_named_by_its_record_id(tmp_path):
     result = grade(tmp_path, landing, [(90, "c1", 3), (120, "c1", 1)])
     assert result["wrong"] == 2  # events and start_driving
     assert causes(cell_of(result, 90)) == {
-        "redelivered_counted": [("events-000000002", 1, original["natural_id"])]}
+        "redelivered_counted": [("events-000000002", 1, original["natural_id"])]
+    }
     assert result["by_cause"]["redelivered_counted"] == 2
 
 
@@ -33,7 +34,8 @@ def test_an_escaped_defect_counted_is_named(tmp_path):
     assert causes(cell_of(result, 90)) == {"defect_counted": [("events-000000001", 2, "e1-2")]}
     # the defect's driver is a driver too many
     assert causes(cell_of(result, 90, "active_drivers")) == {
-        "defect_counted": [("events-000000001", 2, "e1-2")]}
+        "defect_counted": [("events-000000001", 2, "e1-2")]
+    }
 
 
 def test_a_delayed_batch_never_counted_is_named(tmp_path):
@@ -80,9 +82,16 @@ def test_a_region_gold_is_graded_from_the_companies_and_their_events(tmp_path):
     truth, arrivals = landing.write(tmp_path)
     (tmp_path / "region.jsonl").write_text(
         f'{{"window_start": "{iso(90)}", "region": "eu", "companies_onboarded": 1, '
-        '"events": 2, "deliveries": 0}\n')
-    result = run_gold(GoldJob(Source("gold", str(tmp_path / "region.jsonl")), width_ms=30_000,
-                              truth_path=truth, arrivals_path=arrivals))
+        '"events": 2, "deliveries": 0}\n'
+    )
+    result = run_gold(
+        GoldJob(
+            Source("gold", str(tmp_path / "region.jsonl")),
+            width_ms=30_000,
+            truth_path=truth,
+            arrivals_path=arrivals,
+        )
+    )
     assert result["table"] == "region" and result["wrong"] == 0 and result["cells"] == 3
 
 
@@ -90,21 +99,37 @@ def test_with_the_consumers_silver_a_clean_record_it_rejected_is_named_and_split
     landing = Landing().files([100, 101, 102])
     truth, arrivals = landing.write(tmp_path)
     kept = tmp_path / "kept.jsonl"
-    kept.write_text("".join(f'{{"batch_id": "events-000000001", "row_no": {n}}}\n'
-                            for n in (0, 2)))
+    kept.write_text("".join(f'{{"batch_id": "events-000000001", "row_no": {n}}}\n' for n in (0, 2)))
     gold = tmp_path / "g.jsonl"
-    gold.write_text(f'{{"window_start": "{iso(90)}", "company_id": "c1", "events": 3, '
-                    '"start_driving": 3, "stopped_driving": 0, "delivered": 0, '
-                    '"active_drivers": 1}\n')
-    result = run_gold(GoldJob(Source("gold", str(tmp_path / "g.jsonl")), width_ms=30_000,
-                              truth_path=truth, arrivals_path=arrivals,
-                              kept=Source("kept", str(kept))))
+    gold.write_text(
+        f'{{"window_start": "{iso(90)}", "company_id": "c1", "events": 3, '
+        '"start_driving": 3, "stopped_driving": 0, "delivered": 0, '
+        '"active_drivers": 1}\n'
+    )
+    result = run_gold(
+        GoldJob(
+            Source("gold", str(tmp_path / "g.jsonl")),
+            width_ms=30_000,
+            truth_path=truth,
+            arrivals_path=arrivals,
+            kept=Source("kept", str(kept)),
+        )
+    )
     assert result["wrong"] == 0  # the gold is right although its silver lost a record
-    gold.write_text(gold.read_text().replace('"events": 3, "start_driving": 3',
-                                             '"events": 2, "start_driving": 2'))
-    result = run_gold(GoldJob(Source("gold", str(tmp_path / "g.jsonl")), width_ms=30_000,
-                              truth_path=truth, arrivals_path=arrivals,
-                              kept=Source("kept", str(kept))))
+    gold.write_text(
+        gold.read_text().replace(
+            '"events": 3, "start_driving": 3', '"events": 2, "start_driving": 2'
+        )
+    )
+    result = run_gold(
+        GoldJob(
+            Source("gold", str(tmp_path / "g.jsonl")),
+            width_ms=30_000,
+            truth_path=truth,
+            arrivals_path=arrivals,
+            kept=Source("kept", str(kept)),
+        )
+    )
     cell = cell_of(result, 90)
     assert causes(cell) == {"clean_rejected": [("events-000000001", 1, "e1-1")]}
     assert (cell["filter"], cell["aggregation"]) == (-1, 0)

@@ -36,8 +36,15 @@ def _cli(*args: str) -> tuple[int, str]:
 
 
 def _export(config: Path, kind: str, out: Path, stream: str | None = None) -> str:
-    code, text = _cli("export", kind, *(["--stream", stream] if stream else []), "--out",
-                      str(out), "--config", str(config))
+    code, text = _cli(
+        "export",
+        kind,
+        *(["--stream", stream] if stream else []),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+    )
     assert code == 0, text
     return str(out)
 
@@ -55,12 +62,23 @@ def test_emugens_own_gold_passes_exact_for_both_gold_tables(store, tmp_path):
 
 
 def test_filter_and_answer_are_graded_in_one_command(store, tmp_path):
-    silver = [_export(store, "silver", tmp_path / f"silver_{s}.parquet", s)
-              for s in ("companies", "events")]
+    silver = [
+        _export(store, "silver", tmp_path / f"silver_{s}.parquet", s)
+        for s in ("companies", "events")
+    ]
     rejected = _export(store, "quarantine", tmp_path / "q.parquet")
     gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
-    code, text = _cli("grade", "--kept", str(tmp_path / "silver_*.parquet"), "--rejected",
-                      rejected, "--gold", gold, "--config", str(store))
+    code, text = _cli(
+        "grade",
+        "--kept",
+        str(tmp_path / "silver_*.parquet"),
+        "--rejected",
+        rejected,
+        "--gold",
+        gold,
+        "--config",
+        str(store),
+    )
     assert code == 0, text
     assert text.startswith("PASS: gold per company") and "recall" in text.lower(), text
     assert silver
@@ -84,8 +102,7 @@ FROM e GROUP BY ALL
 """
 
 
-def test_a_naive_consumer_that_keeps_redelivered_copies_fails_naming_them(
-        store, tmp_path, engine):
+def test_a_naive_consumer_that_keeps_redelivered_copies_fails_naming_them(store, tmp_path, engine):
     """The consumer checks each record but never de-duplicates across batches."""
     truth = _export(store, "truth", tmp_path / "truth.parquet")
     gold = tmp_path / "naive.parquet"
@@ -94,12 +111,21 @@ def test_a_naive_consumer_that_keeps_redelivered_copies_fails_naming_them(
     assert code == 1, text
     result = json.loads(text)["gold"]
     with engine.connect() as conn:
-        copies = {(b, r) for b, r in conn.execute(
-            select(ArrivalEntry.batch_id, ArrivalEntry.row_no)
-            .where(ArrivalEntry.condition == "redelivered")).all()}
-    named = {(e["batch_id"], e["row_no"]) for cell in result["wrong_cells"]
-             for c in cell["causes"] if c["cause"] == "redelivered_counted"
-             for e in c["examples"]}
+        copies = {
+            (b, r)
+            for b, r in conn.execute(
+                select(ArrivalEntry.batch_id, ArrivalEntry.row_no).where(
+                    ArrivalEntry.condition == "redelivered"
+                )
+            ).all()
+        }
+    named = {
+        (e["batch_id"], e["row_no"])
+        for cell in result["wrong_cells"]
+        for c in cell["causes"]
+        if c["cause"] == "redelivered_counted"
+        for e in c["examples"]
+    }
     assert result["by_cause"]["redelivered_counted"] > 0
     assert named and named <= copies
     # every wrong events cell is exactly its copies: the sum of the counts is every copy
@@ -119,27 +145,43 @@ def _bad(tmp_path: Path, store: Path, rows: list[dict], *flags: str) -> str:
     return text
 
 
-ROW = {"window_start": "2026-01-01T00:01:00Z", "company_id": "c1", "events": 1,
-       "start_driving": 1, "stopped_driving": 0, "delivered": 0, "active_drivers": 1}
+ROW = {
+    "window_start": "2026-01-01T00:01:00Z",
+    "company_id": "c1",
+    "events": 1,
+    "start_driving": 1,
+    "stopped_driving": 0,
+    "delivered": 0,
+    "active_drivers": 1,
+}
 
 
-@pytest.mark.parametrize(("rows", "flags", "names"), [
-    ([{k: v for k, v in ROW.items() if k != "delivered"}], (), "delivered"),
-    ([{**ROW, "events": "many"}], (), "'many'"),
-    ([ROW], ("--policy", "eventually"), "eventually"),
-    ([ROW], ("--policy", "watermark=soon"), "soon"),
-    ([{**ROW, "window_start": "2026-01-01T00:01:30Z"}], (), "--window"),
-    ([ROW], ("--window", "1h"), "3600-second window"),
-    ([], (), "no rows"),
-    ([{**ROW, "company_id": None, "cid": "c1"} | {"company_id": "c1"}], ("--columns", "x=y"),
-     "'x=y'"),
-    ([ROW], ("--tolerance", "abs=-1"), "abs=-1"),
-])
+@pytest.mark.parametrize(
+    ("rows", "flags", "names"),
+    [
+        ([{k: v for k, v in ROW.items() if k != "delivered"}], (), "delivered"),
+        ([{**ROW, "events": "many"}], (), "'many'"),
+        ([ROW], ("--policy", "eventually"), "eventually"),
+        ([ROW], ("--policy", "watermark=soon"), "soon"),
+        ([{**ROW, "window_start": "2026-01-01T00:01:30Z"}], (), "--window"),
+        ([ROW], ("--window", "1h"), "3600-second window"),
+        ([], (), "no rows"),
+        (
+            [{**ROW, "company_id": None, "cid": "c1"} | {"company_id": "c1"}],
+            ("--columns", "x=y"),
+            "'x=y'",
+        ),
+        ([ROW], ("--tolerance", "abs=-1"), "abs=-1"),
+    ],
+)
 def test_bad_gold_input_is_one_line_naming_it_and_exit_2(store, tmp_path, rows, flags, names):
     if not rows:
         (tmp_path / "bad.jsonl").write_text("")
-    text = _bad(tmp_path, store, rows, *flags) if rows else _cli(
-        "grade", "--gold", str(tmp_path / "bad.jsonl"), "--config", str(store))[1]
+    text = (
+        _bad(tmp_path, store, rows, *flags)
+        if rows
+        else _cli("grade", "--gold", str(tmp_path / "bad.jsonl"), "--config", str(store))[1]
+    )
     assert names in text, text
 
 
@@ -153,8 +195,18 @@ def test_json_of_filter_and_answer_is_one_document_with_gold_beside(store, tmp_p
         _export(store, "silver", tmp_path / f"silver_{s}.parquet", s)
     rejected = _export(store, "quarantine", tmp_path / "q.parquet")
     gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
-    code, text = _cli("grade", "--kept", str(tmp_path / "silver_*.parquet"), "--rejected",
-                      rejected, "--gold", gold, "--config", str(store), "--json")
+    code, text = _cli(
+        "grade",
+        "--kept",
+        str(tmp_path / "silver_*.parquet"),
+        "--rejected",
+        rejected,
+        "--gold",
+        gold,
+        "--config",
+        str(store),
+        "--json",
+    )
     assert code == 0, text
     document = json.loads(text)
     assert document["recall"] == 1.0 and document["gold"]["wrong"] == 0
@@ -163,8 +215,18 @@ def test_json_of_filter_and_answer_is_one_document_with_gold_beside(store, tmp_p
 
 def test_follow_regrades_and_prints_a_line_when_the_counts_change(store, tmp_path):
     gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
-    code, text = _cli("grade", "--gold", gold, "--config", str(store), "--follow", "--rounds",
-                      "2", "--every", "0.1")
+    code, text = _cli(
+        "grade",
+        "--gold",
+        gold,
+        "--config",
+        str(store),
+        "--follow",
+        "--rounds",
+        "2",
+        "--every",
+        "0.1",
+    )
     assert code == 0, text
     lines = text.strip().splitlines()
     assert len(lines) == 1 and "gold: 0 wrong of" in lines[0], text  # unchanged: one line
@@ -174,17 +236,29 @@ def test_gold_as_a_hive_partitioned_folder_and_as_a_duckdb_query_passes(store, t
     gold = _export(store, "gold", tmp_path / "gold.parquet", "events")
     folder, db = tmp_path / "hive", tmp_path / "consumer.duckdb"
     con = duckdb.connect(str(db))
-    con.execute(f"COPY (SELECT *, window_start_ms // 60000 % 2 AS half FROM '{gold}') TO "
-                f"'{folder}' (FORMAT parquet, PARTITION_BY (half))")
-    con.execute(f"CREATE TABLE g AS SELECT window_start AS ws, company_id AS cid, events AS n, "
-                f"* EXCLUDE (window_start, company_id, events, window_start_ms) FROM '{gold}'")
+    con.execute(
+        f"COPY (SELECT *, window_start_ms // 60000 % 2 AS half FROM '{gold}') TO "
+        f"'{folder}' (FORMAT parquet, PARTITION_BY (half))"
+    )
+    con.execute(
+        f"CREATE TABLE g AS SELECT window_start AS ws, company_id AS cid, events AS n, "
+        f"* EXCLUDE (window_start, company_id, events, window_start_ms) FROM '{gold}'"
+    )
     con.close()
     assert any("half=" in p.name for p in folder.iterdir())
     code, text = _cli("grade", "--gold", str(folder), "--config", str(store))
     assert code == 0 and text.startswith("PASS"), text
-    code, text = _cli("grade", "--gold", f"duckdb:///{db}", "--gold-query", "SELECT * FROM g",
-                      "--columns", "window_start=ws,company_id=cid,events=n",
-                      "--config", str(store))
+    code, text = _cli(
+        "grade",
+        "--gold",
+        f"duckdb:///{db}",
+        "--gold-query",
+        "SELECT * FROM g",
+        "--columns",
+        "window_start=ws,company_id=cid,events=n",
+        "--config",
+        str(store),
+    )
     assert code == 0 and text.startswith("PASS"), text
 
 
@@ -194,28 +268,42 @@ def test_a_window_start_that_is_not_a_time_is_named(store, tmp_path):
 
 
 def test_a_filter_that_drops_redelivered_copies_passes_and_one_that_keeps_them_fails(
-        store, tmp_path, engine):
+    store, tmp_path, engine
+):
     """A copy from an earlier batch is not a lost record when a pipeline de-duplicates it away;
     kept, it is an escaped duplicate, named in the `redelivered` row of the filter's grade."""
     truth = _export(store, "truth", tmp_path / "truth.parquet")
     with engine.connect() as conn:
-        copies = len(conn.execute(select(ArrivalEntry.batch_id).where(
-            ArrivalEntry.condition == "redelivered")).all())
+        copies = len(
+            conn.execute(
+                select(ArrivalEntry.batch_id).where(ArrivalEntry.condition == "redelivered")
+            ).all()
+        )
     assert copies > 0
     kept = "SELECT batch_id, row_no FROM read_parquet('{t}') WHERE {w}"
     rejected = tmp_path / "rejected.parquet"
     broken = "defect IS NOT NULL AND defect <> $$redelivered$$"
     duckdb.sql(f"COPY ({kept.format(t=truth, w=broken)}) TO '{rejected}' (FORMAT parquet)")
     deduped, naive = tmp_path / "deduped.parquet", tmp_path / "naive.parquet"
-    duckdb.sql(f"COPY ({kept.format(t=truth, w='defect IS NULL')}) TO '{deduped}' "
-               "(FORMAT parquet)")
-    duckdb.sql(f"COPY ({kept.format(t=truth, w='defect IS NULL OR defect = $$redelivered$$')})"
-               f" TO '{naive}' (FORMAT parquet)")
-    code, text = _cli("grade", "--kept", str(deduped), "--rejected", str(rejected), "--json",
-                      "--config", str(store))
+    duckdb.sql(f"COPY ({kept.format(t=truth, w='defect IS NULL')}) TO '{deduped}' (FORMAT parquet)")
+    duckdb.sql(
+        f"COPY ({kept.format(t=truth, w='defect IS NULL OR defect = $$redelivered$$')})"
+        f" TO '{naive}' (FORMAT parquet)"
+    )
+    code, text = _cli(
+        "grade",
+        "--kept",
+        str(deduped),
+        "--rejected",
+        str(rejected),
+        "--json",
+        "--config",
+        str(store),
+    )
     assert code == 0, text
-    code, text = _cli("grade", "--kept", str(naive), "--rejected", str(rejected), "--json",
-                      "--config", str(store))
+    code, text = _cli(
+        "grade", "--kept", str(naive), "--rejected", str(rejected), "--json", "--config", str(store)
+    )
     assert code == 1, text
     events = json.loads(text)["streams"]["events"]["by_defect"]["redelivered"]
     assert events["escaped"] == copies and events["caught"] == 0

@@ -19,8 +19,11 @@ def spark_landing() -> Landing:
 
 
 def test_exact_counts_every_valid_record_in_its_window_however_late(tmp_path):
-    result = grade(tmp_path, spark_landing(), [(90, "c1", 6), (120, "c1", 3), (150, "c1", 1),
-                                               (180, "c1", 0), (200 // 30 * 30, "c1", 1)])
+    result = grade(
+        tmp_path,
+        spark_landing(),
+        [(90, "c1", 6), (120, "c1", 3), (150, "c1", 1), (180, "c1", 0), (200 // 30 * 30, "c1", 1)],
+    )
     assert result["wrong"] == 0 and result["cells"] > 0, result["wrong_cells"]
 
 
@@ -49,7 +52,8 @@ def test_watermark_without_a_per_batch_trigger_is_a_band_from_the_eager_engine_t
 
 @pytest.mark.parametrize(("lookback", "expected"), [(0, 1), (1, 6)])
 def test_lookback_freezes_windows_older_than_n_before_the_newest_one_already_built(
-        tmp_path, lookback, expected):
+    tmp_path, lookback, expected
+):
     # lookback 0: file 2's run starts at window 120 (the newest built): 112, 117 land frozen
     result = grade(tmp_path, spark_landing(), [(90, "c1", expected)], f"lookback={lookback}")
     assert result["wrong"] == 0, result["wrong_cells"]
@@ -80,8 +84,10 @@ def test_a_delayed_batch_counts_in_the_order_it_was_released(tmp_path):
 def test_a_tolerance_accepts_a_difference_within_it(tmp_path):
     # one extra event: its events and start_driving cells are both one over
     assert grade(tmp_path, spark_landing(), [(90, "c1", 7)])["wrong"] == 2
-    assert grade(tmp_path, spark_landing(), [(90, "c1", 7)],
-                 tolerance=Tolerance(absolute=1))["wrong"] == 0
+    assert (
+        grade(tmp_path, spark_landing(), [(90, "c1", 7)], tolerance=Tolerance(absolute=1))["wrong"]
+        == 0
+    )
 
 
 def test_a_window_shorter_than_the_golds_own_is_refused_naming_the_spacing(tmp_path):

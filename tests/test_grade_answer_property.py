@@ -29,18 +29,29 @@ def build(files: list, copies: list[int], delayed: int | None) -> Landing:
     for seq, events in enumerate(files, start=1):
         start = 1000 + seq * WINDOW
         for offset, driver, defect in events:
-            row = landing.event(seq, start + offset, driver=driver,
-                                defect="invalid_enum" if defect and offset >= 0 else None)
+            row = landing.event(
+                seq,
+                start + offset,
+                driver=driver,
+                defect="invalid_enum" if defect and offset >= 0 else None,
+            )
             if offset < 0 and row["defect"] is None:
                 landing.late(seq, row["row_no"])
-        earlier = [r for r in landing.rows if r["defect"] is None
-                   and int(r["batch_id"][-9:]) < seq and r["stream"] == "events"]
+        earlier = [
+            r
+            for r in landing.rows
+            if r["defect"] is None and int(r["batch_id"][-9:]) < seq and r["stream"] == "events"
+        ]
         for pick in copies:
             if earlier:
                 source = earlier[pick % len(earlier)]
-                landing.event(seq, _time(source), event_id=source["natural_id"],
-                              driver=_driver(source),
-                              copy_of=(int(source["batch_id"][-9:]), source["row_no"]))
+                landing.event(
+                    seq,
+                    _time(source),
+                    event_id=source["natural_id"],
+                    driver=_driver(source),
+                    copy_of=(int(source["batch_id"][-9:]), source["row_no"]),
+                )
     if delayed is not None and delayed < len(files) and files[delayed]:  # waits for a file
         landing.delay(delayed, until=delayed + 1)
     return landing
@@ -51,8 +62,9 @@ def _payload(row: dict) -> dict:
 
 
 def _time(row: dict) -> float:
-    return datetime.fromisoformat(_payload(row)["event_timestamp"].replace("Z", "+00:00")
-                                  ).timestamp()
+    return datetime.fromisoformat(
+        _payload(row)["event_timestamp"].replace("Z", "+00:00")
+    ).timestamp()
 
 
 def _driver(row: dict) -> str:
@@ -80,8 +92,11 @@ def rows_of(cells: dict[tuple, list]) -> list[tuple]:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=FILES, copies=st.lists(st.integers(0, 50), max_size=2),
-       delayed=st.one_of(st.none(), st.integers(1, 4)))
+@given(
+    files=FILES,
+    copies=st.lists(st.integers(0, 50), max_size=2),
+    delayed=st.one_of(st.none(), st.integers(1, 4)),
+)
 def test_exact_expected_gold_equals_a_naive_recomputation(files, copies, delayed):
     landing = build(files, copies, delayed)
     cells = naive_gold(landing.rows)
@@ -115,8 +130,11 @@ CHANGE = {"late": "late_dropped", "copy": "redelivered_counted", "defect": "defe
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=FILES, copies=st.lists(st.integers(0, 50), max_size=3),
-       picks=st.lists(st.sampled_from(sorted(CHANGE)), min_size=1, max_size=3))
+@given(
+    files=FILES,
+    copies=st.lists(st.integers(0, 50), max_size=3),
+    picks=st.lists(st.sampled_from(sorted(CHANGE)), min_size=1, max_size=3),
+)
 def test_each_change_to_a_consumers_gold_is_explained_by_exactly_its_cause(files, copies, picks):
     """Drop a late record from the gold, or count a copy or a defect in it, in windows where
     that change is identifiable: no other class in the window moves the count the same way."""
@@ -127,8 +145,7 @@ def test_each_change_to_a_consumers_gold_is_explained_by_exactly_its_cause(files
     for kind in picks:
         for w, found in sorted(classes.items()):
             same_sign = ("copy", "defect") if kind != "late" else ("late",)
-            if w in changed or not found[kind] or any(
-                    found[o] for o in same_sign if o != kind):
+            if w in changed or not found[kind] or any(found[o] for o in same_sign if o != kind):
                 continue
             cell = cells.setdefault((w, "c1"), [0, 0, 0, 0, set()])
             step = -1 if kind == "late" else 1
@@ -140,8 +157,11 @@ def test_each_change_to_a_consumers_gold_is_explained_by_exactly_its_cause(files
         return
     with tempfile.TemporaryDirectory() as tmp:
         result = grade(Path(tmp), landing, rows_of(cells))
-    found = {c["window_start_ms"] // 1000: [x["cause"] for x in c["causes"]]
-             for c in result["wrong_cells"] if c["metric"] == "events"}
+    found = {
+        c["window_start_ms"] // 1000: [x["cause"] for x in c["causes"]]
+        for c in result["wrong_cells"]
+        if c["metric"] == "events"
+    }
     assert found == {w: [cause] for w, cause in changed.items()}, result["wrong_cells"]
 
 
@@ -177,10 +197,14 @@ def simulated_gold(landing: Landing, policy: str) -> dict[tuple, list]:
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(files=FILES, copies=st.lists(st.integers(0, 50), max_size=2),
-       policy=st.sampled_from(["watermark", "lookback"]))
+@given(
+    files=FILES,
+    copies=st.lists(st.integers(0, 50), max_size=2),
+    policy=st.sampled_from(["watermark", "lookback"]),
+)
 def test_watermark_and_lookback_expected_gold_equal_an_engine_simulated_file_by_file(
-        files, copies, policy):
+    files, copies, policy
+):
     landing = build(files, copies, None)
     cells = simulated_gold(landing, policy)
     if not any(n for n, *_ in cells.values()):

@@ -26,17 +26,40 @@ C1 = "companies-000000001"
 
 
 def _event(eid: str) -> str:
-    return json.dumps({"event_id": eid, "company_id": "c1", "driver_id": "d1",
-                       "truck_id": "t1", "event_type": "delivered",
-                       "event_timestamp": "2026-01-01T00:00:01.000Z"})
+    return json.dumps(
+        {
+            "event_id": eid,
+            "company_id": "c1",
+            "driver_id": "d1",
+            "truck_id": "t1",
+            "event_type": "delivered",
+            "event_timestamp": "2026-01-01T00:00:01.000Z",
+        }
+    )
 
 
 def _truth(path: Path, rows: list[tuple[str, int, str | None, str | None]]) -> str:
     """A truth file: (batch_id, row_no, natural id, defect) per record."""
-    pq.write_table(pa.Table.from_pylist([
-        {"batch_id": b, "stream": b.split("-")[0], "row_no": r, "natural_id": i, "defect": d,
-         "field": None, "original": None, "injected": None, "expected_reason": d,
-         "payload": _event(i or "")} for b, r, i, d in rows]), path)
+    pq.write_table(
+        pa.Table.from_pylist(
+            [
+                {
+                    "batch_id": b,
+                    "stream": b.split("-")[0],
+                    "row_no": r,
+                    "natural_id": i,
+                    "defect": d,
+                    "field": None,
+                    "original": None,
+                    "injected": None,
+                    "expected_reason": d,
+                    "payload": _event(i or ""),
+                }
+                for b, r, i, d in rows
+            ]
+        ),
+        path,
+    )
     return str(path)
 
 
@@ -76,8 +99,9 @@ def test_a_glob_through_a_symlink_loop_reads_each_file_once(tmp_path):
     (out / "part" / "loop").symlink_to(out, target_is_directory=True)  # out/part/loop -> out
     (out / "again.jsonl").symlink_to(out / "part" / "kept.jsonl")  # the same file, two names
     before = _tree(tmp_path)
-    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept",
-                                       f"{out}/**/*.jsonl", "--json"])
+    result = CliRunner().invoke(
+        main, ["grade", "--truth", truth, "--kept", f"{out}/**/*.jsonl", "--json"]
+    )
     assert result.exit_code == 0, result.output
     events = json.loads(result.output)["streams"]["events"]
     assert (events["kept"], events["duplicated"], events["extra"]) == (20, 0, 0)
@@ -93,18 +117,21 @@ def test_a_glob_through_two_symlink_loops_ends(tmp_path):
     (out / "a" / "self").symlink_to(out / "a", target_is_directory=True)
     before = _tree(tmp_path)
     done = subprocess.run(  # a real process: a hang is a failure, not a stuck test run
-        [sys.executable, "-m", "emugen", "grade", "--truth", truth, "--kept",
-         f"{out}/**/*.jsonl"], capture_output=True, text=True, timeout=120, check=False)
+        [sys.executable, "-m", "emugen", "grade", "--truth", truth, "--kept", f"{out}/**/*.jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "duplicated rows 0" in done.stdout and "PASS" in done.stdout
     assert _tree(tmp_path) == before
 
 
-@pytest.mark.parametrize(("bad", "line"), [
-    ('"a"', 2), ("1.5e300", 3), ("1e400", 3), ('"x"', 30_001),
-])
-def test_a_row_no_that_cannot_be_cast_is_exit_2_naming_file_line_and_column(tmp_path, bad,
-                                                                               line):
+@pytest.mark.parametrize(
+    ("bad", "line"), [('"a"', 2), ("1.5e300", 3), ("1e400", 3), ('"x"', 30_001)]
+)
+def test_a_row_no_that_cannot_be_cast_is_exit_2_naming_file_line_and_column(tmp_path, bad, line):
     truth = _clean_truth(tmp_path)
     kept = tmp_path / "kept.jsonl"
     rows = [json.dumps({"batch_id": B1, "row_no": r % 20}) for r in range(line - 1)]
@@ -119,70 +146,121 @@ def test_a_row_no_that_cannot_be_cast_is_exit_2_naming_file_line_and_column(tmp_
 
 
 def test_a_truth_row_no_that_cannot_be_cast_names_the_truth_file(tmp_path):
-    truth = _jsonl(tmp_path / "truth.jsonl", [
-        {"batch_id": B1, "stream": "events", "row_no": r, "natural_id": f"E{r}",
-         "defect": None} for r in range(3)] + [
-        {"batch_id": B1, "stream": "events", "row_no": "three", "natural_id": "E3",
-         "defect": None}])
+    truth = _jsonl(
+        tmp_path / "truth.jsonl",
+        [
+            {"batch_id": B1, "stream": "events", "row_no": r, "natural_id": f"E{r}", "defect": None}
+            for r in range(3)
+        ]
+        + [
+            {
+                "batch_id": B1,
+                "stream": "events",
+                "row_no": "three",
+                "natural_id": "E3",
+                "defect": None,
+            }
+        ],
+    )
     kept = _jsonl(tmp_path / "kept.jsonl", [{"batch_id": B1, "row_no": 0}])
     result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept])
     assert _one_line(result, 2).startswith(f"truth {truth}: line 4, column row_no: 'three'")
 
 
-@pytest.mark.parametrize(("column", "needle"), [
-    ("TEXT", "row 3 of the query, column row_no: 'zz' is not a whole number"),
-    ("", "row 3 of the query, column row_no: 'zz' is not int like the rows before it"),
-])
-def test_a_row_no_from_a_query_that_cannot_be_cast_names_its_row_and_column(tmp_path, column,
-                                                                            needle):
+@pytest.mark.parametrize(
+    ("column", "needle"),
+    [
+        ("TEXT", "row 3 of the query, column row_no: 'zz' is not a whole number"),
+        ("", "row 3 of the query, column row_no: 'zz' is not int like the rows before it"),
+    ],
+)
+def test_a_row_no_from_a_query_that_cannot_be_cast_names_its_row_and_column(
+    tmp_path, column, needle
+):
     import sqlite3
 
     truth = _clean_truth(tmp_path)
     db = tmp_path / "consumer.db"
     with sqlite3.connect(db) as con:  # SQLite keeps any type in any column
         con.execute(f"CREATE TABLE silver (batch_id TEXT, row_no {column})")
-        con.executemany("INSERT INTO silver VALUES (?, ?)",
-                        [(B1, "0" if column else 0), (B1, "1" if column else 1), (B1, "zz")])
+        con.executemany(
+            "INSERT INTO silver VALUES (?, ?)",
+            [(B1, "0" if column else 0), (B1, "1" if column else 1), (B1, "zz")],
+        )
     con.close()
     before = _tree(tmp_path)
-    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", f"sqlite:///{db}",
-                                       "--kept-query", "SELECT * FROM silver"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "grade",
+            "--truth",
+            truth,
+            "--kept",
+            f"sqlite:///{db}",
+            "--kept-query",
+            "SELECT * FROM silver",
+        ],
+    )
     assert _one_line(result, 2).startswith(f"kept input sqlite:///{db}: {needle}")
     assert _tree(tmp_path) == before
 
 
 def test_follow_reports_a_deleted_input_folder_each_round_and_resumes_when_it_returns(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     truth = _clean_truth(tmp_path)
     out = tmp_path / "out"
     _jsonl(out / "kept.jsonl", [{"batch_id": B1, "row_no": r} for r in range(20)])
-    actions = iter([
-        lambda: shutil.rmtree(out),  # after round 1: the folder is deleted
-        lambda: None,  # still gone in round 3
-        lambda: _jsonl(out / "kept.jsonl", [{"batch_id": B1, "row_no": r}
-                                            for r in range(19)]),  # back, one row short
-    ])
+    actions = iter(
+        [
+            lambda: shutil.rmtree(out),  # after round 1: the folder is deleted
+            lambda: None,  # still gone in round 3
+            lambda: _jsonl(
+                out / "kept.jsonl", [{"batch_id": B1, "row_no": r} for r in range(19)]
+            ),  # back, one row short
+        ]
+    )
     monkeypatch.setattr("emugen.grade.cli.time.sleep", lambda _s: next(actions)())
-    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", str(out),
-                                       "--follow", "--rounds", "4"])
+    result = CliRunner().invoke(
+        main, ["grade", "--truth", truth, "--kept", str(out), "--follow", "--rounds", "4"]
+    )
     assert result.exit_code == 0, result.output
     lines = [line.split(" ", 1)[1] for line in result.output.splitlines()]
     missing = [line for line in lines if "no such file" in line]
-    assert missing == [f"kept input {out}: no such file (or the glob matches nothing); give a "
-                       "Parquet, JSON Lines or CSV path or glob"] * 2
+    assert (
+        missing
+        == [
+            f"kept input {out}: no such file (or the glob matches nothing); give a "
+            "Parquet, JSON Lines or CSV path or glob"
+        ]
+        * 2
+    )
     assert lines[-1] == "events clean lost: 0 -> 1"  # round 4: graded again, only the change
 
 
 def _both_streams(tmp_path: Path) -> tuple[str, str, str]:
-    truth = _truth(tmp_path / "truth.parquet", [
-        (C1, 0, "C1", None), (C1, 1, "C2", None),
-        (B1, 0, "E1", None), (B1, 1, "E2", None), (B1, 2, "E3", "invalid_enum")])
+    truth = _truth(
+        tmp_path / "truth.parquet",
+        [
+            (C1, 0, "C1", None),
+            (C1, 1, "C2", None),
+            (B1, 0, "E1", None),
+            (B1, 1, "E2", None),
+            (B1, 2, "E3", "invalid_enum"),
+        ],
+    )
     out = tmp_path / "out"
-    _jsonl(out / "silver_companies.jsonl", [
-        {"company_id": "C1", "company_name": "a"}, {"company_id": "C2", "company_name": "b"}])
-    _jsonl(out / "silver_events.jsonl", [
-        {"event_id": e, "company_id": "C1", "driver_id": "d1", "event_type": "delivered"}
-        for e in ("E1", "E2")])
+    _jsonl(
+        out / "silver_companies.jsonl",
+        [{"company_id": "C1", "company_name": "a"}, {"company_id": "C2", "company_name": "b"}],
+    )
+    _jsonl(
+        out / "silver_events.jsonl",
+        [
+            {"event_id": e, "company_id": "C1", "driver_id": "d1", "event_type": "delivered"}
+            for e in ("E1", "E2")
+        ],
+    )
     rejected = _jsonl(tmp_path / "rejected.jsonl", [{"payload": _event("E3")}])
     return truth, f"{out}/silver_*.jsonl", rejected
 
@@ -190,24 +268,55 @@ def _both_streams(tmp_path: Path) -> tuple[str, str, str]:
 def test_match_id_over_one_glob_of_both_streams_routes_rows_by_their_own_id(tmp_path):
     truth, kept, rejected = _both_streams(tmp_path)
     before = _tree(tmp_path)
-    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept, "--rejected",
-                                       rejected, "--match", "id", "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "grade",
+            "--truth",
+            truth,
+            "--kept",
+            kept,
+            "--rejected",
+            rejected,
+            "--match",
+            "id",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     streams = json.loads(result.output)["streams"]
     assert set(streams) == {"companies", "events"}
     companies, events = streams["companies"], streams["events"]
     assert (companies["kept"], companies["pending_records"], companies["no_id"]) == (2, 0, 0)
     assert (events["kept"], events["no_id"], events["by_defect"]["invalid_enum"]["caught"]) == (
-        2, 0, 1)
+        2,
+        0,
+        1,
+    )
     assert _tree(tmp_path) == before
 
 
 def test_one_stream_asked_of_an_input_holding_both_is_refused(tmp_path):
     truth, kept, rejected = _both_streams(tmp_path)
-    result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept, "--rejected",
-                                       rejected, "--match", "id", "--stream", "companies"])
-    assert _one_line(result, 2).startswith(f"kept input {kept}: has event_id, so it holds "
-                                           "events, but --stream companies")
+    result = CliRunner().invoke(
+        main,
+        [
+            "grade",
+            "--truth",
+            truth,
+            "--kept",
+            kept,
+            "--rejected",
+            rejected,
+            "--match",
+            "id",
+            "--stream",
+            "companies",
+        ],
+    )
+    assert _one_line(result, 2).startswith(
+        f"kept input {kept}: has event_id, so it holds events, but --stream companies"
+    )
 
 
 def test_clean_rows_lost_fail_the_gate_unless_max_lost_allows_them(tmp_path):
@@ -227,30 +336,38 @@ def test_clean_rows_lost_fail_the_gate_unless_max_lost_allows_them(tmp_path):
 
 
 def test_a_truth_from_another_run_is_refused_with_how_many_keys_it_holds(tmp_path):
-    truth = _truth(tmp_path / "truth.parquet", [(B1, r, f"other-seed-{r}", None)
-                                                for r in range(20)])
-    kept = _jsonl(tmp_path / "kept.jsonl", [{"event_id": f"E{r}"} for r in range(18)]
-                  + [{"event_id": "other-seed-0"}])
+    truth = _truth(
+        tmp_path / "truth.parquet", [(B1, r, f"other-seed-{r}", None) for r in range(20)]
+    )
+    kept = _jsonl(
+        tmp_path / "kept.jsonl",
+        [{"event_id": f"E{r}"} for r in range(18)] + [{"event_id": "other-seed-0"}],
+    )
     before = _tree(tmp_path)
     result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept])
     assert _one_line(result, 2) == (
         f"truth {truth}: this truth is not from the run that produced this output (1 of 19 "
         "keys found); grade against the store or an `emugen export truth` of the run that fed "
-        "this pipeline")
+        "this pipeline"
+    )
     assert _tree(tmp_path) == before
 
 
 def test_a_truth_from_another_seed_is_refused_in_lineage_mode_by_the_ids_at_its_keys(tmp_path):
     """Another seed has the very same (batch_id, row_no) keys: only the ids tell them apart."""
-    truth = _truth(tmp_path / "truth.parquet", [(B1, r, f"other-seed-{r}", None)
-                                                for r in range(20)])
-    kept = _jsonl(tmp_path / "kept.jsonl", [{"batch_id": B1, "row_no": r, "event_id": f"E{r}"}
-                                            for r in range(20)])
+    truth = _truth(
+        tmp_path / "truth.parquet", [(B1, r, f"other-seed-{r}", None) for r in range(20)]
+    )
+    kept = _jsonl(
+        tmp_path / "kept.jsonl",
+        [{"batch_id": B1, "row_no": r, "event_id": f"E{r}"} for r in range(20)],
+    )
     before = _tree(tmp_path)
     result = CliRunner().invoke(main, ["grade", "--truth", truth, "--kept", kept])
     assert _one_line(result, 2).startswith(
         f"truth {truth}: this truth is not from the run that produced this output (0 of 20 "
-        "keys found)")
+        "keys found)"
+    )
     assert _tree(tmp_path) == before
 
 
@@ -278,16 +395,36 @@ def test_the_truth_of_a_run_with_another_seed_is_refused(tmp_path, match):
     ours, theirs = _seeded_store(tmp_path / "a", 7), _seeded_store(tmp_path / "b", 8)
     out = tmp_path / "out"
     for stream in ("companies", "events"):
-        assert CliRunner().invoke(main, ["export", "silver", "--stream", stream, "--out",
-                                         str(out / f"silver_{stream}.parquet"), "--config",
-                                         str(ours)]).exit_code == 0
+        assert (
+            CliRunner()
+            .invoke(
+                main,
+                [
+                    "export",
+                    "silver",
+                    "--stream",
+                    stream,
+                    "--out",
+                    str(out / f"silver_{stream}.parquet"),
+                    "--config",
+                    str(ours),
+                ],
+            )
+            .exit_code
+            == 0
+        )
     truth = str(tmp_path / "truth_b.parquet")
-    assert CliRunner().invoke(main, ["export", "truth", "--out", truth, "--config",
-                                     str(theirs)]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(main, ["export", "truth", "--out", truth, "--config", str(theirs)])
+        .exit_code
+        == 0
+    )
     args = ["grade", "--kept", f"{out}/silver_*.parquet", "--match", match]
     assert CliRunner().invoke(main, [*args, "--config", str(ours)]).exit_code == 1  # graded
     before = _tree(tmp_path)
     message = _one_line(CliRunner().invoke(main, [*args, "--truth", truth]), 2)
-    assert message.startswith(f"truth {truth}: this truth is not from the run that produced "
-                              "this output (0 of ")
+    assert message.startswith(
+        f"truth {truth}: this truth is not from the run that produced this output (0 of "
+    )
     assert _tree(tmp_path) == before

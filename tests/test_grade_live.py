@@ -22,17 +22,33 @@ PONG = {"worker1@host": {"ok": "pong"}}
 
 def _store(tmp_path: Path, grade: dict | None) -> tuple[Path, Path]:
     """A store with 3 rounds at a 30 % defect rate, its silver and quarantine exported."""
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'store.db'}",
-                          broker_url="redis://127.0.0.1:6379/0")
+    config = write_config(
+        tmp_path / "emugen.yaml",
+        f"sqlite:///{tmp_path / 'store.db'}",
+        broker_url="redis://127.0.0.1:6379/0",
+    )
     engine = engine_for(load_settings(config, env=False).database_url)
     init_db(engine)
     run_pipeline(engine, load_settings(config, env=False), 3)
     out = tmp_path / "out"
     for stream in ("companies", "events"):
-        CliRunner().invoke(main, ["export", "silver", "--stream", stream, "--out",
-                                  str(out / f"silver_{stream}.parquet"), "--config", str(config)])
-    CliRunner().invoke(main, ["export", "quarantine", "--out", str(out / "quarantine.parquet"),
-                              "--config", str(config)])
+        CliRunner().invoke(
+            main,
+            [
+                "export",
+                "silver",
+                "--stream",
+                stream,
+                "--out",
+                str(out / f"silver_{stream}.parquet"),
+                "--config",
+                str(config),
+            ],
+        )
+    CliRunner().invoke(
+        main,
+        ["export", "quarantine", "--out", str(out / "quarantine.parquet"), "--config", str(config)],
+    )
     if grade is not None:
         data = yaml.safe_load(config.read_text())
         data["grade"] = {k: v.format(out=out) for k, v in grade.items()}
@@ -47,15 +63,15 @@ def _client(config: Path) -> TestClient:
 
 
 def test_a_configured_pipeline_gets_a_dashboard_panel_and_metrics(tmp_path):
-    config, _ = _store(tmp_path, {"kept": "{out}/silver_*.parquet",
-                                  "rejected": "{out}/quarantine.parquet"})
+    config, _ = _store(
+        tmp_path, {"kept": "{out}/silver_*.parquet", "rejected": "{out}/quarantine.parquet"}
+    )
     with _client(config) as client:
         x = client.get("/api/snapshot").json()["external"]
         assert x["ok"] and x["recall"] == 1.0 and x["precision"] == 1.0
         events = x["streams"]["events"]
         assert events["pending_batches"] == 0 and events["lag_s"] == 0
-        assert events["by_defect"] and all(d["recall"] == 1.0
-                                           for d in events["by_defect"].values())
+        assert events["by_defect"] and all(d["recall"] == 1.0 for d in events["by_defect"].values())
         page = client.get("/").text
         assert 'id="external"' in page and "External pipeline" in page
         metrics = client.get("/metrics").text
@@ -65,8 +81,9 @@ def test_a_configured_pipeline_gets_a_dashboard_panel_and_metrics(tmp_path):
 
 
 def test_a_pipeline_behind_the_store_shows_pending_batches_and_its_lag(tmp_path):
-    config, out = _store(tmp_path, {"kept": "{out}/silver_*.parquet",
-                                    "rejected": "{out}/quarantine.parquet"})
+    config, out = _store(
+        tmp_path, {"kept": "{out}/silver_*.parquet", "rejected": "{out}/quarantine.parquet"}
+    )
     settings = load_settings(config, env=False)
     run_pipeline(engine_for(settings.database_url), settings, 2)  # lands after the export
     with _client(config) as client:
@@ -114,5 +131,7 @@ def test_a_configured_glob_through_symlink_loops_is_graded_once_by_id_per_stream
     assert x["ok"], x["error"]
     assert x["match"] == "id"
     # every clean company and event found in its own stream, none pending, none read twice
-    assert {s: (v["pending_batches"], v["lost_clean"], v["false_alarms"])
-            for s, v in x["streams"].items()} == {"companies": (0, 0, 0), "events": (0, 0, 0)}
+    assert {
+        s: (v["pending_batches"], v["lost_clean"], v["false_alarms"])
+        for s, v in x["streams"].items()
+    } == {"companies": (0, 0, 0), "events": (0, 0, 0)}

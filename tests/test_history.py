@@ -23,10 +23,13 @@ NOW = datetime(2026, 3, 1, 12, 0, 3, tzinfo=UTC)  # 3 s into a 7.5 s bucket of t
 BUCKET_MS = 7_500
 # (stream, seq) -> seconds before NOW it was generated, tick -> gold (ms), queue depth
 PLACED = {
-    ("companies", 1): (20, 400, 1), ("companies", 2): (11, 300, 4),
-    ("companies", 3): (10, 200, 2), ("companies", 4): (2, 100, 3),
+    ("companies", 1): (20, 400, 1),
+    ("companies", 2): (11, 300, 4),
+    ("companies", 3): (10, 200, 2),
+    ("companies", 4): (2, 100, 3),
     ("events", 1): (1000, 450, 9),  # before the window: counted nowhere
-    ("events", 2): (12, 350, 5), ("events", 3): (9, 250, 7),
+    ("events", 2): (12, 350, 5),
+    ("events", 3): (9, 250, 7),
     ("events", 4): (2.5, None, 6),  # still in bronze: no latency, no defects yet
 }
 SKIPS = [4, 4, 40]  # seconds before NOW
@@ -42,13 +45,15 @@ def _engine(database_url: str) -> Engine:
 def placed(database_url: str) -> Engine:
     """Eight real batches (many defects) moved to known times, and three skipped ticks."""
     engine = _engine(database_url)
-    settings = make_settings(companies={"quality": {"rate": 0.5}},
-                             events={"quality": {"rate": 0.5}})
+    settings = make_settings(
+        companies={"quality": {"rate": 0.5}}, events={"quality": {"rate": 0.5}}
+    )
     run_pipeline(engine, settings, 4)
     with write_session(engine) as session:
         for (stream, seq), (ago, latency_ms, depth) in PLACED.items():
-            row = session.scalars(select(BatchRow).where(BatchRow.stream == stream,
-                                                         BatchRow.seq == seq)).one()
+            row = session.scalars(
+                select(BatchRow).where(BatchRow.stream == stream, BatchRow.seq == seq)
+            ).one()
             row.generated_at = NOW - timedelta(seconds=ago)
             row.scheduled_at = row.generated_at - timedelta(milliseconds=50)
             row.queue_depth = depth
@@ -58,8 +63,11 @@ def placed(database_url: str) -> Engine:
                 row.gold_at = row.scheduled_at + timedelta(milliseconds=latency_ms)
         for ago in SKIPS:
             at = NOW - timedelta(seconds=ago)
-            session.add(SkippedTick(at=at, stream="events", scheduled_at=at,
-                                    reason="queue_depth", detail="test"))
+            session.add(
+                SkippedTick(
+                    at=at, stream="events", scheduled_at=at, reason="queue_depth", detail="test"
+                )
+            )
     yield engine
     engine.dispose()
 
@@ -104,12 +112,14 @@ def test_each_chart_buckets_the_window_as_the_rows_say(placed):
     expected = {}
     for b, per_stream in want["counts"].items():
         elapsed = min(BUCKET_MS, int(NOW.timestamp() * 1000) - b * BUCKET_MS)
-        expected[b * BUCKET_MS] = {s: per_stream.get(s, 0) * 60_000 / elapsed
-                                   for s in ("companies", "events")}
+        expected[b * BUCKET_MS] = {
+            s: per_stream.get(s, 0) * 60_000 / elapsed for s in ("companies", "events")
+        }
     series = charts["throughput"]["series"]
     assert {s: dict(map(tuple, points)) for s, points in series.items()} == {
         s: {at: pytest.approx(v[s], abs=0.01) for at, v in expected.items()}
-        for s in ("companies", "events")}
+        for s in ("companies", "events")
+    }
     assert dict(map(tuple, series["companies"]))[_bucket(NOW) * BUCKET_MS] == 20.0  # 1 in 3 s
     assert len(series["events"]) == 4  # the batch 1000 s ago is outside the window
 
@@ -134,13 +144,15 @@ def test_each_chart_buckets_the_window_as_the_rows_say(placed):
     # backlog: deepest queue per bucket with batches; skipped ticks per bucket (0 if none)
     backlog = charts["backlog"]["series"]
     assert dict(map(tuple, backlog["queue depth"])) == {
-        b * BUCKET_MS: d for b, d in want["depth"].items()}
+        b * BUCKET_MS: d for b, d in want["depth"].items()
+    }
     skipped = dict(map(tuple, backlog["skipped ticks"]))
     assert skipped[_bucket(NOW - timedelta(seconds=4)) * BUCKET_MS] == 2
     assert skipped[_bucket(NOW - timedelta(seconds=40)) * BUCKET_MS] == 1
     assert sum(skipped.values()) == 3
     assert set(skipped) == {b * BUCKET_MS for b in want["depth"]} | {
-        _bucket(NOW - timedelta(seconds=s)) * BUCKET_MS for s in SKIPS}
+        _bucket(NOW - timedelta(seconds=s)) * BUCKET_MS for s in SKIPS
+    }
 
 
 @pytest.mark.parametrize("window", list(WINDOWS))
@@ -149,16 +161,26 @@ def test_a_chart_never_has_more_than_120_points_whatever_the_window(database_url
     run_pipeline(engine, make_settings(), 1, size=5)
     span = WINDOWS[window]
     with write_session(engine) as session:
-        template = {c.name: getattr(session.get(BatchRow, "events-000000001"), c.key)
-                    for c in BatchRow.__table__.c}
+        template = {
+            c.name: getattr(session.get(BatchRow, "events-000000001"), c.key)
+            for c in BatchRow.__table__.c
+        }
         # one batch every span/200 s over 1.5 windows: more than one per bucket, and some
         # older than the window
         rows = []
         for k in range(300):
             at = NOW - timedelta(seconds=k * span / 200)
-            rows.append({**template, "batch_id": f"events-{k + 2:09d}", "seq": k + 2,
-                         "scheduled_at": at - timedelta(seconds=1), "generated_at": at,
-                         "gold_at": at + timedelta(seconds=1), "queue_depth": k % 7})
+            rows.append(
+                {
+                    **template,
+                    "batch_id": f"events-{k + 2:09d}",
+                    "seq": k + 2,
+                    "scheduled_at": at - timedelta(seconds=1),
+                    "generated_at": at,
+                    "gold_at": at + timedelta(seconds=1),
+                    "queue_depth": k % 7,
+                }
+            )
         session.execute(insert(BatchRow), rows)
     with read_session(engine) as session:
         found = history(session, window, now=NOW)
@@ -168,13 +190,16 @@ def test_a_chart_never_has_more_than_120_points_whatever_the_window(database_url
     for chart in found["charts"].values():
         for points in chart["series"].values():
             assert len(points) <= BUCKETS
-            assert all(since.timestamp() * 1000 <= at <= NOW.timestamp() * 1000
-                       and at % bucket_ms == 0 for at, _ in points)
+            assert all(
+                since.timestamp() * 1000 <= at <= NOW.timestamp() * 1000 and at % bucket_ms == 0
+                for at, _ in points
+            )
     events = found["charts"]["throughput"]["series"]["events"]
     assert len(events) >= BUCKETS - 1  # every bucket holds a batch (the newest may be too short)
     # back from a rate (rounded to 0.01 per minute) to the batches in each bucket
-    counted = sum(round(rate * min(bucket_ms, NOW.timestamp() * 1000 - at) / 60_000)
-                  for at, rate in events)
+    counted = sum(
+        round(rate * min(bucket_ms, NOW.timestamp() * 1000 - at) / 60_000) for at, rate in events
+    )
     newest_skipped = len(events) < BUCKETS  # the bucket that just began is not a rate yet
     assert counted <= inside and (newest_skipped or counted == inside)
     assert len(found["charts"]["latency"]["series"]["p95"]) == BUCKETS
@@ -186,15 +211,18 @@ def test_an_empty_store_has_every_chart_and_no_point(database_url):
     with read_session(engine) as session:
         found = history(session, "1h")
     assert set(found["charts"]) == {"throughput", "latency", "defects", "backlog"}
-    assert {name: {s: p for s, p in c["series"].items()} for name, c in found["charts"].items()} \
-        == {"throughput": {"companies": [], "events": []}, "latency": {"p50": [], "p95": []},
-            "defects": {"injected": [], "caught": []},
-            "backlog": {"queue depth": [], "skipped ticks": []}}
+    assert {
+        name: {s: p for s, p in c["series"].items()} for name, c in found["charts"].items()
+    } == {
+        "throughput": {"companies": [], "events": []},
+        "latency": {"p50": [], "p95": []},
+        "defects": {"injected": [], "caught": []},
+        "backlog": {"queue depth": [], "skipped ticks": []},
+    }
     engine.dispose()
 
 
-def test_the_cache_rebuilds_a_changed_history_at_most_every_refresh_interval(tmp_path,
-                                                                           monkeypatch):
+def test_the_cache_rebuilds_a_changed_history_at_most_every_refresh_interval(tmp_path, monkeypatch):
     engine = _engine(f"sqlite:///{tmp_path / 'emugen.db'}")
     monkeypatch.setattr(h, "MIN_REFRESH_S", 3600.0)  # "a moment ago", however slow the machine
     cache = HistoryCache()
@@ -229,8 +257,7 @@ def test_the_api_serves_each_window_and_refuses_another_with_a_clear_422(tmp_pat
         assert "2h" in bad.json()["message"]
 
 
-def test_the_pushed_snapshot_carries_the_history_only_when_it_was_rebuilt(tmp_path,
-                                                                         monkeypatch):
+def test_the_pushed_snapshot_carries_the_history_only_when_it_was_rebuilt(tmp_path, monkeypatch):
     store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
     state = store.app().state.web
     first = state.pushed_snapshot()
@@ -253,8 +280,9 @@ def test_retention_takes_a_pruned_batchs_queue_depth_sample_with_it(placed):
     pruned = prune(placed, timedelta(0), now=NOW + timedelta(minutes=1))
     assert pruned.batches >= 4
     with read_session(placed) as session:
-        kept = {b: d for b, d in session.execute(select(BatchRow.generated_at,
-                                                        BatchRow.queue_depth))}
+        kept = {
+            b: d for b, d in session.execute(select(BatchRow.generated_at, BatchRow.queue_depth))
+        }
         after = history(session, "15m", now=NOW)["charts"]["backlog"]["series"]["queue depth"]
     # kept: the newest batch of each stream, both in the bucket that is filling (2 and 2.5 s
     # ago, depths 3 and 6): one sample left of the four buckets that had one before
@@ -262,8 +290,7 @@ def test_retention_takes_a_pruned_batchs_queue_depth_sample_with_it(placed):
     assert after == [[_bucket(NOW) * BUCKET_MS, 6]]
 
 
-def test_the_page_links_each_batch_and_its_flower_task_only_when_flower_is_configured(
-        tmp_path):
+def test_the_page_links_each_batch_and_its_flower_task_only_when_flower_is_configured(tmp_path):
     store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
     with write_session(store.engine) as session:
         session.get(BatchRow, "events-000000001").task_id = "5f0c-task"

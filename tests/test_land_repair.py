@@ -30,13 +30,19 @@ class Zone:
         self.root = tmp_path / "zone"
         self.db = tmp_path / "emugen.db"
         self.config = tmp_path / "emugen.yaml"
-        self.config.write_text(f"database_url: sqlite:///{self.db}\n"
-                               f"landing: {{root: {self.root}}}\n")
+        self.config.write_text(
+            f"database_url: sqlite:///{self.db}\nlanding: {{root: {self.root}}}\n"
+        )
         self.engine = engine_for(f"sqlite:///{self.db}")
         init_db(self.engine)
-        self.settings = parse_settings({"database_url": f"sqlite:///{self.db}",
-                                        "clock": SIMULATED,
-                                        "landing": {"root": str(self.root)}}, env=False)
+        self.settings = parse_settings(
+            {
+                "database_url": f"sqlite:///{self.db}",
+                "clock": SIMULATED,
+                "landing": {"root": str(self.root)},
+            },
+            env=False,
+        )
         run_pipeline(self.engine, self.settings, 5)
         self.original = self.files()
 
@@ -50,9 +56,13 @@ class Zone:
         return rows
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*EMUGEN, "land", *args, "--config", str(self.config)],
-                              capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "EMUGEN_CONFIG": str(self.config)})
+        return subprocess.run(
+            [*EMUGEN, "land", *args, "--config", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "EMUGEN_CONFIG": str(self.config)},
+        )
 
 
 @pytest.fixture
@@ -96,8 +106,11 @@ def test_verify_reports_every_damaged_file_and_manifest_in_one_run_without_a_tra
     assert "Traceback" not in result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for batch_id, what in expected.items():
-        assert any(line.strip().startswith(batch_id) and what in line for line in lines), \
-            (batch_id, what, result.stdout)
+        assert any(line.strip().startswith(batch_id) and what in line for line in lines), (
+            batch_id,
+            what,
+            result.stdout,
+        )
     assert "10 batches checked, 9 PROBLEM(S) in 9 batch(es)" in result.stdout
 
 
@@ -115,8 +128,7 @@ def test_a_batch_never_landed_is_repaired_as_well(zone):
     victim = zone.landed()[0]
     (zone.root / victim.path).unlink()
     with zone.engine.begin() as conn:  # what a crash between bronze and the file leaves
-        conn.execute(LandedFile.__table__.delete().where(
-            LandedFile.batch_id == victim.batch_id))
+        conn.execute(LandedFile.__table__.delete().where(LandedFile.batch_id == victim.batch_id))
     assert f"{victim.batch_id}: not landed" in zone.cli("verify").stdout
     assert zone.cli("repair").returncode == 0
     assert zone.files() == zone.original
@@ -137,8 +149,7 @@ def test_the_reaper_lands_damaged_batches_again_slice_by_slice(zone, monkeypatch
 def test_a_reaper_audit_never_lands_a_batch_that_may_still_be_landing(zone):
     victim = zone.landed()[0]
     with zone.engine.begin() as conn:
-        conn.execute(LandedFile.__table__.delete().where(
-            LandedFile.batch_id == victim.batch_id))
+        conn.execute(LandedFile.__table__.delete().where(LandedFile.batch_id == victim.batch_id))
     relander._AuditCursor.after = None
     assert relander.reland_damaged(zone.engine, zone.settings.landing) == []
 
@@ -157,8 +168,9 @@ def test_a_refused_read_says_it_could_not_read_not_write():
     assert "cannot read events/x.jsonl" in message and "write" not in message
 
 
-@pytest.mark.parametrize(("root", "package"), [("gs://bucket/zone", "gcsfs"),
-                                               ("abfs://container/zone", "adlfs")])
+@pytest.mark.parametrize(
+    ("root", "package"), [("gs://bucket/zone", "gcsfs"), ("abfs://container/zone", "adlfs")]
+)
 def test_a_store_without_its_package_names_that_package_not_the_s3_extra(root, package):
     pytest.importorskip("fsspec")
     try:
@@ -179,10 +191,13 @@ def test_a_batch_held_off_by_the_cool_down_records_its_own_reason(zone, monkeypa
     monkeypatch.setattr(lander.time, "monotonic", lambda: 1e12 + 2.0)
     assert lander.land(zone.engine, zone.settings.landing, events.batch_id) is None
     with read_session(zone.engine) as session:
-        error = session.scalars(select(LandingFailure.error).where(
-            LandingFailure.batch_id == events.batch_id)).one()
-    assert error.startswith(f"not tried: landing root {zone.settings.landing.root} failed 2.0 s "
-                            "ago, holding off 10 s (that failure: landing root x: ")
+        error = session.scalars(
+            select(LandingFailure.error).where(LandingFailure.batch_id == events.batch_id)
+        ).one()
+    assert error.startswith(
+        f"not tried: landing root {zone.settings.landing.root} failed 2.0 s "
+        "ago, holding off 10 s (that failure: landing root x: "
+    )
 
 
 def test_the_audit_reads_a_bounded_slice_and_says_where_to_go_on(zone):

@@ -30,15 +30,20 @@ DIRTY = {"quality": {"rate": 0.3}}
 
 
 def landing_settings(root: Path | str, fmt: str = "jsonl", **landing):
-    return make_settings(landing={"root": str(root), "format": fmt, **landing},
-                         companies=DIRTY, events=DIRTY)
+    return make_settings(
+        landing={"root": str(root), "format": fmt, **landing}, companies=DIRTY, events=DIRTY
+    )
 
 
 def bronze(engine, batch_id: str) -> list[str]:
     with read_session(engine) as session:
-        return list(session.scalars(select(BronzeRecord.payload)
-                                    .where(BronzeRecord.batch_id == batch_id)
-                                    .order_by(BronzeRecord.row_no)))
+        return list(
+            session.scalars(
+                select(BronzeRecord.payload)
+                .where(BronzeRecord.batch_id == batch_id)
+                .order_by(BronzeRecord.row_no)
+            )
+        )
 
 
 def landed(engine) -> dict[str, LandedFile]:
@@ -67,7 +72,7 @@ def test_every_batch_lands_as_jsonl_whose_line_i_is_bronze_row_i(engine, tmp_pat
     assert sorted(files) == [b.batch_id for b in batches]
     for b in batches:
         start = b.interval_start
-        expected = (f"{b.stream}/date={start:%Y-%m-%d}/hour={start:%H}/{b.batch_id}.jsonl")
+        expected = f"{b.stream}/date={start:%Y-%m-%d}/hour={start:%H}/{b.batch_id}.jsonl"
         assert files[b.batch_id].path == expected
         text = (root / expected).read_text(encoding="utf-8")
         assert text.splitlines() == bronze(engine, b.batch_id)
@@ -108,8 +113,7 @@ def test_a_deleted_file_is_restored_byte_identically_by_the_reaper(engine, tmp_p
     (root / victim.path).unlink()
     assert not verify(engine, settings.landing).ok
     with read_session(engine) as session:  # what a crash before the file write leaves
-        session.execute(LandedFile.__table__.delete().where(
-            LandedFile.batch_id == victim.batch_id))
+        session.execute(LandedFile.__table__.delete().where(LandedFile.batch_id == victim.batch_id))
         session.commit()
     assert reland_missing(engine, settings.landing, timedelta(0)) == [victim.batch_id]
     assert (root / victim.path).read_bytes() == original
@@ -124,9 +128,14 @@ def test_the_manifest_follows_the_file_and_holds_its_sha256_but_never_the_truth(
         manifest = json.loads((root / row.manifest_path).read_text())
         assert row.manifest_path == f"_manifests/{b.stream}/{b.batch_id}.json"
         data = (root / row.path).read_bytes()
-        assert manifest["files"] == [{"path": row.path, "rows": b.record_count,
-                                      "bytes": len(data),
-                                      "sha256": hashlib.sha256(data).hexdigest()}]
+        assert manifest["files"] == [
+            {
+                "path": row.path,
+                "rows": b.record_count,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        ]
         assert manifest["spec"] == json.loads(b.spec)
         assert manifest["record_count"] == b.record_count
     for path in files_under(root):
@@ -204,13 +213,16 @@ def test_a_switched_off_landing_zone_writes_nothing(engine, tmp_path):
     assert not (tmp_path / "zone").exists() and landed(engine) == {}
 
 
-@pytest.mark.parametrize(("landing", "expected"), [
-    ({"format": "csv"}, "landing.format: got 'csv'; input should be 'jsonl' or 'parquet'"),
-    ({"root": "nope://bucket"}, "landing.root: got 'nope://bucket': unknown storage protocol"),
-    ({"root": ""}, "landing.root: got ''"),
-    ({"enabled": "sometimes"}, "landing.enabled: got 'sometimes'"),
-    ({"colour": "red"}, "landing.colour: unknown key; allowed here: enabled, root, format"),
-])
+@pytest.mark.parametrize(
+    ("landing", "expected"),
+    [
+        ({"format": "csv"}, "landing.format: got 'csv'; input should be 'jsonl' or 'parquet'"),
+        ({"root": "nope://bucket"}, "landing.root: got 'nope://bucket': unknown storage protocol"),
+        ({"root": ""}, "landing.root: got ''"),
+        ({"enabled": "sometimes"}, "landing.enabled: got 'sometimes'"),
+        ({"colour": "red"}, "landing.colour: unknown key; allowed here: enabled, root, format"),
+    ],
+)
 def test_an_invalid_landing_section_names_field_value_and_what_is_allowed(landing, expected):
     with pytest.raises(ConfigError) as caught:
         parse_settings({"landing": landing}, env=False)
@@ -225,8 +237,10 @@ def test_the_landing_root_comes_from_the_environment_when_set(monkeypatch):
 
 
 def test_landing_settings_do_not_change_the_data_fingerprint():
-    assert (parse_settings({"landing": {"root": "/x", "format": "parquet"}}, env=False)
-            .fingerprint() == parse_settings({}, env=False).fingerprint())
+    assert (
+        parse_settings({"landing": {"root": "/x", "format": "parquet"}}, env=False).fingerprint()
+        == parse_settings({}, env=False).fingerprint()
+    )
 
 
 def test_land_verify_exits_1_naming_a_missing_file_and_0_once_repaired(tmp_path):
@@ -238,8 +252,9 @@ def test_land_verify_exits_1_naming_a_missing_file_and_0_once_repaired(tmp_path)
 
     engine = engine_for(f"sqlite:///{db}")
     init_db(engine)
-    settings = parse_settings({"database_url": f"sqlite:///{db}",
-                               "landing": {"root": str(root)}}, env=False)
+    settings = parse_settings(
+        {"database_url": f"sqlite:///{db}", "landing": {"root": str(root)}}, env=False
+    )
     run_pipeline(engine, settings, 1)
     runner = CliRunner()
     ok = runner.invoke(main, ["land", "verify", "--config", str(config)])
@@ -250,8 +265,7 @@ def test_land_verify_exits_1_naming_a_missing_file_and_0_once_repaired(tmp_path)
     assert bad.exit_code == 1 and f"{victim.path} is missing" in bad.output
 
 
-def test_duckdb_reads_the_zone_with_hive_partitions_and_counts_what_bronze_holds(engine,
-                                                                                  tmp_path):
+def test_duckdb_reads_the_zone_with_hive_partitions_and_counts_what_bronze_holds(engine, tmp_path):
     import duckdb
 
     run_pipeline(engine, landing_settings(tmp_path / "jsonl"), 2)
@@ -262,12 +276,16 @@ def test_duckdb_reads_the_zone_with_hive_partitions_and_counts_what_bronze_holds
     con = duckdb.connect()
     for stream in ("companies", "events"):
         mine = [b for b in batches if b.stream == stream]
-        jsonl = con.sql(f"select count(*), min(date), count(distinct filename) from read_json("
-                        f"'{tmp_path}/jsonl/{stream}/**/*.jsonl', hive_partitioning=true, "
-                        "filename=true)").fetchall()[0]
-        parquet = con.sql(f"select count(*), count(distinct batch_id) from read_parquet("
-                          f"'{tmp_path}/parquet/{stream}/**/*.parquet', "
-                          "hive_partitioning=true)").fetchall()[0]
+        jsonl = con.sql(
+            f"select count(*), min(date), count(distinct filename) from read_json("
+            f"'{tmp_path}/jsonl/{stream}/**/*.jsonl', hive_partitioning=true, "
+            "filename=true)"
+        ).fetchall()[0]
+        parquet = con.sql(
+            f"select count(*), count(distinct batch_id) from read_parquet("
+            f"'{tmp_path}/parquet/{stream}/**/*.parquet', "
+            "hive_partitioning=true)"
+        ).fetchall()[0]
         assert jsonl[0] == parquet[0] == sum(b.record_count for b in mine)
         assert jsonl[1] == mine[0].interval_start.date()  # the date= partition is a column
         assert parquet[1] == jsonl[2] == len(mine)

@@ -32,15 +32,18 @@ def spark():
         from pyspark.sql import SparkSession
     except ImportError:
         _need("pyspark (the dev extra)", False)
-    session = (SparkSession.builder.master("local[1]").appName("emugen-landing-test")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "1").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("emugen-landing-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .getOrCreate()
+    )
     yield session
     session.stop()
 
 
-EVENT_FIELDS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
-                "event_timestamp")
+EVENT_FIELDS = ("event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp")
 
 
 def test_spark_counts_what_bronze_holds_from_jsonl_and_parquet(spark, tmp_path):
@@ -50,14 +53,17 @@ def test_spark_counts_what_bronze_holds_from_jsonl_and_parquet(spark, tmp_path):
 
     engine = make_engine(f"sqlite:///{tmp_path / 'emugen.db'}")
     init_db(engine)
-    settings = make_settings(landing={"root": str(tmp_path / "jsonl")},
-                             events={"quality": {"rate": 0.3}})
+    settings = make_settings(
+        landing={"root": str(tmp_path / "jsonl")}, events={"quality": {"rate": 0.3}}
+    )
     run_pipeline(engine, settings, 3)
-    as_parquet = make_settings(landing={"root": str(tmp_path / "parquet"),
-                                        "format": "parquet"}).landing
+    as_parquet = make_settings(
+        landing={"root": str(tmp_path / "parquet"), "format": "parquet"}
+    ).landing
     with read_session(engine) as session:
-        batches = session.execute(select(BatchRow.batch_id, BatchRow.record_count)
-                                  .where(BatchRow.stream == "events")).all()
+        batches = session.execute(
+            select(BatchRow.batch_id, BatchRow.record_count).where(BatchRow.stream == "events")
+        ).all()
     for batch_id, _ in batches:
         land(engine, as_parquet, batch_id)
     expected = sum(count for _, count in batches)

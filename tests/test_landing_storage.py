@@ -35,8 +35,12 @@ def tiny_disk(tmp_path):
     """A 64 KiB tmpfs: root only (skips without it locally, fails when CI is set)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but a tmpfs cannot be mounted: {done.stderr.strip()}")
@@ -46,7 +50,8 @@ def tiny_disk(tmp_path):
 
 
 def test_a_full_disk_is_a_landing_error_and_the_batch_is_landed_once_space_is_freed(
-        engine, tiny_disk):
+    engine, tiny_disk
+):
     filler = tiny_disk / "filler"
     with open(filler, "wb") as handle, pytest.raises(OSError):
         handle.write(b"\0" * 1024 * 1024)  # fill the disk to the last block
@@ -70,8 +75,11 @@ def s3(monkeypatch):
     """moto's S3-compatible server on a free loopback port: a stand-in for a real bucket."""
     from moto.server import ThreadedMotoServer
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -90,8 +98,13 @@ FAST_FAIL = {"config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout"
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_batches_land_in_s3_with_one_put_each_and_read_back_verified(engine, s3, fmt):
     endpoint, bucket = s3
-    settings = make_settings(landing={"root": f"s3://{bucket}/zone", "format": fmt,
-                                      "storage_options": {"endpoint_url": endpoint}})
+    settings = make_settings(
+        landing={
+            "root": f"s3://{bucket}/zone",
+            "format": fmt,
+            "storage_options": {"endpoint_url": endpoint},
+        }
+    )
     run_pipeline(engine, settings, 2)
     zone = filesystem.open_zone(settings.landing.root, settings.landing.storage_options)
     zone.fs.invalidate_cache()
@@ -102,17 +115,25 @@ def test_batches_land_in_s3_with_one_put_each_and_read_back_verified(engine, s3,
     assert verify(engine, settings.landing).ok
 
 
-def test_a_refusing_s3_endpoint_is_recorded_and_the_batch_relands_when_it_answers(engine,
-                                                                                   monkeypatch):
+def test_a_refusing_s3_endpoint_is_recorded_and_the_batch_relands_when_it_answers(
+    engine, monkeypatch
+):
     from moto.server import ThreadedMotoServer
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     port = free_port()
     endpoint, bucket = f"http://127.0.0.1:{port}", f"refused-{port}"
-    settings = make_settings(landing={
-        "root": f"s3://{bucket}/zone", "storage_options": {"endpoint_url": endpoint, **FAST_FAIL}})
+    settings = make_settings(
+        landing={
+            "root": f"s3://{bucket}/zone",
+            "storage_options": {"endpoint_url": endpoint, **FAST_FAIL},
+        }
+    )
     run_pipeline(engine, settings, 1)  # nothing listens on the port yet
 
     assert statuses(engine) == {"gold"}
@@ -126,7 +147,8 @@ def test_a_refusing_s3_endpoint_is_recorded_and_the_batch_relands_when_it_answer
     server.start()
     try:
         filesystem.open_zone(settings.landing.root, settings.landing.storage_options).fs.mkdir(
-            bucket)
+            bucket
+        )
         assert len(reland_missing(engine, settings.landing, timedelta(0))) == 2
         assert failures(engine) == [] and verify(engine, settings.landing).ok
     finally:

@@ -33,15 +33,17 @@ class Fleet:
 
     def __init__(self, folder: Path) -> None:
         self.url = f"sqlite:///{folder / 'store.db'}"
-        self.config = write_config(folder / "emugen.yaml", self.url,
-                                   broker_url="redis://:s3cret@127.0.0.1:1/0")
+        self.config = write_config(
+            folder / "emugen.yaml", self.url, broker_url="redis://:s3cret@127.0.0.1:1/0"
+        )
         self.settings = load_settings(self.config, env=False)
         self.engine = engine_for(self.url)
         init_db(self.engine)
         run_pipeline(self.engine, self.settings, 1)
         with write_session(self.engine) as session:
-            record_reload(session, str(self.config), fingerprint=self.settings.fingerprint(),
-                          mode="emulated")
+            record_reload(
+                session, str(self.config), fingerprint=self.settings.fingerprint(), mode="emulated"
+            )
             record_applied(session, self.settings)
 
     def break_line(self, old: str, new: str) -> None:
@@ -69,6 +71,7 @@ def test_the_applied_config_round_trips_through_the_store_without_its_urls(fleet
     assert back.database_url == "sqlite:///elsewhere.db"
     with read_session(fleet.engine) as session:
         from emugen.db.models import ControlState
+
         assert "s3cret" not in session.get(ControlState, "applied_config").value
 
 
@@ -121,8 +124,11 @@ def test_mode_leaves_a_file_broken_elsewhere_alone_and_says_why(fleet) -> None:
 
 
 def _client(fleet: Fleet) -> TestClient:
-    probe = BrokerProbe(fleet.settings.broker_url, client=fakeredis.FakeRedis(),
-                        pinger=lambda: {"w@h": {"ok": "pong"}})
+    probe = BrokerProbe(
+        fleet.settings.broker_url,
+        client=fakeredis.FakeRedis(),
+        pinger=lambda: {"w@h": {"ok": "pong"}},
+    )
     app = create_app(fleet.config, probe=probe, environ={})
     return TestClient(app, base_url="http://127.0.0.1:8000")
 
@@ -145,7 +151,8 @@ def test_health_reports_the_mode_of_the_last_accepted_reload(fleet) -> None:
 
 
 def test_a_worker_task_runs_on_the_last_applied_config_while_the_file_is_invalid(
-        fleet, monkeypatch) -> None:
+    fleet, monkeypatch
+) -> None:
     fleet.break_line("seed: 7", "seed: seven")
     settings = worker.configure(fleet.config).settings()
     assert settings.fingerprint() == fleet.settings.fingerprint()
@@ -158,14 +165,18 @@ def test_the_celery_app_loads_with_an_invalid_file_and_warns(fleet) -> None:
     env["EMUGEN_CONFIG"] = str(fleet.config)
     done = subprocess.run(
         [sys.executable, "-c", "from emugen.celery import app; print(app.conf.broker_url)"],
-        capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "redis://:s3cret@127.0.0.1:1/0" in done.stdout  # the broker the file names
     assert "seed: got 'seven'" in done.stderr and "last applied config" in done.stderr
 
 
-def test_the_dashboard_starts_on_the_last_applied_config_and_its_mode_button_repairs(
-        fleet) -> None:
+def test_the_dashboard_starts_on_the_last_applied_config_and_its_mode_button_repairs(fleet) -> None:
     fleet.break_line("mode: emulated", "mode: emulatd")
     with _client(fleet) as client:
         health = client.get("/api/health")

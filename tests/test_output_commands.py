@@ -22,8 +22,11 @@ SIMULATED = {"kind": "simulated", "start": "2026-01-01T00:00:00Z"}
 def config(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "emugen.yaml"
-    path.write_text(yaml.safe_dump({"database_url": f"sqlite:///{tmp_path / 'emugen.db'}",
-                                    "clock": SIMULATED, "seed": 7}))
+    path.write_text(
+        yaml.safe_dump(
+            {"database_url": f"sqlite:///{tmp_path / 'emugen.db'}", "clock": SIMULATED, "seed": 7}
+        )
+    )
     return path
 
 
@@ -33,14 +36,12 @@ def _run(*args: str) -> Result:
 
 def _refused(result: Result, needle: str) -> None:
     assert result.exit_code == 2, result.output
-    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, \
-        result.stderr
+    assert needle in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def _truth_args(config: Path, *more: str) -> list[str]:
     # 400 events at the default defect rates: the truth is not empty
-    return ["generate", "events", "--seq", "1", "--size", "400", "--config", str(config),
-            *more]
+    return ["generate", "events", "--seq", "1", "--size", "400", "--config", str(config), *more]
 
 
 def test_generate_truth_keeps_an_existing_file_and_prints_nothing_without_force(config):
@@ -60,8 +61,7 @@ def test_generate_truth_refuses_a_database_a_device_and_stdout(config):
     with sqlite3.connect(db) as conn:
         conn.execute("CREATE TABLE t (a INTEGER)")
     before = db.read_bytes()
-    _refused(_run(*_truth_args(config, "--truth", str(db), "--force")),
-             "is a SQLite database")
+    _refused(_run(*_truth_args(config, "--truth", str(db), "--force")), "is a SQLite database")
     assert db.read_bytes() == before
     _refused(_run(*_truth_args(config, "--truth", "-")), "stdout carries the batch")
     fifo = config.parent / "pipe"
@@ -70,12 +70,15 @@ def test_generate_truth_refuses_a_database_a_device_and_stdout(config):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-@pytest.mark.parametrize(("make", "needle"), [
-    ("existing", "already exists; add --force"),
-    ("sqlite", "is a SQLite database"),
-    ("folder", "is a folder"),
-    ("kernel", "is on the kernel's proc file system"),
-])
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        ("existing", "already exists; add --force"),
+        ("sqlite", "is a SQLite database"),
+        ("folder", "is a folder"),
+        ("kernel", "is on the kernel's proc file system"),
+    ],
+)
 def test_bench_refuses_its_out_before_measuring_anything(tmp_path, monkeypatch, make, needle):
     import emugen.lab.suite
 
@@ -124,8 +127,10 @@ def test_soak_refuses_a_folder_that_holds_other_files(tmp_path, monkeypatch):
     folder = tmp_path / "config"
     folder.mkdir()
     (folder / "emugen.yaml").write_text("seed: 1\n")
-    _refused(_run("soak", "--duration", "3m", "--out", str(folder)),
-             "holds other files (emugen.yaml) that this command would overwrite or delete")
+    _refused(
+        _run("soak", "--duration", "3m", "--out", str(folder)),
+        "holds other files (emugen.yaml) that this command would overwrite or delete",
+    )
     assert (folder / "emugen.yaml").read_text() == "seed: 1\n"
     (tmp_path / "plain").write_text("x")
     _refused(_run("chaos", "--out", str(tmp_path / "plain")), "is not a folder")

@@ -32,8 +32,11 @@ def built_store(tmp_path_factory) -> Path:
     """A SQLite store with 2 batches of each stream, made once by `emugen pipeline run`."""
     folder = tmp_path_factory.mktemp("built")
     config = _config(folder, folder / "emugen.db")
-    done = subprocess.run([EMUGEN, "pipeline", "run", "--batches", "2", "--size", "30",
-                           "--config", str(config)], capture_output=True, text=True)
+    done = subprocess.run(
+        [EMUGEN, "pipeline", "run", "--batches", "2", "--size", "30", "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return folder / "emugen.db"
 
@@ -49,16 +52,25 @@ def store(built_store, tmp_path) -> Path:
 
 def _config(folder: Path, db: Path) -> Path:
     config = folder / "emugen.yaml"
-    config.write_text(yaml.safe_dump({"database_url": f"sqlite:///{db}", "clock": SIMULATED,
-                                      "landing": {"enabled": False}}))
+    config.write_text(
+        yaml.safe_dump(
+            {"database_url": f"sqlite:///{db}", "clock": SIMULATED, "landing": {"enabled": False}}
+        )
+    )
     return config
 
 
-def _emugen(cwd: Path, *args: str, stdout: int | None = subprocess.PIPE
-            ) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([EMUGEN, *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE,
-                          env={**os.environ, "EMUGEN_CONFIG": str(cwd / "emugen.yaml")},
-                          timeout=120)
+def _emugen(
+    cwd: Path, *args: str, stdout: int | None = subprocess.PIPE
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [EMUGEN, *args],
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "EMUGEN_CONFIG": str(cwd / "emugen.yaml")},
+        timeout=120,
+    )
 
 
 def _cli(cwd: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> subprocess.CompletedProcess:
@@ -66,8 +78,9 @@ def _cli(cwd: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> subprocess.C
     monkeypatch.chdir(cwd)
     monkeypatch.setenv("EMUGEN_CONFIG", str(cwd / "emugen.yaml"))
     result = CliRunner().invoke(main, list(args))
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout_bytes,
-                                       result.stderr_bytes)
+    return subprocess.CompletedProcess(
+        args, result.exit_code, result.stdout_bytes, result.stderr_bytes
+    )
 
 
 def _refused(done: subprocess.CompletedProcess[bytes], needle: str) -> None:
@@ -101,9 +114,18 @@ def test_export_truth_over_the_configured_store_is_refused_and_the_store_still_w
 
 def test_a_hard_link_to_the_store_under_another_name_is_refused_as_the_store(store, monkeypatch):
     os.link(store, store.parent / "copy.parquet")  # same inode: an empty store would not show
-    _refused(_cli(store.parent, "export", "truth", "--force", "--out", "copy.parquet",
-            monkeypatch=monkeypatch),
-             "is the configured store")
+    _refused(
+        _cli(
+            store.parent,
+            "export",
+            "truth",
+            "--force",
+            "--out",
+            "copy.parquet",
+            monkeypatch=monkeypatch,
+        ),
+        "is the configured store",
+    )
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "duckdb"])
@@ -115,9 +137,17 @@ def test_any_database_file_is_refused_even_with_force(store, kind, monkeypatch):
     else:
         duckdb.connect(str(other)).execute("CREATE TABLE t (a INTEGER)").close()
     before = _sha(other)
-    done = _cli(store.parent, "export", "bronze", "--format", "csv", "--force", "--out",
-                   other.name,
-            monkeypatch=monkeypatch)
+    done = _cli(
+        store.parent,
+        "export",
+        "bronze",
+        "--format",
+        "csv",
+        "--force",
+        "--out",
+        other.name,
+        monkeypatch=monkeypatch,
+    )
     _refused(done, f"is a {'SQLite' if kind == 'sqlite' else 'DuckDB'} database")
     assert _sha(other) == before
 
@@ -138,8 +168,10 @@ def test_a_device_node_is_refused_and_stays_a_device(store):
 def test_a_fifo_is_refused_and_stays_a_fifo(store):
     fifo = store.parent / "pipe"
     os.mkfifo(fifo)
-    _refused(_emugen(store.parent, "export", "truth", "--force", "--out", "pipe"),
-             "is a fifo (named pipe), not a regular file")
+    _refused(
+        _emugen(store.parent, "export", "truth", "--force", "--out", "pipe"),
+        "is a fifo (named pipe), not a regular file",
+    )
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     _no_temporaries(store.parent)
 
@@ -148,8 +180,9 @@ def test_a_link_to_the_commands_own_stdout_is_refused_not_replaced(store):
     """What /dev/stdout is, made privately: a symbolic link to /proc/self/fd/1."""
     link = store.parent / "stdout"
     link.symlink_to("/proc/self/fd/1")
-    _refused(_emugen(store.parent, "export", "truth", "--out", "stdout"),
-             "is a fifo (named pipe)")  # stdout is our pipe
+    _refused(
+        _emugen(store.parent, "export", "truth", "--out", "stdout"), "is a fifo (named pipe)"
+    )  # stdout is our pipe
     log = store.parent / "log.txt"
     with log.open("wb") as fh:
         done = _emugen(store.parent, "export", "truth", "--force", "--out", "stdout", stdout=fh)
@@ -160,8 +193,10 @@ def test_a_link_to_the_commands_own_stdout_is_refused_not_replaced(store):
 
 def test_a_file_of_the_kernel_is_refused_with_one_line(store):
     before = Path("/proc/version").read_bytes()  # read only: /proc is the reference here
-    _refused(_emugen(store.parent, "export", "truth", "--out", "/proc/version"),
-             "--out /proc/version: is on the kernel's proc file system, not a disk")
+    _refused(
+        _emugen(store.parent, "export", "truth", "--out", "/proc/version"),
+        "--out /proc/version: is on the kernel's proc file system, not a disk",
+    )
     assert Path("/proc/version").read_bytes() == before
 
 
@@ -171,20 +206,24 @@ def test_a_300_character_name_is_one_line_not_a_traceback(store):
     _no_temporaries(store.parent)
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("jsonl", "x.parquet"), ("parquet", "x.csv"),
-                                           ("csv", "x.jsonl"), ("parquet", "x.json")])
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [("jsonl", "x.parquet"), ("parquet", "x.csv"), ("csv", "x.jsonl"), ("parquet", "x.json")],
+)
 def test_a_format_that_the_name_contradicts_is_refused(store, fmt, name, monkeypatch):
-    done = _cli(store.parent, "export", "bronze", "--format", fmt, "--out", name,
-            monkeypatch=monkeypatch)
+    done = _cli(
+        store.parent, "export", "bronze", "--format", fmt, "--out", name, monkeypatch=monkeypatch
+    )
     _refused(done, f"--out {name}: a {Path(name).suffix} name says")
     assert not (store.parent / name).exists()
 
 
-@pytest.mark.parametrize(("name", "reader"), [("b.jsonl", "read_json"), ("b.csv", "read_csv"),
-                                              ("b.parquet", "read_parquet")])
+@pytest.mark.parametrize(
+    ("name", "reader"),
+    [("b.jsonl", "read_json"), ("b.csv", "read_csv"), ("b.parquet", "read_parquet")],
+)
 def test_without_format_the_names_suffix_chooses_it(store, name, reader, monkeypatch):
-    done = _cli(store.parent, "export", "bronze", "--out", name,
-            monkeypatch=monkeypatch)
+    done = _cli(store.parent, "export", "bronze", "--out", name, monkeypatch=monkeypatch)
     assert done.returncode == 0, done.stderr
     out = store.parent / name
     rows = duckdb.sql(f"SELECT count(*) FROM {reader}('{out}')").fetchall()[0][0]
@@ -197,12 +236,14 @@ def test_an_existing_file_is_kept_without_force_and_replaced_with_it(store, monk
     out = store.parent / "mine.jsonl"
     out.write_bytes(b"precious\n")
     out.chmod(0o640)
-    _refused(_cli(store.parent, "export", "bronze", "--out", "mine.jsonl",
-            monkeypatch=monkeypatch),
-             "--out mine.jsonl: already exists; add --force to replace it")
+    _refused(
+        _cli(store.parent, "export", "bronze", "--out", "mine.jsonl", monkeypatch=monkeypatch),
+        "--out mine.jsonl: already exists; add --force to replace it",
+    )
     assert out.read_bytes() == b"precious\n"
-    done = _cli(store.parent, "export", "bronze", "--force", "--out", "mine.jsonl",
-            monkeypatch=monkeypatch)
+    done = _cli(
+        store.parent, "export", "bronze", "--force", "--out", "mine.jsonl", monkeypatch=monkeypatch
+    )
     assert done.returncode == 0, done.stderr
     assert len(out.read_bytes().splitlines()) == 120
     assert stat.S_IMODE(out.stat().st_mode) == 0o640  # the replaced file's mode is kept
@@ -243,9 +284,10 @@ def test_dash_refuses_parquet_on_a_terminal(store):
 
 def test_a_path_through_a_file_is_one_line(store, monkeypatch):
     (store.parent / "plain").write_text("x")
-    _refused(_cli(store.parent, "export", "truth", "--out", "plain/t.parquet",
-            monkeypatch=monkeypatch),
-             "a part of the path is a file, not a folder")
+    _refused(
+        _cli(store.parent, "export", "truth", "--out", "plain/t.parquet", monkeypatch=monkeypatch),
+        "a part of the path is a file, not a folder",
+    )
 
 
 @pytest.fixture
@@ -269,8 +311,7 @@ def test_a_full_disk_is_one_line_and_the_replaced_file_is_unchanged(store, tiny_
     out = tiny_disk.path / "old.jsonl"
     out.write_bytes(b'{"kept": true}\n' * 100)
     tiny_disk.fill()
-    done = _emugen(store.parent, "export", kind, "--format", "jsonl", "--force", "--out",
-                   str(out))
+    done = _emugen(store.parent, "export", kind, "--format", "jsonl", "--force", "--out", str(out))
     _refused(done, "cannot write: ")
     assert "the disk is full" in done.stderr.decode() or "No space left" in done.stderr.decode()
     assert out.read_bytes() == b'{"kept": true}\n' * 100
@@ -296,8 +337,7 @@ def test_a_file_that_appears_while_writing_is_not_replaced(tmp_path):
 
     out = tmp_path / "t.jsonl"
     target = check_output(str(out))
-    with pytest.raises(OutputRefused, match="already exists; add --force"), \
-            staged(target) as tmp:
+    with pytest.raises(OutputRefused, match="already exists; add --force"), staged(target) as tmp:
         tmp.write_bytes(b"ours\n")
         out.write_bytes(b"theirs\n")  # another writer, between the check and the rename
     assert out.read_bytes() == b"theirs\n"

@@ -30,8 +30,9 @@ async def _through_proxy(check) -> None:  # noqa: ANN001 - an async callable(por
     target = echo.sockets[0].getsockname()[1]
     port = free_port()
     started = asyncio.Event()
-    proxy = asyncio.create_task(serve([Route("127.0.0.1", port, "127.0.0.1", target)], DELAY,
-                                      started))
+    proxy = asyncio.create_task(
+        serve([Route("127.0.0.1", port, "127.0.0.1", target)], DELAY, started)
+    )
     await started.wait()
     try:
         await check(port)
@@ -61,7 +62,7 @@ def test_a_large_stream_arrives_intact_and_in_order_and_its_end_is_forwarded() -
 
         async def send() -> None:
             for i in range(0, len(payload), 10_000):
-                writer.write(payload[i:i + 10_000])
+                writer.write(payload[i : i + 10_000])
                 await writer.drain()
             writer.write_eof()  # the echo server sees the end only through the proxy
 
@@ -97,8 +98,9 @@ def test_a_refusing_target_closes_the_client_connection() -> None:
     async def run() -> None:
         port, dead = free_port(), free_port()
         started = asyncio.Event()
-        proxy = asyncio.create_task(serve([Route("127.0.0.1", port, "127.0.0.1", dead)], DELAY,
-                                          started))
+        proxy = asyncio.create_task(
+            serve([Route("127.0.0.1", port, "127.0.0.1", dead)], DELAY, started)
+        )
         await started.wait()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         assert await asyncio.wait_for(reader.read(), 5) == b""
@@ -112,8 +114,11 @@ def test_the_command_line_announces_its_routes_and_forwards() -> None:
     with socket.create_server(("127.0.0.1", 0)) as target:
         port = free_port()
         route = f"127.0.0.1:{port}=127.0.0.1:{target.getsockname()[1]}"
-        proc = subprocess.Popen([sys.executable, "-m", "emugen.lab.proxy", "--delay", "0.05",
-                                 route], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emugen.lab.proxy", "--delay", "0.05", route],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert proc.stdout is not None
             assert proc.stdout.readline().startswith(f"listening 127.0.0.1:{port} -> ")
@@ -129,8 +134,12 @@ def test_the_command_line_announces_its_routes_and_forwards() -> None:
 
 
 def test_a_malformed_route_is_refused_naming_it() -> None:
-    done = subprocess.run([sys.executable, "-m", "emugen.lab.proxy", "127.0.0.1:1=nowhere"],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "emugen.lab.proxy", "127.0.0.1:1=nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 2
     assert "route '127.0.0.1:1=nowhere'" in done.stderr
     with pytest.raises(ValueError, match="LISTEN_HOST:PORT=TARGET_HOST:PORT"):

@@ -59,15 +59,17 @@ def test_an_announcement_wakes_the_broadcaster_long_before_its_timed_poll():
         checks.append(store["n"])
         return store["n"]
 
-    broadcaster = Broadcaster(version, lambda: {"n": store["n"]}, interval=30,
-                              pushed=lambda: subscriber.listening)
+    broadcaster = Broadcaster(
+        version, lambda: {"n": store["n"]}, interval=30, pushed=lambda: subscriber.listening
+    )
 
     def on_message(kind: str) -> None:
         heard.append(kind)
         broadcaster.wake()
 
-    subscriber = Subscriber("redis://push-test/0", on_message,
-                            connect=lambda url: _subscribed(redis))
+    subscriber = Subscriber(
+        "redis://push-test/0", on_message, connect=lambda url: _subscribed(redis)
+    )
 
     async def main() -> tuple[dict, float]:
         events = broadcaster.events(None, _never)
@@ -79,8 +81,7 @@ def test_an_announcement_wakes_the_broadcaster_long_before_its_timed_poll():
             await asyncio.sleep(0.01)
         store["n"] = 1  # the commit, then its announcement
         started = time.monotonic()
-        assert announce.announce("redis://push-test/0", "gold", "companies-000001",
-                                 client=redis)
+        assert announce.announce("redis://push-test/0", "gold", "companies-000001", client=redis)
         # the timed poll is 30 s away: only the announcement can bring it within 5 s
         pushed = await _snapshot(events, 5)
         waited = time.monotonic() - started
@@ -123,8 +124,12 @@ def test_a_lost_subscription_is_retried_and_its_return_wakes_the_poll():
 def test_a_broker_that_drops_the_subscription_sends_the_server_back_to_fast_polling():
     server = fakeredis.FakeServer()
     heard: list[str] = []
-    subscriber = Subscriber("redis://push-test/0", heard.append, retry_s=0.05,
-                            connect=lambda url: _subscribed(fakeredis.FakeRedis(server=server)))
+    subscriber = Subscriber(
+        "redis://push-test/0",
+        heard.append,
+        retry_s=0.05,
+        connect=lambda url: _subscribed(fakeredis.FakeRedis(server=server)),
+    )
 
     def until(listening: bool) -> bool:
         deadline = time.monotonic() + 10
@@ -189,8 +194,9 @@ def test_a_failed_announcement_never_raises_and_backs_off():
 
 def test_a_broker_that_is_down_does_not_fail_the_stage_that_announces(tmp_path, caplog):
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'emugen.db'}",
-                          broker_url=url)
+    config = write_config(
+        tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'emugen.db'}", broker_url=url
+    )
     runtime = worker.configure(config)
     # a Celery test worker run earlier may have left the root logger at ERROR
     caplog.set_level(logging.WARNING, logger=announce.logger.name)
@@ -203,8 +209,9 @@ def test_a_broker_that_is_down_does_not_fail_the_stage_that_announces(tmp_path, 
         worker.run_stage(task, "silver", landed.batch_id, silver.run)
         worker.run_stage(task, "gold", landed.batch_id, gold.run)
         with read_session(engine) as session:
-            status = session.scalar(select(BatchRow.status)
-                                    .where(BatchRow.batch_id == landed.batch_id))
+            status = session.scalar(
+                select(BatchRow.status).where(BatchRow.batch_id == landed.batch_id)
+            )
         assert status == "gold"
         assert f"could not announce silver {landed.batch_id}" in caplog.text
     finally:
@@ -212,18 +219,34 @@ def test_a_broker_that_is_down_does_not_fail_the_stage_that_announces(tmp_path, 
 
 
 def test_the_web_reads_beats_new_plan_before_it_wakes_the_page(tmp_path):
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'emugen.db'}",
-                          broker_url="redis://127.0.0.1:6379/0")
+    config = write_config(
+        tmp_path / "emugen.yaml",
+        f"sqlite:///{tmp_path / 'emugen.db'}",
+        broker_url="redis://127.0.0.1:6379/0",
+    )
     redis = fakeredis.FakeRedis()
-    probe = BrokerProbe("redis://127.0.0.1:6379/0", client=redis, pinger=lambda: PONG,
-                        depth_every=3600)
+    probe = BrokerProbe(
+        "redis://127.0.0.1:6379/0", client=redis, pinger=lambda: PONG, depth_every=3600
+    )
     web = create_app(config, probe=probe, environ={}).state.web
     try:
         assert web.snapshot()["due"]["known"] is False  # no beat has published a plan
         before = web.version()
-        redis.set(due.KEY, json.dumps({"mode": "production", "streams": {"companies": {
-            "last_at": T0.isoformat(), "next_at": "2026-12-02T13:00:00+00:00",
-            "interval_s": 3600.0}}}))
+        redis.set(
+            due.KEY,
+            json.dumps(
+                {
+                    "mode": "production",
+                    "streams": {
+                        "companies": {
+                            "last_at": T0.isoformat(),
+                            "next_at": "2026-12-02T13:00:00+00:00",
+                            "interval_s": 3600.0,
+                        }
+                    },
+                }
+            ),
+        )
         woken = threading.Event()
         web.broadcaster.wake = woken.set  # type: ignore[method-assign]
         web._heard("due")  # what the subscription does with beat's announcement

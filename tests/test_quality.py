@@ -22,8 +22,11 @@ def quality(stream: str, **q) -> dict:
 def batches(stream: str, count: int, size: int = 50, **q):
     settings = make_settings(**quality(stream, **q))
     for seq in range(1, count + 1):
-        yield generate(build_spec(settings, stream, seq, size=size, watermark=60,
-                                  first_ordinal=(seq - 1) * size))
+        yield generate(
+            build_spec(
+                settings, stream, seq, size=size, watermark=60, first_ordinal=(seq - 1) * size
+            )
+        )
 
 
 @pytest.mark.parametrize("stream", ["companies", "events"])
@@ -92,9 +95,13 @@ def test_a_switched_off_defect_type_never_appears(stream):
 
 def test_a_weight_of_zero_switches_a_type_off_and_weights_shape_the_mix():
     counts = {Defect.null_value: 0, Defect.invalid_enum: 0}
-    for batch in batches("events", 100, rate=0.5,
-                         defects={d.value: 0 for d in DEFECTS_FOR[Stream.events]}
-                         | {"null_value": 3, "invalid_enum": 1}):
+    for batch in batches(
+        "events",
+        100,
+        rate=0.5,
+        defects={d.value: 0 for d in DEFECTS_FOR[Stream.events]}
+        | {"null_value": 3, "invalid_enum": 1},
+    ):
         for t in batch.truth:
             counts[t.defect] += 1
     share = counts[Defect.null_value] / sum(counts.values())
@@ -102,8 +109,16 @@ def test_a_weight_of_zero_switches_a_type_off_and_weights_shape_the_mix():
 
 
 def test_duplicates_count_toward_the_batch_size_and_copy_an_earlier_clean_row():
-    settings = make_settings(events={"quality": {"rate": 0.4, "defects": {
-        d.value: (1 if d is Defect.duplicate else 0) for d in DEFECTS_FOR[Stream.events]}}})
+    settings = make_settings(
+        events={
+            "quality": {
+                "rate": 0.4,
+                "defects": {
+                    d.value: (1 if d is Defect.duplicate else 0) for d in DEFECTS_FOR[Stream.events]
+                },
+            }
+        }
+    )
     for seq in range(1, 40):
         batch = generate(build_spec(settings, "events", seq, watermark=20))
         assert 5 <= len(batch.records) <= 20
@@ -127,18 +142,22 @@ def test_dirty_rows_look_like_clean_rows_with_no_marker_in_the_payload(stream):
             if row_no not in truth_rows:
                 assert not extra
         # defects are spread through the batch, not gathered at its end
-    positions = [t.row_no / len(b.records) for b in batches(stream, 40, rate=0.3)
-                 for t in b.truth]
+    positions = [t.row_no / len(b.records) for b in batches(stream, 40, rate=0.3) for t in b.truth]
     assert 0.35 < sum(positions) / len(positions) < 0.65
 
 
 @hsettings(max_examples=50, deadline=None)
-@given(rate=st.floats(0, 1), seq=st.integers(1, 10**6), size=st.integers(0, 80),
-       stream=st.sampled_from(["companies", "events"]))
+@given(
+    rate=st.floats(0, 1),
+    seq=st.integers(1, 10**6),
+    size=st.integers(0, 80),
+    stream=st.sampled_from(["companies", "events"]),
+)
 def test_any_rate_and_size_give_one_defect_per_defective_row_all_caught(rate, seq, size, stream):
     settings = make_settings(**quality(stream, rate=rate))
-    batch = generate(build_spec(settings, stream, seq, size=size, watermark=15,
-                                first_ordinal=seq * 100))
+    batch = generate(
+        build_spec(settings, stream, seq, size=size, watermark=15, first_ordinal=seq * 100)
+    )
     rows = [t.row_no for t in batch.truth]
     assert len(rows) == len(set(rows))
     assert len(batch.records) == size

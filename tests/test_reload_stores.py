@@ -33,8 +33,7 @@ class Fleet:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.store = folder / "fleet.db"
-        self.config = write_config(folder / "emugen.yaml", f"sqlite:///{self.store}",
-                                   interval=60)
+        self.config = write_config(folder / "emugen.yaml", f"sqlite:///{self.store}", interval=60)
         self.beat = EmugenScheduler(app=Celery("reload-test", broker="memory://"))
         self.runtime = worker.configure(self.config)
         self.ticks = 0
@@ -51,8 +50,11 @@ class Fleet:
 
     def seqs(self) -> list[int]:
         with read_session(engine_for(f"sqlite:///{self.store}")) as session:
-            return list(session.scalars(select(BatchRow.seq).where(BatchRow.stream == "events")
-                                        .order_by(BatchRow.seq)))
+            return list(
+                session.scalars(
+                    select(BatchRow.seq).where(BatchRow.stream == "events").order_by(BatchRow.seq)
+                )
+            )
 
     def last_rejection(self) -> list[str]:
         with read_session(engine_for(f"sqlite:///{self.store}")) as session:
@@ -63,8 +65,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Fleet:
-    for var in ("EMUGEN_HOME", "EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL",
-                "EMUGEN_LANDING_ROOT"):
+    for var in ("EMUGEN_HOME", "EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_LANDING_ROOT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)  # where a default store (sqlite:///var/emugen.db) would appear
     monkeypatch.setenv("EMUGEN_CONFIG", str(tmp_path / "emugen.yaml"))
@@ -105,13 +106,16 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 def test_status_pause_and_resume_under_an_invalid_file_use_the_store_the_fleet_recorded(
-        fleet) -> None:
+    fleet,
+) -> None:
     fleet.land(2)
     fleet.config.write_text("")
     code, out, err = _run("status", "--json")
     assert code == 0, err
-    assert [b["batch_id"] for b in json.loads(out)["latest"]] == ["events-000000002",
-                                                                  "events-000000001"]
+    assert [b["batch_id"] for b in json.loads(out)["latest"]] == [
+        "events-000000002",
+        "events-000000001",
+    ]
     assert f"from {store_record_path(fleet.config)}, written by beat" in err
     assert "is invalid (the file is empty" in err and len(err.strip().splitlines()) == 1
     assert _run("pause")[:2] == (0, "paused\n")
@@ -124,8 +128,7 @@ def test_status_pause_and_resume_under_an_invalid_file_use_the_store_the_fleet_r
     assert not (fleet.folder / "var").exists()  # no default store was opened
 
 
-def test_store_commands_under_an_invalid_file_with_nothing_recorded_open_no_store(
-        fleet) -> None:
+def test_store_commands_under_an_invalid_file_with_nothing_recorded_open_no_store(fleet) -> None:
     store_record_path(fleet.config).unlink(missing_ok=True)
     fleet.config.write_text("# emptied\n")
     for command in ("status", "pause", "resume"):
@@ -136,8 +139,7 @@ def test_store_commands_under_an_invalid_file_with_nothing_recorded_open_no_stor
     assert not (fleet.folder / "var").exists()
 
 
-def test_a_pool_process_forked_after_the_file_moved_the_store_stays_on_its_parents(
-        fleet) -> None:
+def test_a_pool_process_forked_after_the_file_moved_the_store_stays_on_its_parents(fleet) -> None:
     from types import SimpleNamespace
 
     from emugen.fleet.app import _pin_stores
@@ -155,8 +157,7 @@ def test_a_pool_process_forked_after_the_file_moved_the_store_stays_on_its_paren
     assert "restart to switch stores" in str(child.watcher.last_error)
 
 
-def test_pause_under_a_valid_file_naming_a_new_store_pauses_the_fleet_that_runs(
-        fleet) -> None:
+def test_pause_under_a_valid_file_naming_a_new_store_pauses_the_fleet_that_runs(fleet) -> None:
     fleet.land(1)
     moved = yaml.safe_load(fleet.config.read_text())
     moved["database_url"] = f"sqlite:///{fleet.folder / 'other.db'}"

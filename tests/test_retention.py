@@ -45,12 +45,16 @@ def count(engine, model, *where) -> int:
 
 def seqs(engine, stream: str) -> list[int]:
     with read_session(engine) as session:
-        return list(session.scalars(select(BatchRow.seq).where(BatchRow.stream == stream)
-                                    .order_by(BatchRow.seq)))
+        return list(
+            session.scalars(
+                select(BatchRow.seq).where(BatchRow.stream == stream).order_by(BatchRow.seq)
+            )
+        )
 
 
 def test_old_gold_batches_lose_their_rows_while_gold_companies_and_the_newest_batch_stay(
-        engine, dirty):
+    engine, dirty
+):
     run_pipeline(engine, dirty, 4)
     gold_before = gold_tables(engine)
     companies_before = count(engine, SilverCompany)
@@ -69,8 +73,7 @@ def test_old_gold_batches_lose_their_rows_while_gold_companies_and_the_newest_ba
         assert reconcile(session).ok
 
 
-def test_nothing_younger_than_the_retention_nor_unfinished_nor_production_is_pruned(
-        engine, dirty):
+def test_nothing_younger_than_the_retention_nor_unfinished_nor_production_is_pruned(engine, dirty):
     run_pipeline(engine, dirty, 3)
     assert prune(engine, DAY).batches == 0  # made just now: younger than a day
     with write_session(engine) as session:
@@ -81,8 +84,7 @@ def test_nothing_younger_than_the_retention_nor_unfinished_nor_production_is_pru
     assert result.batches == 2  # companies 1 and 2
 
 
-def test_pruned_company_batches_leave_a_floor_so_the_watermark_and_new_events_hold(
-        engine, dirty):
+def test_pruned_company_batches_leave_a_floor_so_the_watermark_and_new_events_hold(engine, dirty):
     run_pipeline(engine, dirty, 5)
     with read_session(engine) as session:
         before = company_watermark(session)
@@ -158,8 +160,7 @@ def test_old_skipped_ticks_and_reloads_go_but_the_latest_reloads_stay(engine):
     assert sorted(left, key=repr) == sorted([(False, None), (True, "f2")], key=repr)
 
 
-def test_the_watermark_walk_starts_from_its_checkpoint_and_agrees_with_a_full_walk(
-        engine, dirty):
+def test_the_watermark_walk_starts_from_its_checkpoint_and_agrees_with_a_full_walk(engine, dirty):
     run_pipeline(engine, dirty, 6)
     with write_session(engine) as session:
         checkpoint = company_floor(session)

@@ -14,8 +14,9 @@ from tests.fleet_helpers import write_config
 
 
 def test_emulated_entries_tick_each_stream_at_its_interval_and_expire_after_one():
-    settings = make_settings(companies={"emulated": {"interval": 3, "min_batch_size": 1,
-                                                     "max_batch_size": 1}})
+    settings = make_settings(
+        companies={"emulated": {"interval": 3, "min_batch_size": 1, "max_batch_size": 1}}
+    )
     entries = entries_for(settings)
     assert set(entries) == {"generate-companies", "generate-events", "reap", "prune"}
     companies = entries["generate-companies"]

@@ -35,8 +35,12 @@ def _stored_stamps(engine) -> list[str]:  # noqa: ANN001
     found = []
     with engine.connect() as conn:
         for table, column in stamp_columns():
-            found += [v for (v,) in conn.execute(text(
-                f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"))]
+            found += [
+                v
+                for (v,) in conn.execute(
+                    text(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL")
+                )
+            ]
     return found
 
 
@@ -56,11 +60,16 @@ def test_a_version_2_sqlite_store_is_converted_in_place_and_keeps_working(tmp_pa
     # back to what version 2 wrote: naive text with a space; plus an odd second-only stamp
     with engine.begin() as conn:
         for table, column in stamp_columns():
-            conn.execute(text(f"UPDATE {table} SET {column} = replace(substr({column}, 1, 26), "
-                              f"'T', ' ') WHERE {column} IS NOT NULL"))
+            conn.execute(
+                text(
+                    f"UPDATE {table} SET {column} = replace(substr({column}, 1, 26), "
+                    f"'T', ' ') WHERE {column} IS NOT NULL"
+                )
+            )
         conn.execute(text("UPDATE schema_version SET version = 2"))
-        conn.execute(text("UPDATE batches SET redispatched_at = '2026-01-01 00:00:07' "
-                          "WHERE seq = 1"))
+        conn.execute(
+            text("UPDATE batches SET redispatched_at = '2026-01-01 00:00:07' WHERE seq = 1")
+        )
     engine.dispose()
 
     upgraded = make_engine(url)
@@ -86,15 +95,23 @@ def test_canonical_reads_every_layout_an_earlier_store_held():
 @pytest.mark.postgres
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_json_columns_are_jsonb_on_postgresql_and_a_version_2_store_is_altered_in_place(
-        database_url):
+    database_url,
+):
     engine = _filled(database_url)
 
     def kinds() -> set[str]:
         with engine.connect() as conn:
-            return {conn.scalar(text(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
-                "current_schema() AND table_name = :t AND column_name = :c"), {"t": t, "c": c})
-                for t, columns in JSON_COLUMNS.items() for c in columns}
+            return {
+                conn.scalar(
+                    text(
+                        "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                        "current_schema() AND table_name = :t AND column_name = :c"
+                    ),
+                    {"t": t, "c": c},
+                )
+                for t, columns in JSON_COLUMNS.items()
+                for c in columns
+            }
 
     assert kinds() == {"jsonb", "json"}  # json: the spec keeps its key order (see DECISIONS)
     with engine.connect() as conn:
@@ -146,7 +163,8 @@ def test_a_version_4_store_gains_the_task_id_and_queue_depth_columns_in_place(da
 
 
 def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch_alone(
-        database_url):
+    database_url,
+):
     engine = _filled(database_url)
     with engine.begin() as conn:  # back to version 3's indexes
         for table in ("silver_events", "silver_companies"):
@@ -154,8 +172,11 @@ def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch
             conn.execute(text(f"CREATE INDEX ix_{table}_batch_id ON {table} (batch_id)"))
         conn.execute(text("UPDATE schema_version SET version = 3"))
     init_db(engine)
-    names = {index["name"] for table in ("silver_events", "silver_companies")
-             for index in inspect(engine).get_indexes(table)}
+    names = {
+        index["name"]
+        for table in ("silver_events", "silver_companies")
+        for index in inspect(engine).get_indexes(table)
+    }
     assert {"ix_silver_events_batch_row", "ix_silver_companies_batch_row"} <= names
     assert not names & {"ix_silver_events_batch_id", "ix_silver_companies_batch_id"}
     with engine.connect() as conn:
@@ -164,8 +185,7 @@ def test_a_version_3_store_gets_silver_indexed_by_batch_and_row_instead_of_batch
     engine.dispose()
 
 
-def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_twice(
-        database_url):
+def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_twice(database_url):
     engine = make_engine(database_url)
     init_db(engine)
     settings = dirty_settings(rate=0.1, size=40)
@@ -187,6 +207,7 @@ def test_a_version_3_store_records_the_drivers_its_gold_counted_so_none_counts_t
     assert SCHEMA_VERSION >= 5 and SCHEMA_VERSION in versions
     upgraded.dispose()
 
+
 def test_a_version_3_store_gets_the_watermark_and_reaper_indexes_and_they_are_used(tmp_path):
     url = f"sqlite:///{tmp_path / 'emugen.db'}"
     engine = _filled(url)
@@ -199,15 +220,28 @@ def test_a_version_3_store_gets_the_watermark_and_reaper_indexes_and_they_are_us
     upgraded = make_engine(url)
     init_db(upgraded)
     with upgraded.connect() as conn:
-        names = {n for (n,) in conn.execute(text(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'batches'"))}
+        names = {
+            n
+            for (n,) in conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'batches'")
+            )
+        }
         assert {"ix_batches_stream_first_ordinal", "ix_batches_bronze_at_id"} <= names
-        assert SCHEMA_VERSION in conn.execute(
-            text("SELECT version FROM schema_version")).scalars().all()
+        assert (
+            SCHEMA_VERSION
+            in conn.execute(text("SELECT version FROM schema_version")).scalars().all()
+        )
         # the walk from a checkpoint probes the index instead of every company batch row
-        plan = " ".join(row[3] for row in conn.execute(text(
-            "EXPLAIN QUERY PLAN SELECT first_ordinal FROM batches WHERE stream = 'companies' "
-            "AND first_ordinal >= 10 ORDER BY first_ordinal")))
+        plan = " ".join(
+            row[3]
+            for row in conn.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT first_ordinal FROM batches WHERE stream "
+                    "= 'companies' "
+                    "AND first_ordinal >= 10 ORDER BY first_ordinal"
+                )
+            )
+        )
         assert "ix_batches_stream_first_ordinal" in plan and "TEMP B-TREE" not in plan
     run_pipeline(upgraded, make_settings(), 1)
     upgraded.dispose()
@@ -221,12 +255,16 @@ def test_the_next_company_batch_starts_where_the_latest_one_ends(tmp_path):
     engine = _filled(f"sqlite:///{tmp_path / 'emugen.db'}")
     run_pipeline(engine, make_settings(), 3)
     with read_session(engine) as session:
-        rows = session.execute(select(BatchRow.first_ordinal, BatchRow.ordinal_count)
-                               .where(BatchRow.stream == "companies")
-                               .order_by(BatchRow.seq)).all()
+        rows = session.execute(
+            select(BatchRow.first_ordinal, BatchRow.ordinal_count)
+            .where(BatchRow.stream == "companies")
+            .order_by(BatchRow.seq)
+        ).all()
     assert len(rows) == 5
-    assert all(first == prev_first + prev_count
-               for (prev_first, prev_count), (first, _) in zip(rows, rows[1:], strict=False))
+    assert all(
+        first == prev_first + prev_count
+        for (prev_first, prev_count), (first, _) in zip(rows, rows[1:], strict=False)
+    )
     engine.dispose()
 
 

@@ -16,11 +16,29 @@ PASSWORD = "Pl4nted-s3cret"
 # Commands that run a fleet or a benchmark for seconds to minutes; they print URLs only
 # through emugen.fleet.broker.redact_url (see up.py) or none at all, and are exercised elsewhere.
 LONG_RUNNING = {("up",), ("web",), ("lab", "soak"), ("lab", "chaos")} | {
-    ("lab", "bench", *name) for name in (
-        ("generate",), ("pipeline",), ("fleet",), ("sse",), ("all",), ("cadence",), ("grade",),
-        ("export",), ("landing",), ("json-types",), ("history",), ("batchpage",), ("backfill",),
-        ("probe", "stage-cpu"), ("probe", "silver-memory"), ("probe", "stages"),
-        ("probe", "growth"), ("first-gold",), ("grade-gold",))}
+    ("lab", "bench", *name)
+    for name in (
+        ("generate",),
+        ("pipeline",),
+        ("fleet",),
+        ("sse",),
+        ("all",),
+        ("cadence",),
+        ("grade",),
+        ("export",),
+        ("landing",),
+        ("json-types",),
+        ("history",),
+        ("batchpage",),
+        ("backfill",),
+        ("probe", "stage-cpu"),
+        ("probe", "silver-memory"),
+        ("probe", "stages"),
+        ("probe", "growth"),
+        ("first-gold",),
+        ("grade-gold",),
+    )
+}
 # Every other command, in an order that works on one store (clean needs a pause first).
 RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("init",), ["init-here"], None),  # a folder of its own: the test's config stays its own
@@ -28,8 +46,11 @@ RUNS: list[tuple[tuple[str, ...], list[str], str | None]] = [
     (("config", "schema"), [], None),
     (("db", "init"), ["--config"], None),
     (("generate",), ["companies", "--seq", "1", "--config"], None),
-    (("backfill",), ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z",
-                     "--dry-run", "--config"], None),
+    (
+        ("backfill",),
+        ["--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T02:00:00Z", "--dry-run", "--config"],
+        None,
+    ),
     (("pipeline", "run"), ["--batches", "1", "--config"], None),
     (("status",), ["--config"], None),
     (("export",), ["bronze", "--format", "jsonl", "--out", "bronze.jsonl", "--config"], None),
@@ -62,8 +83,9 @@ def test_every_command_is_either_run_below_or_known_to_be_long_running() -> None
 
 
 @pytest.mark.postgres
-def test_no_command_prints_a_planted_password(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_command_prints_a_planted_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _postgres_or_skip()
     from emugen.lab import private_database
 
@@ -75,8 +97,9 @@ def test_no_command_prints_a_planted_password(tmp_path: Path,
     with_password = PG_URL.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@")
     assert PASSWORD in with_password
     with private_database(with_password, tmp_path) as url:
-        config = write_config(tmp_path / "emugen.yaml", url,
-                              broker_url=f"redis://:{PASSWORD}@127.0.0.1:1/0")
+        config = write_config(
+            tmp_path / "emugen.yaml", url, broker_url=f"redis://:{PASSWORD}@127.0.0.1:1/0"
+        )
         runner = CliRunner()
         seen = []
         for path, args, stdin in RUNS:
@@ -87,7 +110,9 @@ def test_no_command_prints_a_planted_password(tmp_path: Path,
             output = result.stdout + result.stderr
             assert PASSWORD not in output, f"emugen {' '.join(argv)} printed the password"
             assert result.exception is None or isinstance(result.exception, SystemExit), (
-                argv, result.exception)
+                argv,
+                result.exception,
+            )
             seen.append((argv[0], result.exit_code))
         # the invalid-file warning names the store too
         config.write_text(config.read_text().replace("seed: 7", "seed: seven"))

@@ -131,9 +131,15 @@ def test_a_disabled_defect_weighs_zero_and_an_unlisted_one_weighs_one() -> None:
 
 def test_only_duplicate_is_allowed_up_to_half_the_records() -> None:
     others = [d for d in ALL_DEFECTS if d != "duplicate"]
-    settings = parse_settings({"events": {"quality": {"rate": 0.5, "disabled": others},
-                                          "emulated": {"min_batch_size": 10,
-                                                       "max_batch_size": 10}}}, env=False)
+    settings = parse_settings(
+        {
+            "events": {
+                "quality": {"rate": 0.5, "disabled": others},
+                "emulated": {"min_batch_size": 10, "max_batch_size": 10},
+            }
+        },
+        env=False,
+    )
     assert settings.events.quality.rate == 0.5
 
 
@@ -448,9 +454,7 @@ INVALID: list[tuple[str, Any, str | None, tuple[str, ...]]] = [
 
 
 @pytest.mark.parametrize(
-    ("data", "path", "shows"),
-    [case[1:] for case in INVALID],
-    ids=[case[0] for case in INVALID],
+    ("data", "path", "shows"), [case[1:] for case in INVALID], ids=[case[0] for case in INVALID]
 )
 def test_an_invalid_configuration_is_rejected_naming_the_field_and_the_value(
     data: Any, path: str | None, shows: tuple[str, ...]
@@ -559,8 +563,7 @@ def test_a_valid_file_loads_with_its_values(tmp_path: Path) -> None:
     assert settings.interval(Stream.events) == timedelta(minutes=15)  # left at its default
 
 
-def test_a_file_of_comments_is_refused_rather_than_read_as_every_default(
-        tmp_path: Path) -> None:
+def test_a_file_of_comments_is_refused_rather_than_read_as_every_default(tmp_path: Path) -> None:
     # the defaults include a database URL: "nothing set" must never mean "move to the default"
     with pytest.raises(ConfigError, match="holds no settings"):
         load_settings(write(tmp_path, "# nothing set\n"), env=False)

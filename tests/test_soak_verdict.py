@@ -43,12 +43,38 @@ def test_an_extra_silver_row_is_a_duplicate(engine):
     run_pipeline(engine, make_settings(), 2)
     with write_session(engine) as session:
         row = session.query(SilverEvent).first()
-        bulk_insert(session, SilverEvent.__table__, (
-            "event_id", "company_id", "driver_id", "truck_id", "event_type", "event_timestamp",
-            "event_ms", "lat", "lon", "batch_id", "row_no"),
-            [("00000000-0000-0000-0000-000000000000", row.company_id, row.driver_id,
-              row.truck_id, row.event_type, row.event_timestamp, row.event_ms, None, None,
-              row.batch_id, 999)])
+        bulk_insert(
+            session,
+            SilverEvent.__table__,
+            (
+                "event_id",
+                "company_id",
+                "driver_id",
+                "truck_id",
+                "event_type",
+                "event_timestamp",
+                "event_ms",
+                "lat",
+                "lon",
+                "batch_id",
+                "row_no",
+            ),
+            [
+                (
+                    "00000000-0000-0000-0000-000000000000",
+                    row.company_id,
+                    row.driver_id,
+                    row.truck_id,
+                    row.event_type,
+                    row.event_timestamp,
+                    row.event_ms,
+                    None,
+                    None,
+                    row.batch_id,
+                    999,
+                )
+            ],
+        )
     duplicate = _by_name(v.batch_checks(engine))["no duplicate row"]
     assert duplicate.passed is False and "silver_events" in duplicate.detail
 
@@ -61,9 +87,13 @@ def test_ticks_are_accounted_from_beat_log_and_skip_rows(engine):
         record_skip(session, "events", datetime.now(UTC), "expired", "waited")  # at a worker
         record_skip(session, "events", datetime.now(UTC), "in_flight", "x")  # at beat
         record_skip(session, "events", datetime.now(UTC), "paused", "the fleet is paused")
-    log = "\n".join(["Scheduler: Sending due task generate-events (emugen.generate_batch)"] * 5
-                    + ["Scheduler: Sending due task reap (emugen.reap)",
-                       "tick skipped: events 9 batches are generated"])
+    log = "\n".join(
+        ["Scheduler: Sending due task generate-events (emugen.generate_batch)"] * 5
+        + [
+            "Scheduler: Sending due task reap (emugen.reap)",
+            "tick skipped: events 9 batches are generated",
+        ]
+    )
     check = v.tick_check(engine, log, judged=True)
     assert check.passed is True and "0 unaccounted" in check.detail
     check = v.tick_check(engine, log + "\nSending due task generate-companies", judged=True)
@@ -72,8 +102,9 @@ def test_ticks_are_accounted_from_beat_log_and_skip_rows(engine):
 
 
 def test_rss_growth_compares_the_second_tenth_with_the_last():
-    samples = [{"t": t, "rss_w_mb": 100.0 if t < 90 else 115.0, "rss_r_mb": 10.0}
-               for t in range(100)]
+    samples = [
+        {"t": t, "rss_w_mb": 100.0 if t < 90 else 115.0, "rss_r_mb": 10.0} for t in range(100)
+    ]
     checks = _by_name(v.rss_checks(samples, ["w", "r"], 100, judged=True))
     assert checks["RSS growth w <= 10%"].passed is False
     assert "+15.0%" in checks["RSS growth w <= 10%"].detail
@@ -103,8 +134,9 @@ def test_the_noise_allowance_shrinks_with_the_number_of_batches_in_a_tenth():
 
 
 def test_the_chart_is_well_formed_svg_with_both_panels_and_marks():
-    samples = [{"t": t, "rss_worker1_mb": 100 + t / 10, "p95_ms": 40.0, "p50_ms": 20.0}
-               for t in range(60)]
+    samples = [
+        {"t": t, "rss_worker1_mb": 100 + t / 10, "p95_ms": 40.0, "p50_ms": 20.0} for t in range(60)
+    ]
     svg = soak_svg(samples, ["worker1"], "soak <test>", [(30, "kill -9 worker1")])
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
@@ -149,18 +181,31 @@ def test_soak_exits_1_on_fail_and_0_on_pass(monkeypatch, tmp_path):
     def fake(passed):
         def run(options, disturbance=None, progress=print):
             check = v.Check("no lost batch", passed, "x")
-            summary = {"title": "soak", "duration_s": options.duration,
-                       "interval_s": options.interval, "workers": options.workers,
-                       "wall_s": 1.0, "drain_s": 0.0, "batches": 2, "samples": 2, "p50_ms": 1.0,
-                       "p95_ms": 1.0, "p99_ms": 1.0, "skipped_ticks": {}, "sse_events": None,
-                       "disturbances": []}
+            summary = {
+                "title": "soak",
+                "duration_s": options.duration,
+                "interval_s": options.interval,
+                "workers": options.workers,
+                "wall_s": 1.0,
+                "drain_s": 0.0,
+                "batches": 2,
+                "samples": 2,
+                "p50_ms": 1.0,
+                "p95_ms": 1.0,
+                "p99_ms": 1.0,
+                "skipped_ticks": {},
+                "sse_events": None,
+                "disturbances": [],
+            }
             return emugen.lab.soak.SoakResult(passed, [check], summary, options.out)
+
         return run
 
     for passed, code in ((False, 1), (True, 0)):
         monkeypatch.setattr(emugen.lab.soak, "run_soak", fake(passed))
-        result = CliRunner().invoke(main, ["soak", "--duration", "3m", "--interval", "0.5",
-                                           "--out", str(tmp_path)])
+        result = CliRunner().invoke(
+            main, ["soak", "--duration", "3m", "--interval", "0.5", "--out", str(tmp_path)]
+        )
         assert result.exit_code == code, result.output
         assert f"VERDICT: {'PASS' if passed else 'FAIL'}" in result.output
     assert CliRunner().invoke(main, ["soak", "--duration", "0"]).exit_code == 2
@@ -211,14 +256,18 @@ def test_after_pruning_the_store_criteria_count_the_pruned_batches_from_the_tall
     assert pruned["events"]["batches"] == 3 and pruned["companies"]["batches"] == 3
     assert pruned["skipped_ticks"] == 1 and pruned["events_max_ms"] is not None
 
-    checks = _by_name([*v.batch_checks(engine), v.reconciliation_check(engine),
-                       v.gold_check(engine)])
+    checks = _by_name(
+        [*v.batch_checks(engine), v.reconciliation_check(engine), v.gold_check(engine)]
+    )
     assert all(c.passed for c in checks.values()), [c.line() for c in checks.values()]
     assert "events 1..4 (3 pruned)" in checks["no lost batch"].detail
-    assert "earlier windows hold pruned events" in checks[
-        "gold equals a recomputation from silver"].detail
-    log = "\n".join(["Sending due task generate-events"] * 5
-                    + ["Sending due task generate-companies"] * 4)
+    assert (
+        "earlier windows hold pruned events"
+        in checks["gold equals a recomputation from silver"].detail
+    )
+    log = "\n".join(
+        ["Sending due task generate-events"] * 5 + ["Sending due task generate-companies"] * 4
+    )
     assert v.tick_check(engine, log, judged=True).passed is True  # 8 batches + 1 expired
 
 

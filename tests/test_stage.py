@@ -50,21 +50,32 @@ def test_a_stage_run_again_says_the_work_was_already_done(engine, dirty):
 
 def test_stages_out_of_order_or_on_a_missing_batch_raise_errors_of_the_tree(engine, dirty):
     landed = generate_and_land(engine, dirty, "companies", T0)
-    with (pytest.raises(StageOrderError, match="gold needs a silver batch"),
-          write_session(engine) as session):
+    with (
+        pytest.raises(StageOrderError, match="gold needs a silver batch"),
+        write_session(engine) as session,
+    ):
         gold.run(session, landed.batch_id)
     with pytest.raises(BatchNotFound, match="emugen status"), write_session(engine) as session:
         silver.run(session, "companies-000000099")
 
 
-_LANDED = ((BronzeRecord, BronzeRecord.payload), (InjectedDefect, InjectedDefect.defect),
-           (PlannedCompany, PlannedCompany.company_id))
+_LANDED = (
+    (BronzeRecord, BronzeRecord.payload),
+    (InjectedDefect, InjectedDefect.defect),
+    (PlannedCompany, PlannedCompany.company_id),
+)
 
 
 def _landed_rows(engine, batch_id):
     with read_session(engine) as session:
-        return [session.execute(select(table.row_no, column).where(table.batch_id == batch_id)
-                                .order_by(table.row_no)).all() for table, column in _LANDED]
+        return [
+            session.execute(
+                select(table.row_no, column)
+                .where(table.batch_id == batch_id)
+                .order_by(table.row_no)
+            ).all()
+            for table, column in _LANDED
+        ]
 
 
 def test_bronze_lands_a_drafted_batch_again_byte_for_byte_from_its_recorded_spec(engine, dirty):

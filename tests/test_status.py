@@ -17,8 +17,11 @@ from emugen.status.report import batch_tally, control, layer_latencies, status
 from tests.conftest import make_settings
 
 PROBE: dict[str, Any] = {
-    "broker": {"ok": True, "error": None}, "workers": {"ok": True}, "queues": {},
-    "store": {"fault": None, "parked_ticks": None}}
+    "broker": {"ok": True, "error": None},
+    "workers": {"ok": True},
+    "queues": {},
+    "store": {"fault": None, "parked_ticks": None},
+}
 CONFIG: dict[str, Any] = {"valid": True, "problems": [], "mode": "emulated", "streams": {}}
 
 
@@ -57,7 +60,9 @@ def test_the_batch_tally_counts_batches_and_records_per_stream_and_status(engine
         tally = batch_tally(session)
         report = status(session, latest=50)
     assert {(stream, state) for stream, state, _, _ in tally} == {
-        ("companies", "gold"), ("events", "gold")}
+        ("companies", "gold"),
+        ("events", "gold"),
+    }
     assert sum(n for *_, n, _ in tally) == 4
     assert sum(records for *_, records in tally) == sum(b["records"] for b in report["latest"])
 
@@ -77,7 +82,10 @@ def test_the_latest_batches_carry_the_same_stage_latencies_as_the_dashboard(engi
         row = session.get(BatchRow, report["latest"][0]["batch_id"])
         latency = layer_latencies(row)
     latest = report["latest"][0]
-    assert (latest["bronze_ms"], latest["silver_ms"], latest["gold_ms"],
-            latest["tick_to_gold_ms"]) == (latency["bronze"], latency["silver"],
-                                           latency["gold"], latency["end_to_end"])
+    assert (
+        latest["bronze_ms"],
+        latest["silver_ms"],
+        latest["gold_ms"],
+        latest["tick_to_gold_ms"],
+    ) == (latency["bronze"], latency["silver"], latency["gold"], latency["end_to_end"])
     assert latency["end_to_end"] is not None

@@ -40,10 +40,14 @@ ALL_DEFECTS = {s: {d.value: 1 for d in DEFECTS_FOR[s]} for s in Stream}
 def dirty_settings(rate: float = 0.3, size: int = 20):
     return make_settings(
         clock={"kind": "wall"},
-        companies={"emulated": {"min_batch_size": size, "max_batch_size": size},
-                   "quality": {"rate": rate, "defects": ALL_DEFECTS[Stream.companies]}},
-        events={"emulated": {"min_batch_size": size, "max_batch_size": size},
-                "quality": {"rate": rate, "defects": ALL_DEFECTS[Stream.events]}},
+        companies={
+            "emulated": {"min_batch_size": size, "max_batch_size": size},
+            "quality": {"rate": rate, "defects": ALL_DEFECTS[Stream.companies]},
+        },
+        events={
+            "emulated": {"min_batch_size": size, "max_batch_size": size},
+            "quality": {"rate": rate, "defects": ALL_DEFECTS[Stream.events]},
+        },
     )
 
 
@@ -65,9 +69,11 @@ def test_every_defect_type_at_rate_030_over_10000_records_per_entity_is_caught_e
     for n in range(10):
         land_round(engine, settings, n)
     with read_session(engine) as session:
-        totals = dict(session.execute(
-            select(BatchRow.stream, func.sum(BatchRow.record_count)).group_by(BatchRow.stream)
-        ).all())
+        totals = dict(
+            session.execute(
+                select(BatchRow.stream, func.sum(BatchRow.record_count)).group_by(BatchRow.stream)
+            ).all()
+        )
         result = reconcile(session)
     assert totals["companies"] >= 10_000 and totals["events"] >= 10_000
     assert result.injected >= 6_000
@@ -86,8 +92,11 @@ def test_gold_equals_a_direct_recomputation_from_silver_across_many_small_batche
     companies, regions = gold_tables(engine)
     assert companies and regions
     with read_session(engine) as session:
-        delivered = session.scalar(select(func.count()).select_from(SilverEvent)
-                                   .where(SilverEvent.event_type == "delivered"))
+        delivered = session.scalar(
+            select(func.count())
+            .select_from(SilverEvent)
+            .where(SilverEvent.event_type == "delivered")
+        )
     assert sum(r[6] for r in regions) == delivered  # every delivery counted once
 
 
@@ -140,8 +149,7 @@ def _together(target, args_list) -> None:
         assert p.exitcode == 0
 
 
-def test_two_processes_running_the_same_stage_at_once_leave_the_same_tables(engine,
-                                                                           database_url):
+def test_two_processes_running_the_same_stage_at_once_leave_the_same_tables(engine, database_url):
     settings = dirty_settings(rate=0.3, size=300)
     reference_ids = land_round(engine, settings, 1)
     landed = generate_and_land(engine, settings, Stream.events, tick(2))
@@ -150,10 +158,16 @@ def test_two_processes_running_the_same_stage_at_once_leave_the_same_tables(engi
         _together(_run_stage, [(database_url, stage, landed.batch_id)] * 2)
         if stage == "silver":
             with read_session(engine) as session:
-                rows = session.scalar(select(func.count()).select_from(SilverEvent)
-                                      .where(SilverEvent.batch_id == landed.batch_id))
-                quarantined = session.scalar(select(func.count()).select_from(Quarantine)
-                                             .where(Quarantine.batch_id == landed.batch_id))
+                rows = session.scalar(
+                    select(func.count())
+                    .select_from(SilverEvent)
+                    .where(SilverEvent.batch_id == landed.batch_id)
+                )
+                quarantined = session.scalar(
+                    select(func.count())
+                    .select_from(Quarantine)
+                    .where(Quarantine.batch_id == landed.batch_id)
+                )
             assert rows + quarantined == landed.record_count
         expected = snapshot(engine)
     # the same stages once more, serially, change nothing
@@ -165,13 +179,15 @@ def test_two_processes_running_the_same_stage_at_once_leave_the_same_tables(engi
 
 
 def test_two_generators_for_the_same_tick_make_one_batch_and_distinct_ticks_get_distinct_seqs(
-        engine, database_url):
+    engine, database_url
+):
     settings = dirty_settings()
     land_round(engine, settings, 0)
     _together(_land, [(database_url, tick(5))] * 2 + [(database_url, tick(6))] * 2)
     with read_session(engine) as session:
-        seqs = session.scalars(select(BatchRow.seq).where(BatchRow.stream == "events")
-                               .order_by(BatchRow.seq)).all()
+        seqs = session.scalars(
+            select(BatchRow.seq).where(BatchRow.stream == "events").order_by(BatchRow.seq)
+        ).all()
     assert seqs == [1, 2, 3]
 
 
@@ -204,9 +220,11 @@ def test_replay_reports_identical_for_landed_batches_and_detects_a_tampered_row(
         for batch_id in ids:
             assert replay(session, batch_id).identical
     with write_session(engine) as session:
-        session.execute(update(BronzeRecord)
-                        .where(BronzeRecord.batch_id == ids[-1], BronzeRecord.row_no == 7)
-                        .values(payload='{"tampered": true}'))
+        session.execute(
+            update(BronzeRecord)
+            .where(BronzeRecord.batch_id == ids[-1], BronzeRecord.row_no == 7)
+            .values(payload='{"tampered": true}')
+        )
     with read_session(engine) as session:
         report = replay(session, ids[-1])
     assert not report.identical and report.differing == [7]
@@ -216,10 +234,14 @@ def test_replay_reports_identical_for_landed_batches_and_detects_a_tampered_row(
 def test_replay_notices_a_deleted_row_and_altered_truth(engine):
     ids = land_round(engine, dirty_settings(rate=0.5, size=30), 0)
     with write_session(engine) as session:
-        session.execute(BronzeRecord.__table__.delete().where(
-            BronzeRecord.batch_id == ids[1], BronzeRecord.row_no == 29))
-        session.execute(update(InjectedDefect).where(InjectedDefect.batch_id == ids[1])
-                        .values(field="nonsense"))
+        session.execute(
+            BronzeRecord.__table__.delete().where(
+                BronzeRecord.batch_id == ids[1], BronzeRecord.row_no == 29
+            )
+        )
+        session.execute(
+            update(InjectedDefect).where(InjectedDefect.batch_id == ids[1]).values(field="nonsense")
+        )
     with read_session(engine) as session:
         report = replay(session, ids[1])
     assert report.missing == 1 and not report.truth_matches
@@ -281,9 +303,16 @@ def test_a_failed_company_batch_does_not_stop_later_companies_from_getting_event
         spec = json.loads(session.get(BatchRow, events.batch_id).spec)
         excluded = stored_exclusions(session, events.batch_id)
         used = set(session.scalars(select(SilverEvent.company_id).distinct()))
-        planned_by = {landed.batch_id: set(session.scalars(
-            select(SilverCompany.company_id).where(SilverCompany.batch_id == landed.batch_id)))
-            for landed in (first, third)}
+        planned_by = {
+            landed.batch_id: set(
+                session.scalars(
+                    select(SilverCompany.company_id).where(
+                        SilverCompany.batch_id == landed.batch_id
+                    )
+                )
+            )
+            for landed in (first, third)
+        }
         assert session.get(BatchRow, events.batch_id).status == "gold"
         assert reconcile(session).ok
     assert spec["watermark"] == 30
@@ -294,8 +323,10 @@ def test_a_failed_company_batch_does_not_stop_later_companies_from_getting_event
 
 def test_silver_refuses_a_batch_that_is_not_in_bronze_and_gold_one_not_in_silver(engine):
     landed = generate_and_land(engine, dirty_settings(), Stream.companies, tick(0))
-    with pytest.raises(StageOrderError, match="gold needs a silver batch"), \
-            write_session(engine) as session:
+    with (
+        pytest.raises(StageOrderError, match="gold needs a silver batch"),
+        write_session(engine) as session,
+    ):
         build_gold(session, landed.batch_id)
 
 
@@ -311,8 +342,11 @@ def test_distinct_tick_times_never_repeat():
     assert len(set(ticks)) == 1000 and ticks == sorted(ticks)
 
 
-@given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 1, 1))
-       .map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)))
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 1, 1)).map(
+        lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC)
+    )
+)
 def test_silver_s_sliced_timestamp_text_equals_what_the_column_type_would_store(moment):
     from sqlalchemy.dialects import sqlite
 
@@ -320,7 +354,8 @@ def test_silver_s_sliced_timestamp_text_equals_what_the_column_type_would_store(
 
     stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert sqlite_text_from_stamp(stamp) == UTCDateTime().process_bind_param(
-        moment, sqlite.dialect())
+        moment, sqlite.dialect()
+    )
 
 
 def test_stamps_that_are_not_millisecond_canonical_take_the_datetime_path():
@@ -330,8 +365,7 @@ def test_stamps_that_are_not_millisecond_canonical_take_the_datetime_path():
     assert sqlite_text_from_stamp("2026-01-01T00:00:00.123456Z") is None
 
 
-def test_an_event_id_an_earlier_batch_holds_is_quarantined_as_a_duplicate_naming_that_batch(
-        engine):
+def test_an_event_id_an_earlier_batch_holds_is_quarantined_as_a_duplicate_naming_that_batch(engine):
     # On PostgreSQL silver's streamed COPY clashes on the held id, is undone, and the batch
     # goes the exact way: the outcome must be the same as on SQLite
     settings = dirty_settings(rate=0.0)
@@ -340,19 +374,25 @@ def test_an_event_id_an_earlier_batch_holds_is_quarantined_as_a_duplicate_naming
     with write_session(engine) as session:
         held, held_row = session.execute(
             select(SilverEvent.event_id, SilverEvent.row_no)
-            .where(SilverEvent.batch_id == first).order_by(SilverEvent.row_no).limit(1)).one()
+            .where(SilverEvent.batch_id == first)
+            .order_by(SilverEvent.row_no)
+            .limit(1)
+        ).one()
         where = (BronzeRecord.batch_id == second, BronzeRecord.row_no == 5)
         payload = session.scalar(select(BronzeRecord.payload).where(*where))
         ours = json.loads(payload)["event_id"]
-        session.execute(update(BronzeRecord).where(*where)
-                        .values(payload=payload.replace(ours, held)))
+        session.execute(
+            update(BronzeRecord).where(*where).values(payload=payload.replace(ours, held))
+        )
     with write_session(engine) as session:
         refined = refine_silver(session, second)
     assert refined.by_reason == {"duplicate": 1} and refined.valid == 19
     with read_session(engine) as session:
-        details = list(session.scalars(select(Quarantine.detail)
-                                       .where(Quarantine.batch_id == second)))
-        landed = session.scalar(select(func.count()).select_from(SilverEvent)
-                                .where(SilverEvent.batch_id == second))
+        details = list(
+            session.scalars(select(Quarantine.detail).where(Quarantine.batch_id == second))
+        )
+        landed = session.scalar(
+            select(func.count()).select_from(SilverEvent).where(SilverEvent.batch_id == second)
+        )
     assert details == [f"event_id {held} is already in silver (batch {first} row {held_row})"]
     assert landed == 19

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent / "emugen"
-MAX_LINES = 300
+MAX_LINES = 300  # physical lines, before the formatter
+MAX_LOGICAL = 250  # the same modules' statements, comment and docstring lines
 STAGES = ("bronze", "silver", "gold", "reconcile")
 
 
@@ -144,13 +147,28 @@ def forbidden_edges(importer: str, forbidden: tuple[str, ...]) -> list[str]:
     )
 
 
-def test_no_module_is_over_300_lines():
+def logical_lines(source: str) -> int:
+    """Statements, comment lines and docstring lines, as tokenize counts them: what a reader
+    reads, however the formatter spreads a call or a signature over physical lines."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    statements = sum(1 for t in tokens if t.type == tokenize.NEWLINE)
+    comments = sum(1 for t in tokens if t.type == tokenize.COMMENT)
+    text = sum(t.end[0] - t.start[0] for t in tokens if t.type == tokenize.STRING)
+    return statements + comments + text
+
+
+def test_no_module_is_over_its_size_in_logical_lines():
+    # ruff format puts a long signature or call one argument per line, so physical lines grew by
+    # a fifth to a half when it was adopted, with no module saying more; the rule counts what
+    # is read. MAX_LOGICAL is what MAX_LINES physical lines held before the formatter.
     too_long = {
         str(path.relative_to(PACKAGE_ROOT.parent)): lines
         for path in source_files().values()
-        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+        if (lines := logical_lines(path.read_text(encoding="utf-8"))) > MAX_LOGICAL
     }
-    assert not too_long, f"modules over {MAX_LINES} lines (split them by noun): {too_long}"
+    assert not too_long, (
+        f"modules over {MAX_LOGICAL} logical lines (split them by noun): {too_long}"
+    )
 
 
 def test_the_package_has_no_import_circle():
@@ -222,8 +240,10 @@ def test_circle_detection_finds_a_cycle_and_ignores_a_chain():
 
 # Lowest first. Each entry is one layer: its name and the packages (or root modules) in it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("vocabulary/errors/contract", ("emugen", "emugen.vocabulary", "emugen.errors",
-                                    "emugen.contract")),
+    (
+        "vocabulary/errors/contract",
+        ("emugen", "emugen.vocabulary", "emugen.errors", "emugen.contract"),
+    ),
     ("files", ("emugen.files",)),
     ("settings", ("emugen.settings",)),
     ("generate", ("emugen.generate",)),
@@ -258,24 +278,29 @@ def upward_imports(sites: dict[str, list[tuple[str, int]]]) -> list[str]:
         for target, line in targets:
             low, high = layer_of(unit_of(module)), layer_of(unit_of(target))
             if low is not None and high is not None and high > low:
-                found.append(f"{_where(module, line)}: {module} -> {target} points up from "
-                             f"{LAYERS[low][0]} (layer {low}) to {LAYERS[high][0]} "
-                             f"(layer {high})")
+                found.append(
+                    f"{_where(module, line)}: {module} -> {target} points up from "
+                    f"{LAYERS[low][0]} (layer {low}) to {LAYERS[high][0]} "
+                    f"(layer {high})"
+                )
     return found
 
 
 def all_import_sites() -> dict[str, list[tuple[str, int]]]:
     files = source_files()
     modules = set(files)
-    return {name: [(t, line) for t, line in import_sites(name, path, modules) if t != name]
-            for name, path in files.items()}
+    return {
+        name: [(t, line) for t, line in import_sites(name, path, modules) if t != name]
+        for name, path in files.items()
+    }
 
 
 def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     units: dict[str, set[str]] = {}
     for module, targets in graph.items():
         units.setdefault(unit_of(module), set()).update(
-            unit_of(t) for t in targets if unit_of(t) != unit_of(module))
+            unit_of(t) for t in targets if unit_of(t) != unit_of(module)
+        )
     return units
 
 
@@ -297,15 +322,17 @@ def test_every_package_and_root_module_has_a_declared_layer():
 def test_no_import_points_up_a_layer():
     print("\n" + layer_map())  # `pytest tests/test_structure.py -s` shows the map
     upward = upward_imports(all_import_sites())
-    assert not upward, "imports pointing up a layer (move the code down, or the import up):\n" \
-        + "\n".join(upward)
+    assert not upward, (
+        "imports pointing up a layer (move the code down, or the import up):\n" + "\n".join(upward)
+    )
 
 
 def test_the_packages_have_no_import_circle():
     graph = package_graph(import_graph())
     circles = [c for c in strongly_connected(graph) if len(c) > 1]
-    details = [" ; ".join(f"{a} -> {b}" for a in c for b in sorted(graph[a]) if b in c)
-               for c in circles]
+    details = [
+        " ; ".join(f"{a} -> {b}" for a in c for b in sorted(graph[a]) if b in c) for c in circles
+    ]
     assert not circles, "package import circles (edges inside each):\n" + "\n".join(details)
 
 
@@ -316,8 +343,11 @@ def test_the_root_of_the_package_keeps_at_most_six_modules():
 
 def test_an_upward_import_is_named_by_file_line_and_both_layers():
     """Guards the layer check itself: a planted edge from db up to the pipeline is caught."""
-    planted = {"emugen.db.migrate": [("emugen.pipeline.gold", 7)],
-               "emugen.pipeline.gold": [("emugen.db.models", 3)]}
+    planted = {
+        "emugen.db.migrate": [("emugen.pipeline.gold", 7)],
+        "emugen.pipeline.gold": [("emugen.db.models", 3)],
+    }
     assert upward_imports(planted) == [
         "emugen/db/migrate.py:7: emugen.db.migrate -> emugen.pipeline.gold points up from "
-        "db (layer 4) to pipeline (layer 6)"]
+        "db (layer 4) to pipeline (layer 6)"
+    ]

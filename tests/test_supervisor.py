@@ -20,16 +20,22 @@ from emugen.fleet.supervisor import (
     wait_for,
 )
 
-STUBBORN = ("import signal, sys, time\n"
-            "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-            "print('ready', flush=True)\n"
-            "time.sleep(120)\n")
+STUBBORN = (
+    "import signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n"
+)
 
 
 def test_a_spawned_child_logs_to_its_file_in_its_folder_with_its_env(tmp_path: Path) -> None:
     log = tmp_path / "child.log"
-    proc = spawn([sys.executable, "-c", "import os; print(os.getcwd(), os.environ['ROLE'])"],
-                 log, env={"ROLE": "worker7", "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    proc = spawn(
+        [sys.executable, "-c", "import os; print(os.getcwd(), os.environ['ROLE'])"],
+        log,
+        env={"ROLE": "worker7", "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path,
+    )
     assert proc.wait(30) == 0
     assert log.read_text().split() == [str(tmp_path), "worker7"]
 
@@ -75,7 +81,8 @@ def test_the_yaml_writer_replaces_the_file_whole_and_leaves_no_temporary(tmp_pat
 
 
 def test_terminating_together_times_each_exit_and_leaves_stragglers_to_the_caller(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     log = tmp_path / "c.log"
     obeys = spawn([sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "d.log")
     stubborn = spawn([sys.executable, "-c", STUBBORN], log)

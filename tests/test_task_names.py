@@ -48,8 +48,14 @@ def _resolve(tmp_path: Path, names: list[str]) -> dict[str, dict[str, str]]:
     config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'store.db'}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMUGEN_")}
     env["EMUGEN_CONFIG"] = str(config)
-    done = subprocess.run([sys.executable, "-c", PROBE, *names], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *names],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -30,6 +30,7 @@ SETTLE_S = 120  # generous: the machine is shared; the test waits for an outcome
 @pytest.fixture
 def fleet(tmp_path, monkeypatch, database_url, celery_session_app, celery_session_worker):
     """A configured worker runtime behind Celery's in-process test worker."""
+
     def use(**fleet_limits):
         config = write_config(tmp_path / "emugen.yaml", database_url, fleet=fleet_limits)
         monkeypatch.setenv("EMUGEN_CONFIG", str(config))
@@ -37,6 +38,7 @@ def fleet(tmp_path, monkeypatch, database_url, celery_session_app, celery_sessio
         engine = engine_for(database_url)
         init_db(engine)
         return engine
+
     return use
 
 
@@ -100,8 +102,10 @@ def test_a_paused_fleet_records_the_tick_as_skipped_and_consumes_no_seq(fleet):
     with write_session(engine) as session:
         assert skip_counts(session) == {"paused": 1}
         set_paused(session, False)
-    assert tasks.generate_batch.delay("companies", T0.isoformat()).get(
-        timeout=SETTLE_S) == "companies-000000001"
+    assert (
+        tasks.generate_batch.delay("companies", T0.isoformat()).get(timeout=SETTLE_S)
+        == "companies-000000001"
+    )
 
 
 def test_a_worker_over_the_in_flight_limit_skips_with_the_reason(fleet, tmp_path):
@@ -190,7 +194,8 @@ def test_a_tick_that_loses_the_seq_race_on_every_retry_is_recorded_as_failed(fle
     with pytest.raises(SeqContention):
         result.get(timeout=SETTLE_S)
     with read_session(engine) as session:
-        skips = session.execute(select(SkippedTick.stream, SkippedTick.reason,
-                                       SkippedTick.detail)).all()
+        skips = session.execute(
+            select(SkippedTick.stream, SkippedTick.reason, SkippedTick.detail)
+        ).all()
     assert [(s, r) for s, r, _ in skips] == [("events", "failed")]
     assert "could not allocate" in skips[0][2]

@@ -26,6 +26,7 @@ def configured(tmp_path, database_url):
         engine = engine_for(database_url)
         init_db(engine)
         return engine
+
     return use
 
 

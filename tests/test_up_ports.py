@@ -34,21 +34,26 @@ def listening() -> Iterator[int]:
         yield squatter.getsockname()[1]
 
 
-def _up(tmp_path: Path, args: list[str], env: dict[str, str] | None = None,
-        ) -> tuple[CliRunner, object, str]:
+def _up(
+    tmp_path: Path, args: list[str], env: dict[str, str] | None = None
+) -> tuple[CliRunner, object, str]:
     broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}",
-                          broker_url=broker_url)
+    config = write_config(
+        tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}", broker_url=broker_url
+    )
     runner = CliRunner()
-    result = runner.invoke(main, ["up", "--config", str(config), *args],
-                           env={"EMUGEN_WEB_PORT": None, "EMUGEN_FLOWER_PORT": None,
-                                **(env or {})})
+    result = runner.invoke(
+        main,
+        ["up", "--config", str(config), *args],
+        env={"EMUGEN_WEB_PORT": None, "EMUGEN_FLOWER_PORT": None, **(env or {})},
+    )
     return runner, result, broker_url
 
 
 @pytest.mark.parametrize("option", ["--web-port", "--flower-port"])
 def test_a_taken_port_is_refused_before_anything_starts_naming_the_port_and_option(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
     monkeypatch.chdir(tmp_path)
     other = "--flower-port" if option == "--web-port" else "--web-port"
     with listening() as port:
@@ -62,11 +67,13 @@ def test_a_taken_port_is_refused_before_anything_starts_naming_the_port_and_opti
 
 
 def test_the_ports_come_from_the_environment_too(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     with listening() as port:
-        _, result, _ = _up(tmp_path, [], {"EMUGEN_FLOWER_PORT": str(port),
-                                          "EMUGEN_WEB_PORT": str(free_port())})
+        _, result, _ = _up(
+            tmp_path, [], {"EMUGEN_FLOWER_PORT": str(port), "EMUGEN_WEB_PORT": str(free_port())}
+        )
     assert result.exit_code == 2, result.output
     assert f"port {port}" in result.output and "$EMUGEN_FLOWER_PORT" in result.output
 
@@ -83,8 +90,10 @@ def test_chosen_ports_rewrite_the_commands_and_urls_and_are_checked() -> None:
     moved = {p.name: p for p in on_ports(PROCESSES, {"web": 8100, "flower": 5655})}
     assert moved["web"].command == "emugen web --host 127.0.0.1 --port 8100"
     assert "--port=5655 " in moved["flower"].command
-    assert (moved["web"].url, moved["flower"].url) == ("http://127.0.0.1:8100",
-                                                       "http://127.0.0.1:5655")
+    assert (moved["web"].url, moved["flower"].url) == (
+        "http://127.0.0.1:8100",
+        "http://127.0.0.1:5655",
+    )
     assert moved["worker"] == next(p for p in PROCESSES if p.name == "worker")
     with listening() as port, pytest.raises(PortTaken, match=f"port {port} on 127.0.0.1"):
         check_ports(on_ports(PROCESSES, {"web": port, "flower": free_port()}))
@@ -95,8 +104,9 @@ def test_chosen_ports_rewrite_the_commands_and_urls_and_are_checked() -> None:
 
 
 @contextmanager
-def server(respond: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str]]],
-           ) -> Iterator[str]:
+def server(
+    respond: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str]]],
+) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             status, headers = respond(self)
@@ -120,9 +130,11 @@ def server(respond: Callable[[BaseHTTPRequestHandler], tuple[int, dict[str, str]
 
 
 def test_a_dashboard_is_ours_only_when_it_names_our_fleet() -> None:
-    with server(lambda _: (200, {"X-Emugen-Fleet": "ours"})) as ours, \
-            server(lambda _: (200, {"X-Emugen-Fleet": "theirs"})) as theirs, \
-            server(lambda _: (200, {})) as plain:
+    with (
+        server(lambda _: (200, {"X-Emugen-Fleet": "ours"})) as ours,
+        server(lambda _: (200, {"X-Emugen-Fleet": "theirs"})) as theirs,
+        server(lambda _: (200, {})) as plain,
+    ):
         assert serves_fleet(ours, "ours")
         assert not serves_fleet(theirs, "ours") and not serves_fleet(plain, "ours")
     assert not serves_fleet(f"http://127.0.0.1:{free_port()}", "ours")  # nobody there
@@ -137,19 +149,22 @@ def test_a_flower_is_ours_only_when_it_lets_in_our_login_and_nobody_else() -> No
         ok = handler.headers.get("Authorization") == _basic("emugen", "pw1")
         return (200, {}) if ok else (401, {"WWW-Authenticate": "Basic"})
 
-    with server(checks) as ours, server(lambda _: (200, {})) as open_to_all, \
-            server(lambda _: (401, {})) as someone_elses:
+    with (
+        server(checks) as ours,
+        server(lambda _: (200, {})) as open_to_all,
+        server(lambda _: (401, {})) as someone_elses,
+    ):
         assert flower_accepts(ours, "emugen", "pw1")
         assert not flower_accepts(open_to_all, "emugen", "pw1")
         assert not flower_accepts(someone_elses, "emugen", "pw1")
 
 
-def test_the_dashboard_stamps_every_response_with_the_fleet_id_up_gave_it(
-        tmp_path: Path) -> None:
+def test_the_dashboard_stamps_every_response_with_the_fleet_id_up_gave_it(tmp_path: Path) -> None:
     from emugen.web.app import create_app
 
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}",
-                          broker_url="memory://")
+    config = write_config(
+        tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}", broker_url="memory://"
+    )
     app = create_app(config, environ={"EMUGEN_FLEET_ID": "f1eet"})
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/api/health").headers["x-emugen-fleet"] == "f1eet"
@@ -172,8 +187,13 @@ class FakePopen:
 
 
 def _child(name: str, port: int, alive: bool = True) -> Child:
-    spec = ProcessDef(name, f"serve --port {port}", essential=False, port=port,
-                      title={"web": "dashboard", "flower": "Flower"}[name])
+    spec = ProcessDef(
+        name,
+        f"serve --port {port}",
+        essential=False,
+        port=port,
+        title={"web": "dashboard", "flower": "Flower"}[name],
+    )
     return Child(spec, Path(f"var/log/{name}.log"), popen=FakePopen(alive))  # type: ignore[arg-type]
 
 
@@ -193,8 +213,12 @@ def test_the_banner_prints_a_url_only_once_it_answered_as_this_fleet() -> None:
 
 def test_the_banner_never_prints_the_url_of_a_process_that_died() -> None:
     said: list[str] = []
-    banner = Banner([_child("flower", 5655, alive=False)], {"flower": lambda _: True},
-                    said.append, {"flower": "Flower login: ..."})
+    banner = Banner(
+        [_child("flower", 5655, alive=False)],
+        {"flower": lambda _: True},
+        said.append,
+        {"flower": "Flower login: ..."},
+    )
     banner.poll()
     assert said == [] and banner.pending == []
 
@@ -212,7 +236,10 @@ def test_the_banner_warns_instead_when_the_port_never_answers_as_ours() -> None:
 
 def test_the_flower_login_follows_flowers_url() -> None:
     said: list[str] = []
-    Banner([_child("flower", 5655)], {"flower": lambda _: True}, said.append,
-           {"flower": "Flower login: emugen / x"}).poll()
+    Banner(
+        [_child("flower", 5655)],
+        {"flower": lambda _: True},
+        said.append,
+        {"flower": "Flower login: emugen / x"},
+    ).poll()
     assert said == ["Flower     http://127.0.0.1:5655", "Flower login: emugen / x"]
-

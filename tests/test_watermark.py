@@ -25,9 +25,13 @@ def test_a_company_batch_records_the_ids_it_planned_in_the_landing_transaction(e
     with read_session(engine) as session:
         batch = session.get(BatchRow, landed.batch_id)
         spec = BatchSpec.model_validate_json(batch.spec)
-        planned = list(session.scalars(select(PlannedCompany.company_id)
-                                       .where(PlannedCompany.batch_id == landed.batch_id)
-                                       .order_by(PlannedCompany.row_no)))
+        planned = list(
+            session.scalars(
+                select(PlannedCompany.company_id)
+                .where(PlannedCompany.batch_id == landed.batch_id)
+                .order_by(PlannedCompany.row_no)
+            )
+        )
     ordinals = np.arange(batch.first_ordinal, batch.first_ordinal + batch.ordinal_count)
     assert planned == company_traits(spec.seed, ordinals, spec.company_shape).company_ids
     assert len(planned) == batch.ordinal_count > 0
@@ -40,8 +44,13 @@ def test_silver_excludes_exactly_the_planned_companies_it_did_not_take(engine):
         silver.run(session, landed.batch_id)
     with read_session(engine) as session:
         batch = session.get(BatchRow, landed.batch_id)
-        planned = dict(session.execute(select(PlannedCompany.row_no, PlannedCompany.company_id)
-                                       .where(PlannedCompany.batch_id == landed.batch_id)).all())
+        planned = dict(
+            session.execute(
+                select(PlannedCompany.row_no, PlannedCompany.company_id).where(
+                    PlannedCompany.batch_id == landed.batch_id
+                )
+            ).all()
+        )
         taken = set(session.scalars(select(SilverCompany.company_id)))
         excluded = json.loads(batch.excluded_ordinals)
         watermark = company_watermark(session)
@@ -57,8 +66,7 @@ def test_a_mark_is_parsed_once_per_text_and_a_written_mark_is_never_parsed(engin
     run_pipeline(engine, make_settings(companies={"quality": {"rate": 0.5}}), 3)
     parses = []
     real_loads = json.loads
-    monkeypatch.setattr(watermark.json, "loads",
-                        lambda raw: parses.append(raw) or real_loads(raw))
+    monkeypatch.setattr(watermark.json, "loads", lambda raw: parses.append(raw) or real_loads(raw))
     watermark._PARSED.clear()
     with write_session(engine) as session:
         first = company_watermark(session)  # reads the settled mark: one parse

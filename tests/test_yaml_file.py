@@ -47,8 +47,9 @@ def _load_in_child(path: Path) -> str:
             sys.exit(2)
         sys.exit(0)
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=DEADLINE_S)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE_S
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     return done.stdout
 
@@ -171,8 +172,7 @@ def test_a_file_without_a_mapping_of_settings_is_invalid_in_one_line(tmp_path: P
         assert expected in problem and "\n" not in problem, (text, problem)
 
 
-def test_a_key_given_twice_at_the_top_level_names_the_key_and_both_lines(
-        tmp_path: Path) -> None:
+def test_a_key_given_twice_at_the_top_level_names_the_key_and_both_lines(tmp_path: Path) -> None:
     file = tmp_path / "emugen.yaml"
     file.write_text("mode: emulated\nseed: 7\ndatabase_url: sqlite:///a.db\nseed: 8\n")
     with pytest.raises(ConfigError) as caught:
@@ -181,10 +181,10 @@ def test_a_key_given_twice_at_the_top_level_names_the_key_and_both_lines(
     assert "duplicate key 'seed' at line 2 and again at line 4" in problem
 
 
-def test_a_key_given_twice_deep_in_the_tree_names_its_path_and_both_lines(
-        tmp_path: Path) -> None:
+def test_a_key_given_twice_deep_in_the_tree_names_its_path_and_both_lines(tmp_path: Path) -> None:
     file = tmp_path / "emugen.yaml"
-    file.write_text(textwrap.dedent("""\
+    file.write_text(
+        textwrap.dedent("""\
         mode: emulated
         companies:
           quality:
@@ -195,14 +195,18 @@ def test_a_key_given_twice_deep_in_the_tree_names_its_path_and_both_lines(
             rate: 0.2
         events:
           quality: {rate: 0.1, rate: 0.3}
-        """))
+        """)
+    )
     with pytest.raises(ConfigError) as caught:
         load_settings(file, env=False)
     # the first duplicate in document order: `quality` repeated under companies
     assert "duplicate key 'companies.quality' at line 3 and again at line 7" in str(caught.value)
     file.write_text("mode: emulated\nevents:\n  quality: {rate: 0.1,\n    rate: 0.3}\n")
-    with pytest.raises(ConfigError, match=r"duplicate key 'events\.quality\.rate' at line 3 "
-                                          r"and again at line 4"):
+    with pytest.raises(
+        ConfigError,
+        match=r"duplicate key 'events\.quality\.rate' at line 3 "
+        r"and again at line 4",
+    ):
         load_settings(file, env=False)
     # the same name in two mappings is no duplicate
     file.write_text("companies:\n  quality:\n    rate: 0.1\nevents:\n  quality:\n    rate: 0.2\n")

@@ -19,26 +19,26 @@ DEFECTS_MARKER = "<!-- defect-catalogue -->"
 # docs build fails (so a new defect type cannot ship undocumented).
 DEFECT_HANDLING = {
     "missing_field": "A required field is absent. Quarantine the record with reason "
-                     "`missing_field` naming the field; never fill in a default.",
+    "`missing_field` naming the field; never fill in a default.",
     "null_value": "A required field is `null`. Quarantine it (`null_value`); a null `location` "
-                  "is the one null that is valid (a GPS gap).",
+    "is the one null that is valid (a GPS gap).",
     "malformed_timestamp": "The time is not `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` or not a real date. "
-                           "Quarantine it (`malformed_timestamp`); never guess the time.",
+    "Quarantine it (`malformed_timestamp`); never guess the time.",
     "invalid_enum": "A value outside its allowed set (`event_type`, `region`). Quarantine it "
-                    "(`invalid_enum`).",
+    "(`invalid_enum`).",
     "duplicate": "A second copy of a record already in the batch (same id, same payload). Keep "
-                 "the first, quarantine (or drop) the copy; counting it twice is the bug.",
+    "the first, quarantine (or drop) the copy; counting it twice is the bug.",
     "boundary_violation": "The record's time lies outside its batch's interval, in the future "
-                          "or beyond the lateness horizon. Quarantine it "
-                          "(`boundary_violation`).",
+    "or beyond the lateness horizon. Quarantine it "
+    "(`boundary_violation`).",
     "schema_mismatch": "An unknown extra field, a value of the wrong type, or an id that is "
-                       "not a UUID. Quarantine it (`schema_mismatch`).",
+    "not a UUID. Quarantine it (`schema_mismatch`).",
     "out_of_range": "A number outside its range: counts outside 1..100000, a name over 200 "
-                    "characters, a latitude or longitude off the Earth. Quarantine it.",
+    "characters, a latitude or longitude off the Earth. Quarantine it.",
     "empty_string": "A text field that is blank after trimming. Quarantine it "
-                    "(`empty_string`); a blank id is not an id.",
+    "(`empty_string`); a blank id is not an id.",
     "orphan_reference": "An event whose `company_id` names no company in silver. Quarantine "
-                        "it (`orphan_reference`); never invent the company.",
+    "it (`orphan_reference`); never invent the company.",
 }
 ROOT = Path(__file__).resolve().parents[2]
 PRESET = ROOT / "config" / "emulated.yaml"
@@ -64,8 +64,7 @@ def preset_comments(path: Path = PRESET) -> dict[str, str]:
 
 def _def(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
     """The definition a property refers to (directly or as `X or null`), if any."""
-    ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p),
-                                   None)
+    ref = prop.get("$ref") or next((p["$ref"] for p in prop.get("anyOf", []) if "$ref" in p), None)
     return None if ref is None else defs[ref.rsplit("/", 1)[-1]]
 
 
@@ -78,14 +77,29 @@ def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
     if "anyOf" in prop:
         return " or ".join(_type(p, defs) for p in prop["anyOf"])
     kind = prop.get("type", "any")
-    return {"string": "text", "number": "number", "integer": "integer", "boolean": "true/false",
-            "null": "null", "array": "list", "object": "mapping"}.get(kind, kind)
+    return {
+        "string": "text",
+        "number": "number",
+        "integer": "integer",
+        "boolean": "true/false",
+        "null": "null",
+        "array": "list",
+        "object": "mapping",
+    }.get(kind, kind)
 
 
 def _bounds(prop: dict[str, Any]) -> str:
     words = []
-    for key, sign in (("minimum", "≥"), ("ge", "≥"), ("exclusiveMinimum", ">"), ("gt", ">"),
-                      ("maximum", "≤"), ("le", "≤"), ("exclusiveMaximum", "<"), ("lt", "<")):
+    for key, sign in (
+        ("minimum", "≥"),
+        ("ge", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("gt", ">"),
+        ("maximum", "≤"),
+        ("le", "≤"),
+        ("exclusiveMaximum", "<"),
+        ("lt", "<"),
+    ):
         if key in prop:
             words.append(f"{sign} {prop[key]}")
     return ", ".join(words)
@@ -100,8 +114,13 @@ def _default(prop: dict[str, Any]) -> str:
     return f"`{json.dumps(value)}`"
 
 
-def _rows(name: str, schema: dict[str, Any], defs: dict[str, Any], comments: dict[str, str],
-          sections: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _rows(
+    name: str,
+    schema: dict[str, Any],
+    defs: dict[str, Any],
+    comments: dict[str, str],
+    sections: list[tuple[str, dict[str, Any]]],
+) -> list[str]:
     rows = ["| key | type | default | bounds | meaning |", "|---|---|---|---|---|"]
     for key, prop in schema.get("properties", {}).items():
         path = f"{name}.{key}" if name else key
@@ -112,8 +131,10 @@ def _rows(name: str, schema: dict[str, Any], defs: dict[str, Any], comments: dic
         meaning = prop.get("description") or comments.get(path, "")
         if ref and not meaning:
             meaning = f"see [`{path}`](#{path.replace('.', '')})"
-        rows.append(f"| `{key}` | {_type(prop, defs)} | {_default(prop)} | {_bounds(prop)} | "
-                    f"{meaning.replace('|', chr(92) + '|')} |")
+        rows.append(
+            f"| `{key}` | {_type(prop, defs)} | {_default(prop)} | {_bounds(prop)} | "
+            f"{meaning.replace('|', chr(92) + '|')} |"
+        )
     return rows
 
 
@@ -138,18 +159,35 @@ def _examples(stream: str) -> dict[str, tuple[str, dict[str, Any]]]:
     from emugen.settings import parse_settings
     from emugen.vocabulary import Mode, Stream
 
-    settings = parse_settings({"clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"},
-                               "landing": {"enabled": False},
-                               stream: {"quality": {"rate": 0.5}}}, env=False)
+    settings = parse_settings(
+        {
+            "clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"},
+            "landing": {"enabled": False},
+            stream: {"quality": {"rate": 0.5}},
+        },
+        env=False,
+    )
     found: dict[str, tuple[str, dict[str, Any]]] = {}
     for seq in range(1, 40):
-        spec = build_spec(settings, Stream(stream), seq, mode=Mode.emulated, size=40,
-                          watermark=20, first_ordinal=0)
+        spec = build_spec(
+            settings,
+            Stream(stream),
+            seq,
+            mode=Mode.emulated,
+            size=40,
+            watermark=20,
+            first_ordinal=0,
+        )
         batch = generate(spec)
         lines = batch.lines()
         for row in batch.truth:
-            found.setdefault(row.defect.value, (lines[row.row_no], {
-                "field": row.field, "expected_reason": row.expected_reason.value}))
+            found.setdefault(
+                row.defect.value,
+                (
+                    lines[row.row_no],
+                    {"field": row.field, "expected_reason": row.expected_reason.value},
+                ),
+            )
     return found
 
 
@@ -165,10 +203,19 @@ def defect_catalogue() -> str:
         stream = "events" if defect in DEFECTS_FOR[Stream.events] else "companies"
         line, truth = examples[stream][defect.value]
         streams = ", ".join(s.value for s in Stream if defect in DEFECTS_FOR[s])
-        out += [f"### `{defect.value}`", "", f"Injected into: {streams}. "
-                f"{DEFECT_HANDLING[defect.value]}", "",
-                f"An example ({stream}, field `{truth.get('field')}`, silver's reason "
-                f"`{truth.get('expected_reason')}`):", "", "```json", line, "```", ""]
+        out += [
+            f"### `{defect.value}`",
+            "",
+            f"Injected into: {streams}. {DEFECT_HANDLING[defect.value]}",
+            "",
+            f"An example ({stream}, field `{truth.get('field')}`, silver's reason "
+            f"`{truth.get('expected_reason')}`):",
+            "",
+            "```json",
+            line,
+            "```",
+            "",
+        ]
     return "\n".join(out)
 
 
@@ -188,8 +235,10 @@ def openapi_document() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "emugen.yaml"
-        config.write_text(f"database_url: sqlite:///{folder}/emugen.db\n"
-                          "landing: {enabled: false}\n", encoding="utf-8")
+        config.write_text(
+            f"database_url: sqlite:///{folder}/emugen.db\nlanding: {{enabled: false}}\n",
+            encoding="utf-8",
+        )
         return create_app(config).openapi()
 
 
@@ -197,6 +246,9 @@ def on_files(files: Any, config: Any) -> Any:
     """Publish the OpenAPI document as a file of the site, so pages can link to it."""
     from mkdocs.structure.files import File
 
-    files.append(File.generated(config, "openapi.json",
-                                content=json.dumps(openapi_document(), indent=2) + "\n"))
+    files.append(
+        File.generated(
+            config, "openapi.json", content=json.dumps(openapi_document(), indent=2) + "\n"
+        )
+    )
     return files

@@ -50,9 +50,11 @@ class Estimate:
 
     def line(self) -> str:
         landing = f", landing {human(self.landing_bytes)}" if self.landing_bytes else ""
-        return (f"estimate: {self.ticks:,} ticks, {self.records:,} records, store "
-                f"{human(self.store_bytes)}{landing}, about {duration(self.seconds)} on one "
-                f"worker (~{RATE:,} records/s each)")
+        return (
+            f"estimate: {self.ticks:,} ticks, {self.records:,} records, store "
+            f"{human(self.store_bytes)}{landing}, about {duration(self.seconds)} on one "
+            f"worker (~{RATE:,} records/s each)"
+        )
 
 
 @dataclass
@@ -96,8 +98,13 @@ def estimate(plan: Plan, done: set[str] | None = None) -> Estimate:
     for stream in Stream:
         code = STREAMS.index(stream)
         index = np.flatnonzero(columns.stream == code)
-        left = index[[batch_id_for(stream, int(seq)) not in done
-                      for seq in columns.seq[index].tolist()]] if done else index
+        left = (
+            index[
+                [batch_id_for(stream, int(seq)) not in done for seq in columns.seq[index].tolist()]
+            ]
+            if done
+            else index
+        )
         if not len(left):
             continue
         counted = int(columns.records[left].sum())
@@ -132,14 +139,18 @@ def room(settings: Settings, needs: Estimate) -> Room:
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         want(Path(str(url.database)).parent, needs.store_bytes)
     else:
-        found.notes.append(f"the {url.get_backend_name()} server's free space cannot be read "
-                           f"from here: make sure it has {human(needs.store_bytes)}")
+        found.notes.append(
+            f"the {url.get_backend_name()} server's free space cannot be read "
+            f"from here: make sure it has {human(needs.store_bytes)}"
+        )
     landing = settings.landing
     if landing.enabled and protocol_of(landing.root) in LOCAL:
         want(Path(landing.root.removeprefix("file://")).expanduser(), needs.landing_bytes)
     elif landing.enabled:
-        found.notes.append(f"the landing root {landing.root} is an object store, whose free "
-                           "space cannot be read: not checked")
+        found.notes.append(
+            f"the landing root {landing.root} is an object store, whose free "
+            "space cannot be read: not checked"
+        )
     for where, size in wanted.values():
         free = shutil.disk_usage(where).free
         if size > free:

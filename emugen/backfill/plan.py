@@ -50,11 +50,13 @@ def parse_when(option: str, value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
-        raise BackfillInputError(f"{option} {value!r} is not an ISO-8601 time; use e.g. "
-                                 "2026-01-01T00:00:00Z") from None
+        raise BackfillInputError(
+            f"{option} {value!r} is not an ISO-8601 time; use e.g. 2026-01-01T00:00:00Z"
+        ) from None
     if moment.tzinfo is None:
-        raise BackfillInputError(f"{option} {value!r} has no timezone; give UTC, e.g. "
-                                 f"{text}Z") from None
+        raise BackfillInputError(
+            f"{option} {value!r} has no timezone; give UTC, e.g. {text}Z"
+        ) from None
     return moment
 
 
@@ -63,9 +65,11 @@ def parse_streams(value: str) -> tuple[Stream, ...]:
     known = [s.value for s in Stream]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise BackfillInputError(f"--streams {value!r}: unknown stream "
-                                 f"{', '.join(map(repr, unknown)) or '(none given)'}; allowed: "
-                                 f"{', '.join(known)} (comma-separated)")
+        raise BackfillInputError(
+            f"--streams {value!r}: unknown stream "
+            f"{', '.join(map(repr, unknown)) or '(none given)'}; allowed: "
+            f"{', '.join(known)} (comma-separated)"
+        )
     return tuple(s for s in Stream if s.value in names)
 
 
@@ -78,32 +82,40 @@ def on_clock(settings: Settings, start: datetime) -> Settings:
     return parse_settings(data, env=False)
 
 
-def seqs_in(settings: Settings, stream: Stream, mode: Mode, start: datetime,
-            end: datetime) -> range:
+def seqs_in(
+    settings: Settings, stream: Stream, mode: Mode, start: datetime, end: datetime
+) -> range:
     """The seqs whose tick (interval end) lies in (start, end]: the batches inside the range."""
     origin, length = settings.clock.start, settings.interval(stream, mode)
     assert origin is not None
     return range((start - origin) // length + 1, (end - origin) // length + 1)
 
 
-def _check_range(settings: Settings, start: datetime, end: datetime, streams: Iterable[Stream],
-                 mode: Mode) -> None:
+def _check_range(
+    settings: Settings, start: datetime, end: datetime, streams: Iterable[Stream], mode: Mode
+) -> None:
     if end <= start:
-        raise BackfillInputError(f"--to {end.isoformat()} is not after --from "
-                                 f"{start.isoformat()}; give a range with --from < --to")
+        raise BackfillInputError(
+            f"--to {end.isoformat()} is not after --from "
+            f"{start.isoformat()}; give a range with --from < --to"
+        )
     origin = settings.clock.start
     assert origin is not None
     if start < origin:
-        raise BackfillInputError(f"--from {start.isoformat()} is before the simulated clock's "
-                                 f"start (clock.start {origin.isoformat()}); no tick lies before "
-                                 "it: use --from ≥ clock.start")
+        raise BackfillInputError(
+            f"--from {start.isoformat()} is before the simulated clock's "
+            f"start (clock.start {origin.isoformat()}); no tick lies before "
+            "it: use --from ≥ clock.start"
+        )
     total = sum(len(seqs_in(settings, s, mode, start, end)) for s in streams)
     # event ticks reference every company batch since the clock's start: those count too
     total = max(total, companies_before(settings, mode, end))
     if total > MAX_TICKS:
-        raise BackfillInputError(f"--from {start.isoformat()} --to {end.isoformat()} holds "
-                                 f"{total:,} ticks; at most {MAX_TICKS:,} per run: split the "
-                                 "range (a backfill resumes where it stopped)")
+        raise BackfillInputError(
+            f"--from {start.isoformat()} --to {end.isoformat()} holds "
+            f"{total:,} ticks; at most {MAX_TICKS:,} per run: split the "
+            "range (a backfill resumes where it stopped)"
+        )
 
 
 @dataclass(frozen=True)
@@ -144,23 +156,24 @@ def settle_companies(spec: BatchSpec) -> CompanyBatch:
     with gc_paused():
         for line in to_lines(layout.base_rows(suspects)):
             record = parse(line)
-            result = record if isinstance(record, Rejection) else check(Stream.companies,
-                                                                        record, ctx)
+            result = (
+                record if isinstance(record, Rejection) else check(Stream.companies, record, ctx)
+            )
             if not isinstance(result, Rejection):
                 kept.add(result["company_id"])
     held = np.fromiter((cid in kept for cid in ids), dtype=bool, count=len(ids))
     excluded = tuple(spec.first_ordinal + int(i) for i in np.flatnonzero(~held))
     drivers = int(traits.drivers[held & traits.active.astype(bool)].sum())
-    return CompanyBatch(spec.seq, spec.first_ordinal, len(columns), excluded,
-                        len(layout), drivers)
+    return CompanyBatch(spec.seq, spec.first_ordinal, len(columns), excluded, len(layout), drivers)
 
 
 def company_ledger(settings: Settings, mode: Mode, upto: int) -> Iterator[CompanyBatch]:
     """Company batches 1..upto in order, each starting where the previous one ended."""
     first = 0
     for seq in range(1, upto + 1):
-        batch = settle_companies(build_spec(settings, Stream.companies, seq, mode=mode,
-                                            first_ordinal=first))
+        batch = settle_companies(
+            build_spec(settings, Stream.companies, seq, mode=mode, first_ordinal=first)
+        )
         yield batch
         first += batch.ordinals
 
@@ -169,8 +182,10 @@ def companies_before(settings: Settings, mode: Mode, moment: datetime) -> int:
     """How many company ticks lie strictly before `moment` on the clock."""
     origin = settings.clock.start
     assert origin is not None
-    return max(0, (moment - origin - timedelta(microseconds=1)) // settings.interval(
-        Stream.companies, mode))
+    return max(
+        0,
+        (moment - origin - timedelta(microseconds=1)) // settings.interval(Stream.companies, mode),
+    )
 
 
 class _Walk:
@@ -190,35 +205,70 @@ class _Walk:
             self.drivers += batch.drivers
             self.ledger.extend(batch.excluded)
             if batch.seq in self.keep:
-                self.ticks.add(Tick(Stream.companies, batch.seq, batch.records, self.ticks.maker,
-                                    0, batch.first_ordinal))
+                self.ticks.add(
+                    Tick(
+                        Stream.companies,
+                        batch.seq,
+                        batch.records,
+                        self.ticks.maker,
+                        0,
+                        batch.first_ordinal,
+                    )
+                )
 
     def event(self, seq: int, before: int) -> None:
         self.upto(before)
         exclusions = self.ledger.reference()
         maker = self.ticks.maker
-        spec = build_spec(maker.settings, Stream.events, seq, mode=maker.mode,
-                          watermark=self.watermark, exclusions=exclusions)
+        spec = build_spec(
+            maker.settings,
+            Stream.events,
+            seq,
+            mode=maker.mode,
+            watermark=self.watermark,
+            exclusions=exclusions,
+        )
         # the eligible drivers counted as the companies settled: the generator's own count
         # would build its per-company table (7 bytes a company) just to sum it
         records = batch_size(spec, drivers=self.drivers)[0]
-        self.ticks.add(Tick(Stream.events, seq, records, maker, before, self.watermark,
-                            self.ticks.boundary(exclusions)))
+        self.ticks.add(
+            Tick(
+                Stream.events,
+                seq,
+                records,
+                maker,
+                before,
+                self.watermark,
+                self.ticks.boundary(exclusions),
+            )
+        )
 
 
-def plan_backfill(settings: Settings, start: datetime, end: datetime,
-                  streams: tuple[Stream, ...], mode: Mode = Mode.production) -> Plan:
+def plan_backfill(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    streams: tuple[Stream, ...],
+    mode: Mode = Mode.production,
+) -> Plan:
     """Every tick of (start, end] for `streams`, in clock order (specs built when asked)."""
     settings = on_clock(settings, start)
     _check_range(settings, start, end, streams, mode)
-    event_seqs = seqs_in(settings, Stream.events, mode, start, end) if Stream.events in streams \
+    event_seqs = (
+        seqs_in(settings, Stream.events, mode, start, end) if Stream.events in streams else range(0)
+    )
+    company_seqs = (
+        seqs_in(settings, Stream.companies, mode, start, end)
+        if Stream.companies in streams
         else range(0)
-    company_seqs = seqs_in(settings, Stream.companies, mode, start, end) \
-        if Stream.companies in streams else range(0)
+    )
     assert settings.clock.start is not None
     length = settings.interval(Stream.events, mode)
-    needed = companies_before(settings, mode, settings.clock.start + length * event_seqs[-1]) \
-        if event_seqs else 0
+    needed = (
+        companies_before(settings, mode, settings.clock.start + length * event_seqs[-1])
+        if event_seqs
+        else 0
+    )
     last = max(needed, company_seqs.stop - 1)
     builder = TickBuilder(Maker(settings, mode))
     walk = _Walk(company_ledger(settings, mode, last), builder, company_seqs)

@@ -42,8 +42,10 @@ def line(s: Snapshot) -> str:
     else:
         eta = "--:--:--"
     share = 100 * s.batches / s.total if s.total else 100.0
-    return (f"{s.batches:,}/{s.total:,} ticks {share:3.0f} %  {rate_b:6.1f} batches/s  "
-            f"{rate_e:9,.0f} events/s  ETA {eta}")
+    return (
+        f"{s.batches:,}/{s.total:,} ticks {share:3.0f} %  {rate_b:6.1f} batches/s  "
+        f"{rate_e:9,.0f} events/s  ETA {eta}"
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -54,8 +56,12 @@ def _clock(seconds: float) -> str:
 class Progress:
     """Writes snapshots at a sensible pace; `finish` always writes the last one."""
 
-    def __init__(self, out: TextIO | None = None, tty: bool | None = None,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        tty: bool | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out = out or sys.stderr
         self.tty = self.out.isatty() if tty is None else tty
         self.now = now

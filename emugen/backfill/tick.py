@@ -46,9 +46,12 @@ class TickMessage:
 
     @classmethod
     def parse(cls, message: dict[str, Any]) -> TickMessage:
-        return cls(BatchSpec.model_validate_json(message["spec"]),
-                   datetime.fromisoformat(message["scheduled_at"]),
-                   str(message["fingerprint"]), int(message.get("companies_before", 0)))
+        return cls(
+            BatchSpec.model_validate_json(message["spec"]),
+            datetime.fromisoformat(message["scheduled_at"]),
+            str(message["fingerprint"]),
+            int(message.get("companies_before", 0)),
+        )
 
     @property
     def batch_id(self) -> str:
@@ -60,9 +63,15 @@ def companies_settled(engine: Engine, upto: int) -> bool:
     if upto <= 0:
         return True
     with read_session(engine) as session:
-        settled = session.scalar(select(func.count()).select_from(BatchRow).where(
-            BatchRow.stream == Stream.companies.value, BatchRow.seq <= upto,
-            BatchRow.status.in_(SETTLED)))
+        settled = session.scalar(
+            select(func.count())
+            .select_from(BatchRow)
+            .where(
+                BatchRow.stream == Stream.companies.value,
+                BatchRow.seq <= upto,
+                BatchRow.status.in_(SETTLED),
+            )
+        )
     return settled == upto
 
 
@@ -71,7 +80,8 @@ def check_same(stored: str, spec: BatchSpec, batch_id: str) -> None:
     if BatchSpec.model_validate_json(stored) != spec:
         raise BackfillConflict(
             f"the store already holds {batch_id} with another spec (another config, seed or "
-            "clock made it); backfill into a fresh store, or use the config that made it")
+            "clock made it); backfill into a fresh store, or use the config that made it"
+        )
 
 
 def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
@@ -92,9 +102,14 @@ def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
     generate_ms = (time.perf_counter() - started) * 1000
     try:
         with write_session(engine) as session, gc_paused():
-            bronze.land_bronze(session, planned, fingerprint=tick.fingerprint,
-                               scheduled_at=tick.scheduled_at, generate_ms=generate_ms,
-                               origin=bronze.Origin(worker))
+            bronze.land_bronze(
+                session,
+                planned,
+                fingerprint=tick.fingerprint,
+                scheduled_at=tick.scheduled_at,
+                generate_ms=generate_ms,
+                origin=bronze.Origin(worker),
+            )
     except IntegrityError:  # a resent copy of this tick landed it first
         with read_session(engine) as session:
             stored = session.scalar(select(BatchRow.spec).where(BatchRow.batch_id == batch_id))
@@ -105,23 +120,29 @@ def ensure_bronze(engine: Engine, tick: TickMessage, worker: str | None) -> str:
             ) from None
         check_same(stored, tick.spec, batch_id)
         return "bronze"
-    stage_done(batch_id, "bronze", len(planned), (time.perf_counter() - started) * 1000,
-               seq=tick.spec.seq, mode=tick.spec.mode.value, injected=len(planned.truth),
-               backfill=True)
+    stage_done(
+        batch_id,
+        "bronze",
+        len(planned),
+        (time.perf_counter() - started) * 1000,
+        seq=tick.spec.seq,
+        mode=tick.spec.mode.value,
+        injected=len(planned.truth),
+        backfill=True,
+    )
     return "bronze"
 
 
-def run_tick(engine: Engine, landing: Landing, tick: TickMessage,
-             worker: str | None = None) -> str:
+def run_tick(engine: Engine, landing: Landing, tick: TickMessage, worker: str | None = None) -> str:
     """Bronze, the landing file, silver and gold for one tick; the batch's final status.
 
     Raises BackfillNotReady when an event tick's companies are not settled in silver yet:
     silver's reference check would otherwise reject events a live run keeps.
     """
-    if tick.spec.stream is Stream.events and not companies_settled(engine,
-                                                                   tick.companies_before):
-        raise BackfillNotReady(f"{tick.batch_id} needs company batches 1..{tick.companies_before}"
-                               " in silver first")
+    if tick.spec.stream is Stream.events and not companies_settled(engine, tick.companies_before):
+        raise BackfillNotReady(
+            f"{tick.batch_id} needs company batches 1..{tick.companies_before} in silver first"
+        )
     claim(engine, tick.batch_id, worker)
     status = ensure_bronze(engine, tick, worker)
     if status == "failed":

@@ -44,18 +44,33 @@ class Tick:
     def spec(self) -> BatchSpec:
         """Built when asked for (a message, a check), never kept."""
         if self.stream is Stream.companies:
-            return build_spec(self.maker.settings, self.stream, self.seq, mode=self.maker.mode,
-                              first_ordinal=self.position)
-        return build_spec(self.maker.settings, self.stream, self.seq, mode=self.maker.mode,
-                          watermark=self.position,
-                          exclusions=self.maker.exclusions(self.ledger_index),
-                          sources=self.maker.sources(self.seq))
+            return build_spec(
+                self.maker.settings,
+                self.stream,
+                self.seq,
+                mode=self.maker.mode,
+                first_ordinal=self.position,
+            )
+        return build_spec(
+            self.maker.settings,
+            self.stream,
+            self.seq,
+            mode=self.maker.mode,
+            watermark=self.position,
+            exclusions=self.maker.exclusions(self.ledger_index),
+            sources=self.maker.sources(self.seq),
+        )
 
     def own_spec(self) -> BatchSpec:
         """The spec without the earlier batches a redelivered copy reads (as a source)."""
-        return build_spec(self.maker.settings, self.stream, self.seq, mode=self.maker.mode,
-                          watermark=self.position,
-                          exclusions=self.maker.exclusions(self.ledger_index))
+        return build_spec(
+            self.maker.settings,
+            self.stream,
+            self.seq,
+            mode=self.maker.mode,
+            watermark=self.position,
+            exclusions=self.maker.exclusions(self.ledger_index),
+        )
 
     @property
     def batch_id(self) -> str:
@@ -63,8 +78,12 @@ class Tick:
 
     def message(self, fingerprint: str) -> dict[str, object]:
         """The Celery message: everything a worker needs besides its store's URLs."""
-        return {"spec": self.spec.model_dump_json(), "scheduled_at": self.scheduled_at.isoformat(),
-                "fingerprint": fingerprint, "companies_before": self.companies_before}
+        return {
+            "spec": self.spec.model_dump_json(),
+            "scheduled_at": self.scheduled_at.isoformat(),
+            "fingerprint": fingerprint,
+            "companies_before": self.companies_before,
+        }
 
 
 class Maker:
@@ -112,23 +131,42 @@ class TickColumns:
 
     def __init__(self, maker: Maker, columns: dict[str, np.ndarray]) -> None:
         self.maker = maker
-        self.stream, self.seq, self.records = (columns["stream"], columns["seq"],
-                                               columns["records"])
-        self.before, self.position, self.ledger = (columns["before"], columns["position"],
-                                                   columns["ledger"])
+        self.stream, self.seq, self.records = (
+            columns["stream"],
+            columns["seq"],
+            columns["records"],
+        )
+        self.before, self.position, self.ledger = (
+            columns["before"],
+            columns["position"],
+            columns["ledger"],
+        )
 
     def __len__(self) -> int:
         return len(self.seq)
 
     def __getitem__(self, i: int) -> Tick:
-        return Tick(STREAMS[self.stream[i]], int(self.seq[i]), int(self.records[i]), self.maker,
-                    int(self.before[i]), int(self.position[i]), int(self.ledger[i]))
+        return Tick(
+            STREAMS[self.stream[i]],
+            int(self.seq[i]),
+            int(self.records[i]),
+            self.maker,
+            int(self.before[i]),
+            int(self.position[i]),
+            int(self.ledger[i]),
+        )
 
     def __iter__(self) -> Iterator[Tick]:
         maker = self.maker
         for code, seq, records, before, position, ledger in zip(
-                self.stream.tolist(), self.seq.tolist(), self.records.tolist(),
-                self.before.tolist(), self.position.tolist(), self.ledger.tolist(), strict=True):
+            self.stream.tolist(),
+            self.seq.tolist(),
+            self.records.tolist(),
+            self.before.tolist(),
+            self.position.tolist(),
+            self.ledger.tolist(),
+            strict=True,
+        ):
             yield Tick(STREAMS[code], seq, records, maker, before, position, ledger)
 
     def seqs(self, stream: Stream) -> np.ndarray:
@@ -149,8 +187,10 @@ class TickBuilder:
 
     def __init__(self, maker: Maker) -> None:
         self.maker = maker
-        self._columns = {name: array("q") for name in
-                         ("stream", "seq", "records", "before", "position", "ledger")}
+        self._columns = {
+            name: array("q")
+            for name in ("stream", "seq", "records", "before", "position", "ledger")
+        }
         self._counts, self._digests = array("q"), bytearray()
 
     def boundary(self, exclusions: Exclusions) -> int:
@@ -161,25 +201,38 @@ class TickBuilder:
         return len(self._counts) - 1
 
     def add(self, tick: Tick) -> None:
-        for name, value in (("stream", STREAMS.index(tick.stream)), ("seq", tick.seq),
-                            ("records", tick.records), ("before", tick.companies_before),
-                            ("position", tick.position), ("ledger", tick.ledger_index)):
+        for name, value in (
+            ("stream", STREAMS.index(tick.stream)),
+            ("seq", tick.seq),
+            ("records", tick.records),
+            ("before", tick.companies_before),
+            ("position", tick.position),
+            ("ledger", tick.ledger_index),
+        ):
             self._columns[name].append(value)
 
     def freeze(self, ordinals: np.ndarray) -> TickColumns:
         """The ticks in clock order; `ordinals`: the exclusion ledger they name prefixes of."""
         count = len(self)
-        stream = np.frombuffer(self._columns["stream"], dtype=np.int64) if count else \
-            np.zeros(0, dtype=np.int64)
+        stream = (
+            np.frombuffer(self._columns["stream"], dtype=np.int64)
+            if count
+            else np.zeros(0, dtype=np.int64)
+        )
         seq = np.frombuffer(self._columns["seq"], dtype=np.int64) if count else stream
-        step = [self.maker.settings.interval(s, self.maker.mode) // timedelta(microseconds=1)
-                for s in STREAMS]
+        step = [
+            self.maker.settings.interval(s, self.maker.mode) // timedelta(microseconds=1)
+            for s in STREAMS
+        ]
         order = np.lexsort((stream, seq * np.where(stream == 0, step[0], step[1])))
         del stream, seq
         columns = {}
         for name, dtype in _DTYPES.items():  # one column at a time: the builder's is let go
-            values = np.frombuffer(self._columns[name], dtype=np.int64) if count else \
-                np.zeros(0, dtype=np.int64)
+            values = (
+                np.frombuffer(self._columns[name], dtype=np.int64)
+                if count
+                else np.zeros(0, dtype=np.int64)
+            )
             columns[name] = values[order].astype(dtype)
             del values
             self._columns[name] = array("q")
@@ -194,5 +247,11 @@ class TickBuilder:
 
 
 # ~33 bytes a tick once frozen (a ledger index and the company batches waited for fit int32)
-_DTYPES = {"stream": np.int8, "seq": np.int64, "records": np.int64, "before": np.int32,
-           "position": np.int64, "ledger": np.int32}
+_DTYPES = {
+    "stream": np.int8,
+    "seq": np.int64,
+    "records": np.int64,
+    "before": np.int32,
+    "position": np.int64,
+    "ledger": np.int32,
+}

@@ -57,9 +57,25 @@ from emugen.lab.runs_cli import chaos_cmd, soak_cmd  # noqa: E402
 from emugen.sinks.cli import land_group  # noqa: E402
 from emugen.web.cli import web_cmd  # noqa: E402 - uvicorn and FastAPI load when run
 
-for _command in (init_cmd, generate_cmd, config_group, db_group, pipeline_group, status_cmd,
-                 replay_cmd, pause_cmd, resume_cmd, clean_cmd, mode_cmd, up_cmd, web_cmd,
-                 export_cmd, grade_cmd, land_group, backfill_cmd):
+for _command in (
+    init_cmd,
+    generate_cmd,
+    config_group,
+    db_group,
+    pipeline_group,
+    status_cmd,
+    replay_cmd,
+    pause_cmd,
+    resume_cmd,
+    clean_cmd,
+    mode_cmd,
+    up_cmd,
+    web_cmd,
+    export_cmd,
+    grade_cmd,
+    land_group,
+    backfill_cmd,
+):
     main.add_command(_command)
 
 

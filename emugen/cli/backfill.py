@@ -18,30 +18,69 @@ def _mode(value: str) -> Mode:
     try:
         return Mode(value)
     except ValueError:
-        raise BackfillInputError(f"--mode {value!r} is not a mode; allowed: "
-                                 f"{', '.join(m.value for m in Mode)}") from None
+        raise BackfillInputError(
+            f"--mode {value!r} is not a mode; allowed: {', '.join(m.value for m in Mode)}"
+        ) from None
 
 
 @click.command("backfill")
-@click.option("--from", "start", required=True, metavar="TIME",
-              help="Start of the range (ISO-8601 with a timezone, e.g. 2026-01-01T00:00:00Z).")
-@click.option("--to", "end", required=True, metavar="TIME",
-              help="End of the range: every batch whose interval ends in (--from, --to].")
-@click.option("--streams", default="companies,events", show_default=True,
-              help="Comma-separated streams to make.")
-@click.option("--mode", "mode_name", default="production", show_default=True,
-              help="Whose cadence the ticks follow: production | emulated.")
+@click.option(
+    "--from",
+    "start",
+    required=True,
+    metavar="TIME",
+    help="Start of the range (ISO-8601 with a timezone, e.g. 2026-01-01T00:00:00Z).",
+)
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    metavar="TIME",
+    help="End of the range: every batch whose interval ends in (--from, --to].",
+)
+@click.option(
+    "--streams",
+    default="companies,events",
+    show_default=True,
+    help="Comma-separated streams to make.",
+)
+@click.option(
+    "--mode",
+    "mode_name",
+    default="production",
+    show_default=True,
+    help="Whose cadence the ticks follow: production | emulated.",
+)
 @config_option
-@click.option("--dry-run", is_flag=True,
-              help="Print the ticks, records and estimate; touch neither broker nor store.")
-@click.option("--yes", "confirmed", is_flag=True,
-              help="Start without asking, however large (see --confirm-above).")
-@click.option("--confirm-above", default=10_000_000, show_default=True, metavar="RECORDS",
-              type=click.IntRange(min=0),
-              help="Ask before writing more than this many records (no terminal: needs --yes).")
-def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PLR0913
-                 config_file: Path | None, dry_run: bool, confirmed: bool,
-                 confirm_above: int) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the ticks, records and estimate; touch neither broker nor store.",
+)
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="Start without asking, however large (see --confirm-above).",
+)
+@click.option(
+    "--confirm-above",
+    default=10_000_000,
+    show_default=True,
+    metavar="RECORDS",
+    type=click.IntRange(min=0),
+    help="Ask before writing more than this many records (no terminal: needs --yes).",
+)
+def backfill_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
+    start: str,
+    end: str,
+    streams: str,
+    mode_name: str,  # noqa: PLR0913
+    config_file: Path | None,
+    dry_run: bool,
+    confirmed: bool,
+    confirm_above: int,
+) -> None:
     """Make every batch of a range of simulated time on the Celery fleet, through gold.
 
     Each message carries its tick's full spec, so workers need only their store's URLs.
@@ -59,17 +98,23 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
     from emugen.backfill.plan import parse_streams, parse_when, plan_backfill
 
     settings = load_settings(config_file)
-    plan = plan_backfill(settings, parse_when("--from", start), parse_when("--to", end),
-                         parse_streams(streams), _mode(mode_name))
+    plan = plan_backfill(
+        settings,
+        parse_when("--from", start),
+        parse_when("--to", end),
+        parse_streams(streams),
+        _mode(mode_name),
+    )
     origin = plan.settings.clock.start
     assert origin is not None
-    click.echo(f"backfill ({plan.start.isoformat()}, {plan.end.isoformat()}] on the simulated "
-               f"clock from {origin.isoformat()}, mode {mode_name}:")
+    click.echo(
+        f"backfill ({plan.start.isoformat()}, {plan.end.isoformat()}] on the simulated "
+        f"clock from {origin.isoformat()}, mode {mode_name}:"
+    )
     for stream, (ticks, records) in plan.counts.items():
         seqs = plan.ticks.seqs(stream)
         where = f" (seq {seqs[0]}..{seqs[-1]})" if len(seqs) else ""
-        click.echo(f"  {stream.value:<9} {ticks:>9,} ticks{where}  {records:>14,} records "
-                   "expected")
+        click.echo(f"  {stream.value:<9} {ticks:>9,} ticks{where}  {records:>14,} records expected")
     if dry_run:
         click.echo(estimate(plan).line())
         return
@@ -77,14 +122,17 @@ def backfill_cmd(start: str, end: str, streams: str, mode_name: str,  # noqa: PL
         os.environ["EMUGEN_CONFIG"] = str(config_file)
     from emugen.cli.options import store_engine
 
-    engine = store_engine(plan.settings.model_copy(update={"database_url":
-                                                           settings.database_url}))
+    engine = store_engine(plan.settings.model_copy(update={"database_url": settings.database_url}))
     _check_budget(plan, engine, confirmed, confirm_above)
     _run(plan, engine, settings.broker_url)
 
 
-def _check_budget(plan, engine, confirmed: bool,  # noqa: ANN001 - Plan loads late
-                  confirm_above: int) -> None:
+def _check_budget(
+    plan,
+    engine,
+    confirmed: bool,  # noqa: ANN001 - Plan loads late
+    confirm_above: int,
+) -> None:
     """Print the estimate of what is left to write; refuse what does not fit or is unconfirmed."""
     from emugen.backfill.budget import estimate, room
     from emugen.fleet.backfill import store_state
@@ -95,16 +143,19 @@ def _check_budget(plan, engine, confirmed: bool,  # noqa: ANN001 - Plan loads la
     for note in space.notes:
         click.echo(f"  note: {note}")
     if space.short:
-        raise BackfillRefused(f"backfill does not fit: {'; '.join(space.short)}; free space "
-                              "or split the range (--to earlier)")
+        raise BackfillRefused(
+            f"backfill does not fit: {'; '.join(space.short)}; free space "
+            "or split the range (--to earlier)"
+        )
     if needs.records <= confirm_above or confirmed:
         return
     ask = f"it would write {needs.records:,} records, more than --confirm-above {confirm_above:,}"
     if not _interactive():
         raise BackfillRefused(f"backfill not started: {ask}; rerun with --yes to start it")
     if not click.confirm(f"{ask[0].upper()}{ask[1:]}. Start writing?", default=False):
-        raise BackfillRefused(f"backfill not started: {ask} and it was not confirmed; "
-                              "rerun with --yes to start it")
+        raise BackfillRefused(
+            f"backfill not started: {ask} and it was not confirmed; rerun with --yes to start it"
+        )
 
 
 def _interactive() -> bool:
@@ -121,27 +172,40 @@ def _run(plan, engine, broker_url: str) -> None:  # noqa: ANN001 - Plan loads la
     try:
         app.connection_for_write().ensure_connection(max_retries=2)
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; all mean "no broker"
-        raise BrokerError(f"no broker answers at {broker_url} ({exc}); start Redis and the "
-                          "workers (`celery -A emugen worker`)") from None
-    outcome = Backfill(engine, plan, CeleryFleet(app), plan.settings.fleet,
-                       Progress(sys.stderr)).run()
+        raise BrokerError(
+            f"no broker answers at {broker_url} ({exc}); start Redis and the "
+            "workers (`celery -A emugen worker`)"
+        ) from None
+    outcome = Backfill(
+        engine, plan, CeleryFleet(app), plan.settings.fleet, Progress(sys.stderr)
+    ).run()
     if not outcome.complete:
         problems = []
         if outcome.failed:
-            problems.append(f"{len(outcome.failed)} failed ({', '.join(outcome.failed[:3])}"
-                            f"{'…' if len(outcome.failed) > 3 else ''})")
+            problems.append(
+                f"{len(outcome.failed)} failed ({', '.join(outcome.failed[:3])}"
+                f"{'…' if len(outcome.failed) > 3 else ''})"
+            )
         if outcome.unlanded:
             errors = landing_errors(engine, outcome.unlanded)
-            problems.append(f"{len(outcome.unlanded)} in gold whose landing file is missing"
-                            f"{f' (last error: {errors[0]})' if errors else ''}; fix the "
-                            "landing zone")
+            problems.append(
+                f"{len(outcome.unlanded)} in gold whose landing file is missing"
+                f"{f' (last error: {errors[0]})' if errors else ''}; fix the "
+                "landing zone"
+            )
         if outcome.blocked:
             problems.append(f"{len(outcome.blocked)} blocked behind a failed company batch")
         if outcome.stalled_s is not None:
-            problems.append(f"no tick reached gold for {outcome.stalled_s:.0f} s: are workers "
-                            "running (`celery -A emugen worker`) on this broker and store?")
-        raise BackfillIncomplete(f"backfill incomplete: {outcome.gold:,} of {outcome.total:,} "
-                                 f"ticks in gold; {'; '.join(problems)}. Rerun the same "
-                                 "command to resume")
-    click.echo(f"backfill done: {outcome.total:,} ticks in gold ({outcome.sent:,} sent this run,"
-               f" {outcome.records:,} records) in {outcome.seconds:.1f} s")
+            problems.append(
+                f"no tick reached gold for {outcome.stalled_s:.0f} s: are workers "
+                "running (`celery -A emugen worker`) on this broker and store?"
+            )
+        raise BackfillIncomplete(
+            f"backfill incomplete: {outcome.gold:,} of {outcome.total:,} "
+            f"ticks in gold; {'; '.join(problems)}. Rerun the same "
+            "command to resume"
+        )
+    click.echo(
+        f"backfill done: {outcome.total:,} ticks in gold ({outcome.sent:,} sent this run,"
+        f" {outcome.records:,} records) in {outcome.seconds:.1f} s"
+    )

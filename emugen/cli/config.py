@@ -33,8 +33,11 @@ def config_check(path: Path | None) -> None:
     file = config_path(path)
     settings = load_settings(path, env=False)
     # A forgotten seed still gives reproducible data, but not the data the user may think of.
-    seed = (f"seed {settings.seed}" if "seed" in settings.model_fields_set
-            else f"seed {settings.seed} (the default: the file sets no seed)")
+    seed = (
+        f"seed {settings.seed}"
+        if "seed" in settings.model_fields_set
+        else f"seed {settings.seed} (the default: the file sets no seed)"
+    )
     click.echo(
         f"{file}: valid (mode {settings.mode.value}, {seed}, "
         f"companies every {settings.interval(Stream.companies).total_seconds():g} s, "

@@ -45,8 +45,10 @@ def _set_paused(config_file: Path | None, paused: bool) -> bool:
     from emugen.fleet.outage import refusals
 
     settings = store_settings(config_file)
-    with refusals("pause the fleet" if paused else "resume the fleet", settings.database_url), \
-            write_session(store_engine(settings)) as session:
+    with (
+        refusals("pause the fleet" if paused else "resume the fleet", settings.database_url),
+        write_session(store_engine(settings)) as session,
+    ):
         changed = set_paused(session, paused)
     if changed:  # committed: the dashboard shows it now rather than at its next poll
         announce(settings.broker_url, "control", "paused" if paused else "resumed")
@@ -71,8 +73,9 @@ def clean_cmd(yes: bool, config_file: Path | None) -> None:
     with read_session(engine) as session:
         require_paused(session)  # before asking: a running fleet is never offered a wipe
     if not yes:
-        click.confirm(f"wipe every batch and layer in {redact_url(settings.database_url)}?",
-                      abort=True)
+        click.confirm(
+            f"wipe every batch and layer in {redact_url(settings.database_url)}?", abort=True
+        )
     from emugen.fleet.announce import announce
 
     with write_session(engine) as session:

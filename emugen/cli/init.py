@@ -11,10 +11,16 @@ from emugen.settings.presets import DEFAULT_PRESET, preset_names, write_config
 
 
 @click.command("init")
-@click.argument("folder", required=False, default=".",
-                type=click.Path(file_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(preset_names()), default=DEFAULT_PRESET,
-              show_default=True, help="Which packaged preset the config starts from.")
+@click.argument(
+    "folder", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--preset",
+    type=click.Choice(preset_names()),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="Which packaged preset the config starts from.",
+)
 @click.option("--force", is_flag=True, help="Overwrite a config/emugen.yaml already there.")
 def init_cmd(folder: Path, preset: str, force: bool) -> None:
     """Write FOLDER/config/emugen.yaml (default: here) from a preset, with its comments.

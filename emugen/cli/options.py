@@ -10,7 +10,10 @@ import click
 from emugen.settings import Settings
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
     help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).",
 )
 

@@ -14,8 +14,13 @@ from emugen.settings import load_settings
 
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--latest", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many of the newest batches to list.")
+@click.option(
+    "--latest",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many of the newest batches to list.",
+)
 @config_option
 def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     """Counts per layer, quarantine by reason, reconciliation, the latest batches.
@@ -40,8 +45,9 @@ def status_cmd(as_json: bool, latest: int, config_file: Path | None) -> None:
     with refusals("read the status", settings.database_url):
         engine = store_engine(settings)
         with read_session(engine) as session:
-            report = status(session, latest, store_state(engine, client),
-                            read_quietly(client), beat)
+            report = status(
+                session, latest, store_state(engine, client), read_quietly(client), beat
+            )
     click.echo(json.dumps(report, indent=2) if as_json else format_status(report))
 
 

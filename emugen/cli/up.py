@@ -72,8 +72,10 @@ class Console:
 def summary_line(report: dict[str, Any], now: datetime, paused: bool = False) -> str:
     """One line from `status()`: batches in gold per stream, last batch age, quality."""
     batches = report["batches"]
-    gold = ", ".join(f"{stream} {states.get('gold', 0)}"
-                     for stream, states in sorted(batches.items())) or "none yet"
+    gold = (
+        ", ".join(f"{stream} {states.get('gold', 0)}" for stream, states in sorted(batches.items()))
+        or "none yet"
+    )
     parts = [now.strftime("%H:%M:%S"), f"in gold: {gold}"]
     latest = report["latest"]
     if latest:
@@ -108,8 +110,9 @@ def read_summary(engine: Any, client: Any = None) -> str:
     try:
         due = read_quietly(client)
         with read_session(engine) as session:
-            return summary_line(status(session, latest=1, due=due), datetime.now(UTC),
-                                is_paused(session))
+            return summary_line(
+                status(session, latest=1, due=due), datetime.now(UTC), is_paused(session)
+            )
     except Exception as exc:  # noqa: BLE001 - a busy database must not stop the supervisor
         return f"{datetime.now(UTC):%H:%M:%S} summary unavailable: {exc.__class__.__name__}: {exc}"
 
@@ -158,9 +161,14 @@ class Banner:
 
     EVERY_S = 0.5
 
-    def __init__(self, children: Sequence[Child], probes: Mapping[str, Probe],
-                 say: Callable[[str], None], extra: Mapping[str, str] | None = None,
-                 wait_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        children: Sequence[Child],
+        probes: Mapping[str, Probe],
+        say: Callable[[str], None],
+        extra: Mapping[str, str] | None = None,
+        wait_s: float = 120.0,
+    ) -> None:
         self.pending = [c for c in children if c.spec.url and c.spec.name in probes]
         self.probes, self.say, self.extra, self.wait_s = probes, say, extra or {}, wait_s
         self.started = time.monotonic()
@@ -182,18 +190,28 @@ class Banner:
                     self.say(self.extra[spec.name])
             elif time.monotonic() - self.started > self.wait_s:
                 self.pending.remove(child)
-                self.say(f"WARNING: {spec.url} did not answer as this fleet's {spec.title} "
-                         f"within {self.wait_s:g} s, so it is not shown; see {child.log_path}")
+                self.say(
+                    f"WARNING: {spec.url} did not answer as this fleet's {spec.title} "
+                    f"within {self.wait_s:g} s, so it is not shown; see {child.log_path}"
+                )
 
 
 def _probes(fleet_id: str, auth: FlowerAuth) -> dict[str, Probe]:
     user, _, password = auth.value.split(",")[0].partition(":")
-    return {"web": lambda url: serves_fleet(url, fleet_id),
-            "flower": lambda url: flower_accepts(url, user, password)}
+    return {
+        "web": lambda url: serves_fleet(url, fleet_id),
+        "flower": lambda url: flower_accepts(url, user, password),
+    }
 
 
-def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
-              client: Any = None, banner: Banner | None = None) -> Child | None:
+def supervise(
+    fleet: Fleet,
+    engine: Any,
+    console: Console,
+    signals: Signals,
+    client: Any = None,
+    banner: Banner | None = None,
+) -> Child | None:
     """Watch until a stop is asked (None) or an essential process dies (that process)."""
     next_summary = time.monotonic() + SUMMARY_EVERY_S
     while not signals.stop:
@@ -210,18 +228,39 @@ def supervise(fleet: Fleet, engine: Any, console: Console, signals: Signals,
 
 
 @click.command("up")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
-@click.option("--stop-timeout", type=click.FloatRange(min=1), default=STOP_TIMEOUT_S,
-              show_default=True, help="Seconds each process gets to stop before it is killed.")
-@click.option("--web-port", type=click.IntRange(1, 65535), envvar="EMUGEN_WEB_PORT",
-              default=8000, show_default=True, show_envvar=True,
-              help="Port of the dashboard on 127.0.0.1; a taken one is refused up front.")
-@click.option("--flower-port", type=click.IntRange(1, 65535), envvar="EMUGEN_FLOWER_PORT",
-              default=5555, show_default=True, show_envvar=True,
-              help="Port of Flower on 127.0.0.1; a taken one is refused up front.")
-def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int,
-           flower_port: int) -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).",
+)
+@click.option(
+    "--stop-timeout",
+    type=click.FloatRange(min=1),
+    default=STOP_TIMEOUT_S,
+    show_default=True,
+    help="Seconds each process gets to stop before it is killed.",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    envvar="EMUGEN_WEB_PORT",
+    default=8000,
+    show_default=True,
+    show_envvar=True,
+    help="Port of the dashboard on 127.0.0.1; a taken one is refused up front.",
+)
+@click.option(
+    "--flower-port",
+    type=click.IntRange(1, 65535),
+    envvar="EMUGEN_FLOWER_PORT",
+    default=5555,
+    show_default=True,
+    show_envvar=True,
+    help="Port of Flower on 127.0.0.1; a taken one is refused up front.",
+)
+def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int, flower_port: int) -> None:
     """Run the whole fleet: Redis (private if none answers), database, worker, beat, Flower,
     dashboard; print a live summary; Ctrl-C stops everything cleanly.
 
@@ -241,40 +280,55 @@ def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int,
     auth = flower_auth(os.environ)
     processes = on_ports(PROCESSES, {"web": web_port, "flower": flower_port})
     check_ports(processes)  # before anything starts: a busy port is somebody else's server
-    console.say(f"emugen up: {path} (mode {settings.mode.value}, companies every "
-                f"{settings.interval(Stream.companies).total_seconds():g} s, events every "
-                f"{settings.interval(Stream.events).total_seconds():g} s)")
+    console.say(
+        f"emugen up: {path} (mode {settings.mode.value}, companies every "
+        f"{settings.interval(Stream.companies).total_seconds():g} s, events every "
+        f"{settings.interval(Stream.events).total_seconds():g} s)"
+    )
     private = ensure_broker(settings.broker_url)
     dead: Child | None = None
     try:
         if private is None:
             console.say(f"broker:   the Redis answering at {redact_url(settings.broker_url)}")
         else:
-            console.say(f"broker:   started a private redis-server at {redact_url(private.url)} "
-                        f"(pid {private.pid}, {private.binary}; data in {private.data_dir}/, "
-                        f"log {private.log_path})")
+            console.say(
+                f"broker:   started a private redis-server at {redact_url(private.url)} "
+                f"(pid {private.pid}, {private.binary}; data in {private.data_dir}/, "
+                f"log {private.log_path})"
+            )
         engine = engine_for(settings.database_url)
         init_db(engine)
         console.say(f"database: {redact_url(settings.database_url)} ready")
         fleet_id = secrets.token_hex(8)  # the dashboard names it: see Banner
         flower_url = next(p.url for p in processes if p.name == "flower")
-        env = {**os.environ, "EMUGEN_CONFIG": str(path.resolve()),
-               "EMUGEN_BROKER_URL": settings.broker_url, "FLOWER_BASIC_AUTH": auth.value,
-               FLEET_ENV: fleet_id,  # the page links our Flower unless told otherwise
-               "EMUGEN_FLOWER_URL": os.environ.get("EMUGEN_FLOWER_URL") or flower_url or "",
-               "PYTHONUNBUFFERED": "1"}  # logs reach the files as they happen
+        env = {
+            **os.environ,
+            "EMUGEN_CONFIG": str(path.resolve()),
+            "EMUGEN_BROKER_URL": settings.broker_url,
+            "FLOWER_BASIC_AUTH": auth.value,
+            FLEET_ENV: fleet_id,  # the page links our Flower unless told otherwise
+            "EMUGEN_FLOWER_URL": os.environ.get("EMUGEN_FLOWER_URL") or flower_url or "",
+            "PYTHONUNBUFFERED": "1",
+        }  # logs reach the files as they happen
         fleet = Fleet(processes, env, LOG_DIR, console.say)
         console.say(f"processes (output in {LOG_DIR}/<name>.log):")
         with Signals() as signals:
             try:
                 fleet.start()
-                banner = Banner(fleet.children, _probes(fleet_id, auth), console.say,
-                                {"flower": _login_line(auth)})
-                console.say("the dashboard's and Flower's URLs follow once they answer as this "
-                            f"fleet; Ctrl-C stops everything; a summary follows every "
-                            f"{SUMMARY_EVERY_S:g} s")
-                dead = supervise(fleet, engine, console, signals,
-                                 client_for(settings.broker_url), banner)
+                banner = Banner(
+                    fleet.children,
+                    _probes(fleet_id, auth),
+                    console.say,
+                    {"flower": _login_line(auth)},
+                )
+                console.say(
+                    "the dashboard's and Flower's URLs follow once they answer as this "
+                    f"fleet; Ctrl-C stops everything; a summary follows every "
+                    f"{SUMMARY_EVERY_S:g} s"
+                )
+                dead = supervise(
+                    fleet, engine, console, signals, client_for(settings.broker_url), banner
+                )
                 if dead is None:
                     console.say("stopping the fleet (Ctrl-C again to stop waiting)")
             finally:
@@ -284,15 +338,22 @@ def up_cmd(config_file: Path | None, stop_timeout: float, web_port: int,
             console.say(f"stopping the private redis-server (pid {private.pid}, SHUTDOWN SAVE)")
             private.stop()
     if dead is not None:
-        how = (f"could not be started ({dead.error})" if dead.popen is None
-               else ended(dead.popen.returncode))
-        raise FleetError(f"{dead.spec.name} {how}, so the whole fleet was stopped; see "
-                         f"{dead.log_path}, fix the cause and run `emugen up` again")
+        how = (
+            f"could not be started ({dead.error})"
+            if dead.popen is None
+            else ended(dead.popen.returncode)
+        )
+        raise FleetError(
+            f"{dead.spec.name} {how}, so the whole fleet was stopped; see "
+            f"{dead.log_path}, fix the cause and run `emugen up` again"
+        )
     console.say("emugen up: everything stopped")
 
 
 def _login_line(auth: FlowerAuth) -> str:
     if auth.generated:
-        return (f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
-                "FLOWER_BASIC_AUTH=user:password to choose your own)")
+        return (
+            f"Flower login: {auth.user} / {auth.password} (generated for this run; set "
+            "FLOWER_BASIC_AUTH=user:password to choose your own)"
+        )
     return f"Flower login: {auth.user} / (the password in FLOWER_BASIC_AUTH)"

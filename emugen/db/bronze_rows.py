@@ -11,8 +11,13 @@ from sqlalchemy.orm import Session
 from emugen.db.models import BronzeRecord
 
 
-def bronze_parts(session: Session, batch_id: str, chunk: int, page: int,
-                 before_page: Callable[[], None] | None = None) -> Iterator[Sequence[Any]]:
+def bronze_parts(
+    session: Session,
+    batch_id: str,
+    chunk: int,
+    page: int,
+    before_page: Callable[[], None] | None = None,
+) -> Iterator[Sequence[Any]]:
     """The batch's (row_no, payload) tuples in row order, `chunk` at a time (silver's read).
 
     Core, not ORM: rows are tuples, not entities. SQLite's cursor fetches as it goes; psycopg
@@ -22,15 +27,21 @@ def bronze_parts(session: Session, batch_id: str, chunk: int, page: int,
     bronze = BronzeRecord.__table__.c
     query = select(bronze.row_no, bronze.payload).order_by(bronze.row_no)
     if session.get_bind().dialect.name != "postgresql":
-        yield from session.connection().execute(
-            query.where(bronze.batch_id == batch_id)).partitions(chunk)
+        yield from (
+            session.connection().execute(query.where(bronze.batch_id == batch_id)).partitions(chunk)
+        )
         return
     yield from keyset_pages(session, batch_id, page, before_page, chunk=chunk)
 
 
-def keyset_pages(conn: Connection | Session, batch_id: str, page: int,
-                 before_page: Callable[[], None] | None = None, *,
-                 chunk: int | None = None) -> Iterator[Sequence[Any]]:
+def keyset_pages(
+    conn: Connection | Session,
+    batch_id: str,
+    page: int,
+    before_page: Callable[[], None] | None = None,
+    *,
+    chunk: int | None = None,
+) -> Iterator[Sequence[Any]]:
     """The batch's (row_no, payload) rows, `page` at a time, each page a fresh query from the
     last row_no read: no cursor stays open between pages and no result is ever the batch whole
     (silver's PostgreSQL read, and the lander's read on every backend).
@@ -46,9 +57,11 @@ def keyset_pages(conn: Connection | Session, batch_id: str, page: int,
         result = conn.execute(
             select(bronze.row_no, bronze.payload)
             .where(bronze.batch_id == batch_id, bronze.row_no > after)
-            .order_by(bronze.row_no).limit(page))
+            .order_by(bronze.row_no)
+            .limit(page)
+        )
         read = 0
-        for rows in ([result.all()] if chunk is None else result.partitions(chunk)):
+        for rows in [result.all()] if chunk is None else result.partitions(chunk):
             if rows:
                 read, after = read + len(rows), rows[-1][0]
                 yield rows

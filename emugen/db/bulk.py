@@ -58,16 +58,18 @@ def dialect_insert(session: Session, table: Table) -> Any:
     return sqlite.insert(table)
 
 
-def converted(table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-               dialect: Dialect) -> Sequence[tuple[Any, ...]]:
+def converted(
+    table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], dialect: Dialect
+) -> Sequence[tuple[Any, ...]]:
     """The rows with every value through its column type's bind processor, as Core would."""
     converting = [
-        (i, p) for i, name in enumerate(columns)
+        (i, p)
+        for i, name in enumerate(columns)
         if (p := table.c[name].type._cached_bind_processor(dialect)) is not None
     ]
     if len(converting) == 1:  # the common case (one timestamp column): no per-row list
         i, convert = converting[0]
-        return [(*row[:i], convert(row[i]), *row[i + 1:]) for row in rows]
+        return [(*row[:i], convert(row[i]), *row[i + 1 :]) for row in rows]
     if not converting:
         return rows
     converted = []

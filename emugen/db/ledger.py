@@ -39,9 +39,21 @@ class ArrivalEntry(Base):
     __table_args__ = (Index("ix_arrival_ledger_released_after", "released_after_batch_id"),)
 
 
-LEDGER_COLUMNS = ("batch_id", "entry", "row_no", "condition", "belongs_to_window", "lateness_ms",
-                  "original_batch_id", "original_row_no", "released_after_batch_id", "stream",
-                  "from_seq", "contract_version", "field")
+LEDGER_COLUMNS = (
+    "batch_id",
+    "entry",
+    "row_no",
+    "condition",
+    "belongs_to_window",
+    "lateness_ms",
+    "original_batch_id",
+    "original_row_no",
+    "released_after_batch_id",
+    "stream",
+    "from_seq",
+    "contract_version",
+    "field",
+)
 
 
 class GoldWindowRevision(Base):

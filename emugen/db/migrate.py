@@ -22,17 +22,26 @@ from emugen.vocabulary import WINDOW_SECONDS
 #    batches.redelivered_count
 
 # the PostgreSQL type of every JSON column (a version-2 store's text is converted)
-JSON_COLUMNS = {"batches": {"spec": "json", "excluded_ordinals": "jsonb",
-                            "injected_by_type": "jsonb", "quarantined_by_reason": "jsonb"},
-                "config_reloads": {"problems": "jsonb"}}
+JSON_COLUMNS = {
+    "batches": {
+        "spec": "json",
+        "excluded_ordinals": "jsonb",
+        "injected_by_type": "jsonb",
+        "quarantined_by_reason": "jsonb",
+    },
+    "config_reloads": {"problems": "jsonb"},
+}
 _MIGRATION_LOCK_KEY = 0x656D7567656E01  # PostgreSQL advisory lock: one upgrader at a time
 UPGRADABLE = (2, 3, 4, 5)
 # version 4 indexes silver rows by (batch_id, row_no) (init_db creates the new indexes);
 # the batch_id-only ones they replace would only slow every silver insert
 SUPERSEDED_INDEXES = ("ix_silver_events_batch_id", "ix_silver_companies_batch_id")
 # columns versions 5 and 6 add to an existing table: (table, column), each nullable
-ADDED_COLUMNS = (("batches", "task_id"), ("batches", "queue_depth"),
-                 ("batches", "redelivered_count"))
+ADDED_COLUMNS = (
+    ("batches", "task_id"),
+    ("batches", "queue_depth"),
+    ("batches", "redelivered_count"),
+)
 
 
 def lock(session: Session) -> None:
@@ -75,8 +84,12 @@ def _add_columns(session: Session) -> None:
 
 
 def stamp_columns() -> list[tuple[str, str]]:
-    return [(table.name, column.name) for table in Base.metadata.sorted_tables
-            for column in table.columns if isinstance(column.type, UTCDateTime)]
+    return [
+        (table.name, column.name)
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, UTCDateTime)
+    ]
 
 
 def canonical(value: str) -> str:
@@ -90,43 +103,67 @@ def canonical(value: str) -> str:
 def _iso_utc_stamps(session: Session) -> None:
     for table, column in stamp_columns():
         # the layout version 2 wrote everywhere, in one statement; anything else row by row
-        session.execute(text(
-            f"UPDATE {table} SET {column} = substr({column}, 1, 10) || 'T' || "
-            f"substr({column}, 12) || 'Z' "
-            f"WHERE length({column}) = 26 AND substr({column}, 11, 1) = ' '"))
-        odd = session.execute(text(
-            f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL AND NOT "
-            f"(length({column}) = 27 AND substr({column}, 11, 1) = 'T' "
-            f"AND substr({column}, 27, 1) = 'Z')")).all()
+        session.execute(
+            text(
+                f"UPDATE {table} SET {column} = substr({column}, 1, 10) || 'T' || "
+                f"substr({column}, 12) || 'Z' "
+                f"WHERE length({column}) = 26 AND substr({column}, 11, 1) = ' '"
+            )
+        )
+        odd = session.execute(
+            text(
+                f"SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL AND NOT "
+                f"(length({column}) = 27 AND substr({column}, 11, 1) = 'T' "
+                f"AND substr({column}, 27, 1) = 'Z')"
+            )
+        ).all()
         for rowid, value in odd:
-            session.execute(text(f"UPDATE {table} SET {column} = :v WHERE rowid = :r"),
-                            {"v": canonical(value), "r": rowid})
+            session.execute(
+                text(f"UPDATE {table} SET {column} = :v WHERE rowid = :r"),
+                {"v": canonical(value), "r": rowid},
+            )
 
 
 def _jsonb_columns(session: Session) -> None:
     for table, columns in JSON_COLUMNS.items():
         for column, kind in columns.items():
-            now = session.scalar(text(
-                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
-                "current_schema() AND table_name = :t AND column_name = :c"),
-                {"t": table, "c": column})
+            now = session.scalar(
+                text(
+                    "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                    "current_schema() AND table_name = :t AND column_name = :c"
+                ),
+                {"t": table, "c": column},
+            )
             if now == "text":
-                session.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column} "
-                                     f"TYPE {kind} USING {column}::{kind}"))
+                session.execute(
+                    text(
+                        f"ALTER TABLE {table} ALTER COLUMN {column} "
+                        f"TYPE {kind} USING {column}::{kind}"
+                    )
+                )
 
 
 def _counted_drivers(session: Session) -> None:
     """Version 4: gold adds each batch's distinct drivers once (gold_window_drivers); record
     those the gold of an earlier emugen already counted, from silver, so none counts twice."""
-    width = case(*((BatchRow.mode == mode.value, s * 1000)
-                   for mode, s in WINDOW_SECONDS.items()))
+    width = case(*((BatchRow.mode == mode.value, s * 1000) for mode, s in WINDOW_SECONDS.items()))
     seconds, window = width // 1000, SilverEvent.event_ms // width * width
     counted = (
-        select(seconds, window, SilverEvent.company_id, SilverEvent.driver_id,
-               func.min(SilverEvent.batch_id))
+        select(
+            seconds,
+            window,
+            SilverEvent.company_id,
+            SilverEvent.driver_id,
+            func.min(SilverEvent.batch_id),
+        )
         .join(BatchRow, BatchRow.batch_id == SilverEvent.batch_id)
         .where(BatchRow.status == "gold")
-        .group_by(seconds, window, SilverEvent.company_id, SilverEvent.driver_id))
-    session.execute(dialect_insert(session, GoldWindowDriver.__table__).from_select(
-        ["window_seconds", "window_start_ms", "company_id", "driver_id", "batch_id"], counted,
-    ).on_conflict_do_nothing())
+        .group_by(seconds, window, SilverEvent.company_id, SilverEvent.driver_id)
+    )
+    session.execute(
+        dialect_insert(session, GoldWindowDriver.__table__)
+        .from_select(
+            ["window_seconds", "window_start_ms", "company_id", "driver_id", "batch_id"], counted
+        )
+        .on_conflict_do_nothing()
+    )

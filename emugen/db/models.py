@@ -98,8 +98,18 @@ class BatchRow(Base):
         # the history charts read a window of batches by generated_at; covering every column
         # they use (batch_id: the truth's join key), so an hour at 1 s (7,200 batches) is
         # read without touching a wide row (docs/BENCHMARKS.md, `emugen bench history`)
-        Index("ix_batches_history", "generated_at", "status", "stream", "scheduled_at",
-              "gold_at", "record_count", "injected_count", "queue_depth", "batch_id"),
+        Index(
+            "ix_batches_history",
+            "generated_at",
+            "status",
+            "stream",
+            "scheduled_at",
+            "gold_at",
+            "record_count",
+            "injected_count",
+            "queue_depth",
+            "batch_id",
+        ),
         # The company watermark walks company batches from a checkpoint in ordinal order (every
         # event batch), and retention picks them the same way: without this index both read
         # every company batch row ever made to find the few past the checkpoint.
@@ -159,8 +169,10 @@ class SilverCompany(Base):
     # scans every company ever onboarded, a cost that grows for as long as the fleet runs.
     # (batch_id, row_no): the batch page finds a page's silver rows without reading the
     # whole batch; it serves every batch_id lookup the old batch_id index served.
-    __table_args__ = (Index("ix_silver_companies_onboarded_ms", "onboarded_ms"),
-                      Index("ix_silver_companies_batch_row", "batch_id", "row_no"))
+    __table_args__ = (
+        Index("ix_silver_companies_onboarded_ms", "onboarded_ms"),
+        Index("ix_silver_companies_batch_row", "batch_id", "row_no"),
+    )
 
 
 class SilverEvent(Base):
@@ -177,8 +189,10 @@ class SilverEvent(Base):
     batch_id: Mapped[str] = mapped_column(String(40))
     row_no: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_silver_events_ms", "event_ms"),
-                      Index("ix_silver_events_batch_row", "batch_id", "row_no"))
+    __table_args__ = (
+        Index("ix_silver_events_ms", "event_ms"),
+        Index("ix_silver_events_batch_row", "batch_id", "row_no"),
+    )
 
 
 class Quarantine(Base):

@@ -14,6 +14,11 @@ def _value(v: Any) -> str:
 
 
 def stage_done(batch_id: str, stage: str, records: int, duration_ms: float, **extra: Any) -> None:
-    fields = {"batch_id": batch_id, "stage": stage, "records": records,
-              "duration_ms": duration_ms, **extra}
+    fields = {
+        "batch_id": batch_id,
+        "stage": stage,
+        "records": records,
+        "duration_ms": duration_ms,
+        **extra,
+    }
     logger.info(" ".join(f"{k}={_value(v)}" for k, v in fields.items()))

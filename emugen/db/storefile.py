@@ -47,7 +47,8 @@ class StoreFile:
                 f"the SQLite file {self.path} is missing but its write-ahead log {wal} is "
                 "still there: the file was deleted while a process had it open. Opening the "
                 "path now would pair a new file with that log; stop every emugen process, then "
-                f"restore {self.path.name} (or move {wal.name} aside to start a new store)")
+                f"restore {self.path.name} (or move {wal.name} aside to start a new store)"
+            )
 
     def connected(self) -> None:
         """Called right after each new connection opened the file: remember or compare."""
@@ -65,10 +66,12 @@ class StoreFile:
         if found == self.opened:
             return None
         what = "was deleted" if found is None else "was replaced by another file"
-        return (f"the SQLite file {self.path} {what} while emugen had it open (inode "
-                f"{self.opened[1]}); writes are refused so nothing lands in a file no one can "
-                "read: stop every emugen process, restore the file (or `emugen db init` a "
-                "new one), then start the fleet again")
+        return (
+            f"the SQLite file {self.path} {what} while emugen had it open (inode "
+            f"{self.opened[1]}); writes are refused so nothing lands in a file no one can "
+            "read: stop every emugen process, restore the file (or `emugen db init` a "
+            "new one), then start the fleet again"
+        )
 
     def check(self) -> None:
         """Raise StoreFileGone when the path no longer names the file this process opened."""

@@ -36,8 +36,14 @@ class StreamLoad:
     A key held outside the stage makes the COPY fail: see `fast_or_exact`.
     """
 
-    def __init__(self, session: Session, table: Table, columns: Sequence[str],
-                 quarantine: Table, quarantine_columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        session: Session,
+        table: Table,
+        columns: Sequence[str],
+        quarantine: Table,
+        quarantine_columns: Sequence[str],
+    ) -> None:
         import psycopg
 
         self._connection = session.connection()
@@ -67,13 +73,21 @@ class StreamLoad:
         """End the COPY (waiting for the server) and load what was held back."""
         self._end()
         if self._later:
-            copy_rows(self._connection, self._table, self._columns, self._later,
-                      skip_existing=True)
+            copy_rows(self._connection, self._table, self._columns, self._later, skip_existing=True)
         if self._later_quarantine:
-            quarantine = converted(self._quarantine, self._quarantine_columns,
-                                   self._later_quarantine, self._connection.dialect)
-            copy_rows(self._connection, self._quarantine, self._quarantine_columns, quarantine,
-                      skip_existing=True)
+            quarantine = converted(
+                self._quarantine,
+                self._quarantine_columns,
+                self._later_quarantine,
+                self._connection.dialect,
+            )
+            copy_rows(
+                self._connection,
+                self._quarantine,
+                self._quarantine_columns,
+                quarantine,
+                skip_existing=True,
+            )
         self._later, self._later_quarantine = [], []
 
     def _write(self, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -83,7 +97,8 @@ class StreamLoad:
             self._open = ExitStack()
             types = column_types(self._connection, self._raw, self._table)
             self._copy = self._open.enter_context(
-                copy_into(self._raw, self._table.name, self._columns, types))
+                copy_into(self._raw, self._table.name, self._columns, types)
+            )
         try:
             for row in rows:
                 self._copy.write_row(row)

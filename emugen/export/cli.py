@@ -19,8 +19,9 @@ def parse_time(option: str, value: str | None) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ExportError(f"{option} {value!r} is not an ISO-8601 time; use e.g. "
-                          "2026-01-01T00:00:00Z") from None
+        raise ExportError(
+            f"{option} {value!r} is not an ISO-8601 time; use e.g. 2026-01-01T00:00:00Z"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -43,23 +44,52 @@ def _store_file(database_url: str) -> Path | None:
 
 @click.command("export")
 @click.argument("kind", metavar="{" + ",".join(KINDS) + "}")
-@click.option("--format", "fmt", default=None, metavar="parquet|jsonl|csv",
-              help="Default: the --out name's suffix (.parquet, .jsonl/.json, .csv), else "
-                   "parquet; a suffix that says another format is refused.")
-@click.option("--stream", default=None, metavar="companies|events",
-              help="Only this stream (silver and gold need it: one table each).")
-@click.option("--since", default=None, metavar="TIME",
-              help="Batches scheduled at or after TIME (gold: windows starting then).")
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    metavar="parquet|jsonl|csv",
+    help="Default: the --out name's suffix (.parquet, .jsonl/.json, .csv), else "
+    "parquet; a suffix that says another format is refused.",
+)
+@click.option(
+    "--stream",
+    default=None,
+    metavar="companies|events",
+    help="Only this stream (silver and gold need it: one table each).",
+)
+@click.option(
+    "--since",
+    default=None,
+    metavar="TIME",
+    help="Batches scheduled at or after TIME (gold: windows starting then).",
+)
 @click.option("--until", default=None, metavar="TIME", help="... and before TIME.")
-@click.option("--out", required=True, metavar="FILE|-",
-              help="A new file (`-`: stdout). Never the store, a database, a device or a "
-                   "folder; an existing file only with --force.")
+@click.option(
+    "--out",
+    required=True,
+    metavar="FILE|-",
+    help="A new file (`-`: stdout). Never the store, a database, a device or a "
+    "folder; an existing file only with --force.",
+)
 @click.option("--force", is_flag=True, help="Replace --out when it is an existing file.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Config file (the store to read).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (the store to read).",
+)
 def export_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
-        kind: str, fmt: str | None, stream: str | None, since: str | None, until: str | None,
-        out: str, force: bool, config_file: Path | None) -> None:
+    kind: str,
+    fmt: str | None,
+    stream: str | None,
+    since: str | None,
+    until: str | None,
+    out: str,
+    force: bool,
+    config_file: Path | None,
+) -> None:
     """Write KIND from the store to OUT in chunks (constant memory), with a progress bar.
 
     \b
@@ -81,8 +111,10 @@ def export_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     target = check_output(out, force=force, protected=protected)
     fmt = format_for(target, fmt, FORMATS, default="parquet")
     if target.is_stdout and fmt == "parquet" and sys.stdout.isatty():
-        raise ExportError("--out - would print Parquet (binary) on the terminal; redirect "
-                          "stdout (> FILE, | PROGRAM) or add --format jsonl or csv")
+        raise ExportError(
+            "--out - would print Parquet (binary) on the terminal; redirect "
+            "stdout (> FILE, | PROGRAM) or add --format jsonl or csv"
+        )
     engine = engine_for(settings.database_url)
     init_db(engine)
     write = export_truth if kind == "truth" else export_table
@@ -92,5 +124,7 @@ def export_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
             written = write(engine, export, fmt, target, bar.update)
     else:
         written = write(engine, export, fmt, target)
-    click.echo(f"{written:,} {kind} rows written to {'stdout' if target.is_stdout else out}",
-               err=target.is_stdout)
+    click.echo(
+        f"{written:,} {kind} rows written to {'stdout' if target.is_stdout else out}",
+        err=target.is_stdout,
+    )

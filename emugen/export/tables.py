@@ -66,12 +66,15 @@ def _in_time(batch: Table, since: datetime | None, until: datetime | None) -> li
 
 def _check_interval(since: datetime | None, until: datetime | None) -> None:
     if since and until and since >= until:
-        raise ExportError(f"--since {since.isoformat()} is not before --until "
-                          f"{until.isoformat()}; give an interval that is not empty")
+        raise ExportError(
+            f"--since {since.isoformat()} is not before --until "
+            f"{until.isoformat()}; give an interval that is not empty"
+        )
 
 
-def export_for(kind: str, stream: str | None, since: datetime | None,
-               until: datetime | None) -> Export:
+def export_for(
+    kind: str, stream: str | None, since: datetime | None, until: datetime | None
+) -> Export:
     """The query of `kind` (filtered by stream and by the batch's scheduled time)."""
     if kind not in KINDS:
         raise ExportError(f"table {kind!r} is not exportable; use one of {', '.join(KINDS)}")
@@ -87,8 +90,9 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
 
         return Export(truth_query(stream, since, until), TRUTH_SCHEMA)
     if kind in ("silver", "gold") and stream is None:
-        raise ExportError(f"{kind} has one table per stream: add --stream companies or "
-                          "--stream events")
+        raise ExportError(
+            f"{kind} has one table per stream: add --stream companies or --stream events"
+        )
     if kind == "gold":
         assert stream is not None  # refused just above
         table = GOLD[stream]
@@ -98,8 +102,9 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
             where.append(table.c.window_start >= since)
         if until:
             where.append(table.c.window_start < until)
-        return Export(select(*cols).where(*where).order_by(*table.primary_key.columns),
-                      _schema(cols))
+        return Export(
+            select(*cols).where(*where).order_by(*table.primary_key.columns), _schema(cols)
+        )
     if kind == "bronze":
         b = BronzeRecord.__table__
         cols = [b.c.batch_id, batch.c.stream, b.c.row_no, b.c.payload, batch.c.scheduled_at]
@@ -115,9 +120,12 @@ def export_for(kind: str, stream: str | None, since: datetime | None,
     where = list(by_batch)
     if stream and kind != "silver":
         where.append(batch.c.stream == stream)
-    query = select(*cols).select_from(
-        table.join(batch, and_(batch.c.batch_id == table.c.batch_id))
-    ).where(*where).order_by(*order)
+    query = (
+        select(*cols)
+        .select_from(table.join(batch, and_(batch.c.batch_id == table.c.batch_id)))
+        .where(*where)
+        .order_by(*order)
+    )
     return Export(query, _schema(cols))
 
 
@@ -126,7 +134,10 @@ def _arrivals(stream: str | None, by_batch: list[Any]) -> Export:
     ledger, batch = ArrivalEntry.__table__, BatchRow.__table__
     cols = [ledger.c[name] for name in LEDGER_COLUMNS if name != "entry"]
     where = list(by_batch) + ([batch.c.stream == stream] if stream else [])
-    query = select(*cols).select_from(
-        ledger.join(batch, batch.c.batch_id == ledger.c.batch_id)
-    ).where(*where).order_by(ledger.c.batch_id, ledger.c.entry)
+    query = (
+        select(*cols)
+        .select_from(ledger.join(batch, batch.c.batch_id == ledger.c.batch_id))
+        .where(*where)
+        .order_by(ledger.c.batch_id, ledger.c.entry)
+    )
     return Export(query, _schema(cols))

@@ -24,8 +24,10 @@ Progress = Callable[[int], None]
 
 def count_rows(engine: Engine, export: Export) -> int:
     with engine.connect() as conn:
-        return conn.scalar(
-            select(func.count()).select_from(export.query.order_by(None).subquery())) or 0
+        return (
+            conn.scalar(select(func.count()).select_from(export.query.order_by(None).subquery()))
+            or 0
+        )
 
 
 def chunks(engine: Engine, export: Export, chunk: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -39,7 +41,8 @@ def record_batch(rows: Sequence[Any], schema: pa.Schema) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.RecordBatch.from_arrays(
         [pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
-        schema=schema)
+        schema=schema,
+    )
 
 
 class Sink:
@@ -49,8 +52,9 @@ class Sink:
         self.fmt, self.schema, self.names = fmt, schema, schema.names
         self.owned = isinstance(out, Path)  # stdout is flushed, never closed
         if fmt == "parquet":
-            self.writer: Any = pq.ParquetWriter(out if isinstance(out, Path) else _Tell(out),
-                                                schema)
+            self.writer: Any = pq.ParquetWriter(
+                out if isinstance(out, Path) else _Tell(out), schema
+            )
         elif fmt == "csv":
             self.writer = pa_csv.CSVWriter(out, schema)
         else:
@@ -59,9 +63,12 @@ class Sink:
     def write(self, batch: pa.RecordBatch) -> None:
         if self.fmt == "jsonl":
             names = self.names
-            self.writer.write(b"".join(
-                orjson.dumps(dict(zip(names, row, strict=True))) + b"\n"
-                for row in zip(*(c.to_pylist() for c in batch.columns), strict=True)))
+            self.writer.write(
+                b"".join(
+                    orjson.dumps(dict(zip(names, row, strict=True))) + b"\n"
+                    for row in zip(*(c.to_pylist() for c in batch.columns), strict=True)
+                )
+            )
         else:
             self.writer.write_batch(batch)
 
@@ -105,8 +112,13 @@ def _write_all(sink: Sink, batches: Iterator[pa.RecordBatch], progress: Progress
     return written
 
 
-def write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str,
-                  target: Target, progress: Progress | None = None) -> int:
+def write_batches(
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    fmt: str,
+    target: Target,
+    progress: Progress | None = None,
+) -> int:
     """Write every batch to the target (a file atomically, or stdout as it comes); the number
     of rows written."""
     if target.is_stdout:
@@ -116,15 +128,17 @@ def write_batches(batches: Iterator[pa.RecordBatch], schema: pa.Schema, fmt: str
         return _write_all(Sink(tmp, fmt, schema), batches, progress)
 
 
-def export_table(engine: Engine, export: Export, fmt: str, target: Target,
-                 progress: Progress | None = None) -> int:
+def export_table(
+    engine: Engine, export: Export, fmt: str, target: Target, progress: Progress | None = None
+) -> int:
     """A layer of the store to the target, chunk by chunk."""
     batches = (record_batch(rows, export.schema) for rows in chunks(engine, export))
     return write_batches(batches, export.schema, fmt, target, progress)
 
 
-def export_truth(engine: Engine, export: Export, fmt: str, target: Target,
-                 progress: Progress | None = None) -> int:
+def export_truth(
+    engine: Engine, export: Export, fmt: str, target: Target, progress: Progress | None = None
+) -> int:
     """The truth to the target, with each record's occurrence number (DuckDB spills, not
     Python), staged in a private scratch folder beside it."""
     from emugen.grade.truth import truth_batch
@@ -158,15 +172,20 @@ def _number(stage: Path, out: Path, fmt: str, folder: Path, target: Target) -> N
         con.execute("SET threads = 1")
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET temp_directory = {_literal(str(folder / 'duckdb-tmp'))}")
-        options = {"parquet": "FORMAT parquet", "csv": "FORMAT csv, HEADER true",
-                   "jsonl": "FORMAT json"}[fmt]
+        options = {
+            "parquet": "FORMAT parquet",
+            "csv": "FORMAT csv, HEADER true",
+            "jsonl": "FORMAT json",
+        }[fmt]
         con.execute(
             f"COPY (SELECT *, {OCCURRENCE} AS occurrence FROM read_parquet("
             f"{_literal(str(stage))}) ORDER BY batch_id, row_no) TO "
-            f"{_literal(str(out))} ({options})")
+            f"{_literal(str(out))} ({options})"
+        )
     except duckdb.IOException as exc:
-        raise target.refuse(f"cannot write: {str(exc).splitlines()[0]} ({target.shown} is "
-                            "unchanged)") from None
+        raise target.refuse(
+            f"cannot write: {str(exc).splitlines()[0]} ({target.shown} is unchanged)"
+        ) from None
     finally:
         con.close()
 

@@ -9,8 +9,9 @@ from contextlib import suppress
 from pathlib import Path
 
 
-def replace_atomically(path: str | Path, data: bytes | Iterable[bytes],
-                       mode: int | None = None) -> None:
+def replace_atomically(
+    path: str | Path, data: bytes | Iterable[bytes], mode: int | None = None
+) -> None:
     """Write `data` (bytes, or pieces of them) to a temporary beside `path`, fsync it, then
     rename it over `path`; when the pieces fail midway, `path` is left as it was.
 

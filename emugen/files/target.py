@@ -22,29 +22,60 @@ from emugen.errors import OutputRefused
 
 STDOUT = "-"
 # what a name's suffix says the bytes are; a suffix not listed says nothing
-SUFFIX_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-                  ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+SUFFIX_FORMATS = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+}
 # file systems whose files are the kernel's, not data: writing one changes the machine
-KERNEL_FILE_SYSTEMS = frozenset({
-    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs",
-    "securityfs", "configfs", "pstore", "bpf", "efivarfs", "fusectl", "mqueue", "binfmt_misc",
-    "autofs", "nsfs", "selinuxfs", "rpc_pipefs", "hugetlbfs"})
-MAGIC = ((0, b"SQLite format 3\0", "a SQLite database"),
-         (8, b"DUCK", "a DuckDB database"),
-         (0, b"\x37\x7f\x06\x82", "a SQLite write-ahead log"),
-         (0, b"\x37\x7f\x06\x83", "a SQLite write-ahead log"))
+KERNEL_FILE_SYSTEMS = frozenset(
+    {
+        "proc",
+        "sysfs",
+        "devtmpfs",
+        "devpts",
+        "cgroup",
+        "cgroup2",
+        "debugfs",
+        "tracefs",
+        "securityfs",
+        "configfs",
+        "pstore",
+        "bpf",
+        "efivarfs",
+        "fusectl",
+        "mqueue",
+        "binfmt_misc",
+        "autofs",
+        "nsfs",
+        "selinuxfs",
+        "rpc_pipefs",
+        "hugetlbfs",
+    }
+)
+MAGIC = (
+    (0, b"SQLite format 3\0", "a SQLite database"),
+    (8, b"DUCK", "a DuckDB database"),
+    (0, b"\x37\x7f\x06\x82", "a SQLite write-ahead log"),
+    (0, b"\x37\x7f\x06\x83", "a SQLite write-ahead log"),
+)
 STORE_SIDECARS = ("", "-wal", "-shm", "-journal")
-WHY = {errno.ENOSPC: "the disk is full; free space or choose another folder",
-       errno.EDQUOT: "the disk quota is used up; free space or choose another folder",
-       errno.EACCES: "permission denied; choose a folder you can write to",
-       errno.EPERM: "not permitted; choose a folder you can write to",
-       errno.EROFS: "the file system is read-only; choose a writable folder",
-       errno.ENAMETOOLONG: "the name is too long; use a shorter one (most file systems allow "
-                           "255 bytes per name)",
-       errno.ENOENT: "a folder on the way does not exist; create it first",
-       errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
-       errno.ELOOP: "the path loops through symbolic links; fix the path",
-       errno.EPIPE: "the reader of stdout went away before the end"}
+WHY = {
+    errno.ENOSPC: "the disk is full; free space or choose another folder",
+    errno.EDQUOT: "the disk quota is used up; free space or choose another folder",
+    errno.EACCES: "permission denied; choose a folder you can write to",
+    errno.EPERM: "not permitted; choose a folder you can write to",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.ENAMETOOLONG: "the name is too long; use a shorter one (most file systems allow "
+    "255 bytes per name)",
+    errno.ENOENT: "a folder on the way does not exist; create it first",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.ELOOP: "the path loops through symbolic links; fix the path",
+    errno.EPIPE: "the reader of stdout went away before the end",
+}
 
 
 @dataclass(frozen=True)
@@ -99,9 +130,13 @@ def _mount_type(path: str) -> str | None:
 
 def _kind_of(mode: int) -> str | None:
     """What a non-regular file is; None for a regular file."""
-    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a fifo (named pipe)"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a fifo (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return what
     return None if stat.S_ISREG(mode) else "not a regular file"
@@ -110,7 +145,7 @@ def _kind_of(mode: int) -> str | None:
 def _database_in(path: str) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(16)
-    return next((what for at, magic, what in MAGIC if head[at:at + len(magic)] == magic), None)
+    return next((what for at, magic, what in MAGIC if head[at : at + len(magic)] == magic), None)
 
 
 def _is_own_stdio(real: str) -> bool:
@@ -132,25 +167,26 @@ def _is_store(real: str, protected: Iterable[Path]) -> bool:
     return False
 
 
-def _existing(target: Target, real: str, mode: int, protected: Iterable[Path],
-              force: bool) -> None:
+def _existing(target: Target, real: str, mode: int, protected: Iterable[Path], force: bool) -> None:
     what = _kind_of(mode)
     if what == "a folder":
         raise target.refuse("is a folder; give a file name inside it")
     if what is not None:
-        raise target.refuse(f"is {what}, not a regular file; give a file name on a disk, or "
-                            "`-` for stdout")
+        raise target.refuse(
+            f"is {what}, not a regular file; give a file name on a disk, or `-` for stdout"
+        )
     _on_a_disk(target, real)
     if _is_own_stdio(real):
-        raise target.refuse("is this command's own stdin, stdout or stderr; use `-` to "
-                            "write to stdout")
+        raise target.refuse(
+            "is this command's own stdin, stdout or stderr; use `-` to write to stdout"
+        )
     if _is_store(real, protected):
-        raise target.refuse("is the configured store; writing it would destroy the store: "
-                            "give another file name")
+        raise target.refuse(
+            "is the configured store; writing it would destroy the store: give another file name"
+        )
     database = _database_in(real)
     if database:
-        raise target.refuse(f"is {database}; writing it would destroy it: give another "
-                            "file name")
+        raise target.refuse(f"is {database}; writing it would destroy it: give another file name")
     if not force:
         raise target.refuse("already exists; add --force to replace it, or give another name")
 
@@ -160,12 +196,15 @@ def _on_a_disk(target: Target, real: str) -> None:
     for path in (os.path.abspath(target.shown), real):
         kind = _mount_type(path)
         if kind in KERNEL_FILE_SYSTEMS:
-            raise target.refuse(f"is on the kernel's {kind} file system, not a disk; give a "
-                                "file name on a disk, or `-` for stdout")
+            raise target.refuse(
+                f"is on the kernel's {kind} file system, not a disk; give a "
+                "file name on a disk, or `-` for stdout"
+            )
 
 
-def check_output(value: str | Path, *, option: str = "--out", force: bool = False,
-                 protected: Iterable[Path] = ()) -> Target:
+def check_output(
+    value: str | Path, *, option: str = "--out", force: bool = False, protected: Iterable[Path] = ()
+) -> Target:
     """The target `value` names, or OutputRefused (exit 2) saying why it may not be written."""
     shown = str(value)
     target = Target(option, shown, None)
@@ -186,15 +225,16 @@ def check_output(value: str | Path, *, option: str = "--out", force: bool = Fals
     return Target(option, shown, Path(real), force, tuple(protected))
 
 
-def format_for(target: Target, asked: str | None, allowed: Iterable[str],
-               default: str) -> str:
+def format_for(target: Target, asked: str | None, allowed: Iterable[str], default: str) -> str:
     """The format to write: `asked` (refused when the name's suffix says another one), else
     the one the suffix names, else `default`."""
     suffix = "" if target.path is None else Path(target.shown).suffix.lower()
     said = SUFFIX_FORMATS.get(suffix)
     if asked and said and said != asked:
-        raise target.refuse(f"a {suffix} name says {said}, but --format is {asked}; drop "
-                            f"--format or name the file *.{asked}")
+        raise target.refuse(
+            f"a {suffix} name says {said}, but --format is {asked}; drop "
+            f"--format or name the file *.{asked}"
+        )
     if asked:
         return asked
     return said if said is not None and said in tuple(allowed) else default
@@ -216,6 +256,8 @@ def check_folder(value: str | Path, *, option: str, owned: Iterable[str]) -> Pat
     if found and not found & set(owned):
         some = ", ".join(sorted(found)[:3])
         more = ", ..." if len(found) > 3 else ""
-        raise target.refuse(f"holds other files ({some}{more}) that this command would "
-                            "overwrite or delete; give a new or empty folder")
+        raise target.refuse(
+            f"holds other files ({some}{more}) that this command would "
+            "overwrite or delete; give a new or empty folder"
+        )
     return Path(real)

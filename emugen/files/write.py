@@ -34,8 +34,9 @@ def staged(target: Target) -> Iterator[Path]:
     path = target.path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp",
-                                        dir=path.parent)
+        handle, name = tempfile.mkstemp(
+            prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent
+        )
         os.close(handle)
     except OSError as exc:
         raise target.failed(exc) from None
@@ -46,8 +47,9 @@ def staged(target: Target) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp, _mode_for(path))
         # what appeared there meanwhile (a database, a file without --force) is not replaced
-        check_output(target.shown, option=target.option, force=target.force,
-                     protected=target.protected)
+        check_output(
+            target.shown, option=target.option, force=target.force, protected=target.protected
+        )
         os.replace(tmp, path)  # atomic within one folder
     except OSError as exc:
         raise target.failed(exc) from None

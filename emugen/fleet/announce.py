@@ -61,8 +61,13 @@ def announce(url: str, what: str, detail: str = "", client: Any = None) -> bool:
         (client or _client(url)).publish(CHANNEL, message(what, detail))
     except Exception as exc:  # noqa: BLE001 - a lost hint costs a reader one poll, nothing more
         _QUIET_UNTIL[key] = time.monotonic() + BACKOFF_S
-        logger.warning("could not announce %s on the broker (%s); readers fall back to "
-                       "polling, next try in %g s", message(what, detail), exc, BACKOFF_S)
+        logger.warning(
+            "could not announce %s on the broker (%s); readers fall back to "
+            "polling, next try in %g s",
+            message(what, detail),
+            exc,
+            BACKOFF_S,
+        )
         return False
     _QUIET_UNTIL.pop(key, None)
     return True

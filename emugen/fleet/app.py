@@ -27,7 +27,8 @@ except ConfigError as _problem:
 
     _broker_url = lenient_urls()[0]["broker_url"]
     logging.getLogger("emugen").warning(
-        "%s\nstarting anyway on the store's last applied config; fix the file", _problem)
+        "%s\nstarting anyway on the store's last applied config; fix the file", _problem
+    )
 
 app = Celery("emugen", broker=_broker_url, include=["emugen.fleet.tasks"])
 app.user_options["preload"].add(REQUIRE_LOGIN)  # `celery -A emugen flower` needs a login

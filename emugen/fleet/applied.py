@@ -26,13 +26,7 @@ from emugen.db.models import ControlState
 from emugen.errors import ConfigError, StoreUnknown
 from emugen.files.atomic import replace_atomically
 from emugen.fleet.broker import redact_url
-from emugen.settings import (
-    ENV_LANDING_ROOT,
-    ENV_OVERRIDES,
-    Settings,
-    config_path,
-    load_settings,
-)
+from emugen.settings import ENV_LANDING_ROOT, ENV_OVERRIDES, Settings, config_path, load_settings
 from emugen.settings.yaml_file import decode, parse_yaml, read_config_bytes
 
 logger = logging.getLogger("emugen.applied")
@@ -59,8 +53,9 @@ def applied_settings(session: Session, database_url: str, broker_url: str) -> Se
         return None
     try:
         data = json.loads(row.value)
-        return Settings.model_validate({**data, "database_url": database_url,
-                                        "broker_url": broker_url})
+        return Settings.model_validate(
+            {**data, "database_url": database_url, "broker_url": broker_url}
+        )
     except (ValueError, ValidationError):  # written by another emugen version: not usable
         logger.warning("the store's last applied config does not validate; ignoring it")
         return None
@@ -78,16 +73,25 @@ def record_store(config: str | os.PathLike[str] | None, settings: Settings, by: 
     With every location from the environment (containers) there is nothing to record."""
     if all(os.environ.get(var) for var in [*ENV_OVERRIDES, ENV_LANDING_ROOT]):
         return
-    record = {"database_url": _absolute(settings.database_url),
-              "broker_url": settings.broker_url, "landing_root": settings.landing.root,
-              "by": by, "pid": os.getpid(), "host": socket.gethostname(),
-              "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    record = {
+        "database_url": _absolute(settings.database_url),
+        "broker_url": settings.broker_url,
+        "landing_root": settings.landing.root,
+        "by": by,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     path = store_record_path(config)
     try:
         replace_atomically(path, json.dumps(record, indent=1).encode("utf-8"), 0o600)
     except OSError as exc:
-        logger.warning("could not record the store in %s (%s); store commands run under an "
-                       "invalid config file will not find it", path, exc.strerror)
+        logger.warning(
+            "could not record the store in %s (%s); store commands run under an "
+            "invalid config file will not find it",
+            path,
+            exc.strerror,
+        )
 
 
 def recorded_store(config: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
@@ -108,8 +112,13 @@ def _absolute(url: str) -> str:
     except ArgumentError:
         return url
     database = parsed.database
-    if not parsed.drivername.startswith("sqlite") or not database or database == ":memory:" \
-            or database.startswith("file:") or os.path.isabs(database):
+    if (
+        not parsed.drivername.startswith("sqlite")
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or os.path.isabs(database)
+    ):
         return url
     return parsed.set(database=os.path.abspath(database)).render_as_string(hide_password=False)
 
@@ -130,8 +139,10 @@ def lenient_urls(path: str | os.PathLike[str] | None = None) -> tuple[dict[str, 
             found[key], origin[key] = os.environ[var], f"${var}"
         elif record.get(key):
             found[key] = record[key]
-            origin[key] = (f"{store_record_path(path)}, written by {record.get('by', '?')} "
-                           f"pid {record.get('pid', '?')} at {record.get('at', '?')}")
+            origin[key] = (
+                f"{store_record_path(path)}, written by {record.get('by', '?')} "
+                f"pid {record.get('pid', '?')} at {record.get('at', '?')}"
+            )
         elif file_values.get(key):
             found[key], origin[key] = file_values[key], "the file"
         else:
@@ -169,13 +180,17 @@ class Standing:
         why = "; ".join(self.problem.problems)
         where = f"the store at {redact_url(self.settings.database_url)} (from {self.url_origin})"
         if self.from_store:
-            running = (f"its last applied config (mode {self.settings.mode.value}, "
-                       f"fingerprint {self.settings.fingerprint()})")
+            running = (
+                f"its last applied config (mode {self.settings.mode.value}, "
+                f"fingerprint {self.settings.fingerprint()})"
+            )
         else:
             running = "no config applied there yet (defaults)"
-        return (f"warning: {self.problem.source} is invalid ({why}); the fleet keeps its last "
-                f"good config. Using {where} with {running}. Fix the file, or run "
-                "`emugen mode emulated|production` if only the mode line is wrong.")
+        return (
+            f"warning: {self.problem.source} is invalid ({why}); the fleet keeps its last "
+            f"good config. Using {where} with {running}. Fix the file, or run "
+            "`emugen mode emulated|production` if only the mode line is wrong."
+        )
 
 
 def standing(path: str | os.PathLike[str] | None = None) -> Standing:
@@ -192,23 +207,38 @@ def _on_running_stores(path: str | os.PathLike[str] | None, settings: Settings) 
     refused until a restart): the fleet's stores, so `pause` pauses the fleet that runs, and a
     note. A store given by an environment variable is the caller's choice and is kept."""
     record = recorded_store(path) or {}
-    current = {"database_url": _absolute(settings.database_url),
-               "broker_url": settings.broker_url, "landing_root": settings.landing.root}
+    current = {
+        "database_url": _absolute(settings.database_url),
+        "broker_url": settings.broker_url,
+        "landing_root": settings.landing.root,
+    }
     taken = {**ENV_OVERRIDES, ENV_LANDING_ROOT: "landing_root"}
-    moved = {key: record[key] for var, key in taken.items()
-             if not os.environ.get(var) and record.get(key) and record[key] != current[key]}
+    moved = {
+        key: record[key]
+        for var, key in taken.items()
+        if not os.environ.get(var) and record.get(key) and record[key] != current[key]
+    }
     if not moved:
         return Standing(settings)
     landing = settings.landing.model_copy(
-        update={"root": moved.get("landing_root", settings.landing.root)})
-    running = settings.model_copy(update={
-        "database_url": moved.get("database_url", settings.database_url),
-        "broker_url": moved.get("broker_url", settings.broker_url), "landing": landing})
+        update={"root": moved.get("landing_root", settings.landing.root)}
+    )
+    running = settings.model_copy(
+        update={
+            "database_url": moved.get("database_url", settings.database_url),
+            "broker_url": moved.get("broker_url", settings.broker_url),
+            "landing": landing,
+        }
+    )
     names = ", ".join(f"{key} {_shown(current[key])}" for key in moved)
     using = ", ".join(f"{key} {_shown(value)}" for key, value in moved.items())
-    return Standing(running, note=(
-        f"note: {config_path(path)} names {names}, which the fleet takes when it restarts; "
-        f"using the stores it started on ({using}, recorded in {store_record_path(path)})"))
+    return Standing(
+        running,
+        note=(
+            f"note: {config_path(path)} names {names}, which the fleet takes when it restarts; "
+            f"using the stores it started on ({using}, recorded in {store_record_path(path)})"
+        ),
+    )
 
 
 def _shown(value: str) -> str:
@@ -225,7 +255,8 @@ def fallback(path: str | os.PathLike[str] | None, problem: ConfigError) -> Stand
         raise StoreUnknown(
             f"{problem.source}: {_first(problem)}; and no fleet has recorded the store it runs "
             f"on ({store_record_path(path)} is absent), so there is no store to open: fix the "
-            "file, or set $EMUGEN_DATABASE_URL to the store")
+            "file, or set $EMUGEN_DATABASE_URL to the store"
+        )
     engine = engine_for(urls["database_url"])
     init_db(engine)
     with read_session(engine) as session:
@@ -237,4 +268,5 @@ def fallback(path: str | os.PathLike[str] | None, problem: ConfigError) -> Stand
 def _first(problem: ConfigError) -> str:
     more = len(problem.problems) - 1
     return (problem.problems[0] if problem.problems else "invalid") + (
-        f" (and {more} more)" if more > 0 else "")
+        f" (and {more} more)" if more > 0 else ""
+    )

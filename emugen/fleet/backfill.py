@@ -69,8 +69,9 @@ class Outcome:
         return self.gold == self.total
 
 
-def store_state(engine: Engine, plan: Plan, with_spec: bool = False
-                ) -> dict[str, tuple[str, int, str]]:
+def store_state(
+    engine: Engine, plan: Plan, with_spec: bool = False
+) -> dict[str, tuple[str, int, str]]:
     """batch id -> (status, record count, spec or "") for every batch at the plan's seqs.
 
     The loop asks without the specs: reading every spec a few times a second would cost more
@@ -87,22 +88,35 @@ def store_state(engine: Engine, plan: Plan, with_spec: bool = False
             if not len(seqs):
                 continue
             rows = session.execute(
-                select(BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column,
-                       landed)
+                select(
+                    BatchRow.batch_id, BatchRow.status, BatchRow.record_count, spec_column, landed
+                )
                 .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
-                .where(BatchRow.stream == stream.value, BatchRow.seq >= int(seqs[0]),
-                       BatchRow.seq <= int(seqs[-1])))
-            found.update({b: (UNLANDED if s == "gold" and not done else s, n, spec)
-                          for b, s, n, spec, done in rows})
+                .where(
+                    BatchRow.stream == stream.value,
+                    BatchRow.seq >= int(seqs[0]),
+                    BatchRow.seq <= int(seqs[-1]),
+                )
+            )
+            found.update(
+                {
+                    b: (UNLANDED if s == "gold" and not done else s, n, spec)
+                    for b, s, n, spec, done in rows
+                }
+            )
     return found
 
 
 def landing_errors(engine: Engine, batch_ids: list[str]) -> list[str]:
     """The last landing error of each of these batches that has one (the first few)."""
     with read_session(engine) as session:
-        return list(session.scalars(select(LandingFailure.error)
-                                    .where(LandingFailure.batch_id.in_(batch_ids[:100]))
-                                    .limit(3)))
+        return list(
+            session.scalars(
+                select(LandingFailure.error)
+                .where(LandingFailure.batch_id.in_(batch_ids[:100]))
+                .limit(3)
+            )
+        )
 
 
 def running(engine: Engine, batch_ids: list[str], within: timedelta) -> set[str]:
@@ -115,13 +129,23 @@ def running(engine: Engine, batch_ids: list[str], within: timedelta) -> set[str]
     found: set[str] = set()
     with read_session(engine) as session:
         for start in range(0, len(batch_ids), 500):
-            part = batch_ids[start:start + 500]
-            claims = session.scalars(select(ControlState.key).where(
-                ControlState.key.in_([CLAIM + b for b in part]), ControlState.updated_at >= since))
+            part = batch_ids[start : start + 500]
+            claims = session.scalars(
+                select(ControlState.key).where(
+                    ControlState.key.in_([CLAIM + b for b in part]),
+                    ControlState.updated_at >= since,
+                )
+            )
             found.update(key.removeprefix(CLAIM) for key in claims)
-            found.update(session.scalars(select(BatchRow.batch_id).where(
-                BatchRow.batch_id.in_(part), BatchRow.status.in_(("bronze", "silver")),
-                or_(BatchRow.bronze_at >= since, BatchRow.silver_at >= since))))
+            found.update(
+                session.scalars(
+                    select(BatchRow.batch_id).where(
+                        BatchRow.batch_id.in_(part),
+                        BatchRow.status.in_(("bronze", "silver")),
+                        or_(BatchRow.bronze_at >= since, BatchRow.silver_at >= since),
+                    )
+                )
+            )
     return found
 
 
@@ -130,9 +154,10 @@ def settled_companies(engine: Engine, upto: int) -> tuple[int, list[int]]:
     prefix, failed = 0, []
     with read_session(engine) as session:
         for seq, status in session.execute(
-                select(BatchRow.seq, BatchRow.status)
-                .where(BatchRow.stream == Stream.companies.value, BatchRow.seq <= upto)
-                .order_by(BatchRow.seq)):
+            select(BatchRow.seq, BatchRow.status)
+            .where(BatchRow.stream == Stream.companies.value, BatchRow.seq <= upto)
+            .order_by(BatchRow.seq)
+        ):
             if seq != prefix + 1 or status not in SETTLED:
                 break
             prefix = seq
@@ -150,23 +175,37 @@ def check_store(engine: Engine, plan: Plan) -> None:
             check_same(state[tick.batch_id][2], tick.spec, tick.batch_id)
     planned = set(plan.ticks.seqs(Stream.companies).tolist())
     with read_session(engine) as session:
-        stored = set(session.scalars(select(BatchRow.seq).where(
-            BatchRow.stream == Stream.companies.value, BatchRow.seq <= plan.companies_needed)))
+        stored = set(
+            session.scalars(
+                select(BatchRow.seq).where(
+                    BatchRow.stream == Stream.companies.value, BatchRow.seq <= plan.companies_needed
+                )
+            )
+        )
     missing = sorted(set(range(1, plan.companies_needed + 1)) - planned - stored)
     if missing:
         raise BackfillInputError(
             f"--streams: the event ticks reference company batches 1..{plan.companies_needed}, "
             f"and {len(missing):,} of them (seq {missing[0]}…{missing[-1]}) are neither in the "
             "store nor in this range; add companies (--streams companies,events) and start "
-            "--from at the clock's start")
+            "--from at the clock's start"
+        )
 
 
 class Backfill:
     """Sends the plan's ticks and watches the store until every one is in gold (or cannot be)."""
 
-    def __init__(self, engine: Engine, plan: Plan, fleet: Fleetlike, limits: Fleet,
-                 progress: Progress | None = None, *, poll_s: float = 0.25,
-                 now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        plan: Plan,
+        fleet: Fleetlike,
+        limits: Fleet,
+        progress: Progress | None = None,
+        *,
+        poll_s: float = 0.25,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine, self.plan, self.fleet, self.limits = engine, plan, fleet, limits
         self.progress = progress
         self.poll_s, self.now = poll_s, now
@@ -198,8 +237,9 @@ class Backfill:
         self._show(outcome, already, state, final=True)
         return outcome
 
-    def _tally(self, state: dict[str, tuple[str, int, str]], already: set[str],
-               started: float) -> Outcome:
+    def _tally(
+        self, state: dict[str, tuple[str, int, str]], already: set[str], started: float
+    ) -> Outcome:
         outcome = Outcome(len(self.plan.ticks), seconds=self.now() - started)
         prefix, failed_companies = settled_companies(self.engine, self.plan.companies_needed)
         first_failed = failed_companies[0] if failed_companies else None
@@ -218,16 +258,33 @@ class Backfill:
         self._show(outcome, already, state)
         return outcome
 
-    def _show(self, outcome: Outcome, already: set[str], state: dict[str, tuple[str, int, str]],
-              final: bool = False) -> None:
+    def _show(
+        self,
+        outcome: Outcome,
+        already: set[str],
+        state: dict[str, tuple[str, int, str]],
+        final: bool = False,
+    ) -> None:
         if self.progress is None:
             return
-        fresh = [t for t in self.plan.ticks
-                 if t.batch_id not in already and state.get(t.batch_id, ("",))[0] == "gold"]
-        self.progress.show(Snapshot(outcome.gold, outcome.total, outcome.records,
-                                    self.plan.records, len(fresh), sum(t.records for t in fresh),
-                                    sum(t.records for t in fresh if t.stream is Stream.events),
-                                    outcome.seconds), final=final)
+        fresh = [
+            t
+            for t in self.plan.ticks
+            if t.batch_id not in already and state.get(t.batch_id, ("",))[0] == "gold"
+        ]
+        self.progress.show(
+            Snapshot(
+                outcome.gold,
+                outcome.total,
+                outcome.records,
+                self.plan.records,
+                len(fresh),
+                sum(t.records for t in fresh),
+                sum(t.records for t in fresh if t.stream is Stream.events),
+                outcome.seconds,
+            ),
+            final=final,
+        )
 
     def _due(self, tick: Tick, status: str, queued: int) -> bool:
         """Whether to send the tick now, or (when sent before) again: not done, not waiting
@@ -246,14 +303,23 @@ class Backfill:
 
     def _send_some(self, state: dict[str, tuple[str, int, str]], outcome: Outcome) -> None:
         blocked = set(outcome.blocked)
-        done = {t.batch_id for t in self.plan.ticks
-                if state.get(t.batch_id, ("",))[0] in ("gold", "failed")}
+        done = {
+            t.batch_id
+            for t in self.plan.ticks
+            if state.get(t.batch_id, ("",))[0] in ("gold", "failed")
+        }
         flight = sum(1 for b in self.sent if b not in done)
         depth = queued = self.fleet.depth()
-        due = [t for t in self.plan.ticks if t.batch_id not in blocked
-               and self._due(t, state.get(t.batch_id, ("",))[0], queued)]
-        busy = running(self.engine, [t.batch_id for t in due if t.batch_id in self.sent],
-                       self.limits.stuck_after)
+        due = [
+            t
+            for t in self.plan.ticks
+            if t.batch_id not in blocked and self._due(t, state.get(t.batch_id, ("",))[0], queued)
+        ]
+        busy = running(
+            self.engine,
+            [t.batch_id for t in due if t.batch_id in self.sent],
+            self.limits.stuck_after,
+        )
         for tick in due:
             if tick.batch_id in busy:
                 continue

@@ -62,9 +62,14 @@ def purge_queues(redis: Any) -> int:
 
 def in_flight(session: Session) -> int:
     """Batches landed in bronze but not yet in gold (failed ones excluded)."""
-    return session.scalar(
-        select(func.count()).select_from(BatchRow).where(BatchRow.status.in_(("bronze", "silver")))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(BatchRow)
+            .where(BatchRow.status.in_(("bronze", "silver")))
+        )
+        or 0
+    )
 
 
 @dataclass(frozen=True)
@@ -76,26 +81,42 @@ class Skip:
 def gate(limits: Fleet, depth: int, flight: int) -> Skip | None:
     """None when a new batch may be generated, else why not (pure: the caller measures)."""
     if depth >= limits.max_queue_depth:
-        return Skip("queue_depth", f"pipeline queue holds {depth} messages, "
-                                   f"limit fleet.max_queue_depth={limits.max_queue_depth}")
+        return Skip(
+            "queue_depth",
+            f"pipeline queue holds {depth} messages, "
+            f"limit fleet.max_queue_depth={limits.max_queue_depth}",
+        )
     if flight >= limits.max_in_flight:
-        return Skip("in_flight", f"{flight} batches are generated but not yet in gold, "
-                                 f"limit fleet.max_in_flight={limits.max_in_flight}")
+        return Skip(
+            "in_flight",
+            f"{flight} batches are generated but not yet in gold, "
+            f"limit fleet.max_in_flight={limits.max_in_flight}",
+        )
     return None
 
 
-def tick_hold(session: Session, limits: Fleet, depth: Callable[[], int],
-              paused_detail: str) -> Skip | None:
+def tick_hold(
+    session: Session, limits: Fleet, depth: Callable[[], int], paused_detail: str
+) -> Skip | None:
     """Why a tick must not become a batch now, or None to go on (reads only).
 
     The broker is only asked for the queue depth when the fleet is not paused.
     """
-    return (Skip("paused", paused_detail) if is_paused(session)
-            else gate(limits, depth(), in_flight(session)))
+    return (
+        Skip("paused", paused_detail)
+        if is_paused(session)
+        else gate(limits, depth(), in_flight(session))
+    )
 
 
-def hold_tick(session: Session, limits: Fleet, depth: Callable[[], int], stream: str,
-              at: datetime, paused_detail: str) -> Skip | None:
+def hold_tick(
+    session: Session,
+    limits: Fleet,
+    depth: Callable[[], int],
+    stream: str,
+    at: datetime,
+    paused_detail: str,
+) -> Skip | None:
     """`tick_hold`, with the skip recorded in the caller's transaction.
 
     Beat asks before sending a tick and the worker again before generating it.
@@ -145,8 +166,10 @@ class CompaniesFirst:
         """Whether to hold back this events tick (entry `name`); if so it is due again soon."""
         held = self.missing(beat.settings)
         if held and not self.holding:
-            logger.info("events tick held: no company is in silver yet, so its batch would be "
-                        "empty; it goes out once the first company batch is (no seq used)")
+            logger.info(
+                "events tick held: no company is in silver yet, so its batch would be "
+                "empty; it goes out once the first company batch is (no seq used)"
+            )
         self.holding = held
         if held:
             _due_in(beat, name, HOLD_RETRY_S)
@@ -157,6 +180,5 @@ def _due_in(beat: Any, name: str, seconds: float) -> None:
     """Make beat's entry `name` due `seconds` from now (its interval counts from then on)."""
     entry = beat.schedule.get(name)
     if entry is not None:
-        entry.last_run_at = beat.app.now() - entry.schedule.run_every + timedelta(
-            seconds=seconds)
+        entry.last_run_at = beat.app.now() - entry.schedule.run_every + timedelta(seconds=seconds)
         beat._heap = None  # Celery's Scheduler re-plans every due time at its next tick

@@ -43,8 +43,9 @@ class BeatLease:
         self.ttl_ms = ttl_ms
         started = datetime.now(UTC).isoformat(timespec="seconds")
         # readable, because the refused beat prints it; the suffix tells restarts apart
-        self.token = (f"{socket.gethostname()} pid {os.getpid()} since {started} "
-                      f"[{uuid.uuid4().hex[:8]}]")
+        self.token = (
+            f"{socket.gethostname()} pid {os.getpid()} since {started} [{uuid.uuid4().hex[:8]}]"
+        )
 
     def holder(self) -> str | None:
         return _text(self.store.get(KEY))
@@ -69,7 +70,8 @@ class BeatLease:
                     f"another emugen beat is already scheduling on {self.broker} "
                     f"({self.holder() or 'its lease just lapsed'}); two beats would send every "
                     "tick twice. Stop that beat first, or give this fleet its own broker "
-                    "(broker_url in the config).")
+                    "(broker_url in the config)."
+                )
             time.sleep(poll_s)
         return time.monotonic() - started
 

@@ -79,8 +79,9 @@ def fast_client(url: str, timeout: float = PING_TIMEOUT_S) -> Any:
     from redis.retry import Retry
 
     # No retries: "nobody answers" must be a quick, definite answer.
-    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout,
-                                retry=Retry(NoBackoff(), 0))
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=timeout, socket_timeout=timeout, retry=Retry(NoBackoff(), 0)
+    )
 
 
 def answers(url: str, timeout: float = PING_TIMEOUT_S) -> bool:
@@ -152,8 +153,9 @@ class PrivateRedis:
         self.stop()
 
 
-def start_private(url: str, data_dir: Path = DEFAULT_DATA_DIR,
-                  log_path: Path = DEFAULT_LOG) -> PrivateRedis:
+def start_private(
+    url: str, data_dir: Path = DEFAULT_DATA_DIR, log_path: Path = DEFAULT_LOG
+) -> PrivateRedis:
     """Start redis-server for `url` (a local URL) with append-only persistence in data_dir."""
     parts = urlsplit(url)
     port = parts.port or 6379
@@ -161,19 +163,28 @@ def start_private(url: str, data_dir: Path = DEFAULT_DATA_DIR,
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     args = [
-        str(binary), "--port", str(port),
-        "--bind", "::1" if parts.hostname == "::1" else "127.0.0.1",
-        "--dir", str(data_dir.resolve()),
+        str(binary),
+        "--port",
+        str(port),
+        "--bind",
+        "::1" if parts.hostname == "::1" else "127.0.0.1",
+        "--dir",
+        str(data_dir.resolve()),
         # every write logged and fsynced each second: queued messages survive a crash too
-        "--appendonly", "yes", "--appendfsync", "everysec",
-        "--daemonize", "no",  # logs go to stdout, i.e. log_path
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",  # logs go to stdout, i.e. log_path
     ]
     if parts.password:
         args += ["--requirepass", unquote(parts.password)]
     started = time.monotonic()
     with log_path.open("ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, **child_options())
+        process = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, **child_options()
+        )
     private = PrivateRedis(process, url, port, data_dir, log_path, binary)
     deadline = started + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -197,8 +208,9 @@ def start_private(url: str, data_dir: Path = DEFAULT_DATA_DIR,
     )
 
 
-def ensure_broker(url: str, data_dir: Path = DEFAULT_DATA_DIR,
-                  log_path: Path = DEFAULT_LOG) -> PrivateRedis | None:
+def ensure_broker(
+    url: str, data_dir: Path = DEFAULT_DATA_DIR, log_path: Path = DEFAULT_LOG
+) -> PrivateRedis | None:
     """None when a Redis already answers at `url`; a started PrivateRedis when it is local."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):

@@ -57,12 +57,24 @@ def paused_since(session: Session) -> datetime | None:
     return row.updated_at if row is not None and row.value == "true" else None
 
 
-def record_reload(session: Session, source: str, *, fingerprint: str | None = None,
-                  mode: str | None = None, problems: Sequence[str] = ()) -> None:
-    session.add(ConfigReload(
-        at=datetime.now(UTC), source=source, accepted=not problems, fingerprint=fingerprint,
-        mode=mode, problems=json.dumps(list(problems)) if problems else None,
-    ))
+def record_reload(
+    session: Session,
+    source: str,
+    *,
+    fingerprint: str | None = None,
+    mode: str | None = None,
+    problems: Sequence[str] = (),
+) -> None:
+    session.add(
+        ConfigReload(
+            at=datetime.now(UTC),
+            source=source,
+            accepted=not problems,
+            fingerprint=fingerprint,
+            mode=mode,
+            problems=json.dumps(list(problems)) if problems else None,
+        )
+    )
 
 
 def last_reload(session: Session, accepted: bool | None = None) -> ConfigReload | None:
@@ -72,10 +84,18 @@ def last_reload(session: Session, accepted: bool | None = None) -> ConfigReload 
     return session.scalar(query)
 
 
-def record_skip(session: Session, stream: str, scheduled_at: datetime, reason: str,
-                detail: str) -> None:
-    session.add(SkippedTick(at=datetime.now(UTC), stream=stream, scheduled_at=scheduled_at,
-                            reason=reason, detail=detail))
+def record_skip(
+    session: Session, stream: str, scheduled_at: datetime, reason: str, detail: str
+) -> None:
+    session.add(
+        SkippedTick(
+            at=datetime.now(UTC),
+            stream=stream,
+            scheduled_at=scheduled_at,
+            reason=reason,
+            detail=detail,
+        )
+    )
 
 
 def skip_counts(session: Session) -> dict[str, int]:
@@ -92,9 +112,21 @@ class Cleaned:
 
 
 # children before parents, so nothing is ever left pointing at a deleted batch
-_WIPED = (GoldCompanyWindow, GoldRegionWindow, GoldWindowDriver, GoldWindowRevision, Quarantine,
-          SilverEvent, SilverCompany, InjectedDefect, ArrivalEntry, PlannedCompany, BronzeRecord,
-          BatchRow, SkippedTick)
+_WIPED = (
+    GoldCompanyWindow,
+    GoldRegionWindow,
+    GoldWindowDriver,
+    GoldWindowRevision,
+    Quarantine,
+    SilverEvent,
+    SilverCompany,
+    InjectedDefect,
+    ArrivalEntry,
+    PlannedCompany,
+    BronzeRecord,
+    BatchRow,
+    SkippedTick,
+)
 
 
 def require_paused(session: Session) -> None:
@@ -127,8 +159,11 @@ def clean(session: Session, landing: Landing | None = None) -> Cleaned:
     removed.update(files)
     # the company marks (retention's floor, the watermark checkpoint) and retention's tally
     # describe batches that no longer exist: start again from ordinal 0 and seq 1
-    session.execute(delete(ControlState).where(
-        ControlState.key.in_(("company_floor", "company_settled", "retention_tally"))))
+    session.execute(
+        delete(ControlState).where(
+            ControlState.key.in_(("company_floor", "company_settled", "retention_tally"))
+        )
+    )
     # retention's pruned-seq marks too: seqs restart, so an old mark would call new ids pruned
     session.execute(delete(ControlState).where(ControlState.key.startswith("pruned_through:")))
     return Cleaned(removed)

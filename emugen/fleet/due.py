@@ -43,9 +43,11 @@ def plan(entries: Mapping[str, Any], mode: str) -> dict[str, Any]:
             continue
         every = entry.schedule.run_every
         last = _utc(entry.last_run_at)
-        streams[stream.value] = {"last_at": last.isoformat(),
-                                 "next_at": (last + every).isoformat(),
-                                 "interval_s": every.total_seconds()}
+        streams[stream.value] = {
+            "last_at": last.isoformat(),
+            "next_at": (last + every).isoformat(),
+            "interval_s": every.total_seconds(),
+        }
     return {"mode": mode, "streams": streams}
 
 
@@ -139,25 +141,44 @@ def countdown(seconds: float) -> str:
     return f"in {hours} h" + (f" {rest} min" if rest else "")
 
 
-def view(published: dict[str, Any] | None, now: datetime, paused: bool,
-         error: str | None = None) -> dict[str, Any]:
+def view(
+    published: dict[str, Any] | None, now: datetime, paused: bool, error: str | None = None
+) -> dict[str, Any]:
     """What readers show: per stream the next tick, seconds left, the interval, a line."""
     if published is None:
         why = error or "beat is not running (or not on a Redis broker)"
-        return {"known": False, "paused": paused, "mode": None, "streams": {},
-                "note": f"{why}: nothing is known to be due"}
+        return {
+            "known": False,
+            "paused": paused,
+            "mode": None,
+            "streams": {},
+            "note": f"{why}: nothing is known to be due",
+        }
     mode = published.get("mode")
     streams = {}
     for stream, due in published.get("streams", {}).items():
         at = datetime.fromisoformat(due["next_at"])
         left = (at - now).total_seconds()
         every = f"every {span(due['interval_s'])} ({mode})"
-        when = (f"{stream} batches paused" if paused
-                else f"next {stream} batch {at:%H:%M:%S}, {countdown(left)}")
-        streams[stream] = {**due, "in_s": round(left, 1), "when": when, "every": every,
-                           "line": f"{when} · {every}"}
-    return {"known": True, "paused": paused, "mode": mode, "streams": streams,
-            "note": "paused: beat skips every tick until `emugen resume`" if paused else None}
+        when = (
+            f"{stream} batches paused"
+            if paused
+            else f"next {stream} batch {at:%H:%M:%S}, {countdown(left)}"
+        )
+        streams[stream] = {
+            **due,
+            "in_s": round(left, 1),
+            "when": when,
+            "every": every,
+            "line": f"{when} · {every}",
+        }
+    return {
+        "known": True,
+        "paused": paused,
+        "mode": mode,
+        "streams": streams,
+        "note": "paused: beat skips every tick until `emugen resume`" if paused else None,
+    }
 
 
 def brief(shown: dict[str, Any]) -> str:

@@ -24,7 +24,8 @@ def require_login(argv: Sequence[str], environ: Mapping[str, str]) -> None:
         "refusing to start Flower without a login: anyone who reaches its port could "
         "revoke or kill tasks and read every task's arguments. Set FLOWER_BASIC_AUTH="
         "user:password (e.g. FLOWER_BASIC_AUTH=admin:$(python -c 'import secrets; "
-        "print(secrets.token_urlsafe(16))')), or run `emugen up`, which makes one up")
+        "print(secrets.token_urlsafe(16))')), or run `emugen up`, which makes one up"
+    )
 
 
 def _check(ctx: click.Context, _: click.Parameter, __: object) -> None:
@@ -40,6 +41,11 @@ def _check(ctx: click.Context, _: click.Parameter, __: object) -> None:
 
 # Not exposed to the command (expose_value=False): Flower's callback takes no such keyword,
 # and Celery before 5.7 would pass it on and crash (celery#7894).
-REQUIRE_LOGIN = click.Option(["--flower-login-guard"], is_flag=True, hidden=True,
-                             expose_value=False, callback=_check,
-                             help="(internal) refuse to start Flower without a login")
+REQUIRE_LOGIN = click.Option(
+    ["--flower-login-guard"],
+    is_flag=True,
+    hidden=True,
+    expose_value=False,
+    callback=_check,
+    help="(internal) refuse to start Flower without a login",
+)

@@ -76,8 +76,7 @@ def clear_fault(client: Any) -> None:
     try:
         client.delete(FAULT_KEY)
     except Exception:  # noqa: BLE001 - the key lapses by itself
-        logger.warning("could not clear the store fault in Redis; it lapses in %d s",
-                       FAULT_TTL_S)
+        logger.warning("could not clear the store fault in Redis; it lapses in %d s", FAULT_TTL_S)
 
 
 def outage(client: Any) -> dict[str, Any]:
@@ -96,24 +95,44 @@ def refusals(doing: str, url: str) -> Iterator[None]:
         yield
     except SQLAlchemyError as exc:
         cause = describe(exc)
-        fix = ("free space on the disk that holds it" if "full" in cause.lower()
-               else "fix the database (see `emugen status`)")
-        raise StoreRefused(f"cannot {doing}: the database at {url} refused: {cause}; "
-                           f"{fix}, then run the command again") from None
+        fix = (
+            "free space on the disk that holds it"
+            if "full" in cause.lower()
+            else "fix the database (see `emugen status`)"
+        )
+        raise StoreRefused(
+            f"cannot {doing}: the database at {url} refused: {cause}; "
+            f"{fix}, then run the command again"
+        ) from None
 
 
 # -- ticks that could not be recorded ----------------------------------------------------------
 
 
-def park_tick(client: Any, stream: str, scheduled_at: datetime, reason: str,
-              detail: str) -> None:
-    client.rpush(PARKED_KEY, json.dumps({
-        "stream": stream, "scheduled_at": scheduled_at.isoformat(), "reason": reason,
-        "detail": detail, "at": datetime.now(UTC).isoformat()}))
+def park_tick(client: Any, stream: str, scheduled_at: datetime, reason: str, detail: str) -> None:
+    client.rpush(
+        PARKED_KEY,
+        json.dumps(
+            {
+                "stream": stream,
+                "scheduled_at": scheduled_at.isoformat(),
+                "reason": reason,
+                "detail": detail,
+                "at": datetime.now(UTC).isoformat(),
+            }
+        ),
+    )
 
 
-def record_or_park(engine: Engine, client: Any, source: str, stream: str,
-                   scheduled_at: datetime, reason: str, detail: str) -> bool:
+def record_or_park(
+    engine: Engine,
+    client: Any,
+    source: str,
+    stream: str,
+    scheduled_at: datetime,
+    reason: str,
+    detail: str,
+) -> bool:
     """Record the skipped tick; when the store refuses, park it in Redis. True if recorded."""
     try:
         with write_session(engine) as session:
@@ -128,11 +147,19 @@ def record_or_park(engine: Engine, client: Any, source: str, stream: str,
                 raise RuntimeError("no Redis broker to park it in")
             park_tick(client, stream, scheduled_at, reason, detail)
         except Exception:  # noqa: BLE001 - both stores down: the log is all that is left
-            logger.exception("tick %s %s is lost: neither the store nor Redis took it",
-                             stream, scheduled_at.isoformat())
+            logger.exception(
+                "tick %s %s is lost: neither the store nor Redis took it",
+                stream,
+                scheduled_at.isoformat(),
+            )
             return False
-        logger.warning("store refused the %s skip of %s %s (%s): parked in Redis until it "
-                       "is back", reason, stream, scheduled_at.isoformat(), describe(exc))
+        logger.warning(
+            "store refused the %s skip of %s %s (%s): parked in Redis until it is back",
+            reason,
+            stream,
+            scheduled_at.isoformat(),
+            describe(exc),
+        )
         return False
 
 
@@ -145,8 +172,11 @@ def _unrecorded(session: Any, ticks: list[dict[str, Any]]) -> list[dict[str, Any
             continue  # parked twice (a retry and its expiry): one skip
         seen.add((tick["stream"], at))
         for model in (BatchRow, SkippedTick):
-            found = session.scalar(select(model.stream).where(
-                model.stream == tick["stream"], model.scheduled_at == at).limit(1))
+            found = session.scalar(
+                select(model.stream)
+                .where(model.stream == tick["stream"], model.scheduled_at == at)
+                .limit(1)
+            )
             if found is not None:
                 break
         else:
@@ -170,10 +200,15 @@ def drain(engine: Engine, client: Any, source: str) -> int:
             with write_session(engine) as session:
                 fresh = _unrecorded(session, ticks)
                 for tick in fresh:
-                    session.add(SkippedTick(
-                        at=datetime.fromisoformat(tick["at"]), stream=tick["stream"],
-                        scheduled_at=datetime.fromisoformat(tick["scheduled_at"]),
-                        reason=tick["reason"], detail=tick["detail"]))
+                    session.add(
+                        SkippedTick(
+                            at=datetime.fromisoformat(tick["at"]),
+                            stream=tick["stream"],
+                            scheduled_at=datetime.fromisoformat(tick["scheduled_at"]),
+                            reason=tick["reason"],
+                            detail=tick["detail"],
+                        )
+                    )
         except SQLAlchemyError as exc:
             report_fault(client, source, exc)
             break
@@ -188,15 +223,20 @@ def drain(engine: Engine, client: Any, source: str) -> int:
 # -- what readers show -------------------------------------------------------------------------
 
 
-def problems(file_problem: str | None, fault: dict[str, Any] | None,
-             parked: int | None, now: datetime | None = None) -> list[str]:
+def problems(
+    file_problem: str | None,
+    fault: dict[str, Any] | None,
+    parked: int | None,
+    now: datetime | None = None,
+) -> list[str]:
     """One line per thing wrong with the store, naming the database's own error."""
     lines = [] if file_problem is None else [file_problem]
     if fault is not None:
         age = ((now or datetime.now(UTC)) - datetime.fromisoformat(fault["at"])).total_seconds()
-        lines.append(f"the database refuses writes: {fault['error']} (reported by "
-                     f"{fault['source']} {max(age, 0):.0f} s ago)")
+        lines.append(
+            f"the database refuses writes: {fault['error']} (reported by "
+            f"{fault['source']} {max(age, 0):.0f} s ago)"
+        )
     if parked:
-        lines.append(f"{parked} skipped ticks wait in Redis until the database takes writes "
-                     "again")
+        lines.append(f"{parked} skipped ticks wait in Redis until the database takes writes again")
     return lines

@@ -31,11 +31,16 @@ def store_moves(running: Settings, new: Settings) -> list[str]:
     restart in the new store, in-flight batches finish in the old one), so a change waits for
     a restart, which every process of the fleet then takes at once.
     """
-    pairs = (("database_url", redact_url(running.database_url), redact_url(new.database_url)),
-             ("broker_url", redact_url(running.broker_url), redact_url(new.broker_url)),
-             ("landing.root", running.landing.root, new.landing.root))
-    return [f"{name}: {old} -> {to} is not applied while the fleet runs on {old}; {RESTART}"
-            for name, old, to in pairs if old != to]
+    pairs = (
+        ("database_url", redact_url(running.database_url), redact_url(new.database_url)),
+        ("broker_url", redact_url(running.broker_url), redact_url(new.broker_url)),
+        ("landing.root", running.landing.root, new.landing.root),
+    )
+    return [
+        f"{name}: {old} -> {to} is not applied while the fleet runs on {old}; {RESTART}"
+        for name, old, to in pairs
+        if old != to
+    ]
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,12 @@ class ConfigWatcher:
     parent's, the dashboard's): its stores hold from the first poll on.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, env: bool = True,
-                 running: Settings | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        env: bool = True,
+        running: Settings | None = None,
+    ) -> None:
         self.path = config_path(path)
         self.env = env
         self.settings: Settings | None = running
@@ -73,13 +82,13 @@ class ConfigWatcher:
         try:
             info = os.stat(self.path)
         except OSError as exc:
-            return self._refuse(f"unreadable:{exc.errno}",
-                                f"cannot read the file ({exc.strerror})")
+            return self._refuse(f"unreadable:{exc.errno}", f"cannot read the file ({exc.strerror})")
         problem = refusal(info)
         if problem:
             # never opened: a device or a huge file costs one stat per poll, however often
-            return self._refuse(f"refused:{info.st_ino}:{info.st_mode}:{info.st_size}:"
-                                f"{info.st_mtime_ns}", problem)
+            return self._refuse(
+                f"refused:{info.st_ino}:{info.st_mode}:{info.st_size}:{info.st_mtime_ns}", problem
+            )
         try:
             raw = read_config_bytes(self.path)
         except FileNotFoundError:
@@ -91,8 +100,7 @@ class ConfigWatcher:
             return None
         self._digest = digest
         try:
-            settings = settings_from_text(decode(raw, str(self.path)), str(self.path),
-                                          env=self.env)
+            settings = settings_from_text(decode(raw, str(self.path)), str(self.path), env=self.env)
         except ConfigError as exc:
             return self._reject(exc)
         moves = store_moves(self.settings, settings) if self.settings is not None else []
@@ -131,8 +139,9 @@ class ConfigWatcher:
         if digest == self._digest:
             return None
         self._digest = digest
-        return self._reject(ConfigError(str(self.path), [
-            f"{problem}; the running config stays in force"]))
+        return self._reject(
+            ConfigError(str(self.path), [f"{problem}; the running config stays in force"])
+        )
 
     def _reject(self, error: ConfigError) -> Change:
         self.last_error = error
@@ -148,8 +157,9 @@ def write_atomically(path: Path, text: str) -> None:
     replace_atomically(path, text.encode("utf-8"), mode)
 
 
-def set_mode(mode: Mode | str,
-             path: str | os.PathLike[str] | None = None) -> tuple[Mode | None, Mode]:
+def set_mode(
+    mode: Mode | str, path: str | os.PathLike[str] | None = None
+) -> tuple[Mode | None, Mode]:
     """Rewrite the file's top-level `mode:` (comments kept); returns (before, after).
 
     `before` is None when the file was invalid: a broken mode line is exactly what this
@@ -160,18 +170,27 @@ def set_mode(mode: Mode | str,
     try:
         target = Mode(mode)
     except ValueError:
-        raise ConfigError(str(file), [
-            f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]) from None
+        raise ConfigError(
+            str(file), [f"mode: got {mode!r}; allowed: {', '.join(m.value for m in Mode)}"]
+        ) from None
     if not file.exists():  # a mode is a line of a config: there must be a config to hold it
-        raise ConfigError(str(file), [
-            f"no such file (looked at {file.absolute()}); write one with `emugen init "
-            f"--preset {target.value}`, or pass --config"])
+        raise ConfigError(
+            str(file),
+            [
+                f"no such file (looked at {file.absolute()}); write one with `emugen init "
+                f"--preset {target.value}`, or pass --config"
+            ],
+        )
     text = decode(read_config_bytes(file), str(file))
     if _holds_nothing(text, str(file)):
-        raise ConfigError(str(file), [
-            "the file holds no settings, and a mode line alone would put every other setting "
-            "(the store included) at its default: write one with `emugen init --preset "
-            f"{target.value} --force`, then set the mode"])
+        raise ConfigError(
+            str(file),
+            [
+                "the file holds no settings, and a mode line alone would put every other setting "
+                "(the store included) at its default: write one with `emugen init --preset "
+                f"{target.value} --force`, then set the mode"
+            ],
+        )
     try:
         before: Mode | None = settings_from_text(text, str(file), env=False).mode
     except ConfigError:

@@ -84,8 +84,9 @@ class EmugenScheduler(Scheduler):
             try:
                 self.lease.release()
             except Exception:  # noqa: BLE001 - the lease lapses by itself anyway
-                logger.warning("could not release the beat lease; it lapses in %d ms",
-                               self.lease.ttl_ms)
+                logger.warning(
+                    "could not release the beat lease; it lapses in %d ms", self.lease.ttl_ms
+                )
         super().close()
 
     # -- one beat per broker ---------------------------------------------------------------
@@ -101,12 +102,19 @@ class EmugenScheduler(Scheduler):
             logger.critical("%s", exc)
             raise
         except Exception as exc:  # noqa: BLE001 - beat waits for its broker anyway
-            logger.warning("broker unreachable, so no check for another beat yet (%s); the "
-                           "lease is taken on the first tick it answers", exc)
+            logger.warning(
+                "broker unreachable, so no check for another beat yet (%s); the "
+                "lease is taken on the first tick it answers",
+                exc,
+            )
             return
         self._renewed = time.monotonic()
-        logger.info("beat lease taken on %s after waiting %.1f s: %s",
-                    self.lease.broker, waited, self.lease.token)
+        logger.info(
+            "beat lease taken on %s after waiting %.1f s: %s",
+            self.lease.broker,
+            waited,
+            self.lease.token,
+        )
 
     def _renew_lease(self) -> None:
         if self.lease is None or time.monotonic() - self._renewed < 1:
@@ -121,7 +129,8 @@ class EmugenScheduler(Scheduler):
             self.due = None  # the plan in Redis is the other beat's now: never withdraw it
             problem = BeatAlreadyRunning(
                 f"another beat took the schedule on {self.lease.broker} "
-                f"({self.lease.holder()}); this beat stops so ticks are not sent twice")
+                f"({self.lease.holder()}); this beat stops so ticks are not sent twice"
+            )
             logger.critical("%s", problem)
             raise problem
 
@@ -167,15 +176,23 @@ class EmugenScheduler(Scheduler):
         self.settings = settings
         self.merge_inplace(entries_for(settings))
         self._heap = None  # re-plan every due time now: a new interval applies at once
-        logger.info("config applied: mode=%s fingerprint=%s companies every %s, events every %s",
-                    settings.mode.value, settings.fingerprint(),
-                    settings.interval(Stream.companies), settings.interval(Stream.events))
+        logger.info(
+            "config applied: mode=%s fingerprint=%s companies every %s, events every %s",
+            settings.mode.value,
+            settings.fingerprint(),
+            settings.interval(Stream.companies),
+            settings.interval(Stream.events),
+        )
 
     def _record(self, engine: Any, change: Change, settings: Settings) -> None:
         with write_session(engine) as session:
             if change.accepted:
-                record_reload(session, change.source, fingerprint=settings.fingerprint(),
-                              mode=settings.mode.value)
+                record_reload(
+                    session,
+                    change.source,
+                    fingerprint=settings.fingerprint(),
+                    mode=settings.mode.value,
+                )
                 record_applied(session, settings)
             else:
                 assert change.error is not None
@@ -209,8 +226,9 @@ class EmugenScheduler(Scheduler):
             return None
         entry.args = (stream, at.isoformat())
         # Celery's own wording, which log readers (and the soak verdict) count ticks by
-        logger.info("Scheduler: Sending due task %s (%s) for %s", entry.name, entry.task,
-                    at.isoformat())
+        logger.info(
+            "Scheduler: Sending due task %s (%s) for %s", entry.name, entry.task, at.isoformat()
+        )
         try:
             self.apply_async(entry, producer=producer, advance=False)
         except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the tick is lost, say so
@@ -242,8 +260,11 @@ class EmugenScheduler(Scheduler):
             return False
         if depth < settings.fleet.max_queue_depth:
             return False
-        logger.info("reap tick held back: the pipeline queue holds %d messages (limit %d)",
-                    depth, settings.fleet.max_queue_depth)
+        logger.info(
+            "reap tick held back: the pipeline queue holds %d messages (limit %d)",
+            depth,
+            settings.fleet.max_queue_depth,
+        )
         return True
 
     def _gate(self, stream: str, at: datetime) -> bool:
@@ -251,12 +272,20 @@ class EmugenScheduler(Scheduler):
         assert settings is not None
         engine = engine_for(settings.database_url)
         with read_session(engine) as session:
-            skip = tick_hold(session, settings.fleet, lambda: pipeline_depth(self.app),
-                             "the fleet is paused")
+            skip = tick_hold(
+                session, settings.fleet, lambda: pipeline_depth(self.app), "the fleet is paused"
+            )
         if skip is not None:
             # a store that refuses the write (disk full) parks the skip in Redis for later
-            outage.record_or_park(engine, outage.client_for(settings.broker_url), "beat",
-                                  stream, at, skip.reason, skip.detail)
+            outage.record_or_park(
+                engine,
+                outage.client_for(settings.broker_url),
+                "beat",
+                stream,
+                at,
+                skip.reason,
+                skip.detail,
+            )
             announce(settings.broker_url, "skip", stream)
         if skip is not None and skip.reason != "paused":
             logger.warning("tick skipped: %s %s", stream, skip.detail)

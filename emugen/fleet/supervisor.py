@@ -38,13 +38,20 @@ def wait_for(probe: Callable[[], T], timeout: float, what: str, every: float = 0
         time.sleep(every)
 
 
-def spawn(args: Sequence[str], log: Path, env: Mapping[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Start `args` in a session of its own, output appended to `log`, no stdin."""
     with log.open("ab") as out:
-        return subprocess.Popen(list(args), cwd=cwd, env=None if env is None else dict(env),
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                **child_options())
+        return subprocess.Popen(
+            list(args),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            **child_options(),
+        )
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
@@ -68,8 +75,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
     kill_group(proc.pid)  # orphaned pool children of a killed main process
 
 
-def terminate_together(procs: Sequence[subprocess.Popen[bytes]], timeout: float,
-                       hurry: Callable[[], bool] = lambda: False) -> dict[int, float]:
+def terminate_together(
+    procs: Sequence[subprocess.Popen[bytes]],
+    timeout: float,
+    hurry: Callable[[], bool] = lambda: False,
+) -> dict[int, float]:
     """SIGTERM every live process at once and wait until all exited, `timeout` passed or
     `hurry()` says to stop waiting; returns the seconds each exited one took, by pid.
 
@@ -127,6 +137,7 @@ def serves_fleet(url: str, fleet_id: str, timeout: float = 2.0) -> bool:
 def flower_accepts(url: str, user: str, password: str, timeout: float = 2.0) -> bool:
     """True when the server at `url` lets in `user:password` and nobody else: a Flower with the
     login `emugen up` made (a random password), not one that lets everyone in."""
+
     def status(secret: str) -> int:
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
         return _get(url, {"Authorization": f"Basic {token}"}, timeout)[0]

@@ -18,8 +18,9 @@ from emugen.pipeline import gold, silver
 # The retry policy (store-dependent max_retries from the live config, a capped 2**n countdown,
 # and a recorded outcome on giving up) does not fit `autoretry_for`, so the runtime owns it.
 @shared_task(bind=True, name=names.GENERATE_BATCH, max_retries=None)
-def generate_batch(self: Any, stream: str, scheduled_at: str,
-                   mode: str | None = None) -> str | None:
+def generate_batch(
+    self: Any, stream: str, scheduled_at: str, mode: str | None = None
+) -> str | None:
     """Land one batch for the tick (idempotent per tick), then chain silver and gold."""
     return worker.generate(self, stream, scheduled_at, mode)
 
@@ -61,8 +62,9 @@ def prune() -> str:
 
 
 @task_revoked.connect
-def _record_expired_tick(sender: Any = None, request: Any = None, expired: bool = False,
-                         **_: Any) -> None:
+def _record_expired_tick(
+    sender: Any = None, request: Any = None, expired: bool = False, **_: Any
+) -> None:
     """Runs in the worker's main process, which discards expired messages before the pool
     sees them: only there can an expired generation tick be recorded as a skip."""
     if expired and getattr(sender, "name", None) == generate_batch.name:

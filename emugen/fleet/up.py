@@ -48,24 +48,42 @@ class ProcessDef:
 # The fleet, in start order. The repo-root Procfile lists the same commands (a test checks),
 # so `honcho start` / `foreman start` and `emugen up` run the same thing.
 PROCESSES: tuple[ProcessDef, ...] = (
-    ProcessDef("worker", f"celery -A emugen worker -Q {','.join(QUEUES)} --concurrency 2 "
-                         "--loglevel INFO", essential=True),
+    ProcessDef(
+        "worker",
+        f"celery -A emugen worker -Q {','.join(QUEUES)} --concurrency 2 --loglevel INFO",
+        essential=True,
+    ),
     ProcessDef("beat", "celery -A emugen beat --loglevel INFO", essential=True),
     # Basic auth comes from FLOWER_BASIC_AUTH; Flower keeps every task in memory: bound it.
-    ProcessDef("flower", "celery -A emugen flower --address=127.0.0.1 --port=5555 "
-                         "--max_tasks=10000", essential=False, port=5555, title="Flower",
-               option="--flower-port", env="EMUGEN_FLOWER_PORT"),
-    ProcessDef("web", "emugen web --host 127.0.0.1 --port 8000", essential=False, port=8000,
-               title="dashboard", option="--web-port", env="EMUGEN_WEB_PORT"),
+    ProcessDef(
+        "flower",
+        "celery -A emugen flower --address=127.0.0.1 --port=5555 --max_tasks=10000",
+        essential=False,
+        port=5555,
+        title="Flower",
+        option="--flower-port",
+        env="EMUGEN_FLOWER_PORT",
+    ),
+    ProcessDef(
+        "web",
+        "emugen web --host 127.0.0.1 --port 8000",
+        essential=False,
+        port=8000,
+        title="dashboard",
+        option="--web-port",
+        env="EMUGEN_WEB_PORT",
+    ),
 )
 
 
-def on_ports(processes: Sequence[ProcessDef], ports: Mapping[str, int | None],
-             ) -> tuple[ProcessDef, ...]:
+def on_ports(
+    processes: Sequence[ProcessDef], ports: Mapping[str, int | None]
+) -> tuple[ProcessDef, ...]:
     """`processes` with the ports asked for by name (None keeps a process's own)."""
     chosen = {name: port for name, port in ports.items() if port is not None}
-    return tuple(spec.on_port(chosen[spec.name]) if spec.name in chosen else spec
-                 for spec in processes)
+    return tuple(
+        spec.on_port(chosen[spec.name]) if spec.name in chosen else spec for spec in processes
+    )
 
 
 def port_refusal(port: int, host: str = HOST) -> str | None:
@@ -91,15 +109,20 @@ def check_ports(processes: Sequence[ProcessDef]) -> None:
             continue
         other = seen.get(spec.port)
         if other is not None:
-            raise PortTaken(f"{other.option} and {spec.option} both ask for port {spec.port}; "
-                            f"give the {spec.title} another one ({spec.option} PORT)")
+            raise PortTaken(
+                f"{other.option} and {spec.option} both ask for port {spec.port}; "
+                f"give the {spec.title} another one ({spec.option} PORT)"
+            )
         seen[spec.port] = spec
         problem = port_refusal(spec.port)
         if problem is not None:
             raise PortTaken(
                 f"port {spec.port} on {HOST}, where the {spec.title} would listen, is taken "
                 f"({problem}): another program (perhaps another emugen fleet) serves there; "
-                f"choose a free one with {spec.option} PORT (or ${spec.env}), or stop that program")
+                f"choose a free one with {spec.option} PORT (or ${spec.env}), or stop that program"
+            )
+
+
 STOP_FIRST = ("beat",)  # no new ticks while the workers drain
 LOG_DIR = Path("var/log")
 SUMMARY_EVERY_S = 2.0
@@ -180,8 +203,13 @@ class Child:
 class Fleet:
     """Starts the processes with their output in log files, watches them, stops them in order."""
 
-    def __init__(self, processes: Sequence[ProcessDef], env: Mapping[str, str], log_dir: Path,
-                 say: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        processes: Sequence[ProcessDef],
+        env: Mapping[str, str],
+        log_dir: Path,
+        say: Callable[[str], None],
+    ) -> None:
         self.processes = processes
         self.env = dict(env)
         self.log_dir = log_dir
@@ -231,14 +259,17 @@ class Fleet:
         else:
             assert child.popen is not None
             seconds = time.monotonic() - child.started
-            head = (f"{name} {ended(child.popen.returncode)} after {seconds:.1f} s; "
-                    f"{child.log_path} ends with:\n{tail(child.log_path)}")
+            head = (
+                f"{name} {ended(child.popen.returncode)} after {seconds:.1f} s; "
+                f"{child.log_path} ends with:\n{tail(child.log_path)}"
+            )
         if child.spec.essential:
             return f"ERROR: {head}\nthe fleet cannot run without {name}: stopping everything"
         return f"WARNING: {head}\nthe rest of the fleet keeps running without {name}"
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S,
-             hurry: Callable[[], bool] = lambda: False) -> None:
+    def stop(
+        self, timeout: float = STOP_TIMEOUT_S, hurry: Callable[[], bool] = lambda: False
+    ) -> None:
         """Beat first, then the rest with SIGTERM (workers finish their tasks); kill leftovers."""
         first = [c for c in self.children if c.spec.name in STOP_FIRST]
         rest = [c for c in self.children if c.spec.name not in STOP_FIRST]
@@ -256,14 +287,16 @@ class Fleet:
         for child in live:
             assert child.popen is not None
             if child.alive:
-                self.say(f"{child.spec.name} still running after "
-                         f"{time.monotonic() - began:.1f} s: killing it")
+                self.say(
+                    f"{child.spec.name} still running after "
+                    f"{time.monotonic() - began:.1f} s: killing it"
+                )
                 child.signal_group(signal.SIGKILL)
             child.popen.wait()
             child.reported = True
             seconds = took.get(child.popen.pid, time.monotonic() - began)
             child.signal_group(signal.SIGKILL)  # anything it left behind in its group
             # uvicorn re-raises the SIGTERM it shut down cleanly on: a signal here is not a crash
-            self.say(f"{child.spec.name} stopped ({ended(child.popen.returncode)}, "
-                     f"{seconds:.1f} s)")
-
+            self.say(
+                f"{child.spec.name} stopped ({ended(child.popen.returncode)}, {seconds:.1f} s)"
+            )

@@ -15,13 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from emugen.db.models import BatchRow
 from emugen.db.session import engine_for, forget_engines, init_db, read_session, write_session
-from emugen.errors import (
-    BackfillNotReady,
-    BatchNotFound,
-    EmugenError,
-    SeqContention,
-    StoreFileGone,
-)
+from emugen.errors import BackfillNotReady, BatchNotFound, EmugenError, SeqContention, StoreFileGone
 from emugen.fleet import outage
 from emugen.fleet.announce import announce
 from emugen.fleet.applied import record_store
@@ -49,8 +43,9 @@ PRUNE_BUDGET_S = 10  # one prune run stops after this (well below the soft time 
 class Runtime:
     """One per worker process: the config file it watches and the stores it has prepared."""
 
-    def __init__(self, config: str | os.PathLike[str] | None = None,
-                 running: Settings | None = None) -> None:
+    def __init__(
+        self, config: str | os.PathLike[str] | None = None, running: Settings | None = None
+    ) -> None:
         self.watcher = ConfigWatcher(config, running=running)
         self._initialised: set[str] = set()
 
@@ -74,8 +69,9 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def configure(config: str | os.PathLike[str] | None = None,
-              running: Settings | None = None) -> Runtime:
+def configure(
+    config: str | os.PathLike[str] | None = None, running: Settings | None = None
+) -> Runtime:
     """Put a fresh runtime, watching `config` (default: $EMUGEN_CONFIG), in force."""
     global _runtime
     _runtime = Runtime(config, running)
@@ -104,12 +100,13 @@ def setup_process(config: str | os.PathLike[str] | None = None) -> Runtime:
     forget_engines()
     logging.getLogger("emugen").setLevel(logging.INFO)
     parent = _runtime.watcher
-    return configure(config, running=parent.settings if parent.path == config_path(config)
-                     else None)
+    return configure(
+        config, running=parent.settings if parent.path == config_path(config) else None
+    )
 
 
 def backoff(retries: int) -> float:
-    return min(2.0 ** retries, MAX_BACKOFF_S)
+    return min(2.0**retries, MAX_BACKOFF_S)
 
 
 def stage_chain(app: Any, batch_id: str, first: str = "silver") -> Any:
@@ -146,14 +143,16 @@ def generate(task: Any, stream: str, scheduled_at: str, mode: str | None) -> str
 
     try:
         with write_session(engine) as session:
-            held = hold_tick(session, settings.fleet, depth, stream, at,
-                             "the fleet was paused before it ran")
+            held = hold_tick(
+                session, settings.fleet, depth, stream, at, "the fleet was paused before it ran"
+            )
         if held:
             announce(settings.broker_url, "skip", stream)  # committed: readers may look now
             return None
         origin = Origin(task.request.hostname, task.request.id, depths[-1] if depths else None)
-        landed = generate_and_land(engine, settings, Stream(stream), at, origin=origin,
-                                   mode=Mode(mode) if mode else None)
+        landed = generate_and_land(
+            engine, settings, Stream(stream), at, origin=origin, mode=Mode(mode) if mode else None
+        )
     except StoreFileGone as exc:
         refused(settings, task.request.hostname, exc)
         raise
@@ -179,8 +178,9 @@ def backfill(task: Any, message: dict[str, Any]) -> str | None:
     settings = _runtime.settings()  # only the store's and the landing zone's whereabouts
     tick = TickMessage.parse(message)
     try:
-        return run_tick(_runtime.engine(settings), settings.landing, tick,
-                        worker=task.request.hostname)
+        return run_tick(
+            _runtime.engine(settings), settings.landing, tick, worker=task.request.hostname
+        )
     except BackfillNotReady:
         raise task.retry(countdown=NOT_READY_S) from None
     except TRANSIENT as exc:
@@ -192,15 +192,27 @@ def backfill(task: Any, message: dict[str, Any]) -> str | None:
         raise task.retry(exc=exc, countdown=backoff(task.request.retries)) from None
 
 
-def _give_up_on_tick(task: Any, settings: Settings, engine: Engine, stream: str,
-                     at: datetime, exc: OperationalError | SeqContention) -> None:
+def _give_up_on_tick(
+    task: Any,
+    settings: Settings,
+    engine: Engine,
+    stream: str,
+    at: datetime,
+    exc: OperationalError | SeqContention,
+) -> None:
     """Out of retries: the tick is recorded as failed (or parked) and the error re-raised."""
     if task.request.retries < settings.fleet.max_retries:
         return
     reason = exc.orig if isinstance(exc, OperationalError) else exc
-    outage.record_or_park(engine, outage.client_for(settings.broker_url),
-                          task.request.hostname, stream, at, "failed",
-                          f"gave up after {task.request.retries} retries: {reason}")
+    outage.record_or_park(
+        engine,
+        outage.client_for(settings.broker_url),
+        task.request.hostname,
+        stream,
+        at,
+        "failed",
+        f"gave up after {task.request.retries} retries: {reason}",
+    )
     raise exc
 
 
@@ -213,7 +225,7 @@ def run_stage(task: Any, stage: str, batch_id: str, work: Stage) -> None:
             work(session, batch_id)
     except BatchNotFound:
         logger.warning("batch %s is gone (cleaned?); %s dropped", batch_id, stage)
-    except (TRANSIENT + (SoftTimeLimitExceeded,)) as exc:
+    except TRANSIENT + (SoftTimeLimitExceeded,) as exc:
         if isinstance(exc, OperationalError):
             refused(settings, task.request.hostname, exc)
         if task.request.retries >= settings.fleet.max_retries:
@@ -252,8 +264,9 @@ def reap(app: Any) -> list[list[str]]:
     for batch_id in reland_missing(engine, settings.landing, settings.fleet.stuck_after):
         logger.warning("reaper: batch %s had no landing file; landed it", batch_id)
     for batch_id in reland_damaged(engine, settings.landing):
-        logger.warning("reaper: batch %s had a missing or damaged file or manifest; landed it "
-                       "again", batch_id)
+        logger.warning(
+            "reaper: batch %s had a missing or damaged file or manifest; landed it again", batch_id
+        )
     return [list(c) for c in claimed]
 
 
@@ -263,9 +276,13 @@ def prune() -> str:
     retain = settings.fleet.retain_batches_for
     if retain is None:
         return "retention is off (fleet.retain_batches_for: null)"
-    result = prune_batches(_runtime.engine(settings), retain,
-                           chunk_rows=settings.fleet.prune_chunk_rows,
-                           budget_s=PRUNE_BUDGET_S, landing=settings.landing)
+    result = prune_batches(
+        _runtime.engine(settings),
+        retain,
+        chunk_rows=settings.fleet.prune_chunk_rows,
+        budget_s=PRUNE_BUDGET_S,
+        landing=settings.landing,
+    )
     if result.batches:
         logger.info("retention: %s", result)
         announce(settings.broker_url, "prune")
@@ -282,13 +299,22 @@ def record_expired_tick(args: list[Any]) -> None:
         settings = _runtime.settings()
         engine = _runtime.engine(settings)
         with read_session(engine) as session:
-            landed = session.scalar(select(BatchRow.batch_id).where(
-                BatchRow.stream == stream, BatchRow.scheduled_at == at))
+            landed = session.scalar(
+                select(BatchRow.batch_id).where(
+                    BatchRow.stream == stream, BatchRow.scheduled_at == at
+                )
+            )
         if landed is None:  # a redelivered tick whose batch exists is not a skip
             # a store that refuses the write parks the tick in Redis; beat writes it back
-            outage.record_or_park(engine, outage.client_for(settings.broker_url), "worker",
-                                  stream, at, "expired",
-                                  "the tick waited longer than its interval for a worker")
+            outage.record_or_park(
+                engine,
+                outage.client_for(settings.broker_url),
+                "worker",
+                stream,
+                at,
+                "expired",
+                "the tick waited longer than its interval for a worker",
+            )
             announce(settings.broker_url, "skip", stream)
     except Exception:  # noqa: BLE001 - bookkeeping must never take the worker down
         logger.exception("could not record the expired tick %s %s", stream, at)

@@ -31,8 +31,17 @@ from emugen.generate.spec import (
 )
 from emugen.vocabulary import Stream
 
-__all__ = ["GENERATOR_VERSION", "Arrived", "Batch", "BatchSpec", "Draft", "Truth", "build_spec",
-           "draft", "generate"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "Arrived",
+    "Batch",
+    "BatchSpec",
+    "Draft",
+    "Truth",
+    "build_spec",
+    "draft",
+    "generate",
+]
 
 NO_COMPANIES = "no company is in silver yet, so there is no driver to emit events"
 # Once per process that generates (workers, `emugen` commands, the benchmarks): big batches'
@@ -134,8 +143,14 @@ def draft(spec: BatchSpec) -> Draft:
     arrived = arrive(spec, layout, truth, _redraft)
     if spec.arrival.redelivered is not None:  # later batches copy from this one's own rows
         _remember(without_sources(spec).model_dump_json(), (arrived.layout, arrived.truth))
-    return Draft(spec=spec, layout=arrived.layout, truth=arrived.truth, note=note,
-                 arrivals=arrived.ledger, delay=arrived.delay)
+    return Draft(
+        spec=spec,
+        layout=arrived.layout,
+        truth=arrived.truth,
+        note=note,
+        arrivals=arrived.ledger,
+        delay=arrived.delay,
+    )
 
 
 # Drafts of recent batches that later batches may copy from (redelivered), by spec: a worker
@@ -153,8 +168,9 @@ def _redraft(source: BatchSpec) -> tuple[Layout | Delivery, list[Truth]]:
     return found
 
 
-def _remember(key: str, drafted: tuple[Layout | Delivery, list[Truth]]
-              ) -> tuple[Layout | Delivery, list[Truth]]:
+def _remember(
+    key: str, drafted: tuple[Layout | Delivery, list[Truth]]
+) -> tuple[Layout | Delivery, list[Truth]]:
     _SOURCES[key] = drafted
     _SOURCES.move_to_end(key)
     while len(_SOURCES) > 1 and sum(len(layout) for layout, _ in _SOURCES.values()) > _SOURCE_ROWS:
@@ -167,5 +183,11 @@ def generate(spec: BatchSpec) -> Batch:
     with gc_paused():
         planned = draft(spec)
         records = [row for rows in planned.chunks() for row in rows]
-    return Batch(spec=spec, records=records, truth=planned.truth, note=planned.note,
-                 arrivals=planned.arrivals, delay=planned.delay)
+    return Batch(
+        spec=spec,
+        records=records,
+        truth=planned.truth,
+        note=planned.note,
+        arrivals=planned.arrivals,
+        delay=planned.delay,
+    )

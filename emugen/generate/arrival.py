@@ -112,23 +112,28 @@ def arrive(spec: BatchSpec, layout: Layout, truth: list[Truth], redraft: Redraft
     moved: Columns = columns
     if arrival.drift is not None and arrival.contract_version >= 2:
         rng = substream(spec.seed, spec.stream, spec.seq, DRIFT)
-        moved = DriftColumns(columns, arrival.drift.field,
-                             np.round(rng.random(len(columns)) * 500_000, 1))
+        moved = DriftColumns(
+            columns, arrival.drift.field, np.round(rng.random(len(columns)) * 500_000, 1)
+        )
     layout = replace(layout, columns=moved)
     if arrival.out_of_order:
         layout, truth = _shuffle(spec, layout, truth)
     position = _positions(layout)
     start = to_ms(spec.interval_start)
-    ledger = [Arrived(int(position[i]), LATE, start - lateness, lateness)
-              for i, lateness in late]
+    ledger = [Arrived(int(position[i]), LATE, start - lateness, lateness) for i, lateness in late]
     copies, redelivered = _redeliver(spec, arrival, len(layout), redraft)
     ledger.sort(key=lambda a: a.row_no)
-    return Arrival(Delivery(layout, copies) if arrival.redelivered else layout, truth,
-                   (*ledger, *redelivered), _delay(spec, arrival))
+    return Arrival(
+        Delivery(layout, copies) if arrival.redelivered else layout,
+        truth,
+        (*ledger, *redelivered),
+        _delay(spec, arrival),
+    )
 
 
-def _late(spec: BatchSpec, arrival: ArrivalSpec, layout: Layout,
-          columns: EventColumns) -> tuple[EventColumns, list[tuple[int, int]]]:
+def _late(
+    spec: BatchSpec, arrival: ArrivalSpec, layout: Layout, columns: EventColumns
+) -> tuple[EventColumns, list[tuple[int, int]]]:
     """Move a clean record's event time before the interval; (base index, lateness) each."""
     if arrival.late is None:
         return columns, []
@@ -172,8 +177,9 @@ def _shuffle(spec: BatchSpec, layout: Layout, truth: list[Truth]) -> tuple[Layou
     return replace(layout, order=layout.order[perm]), shuffled
 
 
-def _redeliver(spec: BatchSpec, arrival: ArrivalSpec, own: int,
-               redraft: Redraft) -> tuple[list[dict[str, Any]], list[Arrived]]:
+def _redeliver(
+    spec: BatchSpec, arrival: ArrivalSpec, own: int, redraft: Redraft
+) -> tuple[list[dict[str, Any]], list[Arrived]]:
     """Copies of clean own rows of earlier batches, appended after the `own` rows."""
     redo = arrival.redelivered
     if redo is None or spec.seq == 1:
@@ -191,16 +197,19 @@ def _redeliver(spec: BatchSpec, arrival: ArrivalSpec, own: int,
             continue
         drafted, truth = redraft(source)
         rows, event_ms = _clean_rows(drafted, truth, int((ages == age).sum()), rng)
-        for row_no, record, at in zip(rows.tolist(), _rows_at(drafted, rows),
-                                      event_ms, strict=True):
-            ledger.append(Arrived(own + len(copies), REDELIVERED, at, start - at,
-                                  source.seq, row_no))
+        for row_no, record, at in zip(
+            rows.tolist(), _rows_at(drafted, rows), event_ms, strict=True
+        ):
+            ledger.append(
+                Arrived(own + len(copies), REDELIVERED, at, start - at, source.seq, row_no)
+            )
             copies.append(record)
     return copies, ledger
 
 
-def _clean_rows(layout: Layout | Delivery, truth: list[Truth], count: int,
-                rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+def _clean_rows(
+    layout: Layout | Delivery, truth: list[Truth], count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[int]]:
     """`count` distinct row numbers of clean own rows of a source batch, and their event times."""
     own = layout.own if isinstance(layout, Delivery) else layout
     base = own.order.astype(np.int64)
@@ -238,6 +247,8 @@ def _delay(spec: BatchSpec, arrival: ArrivalSpec) -> int:
     if arrival.delayed is None:
         return 0
     rng = substream(spec.seed, spec.stream, spec.seq, DELAYED)
-    held, delay = rng.random() < arrival.delayed.rate, rng.integers(1, arrival.delayed.max_delay,
-                                                                    endpoint=True)
+    held, delay = (
+        rng.random() < arrival.delayed.rate,
+        rng.integers(1, arrival.delayed.max_delay, endpoint=True),
+    )
     return int(delay) if held else 0

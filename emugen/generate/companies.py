@@ -16,12 +16,14 @@ from emugen.vocabulary import Region, iso_ms, to_ms
 REGIONS = (Region.US, Region.EU, Region.SA, Region.AUS)
 REGION_SHARE = np.cumsum([0.40, 0.30, 0.15, 0.15])
 # (lat_min, lat_max, lon_min, lon_max): where a region's trucks drive.
-REGION_BOX = np.array([
-    (25.0, 49.0, -124.0, -67.0),
-    (36.0, 60.0, -10.0, 30.0),
-    (-35.0, 5.0, -75.0, -35.0),
-    (-38.0, -12.0, 114.0, 153.0),
-])
+REGION_BOX = np.array(
+    [
+        (25.0, 49.0, -124.0, -67.0),
+        (36.0, 60.0, -10.0, 30.0),
+        (-35.0, 5.0, -75.0, -35.0),
+        (-38.0, -12.0, 114.0, 153.0),
+    ]
+)
 _LOCALES = {
     Region.US: ("en_US",),
     Region.EU: ("de_DE", "fr_FR", "nl_NL", "it_IT", "es_ES"),
@@ -68,8 +70,9 @@ class CompanyTraits:
     name_bits: np.ndarray
 
 
-def company_traits(seed: int, ordinals: np.ndarray, shape: CompanyShape,
-                   ids: bool = True) -> CompanyTraits:
+def company_traits(
+    seed: int, ordinals: np.ndarray, shape: CompanyShape, ids: bool = True
+) -> CompanyTraits:
     """Derive every company trait for `ordinals` at once (pure, vectorised); `ids` False
     leaves `company_ids` empty (emugen/generate/eligible.py keeps no ids)."""
     k = np.asarray(ordinals, dtype=np.uint64)

@@ -62,6 +62,7 @@ class _Table:
     def reallocate(self, capacity: int, keep: int) -> None:
         """Fresh arrays holding the first `keep` companies: views handed out earlier keep
         the old ones, so no batch ever sees a column change under it."""
+
         def moved(old: np.ndarray, dtype: type[np.signedinteger]) -> np.ndarray:
             new = np.empty(capacity, dtype=dtype)
             new[:keep] = old[:keep]
@@ -71,7 +72,7 @@ class _Table:
         self.trucks = moved(self.trucks, self._trucks_type())
         self.region = moved(self.region, np.int8)
         self.count = keep
-        self.excluded = self.excluded[:np.searchsorted(self.excluded, keep)]
+        self.excluded = self.excluded[: np.searchsorted(self.excluded, keep)]
         self.digest = None
 
     def extend(self, seed: int, upto: int, excluded: np.ndarray) -> None:
@@ -97,8 +98,8 @@ class _Table:
 
 def _agree_below(cached: np.ndarray, asked: np.ndarray, limit: int) -> int:
     """The first ordinal below `limit` excluded by one list and not the other, else `limit`."""
-    a = cached[:np.searchsorted(cached, limit)]
-    b = asked[:np.searchsorted(asked, limit)]
+    a = cached[: np.searchsorted(cached, limit)]
+    b = asked[: np.searchsorted(asked, limit)]
     n = min(len(a), len(b))
     differ = np.flatnonzero(a[:n] != b[:n])
     if differ.size:
@@ -117,7 +118,7 @@ def excluded_of(spec: BatchSpec) -> np.ndarray:
     reference, or read from the list an older (or hand-made) spec carries."""
     if spec.exclusions is not None:
         listed = resolve(spec.exclusions, f"{spec.stream.value} batch {spec.seq}")
-        return listed[:np.searchsorted(listed, spec.watermark)]
+        return listed[: np.searchsorted(listed, spec.watermark)]
     rejected = spec.excluded_ordinals  # a tuple of ints: fromiter reads it ~2x faster
     excluded = np.fromiter(rejected, dtype=np.int64, count=len(rejected))
     excluded = excluded[excluded < spec.watermark]

@@ -117,8 +117,21 @@ def event_columns(spec: BatchSpec, count: int, rng: np.random.Generator) -> Even
     del region
     has_gps = rng.random(count) >= spec.location_missing_rate
     bits = rng.integers(0, 2**64 - 1, (count, 2), dtype=np.uint64, endpoint=True)
-    return EventColumns(spec.seed, types, company_ids_for(spec.seed, ordinal), ordinal, driver,
-                        truck, start, stamp_offset, kind, lat, lon, has_gps, bits)
+    return EventColumns(
+        spec.seed,
+        types,
+        company_ids_for(spec.seed, ordinal),
+        ordinal,
+        driver,
+        truck,
+        start,
+        stamp_offset,
+        kind,
+        lat,
+        lon,
+        has_gps,
+        bits,
+    )
 
 
 def _within(low: np.ndarray, high: np.ndarray, u: np.ndarray) -> np.ndarray:

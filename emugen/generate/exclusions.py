@@ -71,7 +71,8 @@ def resolve(reference: Exclusions, batch: str) -> np.ndarray:
         raise ExclusionsUnknown(
             f"{batch} names {reference.count:,} excluded companies by digest "
             f"{reference.digest}, and they are not loaded here; regenerate it through the "
-            "store that holds its run (`emugen replay BATCH_ID`)")
+            "store that holds its run (`emugen replay BATCH_ID`)"
+        )
     return found
 
 
@@ -89,22 +90,23 @@ class Ledger:
         if not ordinals:
             return
         if self.count + len(ordinals) > len(self._ordinals):
-            grown = np.empty(max(self.count + len(ordinals), len(self._ordinals) * 3 // 2),
-                             dtype=np.int64)
-            grown[:self.count] = self._ordinals[:self.count]
+            grown = np.empty(
+                max(self.count + len(ordinals), len(self._ordinals) * 3 // 2), dtype=np.int64
+            )
+            grown[: self.count] = self._ordinals[: self.count]
             self._ordinals = grown  # views handed out keep the old array
         new = np.asarray(ordinals, dtype=np.int64)
-        self._ordinals[self.count:self.count + len(new)] = new
+        self._ordinals[self.count : self.count + len(new)] = new
         self.count += len(new)
         self._hash.update(_bytes(new))
-        self._reference = remember(self._ordinals[:self.count], self._hash.hexdigest()[:32])
+        self._reference = remember(self._ordinals[: self.count], self._hash.hexdigest()[:32])
 
     @property
     def ordinals(self) -> np.ndarray:
-        return self._ordinals[:self.count]
+        return self._ordinals[: self.count]
 
     def reference(self) -> Exclusions:
         """The reference to every ordinal so far (kept loaded while it is among the newest)."""
         if known(self._reference) is None:
-            remember(self._ordinals[:self.count], self._reference.digest)
+            remember(self._ordinals[: self.count], self._reference.digest)
         return self._reference

@@ -110,9 +110,13 @@ def _schema(spec: BatchSpec, record: dict[str, Any], u: np.ndarray, _: int) -> M
     if u[0] < 0.3:  # an unknown extra field, the way upstream schema drift looks
         early = _early_drift_field(spec)
         field = _pick(_EXTRA_FIELDS + early, u[1])
-        value = (round(float(u[2]) * 120, 1) if field == "speed_kmh"
-                 else round(float(u[2]) * 500_000, 1) if early and field == early[0]
-                 else f"v{int(u[2] * 9) + 1}")
+        value = (
+            round(float(u[2]) * 120, 1)
+            if field == "speed_kmh"
+            else round(float(u[2]) * 500_000, 1)
+            if early and field == early[0]
+            else f"v{int(u[2] * 9) + 1}"
+        )
         record[field] = value
         return field, None, json_text(value)
     rule = _pick(RULES[spec.stream], u[1])

@@ -59,7 +59,8 @@ def plan_defects(spec: BatchSpec, total: int, rng: np.random.Generator) -> Plan:
     excess = defects.count(Defect.duplicate) - (total - count)
     if excess > 0:
         others: dict[Defect, float] = {
-            d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate}
+            d: w for d, w in spec.quality_weights.items() if d is not Defect.duplicate
+        }
         redrawn = iter(_draw(others, spec.stream, rng.random(excess)))
         kept: list[Defect] = []
         for d in reversed(defects):
@@ -167,19 +168,31 @@ def inject(
     truth: list[Truth] = []
     for lo in range(0, len(singles), _SLICE):
         part = targets[lo : lo + _SLICE]
-        for k, (index, row) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
-                                         start=lo):
+        for k, (index, row) in enumerate(
+            zip(part.tolist(), columns.rows_at(part), strict=True), start=lo
+        ):
             field, before, after = MUTATORS[singles[k]](spec, row, draws[k], index)
-            truth.append(Truth(int(position[index]), singles[k], field, before, after,
-                               Reason(singles[k].value)))
+            truth.append(
+                Truth(
+                    int(position[index]), singles[k], field, before, after, Reason(singles[k].value)
+                )
+            )
     key = KEY_FIELD[spec.stream]
     for lo in range(0, dups, _SLICE):
         part = originals[lo : lo + _SLICE]
-        for j, (o, copy) in enumerate(zip(part.tolist(), columns.rows_at(part), strict=True),
-                                      start=lo):
-            truth.append(Truth(int(position[n + j]), Defect.duplicate, key,
-                               json_text({"row_no": int(position[o])}), json_text(copy[key]),
-                               Reason.duplicate))
+        for j, (o, copy) in enumerate(
+            zip(part.tolist(), columns.rows_at(part), strict=True), start=lo
+        ):
+            truth.append(
+                Truth(
+                    int(position[n + j]),
+                    Defect.duplicate,
+                    key,
+                    json_text({"row_no": int(position[o])}),
+                    json_text(copy[key]),
+                    Reason.duplicate,
+                )
+            )
     truth.sort(key=lambda t: t.row_no)
     mutated = {index: k for k, index in enumerate(targets.tolist())}
     return Layout(columns, order, spec, singles, draws, mutated, originals), truth

@@ -9,8 +9,16 @@ from emugen.vocabulary import Stream
 # Stable small integers for names that enter seeds: renaming a Python enum must not move data.
 STREAM_CODE = {Stream.companies: 1, Stream.events: 2}
 # each arrival condition has its own sub-stream, so turning one on moves no other draw
-PURPOSE_CODE = {"size": 1, "records": 2, "quality": 3, "late": 4, "order": 5, "redelivered": 6,
-                "delayed": 7, "drift": 8}
+PURPOSE_CODE = {
+    "size": 1,
+    "records": 2,
+    "quality": 3,
+    "late": 4,
+    "order": 5,
+    "redelivered": 6,
+    "delayed": 7,
+    "drift": 8,
+}
 # Tags for counter-based hashes of entities that live outside any one batch.
 TAG_COMPANY, TAG_DRIVER, TAG_TRUCK, TAG_PHANTOM = 101, 102, 103, 104
 
@@ -60,7 +68,16 @@ def uuid_strings(hi: np.ndarray, lo: np.ndarray) -> list[str]:
     both[:, 0], both[:, 1] = hi, lo
     hexed = np.frombuffer(both.tobytes().hex().encode(), dtype="S1").reshape(n, 32)
     dash = np.full((n, 1), b"-", dtype="S1")
-    cols = [hexed[:, :8], dash, hexed[:, 8:12], dash, hexed[:, 12:16], dash,
-            hexed[:, 16:20], dash, hexed[:, 20:]]
+    cols = [
+        hexed[:, :8],
+        dash,
+        hexed[:, 8:12],
+        dash,
+        hexed[:, 12:16],
+        dash,
+        hexed[:, 16:20],
+        dash,
+        hexed[:, 20:],
+    ]
     joined = np.ascontiguousarray(np.concatenate(cols, axis=1)).view("S36").ravel()
     return joined.astype("U36").tolist()

@@ -145,8 +145,9 @@ class BatchSpec(Frozen):
         return self.interval_end - self.interval_start
 
 
-def interval_for(settings: Settings, stream: Stream, seq: int, scheduled_at: datetime | None,
-                 mode: Mode) -> tuple[datetime, datetime]:
+def interval_for(
+    settings: Settings, stream: Stream, seq: int, scheduled_at: datetime | None, mode: Mode
+) -> tuple[datetime, datetime]:
     """The interval that just closed at `scheduled_at`; a simulated clock derives it from seq."""
     length = settings.interval(stream, mode)
     if settings.clock.kind == "simulated":
@@ -169,22 +170,28 @@ def interval_for(settings: Settings, stream: Stream, seq: int, scheduled_at: dat
     return end - length, end
 
 
-def _check_bounds(stream: Stream, seq: int, size: int | None, first_ordinal: int,
-                  watermark: int) -> None:
+def _check_bounds(
+    stream: Stream, seq: int, size: int | None, first_ordinal: int, watermark: int
+) -> None:
     if not 1 <= seq <= MAX_SEQ:
-        raise SpecError(f"seq must be between 1 and {MAX_SEQ:,} (batches are numbered from 1), "
-                        f"got {seq:,}")
+        raise SpecError(
+            f"seq must be between 1 and {MAX_SEQ:,} (batches are numbered from 1), got {seq:,}"
+        )
     if size is not None and not 0 <= size <= MAX_BATCH:
-        raise SpecError(f"size must be between 0 and {MAX_BATCH:,} records (the batch bound), "
-                        f"got {size:,}")
+        raise SpecError(
+            f"size must be between 0 and {MAX_BATCH:,} records (the batch bound), got {size:,}"
+        )
     last = first_ordinal + (size if size is not None else MAX_BATCH)
     if stream is Stream.companies and (first_ordinal < 0 or last > MAX_ORDINAL):
-        raise SpecError(f"first ordinal must be between 0 and {MAX_ORDINAL - MAX_BATCH:,} so "
-                        f"every company id stays distinct, got {first_ordinal:,} (with seq "
-                        "and no --first-ordinal it is (seq-1) × the max company batch size)")
+        raise SpecError(
+            f"first ordinal must be between 0 and {MAX_ORDINAL - MAX_BATCH:,} so "
+            f"every company id stays distinct, got {first_ordinal:,} (with seq "
+            "and no --first-ordinal it is (seq-1) × the max company batch size)"
+        )
     if stream is Stream.events and not 0 <= watermark <= MAX_ORDINAL:
-        raise SpecError(f"watermark must be between 0 and {MAX_ORDINAL:,} companies, "
-                        f"got {watermark:,}")
+        raise SpecError(
+            f"watermark must be between 0 and {MAX_ORDINAL:,} companies, got {watermark:,}"
+        )
 
 
 class SpecOptions(TypedDict, total=False):
@@ -255,7 +262,8 @@ def build_spec(
         quality_rate=quality.rate,
         quality_weights={d: w for d, w in quality.weights(stream).items() if w > 0},
         arrival=arrival_spec(settings.events.arrival, seq, options.get("sources", ()))
-        if stream is Stream.events else None,
+        if stream is Stream.events
+        else None,
     )
 
 
@@ -273,18 +281,22 @@ def arrival_spec(arrival: Arrival, seq: int, sources: tuple[BatchSpec, ...]) -> 
     late, redo, delayed, drift = arrival.late, arrival.redelivered, arrival.delayed, arrival.drift
     kept: tuple[BatchSpec, ...] = ()
     if redo is not None:
-        near = sorted((s for s in sources if 0 < seq - s.seq <= redo.max_age),
-                      key=lambda s: -s.seq)
+        near = sorted((s for s in sources if 0 < seq - s.seq <= redo.max_age), key=lambda s: -s.seq)
         kept = tuple(without_sources(s) for s in near)
     return ArrivalSpec(
         contract_version=2 if drift is not None and seq >= drift.from_seq else 1,
-        late=None if late is None else LateSpec(
-            rate=late.rate, max_lateness_ms=late.max_lateness // timedelta(milliseconds=1)),
+        late=None
+        if late is None
+        else LateSpec(
+            rate=late.rate, max_lateness_ms=late.max_lateness // timedelta(milliseconds=1)
+        ),
         out_of_order=arrival.out_of_order,
-        redelivered=None if redo is None else RedeliveredSpec(
-            rate=redo.rate, max_age=redo.max_age, sources=kept),
-        delayed=None if delayed is None else DelayedSpec(rate=delayed.rate,
-                                                         max_delay=delayed.max_delay),
+        redelivered=None
+        if redo is None
+        else RedeliveredSpec(rate=redo.rate, max_age=redo.max_age, sources=kept),
+        delayed=None
+        if delayed is None
+        else DelayedSpec(rate=delayed.rate, max_delay=delayed.max_delay),
         drift=None if drift is None else DriftSpec(from_seq=drift.from_seq, field=drift.field),
     )
 

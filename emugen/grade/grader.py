@@ -32,9 +32,11 @@ class Job:
 
 def empty_rejected(con: duckdb.DuckDBPyConnection, mode: str) -> None:
     """A consumer without a reject output: nothing rejected."""
-    keys = ("NULL::VARCHAR AS batch_id, NULL::BIGINT AS row_no, NULL::VARCHAR AS natural_id"
-            if mode == "lineage"
-            else "NULL::VARCHAR AS natural_id, NULL::VARCHAR AS stream")
+    keys = (
+        "NULL::VARCHAR AS batch_id, NULL::BIGINT AS row_no, NULL::VARCHAR AS natural_id"
+        if mode == "lineage"
+        else "NULL::VARCHAR AS natural_id, NULL::VARCHAR AS stream"
+    )
     con.execute(f"CREATE OR REPLACE VIEW rejected AS SELECT {keys}, 0::BIGINT AS ord LIMIT 0")
 
 
@@ -47,10 +49,15 @@ PROBE = 1_000  # lineage: output rows whose id is compared with the truth's at t
 def _found(con: duckdb.DuckDBPyConnection, mode: str) -> tuple[int, int]:
     """(output rows whose key the truth holds, output rows with a key): matching counted both,
     the rows matching no truth record being `strays.extra`."""
-    keyed = ("SELECT sum(total) FROM user_counts" if mode == "lineage"
-             else "SELECT sum(user_rows) FROM tally0")
-    n, extra = con.execute(f"SELECT coalesce(({keyed}), 0)::BIGINT, "
-                           "coalesce((SELECT sum(extra) FROM strays), 0)::BIGINT").fetchall()[0]
+    keyed = (
+        "SELECT sum(total) FROM user_counts"
+        if mode == "lineage"
+        else "SELECT sum(user_rows) FROM tally0"
+    )
+    n, extra = con.execute(
+        f"SELECT coalesce(({keyed}), 0)::BIGINT, "
+        "coalesce((SELECT sum(extra) FROM strays), 0)::BIGINT"
+    ).fetchall()[0]
     return n - extra, n
 
 
@@ -78,7 +85,8 @@ def belongs(con: duckdb.DuckDBPyConnection, mode: str, truth_path: str | None) -
             raise GradeInputError(
                 f"truth {truth_path or '(the store)'}: this truth is not from the run that "
                 f"produced this output ({found:,} of {n:,} keys found); grade against the "
-                "store or an `emugen export truth` of the run that fed this pipeline")
+                "store or an `emugen export truth` of the run that fed this pipeline"
+            )
 
 
 def run(job: Job, engine: Engine | None = None) -> Grade:
@@ -93,16 +101,19 @@ def run(job: Job, engine: Engine | None = None) -> Grade:
         return _run(con, job, sources, engine)
     except duckdb.IOException as exc:
         first = str(exc).strip().splitlines()[0]
-        raise GradeInputMissing(f"an input vanished while it was read ({first}); grade again "
-                                "once the pipeline has finished writing it") from None
+        raise GradeInputMissing(
+            f"an input vanished while it was read ({first}); grade again "
+            "once the pipeline has finished writing it"
+        ) from None
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
         raise bad_value(con, sources, job.truth_path, exc) from None
     finally:
         con.close()
 
 
-def _run(con: duckdb.DuckDBPyConnection, job: Job, sources: list[Source],
-         engine: Engine | None) -> Grade:
+def _run(
+    con: duckdb.DuckDBPyConnection, job: Job, sources: list[Source], engine: Engine | None
+) -> Grade:
     """Register the inputs and the truth, match, check the truth belongs to them, score."""
     mode = detect_match(con, sources) if job.match == "auto" else job.match
     for source in sources:
@@ -112,9 +123,11 @@ def _run(con: duckdb.DuckDBPyConnection, job: Job, sources: list[Source],
     load_truth(con, engine=engine, path=job.truth_path, stream=job.stream)
     if not con.execute("SELECT count(*) FROM truth").fetchall()[0][0]:
         where = job.truth_path or "the store"
-        raise GradeInputError(f"truth {where}: no records"
-                              f"{' of stream ' + job.stream if job.stream else ''}; "
-                              "land some batches first (`emugen pipeline run`)")
+        raise GradeInputError(
+            f"truth {where}: no records"
+            f"{' of stream ' + job.stream if job.stream else ''}; "
+            "land some batches first (`emugen pipeline run`)"
+        )
     match_records(con, mode, job.duplicates, job.pending, job.examples)
     belongs(con, mode, job.truth_path)
     return score(con, mode, job.duplicates, job.examples)

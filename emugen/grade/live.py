@@ -28,9 +28,13 @@ def job_for(target: GradeTarget) -> Job:
     from emugen.grade.grader import Job
     from emugen.grade.inputs import Source
 
-    return Job(Source("kept", target.kept),
-               Source("rejected", target.rejected) if target.rejected else None,
-               match=target.match, duplicates=target.duplicates, examples=0)
+    return Job(
+        Source("kept", target.kept),
+        Source("rejected", target.rejected) if target.rejected else None,
+        match=target.match,
+        duplicates=target.duplicates,
+        examples=0,
+    )
 
 
 def _stamp(engine: Engine, batch_id: str | None) -> datetime | None:
@@ -49,15 +53,33 @@ def panel(grade: Grade, engine: Engine) -> dict[str, Any]:
         reached, latest = _stamp(engine, s.last_batch), _stamp(engine, s.latest_batch)
         lag = (latest - reached).total_seconds() if reached and latest else None
         streams[name] = {
-            "recall": s.recall, "precision": s.precision, "pending_batches": s.pending_batches,
-            "last_batch": s.last_batch, "latest_batch": s.latest_batch, "lag_s": lag,
-            "false_alarms": s.false_alarms, "lost_clean": s.lost_clean,
-            "by_defect": {d: {"recall": v.recall, "caught": v.caught, "escaped": v.escaped,
-                              "lost": v.lost, "pending": v.pending}
-                          for d, v in sorted(s.by_defect.items())},
+            "recall": s.recall,
+            "precision": s.precision,
+            "pending_batches": s.pending_batches,
+            "last_batch": s.last_batch,
+            "latest_batch": s.latest_batch,
+            "lag_s": lag,
+            "false_alarms": s.false_alarms,
+            "lost_clean": s.lost_clean,
+            "by_defect": {
+                d: {
+                    "recall": v.recall,
+                    "caught": v.caught,
+                    "escaped": v.escaped,
+                    "lost": v.lost,
+                    "pending": v.pending,
+                }
+                for d, v in sorted(s.by_defect.items())
+            },
         }
-    return {"ok": True, "error": None, "recall": grade.recall, "precision": grade.precision,
-            "match": grade.match, "streams": streams}
+    return {
+        "ok": True,
+        "error": None,
+        "recall": grade.recall,
+        "precision": grade.precision,
+        "match": grade.match,
+        "streams": streams,
+    }
 
 
 class LiveGrade:
@@ -88,11 +110,19 @@ class LiveGrade:
                 try:
                     from emugen.grade.grader import run
 
-                    self._panel = {**panel(run(job_for(target), self.engine), self.engine),
-                                   "graded_at": time.time()}
+                    self._panel = {
+                        **panel(run(job_for(target), self.engine), self.engine),
+                        "graded_at": time.time(),
+                    }
                 except EmugenError as exc:  # e.g. its output does not exist yet: say so
-                    self._panel = {"ok": False, "error": str(exc), "streams": {},
-                                   "recall": None, "precision": None, "graded_at": time.time()}
+                    self._panel = {
+                        "ok": False,
+                        "error": str(exc),
+                        "streams": {},
+                        "recall": None,
+                        "precision": None,
+                        "graded_at": time.time(),
+                    }
                 self._for, self._at = target, time.monotonic()
                 self._cost = self._at - started
             return self._panel
@@ -110,16 +140,26 @@ class ExternalCollector(Collector):
         data = self.read()
         if not data:
             return
-        recall = GaugeMetricFamily("emugen_external_recall", "Outside pipeline: share of "
-                                   "settled injected defects it rejected",
-                                   labels=["stream", "defect"])
-        precision = GaugeMetricFamily("emugen_external_precision", "Outside pipeline: share "
-                                      "of its rejections that were defects", labels=["stream"])
-        pending = GaugeMetricFamily("emugen_external_pending_batches", "Batches the outside "
-                                    "pipeline's output has not reached", labels=["stream"])
-        lag = GaugeMetricFamily("emugen_external_lag_seconds", "Scheduled time of the newest "
-                                "batch minus that of the last batch it reached",
-                                labels=["stream"])
+        recall = GaugeMetricFamily(
+            "emugen_external_recall",
+            "Outside pipeline: share of settled injected defects it rejected",
+            labels=["stream", "defect"],
+        )
+        precision = GaugeMetricFamily(
+            "emugen_external_precision",
+            "Outside pipeline: share of its rejections that were defects",
+            labels=["stream"],
+        )
+        pending = GaugeMetricFamily(
+            "emugen_external_pending_batches",
+            "Batches the outside pipeline's output has not reached",
+            labels=["stream"],
+        )
+        lag = GaugeMetricFamily(
+            "emugen_external_lag_seconds",
+            "Scheduled time of the newest batch minus that of the last batch it reached",
+            labels=["stream"],
+        )
         for stream, s in data["streams"].items():
             if s["precision"] is not None:
                 precision.add_metric([stream], s["precision"])
@@ -129,6 +169,7 @@ class ExternalCollector(Collector):
             for defect, d in s["by_defect"].items():
                 if d["recall"] is not None:
                     recall.add_metric([stream, defect], d["recall"])
-        yield GaugeMetricFamily("emugen_external_grade_ok", "1 when the last grade ran",
-                                value=int(bool(data["ok"])))
+        yield GaugeMetricFamily(
+            "emugen_external_grade_ok", "1 when the last grade ran", value=int(bool(data["ok"]))
+        )
         yield from (recall, precision, pending, lag)

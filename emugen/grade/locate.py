@@ -17,8 +17,10 @@ from emugen.grade.inputs import LINE_COLUMNS, Source, columns_of, expand
 
 CAST_COLUMNS = ("row_no", "occurrence", *LINE_COLUMNS)
 # a text value is bad when it is there and neither an integer nor a float that fits one
-BAD = ("{v} IS NOT NULL AND coalesce(TRY_CAST({v} AS BIGINT), "
-       "TRY_CAST(TRY_CAST({v} AS DOUBLE) AS BIGINT)) IS NULL")
+BAD = (
+    "{v} IS NOT NULL AND coalesce(TRY_CAST({v} AS BIGINT), "
+    "TRY_CAST(TRY_CAST({v} AS DOUBLE) AS BIGINT)) IS NULL"
+)
 
 
 def _quoted(name: str) -> str:
@@ -32,8 +34,11 @@ def _reader(path: str, name: str) -> tuple[str, str, str]:
     if suffix in (".jsonl", ".ndjson", ".json"):
         function = "read_ndjson_objects" if suffix != ".json" else "read_json_objects"
         key = "'$." + _quoted(name).replace("'", "''") + "'"
-        return (f"{function}({literal})", f"json_extract_string(json, {key})",
-                "line" if suffix != ".json" else "record")
+        return (
+            f"{function}({literal})",
+            f"json_extract_string(json, {key})",
+            "line" if suffix != ".json" else "record",
+        )
     if suffix == ".csv":  # line 1 is the header: row n is line n + 1
         return f"read_csv({literal}, header=true, all_varchar=true)", _quoted(name), "csv"
     return f"read_parquet({literal})", f"{_quoted(name)}::VARCHAR", "row"
@@ -42,7 +47,8 @@ def _reader(path: str, name: str) -> tuple[str, str, str]:
 def _first_bad(con: duckdb.DuckDBPyConnection, source_sql: str, value: str) -> tuple | None:
     return con.execute(
         f"SELECT n, v FROM (SELECT row_number() OVER () AS n, {value} AS v FROM {source_sql}) "
-        f"WHERE {BAD.format(v='v')} ORDER BY n LIMIT 1").fetchone()
+        f"WHERE {BAD.format(v='v')} ORDER BY n LIMIT 1"
+    ).fetchone()
 
 
 def _in_files(location: str, label: str, names: list[str]) -> str | None:
@@ -71,8 +77,12 @@ def _in_query(con: duckdb.DuckDBPyConnection, source: Source, names: list[str]) 
     return None
 
 
-def bad_value(con: duckdb.DuckDBPyConnection, sources: list[Source], truth_path: str | None,
-              error: duckdb.Error) -> GradeInputError:
+def bad_value(
+    con: duckdb.DuckDBPyConnection,
+    sources: list[Source],
+    truth_path: str | None,
+    error: duckdb.Error,
+) -> GradeInputError:
     """One line naming the input, file, line and column of the first value that cannot be cast
     (or, when none is found, DuckDB's own first line, naming the inputs)."""
     sides = [(s, f"{s.label} input", f"{s.label}_raw") for s in sources]
@@ -87,14 +97,20 @@ def bad_value(con: duckdb.DuckDBPyConnection, sources: list[Source], truth_path:
         if not names:
             continue
         try:
-            found = (_in_query(con, source, names) if source.is_sql
-                     else _in_files(source.location, source.label, names))
+            found = (
+                _in_query(con, source, names)
+                if source.is_sql
+                else _in_files(source.location, source.label, names)
+            )
         except duckdb.Error:
             continue
         if found:
-            return GradeInputError(f"{name} {found} is not a whole number; "
-                                   "fix or drop that row, then grade again")
+            return GradeInputError(
+                f"{name} {found} is not a whole number; fix or drop that row, then grade again"
+            )
     first = str(error).strip().splitlines()[0]
     inputs = ", ".join(s.location for s, _, _ in sides)
-    return GradeInputError(f"cannot read the grading inputs ({inputs}): {first}; fix that "
-                           "value, or drop its row, then grade again")
+    return GradeInputError(
+        f"cannot read the grading inputs ({inputs}): {first}; fix that "
+        "value, or drop its row, then grade again"
+    )

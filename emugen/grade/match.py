@@ -41,8 +41,10 @@ END
 def _lineage_keys(con: duckdb.DuckDBPyConnection) -> None:
     """Batch ids as small integers: the join then hashes one BIGINT per record instead of a
     (text, integer) pair, and the join is the whole cost of grading."""
-    con.execute("CREATE OR REPLACE TABLE bids AS SELECT batch_id, row_number() OVER "
-                "(ORDER BY batch_id) AS bid FROM (SELECT DISTINCT batch_id FROM truth)")
+    con.execute(
+        "CREATE OR REPLACE TABLE bids AS SELECT batch_id, row_number() OVER "
+        "(ORDER BY batch_id) AS bid FROM (SELECT DISTINCT batch_id FROM truth)"
+    )
 
 
 def _id_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -99,7 +101,7 @@ def _lineage_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     """Mark joins, as the bare hand-written query does: a record is kept when its key is among
     the kept keys, however often; consumer rows are then counted against the truth apart
     (matched vs not: extra; matched beyond one per record: duplicated)."""
-    key = ("CASE WHEN u.row_no BETWEEN 0 AND 4294967295 THEN (b.bid << 32) | u.row_no END")
+    key = "CASE WHEN u.row_no BETWEEN 0 AND 4294967295 THEN (b.bid << 32) | u.row_no END"
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
         WITH tk AS (SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
@@ -165,8 +167,13 @@ def _id_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     """)
 
 
-def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
-          pending: bool = True, examples: int = 0) -> None:
+def match(
+    con: duckdb.DuckDBPyConnection,
+    mode: str,
+    duplicates: str,
+    pending: bool = True,
+    examples: int = 0,
+) -> None:
     """Build `tally` (counts per stream, batch, defect and status) and `strays`.
 
     Pending rule: per stream, a batch later than the last batch the consumer's output mentions
@@ -174,9 +181,14 @@ def match(con: duckdb.DuckDBPyConnection, mode: str, duplicates: str,
     """
     (_lineage_keys if mode == "lineage" else _id_keys)(con)
     (_lineage_tally if mode == "lineage" else _id_tally)(con, examples)
-    reached = ("SELECT stream, max(batch_id) AS last FROM tally0 "
-               "WHERE NOT stray AND (kept OR rejected) GROUP BY ALL") if pending else (
-        "SELECT stream, max(batch_id) AS last FROM tally0 WHERE NOT stray GROUP BY ALL")
+    reached = (
+        (
+            "SELECT stream, max(batch_id) AS last FROM tally0 "
+            "WHERE NOT stray AND (kept OR rejected) GROUP BY ALL"
+        )
+        if pending
+        else ("SELECT stream, max(batch_id) AS last FROM tally0 WHERE NOT stray GROUP BY ALL")
+    )
     con.execute(f"CREATE OR REPLACE TABLE reached AS {reached}")
     dropped = "true" if duplicates == "dropped" else "false"
     con.execute(f"""

@@ -14,39 +14,52 @@ def pct(value: float | None) -> str:
 def table(grade: Grade) -> str:
     """Per stream: one line per defect type, then the stream's clean-record and stray figures."""
     lines = [f"match: {grade.match}   duplicates: {grade.duplicates}"]
-    head = (f"  {'defect':<22}{'injected':>9}{'pending':>9}{'caught':>9}{'escaped':>9}"
-            f"{'lost':>7}{'unmatched':>10}{'recall':>10}")
+    head = (
+        f"  {'defect':<22}{'injected':>9}{'pending':>9}{'caught':>9}{'escaped':>9}"
+        f"{'lost':>7}{'unmatched':>10}{'recall':>10}"
+    )
     for name, s in sorted(grade.streams.items()):
         lines.append("")
-        lines.append(f"{name}: {s.records:,} records, last batch reached "
-                     f"{s.last_batch or '-'} of {s.latest_batch or '-'} "
-                     f"({s.pending_batches} pending)")
+        lines.append(
+            f"{name}: {s.records:,} records, last batch reached "
+            f"{s.last_batch or '-'} of {s.latest_batch or '-'} "
+            f"({s.pending_batches} pending)"
+        )
         lines.append(head)
         for defect, d in sorted(s.by_defect.items()):
-            lines.append(f"  {defect:<22}{d.injected:>9}{d.pending:>9}{d.caught:>9}"
-                         f"{d.escaped:>9}{d.lost:>7}{d.unmatched:>10}{pct(d.recall):>10}")
-        lines.append(f"  clean kept {s.kept:,}, clean lost {s.lost_clean:,}, false alarms "
-                     f"{s.false_alarms:,}; extra rows {s.extra:,}, duplicated rows "
-                     f"{s.duplicated:,}, rows without id {s.no_id:,}")
+            lines.append(
+                f"  {defect:<22}{d.injected:>9}{d.pending:>9}{d.caught:>9}"
+                f"{d.escaped:>9}{d.lost:>7}{d.unmatched:>10}{pct(d.recall):>10}"
+            )
+        lines.append(
+            f"  clean kept {s.kept:,}, clean lost {s.lost_clean:,}, false alarms "
+            f"{s.false_alarms:,}; extra rows {s.extra:,}, duplicated rows "
+            f"{s.duplicated:,}, rows without id {s.no_id:,}"
+        )
         lines.append(f"  recall {pct(s.recall)}   precision {pct(s.precision)}")
     lines.append("")
-    lines.append(f"total: recall {pct(grade.recall)}   precision {pct(grade.precision)}   "
-                 f"clean lost {grade.lost_clean:,}")
+    lines.append(
+        f"total: recall {pct(grade.recall)}   precision {pct(grade.precision)}   "
+        f"clean lost {grade.lost_clean:,}"
+    )
     if grade.examples:
         lines.append("")
         lines.append("first misses:")
         for e in grade.examples:
             what = e["defect"] or "clean record"
             where = f" field {e['field']}" if e["field"] else ""
-            lines.append(f"  {e['miss']:<12}{e['stream']:<10}{e['batch_id']} row {e['row_no']}: "
-                         f"{what}{where}")
+            lines.append(
+                f"  {e['miss']:<12}{e['stream']:<10}{e['batch_id']} row {e['row_no']}: "
+                f"{what}{where}"
+            )
             lines.append(f"      {e['payload']}")
     return "\n".join(lines)
 
 
 def as_json(grade: Grade, failures: list[str]) -> str:
-    return json.dumps({**grade.as_dict(), "passed": not failures, "failures": failures},
-                      indent=2, default=str)
+    return json.dumps(
+        {**grade.as_dict(), "passed": not failures, "failures": failures}, indent=2, default=str
+    )
 
 
 def figures(grade: Grade) -> dict[str, str]:
@@ -60,12 +73,17 @@ def figures(grade: Grade) -> dict[str, str]:
         out[f"{name} extra rows"] = str(s.extra)
         out[f"{name} duplicated rows"] = str(s.duplicated)
         for defect, d in sorted(s.by_defect.items()):
-            out[f"{name} {defect}"] = (f"caught {d.caught}/{d.settled}, escaped {d.escaped}, "
-                                       f"lost {d.lost}, pending {d.pending}")
+            out[f"{name} {defect}"] = (
+                f"caught {d.caught}/{d.settled}, escaped {d.escaped}, "
+                f"lost {d.lost}, pending {d.pending}"
+            )
     return out
 
 
 def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
     """One line per figure that appeared or changed since the last round."""
-    return [f"{key}: {before[key]} -> {value}" if key in before else f"{key}: {value}"
-            for key, value in after.items() if before.get(key) != value]
+    return [
+        f"{key}: {before[key]} -> {value}" if key in before else f"{key}: {value}"
+        for key, value in after.items()
+        if before.get(key) != value
+    ]

@@ -85,15 +85,18 @@ class Grade:
     def settled_records(self) -> int:
         return self._sum("records") - self._sum("pending_records")
 
-    def gate(self, min_recall: float | None, min_precision: float | None,
-             max_lost: int | None = 0) -> list[str]:
+    def gate(
+        self, min_recall: float | None, min_precision: float | None, max_lost: int | None = 0
+    ) -> list[str]:
         """Why this grade fails the CI gate (empty when it passes): recall or precision below
         their floors, or more clean records lost (neither kept nor rejected) than `max_lost`."""
         if self.settled_records == 0:
             return ["nothing to grade: the consumer's output mentions no batch yet"]
         failures = []
-        for name, floor, value in (("recall", min_recall, self.recall),
-                                   ("precision", min_precision, self.precision)):
+        for name, floor, value in (
+            ("recall", min_recall, self.recall),
+            ("precision", min_precision, self.precision),
+        ):
             if floor is not None and value is not None and value < floor:
                 failures.append(f"{name} {value:.4f} < {floor:g}")
         if max_lost is not None and self.lost_clean > max_lost:
@@ -109,29 +112,44 @@ class Grade:
         streams = {}
         for name, s in sorted(self.streams.items()):
             body = {k: v for k, v in asdict(s).items() if k != "by_defect"}
-            body.update(recall=s.recall, precision=s.precision, caught=s.caught, by_defect={
-                d: {**asdict(v), "recall": v.recall} for d, v in sorted(s.by_defect.items())})
+            body.update(
+                recall=s.recall,
+                precision=s.precision,
+                caught=s.caught,
+                by_defect={
+                    d: {**asdict(v), "recall": v.recall} for d, v in sorted(s.by_defect.items())
+                },
+            )
             streams[name] = body
-        return {"match": self.match, "duplicates": self.duplicates,
-                "recall": self.recall, "precision": self.precision,
-                "settled_records": self.settled_records, "lost_clean": self.lost_clean,
-                "streams": streams,
-                "examples": self.examples}
+        return {
+            "match": self.match,
+            "duplicates": self.duplicates,
+            "recall": self.recall,
+            "precision": self.precision,
+            "settled_records": self.settled_records,
+            "lost_clean": self.lost_clean,
+            "streams": streams,
+            "examples": self.examples,
+        }
 
 
-def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str,
-          examples: int = 5) -> Grade:
+def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str, examples: int = 5) -> Grade:
     """Read the `tally` and `strays` tables that grade.match built into a Grade."""
     grade = Grade(match, duplicates)
     for stream, defect, status, n in con.execute(
-            "SELECT stream, defect, status, sum(n)::BIGINT FROM tally GROUP BY ALL").fetchall():
+        "SELECT stream, defect, status, sum(n)::BIGINT FROM tally GROUP BY ALL"
+    ).fetchall():
         s = grade.streams.setdefault(stream, StreamScore())
         s.records += n
         if status == "pending":
             s.pending_records += n
         if defect is None:
-            attr = {"kept": "kept", "lost": "lost_clean", "false_alarm": "false_alarms",
-                    "unmatched": "unmatched_clean"}.get(status)
+            attr = {
+                "kept": "kept",
+                "lost": "lost_clean",
+                "false_alarm": "false_alarms",
+                "unmatched": "unmatched_clean",
+            }.get(status)
             if attr:
                 setattr(s, attr, getattr(s, attr) + n)
             continue
@@ -140,13 +158,15 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str,
         if status in ("pending", "unmatched", "caught", "escaped", "lost"):
             setattr(d, status, getattr(d, status) + n)
     for stream, pending, last, latest in con.execute(
-            "SELECT stream, count(DISTINCT batch_id) FILTER (WHERE pending), "
-            "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM tally "
-            "GROUP BY ALL").fetchall():
+        "SELECT stream, count(DISTINCT batch_id) FILTER (WHERE pending), "
+        "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM tally "
+        "GROUP BY ALL"
+    ).fetchall():
         s = grade.streams[stream]
         s.pending_batches, s.last_batch, s.latest_batch = pending, last, latest
     for stream, extra, no_id, duplicated in con.execute(
-            "SELECT stream, extra, no_id, duplicated FROM strays").fetchall():
+        "SELECT stream, extra, no_id, duplicated FROM strays"
+    ).fetchall():
         s = grade.streams.setdefault(stream, StreamScore())
         s.extra, s.no_id, s.duplicated = int(extra), int(no_id), int(duplicated)
     if examples:

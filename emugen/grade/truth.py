@@ -20,12 +20,20 @@ from emugen.vocabulary import Stream
 KEY_FIELD = {Stream.companies.value: "company_id", Stream.events.value: "event_id"}
 REDELIVERED = "redelivered"  # the truth's name for a redelivered copy, beside the defects
 
-TRUTH_SCHEMA = pa.schema([
-    ("batch_id", pa.string()), ("stream", pa.string()), ("row_no", pa.int64()),
-    ("natural_id", pa.string()), ("defect", pa.string()), ("field", pa.string()),
-    ("original", pa.string()), ("injected", pa.string()), ("expected_reason", pa.string()),
-    ("payload", pa.string()),
-])
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("batch_id", pa.string()),
+        ("stream", pa.string()),
+        ("row_no", pa.int64()),
+        ("natural_id", pa.string()),
+        ("defect", pa.string()),
+        ("field", pa.string()),
+        ("original", pa.string()),
+        ("injected", pa.string()),
+        ("expected_reason", pa.string()),
+        ("payload", pa.string()),
+    ]
+)
 TRUTH_COLUMNS = tuple(TRUTH_SCHEMA.names)
 REQUIRED = ("batch_id", "stream", "row_no", "natural_id", "defect")
 
@@ -55,8 +63,9 @@ def natural_id(stream: str, payload: str) -> str | None:
     return orjson.dumps(value).decode()
 
 
-def truth_query(stream: str | None = None, since: datetime | None = None,
-                until: datetime | None = None) -> Select[Any]:
+def truth_query(
+    stream: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> Select[Any]:
     """Every bronze row with its stream and its defect (or nulls), in (batch_id, row_no) order."""
     b, d, batch = BronzeRecord.__table__.c, InjectedDefect.__table__.c, BatchRow.__table__.c
     where = []
@@ -72,30 +81,43 @@ def truth_query(stream: str | None = None, since: datetime | None = None,
     a = ArrivalEntry.__table__.c
     copy = a.condition.is_not(None)
     return (
-        select(b.batch_id, batch.stream, b.row_no,
-               case((copy, literal(REDELIVERED)), else_=d.defect),
-               case((copy, literal(KEY_FIELD[Stream.events.value])), else_=d.field),
-               case((copy, a.original_batch_id + literal(" row ")
-                     + cast(a.original_row_no, String)), else_=d.original),
-               d.injected, case((copy, literal("duplicate")), else_=d.expected_reason),
-               b.payload)
+        select(
+            b.batch_id,
+            batch.stream,
+            b.row_no,
+            case((copy, literal(REDELIVERED)), else_=d.defect),
+            case((copy, literal(KEY_FIELD[Stream.events.value])), else_=d.field),
+            case(
+                (copy, a.original_batch_id + literal(" row ") + cast(a.original_row_no, String)),
+                else_=d.original,
+            ),
+            d.injected,
+            case((copy, literal("duplicate")), else_=d.expected_reason),
+            b.payload,
+        )
         .join(BatchRow.__table__, batch.batch_id == b.batch_id)
-        .outerjoin(InjectedDefect.__table__,
-                   and_(d.batch_id == b.batch_id, d.row_no == b.row_no))
-        .outerjoin(ArrivalEntry.__table__,
-                   and_(a.batch_id == b.batch_id, a.row_no == b.row_no,
-                        a.condition == REDELIVERED))
+        .outerjoin(InjectedDefect.__table__, and_(d.batch_id == b.batch_id, d.row_no == b.row_no))
+        .outerjoin(
+            ArrivalEntry.__table__,
+            and_(a.batch_id == b.batch_id, a.row_no == b.row_no, a.condition == REDELIVERED),
+        )
         .where(*where)
         .order_by(b.batch_id, b.row_no)
     )
 
 
-def truth_batches(engine: Engine, stream: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None, chunk: int = 50_000) -> Iterator[pa.RecordBatch]:
+def truth_batches(
+    engine: Engine,
+    stream: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk: int = 50_000,
+) -> Iterator[pa.RecordBatch]:
     """The truth as Arrow batches of `chunk` rows, streamed: memory stays flat however big."""
     with engine.connect() as conn:
         rows = conn.execution_options(stream_results=True, yield_per=chunk).execute(
-            truth_query(stream, since, until))
+            truth_query(stream, since, until)
+        )
         for part in rows.partitions(chunk):
             yield truth_batch(part)
 
@@ -103,30 +125,36 @@ def truth_batches(engine: Engine, stream: str | None = None, since: datetime | N
 def truth_batch(rows: Sequence[Any]) -> pa.RecordBatch:
     """One chunk of store rows as an Arrow batch, with each record's natural id parsed."""
     batch_id, stream, row_no, defect, field, original, injected, reason, payload = (
-        list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(9))
+        (list(c) for c in zip(*rows, strict=True)) if rows else ([] for _ in range(9))
+    )
     ids = [natural_id(s, p) for s, p in zip(stream, payload, strict=True)]
     columns = [batch_id, stream, row_no, ids, defect, field, original, injected, reason, payload]
     return pa.RecordBatch.from_arrays(
         [pa.array(c, type=f.type) for c, f in zip(columns, TRUTH_SCHEMA, strict=True)],
-        schema=TRUTH_SCHEMA)
+        schema=TRUTH_SCHEMA,
+    )
 
 
 KEYS = ("batch_id", "stream", "row_no", "natural_id", "defect", "occurrence")
 
 
-def load_truth_from_store(con: duckdb.DuckDBPyConnection, engine: Engine,
-                          stream: str | None = None) -> None:
+def load_truth_from_store(
+    con: duckdb.DuckDBPyConnection, engine: Engine, stream: str | None = None
+) -> None:
     """Create `truth_detail` (every column) and `truth` (the keys matching needs) from the store."""
     reader = pa.RecordBatchReader.from_batches(TRUTH_SCHEMA, truth_batches(engine, stream))
     con.register("truth_src", reader)
-    con.execute(f"CREATE OR REPLACE TABLE truth_detail AS SELECT *, {OCCURRENCE} AS occurrence "
-                "FROM truth_src")
+    con.execute(
+        f"CREATE OR REPLACE TABLE truth_detail AS SELECT *, {OCCURRENCE} AS occurrence "
+        "FROM truth_src"
+    )
     con.unregister("truth_src")
     con.execute(f"CREATE OR REPLACE VIEW truth AS SELECT {', '.join(KEYS)} FROM truth_detail")
 
 
-def load_truth_from_file(con: duckdb.DuckDBPyConnection, path: str,
-                         stream: str | None = None) -> None:
+def load_truth_from_file(
+    con: duckdb.DuckDBPyConnection, path: str, stream: str | None = None
+) -> None:
     """`truth_detail` and `truth` from an `emugen export truth` file (or a glob of them).
 
     Matching reads only the key columns, so the file's raw payloads are read again only for
@@ -141,20 +169,33 @@ def load_truth_from_file(con: duckdb.DuckDBPyConnection, path: str,
     if missing:
         raise GradeInputError(
             f"truth {path}: no column {', '.join(missing)}; write it with "
-            "`emugen export truth --out PATH`")
-    typed = ", ".join(f"{c}::{'BIGINT' if c == 'row_no' else 'VARCHAR'} AS {c}"
-                      if c in columns else f"NULL::VARCHAR AS {c}" for c in TRUTH_COLUMNS)
+            "`emugen export truth --out PATH`"
+        )
+    typed = ", ".join(
+        f"{c}::{'BIGINT' if c == 'row_no' else 'VARCHAR'} AS {c}"
+        if c in columns
+        else f"NULL::VARCHAR AS {c}"
+        for c in TRUTH_COLUMNS
+    )
     occurrence = "occurrence::BIGINT" if "occurrence" in columns else OCCURRENCE
-    con.execute(f"CREATE OR REPLACE VIEW truth_detail AS SELECT {typed}, "
-                f"{occurrence} AS occurrence FROM truth_file")
+    con.execute(
+        f"CREATE OR REPLACE VIEW truth_detail AS SELECT {typed}, "
+        f"{occurrence} AS occurrence FROM truth_file"
+    )
     where = "" if stream is None else f" WHERE stream = '{stream}'"  # a validated choice
     # a view: matching reads the file's key columns once, inside its single join
-    con.execute(f"CREATE OR REPLACE VIEW truth AS SELECT {', '.join(KEYS)} FROM truth_detail"
-                f"{where}")
+    con.execute(
+        f"CREATE OR REPLACE VIEW truth AS SELECT {', '.join(KEYS)} FROM truth_detail{where}"
+    )
 
 
-def load_truth(con: duckdb.DuckDBPyConnection, *, engine: Engine | None = None,
-               path: str | Path | None = None, stream: str | None = None) -> None:
+def load_truth(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    engine: Engine | None = None,
+    path: str | Path | None = None,
+    stream: str | None = None,
+) -> None:
     """The truth (of one stream, or all) into DuckDB, from a file if `path` is given, else
     from the store."""
     if path is not None:

@@ -35,8 +35,11 @@ def peak_rss_mb() -> float:
 
 def bench_settings(seed: int = 42) -> Settings:
     return parse_settings(
-        {"mode": "production", "seed": seed,
-         "clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"}},
+        {
+            "mode": "production",
+            "seed": seed,
+            "clock": {"kind": "simulated", "start": "2026-01-01T00:00:00Z"},
+        },
         env=False,
     )
 

@@ -35,14 +35,22 @@ COMPANIES = 109  # ~18 active drivers each (3..40, 95 % active): ~2,000 active d
 WEEK = timedelta(days=7)
 
 
-def week_config(database_url: str, broker_url: str, companies: int = COMPANIES,
-                stuck_after: float = 60) -> dict[str, Any]:
+def week_config(
+    database_url: str, broker_url: str, companies: int = COMPANIES, stuck_after: float = 60
+) -> dict[str, Any]:
     return {
-        "mode": "production", "seed": 42,
+        "mode": "production",
+        "seed": 42,
         "clock": {"kind": "simulated", "start": CLOCK_START.isoformat()},
-        "database_url": database_url, "broker_url": broker_url,
-        "companies": {"production": {"interval": "P7D", "min_batch_size": companies,
-                                     "max_batch_size": companies}},
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "companies": {
+            "production": {
+                "interval": "P7D",
+                "min_batch_size": companies,
+                "max_batch_size": companies,
+            }
+        },
         "landing": {"enabled": False},
         "fleet": {"stuck_after": stuck_after},
     }
@@ -57,8 +65,9 @@ class BackfillFleet(PrivateFleet):
     """A private redis-server and N workers (no beat) on `config`; `plain` starts workers as
     `celery -A emugen worker` without -Q, to show the backfill's queue is the default one."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], workers: int,
-                 plain: bool = False) -> None:
+    def __init__(
+        self, folder: Path, config: dict[str, Any], workers: int, plain: bool = False
+    ) -> None:
         super().__init__(folder, config["database_url"], 1.0, workers=workers)
         del self.children["beat"]
         self.data = {**config, "broker_url": self.broker_url}
@@ -67,7 +76,7 @@ class BackfillFleet(PrivateFleet):
             for name in self.workers:
                 args = self.children[name].args
                 at = args.index("-Q")
-                self.children[name].args = args[:at] + args[at + 2:]
+                self.children[name].args = args[:at] + args[at + 2 :]
 
     def start(self) -> None:
         self.start_redis()
@@ -79,15 +88,32 @@ class BackfillFleet(PrivateFleet):
 
     def backfill(self, start: datetime, end: datetime, log: Path) -> Any:
         """`emugen backfill` on this fleet's config, as a subprocess."""
-        return spawn([sys.executable, "-m", "emugen", "backfill", "--from", start.isoformat(),
-                      "--to", end.isoformat(), "--config", str(self.config_path)],
-                     log, env=self.env(), cwd=self.folder)
+        return spawn(
+            [
+                sys.executable,
+                "-m",
+                "emugen",
+                "backfill",
+                "--from",
+                start.isoformat(),
+                "--to",
+                end.isoformat(),
+                "--config",
+                str(self.config_path),
+            ],
+            log,
+            env=self.env(),
+            cwd=self.folder,
+        )
 
 
 def event_records(engine: Engine) -> int:
     with read_session(engine) as session:
-        total = session.scalar(select(func.coalesce(func.sum(BatchRow.record_count), 0)).where(
-            BatchRow.stream == Stream.events.value, BatchRow.status == "gold"))
+        total = session.scalar(
+            select(func.coalesce(func.sum(BatchRow.record_count), 0)).where(
+                BatchRow.stream == Stream.events.value, BatchRow.status == "gold"
+            )
+        )
     return int(total or 0)  # PostgreSQL sums to a Decimal
 
 
@@ -111,9 +137,14 @@ def fleet_run(folder: Path, database_url: str, workers: int, days: float) -> dic
     events = event_records(engine)
     engine.dispose()
     dispose_engines(database_url)
-    return {"workers": workers, "seconds": seconds, "events": events,
-            "events_per_s": events / seconds, "machine_busy": busy,
-            "worker_cpu_s": worker_cpu}
+    return {
+        "workers": workers,
+        "seconds": seconds,
+        "events": events,
+        "events_per_s": events / seconds,
+        "machine_busy": busy,
+        "worker_cpu_s": worker_cpu,
+    }
 
 
 def in_process(database_url: str, plan: Plan) -> dict[str, Any]:
@@ -124,22 +155,30 @@ def in_process(database_url: str, plan: Plan) -> dict[str, Any]:
     fingerprint = plan.settings.fingerprint()
     t0, machine, cpu = time.perf_counter(), machine_jiffies(), time.process_time()
     for tick in plan.ticks:
-        run_tick(engine, plan.settings.landing, TickMessage.parse(tick.message(fingerprint)),
-                 worker="in-process")
+        run_tick(
+            engine,
+            plan.settings.landing,
+            TickMessage.parse(tick.message(fingerprint)),
+            worker="in-process",
+        )
     seconds = time.perf_counter() - t0
     busy, worker_cpu = busy_share(machine, machine_jiffies()), time.process_time() - cpu
     events = event_records(engine)
     engine.dispose()
-    return {"seconds": seconds, "events": events, "events_per_s": events / seconds,
-            "machine_busy": busy, "worker_cpu_s": worker_cpu}
+    return {
+        "seconds": seconds,
+        "events": events,
+        "events_per_s": events / seconds,
+        "machine_busy": busy,
+        "worker_cpu_s": worker_cpu,
+    }
 
 
 def bench_backfill(days: float = 7, database: str | None = None) -> dict[str, Any]:
     settings = parse_settings(week_config("sqlite://", "redis://"), env=False)
     start, end = week_range(days)
     plan = plan_backfill(settings, start, end, (Stream.companies, Stream.events))
-    drivers = max((_drivers(t.spec) for t in plan.ticks if t.stream is Stream.events),
-                  default=0)
+    drivers = max((_drivers(t.spec) for t in plan.ticks if t.stream is Stream.events), default=0)
     runs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="emugen-backfill-") as name:
         folder = Path(name)
@@ -152,15 +191,21 @@ def bench_backfill(days: float = 7, database: str | None = None) -> dict[str, An
             sub.mkdir()
             with private_database(database, sub, "fleet") as url:
                 runs[f"workers_{workers}"] = fleet_run(sub, url, workers, days)
-            print(f"{workers} worker(s): {runs[f'workers_{workers}']}", file=sys.stderr,
-                  flush=True)
+            print(f"{workers} worker(s): {runs[f'workers_{workers}']}", file=sys.stderr, flush=True)
     one, two, base = runs["workers_1"], runs["workers_2"], runs["in_process"]
     speedup = two["events_per_s"] / one["events_per_s"]
-    return {"database": dialect, "days": days, "ticks": len(plan.ticks),
-            "expected_events": plan.counts[Stream.events][1], "active_drivers": drivers,
-            **runs, "speedup_1_to_2": speedup, "per_core_efficiency": speedup / 2,
-            "ratio_1_worker_to_in_process": one["events_per_s"] / base["events_per_s"],
-            "ratio_2_workers_to_in_process": two["events_per_s"] / base["events_per_s"]}
+    return {
+        "database": dialect,
+        "days": days,
+        "ticks": len(plan.ticks),
+        "expected_events": plan.counts[Stream.events][1],
+        "active_drivers": drivers,
+        **runs,
+        "speedup_1_to_2": speedup,
+        "per_core_efficiency": speedup / 2,
+        "ratio_1_worker_to_in_process": one["events_per_s"] / base["events_per_s"],
+        "ratio_2_workers_to_in_process": two["events_per_s"] / base["events_per_s"],
+    }
 
 
 def _drivers(spec: Any) -> int:
@@ -171,20 +216,24 @@ def _drivers(spec: Any) -> int:
 
 def format_backfill(r: dict[str, Any]) -> str:
     def row(label: str, run: dict[str, Any]) -> str:
-        return (f"  {label:<28} {run['seconds']:8.1f} s  {run['events']:>11,} events  "
-                f"{run['events_per_s']:>9,.0f} events/s; {run['worker_cpu_s']:6.1f} CPU s in "
-                f"the generating process(es) ({run['events'] / max(run['worker_cpu_s'], 1e-9):,.0f}"
-                f" events per CPU s); machine {run['machine_busy']:4.0%} busy (all processes)")
+        return (
+            f"  {label:<28} {run['seconds']:8.1f} s  {run['events']:>11,} events  "
+            f"{run['events_per_s']:>9,.0f} events/s; {run['worker_cpu_s']:6.1f} CPU s in "
+            f"the generating process(es) ({run['events'] / max(run['worker_cpu_s'], 1e-9):,.0f}"
+            f" events per CPU s); machine {run['machine_busy']:4.0%} busy (all processes)"
+        )
 
-    return "\n".join([
-        f"backfill on {r['database']}: {r['days']:g} simulated days of production, "
-        f"{r['ticks']:,} ticks, ~{r['active_drivers']:,} active drivers, "
-        f"{r['expected_events']:,} events expected",
-        row("in-process, same batches", r["in_process"]),
-        row("emugen backfill, 1 worker", r["workers_1"]),
-        row("emugen backfill, 2 workers", r["workers_2"]),
-        f"  speed-up 1 -> 2 workers {r['speedup_1_to_2']:.2f}x (per-core efficiency "
-        f"{r['per_core_efficiency']:.0%} on this 2-core machine); vs in-process: 1 worker "
-        f"{r['ratio_1_worker_to_in_process']:.2f}x, 2 workers "
-        f"{r['ratio_2_workers_to_in_process']:.2f}x",
-    ])
+    return "\n".join(
+        [
+            f"backfill on {r['database']}: {r['days']:g} simulated days of production, "
+            f"{r['ticks']:,} ticks, ~{r['active_drivers']:,} active drivers, "
+            f"{r['expected_events']:,} events expected",
+            row("in-process, same batches", r["in_process"]),
+            row("emugen backfill, 1 worker", r["workers_1"]),
+            row("emugen backfill, 2 workers", r["workers_2"]),
+            f"  speed-up 1 -> 2 workers {r['speedup_1_to_2']:.2f}x (per-core efficiency "
+            f"{r['per_core_efficiency']:.0%} on this 2-core machine); vs in-process: 1 worker "
+            f"{r['ratio_1_worker_to_in_process']:.2f}x, 2 workers "
+            f"{r['ratio_2_workers_to_in_process']:.2f}x",
+        ]
+    )

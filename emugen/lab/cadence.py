@@ -49,12 +49,18 @@ def _step(fleet: PrivateFleet, interval: float, seconds: float, size: int) -> di
     end = datetime.now(UTC)
     wait_for(lambda: settled(fleet.database_url), 60, "the step's batches to reach gold", 0.2)
     with read_session(engine) as session:
-        rows = session.execute(select(BatchRow.scheduled_at, BatchRow.gold_at).where(
-            BatchRow.scheduled_at >= start, BatchRow.scheduled_at < end)).all()
-        skips = dict(session.execute(
-            select(SkippedTick.reason, func.count())
-            .where(SkippedTick.scheduled_at >= start, SkippedTick.scheduled_at < end)
-            .group_by(SkippedTick.reason)).all())
+        rows = session.execute(
+            select(BatchRow.scheduled_at, BatchRow.gold_at).where(
+                BatchRow.scheduled_at >= start, BatchRow.scheduled_at < end
+            )
+        ).all()
+        skips = dict(
+            session.execute(
+                select(SkippedTick.reason, func.count())
+                .where(SkippedTick.scheduled_at >= start, SkippedTick.scheduled_at < end)
+                .group_by(SkippedTick.reason)
+            ).all()
+        )
     span = (end - start).total_seconds()
     offered = 2 * span / interval  # both streams tick every interval
     latencies = [(g - s).total_seconds() * 1000 for s, g in rows if g is not None]
@@ -62,25 +68,38 @@ def _step(fleet: PrivateFleet, interval: float, seconds: float, size: int) -> di
     half = len(flights) // 2
     early, late = flights[:half] or [0], flights[half:] or [0]
     bounded = max(flights, default=0) < LIMITS["max_in_flight"] and (
-        statistics.mean(late) <= statistics.mean(early) + 1)
+        statistics.mean(late) <= statistics.mean(early) + 1
+    )
     return {
-        "interval_s": interval, "seconds": round(span, 1), "offered": round(offered),
-        "batches": len(rows), "batches_per_s": round(len(rows) / span, 2),
-        "records_per_s": round(len(rows) * size / span), "skipped": skips,
+        "interval_s": interval,
+        "seconds": round(span, 1),
+        "offered": round(offered),
+        "batches": len(rows),
+        "batches_per_s": round(len(rows) / span, 2),
+        "records_per_s": round(len(rows) * size / span),
+        "skipped": skips,
         "in_flight_max": max(flights, default=0),
         "tick_to_gold_p95_ms": percentile(latencies, 95),
         "sustainable": not skips and len(rows) >= 0.9 * offered and bounded,
     }
 
 
-def bench_cadence(workers: int = 1, database: str | None = None, step_seconds: float = 10,
-                  size: int = 20, steps: tuple[float, ...] = STEPS) -> dict:
+def bench_cadence(
+    workers: int = 1,
+    database: str | None = None,
+    step_seconds: float = 10,
+    size: int = 20,
+    steps: tuple[float, ...] = STEPS,
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="emugen-cadence-") as name:
         folder = Path(name)
         results = []
-        with private_database(database, folder) as url, \
-                PrivateFleet(folder, url, steps[0], workers=workers, size=(size, size),
-                             fleet=LIMITS) as fleet:
+        with (
+            private_database(database, folder) as url,
+            PrivateFleet(
+                folder, url, steps[0], workers=workers, size=(size, size), fleet=LIMITS
+            ) as fleet,
+        ):
             fleet.start()
             dialect = engine_for(url).dialect.name
             for interval in steps:
@@ -94,8 +113,11 @@ def bench_cadence(workers: int = 1, database: str | None = None, step_seconds: f
     floor_rate = 1000 / statistics.median(floor)
     top = best[-1] if best else None
     return {
-        "database": dialect, "workers": workers, "records_per_batch": size,
-        "limits": LIMITS, "steps": results,
+        "database": dialect,
+        "workers": workers,
+        "records_per_batch": size,
+        "limits": LIMITS,
+        "steps": results,
         "sustainable_interval_s": top["interval_s"] if top else None,
         "sustainable_batches_per_s": top["batches_per_s"] if top else 0.0,
         "sustainable_records_per_s": top["records_per_s"] if top else 0,
@@ -106,19 +128,23 @@ def bench_cadence(workers: int = 1, database: str | None = None, step_seconds: f
 
 
 def format_cadence(r: dict) -> str:
-    lines = [f"cadence on {r['database']}: {r['workers']} worker(s), {r['records_per_batch']} "
-             f"records per batch, fleet limits {r['limits']}"]
+    lines = [
+        f"cadence on {r['database']}: {r['workers']} worker(s), {r['records_per_batch']} "
+        f"records per batch, fleet limits {r['limits']}"
+    ]
     for s in r["steps"]:
         lines.append(
             f"  every {s['interval_s']:5.2f} s: offered {s['offered']:4d}, landed "
             f"{s['batches']:4d} ({s['batches_per_s']:5.1f} batches/s), skipped "
             f"{s['skipped'] or 0}, in flight max {s['in_flight_max']}, p95 "
             f"{s['tick_to_gold_p95_ms']:.0f} ms -> "
-            f"{'sustainable' if s['sustainable'] else 'NOT sustainable'}")
+            f"{'sustainable' if s['sustainable'] else 'NOT sustainable'}"
+        )
     best = r["sustainable_interval_s"]
     note = " (the shortest interval the config allows)" if r["reached_min_interval"] else ""
     lines.append(
         f"  highest sustainable: {'none' if best is None else f'every {best:g} s'}{note} = "
         f"{r['sustainable_batches_per_s']:.1f} batches/s; in-process floor "
-        f"{r['floor_batches_per_s']:.1f} batches/s ({r['ratio_to_floor']:.0%} of it)")
+        f"{r['floor_batches_per_s']:.1f} batches/s ({r['ratio_to_floor']:.0%} of it)"
+    )
     return "\n".join(lines)

@@ -102,11 +102,15 @@ class Chaos:
         elif action.kind == "redis":
             started = time.monotonic()
             fleet.restart_redis()
-            self.marks.append((t, f"redis-server restarted (queues lost), down for "
-                                  f"{time.monotonic() - started:.1f} s"))
+            self.marks.append(
+                (
+                    t,
+                    f"redis-server restarted (queues lost), down for "
+                    f"{time.monotonic() - started:.1f} s",
+                )
+            )
         elif action.kind == "lock":
-            self._locker = threading.Thread(target=self._hold_lock, args=(fleet, t),
-                                            daemon=True)
+            self._locker = threading.Thread(target=self._hold_lock, args=(fleet, t), daemon=True)
             self._locker.start()
 
     def _hold_lock(self, fleet: PrivateFleet, t: float) -> None:
@@ -119,8 +123,13 @@ class Chaos:
             got = time.monotonic()
             time.sleep(self.lock_s)
             conn.execute("COMMIT")
-            self.marks.append((t, f"SQLite write lock held {time.monotonic() - got:.1f} s "
-                                  f"(waited {got - waited:.1f} s for it)"))
+            self.marks.append(
+                (
+                    t,
+                    f"SQLite write lock held {time.monotonic() - got:.1f} s "
+                    f"(waited {got - waited:.1f} s for it)",
+                )
+            )
         finally:
             conn.close()
 
@@ -135,8 +144,11 @@ class Chaos:
             if not fleet.children[role].alive():
                 fleet.reap_orphans(role)
                 fleet.start_child(role, wait=False)
-        wait_for(lambda: all(fleet.children[r].alive() for r in fleet.workers), 30,
-                 "every worker to be running again")
+        wait_for(
+            lambda: all(fleet.children[r].alive() for r in fleet.workers),
+            30,
+            "every worker to be running again",
+        )
 
 
 @dataclass(frozen=True)
@@ -148,11 +160,26 @@ class Faults:
     kill_every: float = 10.0
 
 
-def run_chaos(duration: float, out: Path, *, interval: float = 0.5, workers: int = 2,
-              faults: Faults = Faults(), progress=lambda _: None) -> SoakResult:  # noqa: ANN001
-    options = SoakOptions(duration=duration, interval=interval, workers=workers, out=out,
-                          fleet=dict(CHAOS_FLEET), judge_series=False, title="chaos")
+def run_chaos(
+    duration: float,
+    out: Path,
+    *,
+    interval: float = 0.5,
+    workers: int = 2,
+    faults: Faults = Faults(),
+    progress=lambda _: None,
+) -> SoakResult:  # noqa: ANN001
+    options = SoakOptions(
+        duration=duration,
+        interval=interval,
+        workers=workers,
+        out=out,
+        fleet=dict(CHAOS_FLEET),
+        judge_series=False,
+        title="chaos",
+    )
     roles = [f"worker{i}" for i in range(1, workers + 1)]
-    chaos = Chaos(duration, roles, seed=faults.seed, lock_s=faults.lock_s,
-                  kill_every=faults.kill_every)
+    chaos = Chaos(
+        duration, roles, seed=faults.seed, lock_s=faults.lock_s, kill_every=faults.kill_every
+    )
     return run_soak(options, chaos, progress)

@@ -16,17 +16,31 @@ from emugen.lab.probe_cli import probe_group
 
 def suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of `emugen bench` and `emugen bench all` (the same command)."""
-    for option in reversed([
-        click.option("--quick", is_flag=True,
-                     help="A short run (~2 min on SQLite, ~4 with --database): smaller batch, "
-                          "shorter fleet runs."),
-        click.option("--database", default=None, metavar="URL",
-                     help="Also run (a)-(c) on this PostgreSQL (private schema, dropped after)."),
-        click.option("--out", default="bench.json", show_default=True, metavar="FILE|-",
-                     help="Write every figure here as JSON (`-`: stdout, the table then goes "
-                          "to stderr); checked before the run."),
-        click.option("--force", is_flag=True, help="Replace --out when it exists."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--quick",
+                is_flag=True,
+                help="A short run (~2 min on SQLite, ~4 with --database): smaller batch, "
+                "shorter fleet runs.",
+            ),
+            click.option(
+                "--database",
+                default=None,
+                metavar="URL",
+                help="Also run (a)-(c) on this PostgreSQL (private schema, dropped after).",
+            ),
+            click.option(
+                "--out",
+                default="bench.json",
+                show_default=True,
+                metavar="FILE|-",
+                help="Write every figure here as JSON (`-`: stdout, the table then goes "
+                "to stderr); checked before the run.",
+            ),
+            click.option("--force", is_flag=True, help="Replace --out when it exists."),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -37,12 +51,12 @@ def run_suite(quick: bool, database: str | None, out: str, force: bool) -> None:
     from emugen.lab.suite import bench_all, table
 
     target = check_output(out, force=force)  # refused now, not after minutes of measuring
-    result = bench_all(quick=quick, database=database,
-                       progress=lambda line: click.echo(line, err=True))
+    result = bench_all(
+        quick=quick, database=database, progress=lambda line: click.echo(line, err=True)
+    )
     write_output(target, (json.dumps(result, indent=2, default=str) + "\n").encode())
     click.echo(table(result), err=target.is_stdout)
-    click.echo(f"figures written to {'stdout' if target.is_stdout else out}",
-               err=target.is_stdout)
+    click.echo(f"figures written to {'stdout' if target.is_stdout else out}", err=target.is_stdout)
 
 
 @click.command("all")
@@ -58,12 +72,26 @@ def all_cmd(quick: bool, database: str | None, out: str, force: bool) -> None:
 
 
 @click.command("cadence")
-@click.option("--workers", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Worker processes (each -c 1).")
-@click.option("--database", default=None, metavar="URL",
-              help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
-@click.option("--step-seconds", type=click.FloatRange(min=2), default=10, show_default=True,
-              help="How long each cadence step lasts.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="Worker processes (each -c 1).",
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="A PostgreSQL URL (private schema); default: a temporary SQLite file.",
+)
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(min=2),
+    default=10,
+    show_default=True,
+    help="How long each cadence step lasts.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json: bool) -> None:
     """Highest sustainable cadence: step the interval down (1 s ... 0.1 s) until it skips.
@@ -79,10 +107,20 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
 
 
 @click.command("grade")
-@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True,
-              help="Records in the synthetic truth.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
+@click.option(
+    "--records",
+    type=click.IntRange(min=1000),
+    default=1_000_000,
+    show_default=True,
+    help="Records in the synthetic truth.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
     """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join.
@@ -111,11 +149,21 @@ def grade_gold_cmd(records: int, repeat: int, as_json: bool) -> None:
 
 
 @click.command("export")
-@click.option("--rows", type=click.IntRange(min=10), default=2_000_000, show_default=True,
-              help="Rows exported at the larger size (the smaller is a tenth of it).")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "csv"]),
-              default="parquet", show_default=True,
-              help="File format of the export.")
+@click.option(
+    "--rows",
+    type=click.IntRange(min=10),
+    default=2_000_000,
+    show_default=True,
+    help="Rows exported at the larger size (the smaller is a tenth of it).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["parquet", "jsonl", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="File format of the export.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
     """Peak RSS of `emugen export` bronze and truth at N/10 and N records (flat = streaming).
@@ -136,8 +184,9 @@ def export_cmd(rows: int, fmt: str, as_json: bool) -> None:
 @click.group("bench", invoke_without_command=True)
 @suite_options
 @click.pass_context
-def bench_group(ctx: click.Context, quick: bool, database: str | None, out: str,
-                force: bool) -> None:
+def bench_group(
+    ctx: click.Context, quick: bool, database: str | None, out: str, force: bool
+) -> None:
     """Benchmarks: each figure printed beside its baseline, measured in the same run.
 
     With no subcommand: `emugen bench all` (the options here are its options).
@@ -154,10 +203,20 @@ bench_group.add_command(probe_group)
 
 
 @bench_group.command("generate")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Events in the benchmarked batch.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     """Generate one production driver batch in memory; compare with json.dumps and a naive loop.
@@ -173,12 +232,26 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
 
 
 @bench_group.command("json-types")
-@click.option("--database", required=True, metavar="URL",
-              help="A PostgreSQL URL (the tables go in a private schema, dropped after).")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Events in the benchmarked batch.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
+@click.option(
+    "--database",
+    required=True,
+    metavar="URL",
+    help="A PostgreSQL URL (the tables go in a private schema, dropped after).",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
     """Bronze payloads and a spec as text, json and jsonb on PostgreSQL: time and fidelity.
 
@@ -189,24 +262,46 @@ def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
     from emugen.lab.jsontypes import bench_json_types, format_json_types
 
     if not database.startswith("postgres"):
-        raise click.BadParameter(f"{database!r}: json and jsonb are PostgreSQL types; give a "
-                                 "postgresql:// URL", param_hint="--database")
+        raise click.BadParameter(
+            f"{database!r}: json and jsonb are PostgreSQL types; give a postgresql:// URL",
+            param_hint="--database",
+        )
     click.echo(format_json_types(bench_json_types(database, events, repeat)))
 
 
 @bench_group.command("pipeline")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Events in the benchmarked batch.")
-@click.option("--database", default=None, metavar="URL",
-              help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
-                   "default: a temporary SQLite file.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
-@click.option("--landing", type=click.Choice(["jsonl", "parquet", "off"]), default="jsonl",
-              show_default=True, help="Land the batch's file in this format (timed apart).")
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
+    "default: a temporary SQLite file.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
+@click.option(
+    "--landing",
+    type=click.Choice(["jsonl", "parquet", "off"]),
+    default="jsonl",
+    show_default=True,
+    help="Land the batch's file in this format (timed apart).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_pipeline_cmd(events: int, database: str | None, repeat: int, landing: str,
-                       as_json: bool) -> None:
+def bench_pipeline_cmd(
+    events: int, database: str | None, repeat: int, landing: str, as_json: bool
+) -> None:
     """One production driver batch generate -> bronze -> land -> silver -> gold, vs the
     SQLite floor; a size other than 100,000 runs beside the 100,000-event baseline, each
     size in a fresh process.
@@ -222,17 +317,33 @@ def bench_pipeline_cmd(events: int, database: str | None, repeat: int, landing: 
 
 
 @bench_group.command("fleet")
-@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True,
-              help="How long each fleet run lasts.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Tick interval of both streams.")
-@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Records per batch.")
-@click.option("--database", default=None, metavar="URL",
-              help="A PostgreSQL URL (private schema); default: a temporary SQLite file.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=5),
+    default=60,
+    show_default=True,
+    help="How long each fleet run lasts.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Tick interval of both streams.",
+)
+@click.option(
+    "--size", type=click.IntRange(min=1), default=20, show_default=True, help="Records per batch."
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="A PostgreSQL URL (private schema); default: a temporary SQLite file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | None,
-                    as_json: bool) -> None:
+def bench_fleet_cmd(
+    seconds: float, interval: float, size: int, database: str | None, as_json: bool
+) -> None:
     """Real redis-server, worker and beat: tick -> gold latency and dispatch error vs floor.
 
     \b
@@ -246,13 +357,26 @@ def bench_fleet_cmd(seconds: float, interval: float, size: int, database: str | 
 
 
 @bench_group.command("batchpage")
-@click.option("--events", type=click.IntRange(min=100), default=100_000, show_default=True,
-              help="Events in the benchmarked batch.")
-@click.option("--database", default=None, metavar="URL",
-              help="A PostgreSQL URL (private schema, dropped after); default: a temporary "
-                   "SQLite file.")
-@click.option("--repeat", type=click.IntRange(min=3), default=20, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
+@click.option(
+    "--events",
+    type=click.IntRange(min=100),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="A PostgreSQL URL (private schema, dropped after); default: a temporary SQLite file.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=3),
+    default=20,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json: bool) -> None:
     """The batch page's first and last records page of a big batch vs count(*) of its rows.
@@ -268,10 +392,19 @@ def bench_batchpage_cmd(events: int, database: str | None, repeat: int, as_json:
 
 
 @bench_group.command("backfill")
-@click.option("--days", type=click.FloatRange(min=0.1, max=7), default=7, show_default=True,
-              help="Simulated days of production after the company batch.")
-@click.option("--database", default=None, metavar="URL",
-              help="A PostgreSQL URL (private schemas); default: temporary SQLite files.")
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0.1, max=7),
+    default=7,
+    show_default=True,
+    help="Simulated days of production after the company batch.",
+)
+@click.option(
+    "--database",
+    default=None,
+    metavar="URL",
+    help="A PostgreSQL URL (private schemas); default: temporary SQLite files.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_backfill_cmd(days: float, database: str | None, as_json: bool) -> None:
     """`emugen backfill` of a simulated week at ~2,000 drivers: 1 and 2 workers vs in-process.
@@ -292,8 +425,17 @@ def _register_bench() -> None:
     from emugen.lab.landing import landing_cmd  # click only; lazy inside
     from emugen.lab.sse import sse_cmd  # click only; lazy inside
 
-    for command in (sse_cmd, landing_cmd, all_cmd, cadence_cmd, grade_cmd, grade_gold_cmd,
-                    export_cmd, history_cmd, first_gold_cmd):
+    for command in (
+        sse_cmd,
+        landing_cmd,
+        all_cmd,
+        cadence_cmd,
+        grade_cmd,
+        grade_gold_cmd,
+        export_cmd,
+        history_cmd,
+        first_gold_cmd,
+    ):
         bench_group.add_command(command)
 
 

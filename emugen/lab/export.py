@@ -33,12 +33,27 @@ def fill_store(path: Path, rows: int) -> None:
             " ordinal_count, record_count, injected_count, injected_by_type, status, "
             "generated_at, bronze_at, generate_ms, bronze_ms) VALUES "
             "(?, 'events', ?, 'production', 42, 'bench', 1, '{}', ?, ?, ?, 0, 0, ?, 0, '{}', "
-            "'bronze', ?, ?, 0, 0)", (batch_id, n, at, at, at, size, at, at))
+            "'bronze', ?, ?, 0, 0)",
+            (batch_id, n, at, at, at, size, at, at),
+        )
         con.executemany(
             "INSERT INTO bronze_records (batch_id, row_no, payload) VALUES (?, ?, ?)",
-            ((batch_id, i, json.dumps({"event_id": f"{n:08d}-{i:027d}", "company_id": "c" * 36,
-                                       "event_type": "delivered", "n": i}))
-             for i in range(size)))
+            (
+                (
+                    batch_id,
+                    i,
+                    json.dumps(
+                        {
+                            "event_id": f"{n:08d}-{i:027d}",
+                            "company_id": "c" * 36,
+                            "event_type": "delivered",
+                            "n": i,
+                        }
+                    ),
+                )
+                for i in range(size)
+            ),
+        )
         con.commit()
     con.close()
 
@@ -47,14 +62,31 @@ def measure(config: Path, kind: str, fmt: str, out: Path) -> dict:
     """Run `emugen export` in a child process; its wall time and peak RSS (from wait4)."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "emugen", "export", kind, "--format", fmt, "--out", str(out),
-         "--config", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "emugen",
+            "export",
+            kind,
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise RuntimeError(child.stderr.read().decode() if child.stderr else "export failed")
-    return {"seconds": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "bytes": out.stat().st_size}
+    return {
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "bytes": out.stat().st_size,
+    }
 
 
 def bench_export(rows: int = 2_000_000, fmt: str = "parquet") -> dict:
@@ -75,9 +107,11 @@ def bench_export(rows: int = 2_000_000, fmt: str = "parquet") -> dict:
 def format_export(r: dict) -> str:
     lines = [f"export: SQLite store -> {r['format']}, peak RSS of the export process"]
     for run in r["runs"]:
-        lines.append(f"  {run['kind']:<7}{run['records']:>11,} records  {run['seconds']:7.1f} s  "
-                     f"{run['records'] / run['seconds']:>10,.0f} rows/s  peak RSS "
-                     f"{run['peak_rss_mb']:6.0f} MB  ({run['bytes'] / 2**20:,.0f} MiB written)")
+        lines.append(
+            f"  {run['kind']:<7}{run['records']:>11,} records  {run['seconds']:7.1f} s  "
+            f"{run['records'] / run['seconds']:>10,.0f} rows/s  peak RSS "
+            f"{run['peak_rss_mb']:6.0f} MB  ({run['bytes'] / 2**20:,.0f} MiB written)"
+        )
     by_kind: dict[str, list[float]] = {}
     for run in r["runs"]:
         by_kind.setdefault(run["kind"], []).append(run["peak_rss_mb"])

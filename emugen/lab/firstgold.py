@@ -36,8 +36,10 @@ def first_gold(store: Path) -> bool:
         return False
     try:
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
-            found = db.execute("select 1 from batches where stream = 'events' and "
-                               "status = 'gold' and record_count > 0 limit 1").fetchone()
+            found = db.execute(
+                "select 1 from batches where stream = 'events' and "
+                "status = 'gold' and record_count > 0 limit 1"
+            ).fetchone()
     except sqlite3.Error:
         return False  # created but not initialised yet
     return found is not None
@@ -46,15 +48,27 @@ def first_gold(store: Path) -> bool:
 def time_up(clone: Path) -> float | None:
     """Seconds from `bash scripts/up.sh` to the first non-empty events batch in gold (None when
     it did not come within LIMIT_S); the fleet is stopped with Ctrl-C's signal either way."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EMUGEN_", "VIRTUAL_ENV")) and k != "FLOWER_BASIC_AUTH"}
-    env.update(EMUGEN_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
-               EMUGEN_WEB_PORT=str(free_port()), EMUGEN_FLOWER_PORT=str(free_port()))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EMUGEN_", "VIRTUAL_ENV")) and k != "FLOWER_BASIC_AUTH"
+    }
+    env.update(
+        EMUGEN_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
+        EMUGEN_WEB_PORT=str(free_port()),
+        EMUGEN_FLOWER_PORT=str(free_port()),
+    )
     log = (clone / "up.log").open("wb")
     started = time.monotonic()
-    up = subprocess.Popen(["bash", "scripts/up.sh"], cwd=clone, env=env, stdout=log,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          start_new_session=True)
+    up = subprocess.Popen(
+        ["bash", "scripts/up.sh"],
+        cwd=clone,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while time.monotonic() - started < LIMIT_S and up.poll() is None:
             if first_gold(clone / "var" / "emugen.db"):
@@ -77,10 +91,21 @@ def in_process(clone: Path) -> float:
     """The floor: one batch of each stream through every layer in one process, from the
     command's start (the same venv, the same config, no broker and no fleet)."""
     started = time.monotonic()
-    subprocess.run([str(clone / ".venv" / "bin" / "emugen"), "pipeline", "run", "--batches", "1",
-                    "--config", "config/emugen.yaml"], cwd=clone, check=True,
-                   capture_output=True, env={**os.environ, "EMUGEN_DATABASE_URL":
-                                             f"sqlite:///{clone}/var/floor.db"})
+    subprocess.run(
+        [
+            str(clone / ".venv" / "bin" / "emugen"),
+            "pipeline",
+            "run",
+            "--batches",
+            "1",
+            "--config",
+            "config/emugen.yaml",
+        ],
+        cwd=clone,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "EMUGEN_DATABASE_URL": f"sqlite:///{clone}/var/floor.db"},
+    )
     return time.monotonic() - started
 
 
@@ -92,10 +117,18 @@ def bench_first_gold(repo: Path) -> dict[str, Any]:
         shutil.rmtree(clone / "var", ignore_errors=True)
         warm = time_up(clone)
         floor = in_process(clone)
-    return {"cold_s": _round(cold), "warm_s": _round(warm), "in_process_s": round(floor, 1),
-            "target_cold_s": TARGET_COLD_S, "target_warm_s": TARGET_WARM_S,
-            "met": cold is not None and warm is not None and cold <= TARGET_COLD_S
-            and warm <= TARGET_WARM_S, "load": os.getloadavg()[0]}
+    return {
+        "cold_s": _round(cold),
+        "warm_s": _round(warm),
+        "in_process_s": round(floor, 1),
+        "target_cold_s": TARGET_COLD_S,
+        "target_warm_s": TARGET_WARM_S,
+        "met": cold is not None
+        and warm is not None
+        and cold <= TARGET_COLD_S
+        and warm <= TARGET_WARM_S,
+        "load": os.getloadavg()[0],
+    }
 
 
 def format_first_gold(r: dict[str, Any]) -> str:
@@ -104,19 +137,26 @@ def format_first_gold(r: dict[str, Any]) -> str:
 
     warm = r["warm_s"]
     ratio = "" if warm is None else f" ({warm / r['in_process_s']:.1f}x the in-process floor)"
-    return "\n".join([
-        f"first non-empty events batch in gold after `bash scripts/up.sh` in a fresh clone "
-        f"(load {r['load']:.1f}):",
-        f"  cold (installs first): {seconds(r['cold_s'])}   target <= {r['target_cold_s']:g} s",
-        f"  warm (installed):      {seconds(warm)}{ratio}   target <= {r['target_warm_s']:g} s",
-        f"  in-process floor (`emugen pipeline run --batches 1`): {r['in_process_s']:.1f} s",
-        f"target: {'MET' if r['met'] else 'NOT MET'}",
-    ])
+    return "\n".join(
+        [
+            f"first non-empty events batch in gold after `bash scripts/up.sh` in a fresh clone "
+            f"(load {r['load']:.1f}):",
+            f"  cold (installs first): {seconds(r['cold_s'])}   target <= {r['target_cold_s']:g} s",
+            f"  warm (installed):      {seconds(warm)}{ratio}   target <= {r['target_warm_s']:g} s",
+            f"  in-process floor (`emugen pipeline run --batches 1`): {r['in_process_s']:.1f} s",
+            f"target: {'MET' if r['met'] else 'NOT MET'}",
+        ]
+    )
 
 
 @click.command("first-gold")
-@click.option("--repo", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="The git checkout to clone.")
+@click.option(
+    "--repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The git checkout to clone.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--strict", is_flag=True, help="Exit 1 unless both targets are met.")
 def first_gold_cmd(repo: Path, as_json: bool, strict: bool) -> None:

@@ -25,8 +25,9 @@ WARMUP_BATCHES = 3  # per stream: the worker's first tasks pay for imports and c
 def settled(database_url: str) -> bool:
     """No batch is waiting for silver or gold."""
     with read_session(engine_for(database_url)) as session:
-        pending = session.scalars(select(BatchRow.batch_id).where(
-            BatchRow.status.in_(("bronze", "silver"))).limit(1)).all()
+        pending = session.scalars(
+            select(BatchRow.batch_id).where(BatchRow.status.in_(("bronze", "silver"))).limit(1)
+        ).all()
     return not pending
 
 
@@ -37,8 +38,9 @@ def all_batches(database_url: str) -> list[BatchRow]:
     return rows
 
 
-def run_fleet(folder: Path, database_url: str, seconds: float, interval: float,
-              size: int) -> list[BatchRow]:
+def run_fleet(
+    folder: Path, database_url: str, seconds: float, interval: float, size: int
+) -> list[BatchRow]:
     with PrivateFleet(folder, database_url, interval, size=(size, size)) as fleet:
         fleet.start()
         time.sleep(seconds)
@@ -50,22 +52,29 @@ def run_fleet(folder: Path, database_url: str, seconds: float, interval: float,
 def floor_latencies(database_url: str, batches: int, size: int) -> list[float]:
     """The same batches (same config, same sizes) through every layer in one process."""
     zone = tempfile.mkdtemp(prefix="emugen-floor-landing-")  # like the fleet's, never var/
-    settings = parse_settings({
-        "mode": "emulated", "seed": 42, "landing": {"root": zone},
-        "companies": {"emulated": {"interval": 1, "min_batch_size": size,
-                                   "max_batch_size": size}},
-        "events": {"emulated": {"interval": 1, "min_batch_size": size, "max_batch_size": size}},
-    }, env=False)
+    settings = parse_settings(
+        {
+            "mode": "emulated",
+            "seed": 42,
+            "landing": {"root": zone},
+            "companies": {
+                "emulated": {"interval": 1, "min_batch_size": size, "max_batch_size": size}
+            },
+            "events": {"emulated": {"interval": 1, "min_batch_size": size, "max_batch_size": size}},
+        },
+        env=False,
+    )
     engine = make_engine(database_url)
     init_db(engine)
     done = run_pipeline(engine, settings, max(batches, WARMUP_BATCHES + 5))
     engine.dispose()
     shutil.rmtree(zone, ignore_errors=True)
-    return [p.seconds * 1000 for p in done[2 * WARMUP_BATCHES:]]
+    return [p.seconds * 1000 for p in done[2 * WARMUP_BATCHES :]]
 
 
-def bench_fleet(seconds: float = 60, interval: float = 1.0, size: int = 20,
-                database: str | None = None) -> dict:
+def bench_fleet(
+    seconds: float = 60, interval: float = 1.0, size: int = 20, database: str | None = None
+) -> dict:
     with tempfile.TemporaryDirectory(prefix="emugen-fleet-") as name:
         folder = Path(name)
         with private_database(database, folder) as url:
@@ -89,8 +98,12 @@ def bench_fleet(seconds: float = 60, interval: float = 1.0, size: int = 20,
             floor = floor_latencies(url, per_stream, size)
     return {
         "database": dialect,
-        "seconds": seconds, "interval_s": interval, "records_per_batch": size,
-        "batches": len(rows), "not_gold": failed, "measured": len(latencies),
+        "seconds": seconds,
+        "interval_s": interval,
+        "records_per_batch": size,
+        "batches": len(rows),
+        "not_gold": failed,
+        "measured": len(latencies),
         "tick_to_gold_p50_ms": percentile(latencies, 50),
         "tick_to_gold_p95_ms": percentile(latencies, 95),
         "tick_to_gold_p99_ms": percentile(latencies, 99),
@@ -107,18 +120,21 @@ def bench_fleet(seconds: float = 60, interval: float = 1.0, size: int = 20,
 
 
 def format_fleet(r: dict) -> str:
-    return "\n".join([
-        f"fleet: real redis-server, 1 worker (-c 1), beat every {r['interval_s']:g} s, "
-        f"{r['records_per_batch']} records per batch, {r['database']}; {r['seconds']:g} s run, "
-        f"{r['batches']} batches ({r['not_gold']} not in gold), "
-        f"{r['measured']} measured after warm-up",
-        f"  tick -> gold       p50 {r['tick_to_gold_p50_ms']:7.1f} ms   "
-        f"p95 {r['tick_to_gold_p95_ms']:7.1f} ms   p99 {r['tick_to_gold_p99_ms']:7.1f} ms   "
-        f"max {r['tick_to_gold_max_ms']:7.1f} ms",
-        f"  dispatch interval error   p50 {r['dispatch_error_p50_ms']:6.1f} ms   "
-        f"p99 {r['dispatch_error_p99_ms']:6.1f} ms",
-        f"  floor (same batches via run_pipeline in-process)  p50 {r['floor_p50_ms']:7.1f} ms   "
-        f"p95 {r['floor_p95_ms']:7.1f} ms   p99 {r['floor_p99_ms']:7.1f} ms",
-        f"  fleet/floor        p50 {r['p50_ratio_to_floor']:.1f}x   "
-        f"p95 {r['p95_ratio_to_floor']:.1f}x   p99 {r['p99_ratio_to_floor']:.1f}x",
-    ])
+    return "\n".join(
+        [
+            f"fleet: real redis-server, 1 worker (-c 1), beat every {r['interval_s']:g} s, "
+            f"{r['records_per_batch']} records per batch, {r['database']}; {r['seconds']:g} s run, "
+            f"{r['batches']} batches ({r['not_gold']} not in gold), "
+            f"{r['measured']} measured after warm-up",
+            f"  tick -> gold       p50 {r['tick_to_gold_p50_ms']:7.1f} ms   "
+            f"p95 {r['tick_to_gold_p95_ms']:7.1f} ms   p99 {r['tick_to_gold_p99_ms']:7.1f} ms   "
+            f"max {r['tick_to_gold_max_ms']:7.1f} ms",
+            f"  dispatch interval error   p50 {r['dispatch_error_p50_ms']:6.1f} ms   "
+            f"p99 {r['dispatch_error_p99_ms']:6.1f} ms",
+            "  floor (same batches via run_pipeline in-process)  p50 "
+            f"{r['floor_p50_ms']:7.1f} ms   "
+            f"p95 {r['floor_p95_ms']:7.1f} ms   p99 {r['floor_p99_ms']:7.1f} ms",
+            f"  fleet/floor        p50 {r['p50_ratio_to_floor']:.1f}x   "
+            f"p95 {r['p95_ratio_to_floor']:.1f}x   p99 {r['p99_ratio_to_floor']:.1f}x",
+        ]
+    )

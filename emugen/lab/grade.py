@@ -16,8 +16,15 @@ from emugen.grade.inputs import Source
 from emugen.lab import best_of, peak_rss_mb
 
 BATCH = 100_000
-DEFECTS = ("missing_field", "null_value", "malformed_timestamp", "invalid_enum", "duplicate",
-           "boundary_violation", "schema_mismatch")
+DEFECTS = (
+    "missing_field",
+    "null_value",
+    "malformed_timestamp",
+    "invalid_enum",
+    "duplicate",
+    "boundary_violation",
+    "schema_mismatch",
+)
 
 
 def make_fixture(records: int, folder: Path, rate: float = 0.05, seed: int = 7) -> dict:
@@ -36,15 +43,24 @@ def make_fixture(records: int, folder: Path, rate: float = 0.05, seed: int = 7) 
     dup = (defect_idx == DEFECTS.index("duplicate")) & (row % BATCH > 0)
     ids = np.where(dup, np.roll(ids, 1), ids)
     no_defect = np.full(records, None, dtype=object)
-    defect = pa.array(np.where(defect_idx >= 0, np.array(DEFECTS, dtype=object)[defect_idx],
-                               no_defect))
+    defect = pa.array(
+        np.where(defect_idx >= 0, np.array(DEFECTS, dtype=object)[defect_idx], no_defect)
+    )
     payload = pa.array(np.char.add(np.char.add('{"event_id":"', ids), '"}'))
-    truth = pa.table({
-        "batch_id": batch_of.cast(pa.string()), "stream": pa.array(["events"] * records),
-        "row_no": pa.array(row % BATCH, pa.int64()), "natural_id": pa.array(ids),
-        "defect": defect, "field": pa.nulls(records, pa.string()),
-        "original": pa.nulls(records, pa.string()), "injected": pa.nulls(records, pa.string()),
-        "expected_reason": defect, "payload": payload})
+    truth = pa.table(
+        {
+            "batch_id": batch_of.cast(pa.string()),
+            "stream": pa.array(["events"] * records),
+            "row_no": pa.array(row % BATCH, pa.int64()),
+            "natural_id": pa.array(ids),
+            "defect": defect,
+            "field": pa.nulls(records, pa.string()),
+            "original": pa.nulls(records, pa.string()),
+            "injected": pa.nulls(records, pa.string()),
+            "expected_reason": defect,
+            "payload": payload,
+        }
+    )
     roll = rng.random(records)
     is_defect = defect_idx >= 0
     kept = (~is_defect & (roll >= 0.002)) | (is_defect & (roll < 0.01))
@@ -53,12 +69,17 @@ def make_fixture(records: int, folder: Path, rate: float = 0.05, seed: int = 7) 
     con.execute("SET enable_progress_bar = false")
     con.register("t", truth)
     paths = {name: folder / f"{name}.parquet" for name in ("truth", "kept", "rejected")}
-    con.execute(f"COPY (SELECT *, row_number() OVER (PARTITION BY stream, natural_id ORDER BY "
-                f"batch_id, row_no) AS occurrence FROM t) TO '{paths['truth']}' (FORMAT parquet)")
+    con.execute(
+        f"COPY (SELECT *, row_number() OVER (PARTITION BY stream, natural_id ORDER BY "
+        f"batch_id, row_no) AS occurrence FROM t) TO '{paths['truth']}' (FORMAT parquet)"
+    )
     cols = ["batch_id", "row_no", "natural_id"]
     for name, mask in (("kept", kept), ("rejected", rejected)):
-        side = truth.select(cols).filter(pa.array(mask)).rename_columns(
-            ["batch_id", "row_no", "event_id"])
+        side = (
+            truth.select(cols)
+            .filter(pa.array(mask))
+            .rename_columns(["batch_id", "row_no", "event_id"])
+        )
         pq.write_table(side, paths[name])
     con.close()
     return {name: str(p) for name, p in paths.items()}
@@ -98,24 +119,36 @@ def bench_grade(records: int = 1_000_000, repeat: int = 3) -> dict:
         paths = make_fixture(records, Path(tmp))
         out: dict = {"records": records}
         for mode in ("lineage", "id"):
-            job = Job(Source("kept", paths["kept"]), Source("rejected", paths["rejected"]),
-                      truth_path=paths["truth"], match=mode)
+            job = Job(
+                Source("kept", paths["kept"]),
+                Source("rejected", paths["rejected"]),
+                truth_path=paths["truth"],
+                match=mode,
+            )
             grade_s, grade = best_of(repeat, partial(run, job))
             join_s, _ = best_of(repeat, partial(hand_join, paths, mode))
-            out[mode] = {"grade_s": grade_s, "join_s": join_s, "ratio": grade_s / join_s,
-                         "recall": grade.recall, "precision": grade.precision}
+            out[mode] = {
+                "grade_s": grade_s,
+                "join_s": join_s,
+                "ratio": grade_s / join_s,
+                "recall": grade.recall,
+                "precision": grade.precision,
+            }
         out["peak_rss_mb"] = peak_rss_mb()
     return out
 
 
 def format_grade(r: dict) -> str:
-    lines = [f"grade: {r['records']:,} records (5 % defective), truth from a Parquet export, "
-             "best of runs"]
+    lines = [
+        f"grade: {r['records']:,} records (5 % defective), truth from a Parquet export, "
+        "best of runs"
+    ]
     for mode in ("lineage", "id"):
         m = r[mode]
         lines.append(
             f"  {mode:<8} emugen grade {m['grade_s']:7.2f} s   hand-written DuckDB join "
             f"{m['join_s']:6.2f} s   -> {m['ratio']:.2f}x   (recall {100 * m['recall']:.2f} %, "
-            f"precision {100 * m['precision']:.2f} %)")
+            f"precision {100 * m['precision']:.2f} %)"
+        )
     lines.append(f"  targets: <= 10 s and <= 2x the join; peak RSS {r['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

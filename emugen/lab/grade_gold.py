@@ -77,8 +77,9 @@ COPY (
 
 def make_fixture(records: int, folder: Path) -> dict[str, str]:
     """The truth, the arrival ledger, a naive and a correct consumer's gold, as Parquet."""
-    paths = {name: str(folder / f"{name}.parquet")
-             for name in ("truth", "arrivals", "gold", "correct")}
+    paths = {
+        name: str(folder / f"{name}.parquet") for name in ("truth", "arrivals", "gold", "correct")
+    }
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
@@ -136,27 +137,36 @@ def bench_grade_gold(records: int = 1_000_000, repeat: int = 3) -> dict:
         paths = make_fixture(records, Path(tmp))
         out: dict = {"records": records}
         for name, gold in (("correct", paths["correct"]), ("naive", paths["gold"])):
-            job = GoldJob(Source("gold", gold), truth_path=paths["truth"],
-                          arrivals_path=paths["arrivals"])
+            job = GoldJob(
+                Source("gold", gold), truth_path=paths["truth"], arrivals_path=paths["arrivals"]
+            )
             grade_s, result = best_of(repeat, partial(run_gold, job))
             join_s, joined = best_of(repeat, partial(hand_join, {**paths, "gold": gold}))
-            out[name] = {"grade_s": grade_s, "join_s": join_s, "ratio": grade_s / join_s,
-                         "cells": result["cells"], "wrong": result["wrong"],
-                         "by_cause": {k: v for k, v in result["by_cause"].items() if v},
-                         "join_rows": joined[0][0]}
+            out[name] = {
+                "grade_s": grade_s,
+                "join_s": join_s,
+                "ratio": grade_s / join_s,
+                "cells": result["cells"],
+                "wrong": result["wrong"],
+                "by_cause": {k: v for k, v in result["by_cause"].items() if v},
+                "join_rows": joined[0][0],
+            }
         out["peak_rss_mb"] = peak_rss_mb()
         return out
 
 
 def format_grade_gold(r: dict) -> str:
-    lines = [f"grade --gold: {r['records']:,} events (5 % late, 2 % redelivered, a delayed "
-             "batch, 5 % defects), policy exact, best of runs"]
+    lines = [
+        f"grade --gold: {r['records']:,} events (5 % late, 2 % redelivered, a delayed "
+        "batch, 5 % defects), policy exact, best of runs"
+    ]
     for name in ("correct", "naive"):
         m = r[name]
         causes = ", ".join(f"{k} {v:,}" for k, v in m["by_cause"].items()) or "none"
         lines.append(
             f"  {name:<7} consumer: emugen grade --gold {m['grade_s']:6.2f} s   hand-written "
             f"GROUP BY + FULL OUTER JOIN {m['join_s']:5.2f} s   -> {m['ratio']:.2f}x   "
-            f"({m['cells']:,} cells, {m['wrong']:,} wrong, explained: {causes})")
+            f"({m['cells']:,} cells, {m['wrong']:,} wrong, explained: {causes})"
+        )
     lines.append(f"  target: <= 1.5x the join; peak RSS {r['peak_rss_mb']:.0f} MB")
     return "\n".join(lines)

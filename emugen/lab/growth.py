@@ -56,16 +56,21 @@ def probe(settings: Settings, made: int) -> str:
         extend.append(best_ms(partial(active_drivers, moved), 1))
         draw.append(best_ms(partial(event_columns, moved, 12, np.random.default_rng(i)), 1))
     mark = {"ordinal": made, "excluded": excluded}
-    listed = (best_ms(lambda: json.dumps(mark))
-              + best_ms(lambda: build_spec(settings, "events", 5, watermark=made,
-                                           excluded_ordinals=excluded))
-              + best_ms(spec.model_dump_json)
-              + best_ms(lambda: BatchSpec.model_validate_json(raw))
-              + best_ms(lambda: np.asarray(spec.excluded_ordinals, dtype=np.int64)))
-    return (f"{made:>7,} companies ({len(excluded):,} rejected): watermark +10 "
-            f"{np.median(extend):.2f} ms, draw 12 events {np.median(draw):.2f} ms, "
-            f"excluded list {listed:.2f} ms; spec {len(raw) / 1000:.0f} KB, mark "
-            f"{len(json.dumps(mark)) / 1000:.0f} KB")
+    listed = (
+        best_ms(lambda: json.dumps(mark))
+        + best_ms(
+            lambda: build_spec(settings, "events", 5, watermark=made, excluded_ordinals=excluded)
+        )
+        + best_ms(spec.model_dump_json)
+        + best_ms(lambda: BatchSpec.model_validate_json(raw))
+        + best_ms(lambda: np.asarray(spec.excluded_ordinals, dtype=np.int64))
+    )
+    return (
+        f"{made:>7,} companies ({len(excluded):,} rejected): watermark +10 "
+        f"{np.median(extend):.2f} ms, draw 12 events {np.median(draw):.2f} ms, "
+        f"excluded list {listed:.2f} ms; spec {len(raw) / 1000:.0f} KB, mark "
+        f"{len(json.dumps(mark)) / 1000:.0f} KB"
+    )
 
 
 def rss_mb() -> float:
@@ -74,14 +79,14 @@ def rss_mb() -> float:
 
 
 def replay(settings: Settings, traced: bool) -> str:
-    rejected = sorted(random.Random(1).sample(range(REPLAY_TO),
-                                              round(REPLAY_TO * REJECTED_SHARE)))
+    rejected = sorted(random.Random(1).sample(range(REPLAY_TO), round(REPLAY_TO * REJECTED_SHARE)))
     base = build_spec(settings, "events", 5, watermark=REPLAY_FROM)
 
     def step(watermark: int, seq: int) -> None:
-        below = rejected[:bisect.bisect_left(rejected, watermark)]
-        spec = base.model_copy(update={"watermark": watermark,
-                                       "excluded_ordinals": tuple(int(k) for k in below)})
+        below = rejected[: bisect.bisect_left(rejected, watermark)]
+        spec = base.model_copy(
+            update={"watermark": watermark, "excluded_ordinals": tuple(int(k) for k in below)}
+        )
         active_drivers(spec)
         event_columns(spec, 12, np.random.default_rng(seq))
 
@@ -99,8 +104,13 @@ def replay(settings: Settings, traced: bool) -> str:
     gc.collect()
     grown = (tracemalloc.get_traced_memory()[0] - traced_before) / 2**20
     companies = REPLAY_TO - REPLAY_FROM
-    traced_note = (f", tracemalloc live +{grown:.2f} MB ({grown * 2**20 / companies:.1f} "
-                   f"bytes per company)") if traced else ""
-    return (f"replay {REPLAY_FROM:,} -> {REPLAY_TO:,} companies in {len(steps):,} event batches "
-            f"({took:.1f} s): RSS {rss_before:.1f} -> {rss_mb():.1f} MB "
-            f"(+{rss_mb() - rss_before:.1f} MB){traced_note}")
+    traced_note = (
+        (f", tracemalloc live +{grown:.2f} MB ({grown * 2**20 / companies:.1f} bytes per company)")
+        if traced
+        else ""
+    )
+    return (
+        f"replay {REPLAY_FROM:,} -> {REPLAY_TO:,} companies in {len(steps):,} event batches "
+        f"({took:.1f} s): RSS {rss_before:.1f} -> {rss_mb():.1f} MB "
+        f"(+{rss_mb() - rss_before:.1f} MB){traced_note}"
+    )

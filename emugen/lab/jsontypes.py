@@ -46,17 +46,20 @@ def bench_json_types(database: str, events: int = 100_000, repeat: int = 3) -> d
     """Best-of-`repeat` seconds per column type (alternated in one run) to store and read the
     bench batch's payloads, and whether each type keeps them as generated."""
     psycopg = import_extra("psycopg", "postgres", "emugen bench json-types")
-    spec = build_spec(bench_settings(), "events", 1, watermark=2_000, size=events,
-                      mode=Mode.production)
+    spec = build_spec(
+        bench_settings(), "events", 1, watermark=2_000, size=events, mode=Mode.production
+    )
     planned = draft(spec)
     lines = [line for chunk in planned.line_chunks() for line in chunk]
     clean = [(i, line) for i, line in enumerate(lines) if _parses(line)]
     spec_text = spec.model_dump_json()
     times: dict[str, list[float]] = {k: [] for k in KINDS}
     kept: dict[str, bool] = {}
-    with tempfile.TemporaryDirectory() as folder, \
-            private_database(database, Path(folder), "json") as url, \
-            psycopg.connect(url) as conn:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        private_database(database, Path(folder), "json") as url,
+        psycopg.connect(url) as conn,
+    ):
         for _ in range(repeat):
             for kind in KINDS:
                 times[kind].append(_load(conn, kind, clean))
@@ -67,16 +70,25 @@ def bench_json_types(database: str, events: int = 100_000, repeat: int = 3) -> d
                 kept[kind] = row is not None and row[0] == spec_text
                 cur.execute(f"DROP TABLE payloads_{kind}")
         conn.commit()
-    return {"events": len(lines), "parsable": len(clean), "repeat": repeat,
-            "seconds": {k: min(v) for k, v in times.items()}, "spec_kept_as_written": kept}
+    return {
+        "events": len(lines),
+        "parsable": len(clean),
+        "repeat": repeat,
+        "seconds": {k: min(v) for k, v in times.items()},
+        "spec_kept_as_written": kept,
+    }
 
 
 def format_json_types(r: dict[str, Any]) -> str:
     base = r["seconds"]["text"]
-    lines = [f"JSON column types on PostgreSQL: COPY then read back the {r['parsable']:,} "
-             f"payloads of the batch's {r['events']:,} that parse (a malformed one fits "
-             f"only in text), best of {r['repeat']} alternated runs"]
+    lines = [
+        f"JSON column types on PostgreSQL: COPY then read back the {r['parsable']:,} "
+        f"payloads of the batch's {r['events']:,} that parse (a malformed one fits "
+        f"only in text), best of {r['repeat']} alternated runs"
+    ]
     for kind, seconds in r["seconds"].items():
-        lines.append(f"  {kind:6s} {seconds:6.3f} s  {seconds / base:4.2f}x text   "
-                     f"spec kept as written: {'yes' if r['spec_kept_as_written'][kind] else 'no'}")
+        lines.append(
+            f"  {kind:6s} {seconds:6.3f} s  {seconds / base:4.2f}x text   "
+            f"spec kept as written: {'yes' if r['spec_kept_as_written'][kind] else 'no'}"
+        )
     return "\n".join(lines)

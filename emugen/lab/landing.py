@@ -25,8 +25,9 @@ def landing_ms(log: str) -> list[float]:
     return [float(m) for m in re.findall(r"stage=landing .*?duration_ms=([0-9.]+)", log)]
 
 
-def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int,
-              landing: dict[str, Any]) -> tuple[list[float], int, list[float], list[float]]:
+def fleet_run(
+    folder: Path, url: str, seconds: float, interval: float, size: int, landing: dict[str, Any]
+) -> tuple[list[float], int, list[float], list[float]]:
     """(tick -> gold ms after warm-up, batches, bronze -> landed ms of each landed file,
     the worker's time in `land` per batch)."""
     from sqlalchemy import select
@@ -54,13 +55,17 @@ def fleet_run(folder: Path, url: str, seconds: float, interval: float, size: int
     latencies = []
     for stream in ("companies", "events"):
         mine = sorted((r for r in rows if r.stream == stream), key=lambda r: r.seq)
-        latencies += [(r.gold_at - r.scheduled_at).total_seconds() * 1000
-                      for r in mine[WARMUP_BATCHES:] if r.gold_at is not None]
+        latencies += [
+            (r.gold_at - r.scheduled_at).total_seconds() * 1000
+            for r in mine[WARMUP_BATCHES:]
+            if r.gold_at is not None
+        ]
     return latencies, len(rows), landed, spent
 
 
-def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
-                        fmt: str) -> dict[str, Any]:
+def bench_fleet_landing(
+    seconds: float, interval: float, size: int, rounds: int, fmt: str
+) -> dict[str, Any]:
     from emugen.lab import private_database
     from emugen.status.stats import percentile
 
@@ -72,11 +77,15 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
     for i in range(rounds):
         for name in ("off", "on") if i % 2 == 0 else ("on", "off"):  # alternate: no drift bias
             with tempfile.TemporaryDirectory(prefix=f"emugen-land-{name}-") as folder:
-                landing = ({"enabled": False} if name == "off" else
-                           {"root": str(Path(folder) / "zone"), "format": fmt})
+                landing = (
+                    {"enabled": False}
+                    if name == "off"
+                    else {"root": str(Path(folder) / "zone"), "format": fmt}
+                )
                 with private_database(None, Path(folder)) as url:
-                    lat, batches, landed, took = fleet_run(Path(folder), url, seconds,
-                                                           interval, size, landing)
+                    lat, batches, landed, took = fleet_run(
+                        Path(folder), url, seconds, interval, size, landing
+                    )
             runs[name] += lat
             per_run[name].append(percentile(lat, 95))
             counts[name][0] += batches
@@ -85,17 +94,26 @@ def bench_fleet_landing(seconds: float, interval: float, size: int, rounds: int,
             spent += took
     p95 = {name: percentile(lat, 95) for name, lat in runs.items()}
     return {
-        "seconds_per_run": seconds, "interval_s": interval, "records_per_batch": size,
-        "rounds": rounds, "format": fmt,
-        "batches_off": counts["off"][0], "batches_on": counts["on"][0],
-        "landed_on": counts["on"][1], "landed_off": counts["off"][1],
-        "p50_off_ms": percentile(runs["off"], 50), "p50_on_ms": percentile(runs["on"], 50),
-        "p95_off_ms": p95["off"], "p95_on_ms": p95["on"],
+        "seconds_per_run": seconds,
+        "interval_s": interval,
+        "records_per_batch": size,
+        "rounds": rounds,
+        "format": fmt,
+        "batches_off": counts["off"][0],
+        "batches_on": counts["on"][0],
+        "landed_on": counts["on"][1],
+        "landed_off": counts["off"][1],
+        "p50_off_ms": percentile(runs["off"], 50),
+        "p50_on_ms": percentile(runs["on"], 50),
+        "p95_off_ms": p95["off"],
+        "p95_on_ms": p95["on"],
         "p95_added_pct": (p95["on"] / p95["off"] - 1) * 100,
         "bronze_to_landed_p50_ms": percentile(delays, 50),
         "bronze_to_landed_p95_ms": percentile(delays, 95),
-        "p95_per_run_off_ms": per_run["off"], "p95_per_run_on_ms": per_run["on"],
-        "land_p50_ms": percentile(spent, 50), "land_p95_ms": percentile(spent, 95),
+        "p95_per_run_off_ms": per_run["off"],
+        "p95_per_run_on_ms": per_run["on"],
+        "land_p50_ms": percentile(spent, 50),
+        "land_p95_ms": percentile(spent, 95),
         "land_p50_pct_of_off_p95": percentile(spent, 50) / p95["off"] * 100,
     }
 
@@ -109,11 +127,21 @@ def bench_parquet(events: int, repeat: int) -> dict[str, Any]:
     from emugen.sinks.landing import BatchFacts, parquet_bytes
     from emugen.vocabulary import Mode
 
-    spec = build_spec(bench_settings(), "events", 1, watermark=2_000, size=events,
-                      mode=Mode.production)
+    spec = build_spec(
+        bench_settings(), "events", 1, watermark=2_000, size=events, mode=Mode.production
+    )
     lines = [line for chunk in draft(spec).line_chunks() for line in chunk]
-    facts = BatchFacts("events-000000001", "events", 1, "production", spec.model_dump_json(),
-                       spec.interval_start, spec.interval_end, spec.interval_end, len(lines))
+    facts = BatchFacts(
+        "events-000000001",
+        "events",
+        1,
+        "production",
+        spec.model_dump_json(),
+        spec.interval_start,
+        spec.interval_end,
+        spec.interval_end,
+        len(lines),
+    )
 
     def baseline() -> int:
         sink = io.BytesIO()
@@ -128,10 +156,14 @@ def bench_parquet(events: int, repeat: int) -> dict[str, Any]:
         base_s = min(base_s, took)
     again = parquet_bytes(facts, lines)
     return {
-        "events": len(lines), "repeat": repeat,
-        "landing_parquet_s": ours_s, "landing_parquet_bytes": len(ours),
-        "write_table_s": base_s, "write_table_bytes": base_bytes,
-        "ratio": ours_s / base_s, "same_bytes_twice": again == ours,
+        "events": len(lines),
+        "repeat": repeat,
+        "landing_parquet_s": ours_s,
+        "landing_parquet_bytes": len(ours),
+        "write_table_s": base_s,
+        "write_table_bytes": base_bytes,
+        "ratio": ours_s / base_s,
+        "same_bytes_twice": again == ours,
     }
 
 
@@ -151,8 +183,11 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
             f"{f['p95_on_ms']:7.1f} ms   ({f['batches_on']} batches, "
             f"{f['landed_on']} files)",
             f"  p95 added by the landing zone: {f['p95_added_pct']:+.1f} %  (target <= 10 %)",
-            "  p95 of each run, off: " + ", ".join(f"{v:.0f}" for v in f["p95_per_run_off_ms"])
-            + " ms; on: " + ", ".join(f"{v:.0f}" for v in f["p95_per_run_on_ms"]) + " ms",
+            "  p95 of each run, off: "
+            + ", ".join(f"{v:.0f}" for v in f["p95_per_run_off_ms"])
+            + " ms; on: "
+            + ", ".join(f"{v:.0f}" for v in f["p95_per_run_on_ms"])
+            + " ms",
             f"  bronze commit -> file landed (the land task runs after silver and gold)  p50 "
             f"{f['bronze_to_landed_p50_ms']:.1f} ms   p95 {f['bronze_to_landed_p95_ms']:.1f} ms",
             f"  the worker's own time in land() per batch  p50 {f['land_p50_ms']:.1f} ms   p95 "
@@ -175,25 +210,65 @@ def format_landing(fleet: dict[str, Any] | None, parquet: dict[str, Any] | None)
 
 
 @click.command("landing")
-@click.option("--seconds", type=click.FloatRange(min=5), default=60, show_default=True,
-              help="Length of each fleet run.")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
-              help="Tick interval of both streams.")
-@click.option("--size", type=click.IntRange(min=1), default=20, show_default=True,
-              help="Records per batch.")
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Pairs of fleet runs (off/on, then on/off, ...).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet"]), default="jsonl",
-              show_default=True, help="Landing format of the fleet runs.")
-@click.option("--events", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Events in the benchmarked batch.")
-@click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Runs per figure; the best is reported beside every run's.")
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=5),
+    default=60,
+    show_default=True,
+    help="Length of each fleet run.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=1.0,
+    show_default=True,
+    help="Tick interval of both streams.",
+)
+@click.option(
+    "--size", type=click.IntRange(min=1), default=20, show_default=True, help="Records per batch."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Pairs of fleet runs (off/on, then on/off, ...).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "parquet"]),
+    default="jsonl",
+    show_default=True,
+    help="Landing format of the fleet runs.",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 @click.option("--skip-fleet", is_flag=True, help="Only the Parquet figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def landing_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
-        seconds: float, interval: float, size: int, rounds: int, fmt: str,
-                events: int, repeat: int, skip_fleet: bool, as_json: bool) -> None:
+    seconds: float,
+    interval: float,
+    size: int,
+    rounds: int,
+    fmt: str,
+    events: int,
+    repeat: int,
+    skip_fleet: bool,
+    as_json: bool,
+) -> None:
     """Landing zone cost: fleet tick -> gold p95 on vs off; Parquet vs pyarrow write_table.
 
     \b

@@ -34,8 +34,10 @@ _FLOOR_CHUNK = 100_000
 @contextmanager
 def bench_engine(database: str | None) -> Iterator[Engine]:
     """A fresh store: a SQLite file in a temporary folder, or a private PostgreSQL schema."""
-    with tempfile.TemporaryDirectory(prefix="emugen-bench-") as folder, \
-            private_database(database, Path(folder), "bench") as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="emugen-bench-") as folder,
+        private_database(database, Path(folder), "bench") as url,
+    ):
         engine = make_engine(url)
         try:
             yield engine
@@ -53,8 +55,10 @@ def sqlite_floor(chunks: Iterable[list[tuple[str, int, str]]]) -> float:
         conn = sqlite3.connect(Path(folder) / "floor.db", isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE bronze_records (batch_id VARCHAR(40), row_no INTEGER, "
-                     "payload TEXT, PRIMARY KEY (batch_id, row_no))")
+        conn.execute(
+            "CREATE TABLE bronze_records (batch_id VARCHAR(40), row_no INTEGER, "
+            "payload TEXT, PRIMARY KEY (batch_id, row_no))"
+        )
         seconds = 0.0
         conn.execute("BEGIN")
         for rows in chunks:
@@ -72,18 +76,28 @@ def _bronze_rows(engine: Engine, batch_id: str) -> Iterator[list[tuple[str, int,
     first = 0
     while True:
         with read_session(engine) as session:
-            rows = [(b, n, p) for b, n, p in session.execute(
-                select(BronzeRecord.batch_id, BronzeRecord.row_no, BronzeRecord.payload)
-                .where(BronzeRecord.batch_id == batch_id, BronzeRecord.row_no >= first)
-                .order_by(BronzeRecord.row_no).limit(_FLOOR_CHUNK))]
+            rows = [
+                (b, n, p)
+                for b, n, p in session.execute(
+                    select(BronzeRecord.batch_id, BronzeRecord.row_no, BronzeRecord.payload)
+                    .where(BronzeRecord.batch_id == batch_id, BronzeRecord.row_no >= first)
+                    .order_by(BronzeRecord.row_no)
+                    .limit(_FLOOR_CHUNK)
+                )
+            ]
         if not rows:
             return
         yield rows
         first = rows[-1][1] + 1
 
 
-def bench_sizes(events: int = BASELINE_EVENTS, database: str | None = None, repeat: int = 3,
-                landing: str = "jsonl", baseline: bool = True) -> dict:
+def bench_sizes(
+    events: int = BASELINE_EVENTS,
+    database: str | None = None,
+    repeat: int = 3,
+    landing: str = "jsonl",
+    baseline: bool = True,
+) -> dict:
     """The batch of `events` and, when it differs, the 100,000-event baseline, each in a
     fresh process (peak RSS is a process's high-water mark), baseline first."""
     sizes = [BASELINE_EVENTS] + ([events] if events != BASELINE_EVENTS else [])
@@ -91,18 +105,29 @@ def bench_sizes(events: int = BASELINE_EVENTS, database: str | None = None, repe
     return {"baseline": results[0], "batch": results[-1]}
 
 
-def _in_fresh_process(events: int, database: str | None, repeat: int, landing: str,
-                      baseline: bool) -> dict:
-    code = ("import json, sys; from emugen.lab.pipeline import bench_pipeline; "
-            "print(json.dumps(bench_pipeline(*json.loads(sys.argv[1]))))")
-    done = subprocess.run([sys.executable, "-c", code,
-                           json.dumps([events, database, repeat, landing, baseline])],
-                          check=True, capture_output=True, text=True)
+def _in_fresh_process(
+    events: int, database: str | None, repeat: int, landing: str, baseline: bool
+) -> dict:
+    code = (
+        "import json, sys; from emugen.lab.pipeline import bench_pipeline; "
+        "print(json.dumps(bench_pipeline(*json.loads(sys.argv[1]))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps([events, database, repeat, landing, baseline])],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def bench_pipeline(events: int = BASELINE_EVENTS, database: str | None = None,
-                   repeat: int = 3, landing: str = "jsonl", baseline: bool = False) -> dict:
+def bench_pipeline(
+    events: int = BASELINE_EVENTS,
+    database: str | None = None,
+    repeat: int = 3,
+    landing: str = "jsonl",
+    baseline: bool = False,
+) -> dict:
     """The fastest of `repeat` runs, each on a fresh store (peak RSS covers them all).
 
     With `baseline` on PostgreSQL, the same batch on SQLite is the baseline: its runs alternate
@@ -119,8 +144,17 @@ def bench_pipeline(events: int = BASELINE_EVENTS, database: str | None = None,
     result = _best(runs)
     if compare:
         sqlite = _best(on_sqlite)
-        result["sqlite_baseline"] = {k: sqlite[k] for k in (
-            "bronze_s", "silver_s", "gold_s", "total_s", "events_per_s", "all_events_per_s")}
+        result["sqlite_baseline"] = {
+            k: sqlite[k]
+            for k in (
+                "bronze_s",
+                "silver_s",
+                "gold_s",
+                "total_s",
+                "events_per_s",
+                "all_events_per_s",
+            )
+        }
         result["rate_to_sqlite"] = result["events_per_s"] / sqlite["events_per_s"]
     return result
 
@@ -129,17 +163,24 @@ def _best(runs: list[dict]) -> dict:
     # RSS is a high-water mark: the first run's figure is one run's peak, later ones add
     # only what the allocator kept from earlier runs (the last run's figure covers them all).
     best = min(runs, key=lambda r: r["total_s"])
-    return {**best, "runs": len(runs), "all_events_per_s": [round(r["events_per_s"]) for r in runs],
-            "peak_rss_mb": runs[0]["peak_rss_mb"], "peak_rss_all_runs_mb": runs[-1]["peak_rss_mb"]}
+    return {
+        **best,
+        "runs": len(runs),
+        "all_events_per_s": [round(r["events_per_s"]) for r in runs],
+        "peak_rss_mb": runs[0]["peak_rss_mb"],
+        "peak_rss_all_runs_mb": runs[-1]["peak_rss_mb"],
+    }
 
 
 def _landing_settings(folder: str, landing: str) -> Settings:
     settings = bench_settings()
     if landing == "off":
-        return settings.model_copy(update={"landing": settings.landing.model_copy(
-            update={"enabled": False})})
-    return settings.model_copy(update={"landing": settings.landing.model_copy(
-        update={"root": folder, "format": landing})})
+        return settings.model_copy(
+            update={"landing": settings.landing.model_copy(update={"enabled": False})}
+        )
+    return settings.model_copy(
+        update={"landing": settings.landing.model_copy(update={"root": folder, "format": landing})}
+    )
 
 
 def with_companies(engine: Engine, zone: str, landing: str = "off") -> tuple[Settings, int]:
@@ -147,22 +188,29 @@ def with_companies(engine: Engine, zone: str, landing: str = "off") -> tuple[Set
     an events batch needs), the settings landing into `zone`, and the companies' count."""
     settings = _landing_settings(zone, landing)
     init_db(engine)
-    companies = generate_and_land(engine, settings, Stream.companies, _START,
-                                  mode=Mode.production)
+    companies = generate_and_land(engine, settings, Stream.companies, _START, mode=Mode.production)
     refine_and_build(engine, companies.batch_id)
     return settings, companies.record_count
 
 
 def land_events(engine: Engine, settings: Settings, events: int) -> Landed:
     """The hour-one production events batch of `events` records, generated and in bronze."""
-    return generate_and_land(engine, settings, Stream.events, _START + timedelta(hours=1),
-                             mode=Mode.production, size=events)
+    return generate_and_land(
+        engine,
+        settings,
+        Stream.events,
+        _START + timedelta(hours=1),
+        mode=Mode.production,
+        size=events,
+    )
 
 
 def _one_run(events: int, database: str | None, landing: str = "jsonl") -> dict:
     """Companies first (settled in silver), then the timed events batch stage by stage."""
-    with bench_engine(database) as engine, \
-            tempfile.TemporaryDirectory(prefix="emugen-bench-zone-") as zone:
+    with (
+        bench_engine(database) as engine,
+        tempfile.TemporaryDirectory(prefix="emugen-bench-zone-") as zone,
+    ):
         settings, companies = with_companies(engine, zone, landing)
         t0 = time.perf_counter()
         landed = land_events(engine, settings, events)
@@ -240,10 +288,16 @@ def format_sizes(result: dict) -> str:
     base, batch = result["baseline"], result["batch"]
     if base is batch or base == batch:
         return format_pipeline(base)
-    return "\n".join([
-        format_pipeline(base), "", format_pipeline(batch), "",
-        f"{batch['events']:,} vs {base['events']:,} events, same run: "
-        f"{batch['events_per_s']:,.0f} vs {base['events_per_s']:,.0f} events/s "
-        f"({batch['events_per_s'] / base['events_per_s']:.2f}x, target >= 1.0x); "
-        f"peak RSS {batch['peak_rss_mb']:.0f} vs {base['peak_rss_mb']:.0f} MB (target <= 200 MB)",
-    ])
+    return "\n".join(
+        [
+            format_pipeline(base),
+            "",
+            format_pipeline(batch),
+            "",
+            f"{batch['events']:,} vs {base['events']:,} events, same run: "
+            f"{batch['events_per_s']:,.0f} vs {base['events_per_s']:,.0f} events/s "
+            f"({batch['events_per_s'] / base['events_per_s']:.2f}x, target >= 1.0x); "
+            f"peak RSS {batch['peak_rss_mb']:.0f} vs {base['peak_rss_mb']:.0f} MB "
+            "(target <= 200 MB)",
+        ]
+    )

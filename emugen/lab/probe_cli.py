@@ -38,12 +38,25 @@ def stage_cpu_cmd(events: int) -> None:
 
 
 @probe_group.command("silver-memory")
-@click.option("--page", type=click.IntRange(min=1), default=None,
-              help="Bronze rows per keyset page [default: silver's PAGE].")
-@click.option("--events", type=click.IntRange(min=1), default=1_000_000, show_default=True,
-              help="Events in the probed batch.")
-@click.option("--database", default=LOCAL_PG, show_default=True,
-              help="A PostgreSQL URL (a private schema is made and dropped).")
+@click.option(
+    "--page",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Bronze rows per keyset page [default: silver's PAGE].",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Events in the probed batch.",
+)
+@click.option(
+    "--database",
+    default=LOCAL_PG,
+    show_default=True,
+    help="A PostgreSQL URL (a private schema is made and dropped).",
+)
 def silver_memory_cmd(page: int | None, events: int, database: str) -> None:
     """Peak RSS of silver on PostgreSQL for one big events batch, at a chosen page size.
 

@@ -55,15 +55,19 @@ def stage_cpu(size: int) -> str:
                 stage.run(session, landed.batch_id)
             timings.append((name, time.perf_counter() - wall, time.process_time() - cpu))
         digest = content_hash(str(engine.url.database))
-    return (" ".join(f"{n} wall {w:.3f} cpu {c:.3f}" for n, w, c in timings)
-            + f" hash {digest} peak RSS {peak_rss_mb():.0f} MB")
+    return (
+        " ".join(f"{n} wall {w:.3f} cpu {c:.3f}" for n, w, c in timings)
+        + f" hash {digest} peak RSS {peak_rss_mb():.0f} MB"
+    )
 
 
 def silver_memory(page: int, events: int, database: str) -> str:
     """One line: bronze, silver and gold times and the peak RSS after bronze and silver."""
     silver.PAGE = page
-    with tempfile.TemporaryDirectory() as folder, \
-            private_database(database, Path(folder), "probe") as url:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        private_database(database, Path(folder), "probe") as url,
+    ):
         engine = make_engine(url)
         settings, _ = with_companies(engine, folder)
         t0 = time.perf_counter()
@@ -76,9 +80,11 @@ def silver_memory(page: int, events: int, database: str) -> str:
             gold.run(session, landed.batch_id)
         t3 = time.perf_counter()
         engine.dispose()
-    return (f"page {page:,}, {events:,} events: bronze {t1 - t0:.1f} s (peak "
-            f"{after_bronze:.0f} MB), silver {t2 - t1:.1f} s (peak {after_silver:.0f} MB), gold "
-            f"{t3 - t2:.1f} s; {events / (t3 - t0):,.0f} events/s end to end")
+    return (
+        f"page {page:,}, {events:,} events: bronze {t1 - t0:.1f} s (peak "
+        f"{after_bronze:.0f} MB), silver {t2 - t1:.1f} s (peak {after_silver:.0f} MB), gold "
+        f"{t3 - t2:.1f} s; {events / (t3 - t0):,.0f} events/s end to end"
+    )
 
 
 def stage_line(db: str) -> str:
@@ -87,16 +93,25 @@ def stage_line(db: str) -> str:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         rows = conn.execute(STAGES, (since,)).fetchall()
-        mark = conn.execute("SELECT coalesce(max(length(value)), 0) FROM control_state "
-                            "WHERE key = 'company_settled'").fetchone()[0]
-        made = conn.execute("SELECT first_ordinal + ordinal_count FROM batches WHERE stream = "
-                            "'companies' ORDER BY seq DESC LIMIT 1").fetchone()
+        mark = conn.execute(
+            "SELECT coalesce(max(length(value)), 0) FROM control_state "
+            "WHERE key = 'company_settled'"
+        ).fetchone()[0]
+        made = conn.execute(
+            "SELECT first_ordinal + ordinal_count FROM batches WHERE stream = "
+            "'companies' ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
     finally:
         conn.close()
-    parts = [f"{s} n={n} gen {g:.1f} bronze {b:.1f} silver {si or 0:.1f} gold {go or 0:.1f} "
-             f"spec {sp:.0f}" for s, n, g, b, si, go, sp in rows]
-    return (f"{datetime.now(UTC):%H:%M:%S} load {os.getloadavg()[0]:.2f} companies "
-            f"{made[0] if made else 0} mark {mark} " + " | ".join(parts))
+    parts = [
+        f"{s} n={n} gen {g:.1f} bronze {b:.1f} silver {si or 0:.1f} gold {go or 0:.1f} "
+        f"spec {sp:.0f}"
+        for s, n, g, b, si, go, sp in rows
+    ]
+    return (
+        f"{datetime.now(UTC):%H:%M:%S} load {os.getloadavg()[0]:.2f} companies "
+        f"{made[0] if made else 0} mark {mark} " + " | ".join(parts)
+    )
 
 
 def stage_log(db: str, out: Path, seconds: float, every_s: float = 60) -> None:

@@ -31,17 +31,25 @@ READY_TIMEOUT_S = 60
 # -- configuration -------------------------------------------------------------------------
 
 
-def fleet_config(database_url: str, broker_url: str, interval: float,
-                 size: tuple[int, int] | None = None, fleet: dict[str, Any] | None = None,
-                 seed: int = 42) -> dict[str, Any]:
+def fleet_config(
+    database_url: str,
+    broker_url: str,
+    interval: float,
+    size: tuple[int, int] | None = None,
+    fleet: dict[str, Any] | None = None,
+    seed: int = 42,
+) -> dict[str, Any]:
     """An emulated config at `interval` for both streams; `size` None keeps the default sizes."""
+
     def cadence(low: int, high: int) -> dict[str, Any]:
         lo, hi = size if size is not None else (low, high)
         return {"interval": interval, "min_batch_size": lo, "max_batch_size": hi}
 
     return {
-        "mode": "emulated", "seed": seed,
-        "database_url": database_url, "broker_url": broker_url,
+        "mode": "emulated",
+        "seed": seed,
+        "database_url": database_url,
+        "broker_url": broker_url,
         "companies": {"emulated": cadence(10, 10)},
         "events": {"emulated": cadence(5, 20)},
         "fleet": dict(fleet or {}),
@@ -75,9 +83,17 @@ class PrivateFleet:
     Workers are separate processes (worker1, worker2, ...) so one can be killed on its own.
     """
 
-    def __init__(self, folder: Path, database_url: str, interval: float, *, workers: int = 1,
-                 size: tuple[int, int] | None = None, fleet: dict[str, Any] | None = None,
-                 web: bool = False) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        database_url: str,
+        interval: float,
+        *,
+        workers: int = 1,
+        size: tuple[int, int] | None = None,
+        fleet: dict[str, Any] | None = None,
+        web: bool = False,
+    ) -> None:
         # children run inside the folder, so a relative --out must not be resolved again from there
         self.folder = folder.resolve()
         self.port = free_port()
@@ -93,17 +109,43 @@ class PrivateFleet:
         for i in range(1, workers + 1):
             name = f"worker{i}"
             # mingle and gossip only talk to other workers; skipping them saves ~1 s per start
-            self.children[name] = Child(name, [
-                *celery, "worker", "-Q", ",".join(QUEUES), "-c", "1", "-n", f"{name}@%h",
-                "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
-                folder / f"{name}.log")
+            self.children[name] = Child(
+                name,
+                [
+                    *celery,
+                    "worker",
+                    "-Q",
+                    ",".join(QUEUES),
+                    "-c",
+                    "1",
+                    "-n",
+                    f"{name}@%h",
+                    "--loglevel",
+                    "INFO",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                folder / f"{name}.log",
+            )
         self.web_port = free_port() if web and web_available() else None
         if self.web_port is not None:
-            self.children["web"] = Child("web", [
-                sys.executable, "-m", "emugen", "web", "--host", "127.0.0.1",
-                "--port", str(self.web_port)], folder / "web.log")
-        self.children["beat"] = Child("beat", [*celery, "beat", "--loglevel", "INFO"],
-                                      folder / "beat.log")
+            self.children["web"] = Child(
+                "web",
+                [
+                    sys.executable,
+                    "-m",
+                    "emugen",
+                    "web",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.web_port),
+                ],
+                folder / "web.log",
+            )
+        self.children["beat"] = Child(
+            "beat", [*celery, "beat", "--loglevel", "INFO"], folder / "beat.log"
+        )
         for log in [folder / "redis.log", *(c.log for c in self.children.values())]:
             log.unlink(missing_ok=True)  # a rerun into the same folder starts fresh logs
 
@@ -116,8 +158,11 @@ class PrivateFleet:
         write_yaml_atomically(self.config_path, data)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")
+        }
         env.update(EMUGEN_CONFIG=str(self.config_path), PYTHONUNBUFFERED="1")
         return env
 
@@ -144,9 +189,21 @@ class PrivateFleet:
     def start_redis(self) -> None:
         # no RDB, no AOF: a restart starts empty, as after a crash of the broker
         self.redis = spawn(
-            [str(redis_binary()), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-            self.folder / "redis.log")
+            [
+                str(redis_binary()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            self.folder / "redis.log",
+        )
         wait_for(self._redis_answers, 20, f"redis-server on port {self.port}", every=0.05)
 
     def _redis_answers(self) -> bool:
@@ -158,8 +215,9 @@ class PrivateFleet:
     def redis_client(self) -> Any:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2,
-                           socket_connect_timeout=2)
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=2, socket_connect_timeout=2
+        )
 
     def restart_redis(self, down_s: float = 1.0) -> None:
         """Stop the server (no RDB, no AOF: every queued message is lost), wait, start anew."""
@@ -186,7 +244,7 @@ class PrivateFleet:
                 raise FleetStartError(f"{role} exited while starting; its log ends:\n{tail}")
             if role == "web":
                 return self._web_answers()
-            return marker in child.text()[max(0, offset - 5000):]
+            return marker in child.text()[max(0, offset - 5000) :]
 
         wait_for(ready, READY_TIMEOUT_S, f"{role} to be ready ({child.log})")
 

@@ -42,12 +42,12 @@ class Route:
             (lh, lp), (th, tp) = (side.rsplit(":", 1) for side in (listen, target))
             return cls(lh, int(lp), th, int(tp))
         except ValueError:
-            raise ValueError(f"route {text!r}: expected LISTEN_HOST:PORT=TARGET_HOST:PORT"
-                             ) from None
+            raise ValueError(
+                f"route {text!r}: expected LISTEN_HOST:PORT=TARGET_HOST:PORT"
+            ) from None
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                delay: float) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
     """Copy reader to writer, each chunk (and the end of stream) `delay` s after it arrived."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(IN_FLIGHT)
@@ -76,11 +76,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             await receiving
 
 
-async def _relay(route: Route, delay: float, client_reader: asyncio.StreamReader,
-                 client_writer: asyncio.StreamWriter) -> None:
+async def _relay(
+    route: Route,
+    delay: float,
+    client_reader: asyncio.StreamReader,
+    client_writer: asyncio.StreamWriter,
+) -> None:
     try:
         server_reader, server_writer = await asyncio.open_connection(
-            route.target_host, route.target_port)
+            route.target_host, route.target_port
+        )
     except OSError:
         client_writer.close()  # the target refuses: so does the proxy, as the link would
         return
@@ -95,13 +100,16 @@ async def _relay(route: Route, delay: float, client_reader: asyncio.StreamReader
             writer.close()
 
 
-async def serve(routes: Sequence[Route], delay: float,
-                started: asyncio.Event | None = None) -> None:
+async def serve(
+    routes: Sequence[Route], delay: float, started: asyncio.Event | None = None
+) -> None:
     """Run every route until cancelled; `started` is set once all of them accept."""
     servers = []
     for route in routes:
-        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter,
-                         route: Route = route) -> None:
+
+        async def handle(
+            r: asyncio.StreamReader, w: asyncio.StreamWriter, route: Route = route
+        ) -> None:
             await _relay(route, delay, r, w)
 
         servers.append(await asyncio.start_server(handle, route.listen_host, route.listen_port))
@@ -115,10 +123,14 @@ async def serve(routes: Sequence[Route], delay: float,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m emugen.lab.proxy", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--delay", type=float, default=0.05,
-                        help="seconds added in each direction (default 0.05)")
+    parser = argparse.ArgumentParser(
+        prog="python -m emugen.lab.proxy",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--delay", type=float, default=0.05, help="seconds added in each direction (default 0.05)"
+    )
     parser.add_argument("routes", nargs="+", metavar="LISTEN_HOST:PORT=TARGET_HOST:PORT")
     args = parser.parse_args(argv)
     try:
@@ -131,9 +143,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         serving = asyncio.create_task(serve(routes, args.delay, started))
         await started.wait()
         for route in routes:
-            print(f"listening {route.listen_host}:{route.listen_port} -> "
-                  f"{route.target_host}:{route.target_port} (+{args.delay * 1000:g} ms each way)",
-                  flush=True)
+            print(
+                f"listening {route.listen_host}:{route.listen_port} -> "
+                f"{route.target_host}:{route.target_port} (+{args.delay * 1000:g} ms each way)",
+                flush=True,
+            )
         await serving
 
     with contextlib.suppress(KeyboardInterrupt):

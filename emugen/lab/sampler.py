@@ -38,9 +38,23 @@ class Sampler:
         self._gold_since: datetime | None = None
 
     def columns(self) -> list[str]:
-        return ["t", "at", *(f"rss_{r}_mb" for r in self.roles), "queue_pipeline",
-                "queue_generate", "in_flight", "gold", "skipped", "p50_ms", "p95_ms",
-                "caught_pct", "reconciled", "load1", "pruned", "store_mb"]
+        return [
+            "t",
+            "at",
+            *(f"rss_{r}_mb" for r in self.roles),
+            "queue_pipeline",
+            "queue_generate",
+            "in_flight",
+            "gold",
+            "skipped",
+            "p50_ms",
+            "p95_ms",
+            "caught_pct",
+            "reconciled",
+            "load1",
+            "pruned",
+            "store_mb",
+        ]
 
     def sample(self, t: float) -> dict[str, Any]:
         row: dict[str, Any] = {"t": round(t, 2), "at": datetime.now(UTC).isoformat()}
@@ -51,14 +65,22 @@ class Sampler:
         row.update(self._queues())
         since = datetime.now(UTC) - timedelta(seconds=self.window_s)
         with read_session(self.engine) as session:
-            states = dict(session.execute(select(BatchRow.status, func.count())
-                                          .group_by(BatchRow.status)).all())
+            states = dict(
+                session.execute(
+                    select(BatchRow.status, func.count()).group_by(BatchRow.status)
+                ).all()
+            )
             row["in_flight"] = states.get("bronze", 0) + states.get("silver", 0)
             row["gold"] = states.get("gold", 0)
             row["skipped"] = session.scalar(select(func.count()).select_from(SkippedTick))
-            recent = [v.gold_latency_ms(at, gold) for at, gold in session.execute(
-                select(BatchRow.scheduled_at, BatchRow.gold_at)
-                .where(BatchRow.generated_at >= since, BatchRow.status == "gold"))]
+            recent = [
+                v.gold_latency_ms(at, gold)
+                for at, gold in session.execute(
+                    select(BatchRow.scheduled_at, BatchRow.gold_at).where(
+                        BatchRow.generated_at >= since, BatchRow.status == "gold"
+                    )
+                )
+            ]
             r = reconcile(session)
             pruned = tally(session)
             self._collect(session)
@@ -77,7 +99,8 @@ class Sampler:
         per stream; 30 s of overlap covers commits that land out of gold_at order)."""
         for stream in ("companies", "events"):
             query = select(BatchRow.batch_id, BatchRow.scheduled_at, BatchRow.gold_at).where(
-                BatchRow.stream == stream, BatchRow.gold_at.is_not(None))
+                BatchRow.stream == stream, BatchRow.gold_at.is_not(None)
+            )
             if self._gold_since is not None:
                 query = query.where(BatchRow.gold_at >= self._gold_since - timedelta(seconds=30))
             for batch_id, at, gold in session.execute(query):
@@ -90,8 +113,10 @@ class Sampler:
 
         try:
             client = self.fleet.redis_client()
-            return {"queue_pipeline": queue_depth(client, PIPELINE_QUEUE),
-                    "queue_generate": queue_depth(client, GENERATE_QUEUE)}
+            return {
+                "queue_pipeline": queue_depth(client, PIPELINE_QUEUE),
+                "queue_generate": queue_depth(client, GENERATE_QUEUE),
+            }
         except Exception:  # noqa: BLE001 - the broker may be restarting (chaos)
             return {"queue_pipeline": None, "queue_generate": None}
 
@@ -99,8 +124,11 @@ class Sampler:
 def _store_mb(database_url: str) -> float:
     """The SQLite file and its write-ahead log, in MB (0 for another store)."""
     path = Path(database_url.removeprefix("sqlite:///"))
-    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"))
-               if p.exists()) / 1e6 if database_url.startswith("sqlite:///") else 0.0
+    return (
+        sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists()) / 1e6
+        if database_url.startswith("sqlite:///")
+        else 0.0
+    )
 
 
 class SseClient(threading.Thread):

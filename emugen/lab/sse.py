@@ -34,19 +34,37 @@ PAGE_POLL_S = 1.0  # dashboard.js POLL_MS: the page's fallback while the stream 
 
 
 @click.command("sse")
-@click.option("--batches", type=click.IntRange(min=1), default=120, show_default=True,
-              help="How many batches to measure.")
-@click.option("--poll-interval", type=click.FloatRange(0.05, 10.0), default=PAGE_POLL_S,
-              show_default=True, help="The polling fallback's period (the page's is 1 s).")
-@click.option("--server-poll", type=click.FloatRange(0.01, 10.0), default=POLL_INTERVAL_S,
-              show_default=True,
-              help="How often `emugen web` checks the database for a change (--poll-interval).")
+@click.option(
+    "--batches",
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    help="How many batches to measure.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(0.05, 10.0),
+    default=PAGE_POLL_S,
+    show_default=True,
+    help="The polling fallback's period (the page's is 1 s).",
+)
+@click.option(
+    "--server-poll",
+    type=click.FloatRange(0.01, 10.0),
+    default=POLL_INTERVAL_S,
+    show_default=True,
+    help="How often `emugen web` checks the database for a change (--poll-interval).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.option("--strict", is_flag=True,
-              help=f"Exit 1 unless push p95 <= {TARGET_PUSH_P95_MS:g} ms and <= "
-                   f"{TARGET_PUSH_TO_POLL:g}x the server poll's p95 in this run.")
-def sse_cmd(batches: int, poll_interval: float, server_poll: float, as_json: bool,
-            strict: bool) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help=f"Exit 1 unless push p95 <= {TARGET_PUSH_P95_MS:g} ms and <= "
+    f"{TARGET_PUSH_TO_POLL:g}x the server poll's p95 in this run.",
+)
+def sse_cmd(
+    batches: int, poll_interval: float, server_poll: float, as_json: bool, strict: bool
+) -> None:
     """Gold commit -> snapshot at an SSE client, p50/p95, beside the polling fallback.
 
     \b
@@ -73,6 +91,7 @@ class Arrivals:
 
     def first(self, gold: int, timeout: float) -> float | None:
         """When the client first saw at least `gold` batches in gold."""
+
         def found() -> float | None:
             return next((t for t, g in self.seen if g >= gold), None)
 
@@ -104,8 +123,14 @@ def _read_stream(client: Any, url: str, into: Arrivals, stop: threading.Event) -
             raise
 
 
-def _poll(client: Any, url: str, every: float, into: Arrivals, request_ms: list[float],
-          stop: threading.Event) -> None:
+def _poll(
+    client: Any,
+    url: str,
+    every: float,
+    into: Arrivals,
+    request_ms: list[float],
+    stop: threading.Event,
+) -> None:
     due = time.perf_counter()
     while not stop.is_set():
         started = time.perf_counter()
@@ -155,8 +180,12 @@ def _commit(engine: Any, settings: Any, stream: Any, at: Any, redis_url: str) ->
     return committed
 
 
-def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
-              server_poll: float = POLL_INTERVAL_S, seed: int = 7) -> dict[str, Any]:
+def bench_sse(
+    batches: int = 120,
+    poll_interval: float = PAGE_POLL_S,
+    server_poll: float = POLL_INTERVAL_S,
+    seed: int = 7,
+) -> dict[str, Any]:
     """Two `emugen web` subprocesses on one fresh SQLite store: one on a Redis broker, woken by
     the stages' announcements (push), one on no broker, checking the store every `server_poll`
     s (today's poll, the fallback). Land batches one at a time in this process, each stage
@@ -166,8 +195,9 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
 
     with tempfile.TemporaryDirectory(prefix="emugen-bench-sse-") as tmp:
         folder = Path(tmp)
-        redis = start_private(f"redis://127.0.0.1:{free_port()}/0", folder / "redis",
-                              folder / "redis.log")
+        redis = start_private(
+            f"redis://127.0.0.1:{free_port()}/0", folder / "redis", folder / "redis.log"
+        )
         try:
             run = SseRun(folder, redis.url, server_poll, poll_interval)
             try:
@@ -179,9 +209,13 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
             redis.stop()
     pushed, checked, page = (stats(figures[k]) for k in ("push", "poll", "page"))
     return {
-        "batches": batches, "server_poll_s": server_poll, "poll_interval_s": poll_interval,
+        "batches": batches,
+        "server_poll_s": server_poll,
+        "poll_interval_s": poll_interval,
         "quiet_poll_s": max(server_poll, QUIET_POLL_S),
-        "sse_ms": pushed, "sse_poll_ms": checked, "polling_ms": page,
+        "sse_ms": pushed,
+        "sse_poll_ms": checked,
+        "polling_ms": page,
         "push_gain_p50": ratio(checked["p50"], pushed["p50"]),
         "push_gain_p95": ratio(checked["p95"], pushed["p95"]),
         "push_to_poll_p50": ratio(pushed["p50"], checked["p50"], 2),
@@ -196,8 +230,9 @@ def bench_sse(batches: int = 120, poll_interval: float = PAGE_POLL_S,
 class SseRun:
     """The two servers, their SSE clients, the page-like poller, and the store they read."""
 
-    def __init__(self, folder: Path, redis_url: str, server_poll: float,
-                 poll_interval: float) -> None:
+    def __init__(
+        self, folder: Path, redis_url: str, server_poll: float, poll_interval: float
+    ) -> None:
         httpx = import_extra("httpx", "lab", "emugen bench sse")  # before anything starts
         from emugen.db.session import init_db, make_engine
         from emugen.settings import load_settings
@@ -218,15 +253,38 @@ class SseRun:
     def start(self) -> None:
         for name, config in (("push", self.push_config), ("poll", self.folder / "poll.yaml")):
             port, log = free_port(), self.folder / f"web-{name}.log"
-            self.servers.append(Server(name, f"http://127.0.0.1:{port}",
-                                       start_web(config, port, self.server_poll, log), log))
+            self.servers.append(
+                Server(
+                    name,
+                    f"http://127.0.0.1:{port}",
+                    start_web(config, port, self.server_poll, log),
+                    log,
+                )
+            )
         for server in self.servers:
             wait_healthy(self.clients[0], server.url, server.process, server.log)
-        self.threads = [threading.Thread(target=_read_stream, daemon=True, args=(
-            self.clients[1 + n], s.url, s.arrivals, self.stop)) for n, s in enumerate(self.servers)]
-        self.threads.append(threading.Thread(target=_poll, daemon=True, args=(
-            self.clients[3], self.servers[1].url, self.poll_interval, self.polled,
-            self.request_ms, self.stop)))
+        self.threads = [
+            threading.Thread(
+                target=_read_stream,
+                daemon=True,
+                args=(self.clients[1 + n], s.url, s.arrivals, self.stop),
+            )
+            for n, s in enumerate(self.servers)
+        ]
+        self.threads.append(
+            threading.Thread(
+                target=_poll,
+                daemon=True,
+                args=(
+                    self.clients[3],
+                    self.servers[1].url,
+                    self.poll_interval,
+                    self.polled,
+                    self.request_ms,
+                    self.stop,
+                ),
+            )
+        )
         for t in self.threads:
             t.start()
         for server in self.servers:
@@ -244,8 +302,9 @@ class SseRun:
             # each waits only for the two pushed snapshots, then a random pause.
             time.sleep(rng.uniform(0.1, 0.5))
             stream = STREAM_ORDER[(k - 1) % len(STREAM_ORDER)]
-            commits.append(_commit(self.engine, self.settings, stream, clock.next(),
-                                   self.redis_url))
+            commits.append(
+                _commit(self.engine, self.settings, stream, clock.next(), self.redis_url)
+            )
             for server in self.servers:
                 if server.arrivals.first(k, 10) is None:
                     raise RuntimeError(f"batch {k} never pushed\n{server.tail()}")
@@ -274,6 +333,7 @@ class SseRun:
 
 def _await_subscription(client: Any, push: Server) -> None:
     """Until the push server says its subscription to the announcements stands."""
+
     def subscribed() -> bool:
         return bool(client.get(f"{push.url}/api/snapshot").json().get("pushed"))
 

@@ -41,16 +41,60 @@ def ledger_rows(batch_id: str, planned: Draft) -> list[LedgerRow]:
         return []
     rows: list[LedgerRow] = []
     if arrival.drift is not None and spec.seq == arrival.drift.from_seq:
-        rows.append((batch_id, DRIFT_ENTRY, None, "drift", None, None, None, None, None,
-                     spec.stream.value, arrival.drift.from_seq, arrival.contract_version,
-                     arrival.drift.field))
+        rows.append(
+            (
+                batch_id,
+                DRIFT_ENTRY,
+                None,
+                "drift",
+                None,
+                None,
+                None,
+                None,
+                None,
+                spec.stream.value,
+                arrival.drift.from_seq,
+                arrival.contract_version,
+                arrival.drift.field,
+            )
+        )
     if planned.delay:
-        rows.append((batch_id, DELAYED_ENTRY, None, "delayed", None, None, None, None,
-                     batch_id_of(spec.stream, spec.seq + planned.delay), None, None, None, None))
+        rows.append(
+            (
+                batch_id,
+                DELAYED_ENTRY,
+                None,
+                "delayed",
+                None,
+                None,
+                None,
+                None,
+                batch_id_of(spec.stream, spec.seq + planned.delay),
+                None,
+                None,
+                None,
+                None,
+            )
+        )
     for a in planned.arrivals:
         original = None if a.original_seq is None else batch_id_of(spec.stream, a.original_seq)
-        rows.append((batch_id, a.row_no, a.row_no, a.condition, _window(spec, a.event_ms),
-                     a.lateness_ms, original, a.original_row_no, None, None, None, None, None))
+        rows.append(
+            (
+                batch_id,
+                a.row_no,
+                a.row_no,
+                a.condition,
+                _window(spec, a.event_ms),
+                a.lateness_ms,
+                original,
+                a.original_row_no,
+                None,
+                None,
+                None,
+                None,
+                None,
+            )
+        )
     return rows
 
 
@@ -61,8 +105,12 @@ def write_ledger(session: Session, batch_id: str, planned: Draft) -> None:
 def recorded_ledger(session: Session, batch_id: str) -> list[LedgerRow]:
     """The stored ledger rows of a batch, in the order `ledger_rows` makes them."""
     columns = [getattr(ArrivalEntry, c) for c in LEDGER_COLUMNS]
-    return [tuple(r) for r in session.execute(
-        select(*columns).where(ArrivalEntry.batch_id == batch_id).order_by(ArrivalEntry.entry))]
+    return [
+        tuple(r)
+        for r in session.execute(
+            select(*columns).where(ArrivalEntry.batch_id == batch_id).order_by(ArrivalEntry.entry)
+        )
+    ]
 
 
 def source_specs(session: Session, stream: Stream, seq: int, max_age: int) -> tuple[BatchSpec, ...]:
@@ -70,18 +118,27 @@ def source_specs(session: Session, stream: Stream, seq: int, max_age: int) -> tu
     if seq <= 1:
         return ()
     texts = session.scalars(
-        select(BatchRow.spec).where(BatchRow.stream == stream.value,
-                                    BatchRow.seq >= max(1, seq - max_age), BatchRow.seq < seq))
+        select(BatchRow.spec).where(
+            BatchRow.stream == stream.value,
+            BatchRow.seq >= max(1, seq - max_age),
+            BatchRow.seq < seq,
+        )
+    )
     return tuple(BatchSpec.model_validate_json(t) for t in texts)
 
 
 # -- what silver needs of the arrival conditions (recorded at landing, like planned companies)
 
+
 def redelivered_rows(session: Session, batch_id: str) -> frozenset[int]:
     """The rows of a batch that are redelivered copies: silver drops them, counted."""
-    return frozenset(session.scalars(
-        select(ArrivalEntry.row_no).where(ArrivalEntry.batch_id == batch_id,
-                                          ArrivalEntry.condition == "redelivered")))
+    return frozenset(
+        session.scalars(
+            select(ArrivalEntry.row_no).where(
+                ArrivalEntry.batch_id == batch_id, ArrivalEntry.condition == "redelivered"
+            )
+        )
+    )
 
 
 def earliest_valid(spec: BatchSpec) -> datetime:
@@ -111,10 +168,14 @@ def without_drift(item: Any, field: str) -> Any:
 def arrival_counts(session: Session) -> list[tuple[str, str, int]]:
     """(stream, condition, entries) over the ledger: late and redelivered records, delayed
     batches and drift points."""
-    return [(s, c, n) for s, c, n in session.execute(
-        select(BatchRow.stream, ArrivalEntry.condition, func.count())
-        .join(BatchRow, BatchRow.batch_id == ArrivalEntry.batch_id)
-        .group_by(BatchRow.stream, ArrivalEntry.condition))]
+    return [
+        (s, c, n)
+        for s, c, n in session.execute(
+            select(BatchRow.stream, ArrivalEntry.condition, func.count())
+            .join(BatchRow, BatchRow.batch_id == ArrivalEntry.batch_id)
+            .group_by(BatchRow.stream, ArrivalEntry.condition)
+        )
+    ]
 
 
 def arrival_summary(session: Session) -> dict[str, dict[str, int]]:
@@ -124,8 +185,12 @@ def arrival_summary(session: Session) -> dict[str, dict[str, int]]:
     for stream, condition, n in arrival_counts(session):
         summary.setdefault(stream, {})[condition] = n
     for stream, counts in summary.items():
-        newest = session.scalar(select(BatchRow.spec).where(BatchRow.stream == stream)
-                                .order_by(BatchRow.seq.desc()).limit(1))
+        newest = session.scalar(
+            select(BatchRow.spec)
+            .where(BatchRow.stream == stream)
+            .order_by(BatchRow.seq.desc())
+            .limit(1)
+        )
         arrival = BatchSpec.model_validate_json(newest).arrival if newest else None
         counts["contract_version"] = arrival.contract_version if arrival else 1
     return summary

@@ -21,11 +21,7 @@ from emugen.generate import BatchSpec, Draft, build_spec, draft, gc_paused
 from emugen.generate.companies import CompanyColumns
 from emugen.pipeline.arrivals import source_specs, write_ledger
 from emugen.pipeline.stage import StageResult, since_ms
-from emugen.pipeline.watermark import (
-    company_watermark,
-    exclusions_reference,
-    load_exclusions,
-)
+from emugen.pipeline.watermark import company_watermark, exclusions_reference, load_exclusions
 from emugen.settings import Settings
 from emugen.vocabulary import Mode, Stream
 
@@ -59,8 +55,14 @@ def batch_id_for(stream: Stream | str, seq: int) -> str:
     return f"{Stream(stream).value}-{seq:09d}"
 
 
-def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at: datetime,
-              mode: Mode | None = None, size: int | None = None) -> BatchSpec:
+def next_spec(
+    session: Session,
+    settings: Settings,
+    stream: Stream,
+    scheduled_at: datetime,
+    mode: Mode | None = None,
+    size: int | None = None,
+) -> BatchSpec:
     """The spec of the next batch of `stream`, numbered from what the database holds."""
     last = session.scalar(select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value))
     seq = (last or 0) + 1
@@ -70,23 +72,47 @@ def next_spec(session: Session, settings: Settings, stream: Stream, scheduled_at
         # the latest company batch ends where the next one starts (ordinals are handed out in
         # seq order): one probe of the (stream, seq) key, where max(first + count) read every
         # company batch row ever made (83 ms at 36,000 company batches)
-        first_ordinal = session.scalar(
-            select(BatchRow.first_ordinal + BatchRow.ordinal_count)
-            .where(BatchRow.stream == stream.value).order_by(BatchRow.seq.desc()).limit(1)
-        ) or 0
+        first_ordinal = (
+            session.scalar(
+                select(BatchRow.first_ordinal + BatchRow.ordinal_count)
+                .where(BatchRow.stream == stream.value)
+                .order_by(BatchRow.seq.desc())
+                .limit(1)
+            )
+            or 0
+        )
     else:
         watermark, excluded = company_watermark(session)
         exclusions = exclusions_reference(excluded)  # by reference: a spec stays small
     redelivered = settings.events.arrival.redelivered
-    sources = (source_specs(session, stream, seq, redelivered.max_age)
-               if stream is Stream.events and redelivered is not None else ())
-    return build_spec(settings, stream, seq, scheduled_at=scheduled_at,
-                      first_ordinal=first_ordinal, watermark=watermark,
-                      exclusions=exclusions, size=size, mode=mode, sources=sources)
+    sources = (
+        source_specs(session, stream, seq, redelivered.max_age)
+        if stream is Stream.events and redelivered is not None
+        else ()
+    )
+    return build_spec(
+        settings,
+        stream,
+        seq,
+        scheduled_at=scheduled_at,
+        first_ordinal=first_ordinal,
+        watermark=watermark,
+        exclusions=exclusions,
+        size=size,
+        mode=mode,
+        sources=sources,
+    )
 
 
-def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled_at: datetime,
-                generate_ms: float, origin: Origin | None = None) -> str:
+def land_bronze(
+    session: Session,
+    planned: Draft,
+    *,
+    fingerprint: str,
+    scheduled_at: datetime,
+    generate_ms: float,
+    origin: Origin | None = None,
+) -> str:
     """Write the batch row, every record and the truth; the caller's transaction makes it atomic."""
     started = time.perf_counter()
     spec = planned.spec
@@ -94,18 +120,35 @@ def land_bronze(session: Session, planned: Draft, *, fingerprint: str, scheduled
     now = datetime.now(UTC)
     ordinals = len(planned.layout.columns) if spec.stream is Stream.companies else 0
     origin = origin or Origin()
-    session.add(BatchRow(
-        batch_id=batch_id, stream=spec.stream.value, seq=spec.seq, mode=spec.mode.value,
-        seed=spec.seed, config_fingerprint=fingerprint, generator_version=spec.generator_version,
-        spec=spec.model_dump_json(), interval_start=spec.interval_start,
-        interval_end=spec.interval_end, scheduled_at=scheduled_at,
-        first_ordinal=spec.first_ordinal, ordinal_count=ordinals,
-        record_count=len(planned), injected_count=len(planned.truth),
-        injected_by_type=json.dumps(dict(Counter(t.defect.value for t in planned.truth))),
-        status="bronze", note=planned.note, worker=origin.worker, task_id=origin.task_id,
-        queue_depth=origin.queue_depth, generated_at=now, bronze_at=now,
-        generate_ms=generate_ms, bronze_ms=0.0,
-    ))
+    session.add(
+        BatchRow(
+            batch_id=batch_id,
+            stream=spec.stream.value,
+            seq=spec.seq,
+            mode=spec.mode.value,
+            seed=spec.seed,
+            config_fingerprint=fingerprint,
+            generator_version=spec.generator_version,
+            spec=spec.model_dump_json(),
+            interval_start=spec.interval_start,
+            interval_end=spec.interval_end,
+            scheduled_at=scheduled_at,
+            first_ordinal=spec.first_ordinal,
+            ordinal_count=ordinals,
+            record_count=len(planned),
+            injected_count=len(planned.truth),
+            injected_by_type=json.dumps(dict(Counter(t.defect.value for t in planned.truth))),
+            status="bronze",
+            note=planned.note,
+            worker=origin.worker,
+            task_id=origin.task_id,
+            queue_depth=origin.queue_depth,
+            generated_at=now,
+            bronze_at=now,
+            generate_ms=generate_ms,
+            bronze_ms=0.0,
+        )
+    )
     session.flush()  # the batch row first: a clash on (stream, seq) or the tick stops here
     session.info.setdefault(_DRAFTS, {})[batch_id] = planned  # run() lands it, not redrafts it
     run(session, batch_id)
@@ -126,10 +169,20 @@ def run(session: Session, batch_id: str) -> StageResult:
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id!r}; `emugen status` lists the latest batches")
     if planned is None:
-        if session.scalar(select(BronzeRecord.row_no).where(BronzeRecord.batch_id == batch_id)
-                          .limit(1)) is not None:
-            return StageResult(batch_id, "bronze", batch.record_count, batch.record_count,
-                               since_ms(started), "already in bronze")
+        if (
+            session.scalar(
+                select(BronzeRecord.row_no).where(BronzeRecord.batch_id == batch_id).limit(1)
+            )
+            is not None
+        ):
+            return StageResult(
+                batch_id,
+                "bronze",
+                batch.record_count,
+                batch.record_count,
+                since_ms(started),
+                "already in bronze",
+            )
         spec = BatchSpec.model_validate_json(batch.spec)
         load_exclusions(session, spec)
         with gc_paused():
@@ -143,26 +196,54 @@ def _write_rows(session: Session, batch_id: str, planned: Draft) -> None:
     row_no = 0
     table = BronzeRecord.__table__
     for lines in planned.line_chunks(CHUNK):
-        bulk_insert(session, table, ("batch_id", "row_no", "payload"),
-                    [(batch_id, row_no + i, line) for i, line in enumerate(lines)])
+        bulk_insert(
+            session,
+            table,
+            ("batch_id", "row_no", "payload"),
+            [(batch_id, row_no + i, line) for i, line in enumerate(lines)],
+        )
         row_no += len(lines)
     bulk_insert(
-        session, InjectedDefect.__table__,
+        session,
+        InjectedDefect.__table__,
         ("batch_id", "row_no", "defect", "field", "original", "injected", "expected_reason"),
-        [(batch_id, t.row_no, t.defect.value, t.field, t.original, t.injected,
-          t.expected_reason.value) for t in planned.truth],
+        [
+            (
+                batch_id,
+                t.row_no,
+                t.defect.value,
+                t.field,
+                t.original,
+                t.injected,
+                t.expected_reason.value,
+            )
+            for t in planned.truth
+        ],
     )
     write_ledger(session, batch_id, planned)  # the arrival ledger, out of band like the truth
     if isinstance(planned.layout.columns, CompanyColumns):
         # what silver needs from the spec, recorded here so it never runs the generator
-        bulk_insert(session, PlannedCompany.__table__, ("batch_id", "row_no", "company_id"),
-                    [(batch_id, i, company_id) for i, company_id
-                     in enumerate(planned.layout.columns.traits.company_ids)])
+        bulk_insert(
+            session,
+            PlannedCompany.__table__,
+            ("batch_id", "row_no", "company_id"),
+            [
+                (batch_id, i, company_id)
+                for i, company_id in enumerate(planned.layout.columns.traits.company_ids)
+            ],
+        )
 
 
-def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
-                      scheduled_at: datetime, *, origin: Origin | None = None,
-                      mode: Mode | None = None, size: int | None = None) -> Landed:
+def generate_and_land(
+    engine: Engine,
+    settings: Settings,
+    stream: Stream | str,
+    scheduled_at: datetime,
+    *,
+    origin: Origin | None = None,
+    mode: Mode | None = None,
+    size: int | None = None,
+) -> Landed:
     """Allocate, generate and land one batch for the tick `scheduled_at`, exactly once.
 
     A retried tick finds the batch it already made. Two generators racing for the same seq:
@@ -173,8 +254,9 @@ def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
         try:
             with write_session(engine) as session:
                 found = session.execute(
-                    select(BatchRow.batch_id, BatchRow.seq, BatchRow.record_count)
-                    .where(BatchRow.stream == stream.value, BatchRow.scheduled_at == scheduled_at)
+                    select(BatchRow.batch_id, BatchRow.seq, BatchRow.record_count).where(
+                        BatchRow.stream == stream.value, BatchRow.scheduled_at == scheduled_at
+                    )
                 ).first()
                 if found:
                     return Landed(found.batch_id, stream, found.seq, found.record_count, False)
@@ -183,18 +265,30 @@ def generate_and_land(engine: Engine, settings: Settings, stream: Stream | str,
                 with gc_paused():
                     planned = draft(spec)
                     generate_ms = (time.perf_counter() - started) * 1000
-                    batch_id = land_bronze(session, planned, fingerprint=settings.fingerprint(),
-                                           scheduled_at=scheduled_at, generate_ms=generate_ms,
-                                           origin=origin)
+                    batch_id = land_bronze(
+                        session,
+                        planned,
+                        fingerprint=settings.fingerprint(),
+                        scheduled_at=scheduled_at,
+                        generate_ms=generate_ms,
+                        origin=origin,
+                    )
         except IntegrityError:
             continue
         total_ms = (time.perf_counter() - started) * 1000
-        stage_done(batch_id, "bronze", len(planned), total_ms, generate_ms=generate_ms,
-                   seq=spec.seq, mode=spec.mode.value, injected=len(planned.truth),
-                   note=planned.note or "")
+        stage_done(
+            batch_id,
+            "bronze",
+            len(planned),
+            total_ms,
+            generate_ms=generate_ms,
+            seq=spec.seq,
+            mode=spec.mode.value,
+            injected=len(planned.truth),
+            note=planned.note or "",
+        )
         return Landed(batch_id, stream, spec.seq, len(planned), True)
     raise SeqContention(
         f"could not allocate a {stream.value} seq after {ALLOCATION_ATTEMPTS} attempts; "
         "too many generators are racing for the same stream (run one beat)"
     )
-

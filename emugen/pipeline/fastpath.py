@@ -21,10 +21,21 @@ _U = r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
 # Decimal floats only (orjson writes 12.0, never 12): an int or an exponent takes the slow path.
 _F = r"(-?(?:0|[1-9][0-9]*)\.[0-9]+)"
 _CLEAN_EVENT = re.compile(
-    r'\{"event_id":"' + _U + r'","company_id":"' + _U + r'","driver_id":"' + _U
-    + r'","truck_id":"' + _U + r'","event_type":"([a-z_]{1,20})"'
+    r'\{"event_id":"'
+    + _U
+    + r'","company_id":"'
+    + _U
+    + r'","driver_id":"'
+    + _U
+    + r'","truck_id":"'
+    + _U
+    + r'","event_type":"([a-z_]{1,20})"'
     + r',"event_timestamp":"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z)"'
-    + r',"location":(?:null|\{"lat":' + _F + r',"lon":' + _F + r'\})\}'
+    + r',"location":(?:null|\{"lat":'
+    + _F
+    + r',"lon":'
+    + _F
+    + r"\})\}"
 ).fullmatch
 _EVENT_TYPES = frozenset(e.value for e in EventType)
 
@@ -40,8 +51,9 @@ def company_of(groups: tuple[str, ...]) -> str:
     return groups[1]
 
 
-def event_row(groups: tuple[str, ...], ctx: Context, stored_text: bool, batch_id: str,
-              row_no: int) -> tuple[Any, ...] | None:
+def event_row(
+    groups: tuple[str, ...], ctx: Context, stored_text: bool, batch_id: str, row_no: int
+) -> tuple[Any, ...] | None:
     """The silver row (EVENT_COLUMNS order) when the contract accepts this event, else None.
 
     `stored_text`: the timestamp goes in as SQLite's stored text (see

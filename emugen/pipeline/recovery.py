@@ -12,8 +12,9 @@ from emugen.db.models import BatchRow
 NEXT_STAGE = {"bronze": "silver", "silver": "gold"}
 
 
-def claim_stuck(session: Session, stuck_after: timedelta,
-                now: datetime | None = None) -> list[tuple[str, str]]:
+def claim_stuck(
+    session: Session, stuck_after: timedelta, now: datetime | None = None
+) -> list[tuple[str, str]]:
     """(batch id, next stage) for each batch idle past `stuck_after`, stamped as re-dispatched.
 
     A batch is idle when neither its last stage nor its last re-dispatch is recent, so one

@@ -32,29 +32,54 @@ def _key_of(payload: str, key: str) -> Any:
     return record[key]
 
 
-def quarantine_repeats(session: Session, target: Any, key_column: Any, key: str,
-                        batch_id: str, stream: Stream, accepted: array[int]) -> int:
+def quarantine_repeats(
+    session: Session,
+    target: Any,
+    key_column: Any,
+    key: str,
+    batch_id: str,
+    stream: Stream,
+    accepted: array[int],
+) -> int:
     """Quarantine, as duplicates, the valid rows whose key silver already held; their count."""
-    landed = session.scalar(select(func.count()).select_from(target)
-                            .where(target.batch_id == batch_id))
+    landed = session.scalar(
+        select(func.count()).select_from(target).where(target.batch_id == batch_id)
+    )
     if landed == len(accepted):
         return 0
     skipped = _not_landed(session, target, batch_id, accepted)
     rejected = []
     for part in _chunks(skipped):
-        values = {row_no: _key_of(payload, key)
-                  for row_no, payload in session.execute(
-                      select(BronzeRecord.row_no, BronzeRecord.payload).where(
-                          BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)))}
-        holders = {k: (b, r) for k, b, r in session.execute(
-            select(key_column, target.batch_id, target.row_no)
-            .where(key_column.in_(set(values.values()))))}
+        values = {
+            row_no: _key_of(payload, key)
+            for row_no, payload in session.execute(
+                select(BronzeRecord.row_no, BronzeRecord.payload).where(
+                    BronzeRecord.batch_id == batch_id, BronzeRecord.row_no.in_(part)
+                )
+            )
+        }
+        holders = {
+            k: (b, r)
+            for k, b, r in session.execute(
+                select(key_column, target.batch_id, target.row_no).where(
+                    key_column.in_(set(values.values()))
+                )
+            )
+        }
         for row_no in part:
             value = values[row_no]
             holder = holders.get(value)
             where = f"batch {holder[0]} row {holder[1]}" if holder else "a concurrent batch"
-            rejected.append((batch_id, row_no, stream.value, Reason.duplicate.value, key,
-                             f"{key} {value} is already in silver ({where})"))
+            rejected.append(
+                (
+                    batch_id,
+                    row_no,
+                    stream.value,
+                    Reason.duplicate.value,
+                    key,
+                    f"{key} {value} is already in silver ({where})",
+                )
+            )
     bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
     return len(rejected)
 

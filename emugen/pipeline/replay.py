@@ -29,13 +29,18 @@ class ReplayReport:
 
     @property
     def identical(self) -> bool:
-        return (not (self.differing or self.missing or self.extra) and self.truth_matches
-                and self.ledger_matches)
+        return (
+            not (self.differing or self.missing or self.extra)
+            and self.truth_matches
+            and self.ledger_matches
+        )
 
     def summary(self) -> str:
         if self.identical:
-            return (f"{self.batch_id}: identical ({self.rows} rows, the truth and the arrival "
-                    "ledger regenerated)")
+            return (
+                f"{self.batch_id}: identical ({self.rows} rows, the truth and the arrival "
+                "ledger regenerated)"
+            )
         parts = []
         if self.differing:
             shown = ", ".join(map(str, self.differing[:_SHOWN]))
@@ -67,7 +72,8 @@ def replay(session: Session, batch_id: str) -> ReplayReport:
     report = ReplayReport(batch_id)
     stored = session.execute(
         select(BronzeRecord.row_no, BronzeRecord.payload)
-        .where(BronzeRecord.batch_id == batch_id).order_by(BronzeRecord.row_no)
+        .where(BronzeRecord.batch_id == batch_id)
+        .order_by(BronzeRecord.row_no)
     )
     with gc_paused():
         planned = draft(spec)
@@ -81,12 +87,19 @@ def replay(session: Session, batch_id: str) -> ReplayReport:
                 report.differing.append(row_no)
             report.rows += 1
     recorded = session.execute(
-        select(InjectedDefect.row_no, InjectedDefect.defect, InjectedDefect.field,
-               InjectedDefect.original, InjectedDefect.injected)
-        .where(InjectedDefect.batch_id == batch_id).order_by(InjectedDefect.row_no)
+        select(
+            InjectedDefect.row_no,
+            InjectedDefect.defect,
+            InjectedDefect.field,
+            InjectedDefect.original,
+            InjectedDefect.injected,
+        )
+        .where(InjectedDefect.batch_id == batch_id)
+        .order_by(InjectedDefect.row_no)
     ).all()
-    regenerated = [(t.row_no, t.defect.value, t.field, t.original, t.injected)
-                   for t in planned.truth]
+    regenerated = [
+        (t.row_no, t.defect.value, t.field, t.original, t.injected) for t in planned.truth
+    ]
     report.truth_matches = [tuple(r) for r in recorded] == regenerated
     report.ledger_matches = recorded_ledger(session, batch_id) == ledger_rows(batch_id, planned)
     return report

@@ -63,8 +63,14 @@ from emugen.vocabulary import Mode, Stream
 logger = logging.getLogger("emugen.retention")
 
 _PICK_LIMIT = 500  # batch ids per statement: under every backend's bound-parameter limit
-_CHILD_TABLES = (BronzeRecord, InjectedDefect, ArrivalEntry, SilverEvent, Quarantine,
-                 PlannedCompany)
+_CHILD_TABLES = (
+    BronzeRecord,
+    InjectedDefect,
+    ArrivalEntry,
+    SilverEvent,
+    Quarantine,
+    PlannedCompany,
+)
 # control_state key prefix: the highest seq of each stream whose batch retention deleted, so
 # a reader asking for a missing batch can tell "pruned" from "never was" (clean drops it)
 PRUNED_THROUGH = "pruned_through:"
@@ -72,8 +78,9 @@ PRUNED_THROUGH = "pruned_through:"
 
 def pruned_through(session: Session, stream: str) -> int:
     """The highest seq of `stream` retention deleted (0 when it deleted none)."""
-    value = session.scalar(select(ControlState.value)
-                           .where(ControlState.key == PRUNED_THROUGH + stream))
+    value = session.scalar(
+        select(ControlState.value).where(ControlState.key == PRUNED_THROUGH + stream)
+    )
     return int(value) if value is not None else 0
 
 
@@ -85,6 +92,8 @@ def _note_pruned(session: Session, stream: Stream, ids: list[str]) -> None:
         session.add(ControlState(key=key, value=str(seq), updated_at=datetime.now(UTC)))
     elif int(row.value) < seq:
         row.value, row.updated_at = str(seq), datetime.now(UTC)
+
+
 TALLY = "retention_tally"
 
 
@@ -95,23 +104,39 @@ def tally(session: Session) -> dict[str, Any]:
     raw = session.scalar(select(ControlState.value).where(ControlState.key == TALLY))
     found = json.loads(raw) if raw is not None else {}
     empty = {"batches": 0, "records": 0, "valid": 0, "corrupted": 0}
-    return {"events": {**empty, **found.get("events", {})},
-            "companies": {**empty, **found.get("companies", {})},
-            "skipped_ticks": int(found.get("skipped_ticks", 0)),
-            "events_max_ms": found.get("events_max_ms")}
+    return {
+        "events": {**empty, **found.get("events", {})},
+        "companies": {**empty, **found.get("companies", {})},
+        "skipped_ticks": int(found.get("skipped_ticks", 0)),
+        "events_max_ms": found.get("events_max_ms"),
+    }
 
 
-def _add_to_tally(session: Session, stream: Stream | None, ids: Sequence[str],
-                  skipped_ticks: int = 0, events_max_ms: int | None = None) -> None:
+def _add_to_tally(
+    session: Session,
+    stream: Stream | None,
+    ids: Sequence[str],
+    skipped_ticks: int = 0,
+    events_max_ms: int | None = None,
+) -> None:
     """Add these batches (their rows still present) and skipped ticks to the tally."""
     now = tally(session)
     if stream is not None and ids:
-        n, records, valid, corrupted = session.execute(select(
-            func.count(), func.sum(BatchRow.record_count), func.sum(BatchRow.valid_count),
-            func.sum(BatchRow.corrupted_count)).where(BatchRow.batch_id.in_(ids))).one()
+        n, records, valid, corrupted = session.execute(
+            select(
+                func.count(),
+                func.sum(BatchRow.record_count),
+                func.sum(BatchRow.valid_count),
+                func.sum(BatchRow.corrupted_count),
+            ).where(BatchRow.batch_id.in_(ids))
+        ).one()
         part = now[stream.value]
-        for key, value in (("batches", n), ("records", records), ("valid", valid),
-                           ("corrupted", corrupted)):
+        for key, value in (
+            ("batches", n),
+            ("records", records),
+            ("valid", valid),
+            ("corrupted", corrupted),
+        ):
             part[key] += int(value or 0)
     now["skipped_ticks"] += skipped_ticks
     if events_max_ms is not None:
@@ -140,30 +165,41 @@ class Pruned:
 
 def _eligible(stream: Stream, cutoff: datetime) -> ColumnElement[bool]:
     newest = select(func.max(BatchRow.seq)).where(BatchRow.stream == stream.value)
-    return and_(BatchRow.stream == stream.value, BatchRow.mode == Mode.emulated.value,
-                BatchRow.status == "gold", BatchRow.gold_at < cutoff,
-                BatchRow.seq < newest.scalar_subquery())
+    return and_(
+        BatchRow.stream == stream.value,
+        BatchRow.mode == Mode.emulated.value,
+        BatchRow.status == "gold",
+        BatchRow.gold_at < cutoff,
+        BatchRow.seq < newest.scalar_subquery(),
+    )
 
 
 def _pick_events(engine: Engine, cutoff: datetime, chunk_rows: int) -> list[tuple[str, int]]:
     with write_session(engine) as session:
         rows = session.execute(
             select(BatchRow.batch_id, BatchRow.record_count)
-            .where(_eligible(Stream.events, cutoff)).order_by(BatchRow.seq).limit(_PICK_LIMIT)
+            .where(_eligible(Stream.events, cutoff))
+            .order_by(BatchRow.seq)
+            .limit(_PICK_LIMIT)
         ).all()
     return _fill(rows, chunk_rows)
 
 
-def _pick_companies(engine: Engine, cutoff: datetime,
-                    chunk_rows: int) -> list[tuple[str, int]]:
+def _pick_companies(engine: Engine, cutoff: datetime, chunk_rows: int) -> list[tuple[str, int]]:
     """The contiguous run of prunable company batches starting at the floor."""
     with write_session(engine) as session:
         floor, _ = pruned_floor(session)
         rows = session.execute(
-            select(BatchRow.batch_id, BatchRow.record_count, BatchRow.first_ordinal,
-                   BatchRow.ordinal_count, _eligible(Stream.companies, cutoff))
+            select(
+                BatchRow.batch_id,
+                BatchRow.record_count,
+                BatchRow.first_ordinal,
+                BatchRow.ordinal_count,
+                _eligible(Stream.companies, cutoff),
+            )
             .where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
-            .order_by(BatchRow.first_ordinal).limit(_PICK_LIMIT)
+            .order_by(BatchRow.first_ordinal)
+            .limit(_PICK_LIMIT)
         ).all()
     run, expected = [], floor
     for batch_id, records, first, count, ok in rows:
@@ -186,22 +222,34 @@ def _fill(rows: Sequence[Any], chunk_rows: int) -> list[tuple[str, int]]:
     return group
 
 
-def _delete_group(engine: Engine, group: list[tuple[str, int]], chunk_rows: int,
-                  result: Pruned, stream: Stream, landing: Landing | None) -> None:
+def _delete_group(
+    engine: Engine,
+    group: list[tuple[str, int]],
+    chunk_rows: int,
+    result: Pruned,
+    stream: Stream,
+    landing: Landing | None,
+) -> None:
     ids = [batch_id for batch_id, _ in group]
     largest = max((records for _, records in group), default=0)
     max_ms = None
     if stream is Stream.events:  # read before the events go (a rerun after a crash finds less)
         with write_session(engine) as session:
-            max_ms = session.scalar(select(func.max(SilverEvent.event_ms))
-                                    .where(SilverEvent.batch_id.in_(ids)))
+            max_ms = session.scalar(
+                select(func.max(SilverEvent.event_ms)).where(SilverEvent.batch_id.in_(ids))
+            )
     # child rows in row_no windows: a 100k-record batch takes several short transactions
     for low in range(0, largest + 1, chunk_rows):
         with write_session(engine) as session:
             for table in _CHILD_TABLES:
-                n = _deleted(session, delete(table).where(
-                    table.batch_id.in_(ids), table.row_no >= low,
-                    table.row_no < low + chunk_rows))
+                n = _deleted(
+                    session,
+                    delete(table).where(
+                        table.batch_id.in_(ids),
+                        table.row_no >= low,
+                        table.row_no < low + chunk_rows,
+                    ),
+                )
                 result.add(table.__tablename__, n)
     with write_session(engine) as session:
         if landing is not None:
@@ -229,15 +277,27 @@ def _deleted(session: Session, statement: Delete) -> int:
 def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned) -> None:
     """Old skipped ticks and config reloads (the latest accepted and rejected reload stay)."""
     with write_session(engine) as session:
-        keep = [session.scalar(select(func.max(ConfigReload.id))
-                               .where(ConfigReload.accepted == flag)) for flag in (True, False)]
-        n = _deleted(session, delete(ConfigReload).where(
-            ConfigReload.at < cutoff, ConfigReload.id.not_in([k for k in keep if k])))
+        keep = [
+            session.scalar(select(func.max(ConfigReload.id)).where(ConfigReload.accepted == flag))
+            for flag in (True, False)
+        ]
+        n = _deleted(
+            session,
+            delete(ConfigReload).where(
+                ConfigReload.at < cutoff, ConfigReload.id.not_in([k for k in keep if k])
+            ),
+        )
         result.add(ConfigReload.__tablename__, n)
     while True:
         with write_session(engine) as session:
-            ids = list(session.scalars(select(SkippedTick.id).where(SkippedTick.at < cutoff)
-                                       .order_by(SkippedTick.id).limit(min(chunk_rows, 900))))
+            ids = list(
+                session.scalars(
+                    select(SkippedTick.id)
+                    .where(SkippedTick.at < cutoff)
+                    .order_by(SkippedTick.id)
+                    .limit(min(chunk_rows, 900))
+                )
+            )
             if ids:
                 session.execute(delete(SkippedTick).where(SkippedTick.id.in_(ids)))
                 _add_to_tally(session, None, (), skipped_ticks=len(ids))
@@ -246,9 +306,15 @@ def _prune_log(engine: Engine, cutoff: datetime, chunk_rows: int, result: Pruned
             return
 
 
-def prune(engine: Engine, retain_for: timedelta, *, now: datetime | None = None,
-          chunk_rows: int = 20_000, budget_s: float = 10.0,
-          landing: Landing | None = None) -> Pruned:
+def prune(
+    engine: Engine,
+    retain_for: timedelta,
+    *,
+    now: datetime | None = None,
+    chunk_rows: int = 20_000,
+    budget_s: float = 10.0,
+    landing: Landing | None = None,
+) -> Pruned:
     """Delete what is older than `retain_for` (see the module docstring for what stays)."""
     cutoff = (now or datetime.now(UTC)) - retain_for
     deadline = time.monotonic() + budget_s

@@ -47,16 +47,29 @@ class TickClock:
         return self.last
 
 
-def run_pipeline(engine: Engine, settings: Settings, batches: int,
-                 streams: tuple[Stream, ...] = STREAM_ORDER, *, mode: Mode | None = None,
-                 size: int | None = None) -> list[Processed]:
+def run_pipeline(
+    engine: Engine,
+    settings: Settings,
+    batches: int,
+    streams: tuple[Stream, ...] = STREAM_ORDER,
+    *,
+    mode: Mode | None = None,
+    size: int | None = None,
+) -> list[Processed]:
     """Land, refine and build `batches` batches of each stream, companies first each round."""
     clock, done = TickClock(), []
     for _ in range(batches):
         for stream in streams:
             started = time.perf_counter()
-            landed = generate_and_land(engine, settings, stream, clock.next(), mode=mode,
-                                       size=size, origin=Origin("in-process"))
+            landed = generate_and_land(
+                engine,
+                settings,
+                stream,
+                clock.next(),
+                mode=mode,
+                size=size,
+                origin=Origin("in-process"),
+            )
             land(engine, settings.landing, landed.batch_id)
             valid, quarantined = refine_and_build(engine, landed.batch_id)
             done.append(Processed(landed, valid, quarantined, time.perf_counter() - started))

@@ -18,13 +18,7 @@ from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.db.bronze_rows import bronze_parts
 from emugen.db.bulk import bulk_insert
 from emugen.db.columns import sqlite_text, sqlite_text_from_stamp
-from emugen.db.models import (
-    BatchRow,
-    PlannedCompany,
-    Quarantine,
-    SilverCompany,
-    SilverEvent,
-)
+from emugen.db.models import BatchRow, PlannedCompany, Quarantine, SilverCompany, SilverEvent
 from emugen.db.stage_log import stage_done
 from emugen.db.stream import StreamLoad, fast_or_exact
 from emugen.errors import BatchNotFound, StageOrderError
@@ -39,10 +33,31 @@ CHUNK = 10_000
 PAGE = 25_000  # bronze rows per query on PostgreSQL (see bronze_rows.bronze_parts)
 _IN_LIMIT = 900  # stay under every backend's bound-parameter limit
 
-COMPANY_COLUMNS = ("company_id", "company_name", "region", "active", "onboarded_at",
-                   "onboarded_ms", "drivers_count", "trucks_count", "batch_id", "row_no")
-EVENT_COLUMNS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
-                 "event_timestamp", "event_ms", "lat", "lon", "batch_id", "row_no")
+COMPANY_COLUMNS = (
+    "company_id",
+    "company_name",
+    "region",
+    "active",
+    "onboarded_at",
+    "onboarded_ms",
+    "drivers_count",
+    "trucks_count",
+    "batch_id",
+    "row_no",
+)
+EVENT_COLUMNS = (
+    "event_id",
+    "company_id",
+    "driver_id",
+    "truck_id",
+    "event_type",
+    "event_timestamp",
+    "event_ms",
+    "lat",
+    "lon",
+    "batch_id",
+    "row_no",
+)
 
 
 @dataclass(frozen=True)
@@ -68,25 +83,55 @@ def _existing(session: Session, column: Any, keys: list[str], *where: Any) -> se
 
 def _company_row(t: dict[str, Any], batch_id: str, row_no: int) -> tuple[Any, ...]:
     at = t["onboarded_at"]
-    return (t["company_id"], t["company_name"], t["region"], t["active"], at,
-            (at - EPOCH) // MS, t["drivers_count"], t["trucks_count"], batch_id, row_no)
+    return (
+        t["company_id"],
+        t["company_name"],
+        t["region"],
+        t["active"],
+        at,
+        (at - EPOCH) // MS,
+        t["drivers_count"],
+        t["trucks_count"],
+        batch_id,
+        row_no,
+    )
 
 
 def _event_row(t: dict[str, Any], batch_id: str, row_no: int) -> tuple[Any, ...]:
     at, loc = t["event_timestamp"], t["location"]
     lat, lon = (loc["lat"], loc["lon"]) if loc else (None, None)
-    return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"], at,
-            (at - EPOCH) // MS, lat, lon, batch_id, row_no)
+    return (
+        t["event_id"],
+        t["company_id"],
+        t["driver_id"],
+        t["truck_id"],
+        t["event_type"],
+        at,
+        (at - EPOCH) // MS,
+        lat,
+        lon,
+        batch_id,
+        row_no,
+    )
 
 
-def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int,
-                      stamp: str) -> tuple[Any, ...]:
+def _event_row_sqlite(t: dict[str, Any], batch_id: str, row_no: int, stamp: str) -> tuple[Any, ...]:
     """As _event_row, each value as SQLite stores it (what the column types would bind)."""
     at, loc = t["event_timestamp"], t["location"]
     lat, lon = (float(loc["lat"]), float(loc["lon"])) if loc else (None, None)
-    return (t["event_id"], t["company_id"], t["driver_id"], t["truck_id"], t["event_type"],
-            sqlite_text_from_stamp(stamp) or sqlite_text(at), (at - EPOCH) // MS, lat, lon,
-            batch_id, row_no)
+    return (
+        t["event_id"],
+        t["company_id"],
+        t["driver_id"],
+        t["truck_id"],
+        t["event_type"],
+        sqlite_text_from_stamp(stamp) or sqlite_text(at),
+        (at - EPOCH) // MS,
+        lat,
+        lon,
+        batch_id,
+        row_no,
+    )
 
 
 def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
@@ -94,19 +139,31 @@ def _excluded_ordinals(session: Session, batch: BatchRow) -> str:
     never name them. The planned ids were recorded at landing."""
     planned = session.execute(
         select(PlannedCompany.row_no, PlannedCompany.company_id)
-        .where(PlannedCompany.batch_id == batch.batch_id).order_by(PlannedCompany.row_no))
-    landed = set(session.scalars(select(SilverCompany.company_id)
-                                 .where(SilverCompany.batch_id == batch.batch_id)))
-    return json.dumps([batch.first_ordinal + row_no for row_no, company_id in planned
-                       if company_id not in landed])
+        .where(PlannedCompany.batch_id == batch.batch_id)
+        .order_by(PlannedCompany.row_no)
+    )
+    landed = set(
+        session.scalars(
+            select(SilverCompany.company_id).where(SilverCompany.batch_id == batch.batch_id)
+        )
+    )
+    return json.dumps(
+        [batch.first_ordinal + row_no for row_no, company_id in planned if company_id not in landed]
+    )
 
 
 def run(session: Session, batch_id: str) -> StageResult:
     """The stage contract: validate a bronze batch into silver and quarantine."""
     started = time.perf_counter()
     refined = refine_silver(session, batch_id)
-    return StageResult(batch_id, "silver", refined.valid + refined.quarantined, refined.valid,
-                       since_ms(started), "already in silver" if refined.already_done else "")
+    return StageResult(
+        batch_id,
+        "silver",
+        refined.valid + refined.quarantined,
+        refined.valid,
+        since_ms(started),
+        "already in silver" if refined.already_done else "",
+    )
 
 
 def refine_silver(session: Session, batch_id: str) -> Refined:
@@ -150,12 +207,22 @@ def _refine(session: Session, batch_id: str) -> Refined:
     if isinstance(batch, Refined):
         return batch
     if session.get_bind().dialect.name == "postgresql":
-        work = fast_or_exact(session, lambda: _refine_rows(session, _start(session, batch, True)),
-                             lambda: _refine_rows(session, _start(session, batch)))
+        work = fast_or_exact(
+            session,
+            lambda: _refine_rows(session, _start(session, batch, True)),
+            lambda: _refine_rows(session, _start(session, batch)),
+        )
     else:
         work = _refine_rows(session, _start(session, batch))
-    repeats = quarantine_repeats(session, work.target, work.key_column,
-                                  KEY_FIELD[work.stream], batch_id, work.stream, work.accepted)
+    repeats = quarantine_repeats(
+        session,
+        work.target,
+        work.key_column,
+        KEY_FIELD[work.stream],
+        batch_id,
+        work.stream,
+        work.accepted,
+    )
     if repeats:
         work.reasons[Reason.duplicate.value] += repeats
     return _record(session, batch, work, repeats, started)
@@ -179,8 +246,13 @@ def _locked_bronze(session: Session, batch_id: str) -> BatchRow | Refined:
     if batch is None:
         raise BatchNotFound(f"no batch {batch_id!r}; `emugen status` lists the latest batches")
     if batch.status in ("silver", "gold"):
-        return Refined(batch_id, batch.valid_count or 0, batch.corrupted_count or 0,
-                       json.loads(batch.quarantined_by_reason or "{}"), already_done=True)
+        return Refined(
+            batch_id,
+            batch.valid_count or 0,
+            batch.corrupted_count or 0,
+            json.loads(batch.quarantined_by_reason or "{}"),
+            already_done=True,
+        )
     if batch.status != "bronze":
         raise StageOrderError(f"batch {batch_id} is {batch.status!r}; silver needs a bronze batch")
     return batch
@@ -192,27 +264,39 @@ def _start(session: Session, batch: BatchRow, stream: bool = False) -> _Pass:
     is_events = spec.stream is Stream.events
     target = SilverEvent if is_events else SilverCompany
     columns = EVENT_COLUMNS if is_events else COMPANY_COLUMNS
-    load = StreamLoad(session, target.__table__, columns, Quarantine.__table__,
-                      QUARANTINE_COLUMNS) if stream else None
-    return _Pass(batch.batch_id, spec, target, columns,
-                 is_events and session.get_bind().dialect.name == "sqlite", load=load,
-                 redelivered=redelivered_rows(session, batch.batch_id) if spec.arrival else
-                 frozenset())
+    load = (
+        StreamLoad(session, target.__table__, columns, Quarantine.__table__, QUARANTINE_COLUMNS)
+        if stream
+        else None
+    )
+    return _Pass(
+        batch.batch_id,
+        spec,
+        target,
+        columns,
+        is_events and session.get_bind().dialect.name == "sqlite",
+        load=load,
+        redelivered=redelivered_rows(session, batch.batch_id) if spec.arrival else frozenset(),
+    )
 
 
 def _context(session: Session, work: _Pass, items: list[tuple[int, str, Any]]) -> Context:
     """The contract's context for a chunk; for events, the companies silver holds."""
     if work.stream is not Stream.events:
         return Context(work.spec.interval_start, work.spec.interval_end, None)
-    named = [company_of(item) if isinstance(item, tuple) else item.get("company_id")
-             for _, _, item in items if isinstance(item, tuple | dict)]
+    named = [
+        company_of(item) if isinstance(item, tuple) else item.get("company_id")
+        for _, _, item in items
+        if isinstance(item, tuple | dict)
+    ]
     wanted = list({c for c in named if isinstance(c, str)} - work.known.keys())
     if wanted and work.load is not None:
         work.load.flush()  # the lookup below needs the connection the COPY holds
     present = _existing(session, SilverCompany.company_id, wanted)
     work.known.update({cid: cid in present for cid in wanted})
-    return Context(earliest_valid(work.spec), work.spec.interval_end,
-                   {c for c, ok in work.known.items() if ok})
+    return Context(
+        earliest_valid(work.spec), work.spec.interval_end, {c for c, ok in work.known.items() if ok}
+    )
 
 
 def _read(stream: Stream, part: Any) -> list[tuple[int, str, Any]]:
@@ -255,12 +339,23 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
             result = check(stream, item, ctx)
             if not isinstance(result, Rejection):
                 accept(row_no)
-                valid.append(_event_row_sqlite(result, batch_id, row_no, item["event_timestamp"])
-                             if fast_text else to_row(result, batch_id, row_no))
+                valid.append(
+                    _event_row_sqlite(result, batch_id, row_no, item["event_timestamp"])
+                    if fast_text
+                    else to_row(result, batch_id, row_no)
+                )
                 continue
             rejection = result
-        rejected.append((batch_id, row_no, stream.value, rejection.reason.value,
-                         rejection.field, rejection.detail))
+        rejected.append(
+            (
+                batch_id,
+                row_no,
+                stream.value,
+                rejection.reason.value,
+                rejection.field,
+                rejection.detail,
+            )
+        )
         work.reasons[rejection.reason.value] += 1
     # Rows go in row order and the key is unique, so the first occurrence lands and a
     # repeat (in this batch, from an earlier batch, or from a concurrent one) is skipped.
@@ -269,13 +364,15 @@ def _refine_chunk(session: Session, work: _Pass, part: Any) -> None:
         return
     # Events on SQLite: the rows already hold what the column types would bind (the stamp's
     # stored text, float coordinates), so bulk_insert skips a conversion pass per row
-    bulk_insert(session, work.target.__table__, work.columns, valid, skip_existing=True,
-                stored=fast_text)
+    bulk_insert(
+        session, work.target.__table__, work.columns, valid, skip_existing=True, stored=fast_text
+    )
     bulk_insert(session, Quarantine.__table__, QUARANTINE_COLUMNS, rejected, skip_existing=True)
 
 
-def _record(session: Session, batch: BatchRow, work: _Pass, repeats: int,
-            started: float) -> Refined:
+def _record(
+    session: Session, batch: BatchRow, work: _Pass, repeats: int, started: float
+) -> Refined:
     """Mark the batch refined, with its counts, and log the stage."""
     excluded = None if work.stream is Stream.events else _excluded_ordinals(session, batch)
     valid_count = len(work.accepted) - repeats
@@ -287,6 +384,12 @@ def _record(session: Session, batch: BatchRow, work: _Pass, repeats: int,
     batch.quarantined_by_reason = json.dumps(dict(sorted(work.reasons.items())))
     batch.excluded_ordinals = excluded
     batch.redelivered_count = work.dropped
-    stage_done(batch.batch_id, "silver", batch.record_count, batch.silver_ms, valid=valid_count,
-               quarantined=batch.corrupted_count)
+    stage_done(
+        batch.batch_id,
+        "silver",
+        batch.record_count,
+        batch.silver_ms,
+        valid=valid_count,
+        quarantined=batch.corrupted_count,
+    )
     return Refined(batch.batch_id, valid_count, batch.corrupted_count, dict(work.reasons))

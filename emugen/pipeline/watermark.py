@@ -70,8 +70,9 @@ def company_floor(session: Session) -> tuple[int, tuple[int, ...]]:
     The higher of two marks, both meaning "every company below is settled in silver": the
     checkpoint of an earlier walk, and the floor below which retention pruned batch rows.
     """
-    return max(_mark(session, COMPANY_SETTLED), _mark(session, COMPANY_FLOOR),
-               key=lambda mark: mark[0])
+    return max(
+        _mark(session, COMPANY_SETTLED), _mark(session, COMPANY_FLOOR), key=lambda mark: mark[0]
+    )
 
 
 def pruned_floor(session: Session) -> tuple[int, tuple[int, ...]]:
@@ -90,7 +91,8 @@ def raise_floor(session: Session, ids: list[str]) -> None:
     floor, excluded = pruned_floor(session)
     rows = session.execute(
         select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.excluded_ordinals)
-        .where(BatchRow.batch_id.in_(ids)).order_by(BatchRow.first_ordinal)
+        .where(BatchRow.batch_id.in_(ids))
+        .order_by(BatchRow.first_ordinal)
     ).all()
     rejected = list(excluded)
     for first, count, exclusions in rows:
@@ -133,12 +135,13 @@ def _settled(session: Session) -> tuple[int, int, list[int]]:
     return floor, watermark, excluded
 
 
-def _walk(session: Session, floor: int, below: tuple[int, ...],
-          upto: int | None) -> tuple[int, list[int]]:
+def _walk(
+    session: Session, floor: int, below: tuple[int, ...], upto: int | None
+) -> tuple[int, list[int]]:
     """From a mark, over the settled company batches in ordinal order (those below `upto`)."""
-    query = select(BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status,
-                   BatchRow.excluded_ordinals).where(
-        BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
+    query = select(
+        BatchRow.first_ordinal, BatchRow.ordinal_count, BatchRow.status, BatchRow.excluded_ordinals
+    ).where(BatchRow.stream == Stream.companies.value, BatchRow.first_ordinal >= floor)
     if upto is not None:
         query = query.where(BatchRow.first_ordinal < upto)
     watermark, excluded = floor, list(below)
@@ -183,13 +186,15 @@ def load_exclusions(session: Session, spec: BatchSpec) -> None:
             f"{spec.stream.value} batch {spec.seq} names {reference.count:,} excluded companies "
             f"(digest {reference.digest}), and this store's company batches below its "
             f"watermark {spec.watermark:,} exclude {len(ordinals):,} others; regenerate it "
-            "with the store its run wrote")
+            "with the store its run wrote"
+        )
     remember(ordinals, reference.digest)
     _LOADED[store] = (spec.watermark, ordinals)
 
 
-def _store_exclusions(session: Session, watermark: int,
-                      start: tuple[int, np.ndarray] | None) -> np.ndarray:
+def _store_exclusions(
+    session: Session, watermark: int, start: tuple[int, np.ndarray] | None
+) -> np.ndarray:
     """The excluded ordinals below `watermark` as the store holds them, sorted."""
     floor, below = company_floor(session)
     if start is not None and floor < start[0] <= watermark:

@@ -20,16 +20,25 @@ MAX_AGE = 100  # batches back a redelivered copy may come from (each is regenera
 MAX_DELAY = 100  # batches a delayed file may wait behind
 # event fields today, and the extra fields the schema_mismatch defect injects: a drift field
 # must be new to both, or a defect after the drift point would be valid data
-EVENT_FIELDS = ("event_id", "company_id", "driver_id", "truck_id", "event_type",
-                "event_timestamp", "location")
+EVENT_FIELDS = (
+    "event_id",
+    "company_id",
+    "driver_id",
+    "truck_id",
+    "event_type",
+    "event_timestamp",
+    "location",
+)
 DEFECT_EXTRA_FIELDS = ("_ingested_at", "source_system", "notes", "speed_kmh", "schema_version")
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
 def _check_lateness(value: timedelta) -> timedelta:
     if not timedelta(milliseconds=1) <= value <= MAX_LATENESS:
-        raise ValueError(f"must be between 1 ms and 7 days (PT0.001S..P7D), got "
-                         f"{value.total_seconds():g} seconds")
+        raise ValueError(
+            f"must be between 1 ms and 7 days (PT0.001S..P7D), got "
+            f"{value.total_seconds():g} seconds"
+        )
     return value
 
 
@@ -77,11 +86,15 @@ class Drift(Frozen):
     @classmethod
     def _new_field(cls, value: str) -> str:
         if not _FIELD_NAME.match(value):
-            raise ValueError(f"got {value!r}; a field name is lowercase letters, digits and _, "
-                             "starting with a letter, e.g. odometer_km")
+            raise ValueError(
+                f"got {value!r}; a field name is lowercase letters, digits and _, "
+                "starting with a letter, e.g. odometer_km"
+            )
         if value in EVENT_FIELDS or value in DEFECT_EXTRA_FIELDS:
-            raise ValueError(f"got {value!r}, which events already know (as a field or as a "
-                             f"schema_mismatch defect); name a new field, e.g. odometer_km")
+            raise ValueError(
+                f"got {value!r}, which events already know (as a field or as a "
+                f"schema_mismatch defect); name a new field, e.g. odometer_km"
+            )
         return value
 
 

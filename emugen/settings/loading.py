@@ -20,8 +20,10 @@ ENV_HOME = "EMUGEN_HOME"  # a checkout or deployment folder holding config/emuge
 # the file, so the file alone says what a run produced (SC-004).
 ENV_OVERRIDES = {"EMUGEN_DATABASE_URL": "database_url", "EMUGEN_BROKER_URL": "broker_url"}
 ENV_LANDING_ROOT = "EMUGEN_LANDING_ROOT"  # landing.root
-INIT_HINT = ("write one with `emugen init` (config/emugen.yaml here, from the emulated preset; "
-             "--preset production for production volume)")
+INIT_HINT = (
+    "write one with `emugen init` (config/emugen.yaml here, from the emulated preset; "
+    "--preset production for production volume)"
+)
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -54,8 +56,10 @@ def parse_settings(data: Any, source: str = "<data>", env: bool = True) -> Setti
     if not isinstance(data, dict):
         raise ConfigError(source, [f"the file must hold a mapping of keys, got {_kind(data)}"])
     if env:
-        data = {**data, **{key: os.environ[var] for var, key in ENV_OVERRIDES.items()
-                           if os.environ.get(var)}}
+        data = {
+            **data,
+            **{key: os.environ[var] for var, key in ENV_OVERRIDES.items() if os.environ.get(var)},
+        }
         if os.environ.get(ENV_LANDING_ROOT) and isinstance(data.get("landing", {}), dict):
             data["landing"] = {**data.get("landing", {}), "root": os.environ[ENV_LANDING_ROOT]}
     try:
@@ -70,9 +74,13 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: bool = True) 
     try:
         raw = read_config_bytes(file)
     except FileNotFoundError:
-        raise ConfigError(str(file), [
-            f"no such file (looked at {file.absolute()}, {config_origin(path)}); "
-            f"{INIT_HINT} or pass --config"]) from None
+        raise ConfigError(
+            str(file),
+            [
+                f"no such file (looked at {file.absolute()}, {config_origin(path)}); "
+                f"{INIT_HINT} or pass --config"
+            ],
+        ) from None
     return settings_from_text(decode(raw, str(file)), str(file), env=env)
 
 
@@ -85,9 +93,13 @@ def settings_from_text(text: str, source: str, env: bool = True) -> Settings:
     data = parse_yaml(text, source)
     if data is None or data == {}:
         what = "is empty" if not text.strip() else "holds no settings (only comments or {})"
-        raise ConfigError(source, [
-            f"the file {what}; a config names at least its mode and store: copy a preset "
-            f"(e.g. cp config/emulated.yaml {source})"])
+        raise ConfigError(
+            source,
+            [
+                f"the file {what}; a config names at least its mode and store: copy a preset "
+                f"(e.g. cp config/emulated.yaml {source})"
+            ],
+        )
     return parse_settings(data, source, env=env)  # refuses a scalar or a list: not a mapping
 
 

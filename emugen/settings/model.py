@@ -21,8 +21,12 @@ from emugen.settings.streams import (
 from emugen.vocabulary import Mode, Stream
 
 # Every cadence block has an interval; all but production events also bound a batch size.
-Cadence = (ProductionCompanyCadence | EmulatedCompanyCadence
-           | ProductionEventCadence | EmulatedEventCadence)
+Cadence = (
+    ProductionCompanyCadence
+    | EmulatedCompanyCadence
+    | ProductionEventCadence
+    | EmulatedEventCadence
+)
 
 
 class Clock(Frozen):
@@ -115,7 +119,8 @@ class Settings(Frozen):
                 f"events.arrival.late.max_lateness: got {late.max_lateness.total_seconds():g} "
                 f"seconds, beyond fleet.retain_batches_for ({retain.total_seconds():g} seconds): "
                 "a late record would belong to a window whose batches are pruned; lower it or "
-                "keep batches longer")
+                "keep batches longer"
+            )
         return self
 
     def cadence(self, stream: Stream, mode: Mode | None = None) -> Cadence:
@@ -132,8 +137,9 @@ class Settings(Frozen):
 
     def fingerprint(self) -> str:
         """A short hash of everything that shapes data (URLs excluded), stored with each batch."""
-        shaping = self.model_dump(mode="json", exclude={"database_url", "broker_url", "fleet",
-                                                       "grade", "landing"})
+        shaping = self.model_dump(
+            mode="json", exclude={"database_url", "broker_url", "fleet", "grade", "landing"}
+        )
         if self.events.arrival.off:  # the fingerprint of a config without arrival stays as it was
             del shaping["events"]["arrival"]
         return hashlib.sha256(repr(sorted(_flatten(shaping))).encode()).hexdigest()[:16]

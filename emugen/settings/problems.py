@@ -39,8 +39,16 @@ def _describe(err: Any) -> str:
 
 
 _BOUNDED = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
-for _name, _limit in (("maxlevel", 3), ("maxdict", 4), ("maxlist", 4), ("maxtuple", 4),
-                      ("maxset", 4), ("maxstring", 60), ("maxlong", 40), ("maxother", 60)):
+for _name, _limit in (
+    ("maxlevel", 3),
+    ("maxdict", 4),
+    ("maxlist", 4),
+    ("maxtuple", 4),
+    ("maxset", 4),
+    ("maxstring", 60),
+    ("maxlong", 40),
+    ("maxother", 60),
+):
     setattr(_BOUNDED, _name, _limit)
 
 

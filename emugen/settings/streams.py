@@ -83,8 +83,7 @@ class Quality(Frozen):
     def weights(self, stream: Stream) -> dict[Defect, float]:
         """The effective weight of every defect type this entity can carry (0 = off)."""
         return {
-            d: 0.0 if d in self.disabled else self.defects.get(d, 1.0)
-            for d in DEFECTS_FOR[stream]
+            d: 0.0 if d in self.disabled else self.defects.get(d, 1.0) for d in DEFECTS_FOR[stream]
         }
 
 
@@ -112,8 +111,9 @@ def _quality_fits(stream: Stream, quality: Quality) -> Quality:
     return quality
 
 
-def _duplicate_room(quality: Quality, stream: Stream, where: str,
-                    ranges: list[tuple[str, SizeRange]]) -> None:
+def _duplicate_room(
+    quality: Quality, stream: Stream, where: str, ranges: list[tuple[str, SizeRange]]
+) -> None:
     """With only `duplicate` on, a batch of n records has room for n // 2 duplicates (each
     needs a clean original). A rate above that is silently short on odd sizes (a batch of 1
     gets none), so refuse it: the smallest odd size in a range is the tightest."""
@@ -130,7 +130,8 @@ def _duplicate_room(quality: Quality, stream: Stream, where: str,
                 f"quality.rate: got {quality.rate} with only 'duplicate' enabled; a "
                 f"batch of {n} records has room for {n // 2} duplicate(s) (each needs a clean "
                 f"original), so with {where}.{name} batch sizes {low}..{high} the rate can be "
-                f"at most {room:.4g} (or enable another defect type)")
+                f"at most {room:.4g} (or enable another defect type)"
+            )
 
 
 class CompaniesSettings(Frozen):
@@ -149,8 +150,12 @@ class CompaniesSettings(Frozen):
 
     @model_validator(mode="after")
     def _duplicates_fit(self) -> CompaniesSettings:
-        _duplicate_room(self.quality, Stream.companies, "companies",
-                        [("production", self.production), ("emulated", self.emulated)])
+        _duplicate_room(
+            self.quality,
+            Stream.companies,
+            "companies",
+            [("production", self.production), ("emulated", self.emulated)],
+        )
         return self
 
 

@@ -17,8 +17,13 @@ from emugen.errors import ConfigError, YamlShapeError
 MAX_CONFIG_BYTES = 1 << 20
 MAX_NODES = 2_000  # YAML scalars, lists and mappings; the whole Settings tree has ~100
 MAX_DEPTH = 16  # the Settings tree is 4 levels deep
-_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket"}
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFSOCK: "a socket",
+}
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -43,7 +48,8 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
             if earlier is not None:
                 raise YamlShapeError(
                     f"duplicate key {name!r} at line {earlier} and again at line {line}; "
-                    "YAML would silently keep the last one: keep one of them")
+                    "YAML would silently keep the last one: keep one of them"
+                )
             first[key] = line
             _name_children(self, value_node, name)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
@@ -68,9 +74,11 @@ def refusal(info: os.stat_result) -> str | None:
     """Why a file with this stat must not be read at all, or None when it may be."""
     if not stat.S_ISREG(info.st_mode):
         kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-        return (f"cannot read the file: it is {kind}, not a regular file; point the config "
-                "at a YAML file "
-                "(`emugen init` writes config/emugen.yaml from a preset)")
+        return (
+            f"cannot read the file: it is {kind}, not a regular file; point the config "
+            "at a YAML file "
+            "(`emugen init` writes config/emugen.yaml from a preset)"
+        )
     if info.st_size > MAX_CONFIG_BYTES:
         return too_big(info.st_size)
     return None
@@ -78,8 +86,10 @@ def refusal(info: os.stat_result) -> str | None:
 
 def too_big(size: int | None) -> str:
     got = f"{size:,} bytes" if size is not None else "more than that"
-    return (f"cannot read the file: it holds {got}; a config file may hold at most "
-            f"{MAX_CONFIG_BYTES:,} bytes (1 MiB): keep only settings in it")
+    return (
+        f"cannot read the file: it holds {got}; a config file may hold at most "
+        f"{MAX_CONFIG_BYTES:,} bytes (1 MiB): keep only settings in it"
+    )
 
 
 def read_config_bytes(path: Path) -> bytes:
@@ -129,19 +139,23 @@ def _screen(text: str) -> None:
             line = event.start_mark.line + 1 if event.start_mark else "?"
             raise YamlShapeError(
                 f"line {line}: found alias *{event.anchor}; aliases (and << merges) are not "
-                "allowed in a config file: write the value out")
+                "allowed in a config file: write the value out"
+            )
         if isinstance(event, yaml.CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlShapeError(f"nested deeper than {MAX_DEPTH} levels; the config "
-                                     "tree is 4 levels deep")
+                raise YamlShapeError(
+                    f"nested deeper than {MAX_DEPTH} levels; the config tree is 4 levels deep"
+                )
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
         if isinstance(event, yaml.NodeEvent):
             nodes += 1
             if nodes > MAX_NODES:
-                raise YamlShapeError(f"holds more than {MAX_NODES:,} values; a config has "
-                                     "about a hundred (is this a data file?)")
+                raise YamlShapeError(
+                    f"holds more than {MAX_NODES:,} values; a config has "
+                    "about a hundred (is this a data file?)"
+                )
 
 
 def parse_yaml(text: str, source: str) -> Any:

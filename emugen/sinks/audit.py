@@ -71,8 +71,9 @@ def check_data(zone: filesystem.Zone, landed: LandedFile) -> tuple[list[str], in
         return [f"{landed.path} is missing"], 0
     if len(data) != landed.bytes:
         change = "truncated" if len(data) < landed.bytes else "longer than landed"
-        return [f"{landed.path} is {len(data)} bytes, landed as {landed.bytes} ({change})"], \
-            len(data)
+        return [f"{landed.path} is {len(data)} bytes, landed as {landed.bytes} ({change})"], len(
+            data
+        )
     if hashlib.sha256(data).hexdigest() != landed.sha256:
         return [f"{landed.path} does not match its sha256 (changed in place)"], len(data)
     return [], len(data)
@@ -84,8 +85,7 @@ def expected_manifest(facts: BatchFacts, landed: LandedFile) -> bytes:
     return manifest_file(facts, [data], landed.format).data
 
 
-def check_manifest(zone: filesystem.Zone, landed: LandedFile,
-                   facts: BatchFacts) -> list[str]:
+def check_manifest(zone: filesystem.Zone, landed: LandedFile, facts: BatchFacts) -> list[str]:
     """The manifest's problems: missing, unreadable, not a manifest, or not what was landed."""
     name = f"manifest {landed.manifest_path}"
     try:
@@ -119,19 +119,30 @@ def _manifest_shape(raw: bytes, landed: LandedFile) -> str:
     return "differs from the manifest landed for this batch"
 
 
-_FACTS = (BatchRow.batch_id, BatchRow.stream, BatchRow.seq, BatchRow.mode, BatchRow.spec,
-          BatchRow.interval_start, BatchRow.interval_end, BatchRow.scheduled_at,
-          BatchRow.record_count)
+_FACTS = (
+    BatchRow.batch_id,
+    BatchRow.stream,
+    BatchRow.seq,
+    BatchRow.mode,
+    BatchRow.spec,
+    BatchRow.interval_start,
+    BatchRow.interval_end,
+    BatchRow.scheduled_at,
+    BatchRow.record_count,
+)
 
 
-def _rows(engine: Engine, after: str | None,
-          limit: int | None) -> Sequence[tuple[BatchFacts, LandedFile | None]]:
+def _rows(
+    engine: Engine, after: str | None, limit: int | None
+) -> Sequence[tuple[BatchFacts, LandedFile | None]]:
     """(facts, landed row or None) of every batch in bronze, by batch id, after `after`; a
     delayed batch still waiting for its release is not due yet, so it is left out."""
-    query = (select(*_FACTS, LandedFile)
-             .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
-             .where(not_held(BatchRow.batch_id))
-             .order_by(BatchRow.batch_id))
+    query = (
+        select(*_FACTS, LandedFile)
+        .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
+        .where(not_held(BatchRow.batch_id))
+        .order_by(BatchRow.batch_id)
+    )
     if after is not None:
         query = query.where(BatchRow.batch_id > after)
     if limit is not None:
@@ -156,8 +167,14 @@ class _Zones(dict[str, filesystem.Zone]):
         return zone
 
 
-def audit(engine: Engine, landing: Landing, *, after: str | None = None,
-          limit: int | None = None, byte_budget: int | None = None) -> tuple[Audit, str | None]:
+def audit(
+    engine: Engine,
+    landing: Landing,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+    byte_budget: int | None = None,
+) -> tuple[Audit, str | None]:
     """Check the batches after `after` (all of them by default); the audit, and the last batch
     id checked (None when the end of the store was reached)."""
     result, zones, last = Audit(), _Zones(landing), None

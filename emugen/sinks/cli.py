@@ -21,8 +21,12 @@ def _open(config_file: Path | None):  # noqa: ANN202 - (settings, engine)
 
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).")
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Config file (default: $EMUGEN_CONFIG or config/emugen.yaml).",
+)
 
 
 @click.group("land")
@@ -46,8 +50,11 @@ def _report(found: object, root: str) -> None:
         click.echo(f"  {problem}")
     if len(found.problems) > SHOWN:
         click.echo(f"  ... and {len(found.problems) - SHOWN} more")
-    verdict = "OK" if found.ok else (f"{len(found.problems)} PROBLEM(S) in "
-                                     f"{len(found.damaged)} batch(es)")
+    verdict = (
+        "OK"
+        if found.ok
+        else (f"{len(found.problems)} PROBLEM(S) in {len(found.damaged)} batch(es)")
+    )
     click.echo(f"landing zone {root}: {found.checked} batches checked, {verdict}")
 
 
@@ -81,15 +88,21 @@ def repair_cmd(config_file: Path | None) -> None:
 
     settings, engine = _open(config_file)
     if not settings.landing.enabled:
-        raise LandingError("the landing zone is off (landing.enabled: false); turn it on to "
-                           "repair it")
+        raise LandingError(
+            "the landing zone is off (landing.enabled: false); turn it on to repair it"
+        )
     damaged = verify(engine, settings.landing).damaged
     done = reland(engine, settings.landing, damaged)
-    click.echo(f"landed {len(done.landed)} of {len(damaged)} damaged or missing batch(es) "
-               f"again into {settings.landing.root}")
+    click.echo(
+        f"landed {len(done.landed)} of {len(damaged)} damaged or missing batch(es) "
+        f"again into {settings.landing.root}"
+    )
     for batch_id in done.changed:
-        click.echo(f"  {batch_id}: bronze no longer gives the bytes first landed; landed what "
-                   f"bronze holds now (check it with `emugen replay {batch_id}`)", err=True)
+        click.echo(
+            f"  {batch_id}: bronze no longer gives the bytes first landed; landed what "
+            f"bronze holds now (check it with `emugen replay {batch_id}`)",
+            err=True,
+        )
     after = verify(engine, settings.landing)
     _report(after, settings.landing.root)
     sys.exit(0 if after.ok and not done.changed else 1)

@@ -45,15 +45,22 @@ def open_zone(root: str, storage_options: dict[str, Any] | None = None) -> Zone:
     except ImportError as exc:
         if protocol_of(root) in ("s3", "s3a"):  # the one store emugen ships an extra for
             import_extra("s3fs", "s3", f"the landing root {root}")
-        raise LandingError(f"landing root {root}: {exc}; {_install_hint(protocol_of(root))}"
-                           ) from None
+        raise LandingError(
+            f"landing root {root}: {exc}; {_install_hint(protocol_of(root))}"
+        ) from None
     return Zone(fs, root, base.rstrip("/") or "/")
 
 
 # The package that serves each protocol fsspec does not bundle: emugen ships an extra for S3
 # only (MissingExtra names it), so any other store names its own package, not that extra.
-_PACKAGES = {"gs": "gcsfs", "gcs": "gcsfs",
-             "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs", "adl": "adlfs"}
+_PACKAGES = {
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "adl": "adlfs",
+}
 
 
 def _install_hint(protocol: str) -> str:
@@ -124,8 +131,13 @@ def describe(zone: Zone, relative: str, exc: BaseException, action: str = "write
     elif errno == _errno.ENOSPC:
         fix = "free space there or point landing.root elsewhere"
     else:
-        fix = ("check that landing.root is reachable and its credentials (landing."
-               "storage_options or the environment), or set landing.enabled: false")
-    tail = ("" if action == "read" else
-            " (the batch stays in bronze; the reaper lands it once the cause is gone)")
+        fix = (
+            "check that landing.root is reachable and its credentials (landing."
+            "storage_options or the environment), or set landing.enabled: false"
+        )
+    tail = (
+        ""
+        if action == "read"
+        else " (the batch stays in bronze; the reaper lands it once the cause is gone)"
+    )
     return f"landing root {zone.root}: cannot {action} {relative}: {cause}; {fix}{tail}"

@@ -44,9 +44,17 @@ COOLDOWN_S = 10.0
 _failed_at: dict[str, tuple[float, str]] = {}
 
 
-_FACTS = (BatchRow.batch_id, BatchRow.stream, BatchRow.seq, BatchRow.mode, BatchRow.spec,
-          BatchRow.interval_start, BatchRow.interval_end, BatchRow.scheduled_at,
-          BatchRow.record_count)
+_FACTS = (
+    BatchRow.batch_id,
+    BatchRow.stream,
+    BatchRow.seq,
+    BatchRow.mode,
+    BatchRow.spec,
+    BatchRow.interval_start,
+    BatchRow.interval_end,
+    BatchRow.scheduled_at,
+    BatchRow.record_count,
+)
 
 
 def read_facts(conn: Connection | Session, batch_id: str) -> BatchFacts | None:
@@ -59,16 +67,16 @@ def bronze_lines(conn: Connection | Session, batch_id: str) -> list[str]:
     return [line for lines in bronze_chunks(conn, batch_id) for line in lines]
 
 
-def bronze_chunks(conn: Connection | Session, batch_id: str,
-                  size: int = CHUNK) -> Iterator[list[str]]:
+def bronze_chunks(
+    conn: Connection | Session, batch_id: str, size: int = CHUNK
+) -> Iterator[list[str]]:
     """The same records `size` rows at a time (from the last row_no read: no cursor held
     open between chunks), so a million-row batch is never in memory whole."""
     for rows in keyset_pages(conn, batch_id, size):
         yield [payload for _, payload in rows]
 
 
-def _complete(chunks: Iterable[Sequence[str]],
-              facts: BatchFacts) -> Iterator[Sequence[str]]:
+def _complete(chunks: Iterable[Sequence[str]], facts: BatchFacts) -> Iterator[Sequence[str]]:
     """The chunks, then a LandingError if bronze did not hold every record (before the file
     is renamed into place, so no partial file ever lands)."""
     rows = 0
@@ -76,12 +84,15 @@ def _complete(chunks: Iterable[Sequence[str]],
         rows += len(lines)
         yield lines
     if rows != facts.record_count:
-        raise LandingError(f"bronze holds {rows} of {facts.record_count} records of "
-                           f"{facts.batch_id}; run `emugen replay {facts.batch_id}`")
+        raise LandingError(
+            f"bronze holds {rows} of {facts.record_count} records of "
+            f"{facts.batch_id}; run `emugen replay {facts.batch_id}`"
+        )
 
 
-def land(engine: Engine, landing: Landing, batch_id: str, *,
-         retry_now: bool = False) -> LandedFile | None:
+def land(
+    engine: Engine, landing: Landing, batch_id: str, *, retry_now: bool = False
+) -> LandedFile | None:
     """Write the batch's data file then its manifest, and record them; None when it did not.
 
     Within COOLDOWN_S of a failure on the same root the write is not tried (unless
@@ -94,9 +105,13 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
         # the error recorded is this batch's: that it was not tried, and the failure (on
         # another batch's file) that made this process hold off
         ago = time.monotonic() - recent[0]
-        _record_failure(engine, landing, batch_id,
-                        f"not tried: landing root {landing.root} failed {ago:.1f} s ago, "
-                        f"holding off {COOLDOWN_S:.0f} s (that failure: {recent[1]})")
+        _record_failure(
+            engine,
+            landing,
+            batch_id,
+            f"not tried: landing root {landing.root} failed {ago:.1f} s ago, "
+            f"holding off {COOLDOWN_S:.0f} s (that failure: {recent[1]})",
+        )
         return None
     started = time.perf_counter()
     try:
@@ -116,13 +131,22 @@ def land(engine: Engine, landing: Landing, batch_id: str, *,
             conn.execute(_upsert(conn, record))
             conn.execute(delete(LandingFailure).where(LandingFailure.batch_id == batch_id))
         _failed_at.pop(landing.root, None)
-        stage_done(batch_id, "landing", record["rows"], (time.perf_counter() - started) * 1000,
-                   path=record["path"], bytes=record["bytes"])
+        stage_done(
+            batch_id,
+            "landing",
+            record["rows"],
+            (time.perf_counter() - started) * 1000,
+            path=record["path"],
+            bytes=record["bytes"],
+        )
         _release(engine, landing, waiting)  # after this tick's own file
         return LandedFile(**record)
     except Exception as exc:  # noqa: BLE001 - a landing failure must never fail the batch
-        message = str(exc) if isinstance(exc, LandingError) else (
-            f"landing root {landing.root}: {type(exc).__name__}: {exc}")
+        message = (
+            str(exc)
+            if isinstance(exc, LandingError)
+            else (f"landing root {landing.root}: {type(exc).__name__}: {exc}")
+        )
         logger.warning("landing failed for %s: %s", batch_id, message)
         _failed_at[landing.root] = (time.monotonic(), message)
         _record_failure(engine, landing, batch_id, message)
@@ -135,20 +159,32 @@ def _release(engine: Engine, landing: Landing, waiting: list[str]) -> None:
         land(engine, landing, held, retry_now=True)
 
 
-def write_files(landing: Landing, facts: BatchFacts,
-                chunks: Iterable[Sequence[str]]) -> dict[str, Any]:
+def write_files(
+    landing: Landing, facts: BatchFacts, chunks: Iterable[Sequence[str]]
+) -> dict[str, Any]:
     """Data file first, streamed and hashed as it goes; manifest after it: a manifest always
     describes a file already whole."""
     zone = filesystem.open_zone(landing.root, landing.storage_options)
     digest, path = Digest(), data_path(facts, landing.format)
-    filesystem.write(zone, path, digest.hash(data_pieces(
-        facts, digest.count(_complete(chunks, facts)), landing.format)))
+    filesystem.write(
+        zone,
+        path,
+        digest.hash(data_pieces(facts, digest.count(_complete(chunks, facts)), landing.format)),
+    )
     data = LandingFile(path, b"", digest.rows, digest.sha.hexdigest(), digest.bytes)
     manifest = manifest_file(facts, [data], landing.format)
     filesystem.write(zone, manifest.path, manifest.data)
-    return {"batch_id": facts.batch_id, "root": landing.root, "format": landing.format,
-            "path": path, "manifest_path": manifest.path, "sha256": data.sha256,
-            "bytes": data.size, "rows": data.rows, "landed_at": datetime.now(UTC)}
+    return {
+        "batch_id": facts.batch_id,
+        "root": landing.root,
+        "format": landing.format,
+        "path": path,
+        "manifest_path": manifest.path,
+        "sha256": data.sha256,
+        "bytes": data.size,
+        "rows": data.rows,
+        "landed_at": datetime.now(UTC),
+    }
 
 
 def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
@@ -165,8 +201,9 @@ def _upsert(conn: Connection, record: dict[str, Any]) -> Any:
 def _fault_window(batch_id: str) -> None:
     delay = os.environ.get(FAULT_DELAY_ENV)
     if delay:
-        logger.warning("test hook %s: waiting %s s before writing %s", FAULT_DELAY_ENV, delay,
-                       batch_id)
+        logger.warning(
+            "test hook %s: waiting %s s before writing %s", FAULT_DELAY_ENV, delay, batch_id
+        )
         time.sleep(float(delay))
 
 
@@ -178,8 +215,15 @@ def _record_failure(engine: Engine, landing: Landing, batch_id: str, message: st
             found = session.get(LandingFailure, batch_id)
             now = datetime.now(UTC)
             if found is None:
-                session.add(LandingFailure(batch_id=batch_id, root=landing.root,
-                                           error=message[:2000], attempts=1, at=now))
+                session.add(
+                    LandingFailure(
+                        batch_id=batch_id,
+                        root=landing.root,
+                        error=message[:2000],
+                        attempts=1,
+                        at=now,
+                    )
+                )
             else:
                 found.root, found.error, found.at = landing.root, message[:2000], now
                 found.attempts += 1
@@ -193,8 +237,11 @@ def remove_files(landing: Landing, session: Session, ids: list[str]) -> int:
     Raises LandingError when the zone refuses, so retention keeps the batch rows (and the
     reaper cannot re-land what is about to go) until the files are gone.
     """
-    rows = session.execute(select(LandedFile.root, LandedFile.path, LandedFile.manifest_path)
-                           .where(LandedFile.batch_id.in_(ids))).all()
+    rows = session.execute(
+        select(LandedFile.root, LandedFile.path, LandedFile.manifest_path).where(
+            LandedFile.batch_id.in_(ids)
+        )
+    ).all()
     by_root: dict[str, list[str]] = {}
     for root, path, manifest in rows:
         by_root.setdefault(root, []).extend([path, manifest])
@@ -209,12 +256,19 @@ def remove_files(landing: Landing, session: Session, ids: list[str]) -> int:
 def landing_health(session: Session) -> dict[str, Any]:
     """Files landed, batches waiting for a re-land and the latest error (naming root and fix)."""
     failures = session.scalar(select(func.count()).select_from(LandingFailure)) or 0
-    last = session.scalars(select(LandingFailure).order_by(LandingFailure.at.desc())
-                           .limit(1)).first()
+    last = session.scalars(
+        select(LandingFailure).order_by(LandingFailure.at.desc()).limit(1)
+    ).first()
     return {
         "files": session.scalar(select(func.count()).select_from(LandedFile)) or 0,
         "failing_batches": failures,
-        "last_error": None if last is None else {
-            "batch_id": last.batch_id, "root": last.root, "error": last.error,
-            "attempts": last.attempts, "at": last.at.isoformat()},
+        "last_error": None
+        if last is None
+        else {
+            "batch_id": last.batch_id,
+            "root": last.root,
+            "error": last.error,
+            "attempts": last.attempts,
+            "at": last.at.isoformat(),
+        },
     }

@@ -117,13 +117,15 @@ def _parquet_table(facts: BatchFacts, payload: Any, first_row: int) -> Any:
 
     n = len(payload)
     stamp = pa.scalar(facts.scheduled_at.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-    return pa.table({
-        # constant columns built without a Python list of n items (a third of the cost)
-        "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n, memory_pool=_pool()),
-        "row_no": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
-        "payload": payload,
-        "scheduled_at": pa.repeat(stamp, n, memory_pool=_pool()),
-    })
+    return pa.table(
+        {
+            # constant columns built without a Python list of n items (a third of the cost)
+            "batch_id": pa.repeat(pa.scalar(facts.batch_id, pa.string()), n, memory_pool=_pool()),
+            "row_no": pa.array(np.arange(first_row, first_row + n, dtype=np.int64)),
+            "payload": payload,
+            "scheduled_at": pa.repeat(stamp, n, memory_pool=_pool()),
+        }
+    )
 
 
 def _row_groups(chunks: Iterable[Sequence[str]]) -> Iterator[Any]:
@@ -147,8 +149,7 @@ def _row_groups(chunks: Iterable[Sequence[str]]) -> Iterator[Any]:
                 yield group
                 del group
     if held or not groups:
-        yield (pa.concat_arrays(parts, memory_pool=_pool()) if parts
-               else pa.array([], pa.string()))
+        yield (pa.concat_arrays(parts, memory_pool=_pool()) if parts else pa.array([], pa.string()))
 
 
 def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterator[bytes]:
@@ -166,11 +167,16 @@ def parquet_pieces(facts: BatchFacts, chunks: Iterable[Sequence[str]]) -> Iterat
         if writer is None:
             # no min/max statistics for payload: comparing 100k long strings costs more than
             # the compression, and no reader prunes on raw JSON text
-            writer = pq.ParquetWriter(sink, table.schema, compression="zstd",
-                                      use_dictionary=["batch_id"],
-                                      write_statistics=["batch_id", "row_no", "scheduled_at"],
-                                      store_schema=False, version="2.6",
-                                      memory_pool=_pool())
+            writer = pq.ParquetWriter(
+                sink,
+                table.schema,
+                compression="zstd",
+                use_dictionary=["batch_id"],
+                write_statistics=["batch_id", "row_no", "scheduled_at"],
+                store_schema=False,
+                version="2.6",
+                memory_pool=_pool(),
+            )
         writer.write_table(table)
         rows += len(payload)
         del payload, table  # before the next row group is built
@@ -215,13 +221,19 @@ def manifest_file(facts: BatchFacts, files: Sequence[LandingFile], fmt: str) -> 
     batch writes the same manifest). The truth is never in it."""
     body: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
-        "batch_id": facts.batch_id, "stream": facts.stream, "seq": facts.seq,
-        "mode": facts.mode, "format": fmt,
-        "interval_start": _iso(facts.interval_start), "interval_end": _iso(facts.interval_end),
-        "scheduled_at": _iso(facts.scheduled_at), "record_count": facts.record_count,
+        "batch_id": facts.batch_id,
+        "stream": facts.stream,
+        "seq": facts.seq,
+        "mode": facts.mode,
+        "format": fmt,
+        "interval_start": _iso(facts.interval_start),
+        "interval_end": _iso(facts.interval_end),
+        "scheduled_at": _iso(facts.scheduled_at),
+        "record_count": facts.record_count,
         "spec": json.loads(facts.spec),
-        "files": [{"path": f.path, "rows": f.rows, "bytes": f.size, "sha256": f.sha256}
-                  for f in files],
+        "files": [
+            {"path": f.path, "rows": f.rows, "bytes": f.size, "sha256": f.sha256} for f in files
+        ],
     }
     body.update(_arrival(body["spec"]))
     data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode("utf-8")

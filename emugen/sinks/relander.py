@@ -23,21 +23,27 @@ from emugen.sinks.release import not_held
 RELAND_LIMIT = 200  # batches per reaper run
 
 
-def unlanded(session: Session, older_than: timedelta, now: datetime | None = None,
-             limit: int = RELAND_LIMIT) -> list[str]:
+def unlanded(
+    session: Session, older_than: timedelta, now: datetime | None = None, limit: int = RELAND_LIMIT
+) -> list[str]:
     """Batches in bronze (any status: bronze keeps a failed batch's rows) without a file,
     those that failed least often first, so one batch that cannot land blocks no other."""
     cutoff = (now or datetime.now(UTC)) - older_than
     landed = select(LandedFile.batch_id).where(LandedFile.batch_id == BatchRow.batch_id)
-    return list(session.scalars(
-        select(BatchRow.batch_id)
-        .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
-        .where(~landed.exists(), BatchRow.bronze_at < cutoff, not_held(BatchRow.batch_id))
-        .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id).limit(limit)))
+    return list(
+        session.scalars(
+            select(BatchRow.batch_id)
+            .outerjoin(LandingFailure, LandingFailure.batch_id == BatchRow.batch_id)
+            .where(~landed.exists(), BatchRow.bronze_at < cutoff, not_held(BatchRow.batch_id))
+            .order_by(func.coalesce(LandingFailure.attempts, 0), BatchRow.batch_id)
+            .limit(limit)
+        )
+    )
 
 
-def reland_missing(engine: Engine, landing: Landing, older_than: timedelta,
-                   budget_s: float = 10.0) -> list[str]:
+def reland_missing(
+    engine: Engine, landing: Landing, older_than: timedelta, budget_s: float = 10.0
+) -> list[str]:
     """Land every batch a crash or an outage left without its file; the ids landed."""
     if not landing.enabled:
         return []
@@ -60,8 +66,13 @@ def reland(engine: Engine, landing: Landing, batch_ids: Sequence[str]) -> Reland
     to report."""
     result = Relanded()
     with read_session(engine) as session:
-        before = dict(session.execute(select(LandedFile.batch_id, LandedFile.sha256)
-                                      .where(LandedFile.batch_id.in_(batch_ids))).all())
+        before = dict(
+            session.execute(
+                select(LandedFile.batch_id, LandedFile.sha256).where(
+                    LandedFile.batch_id.in_(batch_ids)
+                )
+            ).all()
+        )
     for batch_id in batch_ids:
         record = land(engine, landing, batch_id, retry_now=True)
         if record is None:
@@ -94,8 +105,9 @@ def reland_damaged(engine: Engine, landing: Landing) -> list[str]:
     zone is covered over successive reaper runs at a fixed cost per run."""
     if not landing.enabled:
         return []
-    found, _AuditCursor.after = audit(engine, landing, after=_AuditCursor.after,
-                                      limit=AUDIT_BATCHES, byte_budget=AUDIT_BYTES)
+    found, _AuditCursor.after = audit(
+        engine, landing, after=_AuditCursor.after, limit=AUDIT_BATCHES, byte_budget=AUDIT_BYTES
+    )
     # a batch not landed yet may be landing right now: reland_missing waits stuck_after for it
     landed = {p.batch_id for p in found.problems if p.what != "not landed"}
     damaged = [b for b in found.damaged if b in landed]

@@ -15,10 +15,13 @@ from emugen.db.models import BatchRow, LandedFile
 def _waiting(batch_id: ColumnElement[str] | InstrumentedAttribute[str]) -> ColumnElement[bool]:
     """`batch_id` is delayed and the batch it waits for has not been generated yet."""
     later = select(BatchRow.batch_id).where(
-        BatchRow.batch_id == ArrivalEntry.released_after_batch_id)
-    return exists(select(ArrivalEntry.batch_id).where(
-        ArrivalEntry.batch_id == batch_id, ArrivalEntry.entry == DELAYED_ENTRY,
-        ~later.exists()))
+        BatchRow.batch_id == ArrivalEntry.released_after_batch_id
+    )
+    return exists(
+        select(ArrivalEntry.batch_id).where(
+            ArrivalEntry.batch_id == batch_id, ArrivalEntry.entry == DELAYED_ENTRY, ~later.exists()
+        )
+    )
 
 
 def held_back(conn: Connection | Session, batch_id: str) -> bool:
@@ -29,11 +32,17 @@ def held_back(conn: Connection | Session, batch_id: str) -> bool:
 def released_by(conn: Connection | Session, batch_id: str) -> list[str]:
     """The delayed batches that waited for `batch_id` and have no file yet, oldest first."""
     landed = select(LandedFile.batch_id).where(LandedFile.batch_id == ArrivalEntry.batch_id)
-    return list(conn.scalars(
-        select(ArrivalEntry.batch_id)
-        .where(ArrivalEntry.released_after_batch_id == batch_id,
-               ArrivalEntry.entry == DELAYED_ENTRY, ~landed.exists())
-        .order_by(ArrivalEntry.batch_id)))
+    return list(
+        conn.scalars(
+            select(ArrivalEntry.batch_id)
+            .where(
+                ArrivalEntry.released_after_batch_id == batch_id,
+                ArrivalEntry.entry == DELAYED_ENTRY,
+                ~landed.exists(),
+            )
+            .order_by(ArrivalEntry.batch_id)
+        )
+    )
 
 
 def not_held(batch_id: InstrumentedAttribute[str]) -> ColumnElement[bool]:

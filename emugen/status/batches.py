@@ -27,16 +27,31 @@ def _iso(value: datetime | None) -> str | None:
 def batch_row(b: BatchRow) -> dict[str, Any]:
     """One batch with its stage timestamps, latencies (ms) and counts."""
     return {
-        "batch_id": b.batch_id, "stream": b.stream, "seq": b.seq, "mode": b.mode,
-        "status": b.status, "records": b.record_count, "valid": b.valid_count,
-        "quarantined": b.corrupted_count, "injected": b.injected_count,
-        "scheduled_at": _iso(b.scheduled_at), "generated_at": _iso(b.generated_at),
-        "bronze_at": _iso(b.bronze_at), "silver_at": _iso(b.silver_at),
+        "batch_id": b.batch_id,
+        "stream": b.stream,
+        "seq": b.seq,
+        "mode": b.mode,
+        "status": b.status,
+        "records": b.record_count,
+        "valid": b.valid_count,
+        "quarantined": b.corrupted_count,
+        "injected": b.injected_count,
+        "scheduled_at": _iso(b.scheduled_at),
+        "generated_at": _iso(b.generated_at),
+        "bronze_at": _iso(b.bronze_at),
+        "silver_at": _iso(b.silver_at),
         "gold_at": _iso(b.gold_at),
         "latency_ms": layer_latencies(b),
-        "work_ms": {"generate": _round(b.generate_ms), "bronze": _round(b.bronze_ms),
-                    "silver": _round(b.silver_ms), "gold": _round(b.gold_ms)},
-        "worker": b.worker, "task_id": b.task_id, "error": b.error, "note": b.note,
+        "work_ms": {
+            "generate": _round(b.generate_ms),
+            "bronze": _round(b.bronze_ms),
+            "silver": _round(b.silver_ms),
+            "gold": _round(b.gold_ms),
+        },
+        "worker": b.worker,
+        "task_id": b.task_id,
+        "error": b.error,
+        "note": b.note,
     }
 
 
@@ -45,39 +60,72 @@ def _round(value: float | None) -> float | None:
 
 
 def recent(session: Session, n: int = 20) -> list[dict[str, Any]]:
-    return [batch_row(b) for b in session.scalars(select(BatchRow).order_by(*NEWEST_FIRST)
-                                                  .limit(n))]
+    return [
+        batch_row(b) for b in session.scalars(select(BatchRow).order_by(*NEWEST_FIRST).limit(n))
+    ]
 
 
-def batches_page(session: Session, limit: int = 50, offset: int = 0, stream: str | None = None,
-                 status: str | None = None) -> dict[str, Any]:
+def batches_page(
+    session: Session,
+    limit: int = 50,
+    offset: int = 0,
+    stream: str | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
     """A page of batches, newest first, optionally of one stream and status."""
-    where = [c for c in (BatchRow.stream == stream if stream else None,
-                         BatchRow.status == status if status else None) if c is not None]
+    where = [
+        c
+        for c in (
+            BatchRow.stream == stream if stream else None,
+            BatchRow.status == status if status else None,
+        )
+        if c is not None
+    ]
     total = session.scalar(select(func.count()).select_from(BatchRow).where(*where)) or 0
-    rows = session.scalars(select(BatchRow).where(*where).order_by(*NEWEST_FIRST)
-                           .limit(limit).offset(offset))
+    rows = session.scalars(
+        select(BatchRow).where(*where).order_by(*NEWEST_FIRST).limit(limit).offset(offset)
+    )
     items = [batch_row(b) for b in rows]
     more = offset + len(items) < total
-    return {"total": total, "limit": limit, "offset": offset,
-            "next_offset": offset + len(items) if more else None, "items": items}
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + len(items) if more else None,
+        "items": items,
+    }
 
 
 def summary(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0, "p50": None, "p95": None, "max": None}
     ordered = sorted(values)
-    return {"n": len(ordered), "p50": percentile(ordered, 50), "p95": percentile(ordered, 95),
-            "max": ordered[-1]}
+    return {
+        "n": len(ordered),
+        "p50": percentile(ordered, 50),
+        "p95": percentile(ordered, 95),
+        "max": ordered[-1],
+    }
 
 
 def latency(session: Session, batches: int = 100, stream: str | None = None) -> dict[str, Any]:
     """p50/p95/max per layer (ms) over the `batches` most recent batches (a window that means
     the same in emulated and production mode); a stage not reached yet is left out."""
-    query = (select(BatchRow.scheduled_at, BatchRow.generated_at, BatchRow.bronze_at,
-                    BatchRow.silver_at, BatchRow.gold_at, BatchRow.generate_ms,
-                    BatchRow.bronze_ms, BatchRow.silver_ms, BatchRow.gold_ms)
-             .order_by(*NEWEST_FIRST).limit(batches))
+    query = (
+        select(
+            BatchRow.scheduled_at,
+            BatchRow.generated_at,
+            BatchRow.bronze_at,
+            BatchRow.silver_at,
+            BatchRow.gold_at,
+            BatchRow.generate_ms,
+            BatchRow.bronze_ms,
+            BatchRow.silver_ms,
+            BatchRow.gold_ms,
+        )
+        .order_by(*NEWEST_FIRST)
+        .limit(batches)
+    )
     if stream:
         query = query.where(BatchRow.stream == stream)
     rows = session.execute(query).all()
@@ -92,9 +140,13 @@ def latency(session: Session, batches: int = 100, stream: str | None = None) -> 
             if value is not None:
                 per_work[stage].append(round(value, 1))
     return {
-        "window": {"batches": batches, "stream": stream, "count": len(rows),
-                   "from": _iso(rows[-1].generated_at) if rows else None,
-                   "to": _iso(rows[0].generated_at) if rows else None},
+        "window": {
+            "batches": batches,
+            "stream": stream,
+            "count": len(rows),
+            "from": _iso(rows[-1].generated_at) if rows else None,
+            "to": _iso(rows[0].generated_at) if rows else None,
+        },
         "unit": "ms",
         "layers": {layer: summary(values) for layer, values in per_layer.items()},
         "work": {stage: summary(values) for stage, values in per_work.items()},

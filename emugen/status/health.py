@@ -31,18 +31,28 @@ STALE_INTERVALS = 3  # no batch for this many intervals (plus a grace) while run
 STALE_GRACE_S = 10
 
 
-def config_summary(path: Path, settings: Settings | None,
-                   error: ConfigError | None) -> dict[str, Any]:
+def config_summary(
+    path: Path, settings: Settings | None, error: ConfigError | None
+) -> dict[str, Any]:
     """The file's settings as the fleet will apply them, or why the file is rejected."""
-    summary: dict[str, Any] = {"path": str(path), "valid": error is None,
-                               "problems": error.problems if error else []}
+    summary: dict[str, Any] = {
+        "path": str(path),
+        "valid": error is None,
+        "problems": error.problems if error else [],
+    }
     if settings is not None:
-        summary.update(mode=settings.mode.value, seed=settings.seed,
-                       fingerprint=settings.fingerprint(), streams={})
+        summary.update(
+            mode=settings.mode.value,
+            seed=settings.seed,
+            fingerprint=settings.fingerprint(),
+            streams={},
+        )
         for stream in Stream:
             cadence = settings.cadence(stream).model_dump(mode="json", exclude={"interval"})
             summary["streams"][stream.value] = {
-                "interval_s": settings.interval(stream).total_seconds(), **cadence}
+                "interval_s": settings.interval(stream).total_seconds(),
+                **cadence,
+            }
     return summary
 
 
@@ -53,8 +63,16 @@ def _applied_mode(session: Session) -> str | None:
 
 
 def _empty_stream() -> dict[str, Any]:
-    return {"batches": 0, "gold": 0, "in_flight": 0, "failed": 0, "records": 0,
-            "last_batch_at": None, "last_gold_at": None, "age_s": None}
+    return {
+        "batches": 0,
+        "gold": 0,
+        "in_flight": 0,
+        "failed": 0,
+        "records": 0,
+        "last_batch_at": None,
+        "last_gold_at": None,
+        "age_s": None,
+    }
 
 
 def streams(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
@@ -70,9 +88,11 @@ def streams(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
         entry[key] += n
     for stream, entry in found.items():
         entry["last_batch_at"] = session.scalar(
-            select(func.max(BatchRow.generated_at)).where(BatchRow.stream == stream))
+            select(func.max(BatchRow.generated_at)).where(BatchRow.stream == stream)
+        )
         entry["last_gold_at"] = session.scalar(
-            select(func.max(BatchRow.gold_at)).where(BatchRow.stream == stream))
+            select(func.max(BatchRow.gold_at)).where(BatchRow.stream == stream)
+        )
     for entry in found.values():
         if entry["last_batch_at"] is not None:
             entry["age_s"] = round((now - entry["last_batch_at"]).total_seconds(), 1)
@@ -82,31 +102,41 @@ def streams(session: Session, now: datetime) -> dict[str, dict[str, Any]]:
     return found
 
 
-def throughput(session: Session, now: datetime,
-               window_s: float = THROUGHPUT_WINDOW_S) -> dict[str, Any]:
+def throughput(
+    session: Session, now: datetime, window_s: float = THROUGHPUT_WINDOW_S
+) -> dict[str, Any]:
     """Batches per minute and records per second over the last `window_s` seconds (or since
     the first batch when the store is younger, but over at least a minute: a rate over a few
     seconds of a young store overshoots)."""
     cutoff = now - timedelta(seconds=window_s)
     n, records = session.execute(
-        select(func.count(), func.sum(BatchRow.record_count))
-        .where(BatchRow.generated_at >= cutoff)).one()
+        select(func.count(), func.sum(BatchRow.record_count)).where(BatchRow.generated_at >= cutoff)
+    ).one()
     oldest = session.scalar(select(func.min(BatchRow.generated_at)))
     span = window_s
     if oldest is not None and oldest > cutoff:
         span = min(window_s, max((now - oldest).total_seconds(), MIN_RATE_WINDOW_S))
-    return {"window_s": round(span, 1), "batches": n,
-            "batches_per_minute": round(n * 60 / span, 2),
-            "records_per_second": round(int(records or 0) / span, 2)}
+    return {
+        "window_s": round(span, 1),
+        "batches": n,
+        "batches_per_minute": round(n * 60 / span, 2),
+        "records_per_second": round(int(records or 0) / span, 2),
+    }
 
 
-def _reasons(config: dict[str, Any], ctl: dict[str, Any], probe: dict[str, Any],
-             per_stream: dict[str, dict[str, Any]]) -> list[str]:
+def _reasons(
+    config: dict[str, Any],
+    ctl: dict[str, Any],
+    probe: dict[str, Any],
+    per_stream: dict[str, dict[str, Any]],
+) -> list[str]:
     """Why the fleet is degraded; empty when it is healthy (or merely paused)."""
     reasons = []
     if not config["valid"]:
-        reasons.append("the config file is invalid (the fleet keeps its running config): "
-                       + "; ".join(config["problems"]))
+        reasons.append(
+            "the config file is invalid (the fleet keeps its running config): "
+            + "; ".join(config["problems"])
+        )
     last = ctl["last_reload"]
     if last is not None and not last["accepted"]:
         reasons.append("beat rejected the last config edit: " + "; ".join(last["problems"]))
@@ -123,8 +153,9 @@ def _reasons(config: dict[str, Any], ctl: dict[str, Any], probe: dict[str, Any],
     return reasons
 
 
-def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
-           now: datetime | None = None) -> dict[str, Any]:
+def health(
+    session: Session, config: dict[str, Any], probe: dict[str, Any], now: datetime | None = None
+) -> dict[str, Any]:
     """Status (running, paused or degraded and why), mode, config, streams, queues, workers."""
     now = now or datetime.now(UTC)
     ctl = control(session)
@@ -133,16 +164,25 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     reasons = store["problems"] + _reasons(config, ctl, probe, per_stream)
     landing = landing_health(session)
     if landing["last_error"] is not None:
-        reasons.append(f"{landing['failing_batches']} batch(es) not in the landing zone: "
-                       f"{landing['last_error']['error']}")
+        reasons.append(
+            f"{landing['failing_batches']} batch(es) not in the landing zone: "
+            f"{landing['last_error']['error']}"
+        )
     status = "degraded" if reasons else "paused" if ctl["paused"] else "running"
     return {
-        "status": status, "reasons": reasons, "now": now.isoformat(),
+        "status": status,
+        "reasons": reasons,
+        "now": now.isoformat(),
         "generation_mode": config.get("mode"),
         "applied_mode": _applied_mode(session),
-        **ctl, "config": config, "streams": per_stream, "throughput": throughput(session, now),
+        **ctl,
+        "config": config,
+        "streams": per_stream,
+        "throughput": throughput(session, now),
         "in_flight": sum(s["in_flight"] for s in per_stream.values()),
-        "queues": probe["queues"], "broker": probe["broker"], "workers": probe["workers"],
+        "queues": probe["queues"],
+        "broker": probe["broker"],
+        "workers": probe["workers"],
         "store": store,
         "landing": landing,
         # what beat plans next per stream (published on the broker; see emugen.fleet.due)
@@ -150,12 +190,21 @@ def health(session: Session, config: dict[str, Any], probe: dict[str, Any],
     }
 
 
-def snapshot(session: Session, config: dict[str, Any], probe: dict[str, Any],
-             now: datetime | None = None, latest: int = 20,
-             quality_report: dict[str, Any] | None = None) -> dict[str, Any]:
+def snapshot(
+    session: Session,
+    config: dict[str, Any],
+    probe: dict[str, Any],
+    now: datetime | None = None,
+    latest: int = 20,
+    quality_report: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Everything the page shows: health plus latency, quality and the recent batches."""
-    return {**health(session, config, probe, now), "latency": latency(session),
-            "quality": quality_report or quality(session), "recent": recent(session, latest)}
+    return {
+        **health(session, config, probe, now),
+        "latency": latency(session),
+        "quality": quality_report or quality(session),
+        "recent": recent(session, latest),
+    }
 
 
 def quality_key(session: Session) -> tuple[Any, ...]:
@@ -164,15 +213,20 @@ def quality_key(session: Session) -> tuple[Any, ...]:
     Reaching gold changes nothing there, so the snapshot pushed for a gold commit (the one a
     developer waits for) reuses the report, which costs the most on a large store.
     """
-    counts = dict(session.execute(select(BatchRow.status, func.count())
-                                  .group_by(BatchRow.status)).all())
+    counts = dict(
+        session.execute(select(BatchRow.status, func.count()).group_by(BatchRow.status)).all()
+    )
     return quality_key_of(session, counts)
 
 
 def quality_key_of(session: Session, counts: dict[str, int]) -> tuple[Any, ...]:
     """`quality_key` from batch counts per status already read."""
-    return (sum(counts.values()), counts.get("silver", 0) + counts.get("gold", 0),
-            counts.get("failed", 0), session.scalar(select(func.max(BatchRow.generated_at))))
+    return (
+        sum(counts.values()),
+        counts.get("silver", 0) + counts.get("gold", 0),
+        counts.get("failed", 0),
+        session.scalar(select(func.max(BatchRow.generated_at))),
+    )
 
 
 def version(session: Session) -> tuple[Any, ...]:
@@ -182,9 +236,13 @@ def version(session: Session) -> tuple[Any, ...]:
     per status changes with each commit; it reads only the status index. Skips and reloads
     only ever append rows.
     """
-    by_status = tuple(session.execute(
-        select(BatchRow.status, func.count()).group_by(BatchRow.status)
-        .order_by(BatchRow.status)).all())
+    by_status = tuple(
+        session.execute(
+            select(BatchRow.status, func.count())
+            .group_by(BatchRow.status)
+            .order_by(BatchRow.status)
+        ).all()
+    )
     return (
         tuple(tuple(r) for r in by_status),
         session.scalar(select(func.max(SkippedTick.id))),

@@ -18,9 +18,12 @@ from emugen.fleet.outage import describe, outage, problems
 def store_view(file_problem: str | None, seen: dict[str, Any]) -> dict[str, Any]:
     """`seen` (the fault and parked ticks Redis holds) with the file's problem; `ok` is
     False while any of them holds."""
-    return {**seen, "file_problem": file_problem,
-            "ok": file_problem is None and seen["fault"] is None,
-            "problems": problems(file_problem, seen["fault"], seen["parked_ticks"])}
+    return {
+        **seen,
+        "file_problem": file_problem,
+        "ok": file_problem is None and seen["fault"] is None,
+        "problems": problems(file_problem, seen["fault"], seen["parked_ticks"]),
+    }
 
 
 def store_state(engine: Engine, client: Any) -> dict[str, Any]:

@@ -23,8 +23,11 @@ from emugen.web.security import cross_origin, token_problem
 from emugen.web.state import WebState
 
 router = APIRouter()
-bearer = HTTPBearer(auto_error=False, description="Required when the dashboard listens beyond "
-                    "loopback: the value of EMUGEN_WEB_TOKEN.")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="Required when the dashboard listens beyond "
+    "loopback: the value of EMUGEN_WEB_TOKEN.",
+)
 Status = Literal["bronze", "silver", "gold", "failed"]
 Window = Literal["15m", "1h", "24h"]  # emugen.web.history.WINDOWS
 
@@ -33,9 +36,11 @@ def web(request: Request) -> WebState:
     return request.app.state.web
 
 
-def controller(request: Request, state: Annotated[WebState, Depends(web)],
-               credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                      Depends(bearer)]) -> WebState:
+def controller(
+    request: Request,
+    state: Annotated[WebState, Depends(web)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> WebState:
     """Control endpoints: the token when one is required, and never from another site's page."""
     given = f"Bearer {credentials.credentials}" if credentials else None
     problem = token_problem(given, state.token)
@@ -43,8 +48,11 @@ def controller(request: Request, state: Annotated[WebState, Depends(web)],
         raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
     origin = request.headers.get("origin")
     if cross_origin(origin, request.headers.get("host")):
-        raise HTTPException(403, f"cross-origin request from {origin} refused: only the "
-                                 "dashboard's own page may control the fleet")
+        raise HTTPException(
+            403,
+            f"cross-origin request from {origin} refused: only the "
+            "dashboard's own page may control the fleet",
+        )
     return state
 
 
@@ -68,9 +76,13 @@ def snapshot(state: Web) -> dict[str, Any]:
 
 
 @router.get("/api/batches", tags=["read"])
-def batches(state: Web, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-            offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-            stream: Stream | None = None, status: Status | None = None) -> dict[str, Any]:
+def batches(
+    state: Web,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    stream: Stream | None = None,
+    status: Status | None = None,
+) -> dict[str, Any]:
     """Batches newest first with stage timestamps and latencies; page with limit/offset."""
     with read_session(state.engine) as session:
         return batches_page(session, limit, offset, stream.value if stream else None, status)
@@ -84,8 +96,9 @@ def quality_report(state: Web) -> dict[str, Any]:
 
 
 @router.get("/api/latency", tags=["read"])
-def latency_report(state: Web, batches: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                   stream: Stream | None = None) -> dict[str, Any]:
+def latency_report(
+    state: Web, batches: Annotated[int, Query(ge=1, le=10_000)] = 100, stream: Stream | None = None
+) -> dict[str, Any]:
     """p50/p95/max per layer (ms) over the most recent `batches` batches."""
     with read_session(state.engine) as session:
         return latency(session, batches, stream.value if stream else None)
@@ -104,8 +117,11 @@ def pause(state: Control) -> dict[str, Any]:
     with write_session(state.engine) as session:
         changed = set_paused(session, True)
     announce(state.settings.broker_url, "control", "paused")
-    return {"paused": True, "changed": changed,
-            "message": "paused: beat skips every tick" if changed else "already paused"}
+    return {
+        "paused": True,
+        "changed": changed,
+        "message": "paused: beat skips every tick" if changed else "already paused",
+    }
 
 
 @router.post("/api/resume", tags=["control"])
@@ -114,12 +130,20 @@ def resume(state: Control) -> dict[str, Any]:
     with write_session(state.engine) as session:
         changed = set_paused(session, False)
     announce(state.settings.broker_url, "control", "resumed")
-    return {"paused": False, "changed": changed,
-            "message": "resumed" if changed else "already running"}
+    return {
+        "paused": False,
+        "changed": changed,
+        "message": "resumed" if changed else "already running",
+    }
 
 
-@router.post("/api/mode", tags=["control"], responses={409: {
-    "model": Problem, "description": "The config file is invalid or cannot be rewritten"}})
+@router.post(
+    "/api/mode",
+    tags=["control"],
+    responses={
+        409: {"model": Problem, "description": "The config file is invalid or cannot be rewritten"}
+    },
+)
 def mode(body: ModeChange, state: Control) -> dict[str, Any]:
     """Rewrite the config file's mode atomically; beat hot-reloads it within about a second."""
     try:
@@ -130,47 +154,80 @@ def mode(body: ModeChange, state: Control) -> dict[str, Any]:
         raise HTTPException(409, f"cannot rewrite {state.config_path}: {exc.strerror}") from None
     changed = before is not after
     was = before.value if before is not None else "(invalid file)"  # a repaired mode line
-    return {"before": before.value if before is not None else None, "after": after.value,
-            "changed": changed, "path": str(state.config_path),
-            "message": (f"mode {was} -> {after.value}; beat applies it within about "
-                        "a second" if changed else f"already {after.value}")}
+    return {
+        "before": before.value if before is not None else None,
+        "after": after.value,
+        "changed": changed,
+        "path": str(state.config_path),
+        "message": (
+            f"mode {was} -> {after.value}; beat applies it within about a second"
+            if changed
+            else f"already {after.value}"
+        ),
+    }
 
 
-@router.post("/api/clean", tags=["control"], responses={409: {
-    "model": Problem, "description": "The fleet is running: pause it first"}})
+@router.post(
+    "/api/clean",
+    tags=["control"],
+    responses={409: {"model": Problem, "description": "The fleet is running: pause it first"}},
+)
 def clean_store(state: Control) -> dict[str, Any]:
     """Wipe every layer, the truth and the skip counters, and purge the queues (paused only)."""
     try:
         with write_session(state.engine) as session:
             cleaned = clean(session, state.settings.landing)
     except NotPaused:
-        raise HTTPException(409, "clean only runs while the fleet is paused: POST /api/pause "
-                                 "(or run `emugen pause`) first") from None
+        raise HTTPException(
+            409,
+            "clean only runs while the fleet is paused: POST /api/pause "
+            "(or run `emugen pause`) first",
+        ) from None
     except LandingError as exc:  # the zone refused to delete: nothing was wiped
         raise HTTPException(502, str(exc)) from None
     announce(state.settings.broker_url, "control", "cleaned")
     purged = state.probe.purge()
     tail = "" if purged is None else f", {purged:,} queued messages"
-    return {"removed": cleaned.removed, "queued_messages_purged": purged,
-            "message": f"{cleaned}{tail}"}
+    return {
+        "removed": cleaned.removed,
+        "queued_messages_purged": purged,
+        "message": f"{cleaned}{tail}",
+    }
 
 
-@router.get("/api/stream", tags=["read"], response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "One `snapshot` event per change, with an id."}})
-async def stream(request: Request, state: Web,
-                 last_event_id: Annotated[str | None, Header(max_length=100)] = None,
-                 resume_from: Annotated[str | None, Query(max_length=100)] = None,
-                 ) -> StreamingResponse:
+@router.get(
+    "/api/stream",
+    tags=["read"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "One `snapshot` event per change, with an id.",
+        }
+    },
+)
+async def stream(
+    request: Request,
+    state: Web,
+    last_event_id: Annotated[str | None, Header(max_length=100)] = None,
+    resume_from: Annotated[str | None, Query(max_length=100)] = None,
+) -> StreamingResponse:
     """Server-sent events: the snapshot now, then one per change. A reconnect sends
     Last-Event-ID (or ?resume_from=) and gets nothing until something changed since."""
     events = state.broadcaster.events(last_event_id or resume_from, request.is_disconnected)
-    return StreamingResponse(events, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
-@router.get("/metrics", tags=["read"], response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    tags=["read"],
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
 def metrics(state: Web) -> Response:
     """Prometheus: batches, records, defects, latency histograms, skips, queues, workers,
     mode, last gold per stream."""

@@ -32,10 +32,16 @@ HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
 
-def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127.0.0.1",
-               probe: BrokerProbe | None = None, flower_url: str | None = DEFAULT_FLOWER_URL,
-               poll_interval: float = POLL_INTERVAL_S, allowed_hosts: Iterable[str] = (),
-               environ: Mapping[str, str] = os.environ) -> FastAPI:
+def create_app(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    probe: BrokerProbe | None = None,
+    flower_url: str | None = DEFAULT_FLOWER_URL,
+    poll_interval: float = POLL_INTERVAL_S,
+    allowed_hosts: Iterable[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> FastAPI:
     """The app for the config file `config`, as if it listened on `host`.
 
     Off loopback, control endpoints need $EMUGEN_WEB_TOKEN (and there is no app without
@@ -49,8 +55,15 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
     settings = found.settings
     engine = engine_for(settings.database_url)
     init_db(engine)
-    state = WebState(path, settings, engine, probe or BrokerProbe(settings.broker_url),
-                     token=token, flower_url=flower_url, poll_interval=poll_interval)
+    state = WebState(
+        path,
+        settings,
+        engine,
+        probe or BrokerProbe(settings.broker_url),
+        token=token,
+        flower_url=flower_url,
+        poll_interval=poll_interval,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,8 +73,12 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
         await state.broadcaster.stop()
         state.probe.close()
 
-    app = FastAPI(title="emugen", version=__version__, lifespan=lifespan,
-                  description="Watch and steer the emugen fleet: bronze -> silver -> gold.")
+    app = FastAPI(
+        title="emugen",
+        version=__version__,
+        lifespan=lifespan,
+        description="Watch and steer the emugen fleet: bronze -> silver -> gold.",
+    )
     app.state.web = state
     if is_loopback(host):
         app.add_middleware(LoopbackHosts, extra=allowed_hosts)
@@ -83,9 +100,17 @@ def create_app(config: str | os.PathLike[str] | None = None, *, host: str = "127
             data, error = state.snapshot(), None
         except SQLAlchemyError as exc:
             data, error = None, f"database unreachable: {str(exc).splitlines()[0][:300]}"
-        return templates.TemplateResponse(request, "index.html", {
-            "s": data, "error": error, "flower_url": flower_url, "version": __version__,
-            "token_required": token is not None})
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "s": data,
+                "error": error,
+                "flower_url": flower_url,
+                "version": __version__,
+                "token_required": token is not None,
+            },
+        )
 
     return app
 
@@ -104,10 +129,17 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
     detail, lines = [], []
     for error in exc.errors():
         loc = [str(part) for part in error.get("loc", ())]
-        ctx = {k: _safe(v if isinstance(v, str | int | float) else str(v))
-               for k, v in (error.get("ctx") or {}).items()}
-        item = {"loc": loc, "msg": error.get("msg", ""), "type": error.get("type", ""),
-                "input": _safe(error.get("input")), **({"ctx": ctx} if ctx else {})}
+        ctx = {
+            k: _safe(v if isinstance(v, str | int | float) else str(v))
+            for k, v in (error.get("ctx") or {}).items()
+        }
+        item = {
+            "loc": loc,
+            "msg": error.get("msg", ""),
+            "type": error.get("type", ""),
+            "input": _safe(error.get("input")),
+            **({"ctx": ctx} if ctx else {}),
+        }
         detail.append(item)
         got = "" if item["type"] == "missing" else f" (got {item['input']!r})"
         lines.append(f"{'.'.join(loc)}: {item['msg']}{got}")

@@ -35,12 +35,15 @@ def find_batch(session: Session, batch_id: str, retain_for: timedelta | None) ->
         return batch
     stream, _, seq = batch_id.rpartition("-")
     if seq.isdigit() and int(seq) <= pruned_through(session, stream):
-        keeps = (f"keeps {span(retain_for)}" if retain_for is not None
-                 else "retention is off now")
-        raise BatchPruned(f"batch {batch_id} was pruned by retention ({keeps}; "
-                          "fleet.retain_batches_for): its gold counts stay, its rows are gone")
-    raise BatchNotFound(f"no batch {batch_id}: the store never held it (or it was cleaned); "
-                        "GET /api/batches lists the batches there are")
+        keeps = f"keeps {span(retain_for)}" if retain_for is not None else "retention is off now"
+        raise BatchPruned(
+            f"batch {batch_id} was pruned by retention ({keeps}; "
+            "fleet.retain_batches_for): its gold counts stay, its rows are gone"
+        )
+    raise BatchNotFound(
+        f"no batch {batch_id}: the store never held it (or it was cleaned); "
+        "GET /api/batches lists the batches there are"
+    )
 
 
 def batch_detail(session: Session, batch: BatchRow) -> dict[str, Any]:

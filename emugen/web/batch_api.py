@@ -27,12 +27,21 @@ from emugen.web.state import WebState
 
 router = APIRouter()
 templates = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
-BatchId = Annotated[str, Path(pattern=BATCH_ID_PATTERN, max_length=40,
-                              description="e.g. events-000000001",
-                              examples=["events-000000001"])]
-MISSING: dict[int | str, dict[str, Any]] = {404: {
-    "model": Problem, "description": "No such batch, or retention pruned it (the message says "
-                                     "which)"}}
+BatchId = Annotated[
+    str,
+    Path(
+        pattern=BATCH_ID_PATTERN,
+        max_length=40,
+        description="e.g. events-000000001",
+        examples=["events-000000001"],
+    ),
+]
+MISSING: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": Problem,
+        "description": "No such batch, or retention pruned it (the message says which)",
+    }
+}
 
 
 @contextmanager
@@ -53,15 +62,27 @@ def batch(batch_id: BatchId, state: Web) -> dict[str, Any]:
         return batch_detail(session, found)
 
 
-@router.get("/api/batches/{batch_id}/records", tags=["read"], responses={404: {
-    "model": Problem, "description": "No such batch, retention pruned it, or the page is "
-                                     "past the last one (the message says which)"}})
-def records(batch_id: BatchId, state: Web,
-            page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="from 1")] = 1,
-            size: Annotated[int, Query(ge=1, le=MAX_SIZE)] = 50,
-            problems: Annotated[Literal["only", "all"], Query(
-                description="only: rows injected with a defect or quarantined")] = "all",
-            ) -> dict[str, Any]:
+@router.get(
+    "/api/batches/{batch_id}/records",
+    tags=["read"],
+    responses={
+        404: {
+            "model": Problem,
+            "description": "No such batch, retention pruned it, or the page is "
+            "past the last one (the message says which)",
+        }
+    },
+)
+def records(
+    batch_id: BatchId,
+    state: Web,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="from 1")] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_SIZE)] = 50,
+    problems: Annotated[
+        Literal["only", "all"],
+        Query(description="only: rows injected with a defect or quarantined"),
+    ] = "all",
+) -> dict[str, Any]:
     """The batch's bronze rows in row order, each with its injected defect (from the truth),
     where it went (silver row or quarantine row and reason) and its verdict: clean, caught,
     escaped, false_alarm, mismatch, lost, or pending (its batch is not in silver yet)."""
@@ -73,15 +94,22 @@ def records(batch_id: BatchId, state: Web,
 
 
 @router.get("/api/batches/{batch_id}/gold", tags=["read"], responses=MISSING)
-def gold(batch_id: BatchId, state: Web,
-         limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 200) -> dict[str, Any]:
+def gold(
+    batch_id: BatchId, state: Web, limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 200
+) -> dict[str, Any]:
     """The gold rows the batch's silver rows fall in: now, the batch's share, and without it."""
     with _batch(state, batch_id) as (session, found):
         return gold_changes(session, found, limit)
 
 
-@router.post("/api/batches/{batch_id}/replay", tags=["control"], responses={
-    **MISSING, 409: {"model": Problem, "description": "Made by another generator version"}})
+@router.post(
+    "/api/batches/{batch_id}/replay",
+    tags=["control"],
+    responses={
+        **MISSING,
+        409: {"model": Problem, "description": "Made by another generator version"},
+    },
+)
 def replay_batch(batch_id: BatchId, state: Control) -> dict[str, Any]:
     """`emugen replay` for this batch: regenerate it from its spec and compare with bronze."""
     with _batch(state, batch_id) as (session, _):
@@ -91,27 +119,44 @@ def replay_batch(batch_id: BatchId, state: Control) -> dict[str, Any]:
             raise HTTPException(404, str(exc)) from None
         except EmugenError as exc:
             raise HTTPException(409, str(exc)) from None
-    return {"batch_id": batch_id, "identical": report.identical, "rows": report.rows,
-            "differing": report.differing[:20], "missing": report.missing,
-            "extra": report.extra, "truth_matches": report.truth_matches,
-            "message": report.summary()}
+    return {
+        "batch_id": batch_id,
+        "identical": report.identical,
+        "rows": report.rows,
+        "differing": report.differing[:20],
+        "missing": report.missing,
+        "extra": report.extra,
+        "truth_matches": report.truth_matches,
+        "message": report.summary(),
+    }
 
 
 @router.get("/batches/{batch_id}", response_class=HTMLResponse, include_in_schema=False)
-def page(request: Request, batch_id: Annotated[str, Path(max_length=200)],
-         state: Web) -> HTMLResponse:
+def page(
+    request: Request, batch_id: Annotated[str, Path(max_length=200)], state: Web
+) -> HTMLResponse:
     """The batch page; its script fetches the API. A bad or unknown id says so, with a 4xx."""
     error, status = None, 200
     if not re.fullmatch(BATCH_ID_PATTERN, batch_id):
-        error, status = (f"{batch_id!r} is not a batch id: expected companies-NNNNNNNNN or "
-                         "events-NNNNNNNNN"), 422
+        error, status = (
+            (f"{batch_id!r} is not a batch id: expected companies-NNNNNNNNN or events-NNNNNNNNN"),
+            422,
+        )
     else:
         with read_session(state.engine) as session:
             try:
                 find_batch(session, batch_id, state.settings.fleet.retain_batches_for)
             except BatchNotFound as exc:
                 error, status = str(exc), 404
-    return templates.TemplateResponse(request, "batch.html", {
-        "batch_id": batch_id, "error": error, "version": __version__,
-        "flower_url": state.flower_url, "token_required": state.token is not None},
-        status_code=status)
+    return templates.TemplateResponse(
+        request,
+        "batch.html",
+        {
+            "batch_id": batch_id,
+            "error": error,
+            "version": __version__,
+            "flower_url": state.flower_url,
+            "token_required": state.token is not None,
+        },
+        status_code=status,
+    )

@@ -29,30 +29,51 @@ def _events(batch: BatchRow, width: int) -> tuple[Any, Any, list[str]]:
     """(the batch's share per company window, the join to gold, the figures compared)."""
     window = (SilverEvent.event_ms // width * width).label("start_ms")
     delivered = func.sum(case((SilverEvent.event_type == EventType.delivered.value, 1), else_=0))
-    mine = (select(SilverEvent.company_id.label("key"), window, func.count().label("events"),
-                   delivered.label("delivered"))
-            .where(SilverEvent.batch_id == batch.batch_id)
-            .group_by(SilverEvent.company_id, window).subquery())
+    mine = (
+        select(
+            SilverEvent.company_id.label("key"),
+            window,
+            func.count().label("events"),
+            delivered.label("delivered"),
+        )
+        .where(SilverEvent.batch_id == batch.batch_id)
+        .group_by(SilverEvent.company_id, window)
+        .subquery()
+    )
     gold = GoldCompanyWindow
-    query = (select(mine, gold.events.label("now_events"), gold.delivered.label("now_delivered"),
-                    gold.active_drivers.label("now_active_drivers"))
-             .outerjoin(gold, and_(gold.window_seconds == width // 1000,
-                                   gold.company_id == mine.c.key,
-                                   gold.window_start_ms == mine.c.start_ms)))
+    query = select(
+        mine,
+        gold.events.label("now_events"),
+        gold.delivered.label("now_delivered"),
+        gold.active_drivers.label("now_active_drivers"),
+    ).outerjoin(
+        gold,
+        and_(
+            gold.window_seconds == width // 1000,
+            gold.company_id == mine.c.key,
+            gold.window_start_ms == mine.c.start_ms,
+        ),
+    )
     return mine, query, ["events", "delivered"]
 
 
 def _companies(batch: BatchRow, width: int) -> tuple[Any, Any, list[str]]:
     window = (SilverCompany.onboarded_ms // width * width).label("start_ms")
-    mine = (select(SilverCompany.region.label("key"), window,
-                   func.count().label("companies_onboarded"))
-            .where(SilverCompany.batch_id == batch.batch_id)
-            .group_by(SilverCompany.region, window).subquery())
+    mine = (
+        select(SilverCompany.region.label("key"), window, func.count().label("companies_onboarded"))
+        .where(SilverCompany.batch_id == batch.batch_id)
+        .group_by(SilverCompany.region, window)
+        .subquery()
+    )
     gold = GoldRegionWindow
-    query = (select(mine, gold.companies_onboarded.label("now_companies_onboarded"))
-             .outerjoin(gold, and_(gold.window_seconds == width // 1000,
-                                   gold.region == mine.c.key,
-                                   gold.window_start_ms == mine.c.start_ms)))
+    query = select(mine, gold.companies_onboarded.label("now_companies_onboarded")).outerjoin(
+        gold,
+        and_(
+            gold.window_seconds == width // 1000,
+            gold.region == mine.c.key,
+            gold.window_start_ms == mine.c.start_ms,
+        ),
+    )
     return mine, query, ["companies_onboarded"]
 
 
@@ -62,22 +83,38 @@ def gold_changes(session: Session, batch: BatchRow, limit: int = 200) -> dict[st
     is_events = batch.stream == "events"
     mine, query, figures = (_events if is_events else _companies)(batch, seconds * 1000)
     # the count rides along as a window function: a second query would group the batch twice
-    rows = session.execute(query.add_columns(func.count().over().label("total"))
-                           .order_by(mine.c.start_ms, mine.c.key).limit(limit)).mappings().all()
+    rows = (
+        session.execute(
+            query.add_columns(func.count().over().label("total"))
+            .order_by(mine.c.start_ms, mine.c.key)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
     total = rows[0]["total"] if rows else 0
     items = []
     for row in rows:
         item: dict[str, Any] = {
             "window_start": (EPOCH + MS * int(row["start_ms"])).isoformat(),
-            "company_id" if is_events else "region": row["key"]}
+            "company_id" if is_events else "region": row["key"],
+        }
         for name in figures:
             now = row[f"now_{name}"]
-            item[name] = {"now": now, "this_batch": int(row[name]),
-                          "without_batch": None if now is None else now - int(row[name])}
+            item[name] = {
+                "now": now,
+                "this_batch": int(row[name]),
+                "without_batch": None if now is None else now - int(row[name]),
+            }
         if is_events:
             item["active_drivers"] = {"now": row["now_active_drivers"]}
         items.append(item)
-    return {"batch_id": batch.batch_id, "table": "gold_company_window" if is_events
-            else "gold_region_window", "window_seconds": seconds, "total": total,
-            "limit": limit, "items": items,
-            "pending": batch.status != "gold"}
+    return {
+        "batch_id": batch.batch_id,
+        "table": "gold_company_window" if is_events else "gold_region_window",
+        "window_seconds": seconds,
+        "total": total,
+        "limit": limit,
+        "items": items,
+        "pending": batch.status != "gold",
+    }

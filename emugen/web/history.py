@@ -81,68 +81,106 @@ class Frame:
 
 def throughput_query(frame: Frame) -> Select[int, str, int]:
     b = frame.bucket(BatchRow.generated_at)
-    return (select(b, BatchRow.stream, func.count())
-            .where(frame.within(BatchRow.generated_at)).group_by(b, BatchRow.stream))
+    return (
+        select(b, BatchRow.stream, func.count())
+        .where(frame.within(BatchRow.generated_at))
+        .group_by(b, BatchRow.stream)
+    )
 
 
 def latency_query(frame: Frame) -> Select[Any]:
     """Nearest-rank p50/p95 of tick -> gold per bucket (emugen.status.stats.percentile, in SQL):
     the value ranked ceil(p * n) in its bucket, by window functions both databases have."""
-    timed = (select(frame.bucket(BatchRow.generated_at).label("b"),
-                    millis_between(BatchRow.scheduled_at, BatchRow.gold_at).label("ms"))
-             .where(frame.within(BatchRow.generated_at), BatchRow.gold_at.is_not(None))
-             .subquery())
+    timed = (
+        select(
+            frame.bucket(BatchRow.generated_at).label("b"),
+            millis_between(BatchRow.scheduled_at, BatchRow.gold_at).label("ms"),
+        )
+        .where(frame.within(BatchRow.generated_at), BatchRow.gold_at.is_not(None))
+        .subquery()
+    )
     # over the subquery's columns, both over one window (the same partition, order and
     # frame): one sort, and the times parsed once (4x faster on SQLite than over expressions)
-    ranked = (select(timed.c.b, timed.c.ms,
-                     func.row_number().over(partition_by=timed.c.b, order_by=timed.c.ms,
-                                            rows=(None, None)).label("rn"),
-                     func.count().over(partition_by=timed.c.b, order_by=timed.c.ms,
-                                       rows=(None, None)).label("n"))
-              .subquery())
+    ranked = select(
+        timed.c.b,
+        timed.c.ms,
+        func.row_number()
+        .over(partition_by=timed.c.b, order_by=timed.c.ms, rows=(None, None))
+        .label("rn"),
+        func.count()
+        .over(partition_by=timed.c.b, order_by=timed.c.ms, rows=(None, None))
+        .label("n"),
+    ).subquery()
     rn, n, value = ranked.c.rn, ranked.c.n, ranked.c.ms
-    return (select(ranked.c.b, func.max(n),
-                   func.max(case((rn == (n + 1) // 2, value))),
-                   func.max(case((rn == (95 * n + 99) // 100, value))))
-            .group_by(ranked.c.b))
+    return select(
+        ranked.c.b,
+        func.max(n),
+        func.max(case((rn == (n + 1) // 2, value))),
+        func.max(case((rn == (95 * n + 99) // 100, value))),
+    ).group_by(ranked.c.b)
 
 
 def defects_query(frame: Frame) -> Select[Any]:
     """Records, injected and caught (quarantined with the expected reason and field, as
     reconcile counts it) per bucket, over batches that reached silver."""
-    caught = (select(func.count()).select_from(InjectedDefect)
-              .join(Quarantine, and_(Quarantine.batch_id == InjectedDefect.batch_id,
-                                     Quarantine.row_no == InjectedDefect.row_no))
-              .where(InjectedDefect.batch_id == BatchRow.batch_id,
-                     Quarantine.reason == InjectedDefect.expected_reason,
-                     Quarantine.field.is_not_distinct_from(InjectedDefect.field))
-              .correlate(BatchRow).scalar_subquery())
+    caught = (
+        select(func.count())
+        .select_from(InjectedDefect)
+        .join(
+            Quarantine,
+            and_(
+                Quarantine.batch_id == InjectedDefect.batch_id,
+                Quarantine.row_no == InjectedDefect.row_no,
+            ),
+        )
+        .where(
+            InjectedDefect.batch_id == BatchRow.batch_id,
+            Quarantine.reason == InjectedDefect.expected_reason,
+            Quarantine.field.is_not_distinct_from(InjectedDefect.field),
+        )
+        .correlate(BatchRow)
+        .scalar_subquery()
+    )
     # the status test sits in the columns, not in WHERE: there it would lead SQLite to the
     # status index, which holds every batch ever refined (the window's range is far smaller)
     settled = BatchRow.status.in_(REFINED)
-    per_batch = (select(frame.bucket(BatchRow.generated_at).label("b"),
-                        case((settled, BatchRow.record_count), else_=0).label("records"),
-                        case((settled, BatchRow.injected_count), else_=0).label("injected"),
-                        # a clean or unsettled batch needs no probe of the truth table
-                        case((and_(settled, BatchRow.injected_count > 0), caught), else_=0)
-                        .label("caught"))
-                 .where(frame.within(BatchRow.generated_at))
-                 .subquery())
-    return (select(per_batch.c.b, func.sum(per_batch.c.records),
-                   func.sum(per_batch.c.injected), func.sum(per_batch.c.caught))
-            .group_by(per_batch.c.b))
+    per_batch = (
+        select(
+            frame.bucket(BatchRow.generated_at).label("b"),
+            case((settled, BatchRow.record_count), else_=0).label("records"),
+            case((settled, BatchRow.injected_count), else_=0).label("injected"),
+            # a clean or unsettled batch needs no probe of the truth table
+            case((and_(settled, BatchRow.injected_count > 0), caught), else_=0).label("caught"),
+        )
+        .where(frame.within(BatchRow.generated_at))
+        .subquery()
+    )
+    return select(
+        per_batch.c.b,
+        func.sum(per_batch.c.records),
+        func.sum(per_batch.c.injected),
+        func.sum(per_batch.c.caught),
+    ).group_by(per_batch.c.b)
 
 
 def backlog_query(frame: Frame) -> Any:
     """Per bucket: the deepest pipeline queue a worker saw, and the ticks skipped."""
     b = frame.bucket(BatchRow.generated_at)
-    depth = (select(b.label("b"), func.max(BatchRow.queue_depth).label("depth"),
-                    literal(0).label("skipped"))
-             .where(frame.within(BatchRow.generated_at)).group_by(b))
+    depth = (
+        select(
+            b.label("b"), func.max(BatchRow.queue_depth).label("depth"), literal(0).label("skipped")
+        )
+        .where(frame.within(BatchRow.generated_at))
+        .group_by(b)
+    )
     s = frame.bucket(SkippedTick.at)
-    skipped = (select(s.label("b"), literal(None, BigInteger).label("depth"),
-                      func.count().label("skipped"))
-               .where(frame.within(SkippedTick.at)).group_by(s))
+    skipped = (
+        select(
+            s.label("b"), literal(None, BigInteger).label("depth"), func.count().label("skipped")
+        )
+        .where(frame.within(SkippedTick.at))
+        .group_by(s)
+    )
     return union_all(depth, skipped)
 
 
@@ -192,8 +230,11 @@ def defects(session: Session, frame: Frame) -> dict[str, Any]:
 
 
 def backlog(session: Session, frame: Frame) -> dict[str, Any]:
-    chart = _chart("Pipeline queue depth and skipped ticks", "messages or ticks",
-                   ["queue depth", "skipped ticks"])
+    chart = _chart(
+        "Pipeline queue depth and skipped ticks",
+        "messages or ticks",
+        ["queue depth", "skipped ticks"],
+    )
     depth: dict[int, int | None] = {}
     skipped: dict[int, int] = {}
     for bucket, deepest, n in session.execute(backlog_query(frame)):
@@ -214,8 +255,9 @@ def backlog(session: Session, frame: Frame) -> dict[str, Any]:
 CHARTS = {"throughput": throughput, "latency": latency, "defects": defects, "backlog": backlog}
 
 
-def history(session: Session, window: str = DEFAULT_WINDOW,
-            now: datetime | None = None) -> dict[str, Any]:
+def history(
+    session: Session, window: str = DEFAULT_WINDOW, now: datetime | None = None
+) -> dict[str, Any]:
     """Every chart of `window` (15m, 1h or 24h): points are [bucket start in epoch ms, value],
     only for buckets that hold data; at most BUCKETS per series."""
     now = now or datetime.now(UTC)
@@ -224,21 +266,32 @@ def history(session: Session, window: str = DEFAULT_WINDOW,
         # PostgreSQL JIT-compiles a query it costs high (the defects chart's subquery per
         # batch): ~40 ms of compiling for a query that runs in ~15 ms. This transaction only.
         session.execute(text("SET LOCAL jit = off"))
-    return {"window": window, "window_s": WINDOWS[window], "buckets": BUCKETS,
-            "bucket_s": frame.bucket_ms / 1000, "from": frame.since.isoformat(),
-            "to": now.isoformat(),
-            "charts": {name: build(session, frame) for name, build in CHARTS.items()}}
+    return {
+        "window": window,
+        "window_s": WINDOWS[window],
+        "buckets": BUCKETS,
+        "bucket_s": frame.bucket_ms / 1000,
+        "from": frame.since.isoformat(),
+        "to": now.isoformat(),
+        "charts": {name: build(session, frame) for name, build in CHARTS.items()},
+    }
 
 
 def status_counts(session: Session) -> tuple[tuple[str, int], ...]:
     """Batches per status, in status order: read from the status index alone."""
-    return tuple((status, n) for status, n in session.execute(
-        select(BatchRow.status, func.count()).group_by(BatchRow.status)
-        .order_by(BatchRow.status)).all())
+    return tuple(
+        (status, n)
+        for status, n in session.execute(
+            select(BatchRow.status, func.count())
+            .group_by(BatchRow.status)
+            .order_by(BatchRow.status)
+        ).all()
+    )
 
 
-def history_key(session: Session,
-                by_status: tuple[tuple[str, int], ...] | None = None) -> tuple[Any, ...]:
+def history_key(
+    session: Session, by_status: tuple[tuple[str, int], ...] | None = None
+) -> tuple[Any, ...]:
     """Changes whenever a history could: a batch moves on (or lands, or goes), a tick is
     skipped. `by_status`: status_counts already read by the caller."""
     if by_status is None:

@@ -14,14 +14,27 @@ MAX_BODY_BYTES = 16 * 1024  # {"mode": "production"} is 22 bytes
 
 def _too_large(size: int | None, limit: int) -> JSONResponse:
     got = "of unknown size" if size is None else f"of {size:,} bytes"
-    return JSONResponse(status_code=413, content={"detail": (
-        f"request body {got} is over the {limit:,}-byte limit: control endpoints take a small "
-        'JSON object such as {"mode": "production"}')})
+    return JSONResponse(
+        status_code=413,
+        content={
+            "detail": (
+                f"request body {got} is over the {limit:,}-byte limit: control "
+                "endpoints take a small "
+                'JSON object such as {"mode": "production"}'
+            )
+        },
+    )
 
 
 def _bad_length(value: str) -> JSONResponse:
-    return JSONResponse(status_code=400, content={"detail": (
-        f"Content-Length {value[:40]!r} is not a byte count (a non-negative integer)")})
+    return JSONResponse(
+        status_code=400,
+        content={
+            "detail": (
+                f"Content-Length {value[:40]!r} is not a byte count (a non-negative integer)"
+            )
+        },
+    )
 
 
 class BodyLimit:

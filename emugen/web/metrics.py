@@ -35,11 +35,16 @@ def figures(session: Session, mode: str | None = None) -> dict[str, Any]:
     r = reconcile(session)
     return {
         "mode": mode,
-        "last_gold": session.execute(select(BatchRow.stream, func.max(BatchRow.gold_at))
-                                     .where(BatchRow.gold_at.is_not(None))
-                                     .group_by(BatchRow.stream)).all(),
-        "batches": session.execute(select(BatchRow.stream, BatchRow.status, func.count())
-                                   .group_by(BatchRow.stream, BatchRow.status)).all(),
+        "last_gold": session.execute(
+            select(BatchRow.stream, func.max(BatchRow.gold_at))
+            .where(BatchRow.gold_at.is_not(None))
+            .group_by(BatchRow.stream)
+        ).all(),
+        "batches": session.execute(
+            select(BatchRow.stream, BatchRow.status, func.count()).group_by(
+                BatchRow.stream, BatchRow.status
+            )
+        ).all(),
         "injected": injected_by_stream(session),
         "defects": {d: vars(t) for d, t in r.by_defect.items()},
         "false_alarms": r.false_alarms,
@@ -58,56 +63,78 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         f, p = self.figures, self.probe
-        batches = GaugeMetricFamily("emugen_batches", "Batches in the store by stream and status",
-                                    labels=["stream", "status"])
+        batches = GaugeMetricFamily(
+            "emugen_batches",
+            "Batches in the store by stream and status",
+            labels=["stream", "status"],
+        )
         for stream, status, n in f.get("batches", ()):
             batches.add_metric([stream, status], n)
-        records = CounterMetricFamily("emugen_records", "Records generated (bronze rows)",
-                                      labels=["stream"])
-        injected = CounterMetricFamily("emugen_defects_injected", "Defects injected, by type",
-                                       labels=["stream", "defect"])
+        records = CounterMetricFamily(
+            "emugen_records", "Records generated (bronze rows)", labels=["stream"]
+        )
+        injected = CounterMetricFamily(
+            "emugen_defects_injected", "Defects injected, by type", labels=["stream", "defect"]
+        )
         for stream, entry in f.get("injected", {}).items():
             records.add_metric([stream], entry["records"])
             for defect, d in entry["by_type"].items():
                 injected.add_metric([stream, defect], d["count"])
         outcomes = CounterMetricFamily(
-            "emugen_defects", "Settled injected defects by reconciliation outcome (missed = "
-            "escaped into silver); the outcomes partition them", labels=["defect", "outcome"])
-        pending = GaugeMetricFamily("emugen_defects_pending", "Injected defects whose batch "
-                                    "has not reached silver yet", labels=["defect"])
+            "emugen_defects",
+            "Settled injected defects by reconciliation outcome (missed = "
+            "escaped into silver); the outcomes partition them",
+            labels=["defect", "outcome"],
+        )
+        pending = GaugeMetricFamily(
+            "emugen_defects_pending",
+            "Injected defects whose batch has not reached silver yet",
+            labels=["defect"],
+        )
         for defect, tally in f.get("defects", {}).items():
             for outcome in OUTCOMES:
                 outcomes.add_metric([defect, outcome], tally[outcome])
             pending.add_metric([defect], tally["pending"])
-        alarms = CounterMetricFamily("emugen_false_alarms", "Clean records quarantined",
-                                     labels=["reason"])
+        alarms = CounterMetricFamily(
+            "emugen_false_alarms", "Clean records quarantined", labels=["reason"]
+        )
         for reason, n in f.get("false_alarms", {}).items():
             alarms.add_metric([reason], n)
-        skips = CounterMetricFamily("emugen_skipped_ticks", "Ticks not turned into a batch",
-                                    labels=["reason"])
+        skips = CounterMetricFamily(
+            "emugen_skipped_ticks", "Ticks not turned into a batch", labels=["reason"]
+        )
         for reason, n in f.get("skips", {}).items():
             skips.add_metric([reason], n)
         arrivals = CounterMetricFamily(
-            "emugen_arrivals", "Arrival ledger entries: late and redelivered records, delayed "
-            "batches, drift points", labels=["stream", "condition"])
+            "emugen_arrivals",
+            "Arrival ledger entries: late and redelivered records, delayed batches, drift points",
+            labels=["stream", "condition"],
+        )
         for stream, condition, n in f.get("arrivals", ()):
             arrivals.add_metric([stream, condition], n)
         yield from (batches, records, injected, outcomes, pending, alarms, skips, arrivals)
-        yield GaugeMetricFamily("emugen_paused", "1 while the fleet is paused",
-                                value=int(bool(f.get("paused"))))
+        yield GaugeMetricFamily(
+            "emugen_paused", "1 while the fleet is paused", value=int(bool(f.get("paused")))
+        )
         yield from _mode_and_freshness(f)
         yield from _probe_metrics(p)
 
 
 def _mode_and_freshness(f: dict[str, Any]) -> Iterator[Metric]:
-    mode = GaugeMetricFamily("emugen_mode", "1 for the generation mode the config file names "
-                             "(none while it cannot be read)", labels=["mode"])
+    mode = GaugeMetricFamily(
+        "emugen_mode",
+        "1 for the generation mode the config file names (none while it cannot be read)",
+        labels=["mode"],
+    )
     for name in MODES:
         mode.add_metric([name], int(f.get("mode") == name))
     yield mode
     # for staleness alerts: time() - emugen_last_gold_timestamp_seconds > N
-    last = GaugeMetricFamily("emugen_last_gold_timestamp_seconds", "Unix time of the newest "
-                             "batch reaching gold, per stream", labels=["stream"])
+    last = GaugeMetricFamily(
+        "emugen_last_gold_timestamp_seconds",
+        "Unix time of the newest batch reaching gold, per stream",
+        labels=["stream"],
+    )
     for stream, at in f.get("last_gold", ()):
         last.add_metric([stream], at.timestamp())
     yield last
@@ -117,15 +144,19 @@ def _probe_metrics(p: dict[str, Any]) -> Iterator[Metric]:
     broker = (p.get("broker") or {}).get("ok")
     if broker is not None:
         yield GaugeMetricFamily("emugen_broker_up", "1 when the broker answered", value=int(broker))
-    depth = GaugeMetricFamily("emugen_queue_depth", "Messages waiting (all priority levels)",
-                              labels=["queue"])
+    depth = GaugeMetricFamily(
+        "emugen_queue_depth", "Messages waiting (all priority levels)", labels=["queue"]
+    )
     for queue, n in (p.get("queues") or {}).items():
         depth.add_metric([queue], n)
     yield depth
     workers = p.get("workers") or {}
     if workers.get("ok") is not None:
-        yield GaugeMetricFamily("emugen_workers_alive", "Workers that answered the last ping",
-                                value=len(workers.get("alive", [])))
+        yield GaugeMetricFamily(
+            "emugen_workers_alive",
+            "Workers that answered the last ping",
+            value=len(workers.get("alive", [])),
+        )
 
 
 class Metrics:
@@ -136,11 +167,20 @@ class Metrics:
         self.store = StoreCollector()
         self.registry.register(self.store)
         self.latency = Histogram(
-            "emugen_layer_latency_seconds", "From the previous stage's commit to this layer's "
+            "emugen_layer_latency_seconds",
+            "From the previous stage's commit to this layer's "
             "(bronze: from the tick; end_to_end: tick to gold), per batch reaching gold",
-            ["layer"], buckets=BUCKETS_S, registry=self.registry)
-        self.work = Histogram("emugen_stage_work_seconds", "Time inside each stage's task",
-                              ["stage"], buckets=BUCKETS_S, registry=self.registry)
+            ["layer"],
+            buckets=BUCKETS_S,
+            registry=self.registry,
+        )
+        self.work = Histogram(
+            "emugen_stage_work_seconds",
+            "Time inside each stage's task",
+            ["stage"],
+            buckets=BUCKETS_S,
+            registry=self.registry,
+        )
         for layer in LAYERS:
             self.latency.labels(layer)
         for stage in WORK:

@@ -10,8 +10,10 @@ from fastapi.openapi.utils import get_openapi
 from emugen.web.schemas import Problem
 
 PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-EVERYWHERE = {400: "Refused: on loopback the Host header must name a loopback address (DNS "
-                   "rebinding guard), and a Content-Length must be a byte count"}
+EVERYWHERE = {
+    400: "Refused: on loopback the Host header must name a loopback address (DNS "
+    "rebinding guard), and a Content-Length must be a byte count"
+}
 WITH_BODY = {413: "The request body is over the size limit (16 KiB)"}
 CONTROL = {403: "Cross-origin request: only the dashboard's own page may control the fleet"}
 TOKEN = {401: "Missing or wrong 'Authorization: Bearer <EMUGEN_WEB_TOKEN>'"}
@@ -19,8 +21,7 @@ TOKEN = {401: "Missing or wrong 'Authorization: Bearer <EMUGEN_WEB_TOKEN>'"}
 
 def _add(op: dict[str, Any], errors: dict[int, str]) -> None:
     for status, description in errors.items():
-        op["responses"].setdefault(str(status), {"description": description,
-                                                 "content": PROBLEM})
+        op["responses"].setdefault(str(status), {"description": description, "content": PROBLEM})
 
 
 def shape(schema: dict[str, Any], token_required: bool) -> dict[str, Any]:
@@ -47,11 +48,18 @@ def shape(schema: dict[str, Any], token_required: bool) -> dict[str, Any]:
 
 def install(app: FastAPI, token_required: bool) -> None:
     """Serve the shaped document at /openapi.json (built once, on first request)."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = shape(get_openapi(
-                title=app.title, version=app.version, description=app.description,
-                routes=app.routes), token_required)
+            app.openapi_schema = shape(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                ),
+                token_required,
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

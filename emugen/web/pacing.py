@@ -32,8 +32,9 @@ class Pacer:
     """The broadcaster's schedule. Call `wake()` for each change (or a timed poll falling due),
     `delay()` to learn when to build, and `start()` / `finish()` around each build."""
 
-    def __init__(self, clock: Callable[[], float], share: float = BUILD_SHARE,
-                 burst_s: float = BURST_S) -> None:
+    def __init__(
+        self, clock: Callable[[], float], share: float = BUILD_SHARE, burst_s: float = BURST_S
+    ) -> None:
         if not 0 < share <= 1 or burst_s < 0:
             raise ValueError(f"share must be in (0, 1] and burst_s >= 0, not {share}, {burst_s}")
         self._clock, self.share, self.burst_s = clock, share, burst_s

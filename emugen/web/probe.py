@@ -34,9 +34,12 @@ def celery_pinger(url: str, timeout: float) -> Pinger:
     from celery import Celery
 
     app = Celery("emugen-web-probe", broker=url, set_as_current=False)
-    app.conf.update(broker_connection_timeout=timeout, broker_connection_retry=False,
-                    broker_connection_max_retries=0,
-                    broker_transport_options={"socket_connect_timeout": timeout})
+    app.conf.update(
+        broker_connection_timeout=timeout,
+        broker_connection_retry=False,
+        broker_connection_max_retries=0,
+        broker_transport_options={"socket_connect_timeout": timeout},
+    )
 
     def ping() -> dict[str, Any] | None:
         return app.control.inspect(timeout=timeout).ping()
@@ -52,9 +55,16 @@ class BrokerProbe:
     path). A broker that is down is a result (`ok: false`), never an exception.
     """
 
-    def __init__(self, url: str, *, depth_every: float = 1.0, ping_every: float = 5.0,
-                 ping_timeout: float = 0.5, client: Any = None,
-                 pinger: Pinger | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        depth_every: float = 1.0,
+        ping_every: float = 5.0,
+        ping_timeout: float = 0.5,
+        client: Any = None,
+        pinger: Pinger | None = None,
+    ) -> None:
         self.url = url
         self.redis = is_redis(url)
         self.depth_every, self.ping_every, self.ping_timeout = depth_every, ping_every, ping_timeout
@@ -130,8 +140,12 @@ class BrokerProbe:
             self._ping()
         elif not broker["ok"]:
             with self._lock:
-                self._state["workers"] = {"ok": None, "alive": [], "checked_at": now,
-                                          "error": "broker unreachable: cannot ping workers"}
+                self._state["workers"] = {
+                    "ok": None,
+                    "alive": [],
+                    "checked_at": now,
+                    "error": "broker unreachable: cannot ping workers",
+                }
 
     def refresh_due(self) -> None:
         """Re-read beat's plan now (it announced a change), not at the next round."""
@@ -161,8 +175,9 @@ class BrokerProbe:
             return
         with self._lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="emugen-web-probe",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="emugen-web-probe", daemon=True
+                )
                 self._thread.start()
 
     def _loop(self) -> None:

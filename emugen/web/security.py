@@ -38,7 +38,8 @@ def token_for(host: str, environ: Mapping[str, str] = os.environ) -> str | None:
         raise InsecureBinding(
             f"refusing to listen on {host}: {TOKEN_ENV} {problem}, so anyone on the network could "
             f"pause, switch or wipe the fleet. Set it (e.g. export {TOKEN_ENV}=$(python -c "
-            "'import secrets; print(secrets.token_urlsafe(32))')) or listen on 127.0.0.1")
+            "'import secrets; print(secrets.token_urlsafe(32))')) or listen on 127.0.0.1"
+        )
     return token
 
 
@@ -48,8 +49,10 @@ def token_problem(authorization: str | None, token: str | None) -> str | None:
         return None
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        return (f"this dashboard listens beyond loopback: control endpoints need the header "
-                f"'Authorization: Bearer <token>' with the token from {TOKEN_ENV}")
+        return (
+            f"this dashboard listens beyond loopback: control endpoints need the header "
+            f"'Authorization: Bearer <token>' with the token from {TOKEN_ENV}"
+        )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         return f"the bearer token does not match {TOKEN_ENV}"
     return None
@@ -89,10 +92,17 @@ class LoopbackHosts:
             header = Headers(scope=scope).get("host", "")
             name = hostname(header)
             if not (is_loopback(name) or name in self.extra):
-                response = JSONResponse(status_code=400, content={"detail": (
-                    f"Host {header!r} is not allowed: this dashboard listens on loopback only; "
-                    "open it as http://127.0.0.1:<port>/ (behind a proxy: emugen web "
-                    "--allow-host NAME)")})
+                response = JSONResponse(
+                    status_code=400,
+                    content={
+                        "detail": (
+                            f"Host {header!r} is not allowed: this dashboard listens on "
+                            "loopback only; "
+                            "open it as http://127.0.0.1:<port>/ (behind a proxy: emugen web "
+                            "--allow-host NAME)"
+                        )
+                    },
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -31,19 +31,35 @@ class WebState:
     """One per app. The database and broker are the ones the config named at start; the
     mode, cadences and reload status are re-read from the file on every snapshot."""
 
-    def __init__(self, config_path: Path, settings: Settings, engine: Engine, probe: BrokerProbe,
-                 *, token: str | None, flower_url: str | None, poll_interval: float) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        settings: Settings,
+        engine: Engine,
+        probe: BrokerProbe,
+        *,
+        token: str | None,
+        flower_url: str | None,
+        poll_interval: float,
+    ) -> None:
         self.config_path, self.settings, self.engine, self.probe = (
-            config_path, settings, engine, probe)
+            config_path,
+            settings,
+            engine,
+            probe,
+        )
         self.token, self.flower_url = token, flower_url
         self.watcher = ConfigWatcher(config_path, running=settings)  # its store never moves
         self._watch_lock = threading.Lock()
         self.metrics = Metrics()
         # the fleet's announcements wake the broadcaster at once; its poll is the fallback
         self.changes = Subscriber(settings.broker_url, self._heard)
-        self.broadcaster = Broadcaster(self.version, self.pushed_snapshot,
-                                       interval=poll_interval,
-                                       pushed=lambda: self.changes.listening)
+        self.broadcaster = Broadcaster(
+            self.version,
+            self.pushed_snapshot,
+            interval=poll_interval,
+            pushed=lambda: self.changes.listening,
+        )
         self.history = HistoryCache()
         self._history_pushed: str | None = None  # the stamp of the last history pushed
         self._quality: tuple[tuple[Any, ...], dict[str, Any]] | None = None
@@ -84,12 +100,19 @@ class WebState:
         queues, store = probe["queues"], probe.get("store") or {}
         fault = store.get("fault") or {}
         due = probe.get("due") or {}
-        return (probe["broker"]["ok"], tuple(sorted(queues.items())) if queues else None,
-                probe["workers"]["ok"], tuple(probe["workers"]["alive"]),
-                # a full disk changes nothing in the store: the fault itself must push the page
-                fault.get("error"), fault.get("at"), store.get("parked_ticks"),
-                # beat's plan without its refresh stamp: a new tick time or interval only
-                due.get("mode"), repr(due.get("streams")))
+        return (
+            probe["broker"]["ok"],
+            tuple(sorted(queues.items())) if queues else None,
+            probe["workers"]["ok"],
+            tuple(probe["workers"]["alive"]),
+            # a full disk changes nothing in the store: the fault itself must push the page
+            fault.get("error"),
+            fault.get("at"),
+            store.get("parked_ticks"),
+            # beat's plan without its refresh stamp: a new tick time or interval only
+            due.get("mode"),
+            repr(due.get("streams")),
+        )
 
     def version(self) -> tuple[Any, ...]:
         with read_session(self.engine) as session:
@@ -141,15 +164,20 @@ class WebState:
                     cached = self._rebuild_quality(session, key)
                 else:
                     self._rebuild_quality_behind()
-            data = snap.snapshot(session, self.config(), self.probe.read(),
-                                 quality_report=cached[1])
-            history = self.history.get(session, DEFAULT_WINDOW,
-                                       history_key(session, by_status))
-        return {**data, "external": self.external.read(), "flower_url": self.flower_url,
-                "token_required": self.token is not None,
-                # whether commits wake this server (subscribed to the fleet's announcements)
-                "pushed": self.changes.listening,
-                "history": history, "history_stamp": history["stamp"]}
+            data = snap.snapshot(
+                session, self.config(), self.probe.read(), quality_report=cached[1]
+            )
+            history = self.history.get(session, DEFAULT_WINDOW, history_key(session, by_status))
+        return {
+            **data,
+            "external": self.external.read(),
+            "flower_url": self.flower_url,
+            "token_required": self.token is not None,
+            # whether commits wake this server (subscribed to the fleet's announcements)
+            "pushed": self.changes.listening,
+            "history": history,
+            "history_stamp": history["stamp"],
+        }
 
     def _rebuild_quality(self, session: Any, key: tuple[Any, ...]) -> tuple[Any, ...]:
         started = time.monotonic()
@@ -163,7 +191,8 @@ class WebState:
             if self._quality_thread is not None and self._quality_thread.is_alive():
                 return  # one rebuild at a time; it reads the store as it is when it starts
             self._quality_thread = threading.Thread(
-                target=self._rebuild_quality_then_push, name="emugen-web-quality", daemon=True)
+                target=self._rebuild_quality_then_push, name="emugen-web-quality", daemon=True
+            )
             self._quality_thread.start()
 
     def _rebuild_quality_then_push(self) -> None:
@@ -181,8 +210,13 @@ class WebState:
     def unreachable(self, error: Exception) -> dict[str, Any]:
         """Health when the database does not answer: degraded, never a 5xx."""
         probe, config = self.probe.read(), self.config()
-        return {"status": "degraded", "now": datetime.now(UTC).isoformat(),
-                "reasons": [f"database unreachable: {str(error).splitlines()[0][:300]}"],
-                "config": config, "generation_mode": config.get("mode"),
-                "queues": probe["queues"], "broker": probe["broker"],
-                "workers": probe["workers"]}
+        return {
+            "status": "degraded",
+            "now": datetime.now(UTC).isoformat(),
+            "reasons": [f"database unreachable: {str(error).splitlines()[0][:300]}"],
+            "config": config,
+            "generation_mode": config.get("mode"),
+            "queues": probe["queues"],
+            "broker": probe["broker"],
+            "workers": probe["workers"],
+        }

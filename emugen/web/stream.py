@@ -59,9 +59,15 @@ class Broadcaster:
     acquired") when many waiting clients were cancelled at once (NOTES.md).
     """
 
-    def __init__(self, version: Callable[[], Hashable], build: Callable[[], dict[str, Any]],
-                 interval: float = POLL_INTERVAL_S, *,
-                 pushed: Callable[[], bool] = lambda: False, pacer: Pacer | None = None) -> None:
+    def __init__(
+        self,
+        version: Callable[[], Hashable],
+        build: Callable[[], dict[str, Any]],
+        interval: float = POLL_INTERVAL_S,
+        *,
+        pushed: Callable[[], bool] = lambda: False,
+        pacer: Pacer | None = None,
+    ) -> None:
         self._version, self._build, self.interval = version, build, interval
         self.quiet_interval = max(interval, QUIET_POLL_S)
         self._pushed = pushed
@@ -175,8 +181,9 @@ class Broadcaster:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def events(self, last_event_id: str | None,
-                     disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+    async def events(
+        self, last_event_id: str | None, disconnected: Callable[[], Awaitable[bool]]
+    ) -> AsyncIterator[bytes]:
         """The byte stream of one client: retry hint, snapshots, `alive` heartbeats."""
         self._bind()
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=1)

@@ -23,8 +23,13 @@ def subscribe(url: str) -> Any:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=SOCKET_TIMEOUT_S,
-                                  health_check_interval=HEALTH_S, retry=Retry(NoBackoff(), 0))
+    client = redis.Redis.from_url(
+        url,
+        socket_connect_timeout=1,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        health_check_interval=HEALTH_S,
+        retry=Retry(NoBackoff(), 0),
+    )
     pubsub = client.pubsub()
     pubsub.subscribe(CHANNEL)
     return pubsub
@@ -37,8 +42,13 @@ class Subscriber:
     follows its return, since announcements made meanwhile were missed.
     """
 
-    def __init__(self, url: str, heard: Callable[[str], None],
-                 connect: Callable[[str], Any] = subscribe, retry_s: float = RETRY_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        heard: Callable[[str], None],
+        connect: Callable[[str], Any] = subscribe,
+        retry_s: float = RETRY_S,
+    ) -> None:
         self.url, self.heard, self._connect, self.retry_s = url, heard, connect, retry_s
         self.listening = False
         self._stop = threading.Event()
@@ -48,8 +58,7 @@ class Subscriber:
         if not is_redis(self.url) or (self._thread is not None and self._thread.is_alive()):
             return  # another broker (eager tests): no channel, the server polls
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="emugen-web-changes",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name="emugen-web-changes", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -68,8 +77,11 @@ class Subscriber:
                 self._listen(pubsub)
             except Exception as exc:  # noqa: BLE001 - any failure: poll fast, retry soon
                 if self.listening or failures == 0:
-                    logger.warning("not subscribed to the fleet's announcements (%s); polling "
-                                   "the store fast until the broker answers", exc)
+                    logger.warning(
+                        "not subscribed to the fleet's announcements (%s); polling "
+                        "the store fast until the broker answers",
+                        exc,
+                    )
                 failures += 1
             finally:
                 self.listening = False

@@ -25,14 +25,22 @@ EVENT_TYPES = ("start_driving", "stopped_driving", "delivered")
 
 # (field, kind, allowed values) in emugen's table order; location is the only nullable field
 COMPANY_FIELDS = (
-    ("company_id", "uuid", ()), ("company_name", "text", ()), ("region", "enum", REGIONS),
-    ("active", "bool", ()), ("onboarded_at", "timestamp", ()),
-    ("drivers_count", "count", ()), ("trucks_count", "count", ()),
+    ("company_id", "uuid", ()),
+    ("company_name", "text", ()),
+    ("region", "enum", REGIONS),
+    ("active", "bool", ()),
+    ("onboarded_at", "timestamp", ()),
+    ("drivers_count", "count", ()),
+    ("trucks_count", "count", ()),
 )
 EVENT_FIELDS = (
-    ("event_id", "uuid", ()), ("company_id", "uuid", ()), ("driver_id", "uuid", ()),
-    ("truck_id", "uuid", ()), ("event_type", "enum", EVENT_TYPES),
-    ("event_timestamp", "timestamp", ()), ("location", "location", ()),
+    ("event_id", "uuid", ()),
+    ("company_id", "uuid", ()),
+    ("driver_id", "uuid", ()),
+    ("truck_id", "uuid", ()),
+    ("event_type", "enum", EVENT_TYPES),
+    ("event_timestamp", "timestamp", ()),
+    ("location", "location", ()),
 )
 FIELDS = {"companies": COMPANY_FIELDS, "events": EVENT_FIELDS}
 TIME_FIELD = {"companies": "onboarded_at", "events": "event_timestamp"}
@@ -64,8 +72,10 @@ def field_checks(name: str, kind: str, allowed: tuple[str, ...], weaken: bool) -
     if kind != "location":
         checks.append((f"{t} = 'VOID'", "null_value"))
     if kind in ("uuid", "text", "enum", "timestamp"):
-        checks += [(f"{t} != 'STRING'", "schema_mismatch"),
-                   (f"{s} rlike {_regex(BLANK)}", "empty_string")]
+        checks += [
+            (f"{t} != 'STRING'", "schema_mismatch"),
+            (f"{s} rlike {_regex(BLANK)}", "empty_string"),
+        ]
         if kind == "uuid":
             checks.append((f"NOT {s} rlike {_regex(UUID)}", "schema_mismatch"))
         if kind == "text":
@@ -73,26 +83,39 @@ def field_checks(name: str, kind: str, allowed: tuple[str, ...], weaken: bool) -
         if kind == "enum" and not weaken:  # --weaken: the check a hurried pipeline forgets
             checks.append((f"{s} NOT IN ({_sql_list(allowed)})", "invalid_enum"))
         if kind == "timestamp":
-            checks += [(f"NOT {s} rlike {_regex(STAMP)}", "malformed_timestamp"),
-                       (f"try_to_timestamp({s}, \"{STAMP_FORMAT}\") IS NULL",
-                        "malformed_timestamp")]
+            checks += [
+                (f"NOT {s} rlike {_regex(STAMP)}", "malformed_timestamp"),
+                (f'try_to_timestamp({s}, "{STAMP_FORMAT}") IS NULL', "malformed_timestamp"),
+            ]
     elif kind == "bool":
         checks.append((f"{t} != 'BOOLEAN'", "schema_mismatch"))
     elif kind == "count":
-        checks += [(f"{t} != 'BIGINT'", "schema_mismatch"),
-                   (f"NOT try_variant_get(v, '{path}', 'bigint') BETWEEN 1 AND {MAX_COUNT}",
-                    "out_of_range")]
+        checks += [
+            (f"{t} != 'BIGINT'", "schema_mismatch"),
+            (
+                f"NOT try_variant_get(v, '{path}', 'bigint') BETWEEN 1 AND {MAX_COUNT}",
+                "out_of_range",
+            ),
+        ]
     else:  # location: null is valid data (a GPS gap), else exactly {lat, lon} on Earth
         lat, lon = f"{path}.lat", f"{path}.lon"
         keys = f"json_object_keys(to_json(variant_get(v, '{path}', 'variant')))"
         checks += [
-            (f"{t} != 'VOID' AND ({t} NOT LIKE 'OBJECT<%' "
-             f"OR array_sort({keys}) != array('lat', 'lon'))", "schema_mismatch"),
-            (f"{t} != 'VOID' AND NOT ({_type(lat)} rlike {_regex(NUMBER)} "
-             f"AND {_type(lon)} rlike {_regex(NUMBER)})", "schema_mismatch"),
-            (f"{t} != 'VOID' AND NOT (try_variant_get(v, '{lat}', 'double') BETWEEN -90 AND 90 "
-             f"AND try_variant_get(v, '{lon}', 'double') BETWEEN -180 AND 180)",
-             "out_of_range"),
+            (
+                f"{t} != 'VOID' AND ({t} NOT LIKE 'OBJECT<%' "
+                f"OR array_sort({keys}) != array('lat', 'lon'))",
+                "schema_mismatch",
+            ),
+            (
+                f"{t} != 'VOID' AND NOT ({_type(lat)} rlike {_regex(NUMBER)} "
+                f"AND {_type(lon)} rlike {_regex(NUMBER)})",
+                "schema_mismatch",
+            ),
+            (
+                f"{t} != 'VOID' AND NOT (try_variant_get(v, '{lat}', 'double') BETWEEN -90 AND 90 "
+                f"AND try_variant_get(v, '{lon}', 'double') BETWEEN -180 AND 180)",
+                "out_of_range",
+            ),
         ]
     return checks
 
@@ -112,41 +135,57 @@ def rejection(stream: str, weaken: bool) -> Column:
     whens = [
         ("v IS NULL OR schema_of_variant(v) NOT LIKE 'OBJECT<%'", "'unparseable'", "NULL"),
         (f"size({unknown}) > 0", "'schema_mismatch'", f"{unknown}[0]"),
-        (f"size(filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))) > 0",
-         "'missing_field'",
-         f"filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))[0]"),
+        (
+            f"size(filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))) > 0",
+            "'missing_field'",
+            f"filter(array({_sql_list(names)}), n -> NOT array_contains(keys, n))[0]",
+        ),
     ]
     for name, kind, allowed in fields:
-        whens += [(cond, f"'{reason}'", f"'{name}'")
-                  for cond, reason in field_checks(name, kind, allowed, weaken)]
-    stamp = f"try_to_timestamp({_text('$.' + time)}, \"{STAMP_FORMAT}\")"
+        whens += [
+            (cond, f"'{reason}'", f"'{name}'")
+            for cond, reason in field_checks(name, kind, allowed, weaken)
+        ]
+    stamp = f'try_to_timestamp({_text("$." + time)}, "{STAMP_FORMAT}")'
     # a late record (up to the declared max_lateness before the interval) is valid data
-    whens.append((f"{stamp} < earliest OR {stamp} >= interval_end",
-                  "'boundary_violation'", f"'{time}'"))
-    cases = " ".join(f"WHEN {cond} THEN named_struct('reason', {reason}, 'field', {field})"
-                     for cond, reason, field in whens)
+    whens.append(
+        (f"{stamp} < earliest OR {stamp} >= interval_end", "'boundary_violation'", f"'{time}'")
+    )
+    cases = " ".join(
+        f"WHEN {cond} THEN named_struct('reason', {reason}, 'field', {field})"
+        for cond, reason, field in whens
+    )
     return F.expr(f"CASE {cases} END")
 
 
 def _stamp(name: str) -> Column:
-    return F.expr(f"try_to_timestamp({_text('$.' + name)}, \"{STAMP_FORMAT}\")")
+    return F.expr(f'try_to_timestamp({_text("$." + name)}, "{STAMP_FORMAT}")')
 
 
 def checked(rows: DataFrame, stream: str, weaken: bool) -> DataFrame:
     """Raw rows (batch_id, row_no, payload, earliest, interval_end, drift_field) with
     `rejected` and the typed fields."""
-    parsed = (rows.withColumn("v", F.expr("try_parse_json(payload)"))
-              .withColumn("keys", F.expr("json_object_keys(payload)")))
-    typed = [F.expr(_text(f"$.{name}")).alias(name) for name, kind, _ in FIELDS[stream]
-             if kind in ("uuid", "text", "enum")]
+    parsed = rows.withColumn("v", F.expr("try_parse_json(payload)")).withColumn(
+        "keys", F.expr("json_object_keys(payload)")
+    )
+    typed = [
+        F.expr(_text(f"$.{name}")).alias(name)
+        for name, kind, _ in FIELDS[stream]
+        if kind in ("uuid", "text", "enum")
+    ]
     if stream == "companies":
-        typed += [F.expr("try_variant_get(v, '$.active', 'boolean')").alias("active"),
-                  _stamp("onboarded_at").alias("onboarded_at"),
-                  F.expr("try_variant_get(v, '$.drivers_count', 'int')").alias("drivers_count"),
-                  F.expr("try_variant_get(v, '$.trucks_count', 'int')").alias("trucks_count")]
+        typed += [
+            F.expr("try_variant_get(v, '$.active', 'boolean')").alias("active"),
+            _stamp("onboarded_at").alias("onboarded_at"),
+            F.expr("try_variant_get(v, '$.drivers_count', 'int')").alias("drivers_count"),
+            F.expr("try_variant_get(v, '$.trucks_count', 'int')").alias("trucks_count"),
+        ]
     else:
-        typed += [_stamp("event_timestamp").alias("event_timestamp"),
-                  F.expr("try_variant_get(v, '$.location.lat', 'double')").alias("lat"),
-                  F.expr("try_variant_get(v, '$.location.lon', 'double')").alias("lon")]
-    return parsed.select("batch_id", "row_no", "payload", rejection(stream, weaken)
-                         .alias("rejected"), *typed)
+        typed += [
+            _stamp("event_timestamp").alias("event_timestamp"),
+            F.expr("try_variant_get(v, '$.location.lat', 'double')").alias("lat"),
+            F.expr("try_variant_get(v, '$.location.lon', 'double')").alias("lon"),
+        ]
+    return parsed.select(
+        "batch_id", "row_no", "payload", rejection(stream, weaken).alias("rejected"), *typed
+    )

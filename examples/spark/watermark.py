@@ -25,13 +25,19 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-SILVER_EVENTS_SCHEMA = StructType([
-    *(StructField(name, StringType()) for name in
-      ("event_id", "company_id", "driver_id", "truck_id", "event_type")),
-    StructField("event_timestamp", TimestampType()),
-    StructField("lat", DoubleType()), StructField("lon", DoubleType()),
-    StructField("batch_id", StringType()), StructField("row_no", LongType()),
-])
+SILVER_EVENTS_SCHEMA = StructType(
+    [
+        *(
+            StructField(name, StringType())
+            for name in ("event_id", "company_id", "driver_id", "truck_id", "event_type")
+        ),
+        StructField("event_timestamp", TimestampType()),
+        StructField("lat", DoubleType()),
+        StructField("lon", DoubleType()),
+        StructField("batch_id", StringType()),
+        StructField("row_no", LongType()),
+    ]
+)
 FALLBACK_DELAY_S = 120.0  # two emulated windows, when no manifest says more
 
 
@@ -63,23 +69,48 @@ def events_or_empty(spark: SparkSession, folder: Path) -> DataFrame:
     return spark.createDataFrame([], SILVER_EVENTS_SCHEMA)
 
 
-def watermark_gold(spark: SparkSession, silver_events: Path, out: Path, delay_s: float,
-                   window_s: int, max_files: int) -> DataStreamWriter:
+def watermark_gold(
+    spark: SparkSession,
+    silver_events: Path,
+    out: Path,
+    delay_s: float,
+    window_s: int,
+    max_files: int,
+) -> DataStreamWriter:
     """The append-mode writer of per company per window gold, watermarked by `delay_s`."""
-    source = (spark.readStream.schema(SILVER_EVENTS_SCHEMA)
-              .option("maxFilesPerTrigger", max_files)
-              .parquet(str(silver_events / "epoch=*" / "*.parquet")))
+    source = (
+        spark.readStream.schema(SILVER_EVENTS_SCHEMA)
+        .option("maxFilesPerTrigger", max_files)
+        .parquet(str(silver_events / "epoch=*" / "*.parquet"))
+    )
     count = lambda kind: F.count_if(F.col("event_type") == kind)  # noqa: E731
-    gold = (source.withWatermark("event_timestamp", f"{round(delay_s * 1000)} milliseconds")
-            .groupBy(F.window("event_timestamp", f"{window_s} seconds"), "company_id")
-            .agg(F.count("*").alias("events"), count("start_driving").alias("start_driving"),
-                 count("stopped_driving").alias("stopped_driving"),
-                 count("delivered").alias("delivered"),
-                 # distinct counts are not supported in a streaming aggregation
-                 F.size(F.collect_set("driver_id")).alias("active_drivers"))
-            .select(F.lit(window_s).alias("window_seconds"), "company_id",
-                    F.expr("unix_millis(window.start)").alias("window_start_ms"),
-                    F.col("window.start").alias("window_start"), "events", "start_driving",
-                    "stopped_driving", "delivered", "active_drivers"))
-    return (gold.coalesce(1).writeStream.outputMode("append").format("parquet")
-            .option("path", str(out)).option("checkpointLocation", str(out / "_checkpoint")))
+    gold = (
+        source.withWatermark("event_timestamp", f"{round(delay_s * 1000)} milliseconds")
+        .groupBy(F.window("event_timestamp", f"{window_s} seconds"), "company_id")
+        .agg(
+            F.count("*").alias("events"),
+            count("start_driving").alias("start_driving"),
+            count("stopped_driving").alias("stopped_driving"),
+            count("delivered").alias("delivered"),
+            # distinct counts are not supported in a streaming aggregation
+            F.size(F.collect_set("driver_id")).alias("active_drivers"),
+        )
+        .select(
+            F.lit(window_s).alias("window_seconds"),
+            "company_id",
+            F.expr("unix_millis(window.start)").alias("window_start_ms"),
+            F.col("window.start").alias("window_start"),
+            "events",
+            "start_driving",
+            "stopped_driving",
+            "delivered",
+            "active_drivers",
+        )
+    )
+    return (
+        gold.coalesce(1)
+        .writeStream.outputMode("append")
+        .format("parquet")
+        .option("path", str(out))
+        .option("checkpointLocation", str(out / "_checkpoint"))
+    )

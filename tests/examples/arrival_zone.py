@@ -30,9 +30,11 @@ from tests.conftest import SIMULATED, make_settings
 # 20-second event batches, 60-second windows: a late record (up to 90 s before its batch) or a
 # delayed file (one batch behind) reaches back into windows that a watermark shorter than the
 # data's lateness (or an incremental model without lookback) has already closed
-ARRIVING = {"late": {"rate": 0.2, "max_lateness": "PT90S"},
-            "redelivered": {"rate": 0.1, "max_age": 2},
-            "delayed": {"rate": 0.25, "max_delay": 1}}
+ARRIVING = {
+    "late": {"rate": 0.2, "max_lateness": "PT90S"},
+    "redelivered": {"rate": 0.1, "max_age": 2},
+    "delayed": {"rate": 0.25, "max_delay": 1},
+}
 QUALITY = {"quality": {"rate": 0.1}}
 
 
@@ -52,9 +54,11 @@ class ArrivalZone:
         """batch_id -> its row_nos under `condition` (late, redelivered) or, for delayed,
         the batch it was released after."""
         with read_session(self.engine) as session:
-            rows = session.execute(select(ArrivalEntry.batch_id, ArrivalEntry.row_no,
-                                          ArrivalEntry.released_after_batch_id)
-                                   .where(ArrivalEntry.condition == condition)).all()
+            rows = session.execute(
+                select(
+                    ArrivalEntry.batch_id, ArrivalEntry.row_no, ArrivalEntry.released_after_batch_id
+                ).where(ArrivalEntry.condition == condition)
+            ).all()
         if condition == "delayed":
             return {b: after for b, _, after in rows}
         out: dict[str, set[int] | str | None] = {}
@@ -78,8 +82,7 @@ def _as(path: str, fmt: str) -> str:
     return str(Path(path).with_suffix(f".{fmt}"))
 
 
-def build_zone(folder: Path, rounds: int = 10, size: int = 30,
-               seed: int = 20261207) -> ArrivalZone:
+def build_zone(folder: Path, rounds: int = 10, size: int = 30, seed: int = 20261207) -> ArrivalZone:
     """One companies batch, then `rounds` event batches with the arrival conditions on (few
     files: a streaming consumer's micro-batch per file costs seconds), landed as Parquet
     through the real lander, then as JSON Lines in the same order."""
@@ -87,16 +90,22 @@ def build_zone(folder: Path, rounds: int = 10, size: int = 30,
     engine = make_engine(url)
     init_db(engine)
     settings = make_settings(
-        seed=seed, companies={"quality": {"rate": 0.05}},
+        seed=seed,
+        companies={"quality": {"rate": 0.05}},
         events={**QUALITY, "arrival": ARRIVING, "emulated": {"interval": "20s"}},
-        landing={"enabled": True, "root": str(folder / "landing-parquet"),
-                 "format": "parquet"})
+        landing={"enabled": True, "root": str(folder / "landing-parquet"), "format": "parquet"},
+    )
     run_pipeline(engine, settings, 1, (Stream.companies,), size=20)
     run_pipeline(engine, settings, rounds, (Stream.events,), size=size)
     with read_session(engine) as session:
-        released = [(b, p) for b, p in session.execute(
-            select(LandedFile.batch_id, LandedFile.path)
-            .order_by(LandedFile.landed_at, LandedFile.batch_id))]
+        released = [
+            (b, p)
+            for b, p in session.execute(
+                select(LandedFile.batch_id, LandedFile.path).order_by(
+                    LandedFile.landed_at, LandedFile.batch_id
+                )
+            )
+        ]
         assert session.scalar(select(BatchRow.batch_id).limit(1)) is not None
     jsonl = Landing(root=str(folder / "landing-jsonl"), format="jsonl")
     with engine.connect() as conn:
@@ -122,13 +131,30 @@ def grade_gold(zone: ArrivalZone, gold: Path | str, policy: str, *flags: str) ->
 
     from emugen.cli import main
 
-    result = CliRunner().invoke(main, ["grade", "--gold", str(gold), "--policy", policy,
-                                       *flags, "--config", str(zone.config), "--json"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "grade",
+            "--gold",
+            str(gold),
+            "--policy",
+            policy,
+            *flags,
+            "--config",
+            str(zone.config),
+            "--json",
+        ],
+    )
     assert result.exit_code in (0, 1), result.output
     return result.exit_code, json.loads(result.output)["gold"]
 
 
 def named(grade: dict, *causes: str) -> set[tuple[str, int, str]]:
     """(batch_id, row_no, event_id) of every example the wrong cells give for `causes`."""
-    return {(e["batch_id"], e["row_no"], e["event_id"]) for cell in grade["wrong_cells"]
-            for c in cell["causes"] if c["cause"] in causes for e in c["examples"]}
+    return {
+        (e["batch_id"], e["row_no"], e["event_id"])
+        for cell in grade["wrong_cells"]
+        for c in cell["causes"]
+        if c["cause"] in causes
+        for e in c["examples"]
+    }

@@ -36,9 +36,12 @@ def job(out: Path, landing: Path, *args: str) -> Iterator[subprocess.Popen[bytes
     """The job as a subprocess; its log is shown if the test fails, and it never outlives it."""
     log = out.parent / f"{out.name}.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, str(JOB), str(landing), "--out", str(out),
-                                    *args], stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, str(JOB), str(landing), "--out", str(out), *args],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield process
     except BaseException:
@@ -57,5 +60,3 @@ def wait_for(done: Callable[[], bool], process: subprocess.Popen[bytes], what: s
         assert process.poll() is None, f"the job exited ({process.returncode}) before {what}"
         assert time.monotonic() < deadline, f"no {what} after {WAIT} s"
         time.sleep(1)
-
-

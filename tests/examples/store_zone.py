@@ -31,16 +31,26 @@ def land_batch(engine: Engine, root: Path, batch_id: str) -> Path:
 def landed_order(engine: Engine) -> list[str]:
     """Batch ids in the order emugen landed them in bronze (companies first in each round)."""
     with read_session(engine) as session:
-        return list(session.scalars(select(BatchRow.batch_id)
-                                    .order_by(BatchRow.bronze_at, BatchRow.batch_id)))
+        return list(
+            session.scalars(
+                select(BatchRow.batch_id).order_by(BatchRow.bronze_at, BatchRow.batch_id)
+            )
+        )
 
 
 def truth(engine: Engine) -> Truth:
     with read_session(engine) as session:
         streams = dict(session.execute(select(BatchRow.batch_id, BatchRow.stream)).all())
-        bronze = {(b, r): streams[b] for b, r in
-                  session.execute(select(BronzeRecord.batch_id, BronzeRecord.row_no))}
-        defects = {(b, r): reason for b, r, reason in session.execute(
-            select(InjectedDefect.batch_id, InjectedDefect.row_no,
-                   InjectedDefect.expected_reason))}
+        bronze = {
+            (b, r): streams[b]
+            for b, r in session.execute(select(BronzeRecord.batch_id, BronzeRecord.row_no))
+        }
+        defects = {
+            (b, r): reason
+            for b, r, reason in session.execute(
+                select(
+                    InjectedDefect.batch_id, InjectedDefect.row_no, InjectedDefect.expected_reason
+                )
+            )
+        }
     return Truth(bronze, defects)

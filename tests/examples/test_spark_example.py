@@ -39,8 +39,9 @@ class Zone:
         self.engine = make_engine(f"sqlite:///{folder / 'emugen.db'}")
         init_db(self.engine)
         quality = {"quality": {"rate": RATE}}
-        run_pipeline(self.engine, make_settings(companies=quality, events=quality), ROUNDS,
-                     size=SIZE)
+        run_pipeline(
+            self.engine, make_settings(companies=quality, events=quality), ROUNDS, size=SIZE
+        )
         self.batches = landed_order(self.engine)
         self.truth: Truth = truth(self.engine)
 
@@ -50,11 +51,22 @@ class Zone:
 
     def gold(self) -> tuple[set[tuple], set[tuple]]:
         with read_session(self.engine) as session:
-            companies = {(r.company_id, r.window_start_ms, r.events, r.start_driving,
-                          r.stopped_driving, r.delivered, r.active_drivers)
-                         for r in session.query(GoldCompanyWindow)}
-            regions = {(r.region, r.window_start_ms, r.companies_onboarded, r.events,
-                        r.deliveries) for r in session.query(GoldRegionWindow)}
+            companies = {
+                (
+                    r.company_id,
+                    r.window_start_ms,
+                    r.events,
+                    r.start_driving,
+                    r.stopped_driving,
+                    r.delivered,
+                    r.active_drivers,
+                )
+                for r in session.query(GoldCompanyWindow)
+            }
+            regions = {
+                (r.region, r.window_start_ms, r.companies_onboarded, r.events, r.deliveries)
+                for r in session.query(GoldRegionWindow)
+            }
         return companies, regions
 
 
@@ -124,10 +136,13 @@ def test_the_spark_job_catches_every_injected_defect_as_files_land_while_it_runs
 
     def reached(batches: list[str]) -> Callable[[], bool]:
         """The job has reported these batches done (silver, quarantine and gold)."""
+
         def check() -> bool:
-            reported = " ".join(line for line in log.read_text(errors="replace").splitlines()
-                                if " epoch " in line)
+            reported = " ".join(
+                line for line in log.read_text(errors="replace").splitlines() if " epoch " in line
+            )
             return all(b in reported for b in batches)
+
         return check
 
     with job(out, landing, "--trigger-seconds", "2", "--max-files", "16") as process:
@@ -160,14 +175,25 @@ def _gold_rows(out: Path, table: str) -> list[dict]:
 
 
 def _gold_companies(out: Path) -> set[tuple]:
-    return {(r["company_id"], r["window_start_ms"], r["events"], r["start_driving"],
-             r["stopped_driving"], r["delivered"], r["active_drivers"])
-            for r in _gold_rows(out, "gold/company_window")}
+    return {
+        (
+            r["company_id"],
+            r["window_start_ms"],
+            r["events"],
+            r["start_driving"],
+            r["stopped_driving"],
+            r["delivered"],
+            r["active_drivers"],
+        )
+        for r in _gold_rows(out, "gold/company_window")
+    }
 
 
 def _gold_regions(out: Path) -> set[tuple]:
-    return {(r["region"], r["window_start_ms"], r["companies_onboarded"], r["events"],
-             r["deliveries"]) for r in _gold_rows(out, "gold/region_window")}
+    return {
+        (r["region"], r["window_start_ms"], r["companies_onboarded"], r["events"], r["deliveries"])
+        for r in _gold_rows(out, "gold/region_window")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -192,9 +218,25 @@ def test_the_weakened_spark_job_lets_exactly_the_invalid_enum_records_into_silve
 def test_emugen_grade_names_every_record_the_weakened_job_let_escape(zone, weakened, tmp_path):
     config = write_config(tmp_path / "emugen.yaml", f"sqlite:///{zone.folder / 'emugen.db'}")
     done = subprocess.run(
-        [sys.executable, "-m", "emugen", "grade", "--kept", str(weakened / "silver"),
-         "--rejected", str(weakened / "quarantine"), "--json", "--examples", "10000",
-         "--config", str(config)], capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "emugen",
+            "grade",
+            "--kept",
+            str(weakened / "silver"),
+            "--rejected",
+            str(weakened / "quarantine"),
+            "--json",
+            "--examples",
+            "10000",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr  # the CI gate trips
     grade = json.loads(done.stdout)
     named = {(e["batch_id"], e["row_no"]) for e in grade["examples"]}
@@ -207,8 +249,12 @@ def test_emugen_grade_names_every_record_the_weakened_job_let_escape(zone, weake
 def test_the_spark_job_refuses_a_landing_root_that_is_not_a_folder(tmp_path):
     if importlib.util.find_spec("pyspark") is None:  # no JVM needed: it fails before Spark
         spark_or_skip()
-    done = subprocess.run([sys.executable, str(JOB), str(tmp_path / "nowhere"), "--out",
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(JOB), str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "nowhere" in done.stderr and "landing.root" in done.stderr
     assert "Traceback" not in done.stderr

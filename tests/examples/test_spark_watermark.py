@@ -33,8 +33,10 @@ def spark_out(arrival_zone: ArrivalZone, tmp_path_factory: pytest.TempPathFactor
     spark_or_skip()
     out = tmp_path_factory.mktemp("spark_gold") / "out"
     common = ("--once", "--max-files", "1", "--streaming-gold-only")
-    for extra in ((), ("--watermark-seconds", str(SHORT), "--watermark-out",
-                       str(out / "gold_short"))):
+    for extra in (
+        (),
+        ("--watermark-seconds", str(SHORT), "--watermark-out", str(out / "gold_short")),
+    ):
         with job(out, arrival_zone.root("parquet"), *common, *extra) as process:
             assert process.wait(timeout=2 * WAIT) == 0
     log = (out.parent / "out.log").read_text()
@@ -55,8 +57,14 @@ def dropped_by_rule(zone: ArrivalZone, delay_ms: int) -> tuple[dict, int]:
     files before file k-1, less the delay. And the end of the last window Spark surely
     emitted (the watermark of the last micro-batch)."""
     with read_session(zone.engine) as session:
-        rows = session.execute(select(SilverEvent.batch_id, SilverEvent.row_no,
-                                      SilverEvent.company_id, SilverEvent.event_ms)).all()
+        rows = session.execute(
+            select(
+                SilverEvent.batch_id,
+                SilverEvent.row_no,
+                SilverEvent.company_id,
+                SilverEvent.event_ms,
+            )
+        ).all()
     by_batch: dict[str, list] = {}
     for batch_id, row_no, company, ms in rows:
         by_batch.setdefault(batch_id, []).append((row_no, company, ms))
@@ -74,26 +82,41 @@ def dropped_by_rule(zone: ArrivalZone, delay_ms: int) -> tuple[dict, int]:
     return dropped, last
 
 
-def test_the_watermarked_gold_passes_its_own_policy_one_file_per_micro_batch(arrival_zone,
-                                                                            spark_out):
-    code, grade = grade_gold(arrival_zone, spark_out / "gold" / "watermark",
-                             f"watermark={HORIZON}s", "--trigger", "per-batch")
+def test_the_watermarked_gold_passes_its_own_policy_one_file_per_micro_batch(
+    arrival_zone, spark_out
+):
+    code, grade = grade_gold(
+        arrival_zone,
+        spark_out / "gold" / "watermark",
+        f"watermark={HORIZON}s",
+        "--trigger",
+        "per-batch",
+    )
     assert (code, grade["verdict"], grade["wrong"]) == (0, "PASS", 0), grade["wrong_cells"][:3]
     assert grade["ok"] >= 50  # windows the watermark passed were graded, not all pending
     assert sum(c["dropped_late"] for c in grade["conservation"]) == 0
 
 
-def test_spark_drops_exactly_the_records_the_per_batch_watermark_rule_names(arrival_zone,
-                                                                           spark_out):
+def test_spark_drops_exactly_the_records_the_per_batch_watermark_rule_names(
+    arrival_zone, spark_out
+):
     dropped, emitted_until = dropped_by_rule(arrival_zone, SHORT * 1000)
     assert len(dropped) >= 5, "the zone gives the short watermark too little to drop"
-    silver = pq.read_table(spark_out / "silver" / "events", columns=[
-        "event_timestamp", "company_id"]).to_pylist()
-    kept = _cells([(int(r["event_timestamp"].timestamp() * 1000) // WIDTH * WIDTH,
-                    r["company_id"]) for r in silver])
-    gold = {(r["window_start_ms"], r["company_id"]): r["events"] for r in pq.read_table(
-        spark_out / "gold_short", columns=["window_start_ms", "company_id", "events"]
-    ).to_pylist()}
+    silver = pq.read_table(
+        spark_out / "silver" / "events", columns=["event_timestamp", "company_id"]
+    ).to_pylist()
+    kept = _cells(
+        [
+            (int(r["event_timestamp"].timestamp() * 1000) // WIDTH * WIDTH, r["company_id"])
+            for r in silver
+        ]
+    )
+    gold = {
+        (r["window_start_ms"], r["company_id"]): r["events"]
+        for r in pq.read_table(
+            spark_out / "gold_short", columns=["window_start_ms", "company_id", "events"]
+        ).to_pylist()
+    }
     lost = _cells(list(dropped.values()))
     for cell, n in kept.items():
         if cell[0] + WIDTH <= emitted_until:
@@ -103,22 +126,26 @@ def test_spark_drops_exactly_the_records_the_per_batch_watermark_rule_names(arri
     delayed = set(arrival_zone.ledger("delayed"))
     assert all(key in late or key[0] in delayed for key in dropped)
     # and the grader's per-batch watermark policy is Spark's: the run passes its own policy
-    code, grade = grade_gold(arrival_zone, spark_out / "gold_short", f"watermark={SHORT}s",
-                             "--trigger", "per-batch")
+    code, grade = grade_gold(
+        arrival_zone, spark_out / "gold_short", f"watermark={SHORT}s", "--trigger", "per-batch"
+    )
     assert (code, grade["wrong"]) == (0, 0), grade["wrong_cells"][:3]
     assert sum(c["dropped_late"] for c in grade["conservation"]) == len(dropped)
 
 
 def test_a_watermark_shorter_than_the_lateness_fails_naming_the_dropped_late_records(
-        arrival_zone, spark_out):
+    arrival_zone, spark_out
+):
     dropped, _ = dropped_by_rule(arrival_zone, SHORT * 1000)
-    code, grade = grade_gold(arrival_zone, spark_out / "gold_short", f"watermark={HORIZON}s",
-                             "--trigger", "per-batch")
+    code, grade = grade_gold(
+        arrival_zone, spark_out / "gold_short", f"watermark={HORIZON}s", "--trigger", "per-batch"
+    )
     assert (code, grade["verdict"]) == (1, "FAIL")
     # each wrong events cell is short by exactly the records the short watermark dropped
     lost = _cells(list(dropped.values()))
-    events = {(c["window_start_ms"], c["key"]): c for c in grade["wrong_cells"]
-              if c["metric"] == "events"}
+    events = {
+        (c["window_start_ms"], c["key"]): c for c in grade["wrong_cells"] if c["metric"] == "events"
+    }
     assert events.keys() == lost.keys()
     assert all(c["difference"] == -lost[cell] for cell, c in events.items())
     # named by id among the ledger's late records and the delayed batches' records (without

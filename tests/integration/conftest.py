@@ -57,8 +57,21 @@ class RedisServer:
 
     def start(self, timeout: float = 10) -> None:
         self.process = spawn(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)], self.log)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            self.log,
+        )
         wait_for(self._pings, timeout, f"redis-server on port {self.port} to answer PING")
 
     def _pings(self) -> bool:
@@ -172,11 +185,16 @@ class Fleet:
 
     # -- processes
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")}
-        env.update(EMUGEN_CONFIG=str(self.config), PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                           env.get("PYTHONPATH")])))
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL")
+        }
+        env.update(
+            EMUGEN_CONFIG=str(self.config),
+            PYTHONUNBUFFERED="1",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
+        )
         return env
 
     def spawn(self, name: str, *args: str) -> Proc:
@@ -188,13 +206,38 @@ class Fleet:
 
     def start_worker(self, name: str = "worker", queues: str = "generate,pipeline") -> Proc:
         # mingle and gossip only talk to other workers; skipping them saves ~1 s per start
-        return self.spawn(name, "-m", "celery", "-A", "emugen", "worker", "-Q", queues,
-                          "-c", "1", "-n", f"{name}@%h", "--loglevel", "INFO",
-                          "--without-mingle", "--without-gossip")
+        return self.spawn(
+            name,
+            "-m",
+            "celery",
+            "-A",
+            "emugen",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            "1",
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        )
 
     def start_beat(self, name: str = "beat") -> Proc:
-        return self.spawn(name, "-m", "celery", "-A", "emugen", "beat", "--loglevel", "INFO",
-                          "-s", str(self.folder / "celerybeat-schedule"))
+        return self.spawn(
+            name,
+            "-m",
+            "celery",
+            "-A",
+            "emugen",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(self.folder / "celerybeat-schedule"),
+        )
 
     def wait_ready(self, proc: Proc, marker: str, timeout: float = 20) -> None:
         def ready() -> bool:
@@ -223,9 +266,14 @@ class Fleet:
 
     def emugen(self, *args: str) -> str:
         """Run the CLI against this fleet's config; returns its output, fails on non-zero."""
-        done = subprocess.run([sys.executable, "-m", "emugen", *args, "--config", str(self.config)],
-                              cwd=self.folder, env=self.env(), capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "emugen", *args, "--config", str(self.config)],
+            cwd=self.folder,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, f"emugen {' '.join(args)}: {done.stdout}{done.stderr}"
         return done.stdout
 
@@ -251,9 +299,16 @@ class Fleet:
     def batches(self, stream: str | None = None) -> list[Batch]:
         if not (self.folder / "emugen.db").exists():
             return []
-        query = select(BatchRow.batch_id, BatchRow.stream, BatchRow.seq, BatchRow.mode,
-                       BatchRow.status, BatchRow.scheduled_at, BatchRow.generated_at,
-                       BatchRow.valid_count).order_by(BatchRow.stream, BatchRow.seq)
+        query = select(
+            BatchRow.batch_id,
+            BatchRow.stream,
+            BatchRow.seq,
+            BatchRow.mode,
+            BatchRow.status,
+            BatchRow.scheduled_at,
+            BatchRow.generated_at,
+            BatchRow.valid_count,
+        ).order_by(BatchRow.stream, BatchRow.seq)
         if stream is not None:
             query = query.where(BatchRow.stream == stream)
         try:
@@ -286,6 +341,7 @@ class Fleet:
 
     def settle(self, timeout: float = 30) -> list[Batch]:
         """Wait until no batch is in bronze or silver any more; returns every batch."""
+
         def settled() -> list[Batch] | None:
             found = self.batches()
             return found if found and all(b.status in ("gold", "failed") for b in found) else None
@@ -310,14 +366,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def fleet(request: pytest.FixtureRequest, tmp_path: Path,
-          redis_server: RedisServer) -> Iterator[Fleet]:
+def fleet(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisServer
+) -> Iterator[Fleet]:
     crew = Fleet(tmp_path, redis_server)
     try:
         yield crew
     finally:
         crew.close()
-        failed = any(getattr(getattr(request.node, f"report_{when}", None), "failed", False)
-                     for when in ("setup", "call"))
+        failed = any(
+            getattr(getattr(request.node, f"report_{when}", None), "failed", False)
+            for when in ("setup", "call")
+        )
         if failed:
             print(crew.logs())

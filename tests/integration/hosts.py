@@ -38,15 +38,20 @@ PREFIX = "emugen-mh"  # every namespace this harness creates: emugen-mh-<pid>-<r
 
 def _pg_bin() -> Path:
     """The newest Debian PostgreSQL server binaries (initdb, postgres)."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
     return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
 
 
 PG_BIN = _pg_bin()
 REDIS_PORT, PG_PORT, S3_PORT = 6379, 5432, 5000
-AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_DEFAULT_REGION": "us-east-1"}
+AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 # moto answers a refused or cut connection slowly under botocore's default retries (~9 s)
 FAIL_FAST = {"retries": {"max_attempts": 2}, "connect_timeout": 2, "read_timeout": 10}
 
@@ -64,8 +69,9 @@ def missing_tools() -> list[str]:
     for tool in ("ip", "setpriv", "redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             lacks.append(tool)
-    lacks += [str(p) for p in (PG_BIN / "initdb", PG_BIN / "postgres", moto_server())
-              if not p.exists()]
+    lacks += [
+        str(p) for p in (PG_BIN / "initdb", PG_BIN / "postgres", moto_server()) if not p.exists()
+    ]
     return lacks
 
 
@@ -101,13 +107,19 @@ class Host:
     folder: Path
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, args: Sequence[str], env: dict[str, str] | None = None,
-              user: str | None = None) -> Proc:
+    def start(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+    ) -> Proc:
         """`args` inside this host's namespace (as `user`), in its own session."""
         drop = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"] if user else []
         log = self.folder / f"{name}.log"
-        process = spawn(["ip", "netns", "exec", self.netns, *drop, *args], log,
-                        env=env, cwd=self.folder)
+        process = spawn(
+            ["ip", "netns", "exec", self.netns, *drop, *args], log, env=env, cwd=self.folder
+        )
         proc = Proc(f"{self.role}/{name}", process, log)
         self.procs.append(proc)
         return proc
@@ -175,8 +187,20 @@ class Network:
         self._ports += 1
         bridge_end = f"mh{os.getpid() % 100000}p{self._ports}"
         inside = ["eth0", "netns", host.netns] if host else [self.harness_link]
-        run("ip", "link", "add", inside[0], *inside[1:], "type", "veth",
-            "peer", "name", bridge_end, "netns", services)
+        run(
+            "ip",
+            "link",
+            "add",
+            inside[0],
+            *inside[1:],
+            "type",
+            "veth",
+            "peer",
+            "name",
+            bridge_end,
+            "netns",
+            services,
+        )
         run("ip", "-n", services, "link", "set", bridge_end, "master", "br0", "up")
         ns = ["-n", host.netns] if host else []
         run("ip", *ns, "addr", "add", f"{address}/24", "dev", inside[0])
@@ -221,16 +245,39 @@ class Services:
         address = self.host.address
         # moto and Redis start while initdb runs; moto's imports take a few seconds
         self._moto = self.host.start(
-            "moto", [str(moto_server()), "-H", address, "-p", str(S3_PORT)],
-            env=worker_env(self.host.folder))
-        redis = self.host.start("redis", [
-            "redis-server", "--bind", address, "--port", str(REDIS_PORT), "--requirepass",
-            self.secret, "--save", "", "--appendonly", "no", "--dir", str(self.host.folder)])
+            "moto",
+            [str(moto_server()), "-H", address, "-p", str(S3_PORT)],
+            env=worker_env(self.host.folder),
+        )
+        redis = self.host.start(
+            "redis",
+            [
+                "redis-server",
+                "--bind",
+                address,
+                "--port",
+                str(REDIS_PORT),
+                "--requirepass",
+                self.secret,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.host.folder),
+            ],
+        )
         postgres = self._start_postgres()
-        wait_for(lambda: _alive(redis) and _redis_pings(address, self.secret), 20,
-                 "redis-server on the services host")
-        wait_for(lambda: _alive(postgres) and self._postgres_answers(), 30,
-                 "PostgreSQL on the services host")
+        wait_for(
+            lambda: _alive(redis) and _redis_pings(address, self.secret),
+            20,
+            "redis-server on the services host",
+        )
+        wait_for(
+            lambda: _alive(postgres) and self._postgres_answers(),
+            30,
+            "PostgreSQL on the services host",
+        )
 
     def wait_s3(self) -> None:
         """Wait for moto's S3 server and create the landing bucket."""
@@ -246,29 +293,59 @@ class Services:
         secret_file.write_text(self.secret)
         shutil.chown(self.pg_folder, "postgres", "postgres")
         shutil.chown(secret_file, "postgres", "postgres")
-        run("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-            str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--no-sync",
-            "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={secret_file}",
-            timeout=60)
+        run(
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--no-sync",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={secret_file}",
+            timeout=60,
+        )
         with (data / "pg_hba.conf").open("a") as hba:
-            hba.write(f"host all all {self.host.address.rsplit('.', 1)[0]}.0/24 "
-                      "scram-sha-256\n")
+            hba.write(f"host all all {self.host.address.rsplit('.', 1)[0]}.0/24 scram-sha-256\n")
         # durability off: a throwaway cluster, and the machine is shared
-        return self.host.start("postgres", [
-            str(PG_BIN / "postgres"), "-D", str(data),
-            "-c", f"listen_addresses={self.host.address}", "-c", f"port={PG_PORT}",
-            "-c", f"unix_socket_directories={self.pg_folder}",
-            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-            user="postgres")
+        return self.host.start(
+            "postgres",
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(data),
+                "-c",
+                f"listen_addresses={self.host.address}",
+                "-c",
+                f"port={PG_PORT}",
+                "-c",
+                f"unix_socket_directories={self.pg_folder}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ],
+            user="postgres",
+        )
 
     def _postgres_answers(self) -> bool:
         import psycopg
 
         try:
-            with psycopg.connect(self.database_url.replace("/emugen", "/postgres"),
-                                 connect_timeout=2, autocommit=True) as conn:
-                if not conn.execute("select 1 from pg_database where datname = 'emugen'"
-                                    ).fetchone():
+            with psycopg.connect(
+                self.database_url.replace("/emugen", "/postgres"),
+                connect_timeout=2,
+                autocommit=True,
+            ) as conn:
+                if not conn.execute(
+                    "select 1 from pg_database where datname = 'emugen'"
+                ).fetchone():
                     conn.execute("create database emugen")
             return True
         except psycopg.OperationalError:
@@ -300,8 +377,9 @@ def _redis_pings(address: str, secret: str) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis(host=address, port=REDIS_PORT, password=secret,
-                                socket_timeout=2).ping())
+        return bool(
+            redis.Redis(host=address, port=REDIS_PORT, password=secret, socket_timeout=2).ping()
+        )
     except redis.RedisError:
         return False
 
@@ -313,16 +391,21 @@ def worker_env(folder: Path, config: Path | None = None) -> dict[str, str]:
     """A host's environment: its own home, temp and config; S3 credentials; no inherited
     emugen URL overrides."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMUGEN_", "AWS_"))}
-    env.update(AWS, HOME=str(folder), TMPDIR=str(folder), PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                       os.environ.get("PYTHONPATH")])))
+    env.update(
+        AWS,
+        HOME=str(folder),
+        TMPDIR=str(folder),
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    )
     if config is not None:
         env["EMUGEN_CONFIG"] = str(config)
     return env
 
 
-def host_config(folder: Path, services: Services, *, broker_url: str, database_url: str,
-                **knobs: Any) -> Path:
+def host_config(
+    folder: Path, services: Services, *, broker_url: str, database_url: str, **knobs: Any
+) -> Path:
     """`folder`/emugen.yaml: the fleet test config, with the landing zone on the S3 server."""
     path = write_config(folder / "emugen.yaml", database_url, broker_url=broker_url, **knobs)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -331,19 +414,39 @@ def host_config(folder: Path, services: Services, *, broker_url: str, database_u
     data["events"]["production"]["events_per_driver"] = 0.02
     # resend or re-land what is not done after 5 s: quick recovery, few needless resends
     data["fleet"] = {"stuck_after": 5, "reaper_interval": 1}
-    data["landing"] = {"root": f"s3://{services.bucket}/zone", "format": "jsonl",
-                       "storage_options": {"endpoint_url": services.s3_endpoint,
-                                           "config_kwargs": FAIL_FAST}}
+    data["landing"] = {
+        "root": f"s3://{services.bucket}/zone",
+        "format": "jsonl",
+        "storage_options": {"endpoint_url": services.s3_endpoint, "config_kwargs": FAIL_FAST},
+    }
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
 
 
 def start_worker(host: Host, config: Path) -> Proc:
     # one pool process per host: two hosts on a 2-core machine shared with other tests
-    return host.start("worker", [
-        sys.executable, "-m", "celery", "-A", "emugen", "worker", "-Q", "generate,pipeline",
-        "-c", "1", "-n", f"{host.role}@%h", "--loglevel", "INFO", "--without-mingle",
-        "--without-gossip"], env=worker_env(host.folder, config))
+    return host.start(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "emugen",
+            "worker",
+            "-Q",
+            "generate,pipeline",
+            "-c",
+            "1",
+            "-n",
+            f"{host.role}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        env=worker_env(host.folder, config),
+    )
 
 
 def wait_logged(proc: Proc, marker: str, timeout: float, count: int = 1) -> None:

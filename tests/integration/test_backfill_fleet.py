@@ -35,13 +35,19 @@ TICKS = 12 + 48  # companies every hour, events every 15 minutes
 def config(database_url: str) -> dict:
     """Production cadence at a tenth of the volume; a resend after 2 s without gold."""
     return {
-        "mode": "production", "seed": 42,
+        "mode": "production",
+        "seed": 42,
         "clock": {"kind": "simulated", "start": CLOCK_START.isoformat()},
-        "database_url": database_url, "broker_url": "",
-        "companies": {"production": {"interval": "PT1H", "min_batch_size": 8,
-                                     "max_batch_size": 12}, "quality": {"rate": 0.2}},
-        "events": {"production": {"interval": "PT15M", "events_per_driver": 0.5},
-                   "quality": {"rate": 0.1}},
+        "database_url": database_url,
+        "broker_url": "",
+        "companies": {
+            "production": {"interval": "PT1H", "min_batch_size": 8, "max_batch_size": 12},
+            "quality": {"rate": 0.2},
+        },
+        "events": {
+            "production": {"interval": "PT15M", "events_per_driver": 0.5},
+            "quality": {"rate": 0.1},
+        },
         "landing": {"enabled": False},
         "fleet": {"stuck_after": 2},
     }
@@ -62,20 +68,28 @@ def two_stores(request, tmp_path):
     _postgres_or_skip()
     from emugen.lab import private_database
 
-    with private_database(PG_URL, tmp_path, "one") as one, \
-            private_database(PG_URL, tmp_path, "two") as two:
+    with (
+        private_database(PG_URL, tmp_path, "one") as one,
+        private_database(PG_URL, tmp_path, "two") as two,
+    ):
         yield one, two
 
 
 def in_gold(url: str) -> int:
     with read_session(engine_for(url)) as session:
-        return session.scalar(select(func.count()).select_from(BatchRow)
-                              .where(BatchRow.status == "gold")) or 0
+        return (
+            session.scalar(
+                select(func.count()).select_from(BatchRow).where(BatchRow.status == "gold")
+            )
+            or 0
+        )
 
 
 def logs(folder: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
-                     for p in sorted(folder.glob("*.log")))
+    return "\n".join(
+        f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+        for p in sorted(folder.glob("*.log"))
+    )
 
 
 def test_a_two_worker_backfill_with_kills_equals_a_one_worker_backfill(two_stores, tmp_path):
@@ -92,11 +106,13 @@ def test_a_two_worker_backfill_with_kills_equals_a_one_worker_backfill(two_store
     with BackfillFleet(tmp_path / "two", config(two_url), workers=2) as fleet:
         fleet.start()
         command = fleet.backfill(START, END, tmp_path / "two" / "backfill.log")
-        wait_for(lambda: in_gold(two_url) >= TICKS // 4, 90, "a quarter of the ticks in gold",
-                 every=0.05)
+        wait_for(
+            lambda: in_gold(two_url) >= TICKS // 4, 90, "a quarter of the ticks in gold", every=0.05
+        )
         fleet.kill("worker2", group=True)  # main process and pool child, mid-task or not
-        wait_for(lambda: in_gold(two_url) >= TICKS // 2, 90, "half of the ticks in gold",
-                 every=0.05)
+        wait_for(
+            lambda: in_gold(two_url) >= TICKS // 2, 90, "half of the ticks in gold", every=0.05
+        )
         kill_group(command.pid)  # kill -9 the command too
         command.wait(10)
         assert command.returncode == -9

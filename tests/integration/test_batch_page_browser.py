@@ -27,8 +27,10 @@ EVERY_DEFECT = {d.value for d in DEFECTS_FOR[Stream.events]}
 def _batch_with_every_defect(fleet) -> str | None:  # noqa: ANN001
     with read_session(fleet.engine()) as session:
         for batch_id, by_type in session.execute(
-                select(BatchRow.batch_id, BatchRow.injected_by_type).where(
-                    BatchRow.stream == "events", BatchRow.status == "gold")):
+            select(BatchRow.batch_id, BatchRow.injected_by_type).where(
+                BatchRow.stream == "events", BatchRow.status == "gold"
+            )
+        ):
             if set(json.loads(by_type)) >= EVERY_DEFECT:
                 return batch_id
     return None
@@ -40,7 +42,10 @@ def _verdicts(page) -> dict[str, str]:  # noqa: ANN001
 
 
 def test_the_page_of_a_batch_with_every_defect_shows_them_caught_then_a_tampered_mismatch(
-        fleet, browser, tmp_path):  # noqa: F811 - pytest's fixture
+    fleet,
+    browser,  # noqa: F811 - pytest's fixture
+    tmp_path,
+):
     # 300 events at 30 %: about 90 defects, so a batch holds all ten types
     fleet.write(interval=2, size=(300, 300))
     _, beat = fleet.start()
@@ -48,8 +53,11 @@ def test_the_page_of_a_batch_with_every_defect_shows_them_caught_then_a_tampered
     fleet.spawn("web", "-m", "emugen", "web", "--port", str(port), "--config", str(fleet.config))
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(f"{url}/api/health"), 20, "emugen web to answer")
-    batch_id = wait_for(lambda: _batch_with_every_defect(fleet), 40,
-                        "an events batch in gold holding every defect type")
+    batch_id = wait_for(
+        lambda: _batch_with_every_defect(fleet),
+        40,
+        "an events batch in gold holding every defect type",
+    )
     fleet.stop(beat)  # one batch is all this test reads
 
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -64,13 +72,20 @@ def test_the_page_of_a_batch_with_every_defect_shows_them_caught_then_a_tampered
     page.focus("#only-problems")
     page.keyboard.press("Space")
     page.wait_for_function("location.search.includes('problems=only')")
-    page.wait_for_function("[...document.querySelectorAll('#records-rows tr')]"
-                           ".every(tr => tr.dataset.verdict !== 'clean')")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#records-rows tr')]"
+        ".every(tr => tr.dataset.verdict !== 'clean')"
+    )
     verdicts = _verdicts(page)
     with read_session(fleet.engine()) as session:
-        truth = {n: d for n, d in session.execute(
-            select(InjectedDefect.row_no, InjectedDefect.defect)
-            .where(InjectedDefect.batch_id == batch_id))}
+        truth = {
+            n: d
+            for n, d in session.execute(
+                select(InjectedDefect.row_no, InjectedDefect.defect).where(
+                    InjectedDefect.batch_id == batch_id
+                )
+            )
+        }
     assert verdicts == {f"row-{n}": "caught" for n in truth}
     shown = {page.text_content(f"#row-{n} td.truth b") for n in truth}
     assert shown == EVERY_DEFECT
@@ -82,9 +97,11 @@ def test_the_page_of_a_batch_with_every_defect_shows_them_caught_then_a_tampered
     # a tampered reason in the store reads as a mismatch after a reload; the rest stay caught
     victim = min(n for n, d in truth.items() if d != "schema_mismatch")
     with write_session(fleet.engine()) as session:
-        session.execute(update(Quarantine).where(Quarantine.batch_id == batch_id,
-                                                 Quarantine.row_no == victim)
-                        .values(reason="schema_mismatch"))
+        session.execute(
+            update(Quarantine)
+            .where(Quarantine.batch_id == batch_id, Quarantine.row_no == victim)
+            .values(reason="schema_mismatch")
+        )
     page.reload()
     page.wait_for_selector(f"#row-{victim}[data-verdict='mismatch']")
     after = _verdicts(page)
@@ -94,8 +111,10 @@ def test_the_page_of_a_batch_with_every_defect_shows_them_caught_then_a_tampered
 
     # the replay button runs `emugen replay` for the batch and shows its verdict
     page.get_by_role("button", name="Replay this batch").click()
-    page.wait_for_function("document.getElementById('replay-verdict').textContent"
-                           ".includes('identical')", timeout=20_000)
+    page.wait_for_function(
+        "document.getElementById('replay-verdict').textContent.includes('identical')",
+        timeout=20_000,
+    )
     assert page.get_attribute("#next-batch", "href", timeout=1000) is not None
     assert errors == []
 

@@ -12,13 +12,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 
 
 def _logs(folder) -> str:
-    return "\n".join(f"===== {p.name} =====\n{p.read_text(errors='replace')[-3000:]}"
-                     for p in sorted(folder.glob("*.log")))
+    return "\n".join(
+        f"===== {p.name} =====\n{p.read_text(errors='replace')[-3000:]}"
+        for p in sorted(folder.glob("*.log"))
+    )
 
 
 @pytest.mark.timeout(420)
 def test_no_batch_is_lost_or_doubled_while_workers_die_redis_restarts_and_sqlite_locks(
-        redis_binary, tmp_path):
+    redis_binary, tmp_path
+):
     out = tmp_path / "chaos"
     # 60 s with a kill every ~7 s: six or so kills and restarts, a Redis restart and a lock
     result = run_chaos(60, out, interval=0.5, workers=2, faults=Faults(seed=3, kill_every=7))

@@ -22,9 +22,15 @@ from tests.test_web_api import Store, serve
 pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Set to copy the screenshot somewhere (e.g. docs/assets/dashboard.png); always saved in tmp_path.
 SCREENSHOT_ENV = "EMUGEN_DASHBOARD_PNG"
 
@@ -44,8 +50,9 @@ def browser() -> Iterator[Any]:
     except ImportError:
         _skip_or_fail("the playwright package is not installed (pip install -e '.[dev]')")
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         try:
             yield chromium
         finally:
@@ -76,8 +83,7 @@ def test_the_page_follows_a_running_fleet_live_and_switches_its_mode(fleet, brow
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
-                           timeout=10_000)
+    page.wait_for_function("document.getElementById('live').textContent === 'live'", timeout=10_000)
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
     # the batch counter ticks at least three times within 10 s, pushed, without a reload
@@ -93,11 +99,14 @@ def test_the_page_follows_a_running_fleet_live_and_switches_its_mode(fleet, brow
     # the quality panel: non-zero defect shares, every defect caught, no escape alarm
     page.wait_for_function(
         "[...document.querySelectorAll('#defect-rows [data-defect-pct]')]"
-        ".some(td => parseFloat(td.dataset.defectPct) > 0)", timeout=20_000)
+        ".some(td => parseFloat(td.dataset.defectPct) > 0)",
+        timeout=20_000,
+    )
     assert (page.text_content("#caught-pct") or "").strip() == "100 %"
     assert page.is_hidden("#escaped-alarm")
-    page.wait_for_function("document.getElementById('workers').textContent.includes('alive')",
-                           timeout=15_000)  # the probe pinged the real worker
+    page.wait_for_function(
+        "document.getElementById('workers').textContent.includes('alive')", timeout=15_000
+    )  # the probe pinged the real worker
 
     # accessible names on the controls and charts
     page.get_by_role("button", name="Pause").wait_for()
@@ -112,11 +121,15 @@ def test_the_page_follows_a_running_fleet_live_and_switches_its_mode(fleet, brow
     # then applies), and back
     for target in ("production", "emulated"):
         page.get_by_role("button", name=f"Switch to {target}").click()
-        page.wait_for_function(f"document.getElementById('mode').textContent === '{target}'",
-                               timeout=5_000)
+        page.wait_for_function(
+            f"document.getElementById('mode').textContent === '{target}'", timeout=5_000
+        )
         assert yaml.safe_load(fleet.config.read_text())["mode"] == target
-        wait_for(lambda target=target: fleet.reloads()[-1].mode == target, 10,
-                 f"beat to apply mode {target}")
+        wait_for(
+            lambda target=target: fleet.reloads()[-1].mode == target,
+            10,
+            f"beat to apply mode {target}",
+        )
 
     # a narrow window: nothing wider than the screen
     page.set_viewport_size({"width": 380, "height": 800})
@@ -131,20 +144,24 @@ def test_the_page_falls_back_to_polling_while_the_stream_is_unreachable(browser,
         page = browser.new_page()
         page.route("**/api/stream*", lambda route: route.abort())
         page.goto(f"{url}/")
-        page.wait_for_function("document.getElementById('live').textContent === 'polling'",
-                               timeout=5_000)
+        page.wait_for_function(
+            "document.getElementById('live').textContent === 'polling'", timeout=5_000
+        )
         before = int(page.text_content("#count-companies") or 0)
         store.add(1)
         page.wait_for_function(
             f"Number(document.getElementById('count-companies').textContent) > {before}",
-            timeout=5_000)
+            timeout=5_000,
+        )
         page.unroute("**/api/stream*")  # the stream is back: the page returns to it
-        page.wait_for_function("document.getElementById('live').textContent === 'live'",
-                               timeout=10_000)
+        page.wait_for_function(
+            "document.getElementById('live').textContent === 'live'", timeout=10_000
+        )
 
 
 def test_an_open_stream_that_sends_no_snapshot_is_not_live_and_polling_takes_over(
-        browser, tmp_path):
+    browser, tmp_path
+):
     store = Store(tmp_path, f"sqlite:///{tmp_path / 'emugen.db'}", rounds=1)
     app = store.app()
 
@@ -156,11 +173,13 @@ def test_an_open_stream_that_sends_no_snapshot_is_not_live_and_polling_takes_ove
     with serve(app) as url:
         page = browser.new_page()
         page.goto(f"{url}/")
-        page.wait_for_function("document.getElementById('live').textContent === 'polling'",
-                               timeout=20_000)
+        page.wait_for_function(
+            "document.getElementById('live').textContent === 'polling'", timeout=20_000
+        )
         before = int(page.text_content("#count-companies") or 0)
         store.add(1)
         page.wait_for_function(
             f"Number(document.getElementById('count-companies').textContent) > {before}",
-            timeout=5_000)
+            timeout=5_000,
+        )
         assert page.text_content("#live") == "polling"

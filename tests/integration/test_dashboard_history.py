@@ -28,13 +28,26 @@ SERIES_POINTS = """[...document.querySelectorAll('#history path.line')]
 
 
 def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_quality(
-        fleet, browser, tmp_path):  # noqa: F811 - the browser fixture
+    fleet,
+    browser,  # noqa: F811 - the browser fixture
+    tmp_path,
+):
     fleet.write(interval=1)
     fleet.start()
     port = free_port()
     flower = "http://127.0.0.1:5555"
-    fleet.spawn("web", "-m", "emugen", "web", "--port", str(port), "--config", str(fleet.config),
-                "--flower-url", flower)
+    fleet.spawn(
+        "web",
+        "-m",
+        "emugen",
+        "web",
+        "--port",
+        str(port),
+        "--config",
+        str(fleet.config),
+        "--flower-url",
+        flower,
+    )
     url = f"http://127.0.0.1:{port}/"
     wait_for(lambda: _answers(f"{url}api/health"), 20, "emugen web to answer")
     wait_for(lambda: any(b.status == "gold" for b in fleet.batches()), 30, "a first gold batch")
@@ -45,8 +58,7 @@ def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_q
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("dialog", lambda dialog: dialog.accept())  # Clean… asks to confirm
     page.goto(url)
-    page.wait_for_function("document.getElementById('live').textContent === 'live'",
-                           timeout=10_000)
+    page.wait_for_function("document.getElementById('live').textContent === 'live'", timeout=10_000)
 
     # 30 s of a fleet at 1 s: every series of every chart has at least 3 points, pushed
     page.wait_for_timeout(max(0.0, HISTORY_AFTER_S - (time.monotonic() - first_gold)) * 1000)
@@ -56,8 +68,12 @@ def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_q
         points = dict(page.evaluate(SERIES_POINTS))
     assert len(points) == 8, points  # 4 charts x 2 series
     assert min(points.values()) >= 3, f"{points}\n{fleet.logs()}"
-    for name in ("Batches per minute per stream", "Tick to gold latency",
-                 "Defect rate: injected vs caught", "Pipeline queue depth and skipped ticks"):
+    for name in (
+        "Batches per minute per stream",
+        "Tick to gold latency",
+        "Defect rate: injected vs caught",
+        "Pipeline queue depth and skipped ticks",
+    ):
         chart = page.get_by_role("img", name=name)
         chart.wait_for()
         assert "latest:" in (chart.locator("desc").text_content() or "")
@@ -72,14 +88,19 @@ def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_q
         shutil.copyfile(shot, os.environ[SCREENSHOT_ENV])
     # another window is fetched and drawn with its own buckets
     page.get_by_role("button", name="last hour").click()
-    page.wait_for_function("document.getElementById('chart-latency-title').textContent"
-                           ".includes('last 1h')", timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('chart-latency-title').textContent.includes('last 1h')",
+        timeout=10_000,
+    )
 
     # the quality table fits at 1,280 px: no sideways scrolling, caught and escaped in view
-    page.wait_for_function("document.querySelectorAll('#defect-rows tr').length >= 5",
-                           timeout=10_000)
-    assert page.evaluate("(() => { const t = document.getElementById('defect-table');"
-                         " return t.scrollWidth <= t.parentElement.clientWidth; })()")
+    page.wait_for_function(
+        "document.querySelectorAll('#defect-rows tr').length >= 5", timeout=10_000
+    )
+    assert page.evaluate(
+        "(() => { const t = document.getElementById('defect-table');"
+        " return t.scrollWidth <= t.parentElement.clientWidth; })()"
+    )
     for header in ("caught", "escaped"):
         box = page.locator("#defect-table thead th", has_text=header).bounding_box()
         assert box is not None and box["x"] + box["width"] <= 1280
@@ -100,12 +121,12 @@ def test_the_history_charts_fill_live_and_the_page_is_honest_about_batches_and_q
 
     # after clean, nothing was injected: no green 100 %
     page.get_by_role("button", name="Pause").click()
-    page.wait_for_function("document.getElementById('clean').disabled === false",
-                           timeout=10_000)
+    page.wait_for_function("document.getElementById('clean').disabled === false", timeout=10_000)
     page.get_by_role("button", name="Clean…").click()
     page.wait_for_function(
         "document.getElementById('caught-pct').textContent === 'nothing injected yet'",
-        timeout=10_000)
+        timeout=10_000,
+    )
     assert "good" not in (page.get_attribute("#caught-pct", "class") or "")
     assert page.is_hidden("#caught-label")
     assert errors == []

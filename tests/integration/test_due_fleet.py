@@ -82,11 +82,13 @@ def test_after_a_switch_to_production_the_snapshot_and_status_show_beats_next_ti
         expected = sent[stream] + timedelta(seconds=every)
         assert abs((planned - expected).total_seconds()) < 0.05, (stream, planned, expected)
         assert due["streams"][stream]["every"] == (
-            "every 1 h (production)" if stream == "companies" else "every 15 min (production)")
+            "every 1 h (production)" if stream == "companies" else "every 15 min (production)"
+        )
 
     report = json.loads(fleet.emugen("status", "--json"))
     assert {s: d["next_at"] for s, d in report["due"]["streams"].items()} == {
-        s: d["next_at"] for s, d in due["streams"].items()}
+        s: d["next_at"] for s, d in due["streams"].items()
+    }
     text = fleet.emugen("status")
     for stream, d in due["streams"].items():
         at = datetime.fromisoformat(d["next_at"])
@@ -98,8 +100,7 @@ def test_after_a_switch_to_production_the_snapshot_and_status_show_beats_next_ti
     assert _last_sends(fleet) == sent
 
 
-def test_the_page_shows_the_next_ticks_and_their_production_interval_within_2_s(
-        fleet, browser):  # noqa: F811 - the fixture imported above
+def test_the_page_shows_the_next_ticks_and_their_production_interval_within_2_s(fleet, browser):  # noqa: F811 - the fixture imported above
     url = _running(fleet)
     page = browser.new_page(timezone_id="UTC")
     errors: list[str] = []
@@ -108,14 +109,18 @@ def test_the_page_shows_the_next_ticks_and_their_production_interval_within_2_s(
     page.on("request", lambda r: streams.append(r.url) if "/api/stream" in r.url else None)
     page.goto(f"{url}/")
     page.get_by_role("heading", name="What is due").wait_for()
-    page.wait_for_function("document.getElementById('due-events-every').textContent"
-                           " === 'every 2 s (emulated)'", timeout=10_000)
+    page.wait_for_function(
+        "document.getElementById('due-events-every').textContent === 'every 2 s (emulated)'",
+        timeout=10_000,
+    )
 
     switched = _switch(fleet)
     page.wait_for_function(
         "document.getElementById('due-companies-every').textContent === "
         "'every 1 h (production)' && document.getElementById('due-events-every')"
-        ".textContent === 'every 15 min (production)'", timeout=10_000)
+        ".textContent === 'every 15 min (production)'",
+        timeout=10_000,
+    )
     took = time.time() - switched
     print(f"the panel showed the production plan {took:.2f} s after the switch")
     assert took <= SWITCH_S, f"the panel followed the switch after {took:.2f} s"

@@ -46,13 +46,16 @@ def by_stream(batches: Iterable[Batch]) -> dict[str, list[Batch]]:
     return out
 
 
-def gaps(batches: list[Batch], after: datetime | None = None,
-         until: datetime | None = None) -> list[float]:
+def gaps(
+    batches: list[Batch], after: datetime | None = None, until: datetime | None = None
+) -> list[float]:
     """Seconds between consecutive ticks; only pairs whose later tick is in (after, until]."""
     pairs = zip(batches, batches[1:], strict=False)
-    return [(b.scheduled_at - a.scheduled_at).total_seconds() for a, b in pairs
-            if (after is None or b.scheduled_at > after)
-            and (until is None or b.scheduled_at <= until)]
+    return [
+        (b.scheduled_at - a.scheduled_at).total_seconds()
+        for a, b in pairs
+        if (after is None or b.scheduled_at > after) and (until is None or b.scheduled_at <= until)
+    ]
 
 
 def assert_cadence(found: list[float], expected: float, tolerance: float, at_least: int) -> None:
@@ -71,8 +74,9 @@ def count_after(fleet: Fleet, at: datetime, n: int, status: str | None = None) -
     """At least `n` batches of each stream ticked after `at` (and in `status`, if given)."""
     streams = by_stream(fleet.batches())
     return all(
-        sum(1 for b in found if b.scheduled_at > at and (status is None or b.status == status))
-        >= n for found in streams.values())
+        sum(1 for b in found if b.scheduled_at > at and (status is None or b.status == status)) >= n
+        for found in streams.values()
+    )
 
 
 def assert_all_gold(batches: list[Batch]) -> None:
@@ -98,8 +102,11 @@ def pause_until(deadline: datetime) -> None:
 def test_emulated_batches_every_two_seconds_all_reach_gold_on_cadence(fleet):
     fleet.write(interval=2)
     _, beat = fleet.start()
-    wait_for(lambda: all(len(f) >= 4 for f in by_stream(fleet.batches()).values()), 30,
-             "4 batches of each stream")
+    wait_for(
+        lambda: all(len(f) >= 4 for f in by_stream(fleet.batches()).values()),
+        30,
+        "4 batches of each stream",
+    )
     fleet.stop(beat)
     batches = fleet.settle()
 
@@ -113,12 +120,18 @@ def test_emulated_batches_every_two_seconds_all_reach_gold_on_cadence(fleet):
 def test_editing_the_interval_to_one_second_changes_the_cadence_without_a_restart(fleet):
     fleet.write(interval=2)
     worker, beat = fleet.start()
-    wait_for(lambda: all(len(f) >= 3 for f in by_stream(fleet.batches()).values()), 30,
-             "3 batches of each stream at 2 s")
+    wait_for(
+        lambda: all(len(f) >= 3 for f in by_stream(fleet.batches()).values()),
+        30,
+        "3 batches of each stream at 2 s",
+    )
     edited = now()
     fleet.write(interval=1)
-    wait_for(lambda: count_after(fleet, edited + timedelta(seconds=2), 4), 20,
-             "4 batches of each stream after the edit")
+    wait_for(
+        lambda: count_after(fleet, edited + timedelta(seconds=2), 4),
+        20,
+        "4 batches of each stream after the edit",
+    )
     assert worker.alive() and beat.alive(), "nothing may restart"
     fleet.stop(beat)
     batches = fleet.settle()
@@ -138,14 +151,19 @@ def test_editing_the_interval_to_one_second_changes_the_cadence_without_a_restar
 def test_an_invalid_config_file_is_rejected_and_the_cadence_stays(fleet):
     fleet.write(interval=1)
     worker, beat = fleet.start()
-    wait_for(lambda: all(len(f) >= 3 for f in by_stream(fleet.batches()).values()), 30,
-             "3 batches of each stream at 1 s")
+    wait_for(
+        lambda: all(len(f) >= 3 for f in by_stream(fleet.batches()).values()),
+        30,
+        "3 batches of each stream at 1 s",
+    )
     broken = now()
     fleet.write_raw(lambda data: data["events"]["emulated"].update(interval=0.05))
-    rejected = wait_for(lambda: [r for r in fleet.reloads() if not r.accepted], 5,
-                        "the rejection to be recorded")
-    wait_for(lambda: count_after(fleet, broken, 4), 20,
-             "4 batches of each stream after the broken edit")
+    rejected = wait_for(
+        lambda: [r for r in fleet.reloads() if not r.accepted], 5, "the rejection to be recorded"
+    )
+    wait_for(
+        lambda: count_after(fleet, broken, 4), 20, "4 batches of each stream after the broken edit"
+    )
     assert worker.alive() and beat.alive()
     fleet.stop(beat)
     batches = fleet.settle()
@@ -164,13 +182,19 @@ def test_an_invalid_config_file_is_rejected_and_the_cadence_stays(fleet):
 def test_switching_to_production_mode_stops_the_fast_ticks(fleet):
     fleet.write(interval=1)
     _, beat = fleet.start()
-    wait_for(lambda: all(len(f) >= 2 for f in by_stream(fleet.batches()).values()), 30,
-             "2 batches of each stream at 1 s")
+    wait_for(
+        lambda: all(len(f) >= 2 for f in by_stream(fleet.batches()).values()),
+        30,
+        "2 batches of each stream at 1 s",
+    )
     out = fleet.emugen("mode", "production")
     switched = now()
     assert "emulated -> production" in out
-    applied = wait_for(lambda: [r for r in fleet.reloads() if r.mode == "production"], 3,
-                       "beat to apply the production config")[0]
+    applied = wait_for(
+        lambda: [r for r in fleet.reloads() if r.mode == "production"],
+        3,
+        "beat to apply the production config",
+    )[0]
     assert applied.at - switched < timedelta(seconds=2)
     pause_until(applied.at + timedelta(seconds=3))  # three emulated intervals
     batches = fleet.batches()
@@ -209,8 +233,11 @@ def test_an_unconsumed_pipeline_queue_makes_beat_skip_ticks_and_never_overfills(
     assert_contiguous_seqs(batches)  # a skipped tick consumes no seq
     assert {b.status for b in batches} == {"bronze"}
     client = fleet.redis.client()
-    queued = [json.loads(raw)["headers"]["task"] for key in priority_keys(PIPELINE_QUEUE)
-              for raw in client.lrange(key, 0, -1)]
+    queued = [
+        json.loads(raw)["headers"]["task"]
+        for key in priority_keys(PIPELINE_QUEUE)
+        for raw in client.lrange(key, 0, -1)
+    ]
     assert queued.count("emugen.to_silver") == len(batches), queued  # each batch still queued
 
 
@@ -241,17 +268,21 @@ def stage_running(fleet: Fleet) -> tuple[str, str] | None:
 
 
 @pytest.mark.parametrize("victims", ["main", "main+child"])
-def test_a_worker_killed_with_sigkill_mid_run_loses_no_batch_and_duplicates_nothing(
-        fleet, victims):
+def test_a_worker_killed_with_sigkill_mid_run_loses_no_batch_and_duplicates_nothing(fleet, victims):
     # big event batches: a stage takes long enough to be caught in the middle of it
     fleet.write(interval=1, size=(800, 1500), fleet=QUICK_RECOVERY)
     worker, beat = fleet.start()
-    wait_for(lambda: all(sum(b.status == "gold" for b in f) >= 2
-                         for f in by_stream(fleet.batches()).values()), 30,
-             "2 gold batches of each stream")
+    wait_for(
+        lambda: all(
+            sum(b.status == "gold" for b in f) >= 2 for f in by_stream(fleet.batches()).values()
+        ),
+        30,
+        "2 gold batches of each stream",
+    )
     children = fleet.children(worker)
-    held = wait_for(lambda: stage_running(fleet), 15, "a worker in the middle of a stage",
-                    every=0.002)
+    held = wait_for(
+        lambda: stage_running(fleet), 15, "a worker in the middle of a stage", every=0.002
+    )
     os.kill(worker.pid, signal.SIGKILL)  # the main process: it holds the unacked message
     if victims == "main+child":
         for pid in children:  # as an OOM killer or a lost machine would: the task dies too
@@ -264,8 +295,11 @@ def test_a_worker_killed_with_sigkill_mid_run_loses_no_batch_and_duplicates_noth
     # well inside the broker's 30 s visibility timeout: the reaper (a beat entry, so beat keeps
     # running meanwhile), not redelivery, brings back the batch the dead worker held
     wait_for(lambda: status_of(fleet, held[1]) == "gold", 20, f"{held[1]} to reach gold")
-    wait_for(lambda: count_after(fleet, killed, 2, status="gold"), 30,
-             "2 batches of each stream after the kill to reach gold")
+    wait_for(
+        lambda: count_after(fleet, killed, 2, status="gold"),
+        30,
+        "2 batches of each stream after the kill to reach gold",
+    )
     fleet.stop(beat)
     batches = fleet.settle(timeout=15)
 
@@ -286,15 +320,22 @@ def test_a_worker_killed_with_sigkill_mid_run_loses_no_batch_and_duplicates_noth
 def test_a_restarted_redis_server_is_rejoined_by_worker_and_beat_on_their_own(fleet):
     fleet.write(interval=1, fleet=QUICK_RECOVERY)
     worker, beat = fleet.start()
-    wait_for(lambda: all(sum(b.status == "gold" for b in f) >= 2
-                         for f in by_stream(fleet.batches()).values()), 30,
-             "2 gold batches of each stream")
+    wait_for(
+        lambda: all(
+            sum(b.status == "gold" for b in f) >= 2 for f in by_stream(fleet.batches()).values()
+        ),
+        30,
+        "2 gold batches of each stream",
+    )
     fleet.redis.shutdown()
     pause_until(now() + timedelta(seconds=2))  # two ticks fall while the broker is down
     fleet.redis.start()
     restarted = now()
-    wait_for(lambda: count_after(fleet, restarted, 3, status="gold"), 40,
-             "3 batches of each stream after the restart to reach gold")
+    wait_for(
+        lambda: count_after(fleet, restarted, 3, status="gold"),
+        40,
+        "3 batches of each stream after the restart to reach gold",
+    )
     assert worker.alive() and beat.alive(), "nothing may restart but redis-server"
     fleet.stop(beat)
     batches = fleet.settle(timeout=30)
@@ -328,8 +369,11 @@ def test_a_second_beat_on_the_same_broker_is_refused_and_a_successor_starts_at_o
 def test_pause_stops_new_batches_within_an_interval_and_resume_continues_the_seq(fleet):
     fleet.write(interval=1)
     _, beat = fleet.start()
-    wait_for(lambda: all(len(f) >= 2 for f in by_stream(fleet.batches()).values()), 30,
-             "2 batches of each stream")
+    wait_for(
+        lambda: all(len(f) >= 2 for f in by_stream(fleet.batches()).values()),
+        30,
+        "2 batches of each stream",
+    )
     assert fleet.emugen("pause").strip() == "paused"
     paused = now()
 

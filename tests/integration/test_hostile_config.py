@@ -53,19 +53,32 @@ def alias_bomb(config: Path) -> None:
     os.replace(staged, config)
 
 
-HOSTILE = {"a /dev/zero symlink": (dev_zero, "character device"),
-           "a 10 MB flow list": (ten_megabytes, "a config file may hold at most"),
-           "an alias bomb": (alias_bomb, "found alias")}
+HOSTILE = {
+    "a /dev/zero symlink": (dev_zero, "character device"),
+    "a 10 MB flow list": (ten_megabytes, "a config file may hold at most"),
+    "an alias bomb": (alias_bomb, "found alias"),
+}
 
 
 def test_hostile_config_files_cost_beat_and_web_no_ticks_no_memory_and_no_errors(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     valid = fleet.write(interval=INTERVAL_S, size=(3, 5)).read_text()
     fleet.start()
     beat = next(p for p in fleet.procs if p.name == "beat")
     port = free_port()
-    web = fleet.spawn("web", "-m", "emugen", "web", "--port", str(port), "--config",
-                      str(fleet.config), "--poll-interval", "0.2")
+    web = fleet.spawn(
+        "web",
+        "-m",
+        "emugen",
+        "web",
+        "--port",
+        str(port),
+        "--config",
+        str(fleet.config),
+        "--poll-interval",
+        "0.2",
+    )
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: web.alive() and _answers(f"{base}/api/health"), 60, "the dashboard")
     wait_for(lambda: len(fleet.batches("companies")) >= 3, 60, "three company batches")
@@ -82,14 +95,17 @@ def test_hostile_config_files_cost_beat_and_web_no_ticks_no_memory_and_no_errors
             time.sleep(0.25)
         assert set(statuses) == {200}, f"{name}: /api/health answered {statuses}"
         assert health["config"]["valid"] is False and says in " ".join(
-            health["config"]["problems"]), f"{name}: {health['config']}"
+            health["config"]["problems"]
+        ), f"{name}: {health['config']}"
         assert health["applied_mode"] == "emulated"
-        rejected = [r for r in fleet.reloads() if not r.accepted and r.problems
-                    and says in r.problems]
+        rejected = [
+            r for r in fleet.reloads() if not r.accepted and r.problems and says in r.problems
+        ]
         assert rejected, f"{name}: beat recorded no rejection naming {says!r}"
         for stream in ("companies", "events"):
-            new = sorted((b for b in fleet.batches(stream) if b.batch_id not in before),
-                         key=lambda b: b.seq)
+            new = sorted(
+                (b for b in fleet.batches(stream) if b.batch_id not in before), key=lambda b: b.seq
+            )
             assert len(new) >= 3, f"{name}: only {len(new)} {stream} batches in {HOLD_S} s"
             gaps = [b.scheduled_at - a.scheduled_at for a, b in zip(new, new[1:], strict=False)]
             # at most one missed tick: no two consecutive ticks further apart than 2 intervals
@@ -102,8 +118,11 @@ def test_hostile_config_files_cost_beat_and_web_no_ticks_no_memory_and_no_errors
     staged = fleet.config.with_name(".valid.yaml")
     staged.write_text(valid)
     os.replace(staged, fleet.config)
-    wait_for(lambda: get(f"{base}/api/health")[1]["config"]["valid"], 30,
-             "the dashboard to accept the restored file")
+    wait_for(
+        lambda: get(f"{base}/api/health")[1]["config"]["valid"],
+        30,
+        "the dashboard to accept the restored file",
+    )
     assert "Traceback" not in beat.text() and "MemoryError" not in web.text()
 
 
@@ -115,7 +134,8 @@ def _answers(url: str) -> bool:
 
 
 def test_worker_and_beat_start_on_the_last_applied_config_while_the_file_is_invalid(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     fleet.write(interval=INTERVAL_S, size=(3, 5))
     worker, beat = fleet.start()
     wait_for(lambda: len(fleet.batches("companies")) >= 2, 60, "two company batches")
@@ -125,8 +145,11 @@ def test_worker_and_beat_start_on_the_last_applied_config_while_the_file_is_inva
     seen = {b.batch_id for b in fleet.batches()}
 
     worker, beat = fleet.start()
-    wait_for(lambda: len([b for b in fleet.batches("companies") if b.batch_id not in seen]) >= 2,
-             60, "company batches after the restart")
+    wait_for(
+        lambda: len([b for b in fleet.batches("companies") if b.batch_id not in seen]) >= 2,
+        60,
+        "company batches after the restart",
+    )
     settled = fleet.settle()
     assert all(b.status == "gold" for b in settled)
     for proc in (worker, beat):
@@ -138,20 +161,32 @@ def test_worker_and_beat_start_on_the_last_applied_config_while_the_file_is_inva
 
 
 def test_an_emptied_file_and_a_moved_store_leave_the_running_fleet_on_its_store(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     good = fleet.write(interval=INTERVAL_S, size=(3, 5)).read_text()
     fleet.start()
     wait_for(lambda: len(fleet.batches("events")) >= 2, 60, "two event batches")
     staged = fleet.config.with_name(".empty.yaml")
     staged.write_text("")
     os.replace(staged, fleet.config)  # cp /dev/null config/emugen.yaml, atomically
-    wait_for(lambda: any(not r.accepted and "the file is empty" in (r.problems or "")
-                         for r in fleet.reloads()), 30, "beat to refuse the empty file")
+    wait_for(
+        lambda: any(
+            not r.accepted and "the file is empty" in (r.problems or "") for r in fleet.reloads()
+        ),
+        30,
+        "beat to refuse the empty file",
+    )
     other = fleet.folder / "other.db"
     staged.write_text(good.replace(fleet.database_url, f"sqlite:///{other}"))
     os.replace(staged, fleet.config)
-    wait_for(lambda: any(not r.accepted and "restart to switch stores" in (r.problems or "")
-                         for r in fleet.reloads()), 30, "beat to refuse the moved store")
+    wait_for(
+        lambda: any(
+            not r.accepted and "restart to switch stores" in (r.problems or "")
+            for r in fleet.reloads()
+        ),
+        30,
+        "beat to refuse the moved store",
+    )
     count = len(fleet.batches("events"))
     wait_for(lambda: len(fleet.batches("events")) >= count + 3, 60, "three more event batches")
     seqs = [b.seq for b in fleet.batches("events")]

@@ -105,7 +105,8 @@ def assert_one_file_and_manifest_per_batch(fleet: Fleet, root: Path, fmt: str) -
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
 def test_every_batch_the_fleet_lands_has_one_file_and_manifest_and_no_reader_sees_a_partial(
-        fleet, fmt):
+    fleet, fmt
+):
     root = fleet.folder / "zone"
     fleet.write(interval=0.5, size=(200, 2000))
     with_landing(fleet, root, fmt)
@@ -116,8 +117,9 @@ def test_every_batch_the_fleet_lands_has_one_file_and_manifest_and_no_reader_see
     wait_for(lambda: len(fleet.batches()) >= 12, 60, "12 batches")
     fleet.stop(beat)
     fleet.settle(timeout=60)
-    wait_for(lambda: len(list(root.rglob(f"*.{fmt}"))) == len(fleet.batches()), 20,
-             "every batch's file")
+    wait_for(
+        lambda: len(list(root.rglob(f"*.{fmt}"))) == len(fleet.batches()), 20, "every batch's file"
+    )
     reader.halt.set()
     reader.join(10)
 
@@ -127,7 +129,8 @@ def test_every_batch_the_fleet_lands_has_one_file_and_manifest_and_no_reader_see
 
 
 def test_a_worker_killed_between_bronze_commit_and_file_write_leaves_no_batch_unlanded(
-        fleet, monkeypatch):
+    fleet, monkeypatch
+):
     root = fleet.folder / "zone"
     fleet.write(interval=1, size=(20, 40), fleet=QUICK_RECOVERY)
     with_landing(fleet, root, "jsonl")
@@ -136,8 +139,11 @@ def test_a_worker_killed_between_bronze_commit_and_file_write_leaves_no_batch_un
     monkeypatch.setenv(FAULT_DELAY_ENV, "60")
     worker, beat = fleet.start()
     monkeypatch.delenv(FAULT_DELAY_ENV)
-    held = wait_for(lambda: re.search(r"waiting 60 s before writing (\S+)", worker.text()), 30,
-                    "the worker inside the window between bronze commit and file write")
+    held = wait_for(
+        lambda: re.search(r"waiting 60 s before writing (\S+)", worker.text()),
+        30,
+        "the worker inside the window between bronze commit and file write",
+    )
     first = next(b for b in fleet.batches() if b.batch_id == held[1])
     children = fleet.children(worker)
     os.kill(worker.pid, signal.SIGKILL)
@@ -150,12 +156,17 @@ def test_a_worker_killed_between_bronze_commit_and_file_write_leaves_no_batch_un
     replacement = fleet.start_worker("worker2")
     fleet.wait_ready(replacement, "ready.")
     # well inside the broker's visibility timeout: the reaper, not a redelivery, lands it
-    wait_for(lambda: f"{first.batch_id} had no landing file; landed it" in replacement.text(),
-             30, f"the reaper to land {first.batch_id}")
-    wait_for(lambda: sum(b.status == "gold" for b in fleet.batches()) >= 6, 40,
-             "6 batches in gold")
+    wait_for(
+        lambda: f"{first.batch_id} had no landing file; landed it" in replacement.text(),
+        30,
+        f"the reaper to land {first.batch_id}",
+    )
+    wait_for(lambda: sum(b.status == "gold" for b in fleet.batches()) >= 6, 40, "6 batches in gold")
     fleet.stop(beat)
     fleet.settle(timeout=30)
-    wait_for(lambda: verify(fleet.engine(), landing_of(root, "jsonl")).ok, 20,
-             "every batch landed and verified")
+    wait_for(
+        lambda: verify(fleet.engine(), landing_of(root, "jsonl")).ok,
+        20,
+        "every batch landed and verified",
+    )
     assert_one_file_and_manifest_per_batch(fleet, root, "jsonl")

@@ -35,8 +35,10 @@ class Arrivals:
 
     def _read(self, url: str) -> None:
         try:
-            with httpx.Client(timeout=httpx.Timeout(5, read=None)) as client, \
-                    client.stream("GET", f"{url}/api/stream") as response:
+            with (
+                httpx.Client(timeout=httpx.Timeout(5, read=None)) as client,
+                client.stream("GET", f"{url}/api/stream") as response,
+            ):
                 for line in response.iter_lines():
                     if line.startswith("data:") and '"streams"' in line:
                         data = json.loads(line[5:])
@@ -53,8 +55,18 @@ class Arrivals:
 def test_a_gold_commit_reaches_the_sse_client_long_before_the_servers_5_s_poll(fleet):
     fleet.write(interval=1)
     port = free_port()
-    fleet.spawn("web", "-m", "emugen", "web", "--port", str(port), "--config", str(fleet.config),
-                "--poll-interval", str(SERVER_POLL_S))
+    fleet.spawn(
+        "web",
+        "-m",
+        "emugen",
+        "web",
+        "--port",
+        str(port),
+        "--config",
+        str(fleet.config),
+        "--poll-interval",
+        str(SERVER_POLL_S),
+    )
     url = f"http://127.0.0.1:{port}"
 
     def subscribed() -> bool:
@@ -69,19 +81,25 @@ def test_a_gold_commit_reaches_the_sse_client_long_before_the_servers_5_s_poll(f
         wait_for(lambda: client.seen, 10, "the first snapshot")
         connected = len(fleet.batches())  # none yet: the fleet starts now
         fleet.start()
-        wait_for(lambda: sum(b.status == "gold" for b in fleet.batches()) >= connected + COMMITS
-                 + 1, 60, f"{COMMITS + 1} batches in gold")
+        wait_for(
+            lambda: sum(b.status == "gold" for b in fleet.batches()) >= connected + COMMITS + 1,
+            60,
+            f"{COMMITS + 1} batches in gold",
+        )
         time.sleep(PUSHED_S)  # time for the last one to arrive
         with read_session(fleet.engine()) as session:
-            golds = sorted(session.scalars(select(BatchRow.gold_at)
-                                           .where(BatchRow.gold_at.is_not(None))))
+            golds = sorted(
+                session.scalars(select(BatchRow.gold_at).where(BatchRow.gold_at.is_not(None)))
+            )
         waits = []
-        for k, committed in enumerate(golds[:COMMITS + 1], start=1):
+        for k, committed in enumerate(golds[: COMMITS + 1], start=1):
             arrived = client.first(k)
             assert arrived is not None, f"gold batch {k} never reached the client"
             waits.append((arrived - committed).total_seconds())
-        print(f"gold commit -> SSE client with a {SERVER_POLL_S:g} s server poll: "
-              + ", ".join(f"{w * 1000:.0f} ms" for w in waits))
+        print(
+            f"gold commit -> SSE client with a {SERVER_POLL_S:g} s server poll: "
+            + ", ".join(f"{w * 1000:.0f} ms" for w in waits)
+        )
         assert all(w < PUSHED_S for w in waits), (waits, fleet.logs())
     finally:
         client.stop.set()

@@ -60,7 +60,8 @@ def _landed_invalid_enums(folder: Path) -> int:
         return db.execute(
             "select count(*) from injected_defects d join batches b using (batch_id) "
             "join landed_files f using (batch_id) "
-            "where d.defect = 'invalid_enum' and b.status = 'gold'").fetchone()[0]
+            "where d.defect = 'invalid_enum' and b.status = 'gold'"
+        ).fetchone()[0]
 
 
 def test_the_readme_tour_works_when_pasted(tmp_path: Path, redis_binary: str):
@@ -70,17 +71,32 @@ def test_the_readme_tour_works_when_pasted(tmp_path: Path, redis_binary: str):
     # more dirty records than the preset's 5 %, so that an invalid_enum (which the tour's
     # weakened pipeline lets through) is injected within a few batches rather than minutes
     config = folder / "config" / "emugen.yaml"
-    config.write_text(re.sub(r"(?m)^(\s+)rate: 0\.05\b", r"\1rate: 0.5",
-                             config.read_text(encoding="utf-8")), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"}
-    env.update(PYTHONPATH=str(folder), PYTHONUNBUFFERED="1",
-               EMUGEN_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",  # up starts it
-               EMUGEN_WEB_PORT=str(free_port()), EMUGEN_FLOWER_PORT=str(free_port()))
+    config.write_text(
+        re.sub(r"(?m)^(\s+)rate: 0\.05\b", r"\1rate: 0.5", config.read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"
+    }
+    env.update(
+        PYTHONPATH=str(folder),
+        PYTHONUNBUFFERED="1",
+        EMUGEN_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",  # up starts it
+        EMUGEN_WEB_PORT=str(free_port()),
+        EMUGEN_FLOWER_PORT=str(free_port()),
+    )
     out = (tmp_path / "up.out").open("wb")
-    up = subprocess.Popen([".venv/bin/emugen", "up"], cwd=folder, env=env, stdout=out,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          start_new_session=True)
+    up = subprocess.Popen(
+        [".venv/bin/emugen", "up"],
+        cwd=folder,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + FIRST_GOLD_S
         while _landed_invalid_enums(folder) < 1:
@@ -89,10 +105,17 @@ def test_the_readme_tour_works_when_pasted(tmp_path: Path, redis_binary: str):
             time.sleep(1)
         commands = tour_commands(README.read_text(encoding="utf-8"))
         for index, command in enumerate(commands):
-            done = subprocess.run(["bash", "-c", command], cwd=folder, env=env,
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                ["bash", "-c", command],
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == expected_code(commands, index), (
-                f"{command}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+                f"{command}\nexit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
             assert "Traceback" not in done.stderr, done.stderr
     finally:
         os.killpg(up.pid, signal.SIGINT)  # Ctrl-C, as the README says

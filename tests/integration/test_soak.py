@@ -15,8 +15,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.slow]
 
 
 def _logs(folder) -> str:
-    return "\n".join(f"===== {p.name} =====\n{p.read_text(errors='replace')[-3000:]}"
-                     for p in sorted(folder.glob("*.log")))
+    return "\n".join(
+        f"===== {p.name} =====\n{p.read_text(errors='replace')[-3000:]}"
+        for p in sorted(folder.glob("*.log"))
+    )
 
 
 @pytest.mark.timeout(480)
@@ -59,17 +61,29 @@ def _running_in(folder) -> list[int]:
 
 
 @pytest.mark.timeout(180)
-def test_a_soak_sent_sigterm_stops_its_whole_fleet_and_leaves_no_process(redis_binary,
-                                                                         tmp_path):
+def test_a_soak_sent_sigterm_stops_its_whole_fleet_and_leaves_no_process(redis_binary, tmp_path):
     import signal
     import subprocess
     import sys
     import time
 
     out = tmp_path / "soak"
-    soak = subprocess.Popen([sys.executable, "-m", "emugen", "soak", "--duration", "120",
-                             "--no-web", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    soak = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emugen",
+            "soak",
+            "--duration",
+            "120",
+            "--no-web",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert soak.stdout is not None
     seen = []
     for line in soak.stdout:  # the fleet is up once the soak says so

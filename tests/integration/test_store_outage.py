@@ -45,9 +45,14 @@ def _ended(fleet: Fleet) -> tuple[set[tuple[str, datetime]], set[tuple[str, date
 
 
 def _run(fleet: Fleet, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "emugen", *args, "--config", str(fleet.config)],
-                          cwd=fleet.folder, env=fleet.env(), capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "emugen", *args, "--config", str(fleet.config)],
+        cwd=fleet.folder,
+        env=fleet.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _health(client: TestClient) -> dict[str, Any]:
@@ -55,7 +60,8 @@ def _health(client: TestClient) -> dict[str, Any]:
 
 
 def test_a_full_disk_is_named_everywhere_and_every_tick_still_ends_as_a_batch_or_a_skip(
-        fleet: Fleet, small_disk: SmallDisk):
+    fleet: Fleet, small_disk: SmallDisk
+):
     fleet.database_url = f"sqlite:///{small_disk.path / 'emugen.db'}"
     fleet.write(interval=1, fleet={"max_retries": 1})
     worker, beat = fleet.start()
@@ -64,8 +70,11 @@ def test_a_full_disk_is_named_everywhere_and_every_tick_still_ends_as_a_batch_or
     app = create_app(fleet.config, environ={})
     with TestClient(app, base_url=BASE) as client:
         small_disk.fill()
-        full = wait_for(lambda: (h := _health(client))["store"]["fault"] and h, 40,
-                        "health to name the database error")
+        full = wait_for(
+            lambda: (h := _health(client))["store"]["fault"] and h,
+            40,
+            "health to name the database error",
+        )
         assert full["status"] == "degraded"
         assert "the database refuses writes: database or disk is full" in full["reasons"][0]
         assert "database or disk is full" in client.get("/").text
@@ -90,8 +99,9 @@ def test_a_full_disk_is_named_everywhere_and_every_tick_still_ends_as_a_batch_or
 
     def landed_since_freed() -> bool:
         with read_session(fleet.engine()) as session:
-            latest = session.scalar(select(BatchRow.generated_at)
-                                    .order_by(BatchRow.generated_at.desc()).limit(1))
+            latest = session.scalar(
+                select(BatchRow.generated_at).order_by(BatchRow.generated_at.desc()).limit(1)
+            )
         return latest is not None and latest.timestamp() > freed
 
     wait_for(landed_since_freed, 30, "a batch after space came back")
@@ -125,16 +135,18 @@ def test_a_deleted_sqlite_file_is_reported_and_nothing_is_written_into_the_ghost
         assert "beat stops: the SQLite file" in beat.text() and "was deleted" in beat.text()
         health = _health(client)
         assert health["status"] == "degraded"
-        assert any("emugen.db was deleted while emugen had it open" in r
-                   for r in health["reasons"])
+        assert any("emugen.db was deleted while emugen had it open" in r for r in health["reasons"])
 
     wal = fleet.folder / "emugen.db-wal"
     written = wal.stat().st_mtime_ns
     from celery import Celery
 
     sender = Celery("test-sender", broker=fleet.redis.url, set_as_current=False)
-    sender.send_task("emugen.generate_batch", args=["events", datetime.now().astimezone()
-                                                    .isoformat()], queue="generate")
+    sender.send_task(
+        "emugen.generate_batch",
+        args=["events", datetime.now().astimezone().isoformat()],
+        queue="generate",
+    )
     wait_for(lambda: "StoreFileGone" in worker.text(), 30, "the worker to refuse the tick")
     assert wal.stat().st_mtime_ns == written  # no process wrote into the ghost
     assert not db.exists()  # and none made a new file in its place

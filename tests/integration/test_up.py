@@ -24,15 +24,27 @@ pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 FIRST_BATCHES_S = 15
 STOPPED_S = 20
-SKIP = ("var", ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache",
-        ".hypothesis", "build")
+SKIP = (
+    "var",
+    ".venv",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".hypothesis",
+    "build",
+)
 
 
 def copy_working_tree(dest: Path) -> None:
     """What a clone would hold, plus uncommitted work: the files git tracks or would track."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, check=False)
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
     if listed.returncode != 0:  # not a git checkout (an sdist, say): copy minus the clutter
         shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*SKIP), dirs_exist_ok=True)
         return
@@ -57,8 +69,13 @@ def descendants(root: int) -> dict[int, str]:
     while todo:
         pid = todo.pop()
         with contextlib.suppress(OSError):
-            found[pid] = (Path(f"/proc/{pid}/cmdline").read_bytes()
-                          .replace(b"\0", b" ").decode(errors="replace").strip())
+            found[pid] = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+                .strip()
+            )
         todo.extend(children.get(pid, []))
     return found
 
@@ -73,33 +90,61 @@ def running(pid: int) -> bool:
 
 
 def status(folder: Path, env: dict[str, str]) -> dict:
-    done = subprocess.run([sys.executable, "-m", "emugen", "status", "--json", "--latest", "0"],
-                          cwd=folder, env=env, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "emugen", "status", "--json", "--latest", "0"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_up_runs_the_fleet_and_ctrl_c_stops_every_process(
-        tmp_path: Path, redis_binary: str) -> None:
+    tmp_path: Path, redis_binary: str
+) -> None:
     folder = tmp_path / "emugen"
     copy_working_tree(folder)
     assert not (folder / "var").exists()
     port = free_port()  # nothing listens there: up must start its own redis-server
     broker_url = f"redis://127.0.0.1:{port}/0"
-    write_config(folder / "config" / "emugen.yaml", "sqlite:///var/emugen.db", interval=2,
-                 broker_url=broker_url)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"}
+    write_config(
+        folder / "config" / "emugen.yaml",
+        "sqlite:///var/emugen.db",
+        interval=2,
+        broker_url=broker_url,
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("EMUGEN_") and k != "FLOWER_BASIC_AUTH"
+    }
     env.update(PYTHONPATH=str(folder), PYTHONUNBUFFERED="1")  # the copy's code, not the repo's
     web_port, flower_port = free_port(), free_port()  # never another fleet's 8000 and 5555
     out = tmp_path / "up.out"
     started = time.monotonic()
     with out.open("wb") as sink:
         # its own process group, so the Ctrl-C below reaches exactly what a terminal's would
-        up = subprocess.Popen([sys.executable, "-m", "emugen", "up", "--web-port", str(web_port),
-                               "--flower-port", str(flower_port)], cwd=folder, env=env,
-                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True)
+        up = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emugen",
+                "up",
+                "--web-port",
+                str(web_port),
+                "--flower-port",
+                str(flower_port),
+            ],
+            cwd=folder,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     seen: dict[int, str] = {}
     try:
         report: dict = {}
@@ -124,14 +169,30 @@ def test_up_runs_the_fleet_and_ctrl_c_stops_every_process(
         text = out.read_text()
         assert "started a private redis-server" in text and "var/log" in text
         # each URL once it answered as this fleet, the login after Flower's
-        wait_for(lambda: f"dashboard  http://127.0.0.1:{web_port}\n" in out.read_text(), 30,
-                 "the dashboard's URL")
-        wait_for(lambda: re.search(rf"Flower +http://127.0.0.1:{flower_port}\nFlower login: "
-                                   "emugen / ", out.read_text()), 30, "Flower's URL and login")
+        wait_for(
+            lambda: f"dashboard  http://127.0.0.1:{web_port}\n" in out.read_text(),
+            30,
+            "the dashboard's URL",
+        )
+        wait_for(
+            lambda: re.search(
+                rf"Flower +http://127.0.0.1:{flower_port}\nFlower login: "
+                "emugen / ",
+                out.read_text(),
+            ),
+            30,
+            "Flower's URL and login",
+        )
         # the summary line names each stream's next tick, as beat plans it (emugen.fleet.due)
-        wait_for(lambda: re.search(r"\| next: companies \d\d:\d\d:\d\d \((in \d+ s|now)\), "
-                                   r"events \d\d:\d\d:\d\d", out.read_text()), 10,
-                 "the summary line to show the next ticks")
+        wait_for(
+            lambda: re.search(
+                r"\| next: companies \d\d:\d\d:\d\d \((in \d+ s|now)\), "
+                r"events \d\d:\d\d:\d\d",
+                out.read_text(),
+            ),
+            10,
+            "the summary line to show the next ticks",
+        )
 
         asked = time.monotonic()
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in the terminal does

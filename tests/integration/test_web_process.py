@@ -58,8 +58,10 @@ def emugen_web(folder: Path, *, token: str | None = None) -> Iterator[WebProcess
     """
     store = Store(folder, f"sqlite:///{folder / 'emugen.db'}", rounds=2)
     text = store.config.read_text(encoding="utf-8")
-    store.config.write_text(text.replace("redis://127.0.0.1:6379/0",
-                                         f"redis://127.0.0.1:{free_port()}/0"), encoding="utf-8")
+    store.config.write_text(
+        text.replace("redis://127.0.0.1:6379/0", f"redis://127.0.0.1:{free_port()}/0"),
+        encoding="utf-8",
+    )
     port = free_port()
     log = folder / "web.log"
     with web_server(store.config, port, log, token=token) as process:
@@ -67,28 +69,54 @@ def emugen_web(folder: Path, *, token: str | None = None) -> Iterator[WebProcess
 
 
 @contextlib.contextmanager
-def web_server(config: Path, port: int, log: Path, *,
-               token: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def web_server(
+    config: Path, port: int, log: Path, *, token: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`emugen web` as its own process on `port` (beyond loopback when given a token), until
     it answers; stopped by its process group afterwards. The log is appended to, so one file
     can follow a server restarted on the same port."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_WEB_TOKEN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("EMUGEN_DATABASE_URL", "EMUGEN_BROKER_URL", "EMUGEN_WEB_TOKEN")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     if token:
         env["EMUGEN_WEB_TOKEN"] = token
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "emugen", "web", "--host", "0.0.0.0" if token else "127.0.0.1",
-             "--port", str(port), "--config", str(config)],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "emugen",
+                "web",
+                "--host",
+                "0.0.0.0" if token else "127.0.0.1",
+                "--port",
+                str(port),
+                "--config",
+                str(config),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: process.poll() is None and _answers(url) or (
-            process.poll() is not None
-            and pytest.fail(f"emugen web exited:\n{log.read_text(errors='replace')}")),
-                 30, "emugen web to answer")
+        wait_for(
+            lambda: (
+                process.poll() is None
+                and _answers(url)
+                or (
+                    process.poll() is not None
+                    and pytest.fail(f"emugen web exited:\n{log.read_text(errors='replace')}")
+                )
+            ),
+            30,
+            "emugen web to answer",
+        )
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -104,8 +132,9 @@ def web_server(config: Path, port: int, log: Path, *,
 
 
 def _request(port: int, path: str = "/api/stream") -> bytes:
-    return (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n").encode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
 
 
 async def _churn(config: Path, every: float) -> None:
@@ -120,6 +149,7 @@ async def _storm(port: int, config: Path, clients: int, hold: float) -> int:
     """`clients` stream connections at once, held `hold` s, then all dropped together while
     snapshots keep changing."""
     churn = asyncio.create_task(_churn(config, 0.02))
+
     async def connect() -> asyncio.StreamWriter | None:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -168,7 +198,8 @@ def test_a_thousand_clients_leaving_at_once_leave_the_stream_serving_snapshots(t
         assert b"retry: 1000" in seen
         assert b"event: snapshot\n" in seen, (
             f"no snapshot within {FIRST_SNAPSHOT_S} s after the storm; got {seen[-300:]!r}\n"
-            f"{web.text()[-3000:]}")
+            f"{web.text()[-3000:]}"
+        )
         assert "Traceback" not in web.text() and "Lock is not acquired" not in web.text()
 
 
@@ -182,13 +213,25 @@ def test_schemathesis_finds_no_failure_of_any_check(tmp_path, token):
     # the batch page's endpoints get a batch the store holds, so their paging is fuzzed
     # rather than every call being a 404 (test_batch_page fuzzes the ids themselves)
     (tmp_path / "schemathesis.toml").write_text(
-        '[parameters]\n"path.batch_id" = "events-000000001"\n', encoding="utf-8")
+        '[parameters]\n"path.batch_id" = "events-000000001"\n', encoding="utf-8"
+    )
     with emugen_web(tmp_path, token=token) as web:
-        argv = [str(Path(sys.executable).parent / "schemathesis"), "run",
-                f"{web.url}/openapi.json", "--checks", "all", "--max-examples", str(ST_EXAMPLES),
-                "--seed", "1", "--request-timeout", "10",
-                # an event stream never ends: the SSE tests above exercise it
-                "--exclude-path", "/api/stream"]
+        argv = [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{web.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(ST_EXAMPLES),
+            "--seed",
+            "1",
+            "--request-timeout",
+            "10",
+            # an event stream never ends: the SSE tests above exercise it
+            "--exclude-path",
+            "/api/stream",
+        ]
         if token:
             argv += ["--header", f"Authorization: Bearer {token}"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=240, cwd=tmp_path)
@@ -201,8 +244,10 @@ def _promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
         if os.environ.get("CI"):
-            pytest.fail("CI is set but promtool is missing (scripts/test.sh installs Debian's "
-                        "prometheus package)")
+            pytest.fail(
+                "CI is set but promtool is missing (scripts/test.sh installs Debian's "
+                "prometheus package)"
+            )
         pytest.skip("promtool is missing (apt-get install -y prometheus); CI runs this")
     return found
 
@@ -212,8 +257,9 @@ def test_promtool_accepts_the_metrics_exposition(tmp_path):
     with emugen_web(tmp_path) as web:
         body = httpx.get(f"{web.url}/metrics", timeout=10).text
     assert "emugen_mode{" in body and "emugen_last_gold_timestamp_seconds{" in body
-    done = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -221,8 +267,12 @@ async def _declare_huge_body(port: int, size: int) -> bytes:
     """Headers announcing `size` bytes of body, and no body at all: the answer must come
     without the server waiting for (or buffering) what was announced."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write((f"POST /api/mode HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
-                  f"application/json\r\nContent-Length: {size}\r\n\r\n").encode())
+    writer.write(
+        (
+            f"POST /api/mode HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {size}\r\n\r\n"
+        ).encode()
+    )
     try:
         async with asyncio.timeout(10):
             return await reader.readuntil(b"}")

@@ -22,12 +22,18 @@ import pytest
 from emugen.fleet.broker import answers, free_port
 from tests.integration.test_up import copy_working_tree
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis, pytest.mark.slow,
-              pytest.mark.timeout(1200)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200),
+]
 
 REPO = Path(__file__).resolve().parents[2]
-OFFLINE = re.compile(r"(?i)failed to fetch|dns error|network|offline|could not connect|"
-                     r"connection (refused|reset)|timed out|no solution found")
+OFFLINE = re.compile(
+    r"(?i)failed to fetch|dns error|network|offline|could not connect|"
+    r"connection (refused|reset)|timed out|no solution found"
+)
 UP_GOLD_S = 240  # generous: the machine is shared; the test waits for an outcome, not a speed
 
 
@@ -55,8 +61,11 @@ def _fetching(args: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 def _clean_env(venv: Path) -> dict[str, str]:
     """What a newcomer's shell has: the venv on PATH, nothing of this repo or its config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EMUGEN_", "PYTHON", "VIRTUAL_ENV", "FLOWER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EMUGEN_", "PYTHON", "VIRTUAL_ENV", "FLOWER_"))
+    }
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -72,20 +81,35 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     _fetching([uv, "build", "--wheel", "--out-dir", str(dist), str(source)], root, env)
     (wheel,) = dist.glob("emugen-*.whl")
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], cwd=root,
-                   env=env, check=True, timeout=120)
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)],
+        cwd=root,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     target = ["--python", str(venv / "bin" / "python"), str(wheel)]
-    offline = subprocess.run([uv, "pip", "install", "--quiet", "--offline", *target], cwd=root,
-                             env=env, capture_output=True, timeout=600)
+    offline = subprocess.run(
+        [uv, "pip", "install", "--quiet", "--offline", *target],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
     if offline.returncode != 0:  # not all in uv's cache: from the index
         _fetching([uv, "pip", "install", "--quiet", *target], root, env)
     return venv
 
 
-def _emugen(venv: Path, folder: Path, env: dict[str, str], *args: str,
-            code: int = 0) -> str:
-    done = subprocess.run([str(venv / "bin" / "emugen"), *args], cwd=folder, env=env,
-                          capture_output=True, text=True, timeout=300)
+def _emugen(venv: Path, folder: Path, env: dict[str, str], *args: str, code: int = 0) -> str:
+    done = subprocess.run(
+        [str(venv / "bin" / "emugen"), *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == code, f"emugen {' '.join(args)} exited {done.returncode}:\n{output}"
     assert "Traceback" not in output, output
@@ -93,15 +117,25 @@ def _emugen(venv: Path, folder: Path, env: dict[str, str], *args: str,
 
 
 def test_the_wheel_alone_runs_init_pipeline_status_export_and_grade_in_an_empty_folder(
-        venv: Path, tmp_path: Path) -> None:
+    venv: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "newcomer"
     folder.mkdir()
     env = _clean_env(venv)
     env["EMUGEN_BROKER_URL"] = f"redis://127.0.0.1:{free_port()}/0"  # nobody's: no broker
-    where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import emugen, importlib.util as u; print(emugen.__file__); "
-                            "print(u.find_spec('psycopg') is None, u.find_spec('pytest') is None)"],
-                           cwd=folder, env=env, capture_output=True, text=True, check=True)
+    where = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import emugen, importlib.util as u; print(emugen.__file__); "
+            "print(u.find_spec('psycopg') is None, u.find_spec('pytest') is None)",
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     module, extras_absent = where.stdout.splitlines()
     assert Path(module).resolve().is_relative_to(venv.resolve()), module  # not this checkout
     assert extras_absent == "True True"  # neither the postgres nor the dev extra
@@ -115,10 +149,21 @@ def test_the_wheel_alone_runs_init_pipeline_status_export_and_grade_in_an_empty_
     status = _emugen(venv, folder, env, "status")
     assert "fleet: unknown (the broker did not answer" in status and "gold 2" in status
     _emugen(venv, folder, env, "export", "silver", "--stream", "events", "--out", "kept.parquet")
-    _emugen(venv, folder, env, "export", "quarantine", "--stream", "events",
-            "--out", "rejected.parquet")
-    graded = _emugen(venv, folder, env, "grade", "--kept", "kept.parquet", "--rejected",
-                     "rejected.parquet", "--stream", "events")  # exit 0: recall and precision
+    _emugen(
+        venv, folder, env, "export", "quarantine", "--stream", "events", "--out", "rejected.parquet"
+    )
+    graded = _emugen(
+        venv,
+        folder,
+        env,
+        "grade",
+        "--kept",
+        "kept.parquet",
+        "--rejected",
+        "rejected.parquet",
+        "--stream",
+        "events",
+    )  # exit 0: recall and precision
     assert graded.rstrip().endswith("PASS"), graded
     landed = {p.name for p in (folder / "var" / "landing").iterdir()}
     assert {"companies", "events"} <= landed  # the landing zone, as a consumer reads it
@@ -134,10 +179,22 @@ def test_the_wheel_alone_runs_a_short_up_that_ctrl_c_stops(venv: Path, tmp_path:
     web_port, flower_port = free_port(), free_port()
     out = tmp_path / "up.out"
     with out.open("wb") as sink:
-        up = subprocess.Popen([str(venv / "bin" / "emugen"), "up", "--web-port", str(web_port),
-                               "--flower-port", str(flower_port)], cwd=folder, env=env,
-                              stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True)
+        up = subprocess.Popen(
+            [
+                str(venv / "bin" / "emugen"),
+                "up",
+                "--web-port",
+                str(web_port),
+                "--flower-port",
+                str(flower_port),
+            ],
+            cwd=folder,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + UP_GOLD_S
         while not re.search(r"in gold: companies [1-9]", out.read_text()):

@@ -10,12 +10,18 @@ import duckdb
 from emugen.grade.answer.expected import DISTINCT, HITS, metrics_of
 
 # records the policy counts, which a consumer may have missed: taking them out lowers the cell
-NEGATIVE = {"late_dropped": "counted_lo AND late", "delayed_missed": "counted_lo AND delayed",
-            "clean_rejected": "counted_lo AND coalesce(NOT kept, false)"}
+NEGATIVE = {
+    "late_dropped": "counted_lo AND late",
+    "delayed_missed": "counted_lo AND delayed",
+    "clean_rejected": "counted_lo AND coalesce(NOT kept, false)",
+}
 # records the policy does not count, which a consumer may have counted: putting them in raises it
-POSITIVE = {"late_counted": "eligible AND NOT counted_hi",
-            "redelivered_counted": "valid AND copy", "defect_counted": "NOT valid",
-            "unreleased": "valid AND NOT copy AND NOT released"}
+POSITIVE = {
+    "late_counted": "eligible AND NOT counted_hi",
+    "redelivered_counted": "valid AND copy",
+    "defect_counted": "NOT valid",
+    "unreleased": "valid AND NOT copy AND NOT released",
+}
 CLASSES = {**NEGATIVE, **POSITIVE}
 EXAMPLES = 3
 
@@ -60,14 +66,16 @@ def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
     aggs = []
     for m in additive:
         hit = HITS[table][m]
-        aggs.append(f"count(*) FILTER (WHERE {hit}) AS \"n_{m}\"")
-        aggs.append(f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
-                    f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\"")
+        aggs.append(f'count(*) FILTER (WHERE {hit}) AS "n_{m}"')
+        aggs.append(
+            f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
+            f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\""
+        )
     rows = con.execute(f"""
         WITH r AS (SELECT * FROM wrong_records),
         tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
                    WHERE cls IS NOT NULL)
-        SELECT w, key, cls, {', '.join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
+        SELECT w, key, cls, {", ".join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
     out: Effects = {}
     for row in rows:
         w, key, cls = row[0], row[1], row[2]
@@ -86,18 +94,18 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
     the counted drivers only it holds)."""
     flags, sums = [], []
     for name, pred in CLASSES.items():
-        flags.append(f"bool_or({pred}) AS \"has_{name}\"")
+        flags.append(f'bool_or({pred}) AS "has_{name}"')
         if name in NEGATIVE:
-            flags.append(f"bool_or(counted_lo AND NOT ({pred})) AS \"rest_{name}\"")
-            sums.append(f"-count(*) FILTER (WHERE lo AND NOT \"rest_{name}\") AS \"{name}\"")
+            flags.append(f'bool_or(counted_lo AND NOT ({pred})) AS "rest_{name}"')
+            sums.append(f'-count(*) FILTER (WHERE lo AND NOT "rest_{name}") AS "{name}"')
         else:
-            sums.append(f"count(*) FILTER (WHERE \"has_{name}\" AND NOT hi) AS \"{name}\"")
+            sums.append(f'count(*) FILTER (WHERE "has_{name}" AND NOT hi) AS "{name}"')
     rows = con.execute(f"""
         WITH r AS (SELECT * FROM wrong_records),
         d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
-                     {', '.join(flags)}
+                     {", ".join(flags)}
               FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
-        SELECT w, key, {', '.join(sums)} FROM d GROUP BY w, key""").fetchall()
+        SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key""").fetchall()
     for row in rows:
         w, key = row[0], row[1]
         for name, delta in zip(CLASSES, row[2:], strict=True):
@@ -105,11 +113,13 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
                 continue
             examples = out.get((w, key, "events"), {}).get(name)
             out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), examples.texts if examples else [])
+                int(delta), abs(int(delta)), examples.texts if examples else []
+            )
 
 
-def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
-            keys: str) -> dict[tuple, int]:
+def shifted(
+    con: duckdb.DuckDBPyConnection, table: str, width_ms: int, keys: str
+) -> dict[tuple, int]:
     """(w, key) -> shift in ms, for the rows in table `keys` whose every metric equals the
     expected value of the same key one window, or whole hours (a time zone), away."""
     n = len(metrics_of(table))
@@ -131,8 +141,9 @@ def shifted(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     return {(w, key): s for w, key, s in rows}
 
 
-def cell_records(con: duckdb.DuckDBPyConnection, table: str,
-                 keys: str) -> dict[tuple, tuple[int, list]]:
+def cell_records(
+    con: duckdb.DuckDBPyConnection, table: str, keys: str
+) -> dict[tuple, tuple[int, list]]:
     """(w, key) -> (records landed in the cell, a few counted ones) for the rows in `keys`."""
     rows = con.execute(f"""
         SELECT w, key, count(*),

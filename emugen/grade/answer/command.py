@@ -35,26 +35,40 @@ class AnswerOptions:
     max_wrong_cells: int = 0
 
 
-def gold_job(options: AnswerOptions, stream: str | None, truth: str | None,
-             kept: Source | None, rejected: Source | None) -> GoldJob:
+def gold_job(
+    options: AnswerOptions,
+    stream: str | None,
+    truth: str | None,
+    kept: Source | None,
+    rejected: Source | None,
+) -> GoldJob:
     """The job, every declaration parsed (a bad one raises one line, exit 2)."""
     stream_value = stream if stream in ("companies", "events") else None
     return GoldJob(
         gold=Source("gold", options.gold, options.gold_query),
-        columns=parse_columns(options.columns), stream=stream_value,
+        columns=parse_columns(options.columns),
+        stream=stream_value,
         width_ms=parse_duration_ms(options.window, "--window") if options.window else None,
         policy=parse_policy(options.policy, options.trigger),
-        tolerance=parse_tolerance(options.tolerance), truth_path=truth,
-        arrivals_path=options.arrivals, kept=kept, rejected=rejected)
+        tolerance=parse_tolerance(options.tolerance),
+        truth_path=truth,
+        arrivals_path=options.arrivals,
+        kept=kept,
+        rejected=rejected,
+    )
 
 
 def render(result: dict, options: AnswerOptions, json_out: bool) -> str:
-    return (as_json(result, options.max_wrong_cells) if json_out
-            else text(result, options.max_wrong_cells))
+    return (
+        as_json(result, options.max_wrong_cells)
+        if json_out
+        else text(result, options.max_wrong_cells)
+    )
 
 
-def follow(job: GoldJob, grade: Callable[[GoldJob], dict], every: float,
-           rounds: int | None) -> None:
+def follow(
+    job: GoldJob, grade: Callable[[GoldJob], dict], every: float, rounds: int | None
+) -> None:
     """Re-grade every `every` seconds; print a line when the verdict's counts change."""
     seen: tuple | None = None
     done = 0
@@ -64,9 +78,11 @@ def follow(job: GoldJob, grade: Callable[[GoldJob], dict], every: float,
             now = (result["cells"], result["wrong"], result["pending"])
             if now != seen:
                 causes = ", ".join(f"{k} {v}" for k, v in result["by_cause"].items() if v)
-                click.echo(f"{time.strftime('%H:%M:%S')} gold: {result['wrong']} wrong of "
-                           f"{result['cells']} cells, {result['pending']} pending"
-                           + (f" ({causes})" if causes else ""))
+                click.echo(
+                    f"{time.strftime('%H:%M:%S')} gold: {result['wrong']} wrong of "
+                    f"{result['cells']} cells, {result['pending']} pending"
+                    + (f" ({causes})" if causes else "")
+                )
                 sys.stdout.flush()
             seen, done = now, done + 1
             if rounds is None or done < rounds:
@@ -75,10 +91,13 @@ def follow(job: GoldJob, grade: Callable[[GoldJob], dict], every: float,
         pass
 
 
-def grade_answer(job: GoldJob, options: AnswerOptions, engine: object,
-                 json_out: bool) -> tuple[str, bool, dict]:
+def grade_answer(
+    job: GoldJob, options: AnswerOptions, engine: object, json_out: bool
+) -> tuple[str, bool, dict]:
     """Grade once: the report, whether it passes the gate, and its `gold` JSON object."""
     result = run_gold(job, engine)  # type: ignore[arg-type]
-    return (render(result, options, json_out),
-            verdict(result, options.max_wrong_cells) == "PASS",
-            for_json(result, options.max_wrong_cells))
+    return (
+        render(result, options, json_out),
+        verdict(result, options.max_wrong_cells) == "PASS",
+        for_json(result, options.max_wrong_cells),
+    )

@@ -15,11 +15,17 @@ from emugen.grade.answer.policy import COMPANY_METRICS, REGION_METRICS, Policy
 
 # the SQL predicate that puts a record of the cell into each metric's count
 HITS = {
-    "company": {"events": "true", "start_driving": "event_type = 'start_driving'",
-                "stopped_driving": "event_type = 'stopped_driving'",
-                "delivered": "event_type = 'delivered'"},
-    "region": {"companies_onboarded": "stream = 'companies'", "events": "stream = 'events'",
-               "deliveries": "stream = 'events' AND event_type = 'delivered'"},
+    "company": {
+        "events": "true",
+        "start_driving": "event_type = 'start_driving'",
+        "stopped_driving": "event_type = 'stopped_driving'",
+        "delivered": "event_type = 'delivered'",
+    },
+    "region": {
+        "companies_onboarded": "stream = 'companies'",
+        "events": "stream = 'events'",
+        "deliveries": "stream = 'events' AND event_type = 'delivered'",
+    },
 }
 DISTINCT = {"active_drivers": "driver_id"}  # metrics counted as distinct values, not rows
 
@@ -35,14 +41,17 @@ def drop_sql(policy: Policy, width_ms: int) -> tuple[str, str]:
         # the most aggressive engine filters file k with the newest event before it
         return "false", f"coalesce({end} <= p.before_1 - {policy.delay_ms}, false)"
     if policy.kind == "lookback":
-        frozen = (f"coalesce(w < p.before_1 // {width_ms} * {width_ms} - "
-                  f"{policy.windows * width_ms}, false)")
+        frozen = (
+            f"coalesce(w < p.before_1 // {width_ms} * {width_ms} - "
+            f"{policy.windows * width_ms}, false)"
+        )
         return frozen, frozen
     return "false", "false"
 
 
-def judge(con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int,
-          with_kept: bool = False) -> None:
+def judge(
+    con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int, with_kept: bool = False
+) -> None:
     """The view `judged`: every record with its policy flags (and `kept`, from the table
     `kept_rows`, when the consumer's silver is given); `cells_company` / `cells_region`.
 
@@ -50,8 +59,11 @@ def judge(con: duckdb.DuckDBPyConnection, policy: Policy, width_ms: int,
     of only the wrong cells' records (`wrong_records`)."""
     certain, at_most = drop_sql(policy, width_ms)
     kept = "kr.batch_id IS NOT NULL" if with_kept else "NULL::BOOLEAN"
-    kept_join = ("LEFT JOIN kept_rows kr ON kr.batch_id = p.batch_id AND kr.row_no = p.row_no"
-                 if with_kept else "")
+    kept_join = (
+        "LEFT JOIN kept_rows kr ON kr.batch_id = p.batch_id AND kr.row_no = p.row_no"
+        if with_kept
+        else ""
+    )
     con.execute(f"""
         CREATE OR REPLACE VIEW judged AS
         WITH r AS (
@@ -103,8 +115,10 @@ def metric_sql(table: str, metric: str, flag: str) -> str:
 def keep_wrong_records(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """`wrong_records`: the records of the cells in `wrong_keys`, read once for every
     explanation."""
-    con.execute(f"CREATE OR REPLACE TABLE wrong_records AS SELECT c.* FROM cells_{table} c "
-                "SEMI JOIN wrong_keys USING (w, key)")
+    con.execute(
+        f"CREATE OR REPLACE TABLE wrong_records AS SELECT c.* FROM cells_{table} c "
+        "SEMI JOIN wrong_keys USING (w, key)"
+    )
 
 
 def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:
@@ -112,14 +126,18 @@ def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:
     metrics = metrics_of(table)
     cols = []
     for m in metrics:
-        cols.append(f"{metric_sql(table, m, 'counted_lo')} AS \"{m}_lo\"")
-        cols.append(f"{metric_sql(table, m, 'counted_hi')} AS \"{m}_hi\"" if band
-                    else f"NULL AS \"{m}_hi\"")
+        cols.append(f'{metric_sql(table, m, "counted_lo")} AS "{m}_lo"')
+        cols.append(
+            f'{metric_sql(table, m, "counted_hi")} AS "{m}_hi"' if band else f'NULL AS "{m}_hi"'
+        )
     con.execute(f"""CREATE OR REPLACE TABLE exp_wide AS
-                    SELECT w, key, {', '.join(cols)} FROM cells_{table}
+                    SELECT w, key, {", ".join(cols)} FROM cells_{table}
                     WHERE counted_hi GROUP BY w, key""")
-    parts = [f"SELECT w, key, '{m}' AS metric, \"{m}_lo\"::BIGINT AS lo, "
-             f"coalesce(\"{m}_hi\", \"{m}_lo\")::BIGINT AS hi FROM exp_wide" for m in metrics]
+    parts = [
+        f"SELECT w, key, '{m}' AS metric, \"{m}_lo\"::BIGINT AS lo, "
+        f'coalesce("{m}_hi", "{m}_lo")::BIGINT AS hi FROM exp_wide'
+        for m in metrics
+    ]
     con.execute("CREATE OR REPLACE TABLE exp_long AS " + " UNION ALL ".join(parts))
 
 
@@ -134,8 +152,15 @@ def conservation(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
                count(*) FILTER (WHERE dropped) AS dropped_late,
                count(*) FILTER (WHERE valid AND NOT copy AND NOT released) AS unreleased
         FROM judged WHERE stream = '{stream}' GROUP BY w ORDER BY w NULLS LAST""").fetchall()
-    names = ("window_start_ms", "landed", "counted", "quarantined", "deduplicated",
-             "dropped_late", "unreleased")
+    names = (
+        "window_start_ms",
+        "landed",
+        "counted",
+        "quarantined",
+        "deduplicated",
+        "dropped_late",
+        "unreleased",
+    )
     out = []
     for row in rows:
         item = dict(zip(names, row, strict=True))

@@ -16,25 +16,36 @@ from itertools import combinations
 import duckdb
 import pyarrow as pa
 
-from emugen.grade.answer.classes import (
-    NEGATIVE,
-    Effect,
-    cell_records,
-    class_effects,
-    shifted,
-)
+from emugen.grade.answer.classes import NEGATIVE, Effect, cell_records, class_effects, shifted
 from emugen.grade.answer.policy import Tolerance
 
-CAUSES = ("late_dropped", "late_counted", "redelivered_counted", "defect_counted",
-          "clean_rejected", "delayed_missed", "window_shifted", "no_such_window", "unexplained")
+CAUSES = (
+    "late_dropped",
+    "late_counted",
+    "redelivered_counted",
+    "defect_counted",
+    "clean_rejected",
+    "delayed_missed",
+    "window_shifted",
+    "no_such_window",
+    "unexplained",
+)
 # which class names a difference first when several would: a delayed batch's records are late
 # because the batch was delayed, so that is the cause named
-PREFERENCE = ("delayed_missed", "late_dropped", "late_counted", "redelivered_counted",
-              "defect_counted", "clean_rejected", "unreleased")
+PREFERENCE = (
+    "delayed_missed",
+    "late_dropped",
+    "late_counted",
+    "redelivered_counted",
+    "defect_counted",
+    "clean_rejected",
+    "unreleased",
+)
 
 
-def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_ms: float,
-            width_ms: int) -> dict:
+def compare(
+    con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_ms: float, width_ms: int
+) -> dict:
     """`cmp`: every cell with lo, hi, got, and its state (ok | wrong | pending)."""
     top = con.execute("SELECT max(w) FROM got").fetchall()[0][0]
     later = f"w > {int(top)}" if top is not None else "true"
@@ -56,11 +67,17 @@ def compare(con: duckdb.DuckDBPyConnection, tolerance: Tolerance, pending_after_
             WHEN got IS NULL AND ({later}) THEN 'pending'
             ELSE 'wrong' END AS state
         FROM j""")
-    con.execute("CREATE OR REPLACE TABLE wrong_keys AS SELECT DISTINCT w, key FROM cmp "
-                "WHERE state = 'wrong'")
+    con.execute(
+        "CREATE OR REPLACE TABLE wrong_keys AS SELECT DISTINCT w, key FROM cmp "
+        "WHERE state = 'wrong'"
+    )
     counts = dict(con.execute("SELECT state, count(*) FROM cmp GROUP BY state").fetchall())
-    return {"cells": sum(counts.values()), "ok": counts.get("ok", 0),
-            "wrong": counts.get("wrong", 0), "pending": counts.get("pending", 0)}
+    return {
+        "cells": sum(counts.values()),
+        "ok": counts.get("ok", 0),
+        "wrong": counts.get("wrong", 0),
+        "pending": counts.get("pending", 0),
+    }
 
 
 def _order(effects: dict[str, Effect]) -> list[str]:
@@ -70,8 +87,7 @@ def _order(effects: dict[str, Effect]) -> list[str]:
     return sorted(names, key=lambda n: n != "clean_rejected")
 
 
-def _search(effects: dict[str, Effect], target: float, slack: float,
-            most: int) -> list[str] | None:
+def _search(effects: dict[str, Effect], target: float, slack: float, most: int) -> list[str] | None:
     """The smallest set of at most `most` whole classes whose deltas add up to `target`."""
     names = _order(effects)
     for size in range(1, min(most, len(names)) + 1):
@@ -84,16 +100,19 @@ def _search(effects: dict[str, Effect], target: float, slack: float,
 def _whole(effects: dict[str, Effect], names: list[str] | None) -> list[dict] | None:
     if names is None:
         return None
-    return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples}
-            for n in names]
+    return [{"cause": n, "count": effects[n].count, "examples": effects[n].examples} for n in names]
 
 
 def _partial(effects: dict[str, Effect], target: float) -> list[dict] | None:
     """Part of one class: the consumer lost (or added) some, not all, of its records."""
     for name in _order(effects):
         effect = effects.get(name)
-        if effect and effect.delta and (effect.delta > 0) == (target > 0) \
-                and abs(effect.delta) >= abs(target):
+        if (
+            effect
+            and effect.delta
+            and (effect.delta > 0) == (target > 0)
+            and abs(effect.delta) >= abs(target)
+        ):
             share = round(abs(target))
             return [{"cause": name, "count": share, "examples": effect.examples[:share]}]
     return None
@@ -104,8 +123,9 @@ def _target(lo: int, hi: int, got: float | None) -> float:
     return value - lo if value < lo else value - hi
 
 
-def _causes(found: dict[str, Effect], target: float, slack: float,
-            shift: int | None) -> list[dict] | None:
+def _causes(
+    found: dict[str, Effect], target: float, slack: float, shift: int | None
+) -> list[dict] | None:
     """One whole class, else part of one class, else a shifted row, else several classes.
 
     Part of a class comes before a shift: with small counts a row often equals a neighbour's
@@ -116,11 +136,17 @@ def _causes(found: dict[str, Effect], target: float, slack: float,
     return causes or _whole(found, _search(found, target, slack, len(found)))
 
 
-def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,
-          causes: list[dict]) -> dict:
-    cell = {"window_start_ms": w, "key": key, "metric": metric, "got": got,
-            "difference": _target(lo, hi, got),
-            "causes": [c for c in causes if c["cause"] != "unreleased"]}
+def _cell(
+    w: int, key: str, metric: str, lo: int, hi: int, got: float | None, causes: list[dict]
+) -> dict:
+    cell = {
+        "window_start_ms": w,
+        "key": key,
+        "metric": metric,
+        "got": got,
+        "difference": _target(lo, hi, got),
+        "causes": [c for c in causes if c["cause"] != "unreleased"],
+    }
     if lo == hi:
         cell["expected"] = lo
     else:
@@ -128,23 +154,36 @@ def _cell(w: int, key: str, metric: str, lo: int, hi: int, got: float | None,
     return cell
 
 
-def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
-            tolerance: Tolerance) -> tuple[list[dict], int]:
+def explain(
+    con: duckdb.DuckDBPyConnection, table: str, width_ms: int, tolerance: Tolerance
+) -> tuple[list[dict], int]:
     """Every wrong cell with its causes (worst first); how many turned out to be pending
     (only records of a delayed batch not released yet are missing)."""
-    wrong = con.execute("SELECT w, key, metric, lo, hi, got FROM cmp WHERE state = 'wrong' "
-                        "ORDER BY greatest(abs(coalesce(got, 0) - lo), abs(coalesce(got, 0) - hi)) "
-                        "DESC, w, key, metric").fetchall()
+    wrong = con.execute(
+        "SELECT w, key, metric, lo, hi, got FROM cmp WHERE state = 'wrong' "
+        "ORDER BY greatest(abs(coalesce(got, 0) - lo), abs(coalesce(got, 0) - hi)) "
+        "DESC, w, key, metric"
+    ).fetchall()
     if not wrong:
         return [], 0
     effects = class_effects(con, table)
     # one whole class first; only the rows it leaves open are searched for a shift, or listed
-    first = [_search(effects.get((w, key, metric), {}), _target(lo, hi, got),
-                     tolerance.allowed(hi), 1) for w, key, metric, lo, hi, got in wrong]
-    open_keys = sorted({(row[0], row[1]) for row, names in zip(wrong, first, strict=True)
-                        if names is None})
-    con.register("open_arrow", pa.table({"w": pa.array([k[0] for k in open_keys], pa.int64()),
-                                         "key": pa.array([k[1] for k in open_keys], pa.string())}))
+    first = [
+        _search(effects.get((w, key, metric), {}), _target(lo, hi, got), tolerance.allowed(hi), 1)
+        for w, key, metric, lo, hi, got in wrong
+    ]
+    open_keys = sorted(
+        {(row[0], row[1]) for row, names in zip(wrong, first, strict=True) if names is None}
+    )
+    con.register(
+        "open_arrow",
+        pa.table(
+            {
+                "w": pa.array([k[0] for k in open_keys], pa.int64()),
+                "key": pa.array([k[1] for k in open_keys], pa.string()),
+            }
+        ),
+    )
     con.execute("CREATE OR REPLACE TABLE open_keys AS SELECT * FROM open_arrow")
     con.unregister("open_arrow")
     moved = shifted(con, table, width_ms, "open_keys") if open_keys else {}
@@ -152,15 +191,23 @@ def explain(con: duckdb.DuckDBPyConnection, table: str, width_ms: int,
     cells, pending = [], 0
     for (w, key, metric, lo, hi, got), names in zip(wrong, first, strict=True):
         found = effects.get((w, key, metric), {})
-        causes = _whole(found, names) if names is not None else _causes(
-            found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
+        causes = (
+            _whole(found, names)
+            if names is not None
+            else _causes(found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
+        )
         if causes is not None and all(c["cause"] == "unreleased" for c in causes):
             pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
         if causes is None:
             landed, examples = records.get((w, key), (0, []))
-            causes = [{"cause": "no_such_window" if not landed else "unexplained",
-                       "count": landed, "examples": examples}]
+            causes = [
+                {
+                    "cause": "no_such_window" if not landed else "unexplained",
+                    "count": landed,
+                    "examples": examples,
+                }
+            ]
         cells.append(_cell(w, key, metric, lo, hi, got, causes))
     return cells, pending
 

@@ -15,8 +15,14 @@ REGION_METRICS = ("companies_onboarded", "events", "deliveries")
 METRICS = {"company": COMPANY_METRICS, "region": REGION_METRICS}
 KEY_COLUMN = {"company": "company_id", "region": "region"}
 # the names a consumer's gold columns are mapped to (`emugen export gold`'s names)
-TARGETS = ("window_start", "window_start_ms", "window_seconds", "company_id", "region",
-           *dict.fromkeys(COMPANY_METRICS + REGION_METRICS))
+TARGETS = (
+    "window_start",
+    "window_start_ms",
+    "window_seconds",
+    "company_id",
+    "region",
+    *dict.fromkeys(COMPANY_METRICS + REGION_METRICS),
+)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _ISO = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?$", re.IGNORECASE)
 
@@ -30,8 +36,9 @@ def parse_duration_ms(text: str, what: str) -> int:
         return round((int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0)) * 1000)
     found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", raw.lower())
     if not found or found.group(2) not in (*_UNITS, ""):
-        raise GradeInputError(f"{what} {text!r} is not a duration; write it like 30s, 10min, "
-                              "1h or PT30S")
+        raise GradeInputError(
+            f"{what} {text!r} is not a duration; write it like 30s, 10min, 1h or PT30S"
+        )
     return round(float(found.group(1)) * _UNITS[found.group(2) or "s"] * 1000)
 
 
@@ -55,7 +62,8 @@ class Policy:
     def label(self) -> str:
         if self.kind == "watermark":
             return f"watermark={self.delay_ms / 1000:g}s" + (
-                ", trigger per-batch" if self.trigger == "per-batch" else "")
+                ", trigger per-batch" if self.trigger == "per-batch" else ""
+            )
         if self.kind == "lookback":
             return f"lookback={self.windows}"
         return "exact"
@@ -68,12 +76,15 @@ def parse_policy(text: str, trigger: str = "any") -> Policy:
     if name == "exact" and not value:
         return Policy("exact", trigger=trigger)
     if name == "watermark" and value:
-        return Policy("watermark", delay_ms=parse_duration_ms(value, "--policy watermark"),
-                      trigger=trigger)
+        return Policy(
+            "watermark", delay_ms=parse_duration_ms(value, "--policy watermark"), trigger=trigger
+        )
     if name == "lookback" and value.strip().isdigit():
         return Policy("lookback", windows=int(value), trigger=trigger)
-    raise GradeInputError(f"--policy {text!r} is not a policy; use exact, watermark=DURATION "
-                          "(e.g. watermark=10s) or lookback=N (whole windows, e.g. lookback=2)")
+    raise GradeInputError(
+        f"--policy {text!r} is not a policy; use exact, watermark=DURATION "
+        "(e.g. watermark=10s) or lookback=N (whole windows, e.g. lookback=2)"
+    )
 
 
 @dataclass(frozen=True)
@@ -99,8 +110,10 @@ def parse_tolerance(text: str | None) -> Tolerance:
         except ValueError:
             number = -1.0
         if name.strip() not in values or number < 0:
-            raise GradeInputError(f"--tolerance {part.strip()!r} is not a tolerance; write "
-                                  "abs=K,rel=R with K, R >= 0 (e.g. abs=1,rel=0.02)")
+            raise GradeInputError(
+                f"--tolerance {part.strip()!r} is not a tolerance; write "
+                "abs=K,rel=R with K, R >= 0 (e.g. abs=1,rel=0.02)"
+            )
         values[name.strip()] = number
     return Tolerance(values["abs"], values["rel"])
 
@@ -116,6 +129,7 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if target not in TARGETS or not source:
             raise GradeInputError(
                 f"--columns {part.strip()!r}: map one of {', '.join(TARGETS)} to your column "
-                "name, as target=yours (e.g. window_start=ws,events=n)")
+                "name, as target=yours (e.g. window_start=ws,events=n)"
+            )
         mapping[target] = source
     return mapping

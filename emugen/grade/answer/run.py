@@ -50,8 +50,9 @@ def mark_kept(con: duckdb.DuckDBPyConnection, kept: Source, rejected: Source | N
     mode = detect_match(con, sources)
     normalise(con, kept, mode, None)
     if mode == "lineage":
-        con.execute("CREATE OR REPLACE TABLE kept_rows AS SELECT DISTINCT batch_id, row_no "
-                    "FROM kept")
+        con.execute(
+            "CREATE OR REPLACE TABLE kept_rows AS SELECT DISTINCT batch_id, row_no FROM kept"
+        )
         return
     con.execute("""CREATE OR REPLACE TABLE kept_rows AS
         WITH j AS (SELECT p.batch_id, p.row_no, p.stream, p.record_id,
@@ -67,9 +68,11 @@ def mark_kept(con: duckdb.DuckDBPyConnection, kept: Source, rejected: Source | N
 def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None:
     """Each wrong cell's difference as filter (expected vs gold from the pipeline's own
     silver) and aggregation (that gold vs what it wrote)."""
-    parts = [f"SELECT w, key, '{m}' AS metric, {metric_sql(table, m, 'kept')} AS v "
-             f"FROM wrong_records GROUP BY w, key"
-             for m in metrics_of(table)]
+    parts = [
+        f"SELECT w, key, '{m}' AS metric, {metric_sql(table, m, 'kept')} AS v "
+        f"FROM wrong_records GROUP BY w, key"
+        for m in metrics_of(table)
+    ]
     own = {(w, k, m): v for w, k, m, v in con.execute(" UNION ALL ".join(parts)).fetchall()}
     for cell in cells:
         silver = own.get((cell["window_start_ms"], cell["key"], cell["metric"]), 0)
@@ -82,8 +85,9 @@ def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None
 def check_grid(con: duckdb.DuckDBPyConnection, width_ms: int, where: str) -> None:
     """Refuse a window shorter than the gold's own: its windows lie k > 1 windows apart while
     the data fills the windows between them."""
-    starts = sorted(int(r[0]) for r in con.execute(
-        "SELECT DISTINCT w FROM got WHERE w IS NOT NULL").fetchall())
+    starts = sorted(
+        int(r[0]) for r in con.execute("SELECT DISTINCT w FROM got WHERE w IS NOT NULL").fetchall()
+    )
     if len(starts) < 2:
         return
     low, high = starts[0], starts[-1]
@@ -92,20 +96,23 @@ def check_grid(con: duckdb.DuckDBPyConnection, width_ms: int, where: str) -> Non
         return
     between = con.execute(
         f"SELECT count(*) FROM exp_long WHERE w > {low} AND w < {high} "
-        f"AND (w - {low}) % {spacing} <> 0").fetchall()[0][0]
+        f"AND (w - {low}) % {spacing} <> 0"
+    ).fetchall()[0][0]
     if between:
         raise GradeInputError(
             f"gold {where}: its windows are {spacing / 1000:g} s apart but the data fills "
             f"{width_ms / 1000:g}-second windows between them; give the window the pipeline "
-            f"uses with --window (e.g. --window {spacing // 1000}s)")
+            f"uses with --window (e.g. --window {spacing // 1000}s)"
+        )
 
 
 def pending_after(con: duckdb.DuckDBPyConnection, policy: Policy) -> float:
     """The end of the last window a watermark has surely passed, or +inf."""
     if policy.kind != "watermark":
         return float("inf")
-    row = con.execute("SELECT before_1 FROM progress WHERE stream = 'events' AND released "
-                      "ORDER BY k DESC LIMIT 1").fetchall()
+    row = con.execute(
+        "SELECT before_1 FROM progress WHERE stream = 'events' AND released ORDER BY k DESC LIMIT 1"
+    ).fetchall()
     return float(row[0][0] - policy.delay_ms) if row and row[0][0] is not None else float("inf")
 
 
@@ -117,8 +124,10 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
         gold = load_gold(con, job.gold, job.columns, job.stream, job.width_ms)
         load_truth(con, engine=engine, path=job.truth_path)
         if not con.execute("SELECT count(*) FROM truth_detail").fetchall()[0][0]:
-            raise GradeInputError(f"truth {job.truth_path or 'the store'}: no records; land "
-                                  "some batches first (`emugen pipeline run`)")
+            raise GradeInputError(
+                f"truth {job.truth_path or 'the store'}: no records; land "
+                "some batches first (`emugen pipeline run`)"
+            )
         load_ledger(con, engine if job.truth_path is None else None, job.arrivals_path)
         build_records(con)
         if job.kept is not None:
@@ -133,9 +142,15 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
             split(con, gold.table, cells)
         counts["wrong"] -= late_pending
         counts["pending"] += late_pending
-        return {"policy": job.policy.label(), "table": gold.table, "source": gold.where,
-                "window_seconds": gold.width_ms // 1000, **counts,
-                "by_cause": by_cause(cells), "wrong_cells": cells,
-                "conservation": conservation(con, gold.table)}
+        return {
+            "policy": job.policy.label(),
+            "table": gold.table,
+            "source": gold.where,
+            "window_seconds": gold.width_ms // 1000,
+            **counts,
+            "by_cause": by_cause(cells),
+            "wrong_cells": cells,
+            "conservation": conservation(con, gold.table),
+        }
     finally:
         con.close()
