@@ -136,12 +136,29 @@ def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
 
 
 @click.command("grade-gold")
-@click.option("--records", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--records",
+    type=click.IntRange(min=1000),
+    default=1_000_000,
+    show_default=True,
+    help="Events in the synthetic run (ten batches).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_gold_cmd(records: int, repeat: int, as_json: bool) -> None:
     """`emugen grade --gold` on N events with arrival conditions vs a hand-written DuckDB
-    GROUP BY + FULL OUTER JOIN of the same files."""
+    GROUP BY + FULL OUTER JOIN of the same files.
+
+    \b
+    Example:
+      emugen lab bench grade-gold --records 1000000
+    """
     from emugen.lab.grade_gold import bench_grade_gold, format_grade_gold
 
     result = bench_grade_gold(records, repeat)
