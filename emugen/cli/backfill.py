@@ -127,6 +127,17 @@ def backfill_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     _run(plan, engine, settings.broker_url)
 
 
+# what sending a tick needs of the fleet's Celery settings: the queue it goes to and its format
+SENDER_SETTINGS = (
+    "task_routes",
+    "task_default_queue",
+    "task_serializer",
+    "accept_content",
+    "broker_transport_options",
+    "broker_connection_retry_on_startup",
+)
+
+
 def _check_budget(
     plan,
     engine,
@@ -164,11 +175,24 @@ def _interactive() -> bool:
 
 
 def _run(plan, engine, broker_url: str) -> None:  # noqa: ANN001 - Plan loads late
+    from celery import Celery
+
+    from emugen.celery import app as fleet
+
+    # A sender of its own on this config's broker, configured as the fleet's app: that app
+    # (which a notebook or the test suite's worker may be using) keeps its broker and pool.
+    sender = Celery("emugen-backfill", broker=broker_url, set_as_current=False)
+    sender.conf.update({key: fleet.conf[key] for key in SENDER_SETTINGS})
+    try:
+        _dispatch(sender, plan, engine, broker_url)
+    finally:
+        sender.close()
+
+
+def _dispatch(app, plan, engine, broker_url: str) -> None:  # noqa: ANN001 - loaded late
     from emugen.backfill.progress import Progress
-    from emugen.celery import app
     from emugen.fleet.backfill import Backfill, CeleryFleet, landing_errors
 
-    app.conf.broker_url = broker_url  # this config's broker, not the default one
     try:
         app.connection_for_write().ensure_connection(max_retries=2)
     except Exception as exc:  # noqa: BLE001 - kombu raises many kinds; all mean "no broker"
