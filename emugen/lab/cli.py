@@ -13,6 +13,22 @@ import click
 
 from emugen.lab.probe_cli import probe_group
 
+# options several benchmarks share, said once
+REPEAT = click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per figure; the best is reported beside every run's.",
+)
+EVENTS = click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Events in the benchmarked batch.",
+)
+
 
 def suite_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The options of `emugen bench` and `emugen bench all` (the same command)."""
@@ -114,13 +130,7 @@ def cadence_cmd(workers: int, database: str | None, step_seconds: float, as_json
     show_default=True,
     help="Records in the synthetic truth.",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per figure; the best is reported beside every run's.",
-)
+@REPEAT
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
     """`emugen grade` on N records (both matching modes) vs the hand-written DuckDB join.
@@ -143,13 +153,7 @@ def grade_cmd(records: int, repeat: int, as_json: bool) -> None:
     show_default=True,
     help="Events in the synthetic run (ten batches).",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per figure; the best is reported beside every run's.",
-)
+@REPEAT
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def grade_gold_cmd(records: int, repeat: int, as_json: bool) -> None:
     """`emugen grade --gold` on N events with arrival conditions vs a hand-written DuckDB
@@ -220,20 +224,8 @@ bench_group.add_command(probe_group)
 
 
 @bench_group.command("generate")
-@click.option(
-    "--events",
-    type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="Events in the benchmarked batch.",
-)
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per figure; the best is reported beside every run's.",
-)
+@EVENTS
+@REPEAT
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     """Generate one production driver batch in memory; compare with json.dumps and a naive loop.
@@ -255,20 +247,8 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     metavar="URL",
     help="A PostgreSQL URL (the tables go in a private schema, dropped after).",
 )
-@click.option(
-    "--events",
-    type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="Events in the benchmarked batch.",
-)
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per figure; the best is reported beside every run's.",
-)
+@EVENTS
+@REPEAT
 def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
     """Bronze payloads and a spec as text, json and jsonb on PostgreSQL: time and fidelity.
 
@@ -287,13 +267,7 @@ def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
 
 
 @bench_group.command("pipeline")
-@click.option(
-    "--events",
-    type=click.IntRange(min=1),
-    default=100_000,
-    show_default=True,
-    help="Events in the benchmarked batch.",
-)
+@EVENTS
 @click.option(
     "--database",
     default=None,
@@ -301,13 +275,7 @@ def bench_json_types_cmd(database: str, events: int, repeat: int) -> None:
     help="A SQLAlchemy URL (PostgreSQL runs in a private schema, dropped after); "
     "default: a temporary SQLite file.",
 )
-@click.option(
-    "--repeat",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per figure; the best is reported beside every run's.",
-)
+@REPEAT
 @click.option(
     "--landing",
     type=click.Choice(["jsonl", "parquet", "off"]),
