@@ -13,11 +13,7 @@ from emugen.db.session import read_session, write_session
 from emugen.fleet.broker import free_port
 from emugen.vocabulary import DEFECTS_FOR, Stream
 from tests.integration.conftest import wait_for
-from tests.integration.test_dashboard_browser import (  # noqa: F401 - the browser fixture
-    _answers,
-    browser,
-    pytestmark,
-)
+from tests.integration.test_dashboard_browser import _answers, browser, pytestmark  # noqa: F401 - the browser fixture
 
 # Set to copy the screenshot somewhere (e.g. docs/assets/batch-page.png); always saved in tmp_path.
 SCREENSHOT_ENV = "EMUGEN_BATCH_PAGE_PNG"
