@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -118,24 +117,11 @@ def backfill_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     if dry_run:
         click.echo(estimate(plan).line())
         return
-    if config_file is not None:  # the Celery app reads its broker from the same file
-        os.environ["EMUGEN_CONFIG"] = str(config_file)
     from emugen.cli.options import store_engine
 
     engine = store_engine(plan.settings.model_copy(update={"database_url": settings.database_url}))
     _check_budget(plan, engine, confirmed, confirm_above)
     _run(plan, engine, settings.broker_url)
-
-
-# what sending a tick needs of the fleet's Celery settings: the queue it goes to and its format
-SENDER_SETTINGS = (
-    "task_routes",
-    "task_default_queue",
-    "task_serializer",
-    "accept_content",
-    "broker_transport_options",
-    "broker_connection_retry_on_startup",
-)
 
 
 def _check_budget(
@@ -177,12 +163,17 @@ def _interactive() -> bool:
 def _run(plan, engine, broker_url: str) -> None:  # noqa: ANN001 - Plan loads late
     from celery import Celery
 
-    from emugen.celery import app as fleet
+    from emugen.fleet.names import GENERATE_QUEUE, ROUTES
 
-    # A sender of its own on this config's broker, configured as the fleet's app: that app
+    # A sender of its own on this config's broker, routing as the fleet does: the fleet's app
     # (which a notebook or the test suite's worker may be using) keeps its broker and pool.
     sender = Celery("emugen-backfill", broker=broker_url, set_as_current=False)
-    sender.conf.update({key: fleet.conf[key] for key in SENDER_SETTINGS})
+    sender.conf.update(
+        task_routes=ROUTES,
+        task_default_queue=GENERATE_QUEUE,
+        task_serializer="json",
+        accept_content=["json"],
+    )
     try:
         _dispatch(sender, plan, engine, broker_url)
     finally:
