@@ -206,8 +206,6 @@ class EmugenScheduler(Scheduler):
         if entry.task != GENERATE_BATCH or self.settings is None:
             return super().apply_entry(entry, producer=producer)
         stream = entry.args[0]
-        if stream == Stream.events.value and self.companies_first.hold(self, entry.name):
-            return None  # held, not skipped: no seq used, no skip recorded
         at = tick_time()
         previous = self._last_tick.get(stream)
         if previous is not None and at <= previous:
@@ -224,6 +222,10 @@ class EmugenScheduler(Scheduler):
             skipped = False
         if skipped:
             return None
+        # after the backpressure gate, which records its skips whatever the stream: a full
+        # pipeline holds companies in bronze too, and must show as skips, not as silence
+        if stream == Stream.events.value and self.companies_first.hold(self, entry.name):
+            return None  # held, not skipped: no seq used, no skip recorded
         entry.args = (stream, at.isoformat())
         # Celery's own wording, which log readers (and the soak verdict) count ticks by
         logger.info(
