@@ -17,13 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import click
 
 from emugen.fleet.broker import free_port
+from emugen.fleet.supervisor import stop
 
 TARGET_COLD_S = 40.0
 TARGET_WARM_S = 10.0
@@ -76,14 +76,7 @@ def time_up(clone: Path) -> float | None:
             time.sleep(0.2)
         return None
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(up.pid, signal.SIGINT)
-        try:
-            up.wait(60)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(up.pid, signal.SIGKILL)
-            up.wait(10)
+        stop(up, signal.SIGINT, timeout=60)  # Ctrl-C's signal; then its whole group
         log.close()
 
 

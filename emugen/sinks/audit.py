@@ -23,6 +23,7 @@ from emugen.db.session import read_session
 from emugen.errors import LandingError
 from emugen.settings import Landing
 from emugen.sinks import filesystem
+from emugen.sinks.lander import FACTS
 from emugen.sinks.landing import BatchFacts, LandingFile, manifest_file
 from emugen.sinks.release import not_held
 
@@ -119,26 +120,13 @@ def _manifest_shape(raw: bytes, landed: LandedFile) -> str:
     return "differs from the manifest landed for this batch"
 
 
-_FACTS = (
-    BatchRow.batch_id,
-    BatchRow.stream,
-    BatchRow.seq,
-    BatchRow.mode,
-    BatchRow.spec,
-    BatchRow.interval_start,
-    BatchRow.interval_end,
-    BatchRow.scheduled_at,
-    BatchRow.record_count,
-)
-
-
 def _rows(
     engine: Engine, after: str | None, limit: int | None
 ) -> Sequence[tuple[BatchFacts, LandedFile | None]]:
     """(facts, landed row or None) of every batch in bronze, by batch id, after `after`; a
     delayed batch still waiting for its release is not due yet, so it is left out."""
     query = (
-        select(*_FACTS, LandedFile)
+        select(*FACTS, LandedFile)
         .outerjoin(LandedFile, LandedFile.batch_id == BatchRow.batch_id)
         .where(not_held(BatchRow.batch_id))
         .order_by(BatchRow.batch_id)

@@ -44,7 +44,8 @@ COOLDOWN_S = 10.0
 _failed_at: dict[str, tuple[float, str]] = {}
 
 
-_FACTS = (
+# the columns of a batch row that make its BatchFacts (landing and the audit read the same)
+FACTS = (
     BatchRow.batch_id,
     BatchRow.stream,
     BatchRow.seq,
@@ -58,7 +59,7 @@ _FACTS = (
 
 
 def read_facts(conn: Connection | Session, batch_id: str) -> BatchFacts | None:
-    row = conn.execute(select(*_FACTS).where(BatchRow.batch_id == batch_id)).first()
+    row = conn.execute(select(*FACTS).where(BatchRow.batch_id == batch_id)).first()
     return None if row is None else BatchFacts(*row)
 
 
