@@ -23,11 +23,15 @@ if TYPE_CHECKING:
 COST_FACTOR = 20  # a grade re-runs at most once per 20x its own cost: < 5 % of a core
 
 
+NOTHING: dict[str, Any] = {"error": None, "streams": {}, "recall": None, "precision": None}
+
+
 def job_for(target: GradeTarget) -> Job:
     # imported here: a dashboard without a grade target never loads DuckDB
     from emugen.grade.grader import Job
     from emugen.grade.inputs import Source
 
+    assert target.kept is not None
     return Job(
         Source("kept", target.kept),
         Source("rejected", target.rejected) if target.rejected else None,
@@ -92,6 +96,8 @@ class LiveGrade:
         self._for: GradeTarget | None = None
         self._at = 0.0
         self._cost = 0.0
+        # the last answer grade in full and its allowed wrong cells (the batch page's share)
+        self.gold_result: tuple[dict[str, Any], int] | None = None
 
     def _due(self, target: GradeTarget) -> bool:
         spacing = max(target.every.total_seconds(), COST_FACTOR * self._cost)
@@ -107,27 +113,44 @@ class LiveGrade:
         try:
             if self._due(target):
                 started = time.monotonic()
-                try:
-                    from emugen.grade.grader import run
-
-                    self._panel = {
-                        **panel(run(job_for(target), self.engine), self.engine),
-                        "graded_at": time.time(),
-                    }
-                except EmugenError as exc:  # e.g. its output does not exist yet: say so
-                    self._panel = {
-                        "ok": False,
-                        "error": str(exc),
-                        "streams": {},
-                        "recall": None,
-                        "precision": None,
-                        "graded_at": time.time(),
-                    }
+                self._panel = {
+                    **self._filter(target),
+                    "gold": self._answer(target),
+                    "graded_at": time.time(),
+                }
                 self._for, self._at = target, time.monotonic()
                 self._cost = self._at - started
             return self._panel
         finally:
             self._lock.release()
+
+    def _filter(self, target: GradeTarget) -> dict[str, Any]:
+        """The filter's panel (`kept`, `rejected`); empty figures when only gold is named."""
+        if target.kept is None:
+            return {**NOTHING, "ok": True, "graded": False}
+        try:
+            from emugen.grade.grader import run
+
+            return {**panel(run(job_for(target), self.engine), self.engine), "graded": True}
+        except EmugenError as exc:  # e.g. its output does not exist yet: say so
+            return {**NOTHING, "ok": False, "error": str(exc), "graded": True}
+
+    def _answer(self, target: GradeTarget) -> dict[str, Any] | None:
+        """The answer's panel (`gold`); the full result is kept for the batch page."""
+        if target.gold is None:
+            self.gold_result = None
+            return None
+        from emugen.grade.live_gold import gold_failed, gold_job, gold_panel
+
+        try:
+            from emugen.grade.answer.run import run_gold
+
+            result = run_gold(gold_job(target), self.engine)
+        except EmugenError as exc:
+            self.gold_result = None
+            return gold_failed(str(exc))
+        self.gold_result = (result, target.max_wrong_cells)
+        return gold_panel(result, target.max_wrong_cells)
 
 
 class ExternalCollector(Collector):
@@ -138,8 +161,8 @@ class ExternalCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         data = self.read()
-        if not data:
-            return
+        if not data or not data.get("graded", True):
+            return  # no target, or only its gold is named (GoldCollector's gauges)
         recall = GaugeMetricFamily(
             "emugen_external_recall",
             "Outside pipeline: share of settled injected defects it rejected",

@@ -66,16 +66,60 @@ class Fleet(Frozen):
     prune_chunk_rows: Count = Field(20_000, ge=100, le=1_000_000)
 
 
+# `emugen grade --policy` and `--tolerance` as the config spells them (checked again, with the
+# duration, by emugen.grade.answer.policy when the dashboard grades)
+GOLD_POLICY = r"^(exact|watermark=\S+|lookback=[0-9]+)$"
+GOLD_TOLERANCE = r"^(abs|rel)=[0-9.]+(,(abs|rel)=[0-9.]+)?$"
+
+
 class GradeTarget(Frozen):
     """An outside pipeline the dashboard grades live (see `emugen grade`); shapes no data."""
 
-    kept: str = Field(min_length=1)  # its silver: a Parquet/JSON Lines/CSV path or glob
+    kept: str | None = Field(
+        None,
+        min_length=1,
+        description="Its silver (the filter): a Parquet, JSON Lines or CSV path or glob",
+    )
     rejected: str | None = None  # its quarantine or dead letters, same forms
     match: Literal["auto", "lineage", "id"] = "auto"
     # dropped: the pipeline de-duplicates silently, so a dropped copy counts as caught
     duplicates: Literal["quarantined", "dropped"] = "quarantined"
     # re-graded at most this often (and never more than 1/20 of the time: see grade/live.py)
     every: Interval = timedelta(seconds=10)
+    gold: str | None = Field(
+        None,
+        min_length=1,
+        description="Its gold (the answer), graded like `emugen grade --gold`: a Parquet, "
+        "JSON Lines or CSV path or glob",
+    )
+    columns: dict[str, str] = Field(
+        {},
+        description="Its gold's column names where they differ from `emugen export gold`'s, "
+        "as {ours: yours}, e.g. {window_start: ws, events: n}",
+    )
+    window: Interval | None = Field(
+        None, description="Its gold's window length when no window_seconds column says it"
+    )
+    policy: str = Field(
+        "exact",
+        pattern=GOLD_POLICY,
+        description="How it treats late data: exact, watermark=DURATION or lookback=N",
+    )
+    trigger: Literal["any", "per-batch"] = Field(
+        "any", description="per-batch: its watermark engine runs one micro-batch per landed file"
+    )
+    tolerance: str | None = Field(
+        None, pattern=GOLD_TOLERANCE, description="A cell's allowed difference: abs=K,rel=R"
+    )
+    max_wrong_cells: Count = Field(
+        0, ge=0, le=1_000_000, description="Wrong gold cells allowed before the verdict is FAIL"
+    )
+
+    @model_validator(mode="after")
+    def _grades_something(self) -> GradeTarget:
+        if self.kept is None and self.gold is None:
+            raise ValueError("grade needs kept (its silver), gold (its answer) or both")
+        return self
 
 
 class Landing(Frozen):

@@ -19,6 +19,7 @@ from emugen.fleet.control import is_paused, last_reload
 from emugen.fleet.due import view as due_view
 from emugen.settings import Settings
 from emugen.sinks.lander import landing_health
+from emugen.status.arrivals import revised_windows, stream_arrivals
 from emugen.status.batches import latency, recent
 from emugen.status.quality import quality
 from emugen.status.report import batch_tally, control
@@ -160,6 +161,8 @@ def health(
     now = now or datetime.now(UTC)
     ctl = control(session)
     per_stream = streams(session, now)
+    for name, counts in stream_arrivals(session).items():
+        per_stream.setdefault(name, _empty_stream())["arrivals"] = counts
     store = store_health(session, probe)
     reasons = store["problems"] + _reasons(config, ctl, probe, per_stream)
     landing = landing_health(session)
@@ -185,6 +188,8 @@ def health(
         "workers": probe["workers"],
         "store": store,
         "landing": landing,
+        # gold windows late data revised after they closed (shared by both streams' gold)
+        "gold_windows": revised_windows(session),
         # what beat plans next per stream (published on the broker; see emugen.fleet.due)
         "due": due_view(probe.get("due"), now, ctl["paused"]),
     }

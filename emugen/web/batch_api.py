@@ -97,9 +97,21 @@ def records(
 def gold(
     batch_id: BatchId, state: Web, limit: Annotated[int, Query(ge=1, le=MAX_ROWS)] = 200
 ) -> dict[str, Any]:
-    """The gold rows the batch's silver rows fall in: now, the batch's share, and without it."""
+    """The gold rows the batch's silver rows fall in: now, the batch's share, and without it;
+    each window's revisions; and, when the config's `grade:` names an outside pipeline's
+    gold, its verdict and wrong cells by cause in the windows of those rows (`answer`)."""
     with _batch(state, batch_id) as (session, found):
-        return gold_changes(session, found, limit)
+        changes = gold_changes(session, found, limit)
+    state.external.read()  # re-graded if due
+    graded = state.external.gold_result
+    changes["answer"] = None
+    if graded is not None:
+        from emugen.grade.live_gold import batch_answer
+
+        width = changes["window_seconds"] * 1000
+        windows = {(i["window_start_ms"], width) for i in changes["items"]}
+        changes["answer"] = batch_answer(graded[0], graded[1], sorted(windows))
+    return changes
 
 
 @router.post(

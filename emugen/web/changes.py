@@ -20,6 +20,7 @@ from emugen.db.models import (
     SilverCompany,
     SilverEvent,
 )
+from emugen.status.arrivals import window_revisions
 from emugen.vocabulary import EPOCH, MS, WINDOW_SECONDS, EventType, Mode
 
 MAX_ROWS = 1000
@@ -93,10 +94,14 @@ def gold_changes(session: Session, batch: BatchRow, limit: int = 200) -> dict[st
         .all()
     )
     total = rows[0]["total"] if rows else 0
+    # how often late data revised each window after it closed (0: never)
+    revised = window_revisions(session, seconds, sorted({int(r["start_ms"]) for r in rows}))
     items = []
     for row in rows:
         item: dict[str, Any] = {
             "window_start": (EPOCH + MS * int(row["start_ms"])).isoformat(),
+            "window_start_ms": int(row["start_ms"]),
+            "revisions": revised.get(int(row["start_ms"]), 0),
             "company_id" if is_events else "region": row["key"],
         }
         for name in figures:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from emugen.web.schemas import Problem
+from emugen.web.schemas import RESPONSE_PARTS, Problem
 
 PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 EVERYWHERE = {
@@ -40,7 +40,11 @@ def shape(schema: dict[str, Any], token_required: bool) -> dict[str, Any]:
             if not token_required:
                 op.pop("security", None)
     components = schema.setdefault("components", {})
-    components.setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema()
+    for part in RESPONSE_PARTS:  # the parts of the read endpoints' answers, documented
+        schemas[part.__name__] = part.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas[part.__name__].pop("$defs", None)
     if not token_required:
         components.pop("securitySchemes", None)
     return schema

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, union
 from sqlalchemy.orm import Session
 
+from emugen.db.ledger import ArrivalEntry
 from emugen.db.models import (
     BatchRow,
     BronzeRecord,
@@ -94,6 +95,31 @@ def _kept(session: Session, batch: BatchRow, row_nos: list[int] | range) -> dict
     return {row_no: key for row_no, key in session.execute(query)}
 
 
+def _arrivals(
+    session: Session, batch_id: str, row_nos: list[int] | range
+) -> dict[int, dict[str, Any]]:
+    """Row number -> its arrival mark, for the page's late and redelivered rows (the ledger):
+    how late and which window it belongs to, or the batch and row it is a copy of."""
+    marks = {}
+    for a in session.scalars(
+        select(ArrivalEntry).where(
+            ArrivalEntry.batch_id == batch_id,
+            ArrivalEntry.condition.in_(("late", "redelivered")),
+            _within(ArrivalEntry.row_no, row_nos),
+        )
+    ):
+        assert a.row_no is not None
+        window = a.belongs_to_window
+        marks[a.row_no] = {
+            "condition": a.condition,
+            "lateness_ms": a.lateness_ms,
+            "belongs_to_window": None if window is None else window.isoformat(),
+            "original_batch_id": a.original_batch_id,
+            "original_row_no": a.original_row_no,
+        }
+    return marks
+
+
 def records_page(
     session: Session, batch: BatchRow, page: int = 1, size: int = 50, problems_only: bool = False
 ) -> dict[str, Any]:
@@ -129,6 +155,7 @@ def records_page(
         )
     }
     kept = _kept(session, batch, row_nos)
+    arrivals = _arrivals(session, bid, row_nos)
     refined = batch.status in REFINED
     items = []
     for row_no, payload in bronze:
@@ -139,6 +166,7 @@ def records_page(
                 "payload": payload,
                 "truth": _truth(t),
                 "went": _went(kept.get(row_no), q),
+                "arrival": arrivals.get(row_no),
                 "verdict": verdict(
                     None if t is None else (t.expected_reason, t.field),
                     None if q is None else (q.reason, q.field),

@@ -69,9 +69,11 @@ class WebState:
         self._quality_thread: threading.Thread | None = None
         # an outside pipeline graded live when the config names one (`grade:`)
         from emugen.grade.live import ExternalCollector, LiveGrade
+        from emugen.grade.live_gold import GoldCollector
 
         self.external = LiveGrade(self._grade_target, engine)
         self.metrics.registry.register(ExternalCollector(self.external.read))
+        self.metrics.registry.register(GoldCollector(self.external.read))
 
     def _heard(self, kind: str) -> None:
         if kind == "due":  # beat's new plan is in Redis: read it before the snapshot does

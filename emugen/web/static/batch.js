@@ -123,20 +123,50 @@
     } else td.textContent = "nowhere (yet)";
     return td;
   }
+  // the arrival ledger's mark: how late and where it belongs, or the original it copies
+  function originalHref(batch, rowNo) {
+    const page = Math.floor(rowNo / view.size) + 1;
+    return `/batches/${encodeURIComponent(batch)}?page=${page}&size=${view.size}#row-${rowNo}`;
+  }
+  function arrivalCell(a) {
+    const td = el("td", { class: "arrival" });
+    if (!a) { td.textContent = "on time"; td.className = "arrival muted"; return td; }
+    td.appendChild(el("b", { class: `mark mark-${a.condition}` }, a.condition));
+    if (a.condition === "late") {
+      td.appendChild(document.createTextNode(` by ${ms(a.lateness_ms)}`));
+      td.appendChild(el("br"));
+      const w = (a.belongs_to_window || "").replace("T", " ").replace(/\+00:00$/, " UTC");
+      td.appendChild(el("span", { class: "muted" }, `belongs to window ${w}`));
+    } else if (a.original_batch_id) {
+      td.appendChild(document.createTextNode(" copy of "));
+      td.appendChild(el("a", { href: originalHref(a.original_batch_id, a.original_row_no),
+        class: "original" }, `${a.original_batch_id} row ${a.original_row_no}`));
+    }
+    return td;
+  }
+  function showTarget() {
+    const target = location.hash && document.getElementById(location.hash.slice(1));
+    if (!target) return;
+    target.classList.add("target");
+    target.scrollIntoView({ block: "center" });
+  }
   async function loadRecords() {
     const params = new URLSearchParams({ page: view.page, size: view.size, problems: view.problems });
-    history.replaceState(null, "", `?${params}`);
+    history.replaceState(null, "", `?${params}${location.hash}`);
     const data = await getJson(`${api}/records?${params}`);
     if (!data) return;
     view.pages = data.pages;
     $("records-rows").replaceChildren(...data.items.map((r) => {
       const tr = row([String(r.row_no), el("td", { class: "payload" }, r.payload),
         truthCell(r.truth), wentCell(r.went),
-        el("td", { class: `verdict v-${r.verdict}` }, r.verdict.replace("_", " "))]);
+        el("td", { class: `verdict v-${r.verdict}` }, r.verdict.replace("_", " ")),
+        arrivalCell(r.arrival)]);
       tr.id = `row-${r.row_no}`;
       tr.dataset.verdict = r.verdict;
+      if (r.arrival) tr.dataset.arrival = r.arrival.condition;
       return tr;
     }));
+    showTarget();
     const what = data.problems === "only" ? "rows with a problem" : "rows";
     $("page-label").textContent = `page ${data.page} of ${data.pages} (${num(data.total)} ${what})`;
     $("records-caption").textContent = `records of ${batchId}, ${what}, page ${data.page} of ${data.pages}`;
@@ -153,13 +183,30 @@
     head.appendChild(el("th", { scope: "col" }, events ? "company" : "region"));
     for (const f of figures) head.appendChild(el("th", { scope: "col" }, `${f.replace("_", " ")}: without → now (+ this batch)`));
     if (events) head.appendChild(el("th", { scope: "col" }, "active drivers now"));
+    head.appendChild(el("th", { scope: "col" }, "window revisions"));
     $("gold-head").replaceChildren(head);
     $("gold-rows").replaceChildren(...g.items.map((i) => row([
       i.window_start.replace("T", " ").replace(/\+00:00$/, ""), events ? i.company_id : i.region,
       ...figures.map((f) => `${num(i[f].without_batch)} → ${num(i[f].now)} (+${num(i[f].this_batch)})`),
-      ...(events ? [num(i.active_drivers.now)] : [])])));
+      ...(events ? [num(i.active_drivers.now)] : []),
+      el("td", { class: `revisions${i.revisions ? " revised" : ""}` }, num(i.revisions))])));
     const shown = g.items.length < g.total ? `, the first ${g.items.length} of ${num(g.total)}` : "";
     $("gold-caption").textContent = `${g.table} rows (${g.window_seconds} s windows) this batch's silver rows fall in${shown}${g.pending ? "; the batch is not in gold yet" : ""}`;
+  }
+
+  // the outside pipeline's gold (config `grade:`) in this batch's windows
+  function renderAnswer(a) {
+    $("answer").hidden = !a;
+    if (!a) return;
+    const badge = $("answer-verdict");
+    badge.textContent = a.verdict;
+    badge.className = `badge ${a.verdict === "PASS" ? "good" : "bad"}`;
+    $("answer-summary").textContent = `${a.verdict} overall under ${a.policy}; ${num(a.wrong)} wrong ${a.table} cell${a.wrong === 1 ? "" : "s"} (${a.window_seconds} s windows) in the windows this batch touched`;
+    $("answer-causes").replaceChildren(...Object.entries(a.by_cause).map(([c, n]) =>
+      el("li", { "data-cause": c }, `${c.replaceAll("_", " ")}: ${num(n)}`)));
+    $("answer-rows").replaceChildren(...a.wrong_cells.map((c) => row([
+      (c.window_start || "no window").replace("T", " ").replace("Z", ""), c.key ?? "–", c.metric,
+      c.expected, c.got == null ? "absent" : String(c.got), c.causes.map((k) => k.text).join("; ")])));
   }
 
   // -- replay -------------------------------------------------------------------------------
@@ -212,7 +259,7 @@
     if (detail) renderSummary(detail);
     await loadRecords();
     const gold = await getJson(`${api}/gold`);
-    if (gold) renderGold(gold);
+    if (gold) { renderGold(gold); renderAnswer(gold.answer); }
   }
   start();
 })();

@@ -65,7 +65,12 @@
       setText(`inflight-${name}`, num(st.in_flight));
       setText(`failed-${name}`, num(st.failed));
       setText(`records-${name}`, num(st.records));
+      const ar = st.arrivals || {};
+      for (const c of ["late", "redelivered", "delayed"]) setText(`${c}-${name}`, num(ar[c] ?? 0));
+      setText(`contract-${name}`, `v${ar.contract_version ?? 1}`);
     }
+    const gw = s.gold_windows || {};
+    setText("gold-windows-revised", `${num(gw.revised ?? 0)} (most revisions ${num(gw.max_revisions ?? 0)})`);
     setText("batches-per-minute", s.throughput.batches_per_minute);
     setText("records-per-second", s.throughput.records_per_second);
     setText("throughput-window", `${Math.round(s.throughput.window_s)} s`);
@@ -160,6 +165,32 @@
       }
     }
     $("external-rows").replaceChildren(...rows);
+    // only the gold named (no kept): no filter figures to show
+    $("external-recall").parentElement.hidden = x.graded === false;
+    $("external-table").parentElement.hidden = x.graded === false;
+    renderGold(x.gold);
+  }
+  // the outside pipeline's gold graded like `emugen grade --gold`: verdict, causes, worst cells
+  function renderGold(g) {
+    $("external-gold").hidden = !g;
+    if (!g) return;
+    const error = $("gold-error");
+    error.textContent = g.error || "";
+    error.hidden = !g.error;
+    const verdict = $("gold-verdict");
+    setText("gold-verdict", g.verdict || "not graded");
+    verdict.className = `badge ${g.verdict === "PASS" ? "status-running" : "status-degraded"}`;
+    setText("gold-wrong", g.ok ? `${num(g.wrong)} of ${num(g.cells)} (${num(g.pending)} pending, allowed ${num(g.max_wrong_cells)})` : "–");
+    setText("gold-policy", g.ok ? `${g.policy}, ${g.table} per ${g.window_seconds} s` : "–");
+    $("gold-causes").replaceChildren(...Object.entries(g.by_cause).map(([c, n]) =>
+      el("li", { "data-cause": c }, `${c.replaceAll("_", " ")}: ${num(n)} cell${n === 1 ? "" : "s"}`)));
+    $("gold-worst").replaceChildren(...g.worst.map((c) => {
+      const li = el("li", {}, `${(c.window_start || "no window").replace("T", " ").replace("Z", "")} ${c.key ?? ""} ${c.metric}: expected ${c.expected}, got ${c.got ?? "absent"} (${c.difference > 0 ? "+" : ""}${c.difference})`);
+      const why = el("ul");
+      why.replaceChildren(...c.causes.map((k) => el("li", {}, k.text)));
+      li.appendChild(why);
+      return li;
+    }));
   }
   function renderQuality(q) {
     // 100 % of nothing is not a result: say so until a defect has been through silver
