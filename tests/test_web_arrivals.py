@@ -38,22 +38,26 @@ from tests.test_grade_answer_cli import NAIVE
 PONG = {"w@h": {"ok": "pong"}}
 
 
+def arrival_config(folder: Path, database_url: str, grade: dict[str, Any] | None = None) -> Path:
+    """The config file of a store made by `arriving_settings`, with `grade:` when given."""
+    config = folder / "emugen.yaml"
+    data: dict[str, Any] = {
+        "database_url": database_url,
+        "broker_url": "redis://127.0.0.1:6379/0",
+        "clock": SIMULATED,
+        "landing": {"root": str(folder / "landing")},
+    }
+    if grade is not None:
+        data["grade"] = grade
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 @pytest.fixture
 def store(engine, database_url, tmp_path) -> Path:
     """6 batches of each stream under every arrival condition; its config file."""
     run_pipeline(engine, arriving_settings(), 6, size=60)
-    config = tmp_path / "emugen.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "database_url": database_url,
-                "broker_url": "redis://127.0.0.1:6379/0",
-                "clock": SIMULATED,
-                "landing": {"root": str(tmp_path / "landing")},
-            }
-        )
-    )
-    return config
+    return arrival_config(tmp_path, database_url)
 
 
 @contextmanager
@@ -90,7 +94,9 @@ def _naive_gold(config: Path, folder: Path) -> Path:
 
 def _ledger(engine, condition: str) -> list[ArrivalEntry]:
     with read_session(engine) as session:
-        rows = list(session.scalars(select(ArrivalEntry).where(ArrivalEntry.condition == condition)))
+        rows = list(
+            session.scalars(select(ArrivalEntry).where(ArrivalEntry.condition == condition))
+        )
         session.expunge_all()
     return rows
 
@@ -163,7 +169,9 @@ def test_gold_rows_on_the_batch_page_carry_their_windows_revisions(store, engine
                 select(GoldWindowRevision.window_start_ms, GoldWindowRevision.revisions)
             ).all()
         )
-        batches = list(session.scalars(select(BatchRow.batch_id).where(BatchRow.stream == "events")))
+        batches = list(
+            session.scalars(select(BatchRow.batch_id).where(BatchRow.stream == "events"))
+        )
     assert revisions
     seen = set()
     with client_for(store) as client:

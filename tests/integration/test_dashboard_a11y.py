@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from emugen.fleet.broker import free_port
+from emugen.web.app import create_app
 from tests.integration.test_dashboard_browser import _skip_or_fail, browser  # noqa: F401
 from tests.integration.test_web_process import web_server
 from tests.test_web_api import Store, serve
@@ -75,6 +76,87 @@ def test_the_batch_page_has_no_serious_or_critical_accessibility_violations(brow
         page.wait_for_selector("#gold-rows tr", timeout=10_000)
         found = axe_violations(page)
         assert blocking(found) == [], json.dumps(found, indent=1)
+
+
+def test_late_and_redelivered_rows_are_marked_and_a_copy_links_to_its_original_accessibly(
+    browser,  # noqa: F811 - pytest's fixture
+    tmp_path,
+):
+    """Over a store with arrival conditions and a naive consumer's gold configured: each
+    late or redelivered row shows its mark, a copy's link opens its original row, the gold
+    verdict and causes show, and the page stays free of serious axe violations."""
+    from sqlalchemy import select
+
+    from emugen.db.ledger import ArrivalEntry
+    from emugen.db.session import engine_for, init_db, read_session
+    from emugen.pipeline.runner import run_pipeline
+    from tests.test_arrival_pipeline import arriving_settings
+    from tests.test_web_arrivals import _naive_gold, arrival_config
+
+    database_url = f"sqlite:///{tmp_path / 'emugen.db'}"
+    engine = engine_for(database_url)
+    init_db(engine)
+    run_pipeline(engine, arriving_settings(), 6, size=60)
+    config = arrival_config(tmp_path, database_url)
+    gold = _naive_gold(config, tmp_path)
+    config = arrival_config(tmp_path, database_url, {"gold": str(gold)})
+    with read_session(engine) as session:
+        marked = session.execute(
+            select(ArrivalEntry.batch_id, ArrivalEntry.row_no, ArrivalEntry.condition).where(
+                ArrivalEntry.condition.in_(("late", "redelivered"))
+            )
+        ).all()
+    copy = next(m for m in marked if m[2] == "redelivered")
+    batch_id = copy[0]
+    expected = {f"row-{r}": c for b, r, c in marked if b == batch_id}
+    with serve(create_app(config, probe=_probe(config), environ={})) as url:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{url}/batches/{batch_id}?size=500")
+        page.wait_for_selector("#records-rows tr", timeout=10_000)
+        page.wait_for_selector("#answer:not([hidden]) #answer-rows tr", timeout=30_000)
+        shown = page.evaluate("""Object.fromEntries([...document.querySelectorAll(
+            '#records-rows tr[data-arrival]')].map(tr => [tr.id, tr.dataset.arrival]))""")
+        assert shown == expected
+        mark = page.text_content(f"#row-{copy[1]} td.arrival") or ""
+        assert mark.startswith("redelivered copy of ")
+        late = next((r for r, c in expected.items() if c == "late"), None)
+        if late is not None:
+            text = page.text_content(f"#{late} td.arrival") or ""
+            assert text.startswith("late by ") and "belongs to window" in text
+        assert page.text_content("#answer-verdict") == "FAIL"
+        assert "redelivered counted" in (page.text_content("#answer-causes") or "")
+        found = axe_violations(page)
+        assert blocking(found) == [], json.dumps(found, indent=1)
+        # the copy's link opens the original batch's page at the original row, highlighted
+        link = page.locator(f"#row-{copy[1]} td.arrival a")
+        original = link.text_content() or ""
+        link.click()
+        original_batch, _, original_row = original.partition(" row ")
+        page.wait_for_selector(f"#row-{original_row}.target", timeout=10_000)
+        assert page.url.split("/batches/")[1].startswith(original_batch)
+        # the dashboard's grading panel: the verdict, causes and the three worst cells
+        page.goto(f"{url}/")
+        page.wait_for_selector("#external-gold:not([hidden]) #gold-worst > li", timeout=30_000)
+        assert page.text_content("#gold-verdict") == "FAIL"
+        assert page.locator("#gold-worst > li").count() == 3
+        assert "redelivered counted" in (page.text_content("#gold-causes") or "")
+        found = axe_violations(page)
+        assert blocking(found) == [], json.dumps(found, indent=1)
+        assert errors == []
+
+
+def _probe(config: Path) -> Any:
+    import fakeredis
+
+    from emugen.settings import load_settings
+    from emugen.web.probe import BrokerProbe
+
+    settings = load_settings(config, env=False)
+    return BrokerProbe(
+        settings.broker_url, client=fakeredis.FakeRedis(), pinger=lambda: {"w@h": {"ok": "pong"}}
+    )
 
 
 def test_every_dashboard_control_is_reachable_with_the_tab_key(browser, tmp_path):  # noqa: F811
