@@ -135,6 +135,15 @@ def test_health_shows_each_streams_late_redelivered_delayed_counts_and_contract_
     assert 'id="contract-events">v2<' in page
 
 
+def test_the_snapshots_arrival_counts_follow_the_batches_that_land(store, engine):
+    with client_for(store) as client:
+        before = client.get("/api/snapshot").json()["streams"]["events"]["arrivals"]
+        run_pipeline(engine, arriving_settings(), 2, size=60)
+        after = client.get("/api/snapshot").json()["streams"]["events"]["arrivals"]
+    assert after["late"] == len(_ledger(engine, "late")) > before["late"]
+    assert after["redelivered"] == len(_ledger(engine, "redelivered"))
+
+
 def test_the_records_page_marks_each_late_and_redelivered_row_from_the_ledger(store, engine):
     late, copies = _ledger(engine, "late"), _ledger(engine, "redelivered")
     batch_id = copies[0].batch_id

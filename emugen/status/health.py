@@ -155,13 +155,19 @@ def _reasons(
 
 
 def health(
-    session: Session, config: dict[str, Any], probe: dict[str, Any], now: datetime | None = None
+    session: Session,
+    config: dict[str, Any],
+    probe: dict[str, Any],
+    now: datetime | None = None,
+    arrivals: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Status (running, paused or degraded and why), mode, config, streams, queues, workers."""
+    """Status (running, paused or degraded and why), mode, config, streams, queues, workers.
+    `arrivals`: `stream_arrivals` already read (it scans the whole ledger; the dashboard
+    reuses it until a batch lands)."""
     now = now or datetime.now(UTC)
     ctl = control(session)
     per_stream = streams(session, now)
-    for name, counts in stream_arrivals(session).items():
+    for name, counts in (arrivals or stream_arrivals(session)).items():
         per_stream.setdefault(name, _empty_stream())["arrivals"] = counts
     store = store_health(session, probe)
     reasons = store["problems"] + _reasons(config, ctl, probe, per_stream)
@@ -202,10 +208,11 @@ def snapshot(
     now: datetime | None = None,
     latest: int = 20,
     quality_report: dict[str, Any] | None = None,
+    arrivals: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows: health plus latency, quality and the recent batches."""
     return {
-        **health(session, config, probe, now),
+        **health(session, config, probe, now, arrivals),
         "latency": latency(session),
         "quality": quality_report or quality(session),
         "recent": recent(session, latest),

@@ -16,6 +16,7 @@ from emugen.db.session import read_session
 from emugen.fleet.reload import ConfigWatcher
 from emugen.settings import Settings
 from emugen.status import health as snap
+from emugen.status.arrivals import stream_arrivals
 from emugen.status.quality import quality
 from emugen.web.history import DEFAULT_WINDOW, HistoryCache, history_key, status_counts
 from emugen.web.metrics import Metrics
@@ -67,6 +68,9 @@ class WebState:
         self._quality_cost = 0.0  # seconds the last rebuild took
         self._quality_lock = threading.Lock()
         self._quality_thread: threading.Thread | None = None
+        # the arrival counts scan the whole ledger, which changes only when a batch lands (or
+        # is pruned or cleaned): read again only when the batch count or newest batch moves
+        self._arrivals: tuple[tuple[Any, ...], dict[str, dict[str, int]]] | None = None
         # an outside pipeline graded live when the config names one (`grade:`)
         from emugen.grade.live import ExternalCollector, LiveGrade
         from emugen.grade.live_gold import GoldCollector
@@ -166,8 +170,14 @@ class WebState:
                     cached = self._rebuild_quality(session, key)
                 else:
                     self._rebuild_quality_behind()
+            if self._arrivals is None or self._arrivals[0] != (key[0], key[3]):
+                self._arrivals = ((key[0], key[3]), stream_arrivals(session))
             data = snap.snapshot(
-                session, self.config(), self.probe.read(), quality_report=cached[1]
+                session,
+                self.config(),
+                self.probe.read(),
+                quality_report=cached[1],
+                arrivals=self._arrivals[1],
             )
             history = self.history.get(session, DEFAULT_WINDOW, history_key(session, by_status))
         return {
