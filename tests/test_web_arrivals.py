@@ -171,6 +171,20 @@ def test_the_records_page_marks_each_late_and_redelivered_row_from_the_ledger(st
             assert original[mark["original_row_no"]]["payload"] == copy["payload"]
 
 
+def test_a_redelivered_copy_silver_dropped_reads_deduplicated_not_lost(store, engine):
+    copies = _ledger(engine, "redelivered")
+    with client_for(store) as client:
+        for batch_id in sorted({c.batch_id for c in copies}):
+            items = client.get(f"/api/batches/{batch_id}/records?size=500").json()["items"]
+            verdicts = {
+                i["verdict"]
+                for i in items
+                if (i["arrival"] or {}).get("condition") == "redelivered"
+            }
+            assert verdicts == {"deduplicated"}, (batch_id, verdicts)
+            assert "lost" not in {i["verdict"] for i in items}
+
+
 def test_gold_rows_on_the_batch_page_carry_their_windows_revisions(store, engine):
     with read_session(engine) as session:
         revisions = dict(

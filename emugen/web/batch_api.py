@@ -85,7 +85,8 @@ def records(
 ) -> dict[str, Any]:
     """The batch's bronze rows in row order, each with its injected defect (from the truth),
     where it went (silver row or quarantine row and reason) and its verdict: clean, caught,
-    escaped, false_alarm, mismatch, lost, or pending (its batch is not in silver yet)."""
+    escaped, false_alarm, mismatch, lost, deduplicated (a redelivered copy silver dropped), or
+    pending (its batch is not in silver yet)."""
     with _batch(state, batch_id) as (session, found):
         try:
             return records_page(session, found, page, size, problems == "only")

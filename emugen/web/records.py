@@ -120,10 +120,19 @@ def _arrivals(
     return marks
 
 
+def _copy_dropped(fate: str, arrival: dict[str, Any] | None) -> str:
+    """A redelivered copy in neither silver nor quarantine was dropped as the copy it is
+    (`deduplicated`), which is right, not `lost`."""
+    if fate == "lost" and arrival is not None and arrival["condition"] == "redelivered":
+        return "deduplicated"
+    return fate
+
+
 def records_page(
     session: Session, batch: BatchRow, page: int = 1, size: int = 50, problems_only: bool = False
 ) -> dict[str, Any]:
-    """One page of the batch's bronze rows, each beside its truth, its fate and its verdict."""
+    """One page of the batch's bronze rows, each beside its truth, its fate and its verdict
+    (a redelivered copy silver dropped is `deduplicated`)."""
     total, row_nos = _rows_of_page(session, batch, page, size, problems_only)
     pages = max(1, -(-total // size))
     if page > pages:
@@ -167,11 +176,14 @@ def records_page(
                 "truth": _truth(t),
                 "went": _went(kept.get(row_no), q),
                 "arrival": arrivals.get(row_no),
-                "verdict": verdict(
-                    None if t is None else (t.expected_reason, t.field),
-                    None if q is None else (q.reason, q.field),
-                    refined=refined,
-                    kept=row_no in kept,
+                "verdict": _copy_dropped(
+                    verdict(
+                        None if t is None else (t.expected_reason, t.field),
+                        None if q is None else (q.reason, q.field),
+                        refined=refined,
+                        kept=row_no in kept,
+                    ),
+                    arrivals.get(row_no),
                 ),
             }
         )
