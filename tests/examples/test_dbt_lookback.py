@@ -112,14 +112,6 @@ def test_lookback_zero_fails_naming_the_delayed_batchs_records(arrival_zone, dbt
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the grader counts the ledger's original of a redelivered event, not its first arrival: "
-        "events-000000004 row 30 (a copy of events-000000003 row 4) lands before its original, "
-        "whose batch was delayed; dbt counts the copy, the lookback=0 policy freezes the original"
-    ),
-)
 def test_lookback_zero_graded_under_its_own_declaration_passes(arrival_zone, dbt_builds):
     code, own = grade_gold(arrival_zone, dbt_builds[0], "lookback=0", "--gold-query", QUERY)
     assert (code, own["wrong"]) == (0, 0), own["wrong_cells"][:3]

@@ -59,39 +59,41 @@ def examples_of(texts: list[str] | str | None) -> list[dict]:
     return [_example(t) for t in texts or []]
 
 
-def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
-    """The effect of every class on every metric of the cells in `wrong_keys(w, key)`."""
+def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`effects(w, key, metric, cls, delta, n, x)`: the effect of every class on every metric
+    of the cells in `wrong_keys(w, key)` (x: a few of its records, as lines of ID_TEXT)."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
-    aggs = []
+    aggs, parts = [], []
     for m in additive:
         hit = HITS[table][m]
         aggs.append(f'count(*) FILTER (WHERE {hit}) AS "n_{m}"')
         aggs.append(
-            f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
-            f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\""
+            f"array_to_string(arg_min({ID_TEXT}, (k, batch_id, row_no), {EXAMPLES}) "
+            f"FILTER (WHERE {hit}), '\n') AS \"x_{m}\""
         )
-    rows = con.execute(f"""
-        WITH r AS (SELECT * FROM wrong_records),
-        tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
-                   WHERE cls IS NOT NULL)
-        SELECT w, key, cls, {", ".join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
-    out: Effects = {}
-    for row in rows:
-        w, key, cls = row[0], row[1], row[2]
-        sign = -1 if cls in NEGATIVE else 1
-        for i, m in enumerate(additive):
-            n, examples = row[3 + 2 * i], row[4 + 2 * i]
-            if n:
-                out.setdefault((w, key, m), {})[cls] = Effect(sign * n, n, examples)
+        parts.append(
+            f"SELECT w, key, '{m}' AS metric, cls, "
+            f'CASE WHEN cls IN {tuple(NEGATIVE)} THEN -1 ELSE 1 END * "n_{m}" AS delta, '
+            f'"n_{m}" AS n, "x_{m}" AS x FROM per WHERE "n_{m}" > 0'
+        )
+    con.execute(f"""
+        CREATE OR REPLACE TABLE effects AS
+        WITH tagged AS (
+          SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type,
+                                unnest([{tags}]) AS cls
+                         FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
+          WHERE cls IS NOT NULL),
+        per AS MATERIALIZED (SELECT w, key, cls, {", ".join(aggs)} FROM tagged
+                             GROUP BY w, key, cls)
+        {" UNION ALL ".join(parts)}""")
     if table == "company":
-        _driver_effects(con, out)
-    return out
+        _driver_effects(con)
 
 
-def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
+def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
     """active_drivers is a distinct count: a class changes it by the drivers only it adds (or
-    the counted drivers only it holds)."""
+    the counted drivers only it holds); its examples are the class's events'."""
     flags, sums = [], []
     for name, pred in CLASSES.items():
         flags.append(f'bool_or({pred}) AS "has_{name}"')
@@ -100,21 +102,28 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
             sums.append(f'-count(*) FILTER (WHERE lo AND NOT "rest_{name}") AS "{name}"')
         else:
             sums.append(f'count(*) FILTER (WHERE "has_{name}" AND NOT hi) AS "{name}"')
-    rows = con.execute(f"""
-        WITH r AS (SELECT * FROM wrong_records),
-        d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
-                     {", ".join(flags)}
-              FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
-        SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key""").fetchall()
-    for row in rows:
-        w, key = row[0], row[1]
-        for name, delta in zip(CLASSES, row[2:], strict=True):
-            if not delta:
-                continue
-            examples = out.get((w, key, "events"), {}).get(name)
-            out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), examples.texts if examples else []
-            )
+    con.execute(f"""
+        INSERT INTO effects
+        WITH d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
+                          {", ".join(flags)}
+                   FROM wrong_records WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id),
+        s AS (SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key),
+        u AS (UNPIVOT s ON {", ".join(f'"{n}"' for n in CLASSES)} INTO NAME cls VALUE delta)
+        SELECT u.w, u.key, 'active_drivers', u.cls, u.delta, abs(u.delta), coalesce(e.x, '')
+        FROM u LEFT JOIN effects e ON e.w = u.w AND e.key = u.key AND e.metric = 'events'
+             AND e.cls = u.cls
+        WHERE u.delta <> 0""")
+
+
+def effects_of(con: duckdb.DuckDBPyConnection, keys: str) -> Effects:
+    """The effects of the cells whose (w, key) is in table `keys`, by cell and class."""
+    rows = con.execute(
+        f"SELECT w, key, metric, cls, delta, n, x FROM effects SEMI JOIN {keys} USING (w, key)"
+    ).fetchall()
+    out: Effects = {}
+    for w, key, metric, cls, delta, n, x in rows:
+        out.setdefault((w, key, metric), {})[cls] = Effect(int(delta), int(n), x)
+    return out
 
 
 def shifted(
