@@ -60,40 +60,46 @@ def examples_of(texts: list[str] | str | None) -> list[dict]:
 
 
 def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """`effects(w, key, metric, cls, delta, n, x)`: the effect of every class on every metric
-    of the cells in `wrong_keys(w, key)` (x: a few of its records, as lines of ID_TEXT)."""
+    """`tagged`: the wrong cells' records of each class (a record of two classes twice);
+    `effects(w, key, metric, cls, delta, n)`: the effect of every class on every metric of the
+    cells in `wrong_keys(w, key)`. Their example records are read by `examples_sql`, only for
+    the effects an explanation names."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
+    con.execute(f"""
+        CREATE OR REPLACE TABLE tagged AS
+        SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
+                              unnest([{tags}]) AS cls
+                       FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
+        WHERE cls IS NOT NULL""")
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
-    aggs, parts = [], []
-    for m in additive:
-        hit = HITS[table][m]
-        aggs.append(f'count(*) FILTER (WHERE {hit}) AS "n_{m}"')
-        aggs.append(
-            f"array_to_string(arg_min({ID_TEXT}, (k, batch_id, row_no), {EXAMPLES}) "
-            f"FILTER (WHERE {hit}), '\n') AS \"x_{m}\""
-        )
-        parts.append(
-            f"SELECT w, key, '{m}' AS metric, cls, "
-            f'CASE WHEN cls IN {tuple(NEGATIVE)} THEN -1 ELSE 1 END * "n_{m}" AS delta, '
-            f'"n_{m}" AS n, "x_{m}" AS x FROM per WHERE "n_{m}" > 0'
-        )
+    counts = ", ".join(f'count(*) FILTER (WHERE {HITS[table][m]}) AS "{m}"' for m in additive)
     con.execute(f"""
         CREATE OR REPLACE TABLE effects AS
-        WITH tagged AS (
-          SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type,
-                                unnest([{tags}]) AS cls
-                         FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
-          WHERE cls IS NOT NULL),
-        per AS MATERIALIZED (SELECT w, key, cls, {", ".join(aggs)} FROM tagged
-                             GROUP BY w, key, cls)
-        {" UNION ALL ".join(parts)}""")
+        WITH per AS (SELECT w, key, cls, {counts} FROM tagged GROUP BY w, key, cls),
+        u AS (UNPIVOT per ON {", ".join(f'"{m}"' for m in additive)} INTO NAME metric VALUE n)
+        SELECT w, key, metric, cls, CASE WHEN cls IN {tuple(NEGATIVE)} THEN -n ELSE n END
+                 AS delta, n
+        FROM u WHERE n > 0""")
     if table == "company":
         _driver_effects(con)
 
 
+def examples_sql(table: str, needed: str) -> str:
+    """SQL: (w, key, metric, cls, x) for the effects in relation `needed(w, key, metric, cls)`,
+    x the first few of the class's records that the metric counts, as lines of ID_TEXT (a
+    distinct count's are the class's records of the cell)."""
+    hit = " ".join(f"WHEN '{m}' THEN {pred}" for m, pred in HITS[table].items())
+    return f"""
+        SELECT n.w, n.key, n.metric, n.cls,
+               array_to_string(arg_min({ID_TEXT}, (k, batch_id, row_no), {EXAMPLES}), '\n') AS x
+        FROM {needed} n JOIN tagged t USING (w, key, cls)
+        WHERE CASE n.metric {hit} ELSE true END
+        GROUP BY ALL"""
+
+
 def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
     """active_drivers is a distinct count: a class changes it by the drivers only it adds (or
-    the counted drivers only it holds); its examples are the class's events'."""
+    the counted drivers only it holds)."""
     flags, sums = [], []
     for name, pred in CLASSES.items():
         flags.append(f'bool_or({pred}) AS "has_{name}"')
@@ -106,20 +112,21 @@ def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
         INSERT INTO effects
         WITH d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
                           {", ".join(flags)}
-                   FROM wrong_records WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id),
+                   -- only a driver with a record of some class can change the count
+                   FROM wrong_records SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
+                        USING (w, key, driver_id)
+                   GROUP BY w, key, driver_id),
         s AS (SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key),
         u AS (UNPIVOT s ON {", ".join(f'"{n}"' for n in CLASSES)} INTO NAME cls VALUE delta)
-        SELECT u.w, u.key, 'active_drivers', u.cls, u.delta, abs(u.delta), coalesce(e.x, '')
-        FROM u LEFT JOIN effects e ON e.w = u.w AND e.key = u.key AND e.metric = 'events'
-             AND e.cls = u.cls
-        WHERE u.delta <> 0""")
+        SELECT w, key, 'active_drivers', cls, delta, abs(delta) FROM u WHERE delta <> 0""")
 
 
-def effects_of(con: duckdb.DuckDBPyConnection, keys: str) -> Effects:
+def effects_of(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> Effects:
     """The effects of the cells whose (w, key) is in table `keys`, by cell and class."""
-    rows = con.execute(
-        f"SELECT w, key, metric, cls, delta, n, x FROM effects SEMI JOIN {keys} USING (w, key)"
-    ).fetchall()
+    rows = con.execute(f"""
+        WITH e AS (SELECT * FROM effects SEMI JOIN {keys} USING (w, key))
+        SELECT e.w, e.key, e.metric, e.cls, e.delta, e.n, x.x
+        FROM e JOIN ({examples_sql(table, "e")}) x USING (w, key, metric, cls)""").fetchall()
     out: Effects = {}
     for w, key, metric, cls, delta, n, x in rows:
         out.setdefault((w, key, metric), {})[cls] = Effect(int(delta), int(n), x)

@@ -23,6 +23,7 @@ from emugen.grade.answer.classes import (
     effect_table,
     effects_of,
     examples_of,
+    examples_sql,
     shifted,
 )
 from emugen.grade.answer.policy import Tolerance
@@ -144,6 +145,28 @@ def _causes(
     return causes or _whole(found, _search(found, target, slack, len(found)))
 
 
+def _open_causes(
+    found: dict[str, Effect],
+    target: float,
+    slack: float,
+    shift: int | None,
+    landed: tuple[int, list],
+) -> list[dict]:
+    """A row no whole class explains: `_causes`, else `no_such_window` when no record lands
+    in the cell, else `unexplained` with the cell's records."""
+    causes = _causes(found, target, slack, shift)
+    if causes is not None:
+        return causes
+    count, examples = landed
+    return [
+        {
+            "cause": "no_such_window" if not count else "unexplained",
+            "count": count,
+            "examples": examples,
+        }
+    ]
+
+
 def _cell(
     w: int, key: str, metric: str, lo: int, hi: int, got: float | None, causes: list[dict]
 ) -> dict:
@@ -162,13 +185,12 @@ def _cell(
     return cell
 
 
-def _first_class(tolerance: Tolerance) -> str:
+def _first_class(table: str, tolerance: Tolerance) -> str:
     """SQL: every wrong cell, worst first, with the first whole class (in `_order`'s order)
-    whose effect is the difference, if one is: chosen set-wise, in one query."""
-    rank = ", ".join(
-        f"('{n}', {i})"
-        for i, n in enumerate(sorted(PREFERENCE, key=lambda n: n != "clean_rejected"))
-    )
+    whose effect is the difference, if one is, and its examples: chosen set-wise, in one
+    query."""
+    ranked = sorted(PREFERENCE, key=lambda n: n != "clean_rejected")
+    rank = ", ".join(f"('{n}', {i})" for i, n in enumerate(ranked))
     value = "coalesce(got, 0)"
     return f"""
         WITH c AS (
@@ -177,12 +199,14 @@ def _first_class(tolerance: Tolerance) -> str:
                  greatest({tolerance.absolute}, {tolerance.relative} * abs(hi)) AS slack
           FROM cmp WHERE state = 'wrong'),
         r(cls, rank) AS (VALUES {rank}),
-        m AS (SELECT c.w, c.key, c.metric, e.cls, e.n, e.x
-              FROM c JOIN effects e USING (w, key, metric) JOIN r USING (cls)
-              WHERE e.delta <> 0 AND abs(e.delta - c.target) <= c.slack
-              QUALIFY row_number() OVER (PARTITION BY c.w, c.key, c.metric ORDER BY r.rank) = 1)
-        SELECT c.w, c.key, c.metric, c.lo, c.hi, c.got, m.cls, m.n, m.x
-        FROM c LEFT JOIN m USING (w, key, metric)
+        m AS MATERIALIZED (
+          SELECT c.w, c.key, c.metric, e.cls, e.n
+          FROM c JOIN effects e USING (w, key, metric) JOIN r USING (cls)
+          WHERE e.delta <> 0 AND abs(e.delta - c.target) <= c.slack
+          QUALIFY row_number() OVER (PARTITION BY c.w, c.key, c.metric ORDER BY r.rank) = 1),
+        x AS ({examples_sql(table, "m")})
+        SELECT c.w, c.key, c.metric, c.lo, c.hi, c.got, m.cls, m.n, x.x
+        FROM c LEFT JOIN m USING (w, key, metric) LEFT JOIN x USING (w, key, metric, cls)
         ORDER BY greatest(abs({value} - c.lo), abs({value} - c.hi)) DESC, c.w, c.key, c.metric"""
 
 
@@ -209,7 +233,7 @@ def explain(
     if not con.execute("SELECT count(*) FROM wrong_keys").fetchall()[0][0]:
         return [], 0
     effect_table(con, table)
-    wrong = con.execute(_first_class(tolerance)).fetchall()
+    wrong = con.execute(_first_class(table, tolerance)).fetchall()
     # one whole class first; only the rows it leaves open are searched for a shift, or listed
     open_keys = sorted({(row[0], row[1]) for row in wrong if row[6] is None})
     effects: dict = {}
@@ -217,32 +241,24 @@ def explain(
     records: dict = {}
     if open_keys:
         _open(con, open_keys)
-        effects = effects_of(con, "open_keys")
+        effects = effects_of(con, table, "open_keys")
         moved = shifted(con, table, width_ms, "open_keys")
         records = cell_records(con, table, "open_keys")
     cells, pending = [], 0
     for w, key, metric, lo, hi, got, cls, n, x in wrong:
-        if cls == "unreleased":
-            pending += 1  # only a delayed batch not released yet: no consumer can have it
-            continue
         if cls is not None:
             causes = [{"cause": cls, "count": n, "examples": examples_of(x)}]
-            cells.append(_cell(w, key, metric, lo, hi, got, causes))
+        else:
+            causes = _open_causes(
+                effects.get((w, key, metric), {}),
+                _target(lo, hi, got),
+                tolerance.allowed(hi),
+                moved.get((w, key)),
+                records.get((w, key), (0, [])),
+            )
+        if all(c["cause"] == "unreleased" for c in causes):
+            pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
-        found = effects.get((w, key, metric), {})
-        causes = _causes(found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
-        if causes is not None and all(c["cause"] == "unreleased" for c in causes):
-            pending += 1
-            continue
-        if causes is None:
-            landed, examples = records.get((w, key), (0, []))
-            causes = [
-                {
-                    "cause": "no_such_window" if not landed else "unexplained",
-                    "count": landed,
-                    "examples": examples,
-                }
-            ]
         cells.append(_cell(w, key, metric, lo, hi, got, causes))
     return cells, pending
 
