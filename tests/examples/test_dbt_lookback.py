@@ -1,8 +1,9 @@
 """examples/dbt (dbt-core 1.11 with dbt-duckdb): incremental silver and gold over the landing
 zone's JSON Lines, one `dbt run` per released events file (copied into a staging zone in release
 order), graded under `--policy lookback=N`. A lookback that covers the data's lateness passes;
-lookback 0 fails, naming the records of the delayed batch it never counted. dbt runs offline
-with anonymous usage stats off. Skips without dbt locally; fails when CI is set.
+lookback 0 fails, naming the records of the delayed batch it never counted, and passes graded
+under its own declaration (each event counted at its first arrival, a copy before its original).
+dbt runs offline with anonymous usage stats off. Skips without dbt locally; fails when CI is set.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The landed records as the grader sees them: each one's key, window, truth and arrival.
 
 From `truth_detail` (the grader's truth view) and the arrival ledger this builds, in DuckDB:
-`parsed` (one row per landed record with its fields and event time), `files` (each landed
-file's release order `k` per stream), `progress` (the stream's newest event before each file)
-and `copies` (the valid records whose id an earlier one has). Set-based SQL throughout: no
-Python loop touches a record.
+`files` (each landed file's release order `k` per stream), `copies` (the valid records whose
+id an earlier one has), `parsed` (one row per landed record with its fields, event time, file
+and marks: the only table of records, parsed and written once) and `progress` (the stream's
+newest event before each file). Set-based SQL throughout: no Python loop touches a record.
 
 Which record of an id is the one counted: under `exact` the ledger's original (each counts once
 in its event-time window either way); under a watermark or a lookback the first to arrive, in
