@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from emugen.grade.answer.policy import Tolerance
-from tests.answer_helpers import Landing, cell_of, grade
+from tests.answer_helpers import Landing, causes, cell_of, grade
 
 SPARK = ([100], [125], [112, 117], [140], [105, 119, 121], [108, 150], [200])
 
@@ -97,3 +97,41 @@ def test_a_window_shorter_than_the_golds_own_is_refused_naming_the_spacing(tmp_p
     # an hourly-looking consumer graded with 30 s windows: 60 s apart, data at 120 and 180
     with pytest.raises(GradeInputError, match="60 s apart"):
         grade(tmp_path, landing, [(90, "c1", 2), (150, "c1", 2)])
+
+
+def copy_before_its_original() -> Landing:
+    """X (112 s) lands in file 2, delayed until file 5; its copy lands in file 3. Release
+    order: f1 [100], f3 [125, X'], f4 [160], f5 [170], f2 [X]."""
+    landing = Landing()
+    landing.event(1, 100)
+    original = landing.event(2, 112, event_id="X")
+    landing.event(3, 125)
+    landing.event(3, 112, event_id=original["natural_id"], copy_of=(2, 0))
+    landing.event(4, 160)
+    landing.event(5, 170)
+    landing.delay(2, until=5)
+    return landing
+
+
+@pytest.mark.parametrize(
+    ("policy", "trigger"), [("lookback=0", "any"), ("watermark=10s", "per-batch")]
+)
+def test_a_copy_released_before_its_delayed_original_is_the_one_counted(tmp_path, policy, trigger):
+    # X' arrives at k = 1 and counts: lookback 0 recomputes from window 90 (floor(100 / 30)),
+    # the watermark has no earlier-but-one file yet. X arrives last (k = 4): lookback 0 starts
+    # at window 150 (floor(170 / 30)), the watermark at 160 - 10 >= 120: it would be dropped
+    # anyway, and it is the duplicate. [90, 120) holds 100 and X': 2
+    result = grade(tmp_path, copy_before_its_original(), [(90, "c1", 2)], policy, trigger)
+    assert result["wrong"] == 0, result["wrong_cells"]
+    # a consumer that kept both: the extra record is the original, the later arrival
+    both = cell_of(
+        grade(tmp_path, copy_before_its_original(), [(90, "c1", 3)], policy, trigger), 90
+    )
+    assert (both["expected"], both["got"]) == (2, 3)
+    assert causes(both) == {"redelivered_counted": [("events-000000002", 0, "X")]}
+
+
+def test_exact_names_the_ledgers_copy_as_the_duplicate_whichever_arrived_first(tmp_path):
+    both = cell_of(grade(tmp_path, copy_before_its_original(), [(90, "c1", 3)]), 90)
+    assert (both["expected"], both["got"]) == (2, 3)
+    assert causes(both) == {"redelivered_counted": [("events-000000003", 1, "X")]}

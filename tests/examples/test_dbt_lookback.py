@@ -1,8 +1,9 @@
 """examples/dbt (dbt-core 1.11 with dbt-duckdb): incremental silver and gold over the landing
 zone's JSON Lines, one `dbt run` per released events file (copied into a staging zone in release
 order), graded under `--policy lookback=N`. A lookback that covers the data's lateness passes;
-lookback 0 fails, naming the records of the delayed batch it never counted. dbt runs offline
-with anonymous usage stats off. Skips without dbt locally; fails when CI is set.
+lookback 0 fails, naming the records of the delayed batch it never counted, and passes graded
+under its own declaration (each event counted at its first arrival, a copy before its original).
+dbt runs offline with anonymous usage stats off. Skips without dbt locally; fails when CI is set.
 """
 
 from __future__ import annotations
@@ -112,14 +113,6 @@ def test_lookback_zero_fails_naming_the_delayed_batchs_records(arrival_zone, dbt
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the grader counts the ledger's original of a redelivered event, not its first arrival: "
-        "events-000000004 row 30 (a copy of events-000000003 row 4) lands before its original, "
-        "whose batch was delayed; dbt counts the copy, the lookback=0 policy freezes the original"
-    ),
-)
 def test_lookback_zero_graded_under_its_own_declaration_passes(arrival_zone, dbt_builds):
     code, own = grade_gold(arrival_zone, dbt_builds[0], "lookback=0", "--gold-query", QUERY)
     assert (code, own["wrong"]) == (0, 0), own["wrong_cells"][:3]

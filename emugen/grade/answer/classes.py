@@ -59,37 +59,45 @@ def examples_of(texts: list[str] | str | None) -> list[dict]:
     return [_example(t) for t in texts or []]
 
 
-def class_effects(con: duckdb.DuckDBPyConnection, table: str) -> Effects:
-    """The effect of every class on every metric of the cells in `wrong_keys(w, key)`."""
+def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`tagged`: the wrong cells' records of each class (a record of two classes twice);
+    `effects(w, key, metric, cls, delta, n)`: the effect of every class on every metric of the
+    cells in `wrong_keys(w, key)`. Their example records are read by `examples_sql`, only for
+    the effects an explanation names."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
+    con.execute(f"""
+        CREATE OR REPLACE TABLE tagged AS
+        SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
+                              unnest([{tags}]) AS cls
+                       FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
+        WHERE cls IS NOT NULL""")
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
-    aggs = []
-    for m in additive:
-        hit = HITS[table][m]
-        aggs.append(f'count(*) FILTER (WHERE {hit}) AS "n_{m}"')
-        aggs.append(
-            f"array_to_string((list({ID_TEXT} ORDER BY k, batch_id, row_no) "
-            f"FILTER (WHERE {hit}))[1:{EXAMPLES}], '\n') AS \"x_{m}\""
-        )
-    rows = con.execute(f"""
-        WITH r AS (SELECT * FROM wrong_records),
-        tagged AS (SELECT * FROM (SELECT r.*, unnest([{tags}]) AS cls FROM r)
-                   WHERE cls IS NOT NULL)
-        SELECT w, key, cls, {", ".join(aggs)} FROM tagged GROUP BY w, key, cls""").fetchall()
-    out: Effects = {}
-    for row in rows:
-        w, key, cls = row[0], row[1], row[2]
-        sign = -1 if cls in NEGATIVE else 1
-        for i, m in enumerate(additive):
-            n, examples = row[3 + 2 * i], row[4 + 2 * i]
-            if n:
-                out.setdefault((w, key, m), {})[cls] = Effect(sign * n, n, examples)
+    counts = ", ".join(f'count(*) FILTER (WHERE {HITS[table][m]}) AS "{m}"' for m in additive)
+    con.execute(f"""
+        CREATE OR REPLACE TABLE effects AS
+        WITH per AS (SELECT w, key, cls, {counts} FROM tagged GROUP BY w, key, cls),
+        u AS (UNPIVOT per ON {", ".join(f'"{m}"' for m in additive)} INTO NAME metric VALUE n)
+        SELECT w, key, metric, cls, CASE WHEN cls IN {tuple(NEGATIVE)} THEN -n ELSE n END
+                 AS delta, n
+        FROM u WHERE n > 0""")
     if table == "company":
-        _driver_effects(con, out)
-    return out
+        _driver_effects(con)
 
 
-def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
+def examples_sql(table: str, needed: str) -> str:
+    """SQL: (w, key, metric, cls, x) for the effects in relation `needed(w, key, metric, cls)`,
+    x the first few of the class's records that the metric counts, as lines of ID_TEXT (a
+    distinct count's are the class's records of the cell)."""
+    hit = " ".join(f"WHEN '{m}' THEN {pred}" for m, pred in HITS[table].items())
+    return f"""
+        SELECT n.w, n.key, n.metric, n.cls,
+               array_to_string(arg_min({ID_TEXT}, (k, batch_id, row_no), {EXAMPLES}), '\n') AS x
+        FROM {needed} n JOIN tagged t USING (w, key, cls)
+        WHERE CASE n.metric {hit} ELSE true END
+        GROUP BY ALL"""
+
+
+def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
     """active_drivers is a distinct count: a class changes it by the drivers only it adds (or
     the counted drivers only it holds)."""
     flags, sums = [], []
@@ -100,21 +108,29 @@ def _driver_effects(con: duckdb.DuckDBPyConnection, out: Effects) -> None:
             sums.append(f'-count(*) FILTER (WHERE lo AND NOT "rest_{name}") AS "{name}"')
         else:
             sums.append(f'count(*) FILTER (WHERE "has_{name}" AND NOT hi) AS "{name}"')
+    con.execute(f"""
+        INSERT INTO effects
+        WITH d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
+                          {", ".join(flags)}
+                   -- only a driver with a record of some class can change the count
+                   FROM wrong_records SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
+                        USING (w, key, driver_id)
+                   GROUP BY w, key, driver_id),
+        s AS (SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key),
+        u AS (UNPIVOT s ON {", ".join(f'"{n}"' for n in CLASSES)} INTO NAME cls VALUE delta)
+        SELECT w, key, 'active_drivers', cls, delta, abs(delta) FROM u WHERE delta <> 0""")
+
+
+def effects_of(con: duckdb.DuckDBPyConnection, table: str, keys: str) -> Effects:
+    """The effects of the cells whose (w, key) is in table `keys`, by cell and class."""
     rows = con.execute(f"""
-        WITH r AS (SELECT * FROM wrong_records),
-        d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
-                     {", ".join(flags)}
-              FROM r WHERE driver_id IS NOT NULL GROUP BY w, key, driver_id)
-        SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key""").fetchall()
-    for row in rows:
-        w, key = row[0], row[1]
-        for name, delta in zip(CLASSES, row[2:], strict=True):
-            if not delta:
-                continue
-            examples = out.get((w, key, "events"), {}).get(name)
-            out.setdefault((w, key, "active_drivers"), {})[name] = Effect(
-                int(delta), abs(int(delta)), examples.texts if examples else []
-            )
+        WITH e AS (SELECT * FROM effects SEMI JOIN {keys} USING (w, key))
+        SELECT e.w, e.key, e.metric, e.cls, e.delta, e.n, x.x
+        FROM e JOIN ({examples_sql(table, "e")}) x USING (w, key, metric, cls)""").fetchall()
+    out: Effects = {}
+    for w, key, metric, cls, delta, n, x in rows:
+        out.setdefault((w, key, metric), {})[cls] = Effect(int(delta), int(n), x)
+    return out
 
 
 def shifted(

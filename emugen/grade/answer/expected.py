@@ -67,22 +67,16 @@ def judge(
     con.execute(f"""
         CREATE OR REPLACE VIEW judged AS
         WITH r AS (
-          SELECT p.*, f.k, f.delayed, f.released, f.before_1, f.before_2,
-                 p.event_ms // {width_ms} * {width_ms} AS w,
-                 c.batch_id IS NOT NULL AS copy, l.condition = 'late' AS ledger_late,
+          SELECT p.*, f.before_1, f.before_2, p.event_ms // {width_ms} * {width_ms} AS w,
                  {kept} AS kept
-          FROM parsed p JOIN progress f USING (stream, batch_id)
-          LEFT JOIN copies c ON c.batch_id = p.batch_id AND c.row_no = p.row_no
-          LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
-               AND l.condition = 'late'
+          FROM parsed p JOIN progress f USING (stream, k)
           {kept_join})
         SELECT * EXCLUDE (before_1, before_2, ledger_late),
                valid AND NOT copy AND released AS eligible,
                valid AND NOT copy AND released AND NOT {certain} AS counted_hi,
                valid AND NOT copy AND released AND NOT {at_most} AS counted_lo,
                valid AND NOT copy AND released AND {at_most} AS dropped,
-               coalesce(ledger_late, false) OR coalesce(w + {width_ms} <= before_1, false)
-                 AS late
+               ledger_late OR coalesce(w + {width_ms} <= before_1, false) AS late
         FROM r p""")
     con.execute("""
         CREATE OR REPLACE VIEW cells_company AS

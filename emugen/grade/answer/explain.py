@@ -16,7 +16,16 @@ from itertools import combinations
 import duckdb
 import pyarrow as pa
 
-from emugen.grade.answer.classes import NEGATIVE, Effect, cell_records, class_effects, shifted
+from emugen.grade.answer.classes import (
+    NEGATIVE,
+    Effect,
+    cell_records,
+    effect_table,
+    effects_of,
+    examples_of,
+    examples_sql,
+    shifted,
+)
 from emugen.grade.answer.policy import Tolerance
 
 CAUSES = (
@@ -136,6 +145,28 @@ def _causes(
     return causes or _whole(found, _search(found, target, slack, len(found)))
 
 
+def _open_causes(
+    found: dict[str, Effect],
+    target: float,
+    slack: float,
+    shift: int | None,
+    landed: tuple[int, list],
+) -> list[dict]:
+    """A row no whole class explains: `_causes`, else `no_such_window` when no record lands
+    in the cell, else `unexplained` with the cell's records."""
+    causes = _causes(found, target, slack, shift)
+    if causes is not None:
+        return causes
+    count, examples = landed
+    return [
+        {
+            "cause": "no_such_window" if not count else "unexplained",
+            "count": count,
+            "examples": examples,
+        }
+    ]
+
+
 def _cell(
     w: int, key: str, metric: str, lo: int, hi: int, got: float | None, causes: list[dict]
 ) -> dict:
@@ -154,60 +185,80 @@ def _cell(
     return cell
 
 
-def explain(
-    con: duckdb.DuckDBPyConnection, table: str, width_ms: int, tolerance: Tolerance
-) -> tuple[list[dict], int]:
-    """Every wrong cell with its causes (worst first); how many turned out to be pending
-    (only records of a delayed batch not released yet are missing)."""
-    wrong = con.execute(
-        "SELECT w, key, metric, lo, hi, got FROM cmp WHERE state = 'wrong' "
-        "ORDER BY greatest(abs(coalesce(got, 0) - lo), abs(coalesce(got, 0) - hi)) "
-        "DESC, w, key, metric"
-    ).fetchall()
-    if not wrong:
-        return [], 0
-    effects = class_effects(con, table)
-    # one whole class first; only the rows it leaves open are searched for a shift, or listed
-    first = [
-        _search(effects.get((w, key, metric), {}), _target(lo, hi, got), tolerance.allowed(hi), 1)
-        for w, key, metric, lo, hi, got in wrong
-    ]
-    open_keys = sorted(
-        {(row[0], row[1]) for row, names in zip(wrong, first, strict=True) if names is None}
-    )
+def _first_class(table: str, tolerance: Tolerance) -> str:
+    """SQL: every wrong cell, worst first, with the first whole class (in `_order`'s order)
+    whose effect is the difference, if one is, and its examples: chosen set-wise, in one
+    query."""
+    ranked = sorted(PREFERENCE, key=lambda n: n != "clean_rejected")
+    rank = ", ".join(f"('{n}', {i})" for i, n in enumerate(ranked))
+    value = "coalesce(got, 0)"
+    return f"""
+        WITH c AS (
+          SELECT w, key, metric, lo, hi, got,
+                 CASE WHEN {value} < lo THEN {value} - lo ELSE {value} - hi END AS target,
+                 greatest({tolerance.absolute}, {tolerance.relative} * abs(hi)) AS slack
+          FROM cmp WHERE state = 'wrong'),
+        r(cls, rank) AS (VALUES {rank}),
+        m AS MATERIALIZED (
+          SELECT c.w, c.key, c.metric, e.cls, e.n
+          FROM c JOIN effects e USING (w, key, metric) JOIN r USING (cls)
+          WHERE e.delta <> 0 AND abs(e.delta - c.target) <= c.slack
+          QUALIFY row_number() OVER (PARTITION BY c.w, c.key, c.metric ORDER BY r.rank) = 1),
+        x AS ({examples_sql(table, "m")})
+        SELECT c.w, c.key, c.metric, c.lo, c.hi, c.got, m.cls, m.n, x.x
+        FROM c LEFT JOIN m USING (w, key, metric) LEFT JOIN x USING (w, key, metric, cls)
+        ORDER BY greatest(abs({value} - c.lo), abs({value} - c.hi)) DESC, c.w, c.key, c.metric"""
+
+
+def _open(con: duckdb.DuckDBPyConnection, keys: list[tuple[int, str]]) -> None:
+    """The table `open_keys(w, key)`: the rows no whole class explains."""
     con.register(
         "open_arrow",
         pa.table(
             {
-                "w": pa.array([k[0] for k in open_keys], pa.int64()),
-                "key": pa.array([k[1] for k in open_keys], pa.string()),
+                "w": pa.array([k[0] for k in keys], pa.int64()),
+                "key": pa.array([k[1] for k in keys], pa.string()),
             }
         ),
     )
     con.execute("CREATE OR REPLACE TABLE open_keys AS SELECT * FROM open_arrow")
     con.unregister("open_arrow")
-    moved = shifted(con, table, width_ms, "open_keys") if open_keys else {}
-    records = cell_records(con, table, "open_keys") if open_keys else {}
+
+
+def explain(
+    con: duckdb.DuckDBPyConnection, table: str, width_ms: int, tolerance: Tolerance
+) -> tuple[list[dict], int]:
+    """Every wrong cell with its causes (worst first); how many turned out to be pending
+    (only records of a delayed batch not released yet are missing)."""
+    if not con.execute("SELECT count(*) FROM wrong_keys").fetchall()[0][0]:
+        return [], 0
+    effect_table(con, table)
+    wrong = con.execute(_first_class(table, tolerance)).fetchall()
+    # one whole class first; only the rows it leaves open are searched for a shift, or listed
+    open_keys = sorted({(row[0], row[1]) for row in wrong if row[6] is None})
+    effects: dict = {}
+    moved: dict = {}
+    records: dict = {}
+    if open_keys:
+        _open(con, open_keys)
+        effects = effects_of(con, table, "open_keys")
+        moved = shifted(con, table, width_ms, "open_keys")
+        records = cell_records(con, table, "open_keys")
     cells, pending = [], 0
-    for (w, key, metric, lo, hi, got), names in zip(wrong, first, strict=True):
-        found = effects.get((w, key, metric), {})
-        causes = (
-            _whole(found, names)
-            if names is not None
-            else _causes(found, _target(lo, hi, got), tolerance.allowed(hi), moved.get((w, key)))
-        )
-        if causes is not None and all(c["cause"] == "unreleased" for c in causes):
+    for w, key, metric, lo, hi, got, cls, n, x in wrong:
+        if cls is not None:
+            causes = [{"cause": cls, "count": n, "examples": examples_of(x)}]
+        else:
+            causes = _open_causes(
+                effects.get((w, key, metric), {}),
+                _target(lo, hi, got),
+                tolerance.allowed(hi),
+                moved.get((w, key)),
+                records.get((w, key), (0, [])),
+            )
+        if all(c["cause"] == "unreleased" for c in causes):
             pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue
-        if causes is None:
-            landed, examples = records.get((w, key), (0, []))
-            causes = [
-                {
-                    "cause": "no_such_window" if not landed else "unexplained",
-                    "count": landed,
-                    "examples": examples,
-                }
-            ]
         cells.append(_cell(w, key, metric, lo, hi, got, causes))
     return cells, pending
 

@@ -1,10 +1,15 @@
 """The landed records as the grader sees them: each one's key, window, truth and arrival.
 
 From `truth_detail` (the grader's truth view) and the arrival ledger this builds, in DuckDB:
-`parsed` (one row per landed record with its fields and event time), `files` (each landed
-file's release order `k` per stream), `progress` (the stream's newest event before each file)
-and `copies` (the valid records whose id an earlier one has). Set-based SQL throughout: no
-Python loop touches a record.
+`files` (each landed file's release order `k` per stream), `copies` (the valid records whose
+id an earlier one has), `parsed` (one row per landed record with its fields, event time, file
+and marks: the only table of records, parsed and written once) and `progress` (the stream's
+newest event before each file). Set-based SQL throughout: no Python loop touches a record.
+
+Which record of an id is the one counted: under `exact` the ledger's original (each counts once
+in its event-time window either way); under a watermark or a lookback the first to arrive, in
+release order, since that is the one a streaming or incremental consumer saw and kept: a copy
+released before its delayed original is counted, the original is the duplicate.
 """
 
 from __future__ import annotations
@@ -72,30 +77,9 @@ def load_ledger(con: duckdb.DuckDBPyConnection, engine: Engine | None, path: str
     con.unregister("ledger_arrow")
 
 
-# one parse per payload, into the fields both gold tables need; the event time as epoch ms
-PARSED = """
-CREATE OR REPLACE TABLE parsed AS
-WITH f AS (
-  SELECT batch_id, row_no, stream, natural_id,
-         -- a redelivered copy is valid data (the truth names it so it is not counted twice)
-         (defect IS NULL OR defect = 'redelivered') AS valid,
-         CASE WHEN stream = 'events' THEN try(json_extract_string(payload,
-                ['$.company_id', '$.driver_id', '$.event_type', '$.event_timestamp']))
-              ELSE try(json_extract_string(payload, ['$.company_id', '$.region',
-                                                     '$.onboarded_at'])) END AS f
-  FROM truth_detail)
-SELECT batch_id, row_no, stream, natural_id AS record_id, valid, f[1] AS company_id,
-       CASE WHEN stream = 'events' THEN f[2] END AS driver_id,
-       CASE WHEN stream = 'events' THEN f[3] END AS event_type,
-       CASE WHEN stream = 'companies' THEN f[2] END AS own_region,
-       epoch_ms(try_cast(CASE WHEN stream = 'events' THEN f[4] ELSE f[3] END AS TIMESTAMPTZ))
-         AS event_ms
-FROM f
-"""
-
 FILES = """
 CREATE OR REPLACE TABLE files AS
-WITH landed AS (SELECT DISTINCT stream, batch_id FROM parsed),
+WITH landed AS (SELECT DISTINCT stream, batch_id FROM truth_detail),
 waits AS (SELECT batch_id, any_value(released_after_batch_id) AS after FROM ledger
           WHERE condition = 'delayed' GROUP BY batch_id)
 SELECT l.stream, l.batch_id, w.after IS NOT NULL AS delayed,
@@ -105,6 +89,68 @@ SELECT l.stream, l.batch_id, w.after IS NOT NULL AS delayed,
                           w.after IS NOT NULL, l.batch_id) - 1 AS k
 FROM landed l LEFT JOIN waits w USING (batch_id)
 """
+
+# the valid records whose id is already taken: a copy is every one after the first in the
+# order given (one hash aggregate over the truth's ids, then a window over those few ids only)
+COPIES = """
+CREATE OR REPLACE TABLE copies AS
+WITH t AS (SELECT stream, batch_id, row_no, natural_id AS record_id FROM truth_detail
+           WHERE (defect IS NULL OR defect = 'redelivered') AND natural_id IS NOT NULL),
+twice AS (SELECT stream, record_id FROM t GROUP BY ALL HAVING count(*) > 1),
+ranked AS (
+  SELECT p.batch_id, p.row_no, row_number() OVER (PARTITION BY p.stream, p.record_id
+           ORDER BY {order}, p.batch_id, p.row_no) AS n
+  FROM t p SEMI JOIN twice USING (stream, record_id)
+  JOIN files f USING (stream, batch_id)
+  LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
+       AND l.condition = 'redelivered')
+SELECT batch_id, row_no FROM ranked WHERE n > 1
+"""
+# the ledger's original first, else release order; or release order first (the first arrival),
+# the ledger's original first within one file
+ORIGINAL_FIRST = "l.condition IS NOT NULL, f.k"
+ARRIVAL_FIRST = "f.k, l.condition IS NOT NULL"
+
+# one parse per payload, into the fields both gold tables need, the event time as epoch ms,
+# with the record's file (release order k), copy and ledger-late marks: the one table of
+# records every later step reads
+PARSED = """
+CREATE OR REPLACE TABLE parsed AS
+WITH f AS (
+  SELECT batch_id, row_no, stream, natural_id,
+         -- a redelivered copy is valid data (the truth names it so it is not counted twice)
+         (defect IS NULL OR defect = 'redelivered') AS valid,
+         CASE WHEN stream = 'events' THEN {events} ELSE {companies} END AS f
+  FROM truth_detail)
+SELECT f.batch_id, f.row_no, f.stream, natural_id AS record_id, valid, f[1] AS company_id,
+       CASE WHEN f.stream = 'events' THEN f[2] END AS driver_id,
+       CASE WHEN f.stream = 'events' THEN f[3] END AS event_type,
+       CASE WHEN f.stream = 'companies' THEN f[2] END AS own_region,
+       epoch_ms(try_cast(CASE WHEN f.stream = 'events' THEN f[4] ELSE f[3] END AS TIMESTAMPTZ))
+         AS event_ms,
+       fl.k, fl.delayed, fl.released, c.batch_id IS NOT NULL AS copy,
+       l.batch_id IS NOT NULL AS ledger_late
+FROM f JOIN files fl USING (stream, batch_id)
+LEFT JOIN copies c ON c.batch_id = f.batch_id AND c.row_no = f.row_no
+LEFT JOIN ledger l ON l.batch_id = f.batch_id AND l.row_no = f.row_no AND l.condition = 'late'
+"""
+EVENT_FIELDS = "['$.company_id', '$.driver_id', '$.event_type', '$.event_timestamp']"
+COMPANY_FIELDS = "['$.company_id', '$.region', '$.onboarded_at']"
+
+
+def parsed_sql(safe: bool) -> str:
+    """PARSED with its JSON paths: `safe` tries every payload (a malformed one gives NULL);
+    else only the defects' (a valid record's payload parses, and an unguarded extract is
+    the faster)."""
+
+    def extract(paths: str) -> str:
+        guarded = f"try(json_extract_string(payload, {paths}))"
+        if safe:
+            return guarded
+        return f"CASE WHEN valid THEN json_extract_string(payload, {paths}) ELSE {guarded} END"
+
+    return PARSED.format(events=extract(EVENT_FIELDS), companies=extract(COMPANY_FIELDS))
+
 
 # per stream and file: the largest valid event time of the files released before it (k - 1)
 # and before the one before it (k - 2): the watermark Spark filters and evicts with
@@ -122,26 +168,16 @@ SELECT stream, k, batch_id, delayed, released,
 FROM per_file
 """
 
-# the valid records whose id is already taken: a copy is every one after the first, in release
-# order, a copy the ledger names always after its original (one hash aggregate, then a window
-# over those few ids only)
-COPIES = """
-CREATE OR REPLACE TABLE copies AS
-WITH twice AS (SELECT stream, record_id FROM parsed WHERE valid AND record_id IS NOT NULL
-               GROUP BY ALL HAVING count(*) > 1),
-ranked AS (
-  SELECT p.batch_id, p.row_no, row_number() OVER (PARTITION BY p.stream, p.record_id
-           ORDER BY l.condition IS NOT NULL, f.k, p.batch_id, p.row_no) AS n
-  FROM parsed p SEMI JOIN twice USING (stream, record_id)
-  JOIN files f USING (stream, batch_id)
-  LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
-       AND l.condition = 'redelivered'
-  WHERE p.valid)
-SELECT batch_id, row_no FROM ranked WHERE n > 1
-"""
 
-
-def build_records(con: duckdb.DuckDBPyConnection) -> None:
-    """`parsed`, `files`, `progress` and `copies` from `truth_detail` and `ledger`."""
-    for statement in (PARSED, FILES, PROGRESS, COPIES):
-        con.execute(statement)
+def build_records(con: duckdb.DuckDBPyConnection, first_arrival: bool = False) -> None:
+    """`files`, `copies`, `parsed` and `progress` from `truth_detail` and `ledger`; with
+    `first_arrival` the first copy of an id in release order counts, else the ledger's
+    original."""
+    order = ARRIVAL_FIRST if first_arrival else ORIGINAL_FIRST
+    con.execute(FILES)
+    con.execute(COPIES.replace("{order}", order))
+    try:
+        con.execute(parsed_sql(safe=False))
+    except duckdb.Error:  # a valid record whose payload is not JSON: parse every one guarded
+        con.execute(parsed_sql(safe=True))
+    con.execute(PROGRESS)

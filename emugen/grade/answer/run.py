@@ -129,7 +129,7 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
                 "some batches first (`emugen pipeline run`)"
             )
         load_ledger(con, engine if job.truth_path is None else None, job.arrivals_path)
-        build_records(con)
+        build_records(con, first_arrival=job.policy.kind != "exact")
         if job.kept is not None:
             mark_kept(con, job.kept, job.rejected)
         judge(con, job.policy, gold.width_ms, with_kept=job.kept is not None)
