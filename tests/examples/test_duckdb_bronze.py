@@ -59,14 +59,8 @@ def test_an_empty_batch_file_yields_no_bronze_rows(tmp_path):
 
 
 def test_an_empty_batch_file_beside_others_adds_nothing_to_theirs(tmp_path):
-    rows = _bronze(
-        tmp_path,
-        {"events-000000001": "", "events-000000002": '{"a": 1}\n{"a": 2}\n'},
-    )
-    assert rows == [
-        ("events-000000002", 0, '{"a": 1}'),
-        ("events-000000002", 1, '{"a": 2}'),
-    ]
+    rows = _bronze(tmp_path, {"events-000000001": "", "events-000000002": '{"a": 1}\n{"a": 2}\n'})
+    assert rows == [("events-000000002", 0, '{"a": 1}'), ("events-000000002", 1, '{"a": 2}')]
 
 
 def test_a_last_line_without_newline_is_still_a_row(tmp_path):
