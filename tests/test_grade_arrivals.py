@@ -17,7 +17,7 @@ from emugen.grade.cli import overall
 B = [f"events-{n:09d}" for n in range(6)]  # B[1]..B[5]
 LATE = (B[1], 2)
 COPY, ORIGINAL = (B[2], 1), (B[1], 0)
-HELD = B[3]  # delayed: its file is released after B[5]'s
+HELD = B[3]  # delayed: its file lands after B[4]'s
 DRIFT = B[4]  # from here on records carry fuel_level
 
 
@@ -72,7 +72,7 @@ def _arrivals(folder: Path) -> str:
             original_batch_id=ORIGINAL[0],
             original_row_no=ORIGINAL[1],
         ),
-        entry(HELD, DELAYED_ENTRY, "delayed", released_after_batch_id=B[5]),
+        entry(HELD, DELAYED_ENTRY, "delayed", released_after_batch_id=B[4]),
         entry(
             DRIFT,
             DRIFT_ENTRY,
@@ -128,8 +128,8 @@ def _all(*batches: str) -> list[tuple[str, int]]:
 
 
 def _a_careless_consumer(tmp_path: Path, *flags: str) -> tuple[int, str]:
-    """Reached B[4] (so not B[5], which releases the delayed B[3]); rejects the late record
-    and every drifted one; keeps the redelivered copy."""
+    """Reached B[4], whose file the delayed B[3]'s follows (so it may not have it yet);
+    rejects the late record and every drifted one; keeps the redelivered copy."""
     rejected = [LATE, *_all(DRIFT)]
     kept = [k for k in _all(B[1], B[2]) if k != LATE]
     return _grade(tmp_path, kept, rejected, *flags)
@@ -175,12 +175,29 @@ def test_the_json_carries_each_arrival_finding(tmp_path):
     assert (events["held_batches"], events["pending_batches"], events["lost"]) == (1, 2, 0)
 
 
-def test_once_the_release_batch_is_reached_a_missing_delayed_batch_is_lost(tmp_path):
+def test_past_the_release_batch_a_missing_delayed_batch_is_lost(tmp_path):
     kept = _all(B[1], B[4], B[5]) + [(B[2], 0), (B[2], 2)]
     code, text = _grade(tmp_path, kept, [], "--json")
     events = json.loads(text)["streams"]["events"]
     assert (events["held_batches"], events["lost_clean"], events["lost"]) == (0, 2, 2), text
     assert code == 1
+
+
+def test_a_redelivered_copy_whose_original_is_held_back_is_pending(tmp_path):
+    """The copy's original lies in the delayed batch: keeping the copy is right until then."""
+    truth = _truth(tmp_path)
+    ledger = pq.read_table(_arrivals(tmp_path)).to_pylist()
+    for row in ledger:
+        if row["condition"] == "redelivered":
+            row["original_batch_id"], row["original_row_no"] = HELD, 0
+    pq.write_table(pa.Table.from_pylist(ledger), tmp_path / "arrivals.parquet")
+    paths = _output(tmp_path, _all(B[1], B[2], B[4]), [])
+    args = ["--arrivals", str(tmp_path / "arrivals.parquet"), "--json"]
+    result = CliRunner().invoke(main, ["grade", "--truth", truth, *paths, *args])
+    events = json.loads(result.output)["streams"]["events"]
+    copies = events["by_defect"]["redelivered"]
+    assert (copies["escaped"], copies["pending"]) == (0, 1), result.output
+    assert events["pending_batches"] == 2  # B[3] and B[5]: B[2] is reached, whole but the copy
 
 
 def test_a_consumer_that_honours_every_arrival_condition_passes(tmp_path):

@@ -28,7 +28,7 @@ LEDGER_TYPES = {
 }
 # the columns the grader reads; a file without the drift ones has no drift point
 READ = ("batch_id", "row_no", "condition", "lateness_ms", "released_after_batch_id")
-OPTIONAL = ("stream", "from_seq", "field")
+OPTIONAL = ("stream", "from_seq", "field", "original_batch_id")
 EMPTY_LEDGER = (
     "SELECT "
     + ", ".join(f"NULL::{LEDGER_TYPES.get(c, 'VARCHAR')} AS {c}" for c in READ + OPTIONAL)
@@ -100,17 +100,21 @@ def mark_arrivals(con: duckdb.DuckDBPyConnection) -> None:
     drifted = (
         """
         UNION ALL
-        SELECT t.batch_id, t.row_no, 'drift' FROM truth_detail t
+        SELECT t.batch_id, t.row_no, 'drift', NULL FROM truth_detail t
         JOIN drifts d ON t.stream = d.stream AND t.batch_id >= d.batch_id
         WHERE t.defect IS NULL AND contains(t.payload, '"' || d.field || '"')"""
         if con.execute("SELECT count(*) FROM drifts").fetchall()[0][0]
         else ""
     )
-    # late first: a record both late and drifted is reported late
+    # late first: a record both late and drifted is reported late. A redelivered copy
+    # `waits_for` its original's batch: while that is pending, so is the copy (a consumer
+    # keeping the first copy it saw is right until the original arrives).
     con.execute(f"""
         CREATE OR REPLACE TABLE arrival_rows AS
-        SELECT batch_id, row_no, min(arrival) AS arrival FROM (
-            SELECT batch_id, row_no, 'late' AS arrival FROM ledger
-            WHERE condition = 'late' AND row_no IS NOT NULL{drifted})
+        SELECT batch_id, row_no, min(arrival) AS arrival, min(waits_for) AS waits_for FROM (
+            SELECT batch_id, row_no, CASE WHEN condition = 'late' THEN 'late' END AS arrival,
+                   CASE WHEN condition = 'redelivered' THEN original_batch_id END AS waits_for
+            FROM ledger
+            WHERE condition IN ('late', 'redelivered') AND row_no IS NOT NULL{drifted})
         GROUP BY ALL
     """)

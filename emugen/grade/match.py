@@ -85,7 +85,7 @@ def join_sql(mode: str) -> str:
         WITH users AS (SELECT u.*, k.natural_id IS NOT NULL AS known_id
                        FROM users u LEFT JOIN known_repeats k USING (natural_id))
         SELECT coalesce(t.stream, users.stray_stream, 'unknown') AS stream, t.batch_id,
-               t.row_no, t.defect, a.arrival, t.batch_id IS NULL AS stray,
+               t.row_no, t.defect, a.arrival, a.waits_for, t.batch_id IS NULL AS stray,
                coalesce(t.natural_id IS NULL AND t.batch_id IS NOT NULL, false) AS unmatched,
                coalesce(users.kept_n, 0) AS kept_n, coalesce(users.rej_n, 0) AS rej_n,
                coalesce(users.known_id, false) AS known_id
@@ -111,14 +111,16 @@ def _lineage_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
         WITH tk AS (SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
-                           t.defect, a.arrival FROM truth t JOIN bids b USING (batch_id)
+                           t.defect, a.arrival, a.waits_for FROM truth t
+                    JOIN bids b USING (batch_id)
                     LEFT JOIN arrival_rows a USING (batch_id, row_no)),
              k AS (SELECT {key} AS key FROM kept u JOIN bids b USING (batch_id)),
              r AS (SELECT {key} AS key FROM rejected u JOIN bids b USING (batch_id)),
              flagged AS (SELECT *, coalesce(key IN (SELECT key FROM k), false) AS kept,
                                 coalesce(key IN (SELECT key FROM r), false) AS rejected
                          FROM tk)
-        SELECT stream, batch_id, defect, arrival, false AS stray, false AS unmatched,
+        SELECT stream, batch_id, defect, arrival, waits_for, false AS stray,
+               false AS unmatched,
                false AS known_id, kept, rejected, count(*) AS n, NULL::BIGINT AS user_rows,
                {_firsts(examples, "defect IS NOT NULL OR rejected OR NOT kept")} AS firsts
         FROM flagged GROUP BY ALL
@@ -147,7 +149,7 @@ def _id_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     """One full join on (natural_id, occurrence), aggregated straight into the tally."""
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
-        SELECT stream, batch_id, defect, arrival, stray, unmatched, known_id,
+        SELECT stream, batch_id, defect, arrival, waits_for, stray, unmatched, known_id,
                kept_n > 0 AS kept,
                rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows,
                {_firsts(examples, "defect IS NOT NULL OR rej_n > 0 OR kept_n = 0")} AS firsts
@@ -205,18 +207,24 @@ def match(
         CREATE OR REPLACE MACRO fate(pending, unmatched, defect, arrival, kept, rejected) AS
         {STATUS.format(dropped=dropped)}
     """)
-    held = "coalesce(d.released_after > r.last AND t.batch_id <= r.last, false)"
-    if not pending:
-        held = "false"
+    # a delayed file lands after the file of the batch it was released after: a consumer that
+    # reached that batch (and no later one) may not have it yet
+    con.execute(f"""
+        CREATE OR REPLACE TABLE held AS
+        SELECT d.batch_id FROM delayed d JOIN reached r USING (stream)
+        WHERE {"true" if pending else "false"} AND d.released_after >= r.last
+              AND d.batch_id <= r.last
+    """)
+    waiting = "(t.{c} > r.last OR t.{c} IN (SELECT batch_id FROM held))"
     con.execute(f"""
         CREATE OR REPLACE TABLE tally AS
         SELECT stream, batch_id, pending, held, defect, arrival,
                fate(pending, unmatched, defect, arrival, kept, rejected) AS status,
                sum(n)::BIGINT AS n, flatten(list(firsts)) AS firsts
-        FROM (SELECT t.*, (r.last IS NULL OR t.batch_id > r.last OR {held}) AS pending,
-                     {held} AS held
-              FROM tally0 t LEFT JOIN reached r USING (stream)
-              LEFT JOIN delayed d USING (batch_id) WHERE NOT t.stray)
+        FROM (SELECT t.*, t.batch_id IN (SELECT batch_id FROM held) AS held,
+                     (r.last IS NULL OR {waiting.format(c="batch_id")}
+                      OR coalesce({waiting.format(c="waits_for")}, false)) AS pending
+              FROM tally0 t LEFT JOIN reached r USING (stream) WHERE NOT t.stray)
         GROUP BY ALL
     """)
 

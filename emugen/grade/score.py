@@ -175,10 +175,12 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str, examples:
         if status in ("pending", "unmatched", "caught", "escaped", "lost"):
             setattr(d, status, getattr(d, status) + n)
     for stream, pending, held, last, latest in con.execute(
-        "SELECT stream, count(DISTINCT batch_id) FILTER (WHERE pending), "
-        "count(DISTINCT batch_id) FILTER (WHERE held), "
-        "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM tally "
-        "GROUP BY ALL"
+        # a batch is pending when all of it is (a redelivered copy waiting for its original
+        # is pending in a batch that is not)
+        "SELECT stream, count(*) FILTER (WHERE pending), count(*) FILTER (WHERE held), "
+        "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM ("
+        "SELECT stream, batch_id, bool_and(pending) AS pending, bool_or(held) AS held "
+        "FROM tally GROUP BY ALL) GROUP BY ALL"
     ).fetchall():
         s = grade.streams[stream]
         s.pending_batches, s.held_batches, s.last_batch, s.latest_batch = (
