@@ -138,7 +138,7 @@ def _a_careless_consumer(tmp_path: Path, *flags: str) -> tuple[int, str]:
 def test_rejecting_a_late_record_is_a_false_alarm_named_rejected_late_data(tmp_path):
     code, text = _a_careless_consumer(tmp_path)
     assert code == 1, text
-    assert "  rejected late data: 1 records (late data is valid)" in text
+    assert "  rejected late data: 1 record (late data is valid)" in text
     assert f"rejected late data   events    {LATE[0]} row {LATE[1]}: clean record" in text
 
 
@@ -149,14 +149,14 @@ def test_rejected_drifted_records_are_one_line_naming_the_drift_batch(tmp_path):
 
 def test_a_kept_redelivered_copy_is_an_escaped_duplicate_named_by_its_original(tmp_path):
     code, text = _a_careless_consumer(tmp_path)
-    expected = f"kept 1 redelivered copies (escaped duplicates): copies of {ORIGINAL[0]} row 0"
+    expected = f"kept 1 redelivered copy (escaped duplicates): copies of {ORIGINAL[0]} row 0"
     assert expected in text, text
     assert f"{COPY[0]} row {COPY[1]}: redelivered copy of {ORIGINAL[0]} row 0" in text
 
 
 def test_a_delayed_batch_not_yet_released_is_pending_not_lost(tmp_path):
     code, text = _a_careless_consumer(tmp_path)
-    assert "  1 delayed batches not released yet: pending, not lost" in text, text
+    assert "  1 delayed batch not released yet: pending, not lost" in text, text
     assert "vanished" not in text, text
 
 
@@ -206,7 +206,7 @@ def test_a_consumer_that_honours_every_arrival_condition_passes(tmp_path):
     code, text = _grade(tmp_path, kept, [])
     assert code == 0, text
     assert text.splitlines()[0].startswith("PASS"), text
-    assert "1 delayed batches not released yet: pending, not lost" in text
+    assert "1 delayed batch not released yet: pending, not lost" in text
 
 
 def test_without_the_ledger_the_late_record_is_a_plain_false_alarm(tmp_path):

@@ -17,17 +17,21 @@ MISS_WORDS = {
 }
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
 def _findings(name: str, s: StreamScore, grade: Grade) -> list[str]:
     """One line per thing the stream's consumer got wrong (or has not seen yet)."""
     lines = []
     defect_lost = s.lost - s.lost_clean
     if s.lost:
         lines.append(
-            f"  vanished: {s.lost:,} records neither kept nor rejected "
+            f"  vanished: {_n(s.lost, 'record')} neither kept nor rejected "
             f"({s.lost_clean:,} clean, {defect_lost:,} with a defect)"
         )
     if s.late_rejected:
-        lines.append(f"  rejected late data: {s.late_rejected:,} records (late data is valid)")
+        lines.append(f"  rejected late data: {_n(s.late_rejected, 'record')} (late data is valid)")
     if s.drift_rejected:
         lines.append(
             f"  rejected the new schema from batch {s.drift_from or '-'} "
@@ -41,9 +45,15 @@ def _findings(name: str, s: StreamScore, grade: Grade) -> list[str]:
             if e["stream"] == name and e["defect"] == "redelivered" and e["miss"] == "escaped"
         ]
         shown = f": copies of {', '.join(originals)}" if originals else ""
-        lines.append(f"  kept {copies.escaped:,} redelivered copies (escaped duplicates){shown}")
+        lines.append(
+            f"  kept {_n(copies.escaped, 'redelivered copy', 'redelivered copies')} "
+            f"(escaped duplicates){shown}"
+        )
     if s.held_batches:
-        lines.append(f"  {s.held_batches:,} delayed batches not released yet: pending, not lost")
+        lines.append(
+            f"  {_n(s.held_batches, 'delayed batch', 'delayed batches')} not released yet: "
+            "pending, not lost"
+        )
     if s.extra:
         lines.append(f"  extra rows: {s.extra:,} (lineage emugen never landed)")
     return lines
