@@ -80,7 +80,11 @@ def test_filter_and_answer_are_graded_in_one_command(store, tmp_path):
         str(store),
     )
     assert code == 0, text
-    assert text.startswith("PASS: gold per company") and "recall" in text.lower(), text
+    # the overall verdict first, then each report under its own verdict
+    first, second = text.splitlines()[:2]
+    assert first == "PASS: filter and gold", text
+    assert second.startswith("PASS: gold per company"), text
+    assert "\nPASS: every gate met" in text and "recall" in text.lower(), text
     assert silver
 
 

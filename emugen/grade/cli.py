@@ -55,8 +55,8 @@ def _follow(job: Job, engine: Engine | None, every: float, rounds: int | None) -
 
 
 def _answer(options, stream, truth, engine, filter_inputs, as_json, following):  # noqa: ANN001, ANN202, PLR0913
-    """Grade the gold; alone, exit with its verdict; with --kept, whether it passed (the
-    filter is graded after it, and the command exits 1 if either fails)."""
+    """Grade the gold; alone, exit with its verdict; with --kept, whether it passed, its JSON
+    and its report (the filter is graded after it, and the command exits 1 if either fails)."""
     from emugen.grade.answer.command import follow as follow_gold
     from emugen.grade.answer.command import gold_job, grade_answer
     from emugen.grade.answer.run import run_gold
@@ -71,9 +71,9 @@ def _answer(options, stream, truth, engine, filter_inputs, as_json, following): 
     if kept is None:
         click.echo(report)
         sys.exit(0 if ok else 1)
-    if not as_json:
-        click.echo(report)
-    return ok, gold_json  # with --json, one document: the filter's, with its `gold` beside
+    # with --json, one document: the filter's, with its `gold` beside; else the gold's report
+    # is printed after the overall verdict
+    return ok, gold_json, report
 
 
 def with_gold(filter_json: str, gold: dict) -> str:
@@ -164,6 +164,14 @@ def with_gold(filter_json: str, gold: dict) -> str:
     show_default=True,
     help="Exit 1 when more clean records than this were neither kept nor rejected.",
 )
+@click.option(
+    "--max-extra",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Exit 1 when more output rows than this match no record emugen landed (extra rows: "
+    "lineage or ids it never wrote).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the grade as JSON.")
 @click.option(
     "--follow",
@@ -230,7 +238,8 @@ def with_gold(filter_json: str, gold: dict) -> str:
     "--arrivals",
     default=None,
     metavar="PATH",
-    help="A file from `emugen export arrivals` (default: the store's, with the store's truth).",
+    help="A file from `emugen export arrivals` (default: the store's, with the store's "
+    "truth): late, redelivered, delayed and drifted records, for the filter and the gold.",
 )
 @click.option(
     "--max-wrong-cells",
@@ -260,6 +269,7 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     min_recall: float,
     min_precision: float,
     max_lost: int,
+    max_extra: int,
     as_json: bool,
     follow: bool,
     every: float,
@@ -280,9 +290,14 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     With --gold, grade its answer too (or alone): every gold cell against the gold its
     declared --policy should produce, each wrong cell explained by record ids.
 
+    The report leads with the verdict (PASS, or FAIL naming each failing gate), then one
+    summary row per stream, then each stream's defects and arrival findings (late data
+    rejected, the new schema rejected, redelivered copies kept, delayed batches not released
+    yet: pending), then at most --examples N examples of each kind.
+
     Exit 0 when recall and precision reach their minimums, no more than --max-lost clean
-    records were lost (and no more than --max-wrong-cells gold cells are wrong), 1 when not,
-    2 on bad input.
+    records were lost, no more than --max-extra rows match no landed record (and no more than
+    --max-wrong-cells gold cells are wrong), 1 when not, 2 on bad input.
 
     \b
     Examples:
@@ -291,7 +306,7 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
     """
     from emugen.grade.grader import Job, run
     from emugen.grade.report import as_json as render_json
-    from emugen.grade.report import table
+    from emugen.grade.report import render
     from emugen.settings import config_path, load_settings
 
     # a truth file makes the store unnecessary: a missing default config is then no error
@@ -322,9 +337,9 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         assert settings is not None
         engine = engine_for(settings.database_url)
         init_db(engine)
-    gold_ok, gold_json = True, None
+    gold_ok, gold_json, gold_report = True, None, None
     if answer is not None:
-        gold_ok, gold_json = _answer(
+        gold_ok, gold_json, gold_report = _answer(
             answer,
             stream,
             truth,
@@ -344,19 +359,32 @@ def grade_cmd(  # noqa: PLR0913 - the parameters ARE the command's options
         stream=stream,
         pending=not no_pending,
         examples=examples,
+        arrivals=arrivals,
     )
     if follow:
         _follow(job, engine, every, rounds)
         return
     grade = run(job, engine)
-    failures = grade.gate(min_recall, min_precision, max_lost)
+    failures = grade.gate(min_recall, min_precision, max_lost, max_extra)
     if as_json:
         click.echo(
             render_json(grade, failures)
             if gold_json is None
             else with_gold(render_json(grade, failures), gold_json)
         )
+    elif gold_report is None:
+        click.echo(render(grade, failures, examples))
     else:
-        click.echo(table(grade))
-        click.echo("PASS" if not failures else "FAIL: " + "; ".join(failures))
+        click.echo(overall(failures, gold_ok))
+        click.echo(gold_report)
+        click.echo("")
+        click.echo(render(grade, failures, examples))
     sys.exit(1 if failures or not gold_ok else 0)
+
+
+def overall(failures: list[str], gold_ok: bool) -> str:
+    """The first line when the filter and the gold are graded together."""
+    if not failures and gold_ok:
+        return "PASS: filter and gold"
+    failed = (["filter"] if failures else []) + ([] if gold_ok else ["gold"])
+    return f"FAIL: {' and '.join(failed)} (each report below leads with its own verdict)"

@@ -8,6 +8,7 @@ import duckdb
 from sqlalchemy import Engine
 
 from emugen.errors import GradeInputError, GradeInputMissing
+from emugen.grade.arrivals import load_ledger, mark_arrivals
 from emugen.grade.inputs import Source, detect_match, normalise
 from emugen.grade.locate import bad_value
 from emugen.grade.match import batch_list
@@ -28,6 +29,7 @@ class Job:
     stream: str | None = None
     pending: bool = True
     examples: int = 5
+    arrivals: str | None = None  # an `emugen export arrivals` file (default: the store's)
 
 
 def empty_rejected(con: duckdb.DuckDBPyConnection, mode: str) -> None:
@@ -128,6 +130,8 @@ def _run(
             f"{' of stream ' + job.stream if job.stream else ''}; "
             "land some batches first (`emugen pipeline run`)"
         )
+    load_ledger(con, engine if job.truth_path is None else None, job.arrivals)
+    mark_arrivals(con)
     match_records(con, mode, job.duplicates, job.pending, job.examples)
     belongs(con, mode, job.truth_path)
     return score(con, mode, job.duplicates, job.examples)

@@ -25,7 +25,9 @@ STATUS = """
 CASE
   WHEN pending THEN 'pending'
   WHEN unmatched THEN 'unmatched'
-  WHEN defect IS NULL THEN CASE WHEN rejected THEN 'false_alarm'
+  WHEN defect IS NULL THEN CASE WHEN rejected AND arrival = 'late' THEN 'rejected_late'
+                                WHEN rejected AND arrival = 'drift' THEN 'rejected_drift'
+                                WHEN rejected THEN 'false_alarm'
                                 WHEN kept THEN 'kept' ELSE 'lost' END
   WHEN kept THEN 'escaped'
   WHEN rejected THEN 'caught'
@@ -36,6 +38,9 @@ END
 """
 # A redelivered copy crossed batches: a pipeline de-duplicating by id drops it silently,
 # which is right whatever --duplicates says (that option is about copies within a batch).
+# A clean record that arrived late or in the new schema (grade.arrivals) is valid data:
+# rejecting it is a false alarm, told apart so the report can name its cause.
+FALSE_ALARMS = ("false_alarm", "rejected_late", "rejected_drift")
 
 
 def _lineage_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -80,12 +85,13 @@ def join_sql(mode: str) -> str:
         WITH users AS (SELECT u.*, k.natural_id IS NOT NULL AS known_id
                        FROM users u LEFT JOIN known_repeats k USING (natural_id))
         SELECT coalesce(t.stream, users.stray_stream, 'unknown') AS stream, t.batch_id,
-               t.row_no, t.defect, t.batch_id IS NULL AS stray,
+               t.row_no, t.defect, a.arrival, a.waits_for, t.batch_id IS NULL AS stray,
                coalesce(t.natural_id IS NULL AND t.batch_id IS NOT NULL, false) AS unmatched,
                coalesce(users.kept_n, 0) AS kept_n, coalesce(users.rej_n, 0) AS rej_n,
                coalesce(users.known_id, false) AS known_id
         FROM truth t FULL JOIN users
              ON t.natural_id = users.natural_id AND t.occurrence = users.occurrence
+        LEFT JOIN arrival_rows a ON a.batch_id = t.batch_id AND a.row_no = t.row_no
     """
 
 
@@ -105,14 +111,17 @@ def _lineage_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
         WITH tk AS (SELECT (b.bid << 32) | t.row_no AS key, t.stream, t.batch_id, t.row_no,
-                           t.defect FROM truth t JOIN bids b USING (batch_id)),
+                           t.defect, a.arrival, a.waits_for FROM truth t
+                    JOIN bids b USING (batch_id)
+                    LEFT JOIN arrival_rows a USING (batch_id, row_no)),
              k AS (SELECT {key} AS key FROM kept u JOIN bids b USING (batch_id)),
              r AS (SELECT {key} AS key FROM rejected u JOIN bids b USING (batch_id)),
              flagged AS (SELECT *, coalesce(key IN (SELECT key FROM k), false) AS kept,
                                 coalesce(key IN (SELECT key FROM r), false) AS rejected
                          FROM tk)
-        SELECT stream, batch_id, defect, false AS stray, false AS unmatched, false AS known_id,
-               kept, rejected, count(*) AS n, NULL::BIGINT AS user_rows,
+        SELECT stream, batch_id, defect, arrival, waits_for, false AS stray,
+               false AS unmatched,
+               false AS known_id, kept, rejected, count(*) AS n, NULL::BIGINT AS user_rows,
                {_firsts(examples, "defect IS NOT NULL OR rejected OR NOT kept")} AS firsts
         FROM flagged GROUP BY ALL
     """)
@@ -140,7 +149,8 @@ def _id_tally(con: duckdb.DuckDBPyConnection, examples: int) -> None:
     """One full join on (natural_id, occurrence), aggregated straight into the tally."""
     con.execute(f"""
         CREATE OR REPLACE TABLE tally0 AS
-        SELECT stream, batch_id, defect, stray, unmatched, known_id, kept_n > 0 AS kept,
+        SELECT stream, batch_id, defect, arrival, waits_for, stray, unmatched, known_id,
+               kept_n > 0 AS kept,
                rej_n > 0 AS rejected, count(*) AS n, sum(kept_n + rej_n) AS user_rows,
                {_firsts(examples, "defect IS NOT NULL OR rej_n > 0 OR kept_n = 0")} AS firsts
         FROM ({join_sql("id")}) GROUP BY ALL
@@ -177,7 +187,9 @@ def match(
     """Build `tally` (counts per stream, batch, defect and status) and `strays`.
 
     Pending rule: per stream, a batch later than the last batch the consumer's output mentions
-    (batch ids sort by seq) has not been reached yet; its records are pending, not misses.
+    (batch ids sort by seq) has not been reached yet; its records are pending, not misses. So
+    is a delayed batch (`grade.arrivals`) whose file is released after a batch the consumer has
+    not reached: it is `held`, not lost.
     """
     (_lineage_keys if mode == "lineage" else _id_keys)(con)
     (_lineage_tally if mode == "lineage" else _id_tally)(con, examples)
@@ -192,15 +204,26 @@ def match(
     con.execute(f"CREATE OR REPLACE TABLE reached AS {reached}")
     dropped = "true" if duplicates == "dropped" else "false"
     con.execute(f"""
-        CREATE OR REPLACE MACRO fate(pending, unmatched, defect, kept, rejected) AS
+        CREATE OR REPLACE MACRO fate(pending, unmatched, defect, arrival, kept, rejected) AS
         {STATUS.format(dropped=dropped)}
     """)
-    con.execute("""
+    # a delayed file lands after the file of the batch it was released after: a consumer that
+    # reached that batch (and no later one) may not have it yet
+    con.execute(f"""
+        CREATE OR REPLACE TABLE held AS
+        SELECT d.batch_id FROM delayed d JOIN reached r USING (stream)
+        WHERE {"true" if pending else "false"} AND d.released_after >= r.last
+              AND d.batch_id <= r.last
+    """)
+    waiting = "(t.{c} > r.last OR t.{c} IN (SELECT batch_id FROM held))"
+    con.execute(f"""
         CREATE OR REPLACE TABLE tally AS
-        SELECT stream, batch_id, pending, defect,
-               fate(pending, unmatched, defect, kept, rejected) AS status, sum(n)::BIGINT AS n,
-               flatten(list(firsts)) AS firsts
-        FROM (SELECT t.*, (r.last IS NULL OR t.batch_id > r.last) AS pending
+        SELECT stream, batch_id, pending, held, defect, arrival,
+               fate(pending, unmatched, defect, arrival, kept, rejected) AS status,
+               sum(n)::BIGINT AS n, flatten(list(firsts)) AS firsts
+        FROM (SELECT t.*, t.batch_id IN (SELECT batch_id FROM held) AS held,
+                     (r.last IS NULL OR {waiting.format(c="batch_id")}
+                      OR coalesce({waiting.format(c="waits_for")}, false)) AS pending
               FROM tally0 t LEFT JOIN reached r USING (stream) WHERE NOT t.stray)
         GROUP BY ALL
     """)

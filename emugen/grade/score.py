@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 
 import duckdb
 
-from emugen.grade.match import batch_list
+from emugen.grade.match import FALSE_ALARMS, batch_list
+from emugen.grade.strays import extra_examples
 
-MISSES = ("escaped", "lost", "false_alarm")
+MISSES = ("escaped", "lost", *FALSE_ALARMS)
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -47,7 +48,16 @@ class StreamScore:
     extra: int = 0  # consumer rows that match no record at all
     duplicated: int = 0  # consumer rows repeating a record it already had
     no_id: int = 0  # consumer rows with no id (id mode): cannot be placed
+    late_rejected: int = 0  # false alarms on records that arrived late (valid data)
+    drift_rejected: int = 0  # false alarms on records carrying the drift's new field
+    drift_from: str | None = None  # the batch the new schema starts at (the arrival ledger)
+    held_batches: int = 0  # delayed batches whose file is not released yet: pending, not lost
     by_defect: dict[str, DefectScore] = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Records that vanished: neither kept nor rejected, clean or not."""
+        return self.lost_clean + sum(d.lost for d in self.by_defect.values())
 
     @property
     def caught(self) -> int:
@@ -68,6 +78,7 @@ class Grade:
     duplicates: str
     streams: dict[str, StreamScore] = field(default_factory=dict)
     examples: list[dict] = field(default_factory=list)
+    extras: list[dict] = field(default_factory=list)  # first extra rows of each stream
 
     def _sum(self, name: str) -> int:
         return sum(getattr(s, name) for s in self.streams.values())
@@ -86,10 +97,15 @@ class Grade:
         return self._sum("records") - self._sum("pending_records")
 
     def gate(
-        self, min_recall: float | None, min_precision: float | None, max_lost: int | None = 0
+        self,
+        min_recall: float | None,
+        min_precision: float | None,
+        max_lost: int | None = 0,
+        max_extra: int | None = 0,
     ) -> list[str]:
         """Why this grade fails the CI gate (empty when it passes): recall or precision below
-        their floors, or more clean records lost (neither kept nor rejected) than `max_lost`."""
+        their floors, more clean records lost (neither kept nor rejected) than `max_lost`, or
+        more extra rows (matching no landed record) than `max_extra`."""
         if self.settled_records == 0:
             return ["nothing to grade: the consumer's output mentions no batch yet"]
         failures = []
@@ -101,6 +117,12 @@ class Grade:
                 failures.append(f"{name} {value:.4f} < {floor:g}")
         if max_lost is not None and self.lost_clean > max_lost:
             failures.append(f"clean lost {self.lost_clean:,} > {max_lost:,} (--max-lost)")
+        extra = self._sum("extra")
+        if max_extra is not None and extra > max_extra:
+            failures.append(
+                f"extra rows {extra:,} > {max_extra:,} (--max-extra): rows whose lineage "
+                "emugen never landed"
+            )
         return failures
 
     @property
@@ -116,6 +138,7 @@ class Grade:
                 recall=s.recall,
                 precision=s.precision,
                 caught=s.caught,
+                lost=s.lost,
                 by_defect={
                     d: {**asdict(v), "recall": v.recall} for d, v in sorted(s.by_defect.items())
                 },
@@ -130,6 +153,7 @@ class Grade:
             "lost_clean": self.lost_clean,
             "streams": streams,
             "examples": self.examples,
+            "extra_examples": self.extras,
         }
 
 
@@ -144,26 +168,30 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str, examples:
         if status == "pending":
             s.pending_records += n
         if defect is None:
-            attr = {
-                "kept": "kept",
-                "lost": "lost_clean",
-                "false_alarm": "false_alarms",
-                "unmatched": "unmatched_clean",
-            }.get(status)
-            if attr:
-                setattr(s, attr, getattr(s, attr) + n)
+            _clean(s, status, n)
             continue
         d = s.by_defect.setdefault(defect, DefectScore())
         d.injected += n
         if status in ("pending", "unmatched", "caught", "escaped", "lost"):
             setattr(d, status, getattr(d, status) + n)
-    for stream, pending, last, latest in con.execute(
-        "SELECT stream, count(DISTINCT batch_id) FILTER (WHERE pending), "
-        "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM tally "
-        "GROUP BY ALL"
+    for stream, pending, held, last, latest in con.execute(
+        # a batch is pending when all of it is (a redelivered copy waiting for its original
+        # is pending in a batch that is not)
+        "SELECT stream, count(*) FILTER (WHERE pending), count(*) FILTER (WHERE held), "
+        "max(batch_id) FILTER (WHERE NOT pending), max(batch_id) FROM ("
+        "SELECT stream, batch_id, bool_and(pending) AS pending, bool_or(held) AS held "
+        "FROM tally GROUP BY ALL) GROUP BY ALL"
     ).fetchall():
         s = grade.streams[stream]
-        s.pending_batches, s.last_batch, s.latest_batch = pending, last, latest
+        s.pending_batches, s.held_batches, s.last_batch, s.latest_batch = (
+            pending,
+            held,
+            last,
+            latest,
+        )
+    for stream, batch_id in con.execute("SELECT stream, batch_id FROM drifts").fetchall():
+        if stream in grade.streams:
+            grade.streams[stream].drift_from = batch_id
     for stream, extra, no_id, duplicated in con.execute(
         "SELECT stream, extra, no_id, duplicated FROM strays"
     ).fetchall():
@@ -171,7 +199,26 @@ def score(con: duckdb.DuckDBPyConnection, match: str, duplicates: str, examples:
         s.extra, s.no_id, s.duplicated = int(extra), int(no_id), int(duplicated)
     if examples:
         grade.examples = first_misses(con, examples)
+        if any(s.extra for s in grade.streams.values()):
+            grade.extras = extra_examples(con, match, examples)
     return grade
+
+
+CLEAN = {
+    "kept": ("kept",),
+    "lost": ("lost_clean",),
+    "false_alarm": ("false_alarms",),
+    "rejected_late": ("false_alarms", "late_rejected"),
+    "rejected_drift": ("false_alarms", "drift_rejected"),
+    "unmatched": ("unmatched_clean",),
+}
+
+
+def _clean(s: StreamScore, status: str, n: int) -> None:
+    """Count `n` clean records of fate `status` (a late or drifted one rejected is a false
+    alarm, counted under its cause too)."""
+    for attr in CLEAN.get(status, ()):
+        setattr(s, attr, getattr(s, attr) + n)
 
 
 def first_misses(con: duckdb.DuckDBPyConnection, limit: int) -> list[dict]:

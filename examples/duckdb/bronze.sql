@@ -1,9 +1,12 @@
 -- Bronze: every line of every landed file, exactly as written, keyed by (batch_id, row_no).
 -- JSON Lines line i (1-based) is row_no i-1 (statements are split on semicolons: none here).
+-- An empty file (a batch with no records) has no line: splitting '' gives one empty part,
+-- which must not become a row.
 CREATE OR REPLACE TABLE bronze AS
 WITH files AS (
     SELECT filename, string_split(content, chr(10)) AS parts,
-           CASE WHEN content LIKE '%' || chr(10) THEN 1 ELSE 0 END AS trail
+           CASE WHEN content = '' THEN len(string_split(content, chr(10)))
+                WHEN content LIKE '%' || chr(10) THEN 1 ELSE 0 END AS trail
     FROM read_text($jsonl_files)
 ),
 lines AS (

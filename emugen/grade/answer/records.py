@@ -15,67 +15,6 @@ released before its delayed original is counted, the original is the duplicate.
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
-from sqlalchemy import Engine, select
-
-from emugen.db.ledger import LEDGER_COLUMNS, ArrivalEntry
-from emugen.errors import GradeInputError
-
-LEDGER_TYPES = {
-    "row_no": "BIGINT",
-    "entry": "BIGINT",
-    "lateness_ms": "BIGINT",
-    "original_row_no": "BIGINT",
-}
-EMPTY_LEDGER = (
-    "SELECT NULL::VARCHAR AS batch_id, NULL::BIGINT AS row_no, "
-    "NULL::VARCHAR AS condition, NULL::BIGINT AS lateness_ms, "
-    "NULL::VARCHAR AS released_after_batch_id LIMIT 0"
-)
-
-
-def load_ledger(con: duckdb.DuckDBPyConnection, engine: Engine | None, path: str | None) -> None:
-    """The view `ledger` from an `emugen export arrivals` file, else the store, else empty."""
-    if path is not None:
-        from emugen.grade.inputs import reader_sql
-
-        con.execute(
-            f"CREATE OR REPLACE VIEW ledger_file AS SELECT * FROM "
-            f"{reader_sql(con, path, 'arrivals')}"
-        )
-        have = {d[0].lower() for d in con.execute("SELECT * FROM ledger_file LIMIT 0").description}
-        missing = [c for c in ("batch_id", "row_no", "condition") if c not in have]
-        if missing:
-            raise GradeInputError(
-                f"arrivals {path}: no column {', '.join(missing)}; write it "
-                "with `emugen export arrivals --out PATH`"
-            )
-        cols = ", ".join(
-            f"{c}::{LEDGER_TYPES.get(c, 'VARCHAR')} AS {c}"
-            if c in have
-            else f"NULL::{LEDGER_TYPES.get(c, 'VARCHAR')} AS {c}"
-            for c in ("batch_id", "row_no", "condition", "lateness_ms", "released_after_batch_id")
-        )
-        con.execute(f"CREATE OR REPLACE TABLE ledger AS SELECT {cols} FROM ledger_file")
-        return
-    if engine is None:
-        con.execute(f"CREATE OR REPLACE TABLE ledger AS {EMPTY_LEDGER}")
-        return
-    columns = [getattr(ArrivalEntry, c) for c in LEDGER_COLUMNS]
-    with engine.connect() as conn:
-        rows = conn.execute(select(*columns)).all()
-    table = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(LEDGER_COLUMNS)})
-    con.register("ledger_arrow", table)
-    con.execute(
-        "CREATE OR REPLACE TABLE ledger AS SELECT batch_id::VARCHAR AS batch_id, "
-        "row_no::BIGINT AS row_no, condition::VARCHAR AS condition, "
-        "lateness_ms::BIGINT AS lateness_ms, released_after_batch_id::VARCHAR "
-        "AS released_after_batch_id FROM ledger_arrow"
-        if rows
-        else f"CREATE OR REPLACE TABLE ledger AS {EMPTY_LEDGER}"
-    )
-    con.unregister("ledger_arrow")
-
 
 FILES = """
 CREATE OR REPLACE TABLE files AS

@@ -22,7 +22,8 @@ from emugen.grade.answer.expected import (
 )
 from emugen.grade.answer.explain import by_cause, compare, explain
 from emugen.grade.answer.policy import Policy, Tolerance
-from emugen.grade.answer.records import build_records, load_ledger
+from emugen.grade.answer.records import build_records
+from emugen.grade.arrivals import load_ledger
 from emugen.grade.inputs import Source, detect_match, normalise
 from emugen.grade.truth import load_truth
 
