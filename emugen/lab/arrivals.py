@@ -87,7 +87,7 @@ def _pipeline_run(events: int, on: bool) -> dict[str, float]:
         settings, _ = with_companies(engine, zone)
         settings = with_arrivals(settings, on)
         refine_and_build(engine, _land(engine, settings, events, 0).batch_id)
-        t0 = time.perf_counter()
+        t0, used = time.perf_counter(), time.process_time()
         landed = _land(engine, settings, events, 1)
         t1 = time.perf_counter()
         with write_session(engine) as session:
@@ -95,13 +95,14 @@ def _pipeline_run(events: int, on: bool) -> dict[str, float]:
         t2 = time.perf_counter()
         with write_session(engine) as session:
             gold.run(session, landed.batch_id)
-        t3 = time.perf_counter()
+        t3, cpu = time.perf_counter(), time.process_time() - used
     return {
         "records": landed.record_count,
         "bronze_s": t1 - t0,
         "silver_s": t2 - t1,
         "gold_s": t3 - t2,
         "total_s": t3 - t0,
+        "cpu_s": cpu,
     }
 
 
@@ -123,10 +124,13 @@ def _pipeline(events: int, repeat: int) -> dict[str, dict[str, float]]:
     for round_no in range(repeat):
         for name in ("off", "on") if round_no % 2 == 0 else ("on", "off"):
             runs[name].append(_pipeline_run(events, name == "on"))
-    return {name: min(found, key=lambda r: r["total_s"]) for name, found in runs.items()}
+    best = {name: min(found, key=lambda r: r["total_s"]) for name, found in runs.items()}
+    for name, found in runs.items():
+        best[name]["best_cpu_s"] = min(r["cpu_s"] for r in found)
+    return best
 
 
-def bench_arrivals(events: int = 100_000, repeat: int = 5, pipeline_repeat: int = 2) -> dict:
+def bench_arrivals(events: int = 100_000, repeat: int = 5, pipeline_repeat: int = 3) -> dict:
     """Generation (batches 1..4, best of `repeat` per batch) and the pipeline (best of
     `pipeline_repeat`), each with the conditions on beside the same with them off."""
     made = _generation(events, repeat)
@@ -143,6 +147,7 @@ def bench_arrivals(events: int = 100_000, repeat: int = 5, pipeline_repeat: int 
     if piped is not None:
         result["pipeline"] = piped
         result["pipeline_ratio"] = piped["on"]["total_s"] / piped["off"]["total_s"]
+        result["pipeline_cpu_ratio"] = piped["on"]["best_cpu_s"] / piped["off"]["best_cpu_s"]
     return result
 
 
@@ -171,7 +176,10 @@ def format_arrivals(r: dict) -> str:
             lines.append(
                 f"    {name:3} {p['records']:,} records: generate+bronze {p['bronze_s']:.3f} s, "
                 f"silver {p['silver_s']:.3f} s, gold {p['gold_s']:.3f} s, "
-                f"end to end {p['total_s']:.3f} s"
+                f"end to end {p['total_s']:.3f} s (CPU {p['best_cpu_s']:.3f} s)"
             )
-        lines.append(f"    on/off {_verdict(r['pipeline_ratio'], PIPELINE_TARGET)}")
+        lines.append(
+            f"    on/off {_verdict(r['pipeline_ratio'], PIPELINE_TARGET)}; "
+            f"CPU time on/off {r['pipeline_cpu_ratio']:.2f}x"
+        )
     return "\n".join(lines)

@@ -252,7 +252,7 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
 @click.option(
     "--pipeline-repeat",
     type=click.IntRange(min=0),
-    default=2,
+    default=3,
     show_default=True,
     help="Pipeline runs, off and on alternated (0: generation only).",
 )
@@ -263,7 +263,7 @@ def bench_arrivals_cmd(events: int, repeat: int, pipeline_repeat: int, as_json: 
 
     \b
     Example:
-      emugen lab bench arrivals --events 100000 --repeat 5 --pipeline-repeat 2
+      emugen lab bench arrivals --events 100000 --repeat 5 --pipeline-repeat 3
     """
     from emugen.lab.arrivals import bench_arrivals, format_arrivals
 
