@@ -37,6 +37,7 @@ LONG_RUNNING = {("up",), ("web",), ("lab", "soak"), ("lab", "chaos")} | {
         ("probe", "growth"),
         ("first-gold",),
         ("grade-gold",),
+        ("arrivals",),
     )
 }
 # Every other command, in an order that works on one store (clean needs a pause first).

@@ -142,7 +142,8 @@ def draft(spec: BatchSpec) -> Draft:
         return Draft(spec=spec, layout=layout, truth=truth, note=note)
     arrived = arrive(spec, layout, truth, _redraft)
     if spec.arrival.redelivered is not None:  # later batches copy from this one's own rows
-        _remember(without_sources(spec).model_dump_json(), (arrived.layout, arrived.truth))
+        own = arrived.layout.own if isinstance(arrived.layout, Delivery) else arrived.layout
+        _remember(without_sources(spec).model_dump_json(), (own, arrived.truth))
     return Draft(
         spec=spec,
         layout=arrived.layout,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from emugen.generate.spec import ArrivalSpec, BatchSpec
 from emugen.vocabulary import Defect, to_ms
 
 LATE, REDELIVERED, DELAYED, DRIFT = "late", "redelivered", "delayed", "drift"
+_ROW_NO = attrgetter("row_no")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +122,21 @@ def arrive(spec: BatchSpec, layout: Layout, truth: list[Truth], redraft: Redraft
         layout, truth = _shuffle(spec, layout, truth)
     position = _positions(layout)
     start = to_ms(spec.interval_start)
-    ledger = [Arrived(int(position[i]), LATE, start - lateness, lateness) for i, lateness in late]
     copies, redelivered = _redeliver(spec, arrival, len(layout), redraft)
-    ledger.sort(key=lambda a: a.row_no)
     return Arrival(
         Delivery(layout, copies) if arrival.redelivered else layout,
         truth,
-        (*ledger, *redelivered),
+        (*_late_ledger(position[late[0]], late[1], start), *redelivered),
         _delay(spec, arrival),
     )
 
 
 def _late(
     spec: BatchSpec, arrival: ArrivalSpec, layout: Layout, columns: EventColumns
-) -> tuple[EventColumns, list[tuple[int, int]]]:
-    """Move a clean record's event time before the interval; (base index, lateness) each."""
+) -> tuple[EventColumns, tuple[np.ndarray, np.ndarray]]:
+    """Move a clean record's event time before the interval; the base indexes and latenesses."""
     if arrival.late is None:
-        return columns, []
+        return columns, (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     rng = substream(spec.seed, spec.stream, spec.seq, LATE)
     n = len(columns)
     clean = np.ones(n, dtype=bool)
@@ -149,7 +149,16 @@ def _late(
     offsets = columns.stamp_offset.astype(np.int64)
     offsets[pick] = -lateness
     shifted = replace(columns, stamp_offset=offsets)
-    return shifted, list(zip(pick.tolist(), lateness.tolist(), strict=True))
+    return shifted, (pick, lateness)
+
+
+def _late_ledger(rows: np.ndarray, lateness: np.ndarray, start: int) -> list[Arrived]:
+    """The late rows' ledger entries in row order (`rows`: where each landed)."""
+    ranked = np.argsort(rows, kind="stable")
+    return [
+        Arrived(row, LATE, start - late, late)
+        for row, late in zip(rows[ranked].tolist(), lateness[ranked].tolist(), strict=True)
+    ]
 
 
 def _positions(layout: Layout) -> np.ndarray:
@@ -165,16 +174,26 @@ def _shuffle(spec: BatchSpec, layout: Layout, truth: list[Truth]) -> tuple[Layou
     perm = rng.permutation(len(layout.order))
     moved_to = np.empty(len(perm), dtype=np.int64)
     moved_to[perm] = np.arange(len(perm))
-    shuffled: list[Truth] = []
-    for t in truth:
-        row = int(moved_to[t.row_no])
+    rows = moved_to[_row_numbers(truth)]
+    originals: dict[int, str] = {}  # truth k (a duplicate) -> its original's new row, as text
+    for k, t in enumerate(truth):
         if t.defect is Defect.duplicate and t.original is not None:
             first = int(moved_to[orjson.loads(t.original)["row_no"]])
-            row, first = max(row, first), min(row, first)  # same bytes: the later one is the copy
-            t = replace(t, original=json_text({"row_no": first}))
-        shuffled.append(replace(t, row_no=row))
-    shuffled.sort(key=lambda t: t.row_no)
-    return replace(layout, order=layout.order[perm]), shuffled
+            row = int(rows[k])  # same bytes: the later one is the copy
+            rows[k] = max(row, first)
+            originals[k] = json_text({"row_no": min(row, first)})
+    at = rows.tolist()
+    shuffled = [
+        Truth(at[k], t.defect, t.field, originals.get(k, t.original), t.injected, t.expected_reason)
+        for k, t in enumerate(truth)
+    ]
+    ranked = np.argsort(rows, kind="stable").tolist()  # stable: list.sort's order on ties
+    return replace(layout, order=layout.order[perm]), [shuffled[k] for k in ranked]
+
+
+def _row_numbers(truth: list[Truth]) -> np.ndarray:
+    """The row number of each truth entry, as an array."""
+    return np.fromiter(map(_ROW_NO, truth), dtype=np.int64, count=len(truth))
 
 
 def _redeliver(
@@ -214,7 +233,7 @@ def _clean_rows(
     own = layout.own if isinstance(layout, Delivery) else layout
     base = own.order.astype(np.int64)
     clean_rows = np.ones(len(base), dtype=bool)
-    clean_rows[np.fromiter((t.row_no for t in truth), dtype=np.int64, count=len(truth))] = False
+    clean_rows[_row_numbers(truth)] = False
     clean = np.flatnonzero(clean_rows)
     rows = np.sort(rng.choice(clean, min(count, len(clean)), replace=False))
     events = own.columns.inner if isinstance(own.columns, DriftColumns) else own.columns

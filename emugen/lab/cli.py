@@ -240,6 +240,37 @@ def bench_generate_cmd(events: int, repeat: int, as_json: bool) -> None:
     click.echo(json.dumps(result, indent=2) if as_json else format_generate(result))
 
 
+@bench_group.command("arrivals")
+@EVENTS
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Generation runs, off and on alternated; the best of each batch is reported.",
+)
+@click.option(
+    "--pipeline-repeat",
+    type=click.IntRange(min=0),
+    default=3,
+    show_default=True,
+    help="Pipeline runs, off and on alternated (0: generation only).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench_arrivals_cmd(events: int, repeat: int, pipeline_repeat: int, as_json: bool) -> None:
+    """Arrival conditions (production rates) on vs off: generation and the pipeline, each
+    ratio printed beside the same work with them off in this run.
+
+    \b
+    Example:
+      emugen lab bench arrivals --events 100000 --repeat 5 --pipeline-repeat 3
+    """
+    from emugen.lab.arrivals import bench_arrivals, format_arrivals
+
+    result = bench_arrivals(events=events, repeat=repeat, pipeline_repeat=pipeline_repeat)
+    click.echo(json.dumps(result, indent=2) if as_json else format_arrivals(result))
+
+
 @bench_group.command("json-types")
 @click.option(
     "--database",
