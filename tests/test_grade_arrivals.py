@@ -221,3 +221,10 @@ def test_the_combined_verdict_names_what_failed():
     assert overall([], True) == "PASS: filter and gold"
     assert overall(["recall 0.5 < 1"], False).startswith("FAIL: filter and gold")
     assert overall([], False).startswith("FAIL: gold (")
+
+
+def test_follow_watches_the_arrival_findings(tmp_path):
+    code, text = _a_careless_consumer(tmp_path, "--follow", "--rounds", "1")
+    assert "events rejected late data: 1" in text, text
+    assert f"events rejected the new schema from batch {DRIFT}: 2" in text, text
+    assert "events held (delayed) batches: 1" in text, text

@@ -138,6 +138,10 @@ def figures(grade: Grade) -> dict[str, str]:
         out[f"{name} clean lost"] = str(s.lost_clean)
         out[f"{name} extra rows"] = str(s.extra)
         out[f"{name} duplicated rows"] = str(s.duplicated)
+        out[f"{name} held (delayed) batches"] = str(s.held_batches)
+        out[f"{name} rejected late data"] = str(s.late_rejected)
+        if s.drift_from is not None:
+            out[f"{name} rejected the new schema from batch {s.drift_from}"] = str(s.drift_rejected)
         for defect, d in sorted(s.by_defect.items()):
             out[f"{name} {defect}"] = (
                 f"caught {d.caught}/{d.settled}, escaped {d.escaped}, "
