@@ -135,3 +135,24 @@ def test_exact_names_the_ledgers_copy_as_the_duplicate_whichever_arrived_first(t
     both = cell_of(grade(tmp_path, copy_before_its_original(), [(90, "c1", 3)]), 90)
     assert (both["expected"], both["got"]) == (2, 3)
     assert causes(both) == {"redelivered_counted": [("events-000000003", 1, "X")]}
+
+
+def test_repeated_ids_are_found_alike_with_the_truths_occurrence_numbers_or_without(tmp_path):
+    # an exported truth numbers each id's records; the copy is found from those numbers, and
+    # from the ids themselves when a truth file has none
+    landing = copy_before_its_original()
+    seen: dict[str, int] = {}
+    numbered = []
+    for row in sorted(landing.rows, key=lambda r: (r["batch_id"], r["row_no"])):
+        seen[row["natural_id"]] = seen.get(row["natural_id"], 0) + 1
+        numbered.append({**row, "occurrence": seen[row["natural_id"]]})
+    results = []
+    for name, rows in (("plain", landing.rows), ("numbered", numbered)):
+        folder = tmp_path / name
+        folder.mkdir()
+        result = grade(folder, Landing(rows, landing.ledger), [(90, "c1", 3)])
+        results.append({k: v for k, v in result.items() if k != "source"})
+    assert results[0] == results[1]
+    assert causes(cell_of(results[1], 90)) == {
+        "redelivered_counted": [("events-000000003", 1, "X")]
+    }

@@ -30,21 +30,26 @@ FROM landed l LEFT JOIN waits w USING (batch_id)
 """
 
 # the valid records whose id is already taken: a copy is every one after the first in the
-# order given (one hash aggregate over the truth's ids, then a window over those few ids only)
+# order given (the ids seen twice first, then a window over those few ids only). The ids seen
+# twice are the ones the truth numbers past occurrence 1 (a small scan), else, when the
+# numbers are not stored, the hashes one aggregate finds twice (a collision only adds an id)
 COPIES = """
 CREATE OR REPLACE TABLE copies AS
 WITH t AS (SELECT stream, batch_id, row_no, natural_id AS record_id FROM truth_detail
            WHERE (defect IS NULL OR defect = 'redelivered') AND natural_id IS NOT NULL),
-twice AS (SELECT stream, record_id FROM t GROUP BY ALL HAVING count(*) > 1),
+{twice},
 ranked AS (
   SELECT p.batch_id, p.row_no, row_number() OVER (PARTITION BY p.stream, p.record_id
            ORDER BY {order}, p.batch_id, p.row_no) AS n
-  FROM t p SEMI JOIN twice USING (stream, record_id)
+  FROM t p SEMI JOIN twice ON twice.stream = p.stream AND twice.h = hash(p.record_id)
   JOIN files f USING (stream, batch_id)
   LEFT JOIN ledger l ON l.batch_id = p.batch_id AND l.row_no = p.row_no
        AND l.condition = 'redelivered')
 SELECT batch_id, row_no FROM ranked WHERE n > 1
 """
+NUMBERED = """twice AS (SELECT DISTINCT stream, hash(natural_id) AS h FROM truth_detail
+          WHERE occurrence IS DISTINCT FROM 1 AND natural_id IS NOT NULL)"""
+HASHED = "twice AS (SELECT stream, hash(record_id) AS h FROM t GROUP BY ALL HAVING count(*) > 1)"
 # the ledger's original first, else release order; or release order first (the first arrival),
 # the ledger's original first within one file
 ORIGINAL_FIRST = "l.condition IS NOT NULL, f.k"
@@ -108,13 +113,21 @@ FROM per_file
 """
 
 
+def numbered(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the truth stores each record's occurrence number (a table loaded from the
+    store, or a file written by `emugen export truth`), not numbers them on every read."""
+    view = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'truth_detail'").fetchall()
+    return not view or "row_number()" not in view[0][0].lower()
+
+
 def build_records(con: duckdb.DuckDBPyConnection, first_arrival: bool = False) -> None:
     """`files`, `copies`, `parsed` and `progress` from `truth_detail` and `ledger`; with
     `first_arrival` the first copy of an id in release order counts, else the ledger's
     original."""
     order = ARRIVAL_FIRST if first_arrival else ORIGINAL_FIRST
     con.execute(FILES)
-    con.execute(COPIES.replace("{order}", order))
+    twice = NUMBERED if numbered(con) else HASHED
+    con.execute(COPIES.replace("{twice}", twice).replace("{order}", order))
     try:
         con.execute(parsed_sql(safe=False))
     except duckdb.Error:  # a valid record whose payload is not JSON: parse every one guarded
