@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from emugen.db import storefile
 from emugen.db.session import engine_for, init_db, read_session, write_session
 from emugen.errors import BeatAlreadyRunning, StoreFileGone
-from emugen.fleet import outage
+from emugen.fleet import outage, signals
 from emugen.fleet.announce import announce
 from emugen.fleet.applied import record_applied, record_store
 from emugen.fleet.backpressure import CompaniesFirst, pipeline_depth, tick_hold
@@ -222,22 +222,20 @@ class EmugenScheduler(Scheduler):
             skipped = False
         if skipped:
             return None
-        # after the backpressure gate, which records its skips whatever the stream: a full
-        # pipeline holds companies in bronze too, and must show as skips, not as silence
         if stream == Stream.events.value and self.companies_first.hold(self, entry.name):
-            return None  # held, not skipped: no seq used, no skip recorded
+            return None  # held (after the gate), not skipped: no seq used, no skip recorded
         entry.args = (stream, at.isoformat())
-        # Celery's own wording, which log readers (and the soak verdict) count ticks by
-        logger.info(
-            "Scheduler: Sending due task %s (%s) for %s", entry.name, entry.task, at.isoformat()
-        )
-        try:
-            self.apply_async(entry, producer=producer, advance=False)
-        except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the tick is lost, say so
-            logger.error("tick not sent: %s %s: %s", stream, at.isoformat(), exc)
-            self._record_unsent(stream, at, exc)
-        finally:
-            entry.args = (stream,)
+        with signals.stop_deferred():  # a tick logged as sent is sent, even when beat is stopping
+            logger.info(  # Celery's own wording: log readers and the soak count ticks by it
+                "Scheduler: Sending due task %s (%s) for %s", entry.name, entry.task, at.isoformat()
+            )
+            try:
+                self.apply_async(entry, producer=producer, advance=False)
+            except Exception as exc:  # noqa: BLE001 - e.g. Redis down: the tick is lost, say so
+                logger.error("tick not sent: %s %s: %s", stream, at.isoformat(), exc)
+                self._record_unsent(stream, at, exc)
+            finally:
+                entry.args = (stream,)
         return None
 
     def _record_unsent(self, stream: str, at: datetime, exc: Exception) -> None:
