@@ -25,18 +25,26 @@ Placement = tuple[str, str | None]  # (reason, field): what the truth expects or
 
 
 def verdict(
-    expected: Placement | None, quarantined: Placement | None, *, refined: bool, kept: bool = True
+    expected: Placement | None,
+    quarantined: Placement | None,
+    *,
+    refined: bool,
+    kept: bool = True,
+    copy: bool = False,
 ) -> str:
     """One record's fate against the truth: pending (its batch has not reached silver),
     clean, caught (quarantined with the expected reason and field), mismatch (quarantined for
     another reason), escaped (defective yet kept in silver), false_alarm (clean yet
-    quarantined) or lost (in neither silver nor quarantine)."""
+    quarantined), deduplicated (a redelivered `copy` silver dropped, as it should) or lost
+    (in neither silver nor quarantine)."""
     if not refined:
         return "pending"
     if expected is None:
-        return "false_alarm" if quarantined is not None else "clean" if kept else "lost"
+        if quarantined is not None:
+            return "false_alarm"
+        return "clean" if kept else "deduplicated" if copy else "lost"
     if quarantined is None:
-        return "escaped" if kept else "lost"
+        return "escaped" if kept else "deduplicated" if copy else "lost"
     return "caught" if quarantined == expected else "mismatch"
 
 

@@ -120,14 +120,6 @@ def _arrivals(
     return marks
 
 
-def _copy_dropped(fate: str, arrival: dict[str, Any] | None) -> str:
-    """A redelivered copy in neither silver nor quarantine was dropped as the copy it is
-    (`deduplicated`), which is right, not `lost`."""
-    if fate == "lost" and arrival is not None and arrival["condition"] == "redelivered":
-        return "deduplicated"
-    return fate
-
-
 def records_page(
     session: Session, batch: BatchRow, page: int = 1, size: int = 50, problems_only: bool = False
 ) -> dict[str, Any]:
@@ -176,14 +168,12 @@ def records_page(
                 "truth": _truth(t),
                 "went": _went(kept.get(row_no), q),
                 "arrival": arrivals.get(row_no),
-                "verdict": _copy_dropped(
-                    verdict(
-                        None if t is None else (t.expected_reason, t.field),
-                        None if q is None else (q.reason, q.field),
-                        refined=refined,
-                        kept=row_no in kept,
-                    ),
-                    arrivals.get(row_no),
+                "verdict": verdict(
+                    None if t is None else (t.expected_reason, t.field),
+                    None if q is None else (q.reason, q.field),
+                    refined=refined,
+                    kept=row_no in kept,
+                    copy=(arrivals.get(row_no) or {}).get("condition") == "redelivered",
                 ),
             }
         )
