@@ -396,3 +396,29 @@ def test_an_event_id_an_earlier_batch_holds_is_quarantined_as_a_duplicate_naming
         )
     assert details == [f"event_id {held} is already in silver (batch {first} row {held_row})"]
     assert landed == 19
+
+
+def test_a_bulk_insert_cache_grows_sqlite_for_the_block_only_and_is_capped(tmp_path):
+    from emugen.db.bulk import INSERT_CACHE_MAX, insert_cache
+    from emugen.db.session import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+
+    def cache_size(session) -> int:
+        return session.connection().exec_driver_sql("PRAGMA cache_size").scalar_one()
+
+    try:
+        with write_session(engine) as session:
+            before = cache_size(session)
+            with insert_cache(session, 8 * 2**20):
+                assert cache_size(session) == -8192
+            assert cache_size(session) == before
+            with insert_cache(session, 10 * INSERT_CACHE_MAX):
+                assert cache_size(session) == -INSERT_CACHE_MAX // 1024
+            with insert_cache(session, 1024):  # never below what the connection has
+                assert cache_size(session) == before
+            with pytest.raises(RuntimeError), insert_cache(session, 8 * 2**20):
+                raise RuntimeError("a failed insert")
+            assert cache_size(session) == before
+    finally:
+        engine.dispose()

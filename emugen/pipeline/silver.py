@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from emugen.contract import KEY_FIELD, Context, Reason, Rejection, check, parse
 from emugen.db.bronze_rows import bronze_parts
-from emugen.db.bulk import bulk_insert
+from emugen.db.bulk import bulk_insert, insert_cache
 from emugen.db.columns import sqlite_text, sqlite_text_from_stamp
 from emugen.db.models import BatchRow, PlannedCompany, Quarantine, SilverCompany, SilverEvent
 from emugen.db.stage_log import stage_done
@@ -30,6 +30,9 @@ from emugen.pipeline.stage import StageResult, since_ms
 from emugen.vocabulary import EPOCH, MS, Stream
 
 CHUNK = 10_000
+# the index entries a valid row adds (event_id ~60 B, (batch_id, row_no) ~60 B, event_ms ~20 B,
+# at a B-tree's fill): the page cache the batch's inserts ask for (db/bulk.insert_cache)
+CACHE_PER_ROW = 160
 PAGE = 25_000  # bronze rows per query on PostgreSQL (see bronze_rows.bronze_parts)
 _IN_LIMIT = 900  # stay under every backend's bound-parameter limit
 
@@ -206,26 +209,31 @@ def _refine(session: Session, batch_id: str) -> Refined:
     batch = _locked_bronze(session, batch_id)
     if isinstance(batch, Refined):
         return batch
+    with insert_cache(session, batch.record_count * CACHE_PER_ROW):
+        work = _refine_batch(session, batch)
+        repeats = quarantine_repeats(
+            session,
+            work.target,
+            work.key_column,
+            KEY_FIELD[work.stream],
+            batch_id,
+            work.stream,
+            work.accepted,
+        )
+    if repeats:
+        work.reasons[Reason.duplicate.value] += repeats
+    return _record(session, batch, work, repeats, started)
+
+
+def _refine_batch(session: Session, batch: BatchRow) -> _Pass:
+    """The batch's rows refined: on PostgreSQL through one COPY first (db/stream.py)."""
     if session.get_bind().dialect.name == "postgresql":
-        work = fast_or_exact(
+        return fast_or_exact(
             session,
             lambda: _refine_rows(session, _start(session, batch, True)),
             lambda: _refine_rows(session, _start(session, batch)),
         )
-    else:
-        work = _refine_rows(session, _start(session, batch))
-    repeats = quarantine_repeats(
-        session,
-        work.target,
-        work.key_column,
-        KEY_FIELD[work.stream],
-        batch_id,
-        work.stream,
-        work.accepted,
-    )
-    if repeats:
-        work.reasons[Reason.duplicate.value] += repeats
-    return _record(session, batch, work, repeats, started)
+    return _refine_rows(session, _start(session, batch))
 
 
 def _refine_rows(session: Session, work: _Pass) -> _Pass:
