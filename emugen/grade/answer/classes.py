@@ -65,12 +65,12 @@ def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
     cells in `wrong_keys(w, key)`. Their example records are read by `examples_sql`, only for
     the effects an explanation names."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
+    # the classes a record is in, unnested: a list of only those, not one row per class
     con.execute(f"""
         CREATE OR REPLACE TABLE tagged AS
-        SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
-                              unnest([{tags}]) AS cls
-                       FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
-        WHERE cls IS NOT NULL""")
+        SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
+               unnest(list_filter([{tags}], lambda c: c IS NOT NULL)) AS cls
+        FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())}""")
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
     counts = ", ".join(f'count(*) FILTER (WHERE {HITS[table][m]}) AS "{m}"' for m in additive)
     con.execute(f"""
@@ -95,6 +95,29 @@ def examples_sql(table: str, needed: str) -> str:
         FROM {needed} n JOIN tagged t USING (w, key, cls)
         WHERE CASE n.metric {hit} ELSE true END
         GROUP BY ALL"""
+
+
+def example_columns_sql(table: str, needed: str) -> str:
+    """SQL: as `examples_sql`, the examples as columns: b1, r1, n1, i1 (batch_id, row_no, the
+    id's name and the id) to b3 ... i3, NULL past the last. Scalars reach Python far faster
+    than strings to split or structs."""
+    hit = " ".join(f"WHEN '{m}' THEN {pred}" for m, pred in HITS[table].items())
+    picked = (
+        "arg_min({'b': batch_id, 'r': row_no, 's': stream, 'i': nullif(record_id, '')}, "
+        f"(k, batch_id, row_no), {EXAMPLES})"
+    )
+    columns = ", ".join(
+        f"x[{i}].b AS b{i}, x[{i}].r AS r{i}, "
+        f"CASE x[{i}].s WHEN 'events' THEN 'event_id' ELSE 'company_id' END AS n{i}, "
+        f"x[{i}].i AS i{i}"
+        for i in range(1, EXAMPLES + 1)
+    )
+    return f"""
+        SELECT w, key, metric, cls, {columns} FROM (
+          SELECT n.w, n.key, n.metric, n.cls, {picked} AS x
+          FROM {needed} n JOIN tagged t USING (w, key, cls)
+          WHERE CASE n.metric {hit} ELSE true END
+          GROUP BY ALL)"""
 
 
 def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
@@ -151,8 +174,8 @@ def shifted(
             SELECT w, key, s FROM m GROUP BY w, key, s
             HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
         -- a shifted row leaves the window it belongs to wrong (or empty) in the consumer's gold
-        WHERE (w + s, key) NOT IN (SELECT (c.w, c.key) FROM cmp c WHERE c.got IS NOT NULL
-                                   AND (c.w, c.key) NOT IN (SELECT (w, key) FROM wrong_keys))
+        WHERE (w + s, key) NOT IN (SELECT (g.w, g.key) FROM got g WHERE g.value IS NOT NULL
+                                   AND (g.w, g.key) NOT IN (SELECT (w, key) FROM wrong_keys))
         GROUP BY w, key""").fetchall()
     return {(w, key): s for w, key, s in rows}
 

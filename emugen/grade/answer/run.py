@@ -11,6 +11,7 @@ import duckdb
 from sqlalchemy import Engine
 
 from emugen.errors import GradeInputError
+from emugen.grade.answer.compare import compare
 from emugen.grade.answer.consumer import load_gold
 from emugen.grade.answer.expected import (
     conservation,
@@ -20,7 +21,7 @@ from emugen.grade.answer.expected import (
     metric_sql,
     metrics_of,
 )
-from emugen.grade.answer.explain import by_cause, compare, explain
+from emugen.grade.answer.explain import by_cause, explain
 from emugen.grade.answer.policy import Policy, Tolerance
 from emugen.grade.answer.records import build_records
 from emugen.grade.arrivals import load_ledger
@@ -87,7 +88,8 @@ def check_grid(con: duckdb.DuckDBPyConnection, width_ms: int, where: str) -> Non
     """Refuse a window shorter than the gold's own: its windows lie k > 1 windows apart while
     the data fills the windows between them."""
     starts = sorted(
-        int(r[0]) for r in con.execute("SELECT DISTINCT w FROM got WHERE w IS NOT NULL").fetchall()
+        int(r[0])
+        for r in con.execute("SELECT DISTINCT w FROM got_wide WHERE w IS NOT NULL").fetchall()
     )
     if len(starts) < 2:
         return
@@ -136,7 +138,8 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
         judge(con, job.policy, gold.width_ms, with_kept=job.kept is not None)
         expected(con, gold.table, job.policy.band)
         check_grid(con, gold.width_ms, gold.where)
-        counts = compare(con, job.tolerance, pending_after(con, job.policy), gold.width_ms)
+        after = pending_after(con, job.policy)
+        counts = compare(con, gold.table, job.tolerance, after, gold.width_ms)
         keep_wrong_records(con, gold.table)
         cells, late_pending = explain(con, gold.table, gold.width_ms, job.tolerance)
         if job.kept is not None and cells:
