@@ -59,10 +59,17 @@ def examples_of(texts: list[str] | str | None) -> list[dict]:
     return [_example(t) for t in texts or []]
 
 
+def wrong_records(table: str, keys: str = "wrong_keys") -> str:
+    """SQL: the records of the rows in table `keys(w, key)`, read where they are (no copy:
+    the explanations read them in one scan, or two for a distinct count)."""
+    return f"(SELECT * FROM cells_{table} SEMI JOIN {keys} USING (w, key))"
+
+
 def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """`tagged`: the wrong cells' records of each class (a record of two classes twice);
+    """`tagged`: the wrong rows' records of each class (a record of two classes twice);
     `effects(w, key, metric, cls, delta, n)`: the effect of every class on every metric of the
-    cells in `wrong_keys(w, key)`. Their example records are read by `examples_sql`, only for
+    rows in `wrong_keys(w, key)` (a distinct count's only where it is wrong: no other is
+    explained). Their example records are read by `examples_sql`, only for
     the effects an explanation names."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
     # the classes a record is in, unnested: a list of only those, not one row per class
@@ -70,7 +77,7 @@ def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
         CREATE OR REPLACE TABLE tagged AS
         SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
                unnest(list_filter([{tags}], lambda c: c IS NOT NULL)) AS cls
-        FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())}""")
+        FROM {wrong_records(table)} WHERE {" OR ".join(f"({p})" for p in CLASSES.values())}""")
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
     counts = ", ".join(f'count(*) FILTER (WHERE {HITS[table][m]}) AS "{m}"' for m in additive)
     con.execute(f"""
@@ -133,12 +140,16 @@ def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
             sums.append(f'count(*) FILTER (WHERE "has_{name}" AND NOT hi) AS "{name}"')
     con.execute(f"""
         INSERT INTO effects
-        WITH d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
-                          {", ".join(flags)}
-                   -- only a driver with a record of some class can change the count
-                   FROM wrong_records SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
-                        USING (w, key, driver_id)
-                   GROUP BY w, key, driver_id),
+        WITH distinct_wrong AS (SELECT w, key FROM cmp
+                                WHERE state = 'wrong' AND metric = 'active_drivers'),
+        d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
+                     {", ".join(flags)}
+              -- only a driver with a record of some class can change the count, and only a
+              -- row whose count is wrong is explained (often none: a copy adds no driver)
+              FROM {wrong_records("company", "distinct_wrong")}
+                   SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
+                   USING (w, key, driver_id)
+              GROUP BY w, key, driver_id),
         s AS (SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key),
         u AS (UNPIVOT s ON {", ".join(f'"{n}"' for n in CLASSES)} INTO NAME cls VALUE delta)
         SELECT w, key, 'active_drivers', cls, delta, abs(delta) FROM u WHERE delta <> 0""")
@@ -188,5 +199,5 @@ def cell_records(
         SELECT w, key, count(*),
                (list({ID_TEXT} ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
-        FROM wrong_records c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
+        FROM {wrong_records(table, keys)} GROUP BY w, key""").fetchall()
     return {(w, key): (n, examples_of(examples)) for w, key, n, examples in rows}

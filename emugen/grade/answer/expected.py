@@ -55,8 +55,8 @@ def judge(
     """The view `judged`: every record with its policy flags (and `kept`, from the table
     `kept_rows`, when the consumer's silver is given); `cells_company` / `cells_region`.
 
-    A view, not a table: the expected gold reads it once, and the explanations read a copy
-    of only the wrong cells' records (`wrong_records`)."""
+    A view, not a table: the expected gold reads it once, and the explanations read only the
+    wrong rows' records (classes.py `wrong_records`), where they are."""
     certain, at_most = drop_sql(policy, width_ms)
     kept = "kr.batch_id IS NOT NULL" if with_kept else "NULL::BOOLEAN"
     kept_join = (
@@ -108,16 +108,6 @@ def metric_sql(table: str, metric: str, flag: str) -> str:
     if metric in DISTINCT:
         return f"count(DISTINCT {DISTINCT[metric]}) FILTER (WHERE {flag})"
     return f"count(*) FILTER (WHERE {flag} AND {HITS[table][metric]})"
-
-
-def keep_wrong_records(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """`wrong_records`: the records of the cells in `wrong_keys`, read once for every
-    explanation."""
-    # without the columns no explanation reads: fewer strings written
-    con.execute(
-        f"CREATE OR REPLACE TABLE wrong_records AS SELECT c.* EXCLUDE (company_id, own_region, "
-        f"event_ms, dropped) FROM cells_{table} c SEMI JOIN wrong_keys USING (w, key)"
-    )
 
 
 def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:

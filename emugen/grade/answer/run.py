@@ -11,16 +11,10 @@ import duckdb
 from sqlalchemy import Engine
 
 from emugen.errors import GradeInputError
+from emugen.grade.answer.classes import wrong_records
 from emugen.grade.answer.compare import compare
 from emugen.grade.answer.consumer import load_gold
-from emugen.grade.answer.expected import (
-    conservation,
-    expected,
-    judge,
-    keep_wrong_records,
-    metric_sql,
-    metrics_of,
-)
+from emugen.grade.answer.expected import conservation, expected, judge, metric_sql, metrics_of
 from emugen.grade.answer.explain import by_cause, explain
 from emugen.grade.answer.policy import Policy, Tolerance
 from emugen.grade.answer.records import build_records
@@ -72,7 +66,7 @@ def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None
     silver) and aggregation (that gold vs what it wrote)."""
     parts = [
         f"SELECT w, key, '{m}' AS metric, {metric_sql(table, m, 'kept')} AS v "
-        f"FROM wrong_records GROUP BY w, key"
+        f"FROM {wrong_records(table)} GROUP BY w, key"
         for m in metrics_of(table)
     ]
     own = {(w, k, m): v for w, k, m, v in con.execute(" UNION ALL ".join(parts)).fetchall()}
@@ -140,7 +134,6 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
         check_grid(con, gold.width_ms, gold.where)
         after = pending_after(con, job.policy)
         counts = compare(con, gold.table, job.tolerance, after, gold.width_ms)
-        keep_wrong_records(con, gold.table)
         cells, late_pending = explain(con, gold.table, gold.width_ms, job.tolerance)
         if job.kept is not None and cells:
             split(con, gold.table, cells)
