@@ -59,18 +59,25 @@ def examples_of(texts: list[str] | str | None) -> list[dict]:
     return [_example(t) for t in texts or []]
 
 
+def wrong_records(table: str, keys: str = "wrong_keys") -> str:
+    """SQL: the records of the rows in table `keys(w, key)`, read where they are (no copy:
+    the explanations read them in one scan, or two for a distinct count)."""
+    return f"(SELECT * FROM cells_{table} SEMI JOIN {keys} USING (w, key))"
+
+
 def effect_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """`tagged`: the wrong cells' records of each class (a record of two classes twice);
+    """`tagged`: the wrong rows' records of each class (a record of two classes twice);
     `effects(w, key, metric, cls, delta, n)`: the effect of every class on every metric of the
-    cells in `wrong_keys(w, key)`. Their example records are read by `examples_sql`, only for
+    rows in `wrong_keys(w, key)` (a distinct count's only where it is wrong: no other is
+    explained). Their example records are read by `examples_sql`, only for
     the effects an explanation names."""
     tags = ", ".join(f"CASE WHEN {pred} THEN '{name}' END" for name, pred in CLASSES.items())
+    # the classes a record is in, unnested: a list of only those, not one row per class
     con.execute(f"""
         CREATE OR REPLACE TABLE tagged AS
-        SELECT * FROM (SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
-                              unnest([{tags}]) AS cls
-                       FROM wrong_records WHERE {" OR ".join(f"({p})" for p in CLASSES.values())})
-        WHERE cls IS NOT NULL""")
+        SELECT w, key, k, stream, batch_id, row_no, record_id, event_type, driver_id,
+               unnest(list_filter([{tags}], lambda c: c IS NOT NULL)) AS cls
+        FROM {wrong_records(table)} WHERE {" OR ".join(f"({p})" for p in CLASSES.values())}""")
     additive = [m for m in metrics_of(table) if m not in DISTINCT]
     counts = ", ".join(f'count(*) FILTER (WHERE {HITS[table][m]}) AS "{m}"' for m in additive)
     con.execute(f"""
@@ -97,6 +104,29 @@ def examples_sql(table: str, needed: str) -> str:
         GROUP BY ALL"""
 
 
+def example_columns_sql(table: str, needed: str) -> str:
+    """SQL: as `examples_sql`, the examples as columns: b1, r1, n1, i1 (batch_id, row_no, the
+    id's name and the id) to b3 ... i3, NULL past the last. Scalars reach Python far faster
+    than strings to split or structs."""
+    hit = " ".join(f"WHEN '{m}' THEN {pred}" for m, pred in HITS[table].items())
+    picked = (
+        "arg_min({'b': batch_id, 'r': row_no, 's': stream, 'i': nullif(record_id, '')}, "
+        f"(k, batch_id, row_no), {EXAMPLES})"
+    )
+    columns = ", ".join(
+        f"x[{i}].b AS b{i}, x[{i}].r AS r{i}, "
+        f"CASE x[{i}].s WHEN 'events' THEN 'event_id' ELSE 'company_id' END AS n{i}, "
+        f"x[{i}].i AS i{i}"
+        for i in range(1, EXAMPLES + 1)
+    )
+    return f"""
+        SELECT w, key, metric, cls, {columns} FROM (
+          SELECT n.w, n.key, n.metric, n.cls, {picked} AS x
+          FROM {needed} n JOIN tagged t USING (w, key, cls)
+          WHERE CASE n.metric {hit} ELSE true END
+          GROUP BY ALL)"""
+
+
 def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
     """active_drivers is a distinct count: a class changes it by the drivers only it adds (or
     the counted drivers only it holds)."""
@@ -110,12 +140,16 @@ def _driver_effects(con: duckdb.DuckDBPyConnection) -> None:
             sums.append(f'count(*) FILTER (WHERE "has_{name}" AND NOT hi) AS "{name}"')
     con.execute(f"""
         INSERT INTO effects
-        WITH d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
-                          {", ".join(flags)}
-                   -- only a driver with a record of some class can change the count
-                   FROM wrong_records SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
-                        USING (w, key, driver_id)
-                   GROUP BY w, key, driver_id),
+        WITH distinct_wrong AS (SELECT w, key FROM cmp
+                                WHERE state = 'wrong' AND metric = 'active_drivers'),
+        d AS (SELECT w, key, driver_id, bool_or(counted_hi) AS hi, bool_or(counted_lo) AS lo,
+                     {", ".join(flags)}
+              -- only a driver with a record of some class can change the count, and only a
+              -- row whose count is wrong is explained (often none: a copy adds no driver)
+              FROM {wrong_records("company", "distinct_wrong")}
+                   SEMI JOIN (SELECT DISTINCT w, key, driver_id FROM tagged)
+                   USING (w, key, driver_id)
+              GROUP BY w, key, driver_id),
         s AS (SELECT w, key, {", ".join(sums)} FROM d GROUP BY w, key),
         u AS (UNPIVOT s ON {", ".join(f'"{n}"' for n in CLASSES)} INTO NAME cls VALUE delta)
         SELECT w, key, 'active_drivers', cls, delta, abs(delta) FROM u WHERE delta <> 0""")
@@ -151,8 +185,8 @@ def shifted(
             SELECT w, key, s FROM m GROUP BY w, key, s
             HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
         -- a shifted row leaves the window it belongs to wrong (or empty) in the consumer's gold
-        WHERE (w + s, key) NOT IN (SELECT (c.w, c.key) FROM cmp c WHERE c.got IS NOT NULL
-                                   AND (c.w, c.key) NOT IN (SELECT (w, key) FROM wrong_keys))
+        WHERE (w + s, key) NOT IN (SELECT (g.w, g.key) FROM got g WHERE g.value IS NOT NULL
+                                   AND (g.w, g.key) NOT IN (SELECT (w, key) FROM wrong_keys))
         GROUP BY w, key""").fetchall()
     return {(w, key): s for w, key, s in rows}
 
@@ -165,5 +199,5 @@ def cell_records(
         SELECT w, key, count(*),
                (list({ID_TEXT} ORDER BY stream DESC, k, batch_id, row_no)
                 FILTER (WHERE counted_hi))[1:{EXAMPLES}]
-        FROM wrong_records c SEMI JOIN {keys} USING (w, key) GROUP BY w, key""").fetchall()
+        FROM {wrong_records(table, keys)} GROUP BY w, key""").fetchall()
     return {(w, key): (n, examples_of(examples)) for w, key, n, examples in rows}

@@ -1,4 +1,5 @@
-"""The consumer's gold, read and checked: `got(w, key, metric, value)` in DuckDB.
+"""The consumer's gold, read and checked: `got_wide(w, key, <metric>...)` in DuckDB and the
+view `got(w, key, metric, value)`.
 
 Any of `emugen grade`'s input forms (a Parquet, JSON Lines or CSV file, folder or glob, hive
 partitions too, or a SQL query over a database URL, `duckdb:///file.db` included). Columns are
@@ -138,7 +139,7 @@ def load_gold(
     stream: str | None,
     width_ms: int | None,
 ) -> Gold:
-    """`got(w, key, metric, value)` from the consumer's gold, checked; which table it is."""
+    """`got_wide` and `got` from the consumer's gold, checked; which table it is."""
     where = register_gold(con, source)
     if not con.execute("SELECT count(*) FROM gold_raw").fetchall()[0][0]:
         raise GradeInputError(f"gold {where}: no rows; grade once the pipeline has written gold")
@@ -175,19 +176,19 @@ def load_gold(
             con, column, f"try_cast({column} AS DOUBLE)", mapping.get(m, m), where, "a number"
         )
     width = check_window(con, cols, mapping, start, width_ms, where)
-    parts = [
-        f"SELECT w, key, '{m}' AS metric, try_cast({_column(cols, mapping, m)} AS DOUBLE) "
-        f"AS value FROM g"
-        for m in metrics
-    ]
-    con.execute(
-        f"CREATE OR REPLACE TABLE got AS WITH g AS (SELECT {start} AS w, "
-        f"{key}::VARCHAR AS key, * FROM gold_raw) "
-        f"SELECT w, key, metric, sum(value) AS value FROM ({' UNION ALL '.join(parts)}) "
-        "GROUP BY ALL"
+    # one row per (window, key), a column per metric (a key's rows summed): the comparison
+    # joins rows, and only the few cells that need it are read one metric at a time (`got`)
+    sums = ", ".join(
+        f'sum(try_cast({_column(cols, mapping, m)} AS DOUBLE)) AS "{m}"' for m in metrics
     )
-    cells = con.execute("SELECT count(*) FROM got").fetchall()[0][0]
-    return Gold(table, width, cells, where)
+    con.execute(
+        f"CREATE OR REPLACE TABLE got_wide AS SELECT {start} AS w, {key}::VARCHAR AS key, "
+        f"{sums} FROM gold_raw GROUP BY ALL"
+    )
+    parts = [f"SELECT w, key, '{m}' AS metric, \"{m}\" AS value FROM got_wide" for m in metrics]
+    con.execute("CREATE OR REPLACE VIEW got AS " + " UNION ALL ".join(parts))
+    rows = con.execute("SELECT count(*) FROM got_wide").fetchall()[0][0]
+    return Gold(table, width, rows * len(metrics), where)
 
 
 def check_window(

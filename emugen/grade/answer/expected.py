@@ -55,8 +55,8 @@ def judge(
     """The view `judged`: every record with its policy flags (and `kept`, from the table
     `kept_rows`, when the consumer's silver is given); `cells_company` / `cells_region`.
 
-    A view, not a table: the expected gold reads it once, and the explanations read a copy
-    of only the wrong cells' records (`wrong_records`)."""
+    A view, not a table: the expected gold reads it once, and the explanations read only the
+    wrong rows' records (classes.py `wrong_records`), where they are."""
     certain, at_most = drop_sql(policy, width_ms)
     kept = "kr.batch_id IS NOT NULL" if with_kept else "NULL::BOOLEAN"
     kept_join = (
@@ -66,12 +66,16 @@ def judge(
     )
     con.execute(f"""
         CREATE OR REPLACE VIEW judged AS
-        WITH r AS (
-          SELECT p.*, f.before_1, f.before_2, p.event_ms // {width_ms} * {width_ms} AS w,
-                 {kept} AS kept
-          FROM parsed p JOIN progress f USING (stream, k)
+        -- each record's file progress by list index (fid), not by a join: the view is
+        -- scanned several times and a join on (stream, k) costs each scan a hash probe
+        WITH f AS (SELECT list(before_1 ORDER BY fid) AS b1, list(before_2 ORDER BY fid) AS b2
+                   FROM progress),
+        r AS (
+          SELECT p.*, f.b1[p.fid] AS before_1, f.b2[p.fid] AS before_2,
+                 p.event_ms // {width_ms} * {width_ms} AS w, {kept} AS kept
+          FROM parsed p CROSS JOIN f
           {kept_join})
-        SELECT * EXCLUDE (before_1, before_2, ledger_late),
+        SELECT * EXCLUDE (before_1, before_2, ledger_late, fid),
                valid AND NOT copy AND released AS eligible,
                valid AND NOT copy AND released AND NOT {certain} AS counted_hi,
                valid AND NOT copy AND released AND NOT {at_most} AS counted_lo,
@@ -106,17 +110,9 @@ def metric_sql(table: str, metric: str, flag: str) -> str:
     return f"count(*) FILTER (WHERE {flag} AND {HITS[table][metric]})"
 
 
-def keep_wrong_records(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """`wrong_records`: the records of the cells in `wrong_keys`, read once for every
-    explanation."""
-    con.execute(
-        f"CREATE OR REPLACE TABLE wrong_records AS SELECT c.* FROM cells_{table} c "
-        "SEMI JOIN wrong_keys USING (w, key)"
-    )
-
-
 def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:
-    """`exp_long(w, key, metric, lo, hi)`: the expected gold of `table` (company | region)."""
+    """`exp_wide(w, key, <metric>_lo, <metric>_hi...)` and the view `exp_long(w, key, metric,
+    lo, hi)`: the expected gold of `table` (company | region)."""
     metrics = metrics_of(table)
     cols = []
     for m in metrics:
@@ -132,7 +128,9 @@ def expected(con: duckdb.DuckDBPyConnection, table: str, band: bool) -> None:
         f'coalesce("{m}_hi", "{m}_lo")::BIGINT AS hi FROM exp_wide'
         for m in metrics
     ]
-    con.execute("CREATE OR REPLACE TABLE exp_long AS " + " UNION ALL ".join(parts))
+    # a view: the comparison joins exp_wide's rows; only a grid check or a shift search
+    # reads cells one metric at a time
+    con.execute("CREATE OR REPLACE VIEW exp_long AS " + " UNION ALL ".join(parts))
 
 
 def conservation(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:

@@ -20,13 +20,17 @@ FILES = """
 CREATE OR REPLACE TABLE files AS
 WITH landed AS (SELECT DISTINCT stream, batch_id FROM truth_detail),
 waits AS (SELECT batch_id, any_value(released_after_batch_id) AS after FROM ledger
-          WHERE condition = 'delayed' GROUP BY batch_id)
-SELECT l.stream, l.batch_id, w.after IS NOT NULL AS delayed,
-       -- a delayed batch is released only once the batch it waits for has landed
-       w.after IS NULL OR w.after IN (SELECT batch_id FROM landed) AS released,
-       row_number() OVER (PARTITION BY l.stream ORDER BY coalesce(w.after, l.batch_id),
-                          w.after IS NOT NULL, l.batch_id) - 1 AS k
-FROM landed l LEFT JOIN waits w USING (batch_id)
+          WHERE condition = 'delayed' GROUP BY batch_id),
+ordered AS (
+  SELECT l.stream, l.batch_id, w.after IS NOT NULL AS delayed,
+         -- a delayed batch is released only once the batch it waits for has landed
+         w.after IS NULL OR w.after IN (SELECT batch_id FROM landed) AS released,
+         row_number() OVER (PARTITION BY l.stream ORDER BY coalesce(w.after, l.batch_id),
+                            w.after IS NOT NULL, l.batch_id) - 1 AS k
+  FROM landed l LEFT JOIN waits w USING (batch_id))
+-- fid numbers every file from 1: the index of its entry in a list of per-file values, read
+-- per record without a join
+SELECT *, row_number() OVER (ORDER BY stream, k)::INTEGER AS fid FROM ordered
 """
 
 # the valid records whose id is already taken: a copy is every one after the first in the
@@ -72,7 +76,7 @@ SELECT f.batch_id, f.row_no, f.stream, natural_id AS record_id, valid, f[1] AS c
        CASE WHEN f.stream = 'companies' THEN f[2] END AS own_region,
        epoch_ms(try_cast(CASE WHEN f.stream = 'events' THEN f[4] ELSE f[3] END AS TIMESTAMPTZ))
          AS event_ms,
-       fl.k, fl.delayed, fl.released, c.batch_id IS NOT NULL AS copy,
+       fl.k, fl.fid, fl.delayed, fl.released, c.batch_id IS NOT NULL AS copy,
        l.batch_id IS NOT NULL AS ledger_late
 FROM f JOIN files fl USING (stream, batch_id)
 LEFT JOIN copies c ON c.batch_id = f.batch_id AND c.row_no = f.row_no
@@ -101,10 +105,10 @@ def parsed_sql(safe: bool) -> str:
 PROGRESS = """
 CREATE OR REPLACE TABLE progress AS
 WITH per_file AS (
-  SELECT f.stream, f.k, f.batch_id, f.delayed, f.released, t.top
+  SELECT f.stream, f.k, f.fid, f.batch_id, f.delayed, f.released, t.top
   FROM files f LEFT JOIN (SELECT batch_id, max(event_ms) FILTER (WHERE valid) AS top
                           FROM parsed GROUP BY batch_id) t USING (batch_id))
-SELECT stream, k, batch_id, delayed, released,
+SELECT stream, k, fid, batch_id, delayed, released,
   max(top) OVER (PARTITION BY stream ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
     AS before_1,
   max(top) OVER (PARTITION BY stream ORDER BY k ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING)

@@ -11,16 +11,11 @@ import duckdb
 from sqlalchemy import Engine
 
 from emugen.errors import GradeInputError
+from emugen.grade.answer.classes import wrong_records
+from emugen.grade.answer.compare import compare
 from emugen.grade.answer.consumer import load_gold
-from emugen.grade.answer.expected import (
-    conservation,
-    expected,
-    judge,
-    keep_wrong_records,
-    metric_sql,
-    metrics_of,
-)
-from emugen.grade.answer.explain import by_cause, compare, explain
+from emugen.grade.answer.expected import conservation, expected, judge, metric_sql, metrics_of
+from emugen.grade.answer.explain import by_cause, explain
 from emugen.grade.answer.policy import Policy, Tolerance
 from emugen.grade.answer.records import build_records
 from emugen.grade.arrivals import load_ledger
@@ -71,7 +66,7 @@ def split(con: duckdb.DuckDBPyConnection, table: str, cells: list[dict]) -> None
     silver) and aggregation (that gold vs what it wrote)."""
     parts = [
         f"SELECT w, key, '{m}' AS metric, {metric_sql(table, m, 'kept')} AS v "
-        f"FROM wrong_records GROUP BY w, key"
+        f"FROM {wrong_records(table)} GROUP BY w, key"
         for m in metrics_of(table)
     ]
     own = {(w, k, m): v for w, k, m, v in con.execute(" UNION ALL ".join(parts)).fetchall()}
@@ -87,7 +82,8 @@ def check_grid(con: duckdb.DuckDBPyConnection, width_ms: int, where: str) -> Non
     """Refuse a window shorter than the gold's own: its windows lie k > 1 windows apart while
     the data fills the windows between them."""
     starts = sorted(
-        int(r[0]) for r in con.execute("SELECT DISTINCT w FROM got WHERE w IS NOT NULL").fetchall()
+        int(r[0])
+        for r in con.execute("SELECT DISTINCT w FROM got_wide WHERE w IS NOT NULL").fetchall()
     )
     if len(starts) < 2:
         return
@@ -136,8 +132,8 @@ def run_gold(job: GoldJob, engine: Engine | None = None) -> dict:
         judge(con, job.policy, gold.width_ms, with_kept=job.kept is not None)
         expected(con, gold.table, job.policy.band)
         check_grid(con, gold.width_ms, gold.where)
-        counts = compare(con, job.tolerance, pending_after(con, job.policy), gold.width_ms)
-        keep_wrong_records(con, gold.table)
+        after = pending_after(con, job.policy)
+        counts = compare(con, gold.table, job.tolerance, after, gold.width_ms)
         cells, late_pending = explain(con, gold.table, gold.width_ms, job.tolerance)
         if job.kept is not None and cells:
             split(con, gold.table, cells)
