@@ -83,9 +83,11 @@ gate "docs (mkdocs build --strict)" env NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs b
 if [ "$#" -gt 0 ]; then
   exec .venv/bin/python -m pytest "$@"
 fi
-# The whole suite in two runs. The unit tests share nothing but PostgreSQL (a private schema
-# each) and run on two pytest-xdist workers: 7 min -> 3.6 min on 2 cores. The tests that start
-# real fleets, Spark jobs and browsers run one at a time after them: they judge latency and
-# cadence, which a neighbour competing for the same 2 cores would distort.
-.venv/bin/python -m pytest -n 2 tests --ignore=tests/integration --ignore=tests/examples
-exec .venv/bin/python -m pytest tests/integration tests/examples
+# The whole suite in two runs. First the unit tests and the reference consumers' examples on two
+# pytest-xdist workers: the unit tests share nothing but PostgreSQL (a private schema each); the
+# examples (Spark, dbt, DuckDB: judged on answers, not on latency) stay together on one worker
+# (`--dist loadgroup`) while the other takes unit tests. Then the tests that start real fleets
+# and browsers, one at a time: they judge latency and cadence, which a neighbour competing for
+# the same 2 cores would distort.
+.venv/bin/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/integration
+exec .venv/bin/python -m pytest tests/integration
