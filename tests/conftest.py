@@ -82,3 +82,36 @@ def celery_includes() -> list[str]:
     # thread, where starting and stopping one per test cost ~4 s each (its loop drains the
     # broker with a 2 s timeout between shutdown checks)
     return ["emugen.fleet.tasks", "celery.contrib.testing.tasks"]
+
+
+def _worker_idle() -> bool:
+    from celery.worker import state
+
+    return not (state.active_requests or state.reserved_requests or state.scheduled_requests)
+
+
+@pytest.fixture(autouse=True)
+def _celery_test_app(request: pytest.FixtureRequest):
+    """For a test on Celery's in-process worker: its test app is the current one when the test
+    starts, and the worker has nothing running, reserved or scheduled when the test ends.
+
+    Why: the tasks are `shared_task`s, sent through whichever app is current, and any later
+    `Celery()` (emugen.celery, imported by a command a test runs in-process) makes itself
+    current, so a test after it would send to the real broker; and a task left running by one
+    test (a retry, a chain's last hop) would otherwise meet the next test's store while it is
+    being created (on PostgreSQL: a deadlock, or tables made twice)."""
+    if "celery_session_app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("celery_session_app")
+    app.set_current()
+    app.set_default()
+    yield
+    if "celery_session_worker" not in request.fixturenames:
+        return
+    import time
+
+    deadline, quiet = time.monotonic() + 60, 0
+    while time.monotonic() < deadline and quiet < 20:  # idle for 20 polls of 10 ms in a row
+        quiet = quiet + 1 if _worker_idle() else 0
+        time.sleep(0.01)

@@ -81,7 +81,8 @@ def dbt_runs(runs: dict[Path, tuple[Path, int]]) -> None:
                 process.wait()
 
 
-@pytest.fixture(scope="module")
+# session-scoped: built once even when the tests of another module run between this one's
+@pytest.fixture(scope="session")
 def dbt_builds(arrival_zone: ArrivalZone, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The project built twice (lookback ENOUGH and 0), one run per released events file."""
     dbt_or_skip()

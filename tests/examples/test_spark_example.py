@@ -70,7 +70,8 @@ class Zone:
         return companies, regions
 
 
-@pytest.fixture(scope="module")
+# session-scoped: built once even when the tests of another module run between this one's
+@pytest.fixture(scope="session")
 def zone(tmp_path_factory: pytest.TempPathFactory) -> Zone:
     spark_or_skip()
     made = Zone(tmp_path_factory.mktemp("store"))
@@ -196,7 +197,7 @@ def _gold_regions(out: Path) -> set[tuple]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def weakened(zone: Zone, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The job's output with --weaken, run once (--once) on every batch of the zone."""
     folder = tmp_path_factory.mktemp("weakened")

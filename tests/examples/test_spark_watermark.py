@@ -27,7 +27,8 @@ SHORT = 0
 WIDTH = 60_000
 
 
-@pytest.fixture(scope="module")
+# session-scoped: built once even when the tests of another module run between this one's
+@pytest.fixture(scope="session")
 def spark_out(arrival_zone: ArrivalZone, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One run with the default watermark, then one with SHORT on the same silver."""
     spark_or_skip()
