@@ -86,8 +86,8 @@ fi
 # The whole suite in two runs. First the unit tests and the reference consumers' examples on two
 # pytest-xdist workers: the unit tests share nothing but PostgreSQL (a private schema each); the
 # examples (Spark, dbt, DuckDB: judged on answers, not on latency) stay together on one worker
-# (`--dist loadgroup`) while the other takes unit tests. Then the tests that start real fleets
+# (tests/conftest.py's scheduler) while the other takes unit tests. Then the tests that start real fleets
 # and browsers, one at a time: they judge latency and cadence, which a neighbour competing for
 # the same 2 cores would distort.
-.venv/bin/python -m pytest -n 2 --dist loadgroup tests --ignore=tests/integration
+.venv/bin/python -m pytest -n 2 tests --ignore=tests/integration
 exec .venv/bin/python -m pytest tests/integration

@@ -24,6 +24,29 @@ def settings() -> Settings:
     return make_settings()
 
 
+# -- pytest-xdist: the reference consumers' examples on one worker ------------------------------
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n`, every test goes to whichever worker is free, except tests/examples: those go
+    to one worker together, so their shared arrival zone and Spark outputs are built once and
+    their JVMs and dbt runs (judged on answers, not latency) take one core, one at a time.
+
+    A scheduler of our own rather than `--dist loadgroup`: pytest-xdist 3.8 groups by rewriting
+    `item._nodeid`, which pytest 9.2 no longer reads, so its groups are silently ignored."""
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ExamplesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/examples/"):
+                return "tests/examples"
+            return nodeid  # a scope of its own: distributed one by one, as --dist load does
+
+    return ExamplesTogether(config, log)
+
+
 # -- databases: every storage test runs on a SQLite file and on the real PostgreSQL ----------
 
 import os  # noqa: E402
