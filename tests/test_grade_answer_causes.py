@@ -55,6 +55,21 @@ def test_a_row_one_window_or_whole_hours_away_is_window_shifted(tmp_path):
     assert shifted["causes"][0]["shift_ms"] == -3_600_000
 
 
+def test_a_row_fitting_a_window_back_and_a_window_ahead_is_named_shifted_back_every_time(tmp_path):
+    # one event at 65 s (window 60) and one at 125 s (window 120): the consumer's lone row at
+    # 90 equals either neighbour, and the report must not depend on which one DuckDB finds first
+    landing = Landing().files([65], [125])
+    shifts = set()
+    for run in range(5):
+        folder = tmp_path / str(run)
+        folder.mkdir()
+        result = grade(folder, landing, [(90, "c1", 1)])
+        cell = cell_of(result, 90)
+        assert cell["causes"][0]["cause"] == "window_shifted"
+        shifts.add(cell["causes"][0]["shift_ms"])
+    assert shifts == {-30_000}
+
+
 def test_gold_for_a_window_never_generated_is_no_such_window(tmp_path):
     landing = Landing().files([100, 101])
     result = grade(tmp_path, landing, [(90, "c1", 2), (900, "c1", 4)])

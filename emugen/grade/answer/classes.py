@@ -181,7 +181,9 @@ def shifted(
                      AND coalesce(e.hi, 0) AS ok, coalesce(e.hi, 0) > 0 AS nonzero
               FROM g CROSS JOIN s
               LEFT JOIN exp_long e ON e.key = g.key AND e.metric = g.metric AND e.w = g.w + s.s)
-        SELECT w, key, arg_min(s, abs(s)) FROM (
+        -- the smallest shift; of a window back and a window ahead that both fit, the one back
+        -- (the row was written a window late), so that the report is the same on every run
+        SELECT w, key, arg_min(s, abs(s) * 2 + (s > 0)::INT) FROM (
             SELECT w, key, s FROM m GROUP BY w, key, s
             HAVING bool_and(ok) AND bool_or(nonzero) AND count(*) = {n})
         -- a shifted row leaves the window it belongs to wrong (or empty) in the consumer's gold
