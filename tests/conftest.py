@@ -50,6 +50,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 # -- databases: every storage test runs on a SQLite file and on the real PostgreSQL ----------
 
 import os  # noqa: E402
+import time  # noqa: E402
 
 PG_URL = os.environ.get("EMUGEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -132,8 +133,6 @@ def _celery_test_app(request: pytest.FixtureRequest):
     yield
     if "celery_session_worker" not in request.fixturenames:
         return
-    import time
-
     deadline, quiet = time.monotonic() + 60, 0
     while time.monotonic() < deadline and quiet < 20:  # idle for 20 polls of 10 ms in a row
         quiet = quiet + 1 if _worker_idle() else 0

@@ -16,8 +16,7 @@ def _state(m: str, tolerance: Tolerance, later: str) -> str:
     """SQL: one metric's cell ok (within the tolerance of [lo, hi]), pending (absent, in a
     window the gold cannot hold yet) or wrong."""
     lo, hi, got = f'"{m}_lo"', f'"{m}_hi"', f'"{m}_got"'
-    allowed_lo = f"greatest({tolerance.absolute}, {tolerance.relative} * abs({lo}))"
-    allowed_hi = f"greatest({tolerance.absolute}, {tolerance.relative} * abs({hi}))"
+    allowed_lo, allowed_hi = tolerance.allowed_sql(lo), tolerance.allowed_sql(hi)
     return f"""CASE
         WHEN coalesce({got}, 0) >= {lo} - {allowed_lo}
              AND coalesce({got}, 0) <= {hi} + {allowed_hi} THEN 'ok'

@@ -158,7 +158,7 @@ def _first_class(table: str, tolerance: Tolerance) -> str:
         WITH c AS (
           SELECT w, key, metric, lo, hi, got,
                  CASE WHEN {value} < lo THEN {value} - lo ELSE {value} - hi END AS target,
-                 greatest({tolerance.absolute}, {tolerance.relative} * abs(hi)) AS slack
+                 {tolerance.allowed_sql("hi")} AS slack
           FROM cmp WHERE state = 'wrong'),
         r(cls, rank) AS (VALUES {rank}),
         m AS MATERIALIZED (
@@ -226,7 +226,9 @@ def explain(
     for w, key, metric, lo, hi, got, cls, n, x in zip(
         w_, key_, metric_, lo_, hi_, got_, cls_, n_, examples, strict=True
     ):
-        if cls is None:
+        if cls is not None:  # most cells: one whole class
+            causes = [{"cause": cls, "count": n, "examples": x}]
+        else:
             causes = _open_causes(
                 effects.get((w, key, metric), {}),
                 _target(lo, hi, got),
@@ -234,25 +236,6 @@ def explain(
                 moved.get((w, key)),
                 records.get((w, key), (0, [])),
             )
-        elif cls == "unreleased":
-            pending += 1
-            continue
-        else:  # most cells: one whole class, its cell built inline (no calls per cell)
-            value = 0 if got is None else got
-            cell = {
-                "window_start_ms": w,
-                "key": key,
-                "metric": metric,
-                "got": got,
-                "difference": value - lo if value < lo else value - hi,
-                "causes": [{"cause": cls, "count": n, "examples": x}],
-            }
-            if lo == hi:
-                cell["expected"] = lo
-            else:
-                cell["expected_lo"], cell["expected_hi"] = lo, hi
-            cells.append(cell)
-            continue
         if all(c["cause"] == "unreleased" for c in causes):
             pending += 1  # only a delayed batch not released yet: no consumer can have it
             continue

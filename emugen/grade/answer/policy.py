@@ -97,6 +97,10 @@ class Tolerance:
     def allowed(self, expected: float) -> float:
         return max(self.absolute, self.relative * abs(expected))
 
+    def allowed_sql(self, expected: str) -> str:
+        """`allowed` as a DuckDB expression over the SQL expression `expected`."""
+        return f"greatest({self.absolute}, {self.relative} * abs({expected}))"
+
 
 def parse_tolerance(text: str | None) -> Tolerance:
     """`abs=2`, `rel=0.01` or `abs=2,rel=0.01`."""
